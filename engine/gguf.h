@@ -1,0 +1,105 @@
+/* gguf.h — validating GGUF (v2/v3) reader over a read-only mmap, and a
+ * streaming GGUF v3 writer.
+ *
+ * The reader checks the whole container before anything points into it:
+ * magic, version, counts bounded by the file size, string lengths, value and
+ * element types, duplicate keys/tensors, general.alignment, dims, known and
+ * non-removed tensor types, ne0 % block size, byte sizes without overflow,
+ * offset alignment and offset+size inside the file.  Any failure yields a
+ * one-line message "PATH: problem" and NULL.  Model-level checks (required
+ * tensors and keys, shapes against hyper-parameters) live in model.c. */
+#ifndef MS_GGUF_H
+#define MS_GGUF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ms-common.h"
+
+typedef enum {
+    MS_GGUF_UINT8 = 0, MS_GGUF_INT8 = 1, MS_GGUF_UINT16 = 2, MS_GGUF_INT16 = 3,
+    MS_GGUF_UINT32 = 4, MS_GGUF_INT32 = 5, MS_GGUF_FLOAT32 = 6, MS_GGUF_BOOL = 7,
+    MS_GGUF_STRING = 8, MS_GGUF_ARRAY = 9, MS_GGUF_UINT64 = 10, MS_GGUF_INT64 = 11,
+    MS_GGUF_FLOAT64 = 12, MS_GGUF_TYPE_COUNT = 13
+} MsGgufType;
+
+typedef struct MsGguf MsGguf;
+
+typedef struct {
+    const char *name;      /* NUL-terminated, owned by the MsGguf */
+    uint32_t n_dims;
+    int64_t ne[4];         /* ne[0] fastest; unused dims are 1 */
+    int type;              /* ggml type id (see quant.h MS_TYPE_*) */
+    uint64_t offset;       /* relative to the data section */
+    uint64_t nbytes;
+    const void *data;      /* points into the read-only mapping */
+} MsGgufTensor;
+
+typedef struct {
+    int elem_type;         /* MsGgufType, never ARRAY */
+    uint64_t n;
+    const uint8_t *data;   /* packed little-endian elements (for STRING: see ms_gguf_arr_str) */
+    const uint64_t *str_off; /* STRING arrays: offset of element i's u64 length prefix, relative to data */
+} MsGgufArray;
+
+/* Open, map and validate.  Returns NULL and fills err on failure. */
+MsGguf *ms_gguf_open(const char *path, MsError *err);
+void ms_gguf_free(MsGguf *g);                 /* accepts NULL; unmaps */
+
+const char *ms_gguf_path(const MsGguf *g);    /* borrowed */
+uint32_t ms_gguf_version(const MsGguf *g);
+uint64_t ms_gguf_file_size(const MsGguf *g);
+uint32_t ms_gguf_alignment(const MsGguf *g);
+
+/* ---- metadata ---- */
+int64_t ms_gguf_n_kv(const MsGguf *g);
+const char *ms_gguf_kv_key(const MsGguf *g, int64_t i);  /* borrowed, NUL-terminated */
+int ms_gguf_kv_type(const MsGguf *g, int64_t i);         /* MsGgufType */
+int64_t ms_gguf_find_kv(const MsGguf *g, const char *key); /* index or -1 */
+
+/* Typed getters.  All return 0, MS_ENOTFOUND when the key is absent (err
+ * untouched, so callers can apply defaults), or MS_EFORMAT when the value has
+ * the wrong type or is out of range (err filled, naming file and key).
+ * Integer getters accept any integer type (and bool) and range-check;
+ * float getters accept F32, F64 and integers. */
+int ms_gguf_get_u32(const MsGguf *g, const char *key, uint32_t *out, MsError *err);
+int ms_gguf_get_i64(const MsGguf *g, const char *key, int64_t *out, MsError *err);
+int ms_gguf_get_f32(const MsGguf *g, const char *key, float *out, MsError *err);
+int ms_gguf_get_bool(const MsGguf *g, const char *key, bool *out, MsError *err);
+/* *s is borrowed and NOT NUL-terminated; *len is its byte length. */
+int ms_gguf_get_str(const MsGguf *g, const char *key, const char **s, uint64_t *len, MsError *err);
+int ms_gguf_get_arr(const MsGguf *g, const char *key, MsGgufArray *out, MsError *err);
+
+/* Array element access (no bounds beyond i < a->n are needed: validated). */
+void ms_gguf_arr_str(const MsGgufArray *a, uint64_t i, const char **s, uint64_t *len);
+double ms_gguf_arr_f64(const MsGgufArray *a, uint64_t i);  /* numeric elements */
+int64_t ms_gguf_arr_i64(const MsGgufArray *a, uint64_t i); /* integer/bool elements */
+
+/* ---- tensors ---- */
+int64_t ms_gguf_n_tensors(const MsGguf *g);
+const MsGgufTensor *ms_gguf_tensor(const MsGguf *g, int64_t i);            /* borrowed */
+const MsGgufTensor *ms_gguf_find_tensor(const MsGguf *g, const char *name); /* NULL if absent */
+
+/* ---- writer (GGUF v3, little-endian, alignment 32 unless general.alignment set) ----
+ * Usage: new -> set_* / add_tensor (infos only, in data order) -> write_header
+ * -> write_tensor_data once per tensor, in the order added -> finish.
+ * Streaming keeps multi-GB synthetic models out of memory. */
+typedef struct MsGgufWriter MsGgufWriter;
+
+MsGgufWriter *ms_gguf_writer_new(const char *path, MsError *err);
+void ms_gguf_writer_free(MsGgufWriter *w);   /* accepts NULL; closes without finishing */
+int ms_gguf_writer_set_u32(MsGgufWriter *w, const char *key, uint32_t v);
+int ms_gguf_writer_set_i32(MsGgufWriter *w, const char *key, int32_t v);
+int ms_gguf_writer_set_u64(MsGgufWriter *w, const char *key, uint64_t v);
+int ms_gguf_writer_set_f32(MsGgufWriter *w, const char *key, float v);
+int ms_gguf_writer_set_bool(MsGgufWriter *w, const char *key, bool v);
+int ms_gguf_writer_set_str(MsGgufWriter *w, const char *key, const char *v);
+/* numeric arrays: elem_type one of the fixed-size MsGgufType values */
+int ms_gguf_writer_set_arr(MsGgufWriter *w, const char *key, int elem_type, const void *data, uint64_t n);
+int ms_gguf_writer_set_arr_str(MsGgufWriter *w, const char *key, const char *const *v, uint64_t n);
+int ms_gguf_writer_add_tensor(MsGgufWriter *w, const char *name, int type, uint32_t n_dims, const int64_t *ne);
+int ms_gguf_writer_write_header(MsGgufWriter *w);
+int ms_gguf_writer_write_tensor_data(MsGgufWriter *w, const void *data, uint64_t nbytes);
+int ms_gguf_writer_finish(MsGgufWriter *w, MsError *err);  /* flush + close; frees nothing */
+
+#endif

@@ -1,0 +1,69 @@
+/* ms-common.h — error contract and small numeric helpers shared by every
+ * plain-C layer (engine/, db/, analysis/).
+ *
+ * Error contract: functions return 0 (or a non-negative count / a valid
+ * pointer) on success and a negative MS_E* code (or NULL) on failure; when an
+ * MsError* is passed it receives the code and a one-line message that names
+ * the file or object and the problem.  Library code never exits or aborts on
+ * bad input.  MsError may be NULL when the caller does not want the text. */
+#ifndef MS_COMMON_H
+#define MS_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+    MS_OK = 0,
+    MS_EIO = -1,        /* open/read/write/mmap failed */
+    MS_EFORMAT = -2,    /* malformed file or data */
+    MS_EUNSUPPORTED = -3, /* valid but not supported (arch, weight type, ...) */
+    MS_EINVAL = -4,     /* impossible option or argument */
+    MS_ENOMEM = -5,
+    MS_ERANGE = -6,     /* value out of range (context full, id out of vocab) */
+    MS_ENOTFOUND = -7,  /* missing key / tensor / row */
+    MS_EDB = -8,        /* database error */
+    MS_EINTERNAL = -9,
+};
+
+#define MS_ERRMSG_MAX 512
+
+typedef struct MsError {
+    int code;
+    char msg[MS_ERRMSG_MAX];
+} MsError;
+
+/* Record code and a printf-style message into err (if non-NULL); returns code
+ * so callers can write `return ms_error_set(err, MS_EFORMAT, "...")`. */
+int ms_error_set(MsError *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix an existing message, e.g. with the file name. */
+int ms_error_prefix(MsError *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ms_error_clear(MsError *err);
+/* Static, human-readable name of a code ("malformed input", ...). */
+const char *ms_strerror(int code);
+
+/* ---- half-precision conversions (IEEE binary16 and bfloat16) ---- */
+static inline float ms_fp32_from_bits(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
+static inline uint32_t ms_fp32_to_bits(float f) { uint32_t w; memcpy(&w, &f, 4); return w; }
+
+/* binary16 -> float, exact. */
+float ms_fp16_to_fp32(uint16_t h);
+/* float -> binary16, round to nearest even (as F16C / ggml do). */
+uint16_t ms_fp32_to_fp16(float f);
+static inline float ms_bf16_to_fp32(uint16_t b) { return ms_fp32_from_bits((uint32_t)b << 16); }
+/* float -> bfloat16, round to nearest even, NaN quieted (as ggml). */
+static inline uint16_t ms_fp32_to_bf16(float f)
+{
+    uint32_t u = ms_fp32_to_bits(f);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 64);
+    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}
+
+#define MS_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MS_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,25 @@
+/* synth.h — random-weight MoE models of any shape and supported weight type,
+ * written as GGUF through the project's own writer and quantisers, with a
+ * valid byte-level BPE tokenizer.  Used by tests, benchmarks and users who
+ * want a model of a given shape.  Deterministic given the seed. */
+#ifndef MS_SYNTH_H
+#define MS_SYNTH_H
+
+#include <stdint.h>
+
+#include "ms-common.h"
+
+typedef struct {
+    const char *arch;      /* "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" */
+    int n_layer, n_embd, n_head, n_head_kv;  /* n_head_kv 0 = n_head */
+    int n_expert, n_expert_used, n_ff;       /* n_ff: expert FFN width */
+    int n_vocab;
+    int type;              /* MS_TYPE_* for 2-D weights; norms and router stay F32 */
+    uint64_t seed;
+} MsSynthParams;
+
+MsSynthParams ms_synth_default_params(void);
+/* Write the model to path.  Returns 0 or MS_E* (err names the problem). */
+int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err);
+
+#endif
