@@ -72,8 +72,8 @@ typedef struct {
     int k;                     /* experts selected per token at this layer (after overrides) */
     const int32_t *experts;    /* [n_tokens][k] selected ids, ranked (descending selection score) */
     const float *weights;      /* [n_tokens][k] gate weight actually applied (0 for dropped experts) */
-    const float *probs;        /* [n_tokens][E] router probabilities (score function of the raw logits) */
-    const float *logits;       /* [n_tokens][E] raw router logits (before any steering bias) */
+    const float *probs;        /* [n_tokens][E] router probabilities (score function of those logits) */
+    const float *logits;       /* [n_tokens][E] router logits as used (raw + any steering bias) */
     const float *out_maxabs;   /* [n_tokens][k] max |x| of each selected expert's down-projection output */
     const float *out_l2;       /* [n_tokens][k] L2 norm of the same */
 } MsRoutingEvent;
