@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages moescope builds, tests and runs with.
+# Idempotent: does nothing when everything is present.  Needs root (or sudo).
+set -euo pipefail
+pkgs=(
+  build-essential meson ninja-build pkg-config
+  libopenblas-dev libpcre2-dev libunistring-dev libsqlite3-dev libjansson-dev
+  libgtk-4-dev libcairo2-dev
+  sqlite3 postgresql python3 xvfb xauth
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "installing: ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
