@@ -1,0 +1,260 @@
+/* trace.h — the trace store: every routing decision of a run in one SQLite
+ * database (schema in docs/schema.md), written through the engine's
+ * MsObserver and read back in bounded-memory chunks by the analyses.
+ *
+ * db/ owns all SQLite code; nothing here exposes sqlite3 types.
+ *
+ * Errors: functions return 0 (or a count / id >= 0, or a valid pointer) on
+ * success and a negative MS_E* code (or NULL) on failure; err receives a one
+ * line message starting with the database file name ("t.db: ...").
+ *
+ * Threading: an MsTraceDb handle is used by one thread at a time.  Several
+ * processes may open the same file: WAL mode lets readers run while a trace
+ * is being written.
+ *
+ * Ownership: every pointer a *_next() call returns inside its output struct
+ * is borrowed from the cursor and valid until the next call on that cursor
+ * or its free.  Structs documented "caller owns" are released with the
+ * matching *_clear()/free function. */
+#ifndef MS_TRACE_H
+#define MS_TRACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine.h"
+#include "ms-common.h"
+
+/* PRAGMA user_version of the schema this code writes.  Older databases are
+ * migrated forward on open (read-write); newer ones are refused. */
+#define MS_TRACE_SCHEMA_VERSION 1
+#define MS_TRACE_MAX_LAYER 256   /* layer indices 0..255 */
+#define MS_TRACE_MAX_EXPERT 65535
+
+/* ---------------------------------------------------------------- database */
+
+typedef struct MsTraceDb MsTraceDb;
+
+enum {
+    MS_TRACE_READ = 0,        /* read-only (query_only); the file must exist */
+    MS_TRACE_WRITE = 1,       /* read-write; the file must exist */
+    MS_TRACE_CREATE = 3,      /* read-write, created (with schema) if missing */
+};
+
+/* Open or create; creates / migrates the schema when writable.  A file that
+ * is not a moescope trace (no schema, foreign tables) is MS_EFORMAT. */
+MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err);
+void ms_trace_close(MsTraceDb *db);                  /* accepts NULL */
+const char *ms_trace_path(const MsTraceDb *db);      /* borrowed */
+int ms_trace_user_version(const MsTraceDb *db);
+
+/* ------------------------------------------------------------- model, run */
+
+/* Static model facts, stored once per distinct model (file name + sha256). */
+typedef struct {
+    int64_t model_id;          /* output only */
+    char file_name[256];       /* base name of the GGUF file ("" for imports) */
+    uint64_t file_size;
+    char sha256[65];           /* lowercase hex, "" if unknown */
+    char arch[32];             /* "olmoe", ..., "imported" */
+    char name[128];            /* general.name or "" */
+    int n_layer;               /* decoder blocks */
+    int n_expert;              /* routed experts E */
+    int n_expert_used;         /* k */
+    int n_expert_shared;
+    char score_func[16];       /* "softmax" | "sigmoid" | "unknown" */
+    bool norm_topk;            /* top-k weights renormalised */
+    float w_scale;             /* routed scaling factor (1 if none) */
+    int n_embd, n_vocab, n_ff_exp;
+    int n_moe_layers;
+    uint8_t is_moe[MS_TRACE_MAX_LAYER]; /* 1 when block l has a router */
+} MsTraceModel;
+
+/* Fill m from a loaded model (sha256 of path is computed: one read pass). */
+int ms_trace_model_from_engine(MsTraceModel *m, const MsModel *model, const char *path, MsError *err);
+/* Insert (or find the identical) model row; returns model_id > 0 or MS_E*. */
+int64_t ms_trace_model_add(MsTraceDb *db, const MsTraceModel *m, MsError *err);
+
+/* A run: one pass of one model over a prompt set. */
+typedef struct {
+    int64_t run_id;            /* output only */
+    int64_t model_id;
+    int64_t parent_run_id;     /* 0 = none (else the run this one is compared to) */
+    const char *kind;          /* "trace" | "import" */
+    const char *settings_json; /* free-form JSON object text (gen, probs, stats, prompt file...) or NULL */
+    const char *interventions; /* canonical text (ms_intervention_to_string) or NULL / "" = none */
+    bool has_probs, has_stats;
+} MsTraceRunDesc;
+
+int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
+
+/* Run description as read back.  Caller owns; release with _clear. */
+typedef struct {
+    int64_t run_id, model_id, parent_run_id;
+    char *kind, *created, *settings_json, *interventions, *program_version;
+    bool has_probs, has_stats;
+    int64_t n_prompts, n_tokens;  /* committed */
+    MsTraceModel model;
+} MsTraceRunInfo;
+
+/* Run ids in ascending order; *ids is malloc'd (caller frees), *n its length. */
+int ms_trace_runs(MsTraceDb *db, int64_t **ids, int *n, MsError *err);
+/* MS_ENOTFOUND when no such run. */
+int ms_trace_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsError *err);
+void ms_trace_run_info_clear(MsTraceRunInfo *ri);    /* accepts NULL / zeroed */
+/* prompt_id of the committed prompt `index` of a run, 0 if absent, or MS_E*. */
+int64_t ms_trace_prompt_lookup(MsTraceDb *db, int64_t run_id, int index, MsError *err);
+
+/* ----------------------------------------------------------------- writer */
+
+typedef struct MsTraceWriter MsTraceWriter;
+
+/* A writer for one run.  Tokens and observer events of the current prompt
+ * are buffered in memory and written in one transaction at commit, in
+ * (pos, layer) order, with prepared statements. */
+MsTraceWriter *ms_trace_writer_new(MsTraceDb *db, int64_t run_id, MsError *err);
+void ms_trace_writer_free(MsTraceWriter *w);  /* accepts NULL; drops an uncommitted prompt */
+
+/* An observer that feeds this writer (user = w).  Routing is recorded
+ * always; probs/logits when the run has_probs; per-expert output stats and
+ * hidden stats when has_stats.  Events outside begin/commit are ignored.
+ * Callback failures (e.g. out of memory) are sticky and reported by commit. */
+MsObserver ms_trace_writer_observer(MsTraceWriter *w);
+
+/* Start prompt `index` (0-based position in the prompt file).  text may hold
+ * NUL bytes (len given); labels_json is a JSON object text or NULL. */
+int ms_trace_writer_begin(MsTraceWriter *w, int index, const char *text, size_t len,
+                          const char *labels_json, MsError *err);
+/* One token of the current prompt.  logprob / entropy: NAN = unknown (NULL). */
+int ms_trace_writer_token(MsTraceWriter *w, int pos, int32_t token_id,
+                          const char *piece, size_t piece_len, bool is_generated,
+                          float logprob, float entropy, MsError *err);
+/* Direct routing input (importers, tests): one (pos, layer) group of k
+ * experts; weights may be NULL (stored as NaN -> NULL in the view). */
+int ms_trace_writer_route(MsTraceWriter *w, int pos, int layer, int k,
+                          const int32_t *experts, const float *weights, MsError *err);
+/* Write everything buffered for the prompt in one transaction. On success
+ * *prompt_id (may be NULL) receives the new prompt's id. */
+int ms_trace_writer_commit(MsTraceWriter *w, int64_t *prompt_id, MsError *err);
+void ms_trace_writer_abort(MsTraceWriter *w);    /* drop the current prompt */
+/* Routing rows written so far by this writer (for progress / benchmarks). */
+int64_t ms_trace_writer_rows(const MsTraceWriter *w);
+
+/* ----------------------------------------------------------------- reader */
+
+typedef struct MsTraceCursor MsTraceCursor;   /* any of the iterators below */
+void ms_trace_cursor_free(MsTraceCursor *c);   /* accepts NULL */
+
+/* Prompts of a run in index order. */
+typedef struct {
+    int64_t prompt_id, run_id;
+    int index;
+    const char *text; size_t text_len;   /* exact bytes (may hold NUL), borrowed */
+    const char *labels_json;             /* borrowed, NULL if none */
+    int n_tokens;
+} MsTracePrompt;
+MsTraceCursor *ms_trace_prompts(MsTraceDb *db, int64_t run_id, MsError *err);
+/* 1 = *out filled, 0 = end, < 0 = MS_E*. */
+int ms_trace_prompts_next(MsTraceCursor *c, MsTracePrompt *out, MsError *err);
+
+/* Tokens of a run (prompt_id = 0) or of one prompt, in (prompt_id, pos) order. */
+typedef struct {
+    int64_t prompt_id;
+    int32_t pos, token_id;
+    const char *piece; size_t piece_len; /* exact bytes, borrowed */
+    bool is_generated;
+    float logprob, entropy;              /* NAN when unknown */
+} MsTraceToken;
+MsTraceCursor *ms_trace_tokens(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
+int ms_trace_tokens_next(MsTraceCursor *c, MsTraceToken *out, MsError *err);
+
+/* Routing in (prompt_id, pos, layer, rank) order, as fixed-size chunks.
+ * One (prompt, pos, layer) group is never split across chunks when cap is at
+ * least its k (cap >= 256 always suffices for k <= 256).  maxabs / l2 are
+ * the expert_stats values (NAN when the run has no stats). */
+typedef struct {
+    int64_t prompt_id;
+    int32_t pos;
+    int16_t layer, rank;
+    int32_t expert;
+    float weight;
+    float maxabs, l2;
+} MsTraceRoute;
+MsTraceCursor *ms_trace_routing(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
+/* Fills up to cap rows; returns the count (0 = end) or MS_E*. */
+int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError *err);
+
+/* Router probabilities / logits per (token, layer), decoded from binary16
+ * to float, n_expert values each.  Arrays borrowed until the next call. */
+typedef struct {
+    int64_t prompt_id;
+    int32_t pos, layer, n_expert;
+    const float *probs, *logits;
+} MsTraceProbs;
+MsTraceCursor *ms_trace_probs(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
+int ms_trace_probs_next(MsTraceCursor *c, MsTraceProbs *out, MsError *err);
+
+/* Residual max |h| per (token, layer), all blocks, in (prompt, pos, layer) order. */
+typedef struct {
+    int64_t prompt_id;
+    int32_t pos, layer;
+    float maxabs;
+} MsTraceHidden;
+MsTraceCursor *ms_trace_hidden(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
+int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError *err);
+
+/* ------------------------------------------------------- analysis results */
+
+/* Analyses write result tables into the same database.  A result table is
+ * named by the caller (letters, digits, '_'; it is created as given, e.g.
+ * "an_load"), replaced if it exists, and registered in table `analysis`
+ * with the run, analysis name and parameters. */
+typedef enum { MS_COL_INT = 1, MS_COL_REAL = 2, MS_COL_TEXT = 3, MS_COL_BLOB = 4 } MsColType;
+typedef struct { const char *name; MsColType type; } MsColumn;
+
+typedef struct MsTraceResult MsTraceResult;
+MsTraceResult *ms_trace_result_new(MsTraceDb *db, int64_t run_id, const char *analysis,
+                                   const char *params_json, const char *table,
+                                   const MsColumn *cols, int n_cols, MsError *err);
+/* Set column i (0-based) of the pending row, then ms_trace_result_row(). */
+int ms_trace_result_int(MsTraceResult *r, int col, int64_t v);
+int ms_trace_result_real(MsTraceResult *r, int col, double v);   /* NaN -> NULL */
+int ms_trace_result_text(MsTraceResult *r, int col, const char *s); /* NULL -> NULL */
+int ms_trace_result_null(MsTraceResult *r, int col);
+int ms_trace_result_row(MsTraceResult *r, MsError *err);
+/* Commit the table (everything is one transaction). */
+int ms_trace_result_commit(MsTraceResult *r, MsError *err);
+void ms_trace_result_free(MsTraceResult *r);  /* accepts NULL; uncommitted work rolled back */
+
+/* --------------------------------------------------- query, export, import */
+
+/* Run one read-only statement; row() is called per row with column names
+ * and values as text (NULL for SQL NULL; blobs as hex "x'..'"); returning
+ * nonzero from row() stops early.  Writes are refused (MS_EINVAL). */
+typedef int (*MsTraceRowFn)(void *user, int n_cols, const char *const *names,
+                            const char *const *values);
+int ms_trace_query(MsTraceDb *db, const char *sql, MsTraceRowFn row, void *user, MsError *err);
+
+typedef enum { MS_EXPORT_SQL = 1, MS_EXPORT_PGSQL = 2, MS_EXPORT_CSV = 3 } MsExportFormat;
+/* tables: comma list of logical table names, NULL = all.  CSV writes one
+ * file per table into out_dir (out must be NULL); the SQL formats write to
+ * out.  See docs/schema.md for what each format carries. */
+int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables,
+                    FILE *out, const char *out_dir, MsError *err);
+
+typedef enum { MS_IMPORT_IDS = 1, MS_IMPORT_CSV = 2, MS_IMPORT_JSONL = 3 } MsImportFormat;
+typedef struct {
+    int n_expert, top_k;        /* 0 = infer */
+    const char *labels_path;    /* JSONL {"prompt": i, "labels": {...}} or NULL */
+    const char *source_name;    /* recorded as model file_name */
+} MsImportOptions;
+/* Import one file as a new run; *run_id receives its id. */
+int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path,
+                    const MsImportOptions *opt, int64_t *run_id, MsError *err);
+
+/* SHA-256 of a file as 64 lowercase hex digits + NUL. */
+int ms_sha256_file(const char *path, char out[65], MsError *err);
+
+#endif
