@@ -125,6 +125,15 @@ int ms_intervention_top_k(MsIntervention *iv, int layer, int k);
 int ms_intervention_parse(MsIntervention *iv, const char *kind, const char *spec, MsError *err);
 /* Canonical one-line text form (e.g. "silence 3:5; steer 0-2:7:+1.5"), malloc'd. */
 char *ms_intervention_to_string(const MsIntervention *iv);
+/* Parse the text form above back (clauses "KIND SPEC [SPEC...]" separated by
+ * ';'); applied on top of iv, all or nothing. */
+int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *err);
+/* Check a set against a model before use: same n_layer/n_expert, and at every
+ * layer (k = override or k_default) forced experts <= k <= unsilenced experts.
+ * The setters can only check this against overrides, since the set does not
+ * know the model's k; ms_context_set_intervention should call this. */
+int ms_intervention_validate(const MsIntervention *iv, int n_layer, int n_expert, int k_default,
+                             MsError *err);
 
 /* ---------------------------------------------------------------- context */
 
