@@ -1,0 +1,196 @@
+/* consistency.c — METHODS.md §3: SRP and SCH (moe-lrc). */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis.h"
+
+/* Window counts change only where an activation enters or leaves the
+ * window, so each expert's histogram is built from its activation list in
+ * O(activations) instead of O(T). */
+int ms_srp_hist_add(int64_t *hist, int E, int m, const int32_t *ids, const int *n,
+                    int stride, int T)
+{
+    if (!hist || E < 1 || m < 1 || T < 0 || (T > 0 && (!ids || !n))) return MS_EINVAL;
+    int64_t W = (int64_t)T - m + 1;
+    if (W <= 0) return 0;
+    int *cnt = calloc((size_t)E + 1, sizeof *cnt);
+    if (!cnt) return MS_ENOMEM;
+    int total = 0;
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < n[t]; j++) {
+            int e = ids[(size_t)t * stride + j];
+            if (e >= E) { free(cnt); return MS_ERANGE; }
+            if (e >= 0) { cnt[e + 1]++; total++; }
+        }
+    for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e];
+    int *pos = malloc(((size_t)total + 1) * sizeof *pos), *fill = malloc((size_t)E * sizeof *fill);
+    if (!pos || !fill) { free(cnt); free(pos); free(fill); return MS_ENOMEM; }
+    memcpy(fill, cnt, (size_t)E * sizeof *fill);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < n[t]; j++) {
+            int e = ids[(size_t)t * stride + j];
+            if (e >= 0) pos[fill[e]++] = t;
+        }
+    for (int e = 0; e < E; e++) {
+        const int *P = pos + cnt[e];
+        int np = cnt[e + 1] - cnt[e];
+        int64_t *h = hist + (size_t)e * (m + 1);
+        int64_t p = 0;
+        int f = 0, ia = 0, ib = 0;
+        while (p < W) {
+            while (ia < np && MS_MAX((int64_t)P[ia] - m + 1, 0) <= p) { f++; ia++; }
+            while (ib < np && (int64_t)P[ib] + 1 <= p) { f--; ib++; }
+            int64_t next = W;
+            if (ia < np) next = MS_MIN(next, MS_MAX((int64_t)P[ia] - m + 1, 0));
+            if (ib < np) next = MS_MIN(next, (int64_t)P[ib] + 1);
+            h[f] += next - p;
+            p = next;
+        }
+    }
+    free(cnt);
+    free(pos);
+    free(fill);
+    return 0;
+}
+
+MsSrp ms_srp_from_hist(const int64_t *h, int m)
+{
+    MsSrp r = {0, 0, 0, NAN, 0, 0};
+    int64_t A = 0, win = 0;
+    for (int c = 0; c <= m; c++) {
+        A += (int64_t)c * h[c];
+        win += h[c];
+    }
+    /* suffix sums give TP(α) and P(α) for every threshold in one pass */
+    double best = -1, tp = 0, pc = 0;
+    double *F = malloc(((size_t)m + 1) * sizeof *F);
+    if (!F) { r.srp = NAN; return r; }
+    for (int a = m; a >= 0; a--) {
+        tp += (double)a * (double)h[a];
+        pc += (double)m * (double)h[a];
+        double den = pc + (double)A;
+        F[a] = 2.0 * tp / (den > 1 ? den : 1);
+    }
+    for (int a = 0; a <= m; a++)
+        if (F[a] > best) {
+            best = F[a];
+            r.alpha = a;
+        }
+    double Pa = 0;
+    for (int c = r.alpha; c <= m; c++) Pa += (double)m * (double)h[c];
+    free(F);
+    r.srp = best;
+    r.rho = A > 0 ? Pa / (double)A : 0.0;
+    r.A = A;
+    r.windows = win;
+    r.act_r = win > 0 ? (double)A / ((double)m * (double)win) : NAN;
+    return r;
+}
+
+/* ------------------------------------------------------------------ SCH */
+
+struct MsSchSim {
+    int U;
+    int64_t *fut, *last;
+    int64_t *seen;        /* stamp of the run that saw the id */
+    int64_t *in_cache;    /* stamp: id in cache during this run */
+    int64_t *in_pre;      /* stamp: id was in cache before the token */
+    int *cache;           /* slots */
+    int64_t run, pre_stamp;
+};
+
+MsSchSim *ms_sch_sim_new(int universe)
+{
+    if (universe < 1) return NULL;
+    MsSchSim *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    size_t U = (size_t)universe;
+    s->U = universe;
+    s->fut = calloc(U, sizeof(int64_t));
+    s->last = calloc(U, sizeof(int64_t));
+    s->seen = calloc(U, sizeof(int64_t));
+    s->in_cache = calloc(U, sizeof(int64_t));
+    s->in_pre = calloc(U, sizeof(int64_t));
+    s->cache = calloc(U, sizeof(int));
+    if (!s->fut || !s->last || !s->seen || !s->in_cache || !s->in_pre || !s->cache) {
+        ms_sch_sim_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ms_sch_sim_free(MsSchSim *s)
+{
+    if (!s) return;
+    free(s->fut); free(s->last); free(s->seen);
+    free(s->in_cache); free(s->in_pre); free(s->cache);
+    free(s);
+}
+
+int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int C,
+                       bool cold, int64_t *requests)
+{
+    if (!s || T < 0 || k < 1 || m < 1 || C < 1 || (T > 0 && !ids)) return MS_EINVAL;
+    for (int64_t i = 0; i < (int64_t)T * k; i++)
+        if (ids[i] >= s->U) return MS_ERANGE;
+    int cap = MS_MIN(C, s->U);
+    s->run++;
+    int64_t run = s->run;
+    /* fut/last are only meaningful for ids touched in this run: reset them */
+    for (int64_t i = 0; i < (int64_t)T * k; i++)
+        if (ids[i] >= 0) s->fut[ids[i]] = 0, s->last[ids[i]] = 0;
+    for (int t = 0; t < MS_MIN(m, T); t++)
+        for (int j = 0; j < k; j++)
+            if (ids[(size_t)t * k + j] >= 0) s->fut[ids[(size_t)t * k + j]]++;
+    int64_t hits = 0, req = 0, ts = 0;
+    int ncache = 0, uni = 0;
+    for (int i = 0; i < T; i++) {
+        const int32_t *S = ids + (size_t)i * k;
+        s->pre_stamp++;
+        int64_t ps = s->pre_stamp;
+        for (int c = 0; c < ncache; c++) s->in_pre[s->cache[c]] = ps;
+        for (int j = 0; j < k; j++) {
+            int x = S[j];
+            if (x < 0) continue;
+            req++;
+            if (s->in_pre[x] == ps) {
+                hits++;
+            } else if (s->seen[x] != run) {
+                if (!cold && uni < C) hits++;
+                uni++;
+                s->seen[x] = run;
+            }
+        }
+        for (int j = 0; j < k; j++) {
+            int x = S[j];
+            if (x < 0) continue;
+            if (s->in_cache[x] != run) {
+                if (ncache >= cap) {
+                    int best = 0;
+                    for (int c = 1; c < ncache; c++) {
+                        int y = s->cache[c], b = s->cache[best];
+                        if (s->fut[y] < s->fut[b] ||
+                            (s->fut[y] == s->fut[b] && s->last[y] < s->last[b]))
+                            best = c;
+                    }
+                    s->in_cache[s->cache[best]] = 0;
+                    s->cache[best] = s->cache[--ncache];
+                }
+                s->cache[ncache++] = x;
+                s->in_cache[x] = run;
+            }
+            ts++;
+            s->fut[x]--;
+            s->last[x] = ts;
+        }
+        if (i + m < T)
+            for (int j = 0; j < k; j++)
+                if (ids[(size_t)(i + m) * k + j] >= 0) s->fut[ids[(size_t)(i + m) * k + j]]++;
+    }
+    /* leave no stale membership for the next run */
+    for (int c = 0; c < ncache; c++) s->in_cache[s->cache[c]] = 0;
+    if (requests) *requests = req;
+    return hits;
+}

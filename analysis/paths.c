@@ -1,0 +1,140 @@
+/* paths.c — METHODS.md §9 (cross-lingual divergence) and §10 (pathways). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis.h"
+
+static double kl_to_mix(const double *a, const double *m, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        if (a[i] > 0) s += a[i] * log(a[i] / m[i]);
+    return s;
+}
+
+double ms_jsd(const double *p, const double *q, int E)
+{
+    if (!p || !q || E < 1) return NAN;
+    double *m = malloc((size_t)E * sizeof *m);
+    if (!m) return NAN;
+    for (int i = 0; i < E; i++) m[i] = 0.5 * (p[i] + q[i]);
+    double j = 0.5 * kl_to_mix(p, m, E) + 0.5 * kl_to_mix(q, m, E);
+    free(m);
+    return j;
+}
+
+double ms_dhjs(const double *p, const double *q, int E)
+{
+    if (!p || !q || E < 2) return NAN;
+    double den = log((double)E) - 0.5 * (ms_entropy(p, E) + ms_entropy(q, E));
+    if (den <= 1e-8) return NAN;
+    return ms_jsd(p, q, E) / den;
+}
+
+int ms_pathway_layer(const double *g, int E, double tau, int *out)
+{
+    if (!g || !out || E < 1) return MS_EINVAL;
+    char *used = calloc((size_t)E, 1);
+    if (!used) return MS_ENOMEM;
+    double cs = 0;
+    int n = 0;
+    /* selection by repeated argmax keeps ties on the lower id (E is small) */
+    while (n < E) {
+        int b = -1;
+        for (int e = 0; e < E; e++)
+            if (!used[e] && (b < 0 || g[e] > g[b])) b = e;
+        used[b] = 1;
+        out[n++] = b;
+        cs += g[b];
+        if (cs >= tau) break;
+    }
+    free(used);
+    return n;
+}
+
+char *ms_pathway_string(const int *const *lists, const int *lens, int L)
+{
+    size_t cap = 16, len = 0;
+    for (int l = 0; l < L; l++) cap += (size_t)lens[l] * 12 + 2;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    s[0] = 0;
+    for (int l = 0; l < L; l++) {
+        if (l) s[len++] = '-';
+        for (int i = 0; i < lens[l]; i++)
+            len += (size_t)snprintf(s + len, cap - len, i ? ",%d" : "%d", lists[l][i]);
+        s[len] = 0;
+    }
+    return s;
+}
+
+int ms_levenshtein(const int *a, int na, const int *b, int nb)
+{
+    int *d = malloc(((size_t)nb + 1) * sizeof *d);
+    if (!d) return MS_ENOMEM;
+    for (int j = 0; j <= nb; j++) d[j] = j;
+    for (int i = 1; i <= na; i++) {
+        int prev = d[0];
+        d[0] = i;
+        for (int j = 1; j <= nb; j++) {
+            int cur = d[j];
+            int v = MS_MIN(d[j] + 1, d[j - 1] + 1);
+            d[j] = MS_MIN(v, prev + (a[i - 1] != b[j - 1]));
+            prev = cur;
+        }
+    }
+    int r = d[nb];
+    free(d);
+    return r;
+}
+
+int ms_pathway_tokens(const int *const *lists, const int *lens, int L, int *out)
+{
+    int n = 0;
+    for (int l = 0; l < L; l++) {
+        if (l) out[n++] = -1;
+        for (int i = 0; i < lens[l]; i++) out[n++] = lists[l][i];
+    }
+    return n;
+}
+
+int ms_pathway_consistency(const double *gbar, const float *const *W, int L, int E, int d,
+                           double *C_i, double *S_i)
+{
+    if (!gbar || !W || L < 2 || E < 1 || d < 1) return MS_EINVAL;
+    double *emb = calloc((size_t)L * d, sizeof *emb), *cs = malloc((size_t)(L - 1) * sizeof *cs);
+    if (!emb || !cs) { free(emb); free(cs); return MS_ENOMEM; }
+    for (int l = 0; l < L; l++)
+        for (int e = 0; e < E; e++)
+            for (int j = 0; j < d; j++)
+                emb[(size_t)l * d + j] += gbar[(size_t)l * E + e] * W[l][(size_t)e * d + j];
+    double mx = -INFINITY, sum = 0;
+    for (int l = 0; l + 1 < L; l++) {
+        double dot = 0, na = 0, nb = 0;
+        for (int j = 0; j < d; j++) {
+            double x = emb[(size_t)l * d + j], y = emb[(size_t)(l + 1) * d + j];
+            dot += x * y;
+            na += x * x;
+            nb += y * y;
+        }
+        cs[l] = na > 0 && nb > 0 ? dot / sqrt(na) / sqrt(nb) : NAN;
+        if (cs[l] > mx) mx = cs[l];
+        sum += cs[l];
+    }
+    double s = sum / (L - 1);
+    if (S_i) *S_i = s;
+    if (C_i) {
+        if (!(mx > 0) || isnan(s)) {
+            *C_i = NAN;
+        } else {
+            double acc = 0;
+            for (int l = 0; l + 1 < L; l++) acc += cs[l] / (mx + 1e-8);
+            *C_i = 1.0 - acc / (L - 1);
+        }
+    }
+    free(emb);
+    free(cs);
+    return 0;
+}
