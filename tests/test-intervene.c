@@ -1,0 +1,320 @@
+/* test-intervene.c — interventions through the real engine on the fixture
+ * models: each operator's exact effect on the routing of the first MoE layer
+ * (whose input is the same with and without the intervention), compared with
+ * the un-intervened run of the same tokens; that effects reach the output; and
+ * that clearing the set restores the original output bit for bit.
+ *
+ * Expected selections and weights are derived here from the baseline run's
+ * router probabilities and logits by the documented rules (route.h), not
+ * taken from the code under test's intervened output. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "mtest.h"
+
+#define NT 12 /* tokens per run */
+#define MAXE 64
+
+typedef struct {
+    int n_layer, n_expert, n_vocab;
+    int k[64];                     /* per layer, 0 = no event seen */
+    int32_t ids[64][NT][MAXE];
+    float w[64][NT][MAXE];
+    float probs[64][NT][MAXE];
+    float logits[64][NT][MAXE];
+    float *out;                    /* [NT][n_vocab] model logits */
+} Run;
+
+static void on_routing(void *user, const MsRoutingEvent *ev)
+{
+    Run *r = user;
+    if (ev->layer < 0 || ev->layer >= 64 || ev->k > MAXE || ev->n_expert != r->n_expert) return;
+    r->k[ev->layer] = ev->k;
+    for (int t = 0; t < ev->n_tokens; t++) {
+        int p = ev->pos[t];
+        if (p < 0 || p >= NT) continue;
+        memcpy(r->ids[ev->layer][p], ev->experts + (size_t)t * ev->k, sizeof(int32_t) * ev->k);
+        memcpy(r->w[ev->layer][p], ev->weights + (size_t)t * ev->k, sizeof(float) * ev->k);
+        memcpy(r->probs[ev->layer][p], ev->probs + (size_t)t * ev->n_expert, sizeof(float) * ev->n_expert);
+        memcpy(r->logits[ev->layer][p], ev->logits + (size_t)t * ev->n_expert, sizeof(float) * ev->n_expert);
+    }
+}
+
+/* Run NT tokens from an empty cache with iv (NULL = none). */
+static int run(MsContext *c, const MsIntervention *iv, const int32_t *tok, Run *r, MsError *err)
+{
+    memset(r->k, 0, sizeof r->k);
+    ms_context_reset(c);
+    int rc = ms_context_set_intervention(c, iv, err);
+    if (rc) return rc;
+    MsObserver obs = { .on_routing = on_routing, .user = r };
+    ms_context_set_observer(c, &obs);
+    rc = ms_context_eval(c, tok, NT, r->out, true, err);
+    ms_context_set_observer(c, NULL);
+    return rc;
+}
+
+/* Top-n of scores over E with `skip` excluded and `first` (or -1) placed
+ * first; descending, lower id on ties. */
+static void rank(const float *s, int E, int n, int skip, int first, int *out)
+{
+    int j = 0;
+    if (first >= 0) out[j++] = first;
+    bool used[MAXE] = { false };
+    if (first >= 0) used[first] = true;
+    if (skip >= 0) used[skip] = true;
+    for (; j < n; j++) {
+        int b = -1;
+        for (int e = 0; e < E; e++)
+            if (!used[e] && (b < 0 || s[e] > s[b])) b = e;
+        out[j] = b;
+        used[b] = true;
+    }
+}
+
+/* Expected weights for ids given probs, the arch's norm and scale. */
+static void weights(const MsModelInfo *mi, const float *p, const int *ids, int k, double *w)
+{
+    double sum = 0;
+    for (int j = 0; j < k; j++) sum += (w[j] = p[ids[j]]);
+    for (int j = 0; j < k; j++) {
+        if (mi->norm_w) w[j] /= sum;
+        w[j] *= mi->w_scale;
+    }
+}
+
+static bool near(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1.0, fabs(b)); }
+
+/* ids and weights at (layer, token) equal the expectation. */
+static bool match(const Run *r, int L, int t, const int *ids, const double *w, int k)
+{
+    if (r->k[L] != k) return false;
+    for (int j = 0; j < k; j++)
+        if (r->ids[L][t][j] != ids[j] || !near(r->w[L][t][j], w[j])) return false;
+    return true;
+}
+
+static void test_model(const char *dir, const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/fixtures/models/%s", dir, file);
+    MsError err;
+    MsModel *m = ms_model_load(path, &err);
+    if (!MT_CHECK(m != NULL, "%s: loads (%s)", file, m ? "" : err.msg)) return;
+    const MsModelInfo *mi = ms_model_info(m);
+    const int E = mi->n_expert, K = mi->n_expert_used, NL = mi->n_layer;
+    if (E > MAXE || NL > 64 || K >= E) {
+        MT_CHECK(0, "%s: shape %d layers x %d experts beyond this test's limits", file, NL, E);
+        ms_model_free(m);
+        return;
+    }
+    int L0 = -1, L1 = -1;
+    for (int l = 0; l < NL; l++) {
+        if (!ms_model_layer_is_moe(m, l)) continue;
+        if (L0 < 0) L0 = l;
+        else if (L1 < 0) L1 = l;
+    }
+    MsContextParams cp = ms_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    MsContext *c = ms_context_new(m, &cp, &err);
+    if (!MT_CHECK(c != NULL && L0 >= 0, "%s: context, first MoE layer %d", file, L0)) {
+        ms_context_free(c);
+        ms_model_free(m);
+        return;
+    }
+    /* Byte tokens of a short text: ids are valid in every fixture vocabulary. */
+    const char *text = "Route it, 42!";
+    int32_t tok[NT];
+    for (int i = 0; i < NT; i++) tok[i] = (unsigned char)text[i];
+
+    Run *base = calloc(1, sizeof *base), *r = calloc(1, sizeof *r);
+    base->n_expert = r->n_expert = E;
+    base->out = malloc(sizeof(float) * NT * mi->n_vocab);
+    r->out = malloc(sizeof(float) * NT * mi->n_vocab);
+    MsIntervention *iv = ms_intervention_new(NL, E);
+    size_t out_bytes = sizeof(float) * NT * mi->n_vocab;
+
+    int rc = run(c, NULL, tok, base, &err);
+    if (!MT_CHECK(rc == 0 && base->k[L0] == K, "%s: baseline run, k=%d at layer %d", file, K, L0)) goto out;
+
+    /* baseline is self-consistent: top-k of its own probs, arch weights */
+    bool ok = true;
+    for (int t = 0; t < NT; t++) {
+        int ids[MAXE];
+        double w[MAXE];
+        rank(base->probs[L0][t], E, K, -1, -1, ids);
+        weights(mi, base->probs[L0][t], ids, K, w);
+        ok &= match(base, L0, t, ids, w, K);
+    }
+    MT_CHECK(ok, "%s: baseline routing = top-%d of probs, weights by norm_w=%d scale=%g", file, K, mi->norm_w,
+             mi->w_scale);
+
+    /* The expert most tokens rank first, and the one ranked last for token 0. */
+    int e_top = base->ids[L0][0][0], e_low;
+    {
+        int lo[MAXE];
+        rank(base->probs[L0][0], E, E, -1, -1, lo);
+        e_low = lo[E - 1];
+    }
+
+    /* silence */
+    ms_intervention_clear(iv);
+    ms_intervention_silence(iv, L0, e_top);
+    rc = run(c, iv, tok, r, &err);
+    ok = rc == 0;
+    int changed_tokens = 0;
+    for (int t = 0; t < NT && ok; t++) {
+        int ids[MAXE];
+        double w[MAXE];
+        rank(base->probs[L0][t], E, K, e_top, -1, ids);
+        weights(mi, base->probs[L0][t], ids, K, w);
+        ok &= match(r, L0, t, ids, w, K) && memcmp(r->probs[L0][t], base->probs[L0][t], sizeof(float) * E) == 0;
+        for (int j = 0; j < K; j++) changed_tokens += base->ids[L0][t][j] == e_top;
+    }
+    MT_CHECK(ok && changed_tokens > 0,
+             "%s: silence %d:%d: set = old minus it plus next best, weights = probs of new set (%d tokens changed)",
+             file, L0, e_top, changed_tokens);
+    MT_CHECK(rc == 0 && memcmp(r->out, base->out, out_bytes) != 0, "%s: silence changes the output logits", file);
+    if (L1 >= 0) {
+        bool diff = false;
+        for (int t = 0; t < NT; t++) diff |= memcmp(r->logits[L1][t], base->logits[L1][t], sizeof(float) * E) != 0;
+        MT_CHECK(diff, "%s: silence at layer %d changes router inputs at layer %d", file, L0, L1);
+    }
+
+    /* clearing restores bit for bit */
+    rc = run(c, NULL, tok, r, &err);
+    MT_CHECK(rc == 0 && memcmp(r->out, base->out, out_bytes) == 0 &&
+             memcmp(r->w[L0], base->w[L0], sizeof r->w[L0]) == 0,
+             "%s: no intervention again: output identical bit for bit", file);
+    ms_intervention_clear(iv);
+    rc = run(c, iv, tok, r, &err);
+    MT_CHECK(rc == 0 && memcmp(r->out, base->out, out_bytes) == 0, "%s: cleared (empty) set: output identical", file);
+
+    /* drop */
+    ms_intervention_clear(iv);
+    ms_intervention_drop(iv, L0, e_top);
+    rc = run(c, iv, tok, r, &err);
+    ok = rc == 0 && r->k[L0] == K;
+    for (int t = 0; t < NT && ok; t++)
+        for (int j = 0; j < K; j++) {
+            ok &= r->ids[L0][t][j] == base->ids[L0][t][j];
+            ok &= r->w[L0][t][j] == (base->ids[L0][t][j] == e_top ? 0.0f : base->w[L0][t][j]);
+        }
+    MT_CHECK(ok, "%s: drop %d:%d: same ids, its weight 0, other weights unchanged", file, L0, e_top);
+    MT_CHECK(rc == 0 && memcmp(r->out, base->out, out_bytes) != 0, "%s: drop changes the output", file);
+
+    /* scale */
+    ms_intervention_clear(iv);
+    ms_intervention_scale(iv, L0, e_top, 0.5f);
+    rc = run(c, iv, tok, r, &err);
+    ok = rc == 0 && r->k[L0] == K;
+    for (int t = 0; t < NT && ok; t++)
+        for (int j = 0; j < K; j++) {
+            float want = base->w[L0][t][j] * (base->ids[L0][t][j] == e_top ? 0.5f : 1.0f);
+            ok &= r->ids[L0][t][j] == base->ids[L0][t][j] && r->w[L0][t][j] == want;
+        }
+    MT_CHECK(ok, "%s: scale %d:%d:0.5 halves its applied weight only", file, L0, e_top);
+
+    /* force */
+    ms_intervention_clear(iv);
+    ms_intervention_force(iv, L0, e_low);
+    rc = run(c, iv, tok, r, &err);
+    ok = rc == 0;
+    for (int t = 0; t < NT && ok; t++) {
+        int ids[MAXE];
+        double w[MAXE];
+        rank(base->probs[L0][t], E, K, -1, e_low, ids);
+        weights(mi, base->probs[L0][t], ids, K, w);
+        ok &= match(r, L0, t, ids, w, K);
+    }
+    MT_CHECK(ok, "%s: force %d:%d: at rank 0, rest = top-%d of the others", file, L0, e_low, K - 1);
+
+    /* top-k override at the first MoE layer only */
+    ms_intervention_clear(iv);
+    ms_intervention_top_k(iv, L0, K + 1);
+    rc = run(c, iv, tok, r, &err);
+    ok = rc == 0;
+    for (int t = 0; t < NT && ok; t++) {
+        int ids[MAXE];
+        double w[MAXE];
+        rank(base->probs[L0][t], E, K + 1, -1, -1, ids);
+        weights(mi, base->probs[L0][t], ids, K + 1, w);
+        ok &= match(r, L0, t, ids, w, K + 1);
+    }
+    MT_CHECK(ok, "%s: top-k %d:%d = top-%d of the baseline probs", file, L0, K + 1, K + 1);
+    if (L1 >= 0) MT_CHECK(r->k[L1] == K, "%s: layer %d keeps k=%d", file, L1, K);
+    ms_intervention_clear(iv);
+    ms_intervention_top_k(iv, -1, 1);
+    rc = run(c, iv, tok, r, &err);
+    ok = rc == 0;
+    for (int l = 0; l < NL; l++) ok &= !ms_model_layer_is_moe(m, l) || r->k[l] == 1;
+    for (int t = 0; t < NT && ok; t++) ok &= r->ids[L0][t][0] == base->ids[L0][t][0];
+    MT_CHECK(ok, "%s: global top-k 1 at every MoE layer, keeps the rank-0 expert", file);
+
+    /* steering bias: probs follow softmax/sigmoid of the biased logits */
+    ms_intervention_clear(iv);
+    const float delta = 2.0f;
+    ms_intervention_bias(iv, L0, e_low, delta);
+    rc = run(c, iv, tok, r, &err);
+    ok = rc == 0;
+    int moved = 0;
+    for (int t = 0; t < NT && ok; t++) {
+        float lg[MAXE], p[MAXE];
+        double mx = -INFINITY, s = 0;
+        for (int e = 0; e < E; e++) {
+            lg[e] = base->logits[L0][t][e] + (e == e_low ? delta : 0.0f);
+            ok &= r->logits[L0][t][e] == lg[e];
+            mx = fmax(mx, lg[e]);
+        }
+        for (int e = 0; e < E; e++) {
+            if (mi->gating == MS_GATING_SIGMOID) p[e] = (float)(1.0 / (1.0 + exp(-(double)lg[e])));
+            else s += exp((double)lg[e] - mx);
+        }
+        if (mi->gating != MS_GATING_SIGMOID)
+            for (int e = 0; e < E; e++) p[e] = (float)(exp((double)lg[e] - mx) / s);
+        for (int e = 0; e < E; e++) ok &= near(r->probs[L0][t][e], p[e]);
+        int ids[MAXE];
+        double w[MAXE];
+        rank(r->probs[L0][t], E, K, -1, -1, ids);
+        weights(mi, r->probs[L0][t], ids, K, w);
+        ok &= match(r, L0, t, ids, w, K);
+        for (int j = 0; j < K; j++) moved += r->ids[L0][t][j] == e_low;
+    }
+    MT_CHECK(ok, "%s: steer %d:%d:+2: logits = raw + 2, probs = score(logits), top-k of them (%d selections gained)",
+             file, L0, e_low, moved);
+
+    /* sets the engine must refuse: wrong shape, and more forced than k */
+    MsIntervention *wrong = ms_intervention_new(NL + 1, E);
+    ms_error_clear(&err);
+    rc = ms_context_set_intervention(c, wrong, &err);
+    MT_CHECK(rc < 0 && err.msg[0], "%s: set for another shape refused (%s)", file, err.msg);
+    ms_intervention_free(wrong);
+    ms_intervention_clear(iv);
+    for (int e = 0; e <= K; e++) ms_intervention_force(iv, L0, e);
+    ms_error_clear(&err);
+    rc = ms_context_set_intervention(c, iv, &err);
+    MT_CHECK(rc < 0 && err.msg[0], "%s: %d forced with k=%d refused (%s)", file, K + 1, K, err.msg);
+    ms_context_set_intervention(c, NULL, NULL);
+
+out:
+    ms_intervention_free(iv);
+    free(base->out);
+    free(r->out);
+    free(base);
+    free(r);
+    ms_context_free(c);
+    ms_model_free(m);
+}
+
+int main(void)
+{
+    const char *dir = mt_require_shared();
+    const char *models[] = { "olmoe-tiny.F32.gguf", "qwen2moe-tiny.F32.gguf", "deepseek2-tiny.F32.gguf",
+                             "granitemoe-tiny.F32.gguf" };
+    for (size_t i = 0; i < MS_ARRAY_LEN(models); i++) test_model(dir, models[i]);
+    return mt_done();
+}
