@@ -1,1 +1,803 @@
-/* (being written) */
+/* gguf.c — validating GGUF v2/v3 reader over a read-only mmap.
+ *
+ * Parsing happens once, in ms_gguf_open: every count, length, type id, shape
+ * and offset is checked against the bytes that are really there before any
+ * allocation is sized by it or any pointer is handed out.  Afterwards the
+ * accessors only index validated tables, so they need no further checks.
+ * Facts: GGUF-MOE.md section 1 (layout 1.1, value types 1.2, checks 1.5). */
+#include "gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "quant.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the GGUF reader reads little-endian fields with memcpy; big-endian hosts are not supported"
+#endif
+
+#define GGUF_HEADER_BYTES 24u
+#define GGUF_MIN_KV_BYTES 14u       /* key len 8 + key >= 1 + type 4 + value >= 1 */
+#define GGUF_MIN_TINFO_BYTES 25u    /* name len 8 + name >= 1 + n_dims 4 + type 4 + offset 8 */
+#define GGUF_MAX_STR ((uint64_t)1 << 30)   /* ggml's cap on any string */
+#define GGUF_MAX_ARR ((uint64_t)1 << 30)   /* ggml's cap on array elements */
+#define GGUF_MAX_KEY 65535u
+#define GGUF_MAX_NAME 63u           /* GGML_MAX_NAME 64 includes the terminator */
+#define GGUF_MAX_DIMS 4u
+#define GGUF_DEFAULT_ALIGN 32u
+
+typedef struct {
+    const char *key;           /* NUL-terminated copy in g->arena */
+    int type;                  /* MsGgufType */
+    int elem_type;             /* arrays only */
+    const uint8_t *val;        /* scalar: the value; STRING: first byte; ARRAY: first element */
+    uint64_t n;                /* STRING: byte length; ARRAY: element count */
+    uint64_t *str_off;         /* STRING arrays: owned index, else NULL */
+} Kv;
+
+/* Open-addressing hash of names to indices, for duplicate detection at open
+ * time and O(1) lookup afterwards. */
+typedef struct {
+    int64_t *slot;             /* index + 1, 0 = empty */
+    uint64_t mask;
+} NameIndex;
+
+struct MsGguf {
+    char *path;
+    const uint8_t *map;
+    uint64_t size;
+    uint32_t version;
+    uint32_t alignment;
+    uint64_t data_start;
+    int64_t n_kv;
+    Kv *kv;
+    int64_t n_tensors;
+    MsGgufTensor *tensors;
+    char *arena;               /* NUL-terminated keys and tensor names */
+    NameIndex kv_index, tensor_index;
+};
+
+/* Cursor over the mapping; every read is bounds-checked. */
+typedef struct {
+    const uint8_t *base;
+    uint64_t size, pos;
+    const char *path;
+    MsError *err;
+} Rd;
+
+static const uint8_t k_value_size[MS_GGUF_TYPE_COUNT] = {
+    [MS_GGUF_UINT8] = 1, [MS_GGUF_INT8] = 1, [MS_GGUF_UINT16] = 2, [MS_GGUF_INT16] = 2,
+    [MS_GGUF_UINT32] = 4, [MS_GGUF_INT32] = 4, [MS_GGUF_FLOAT32] = 4, [MS_GGUF_BOOL] = 1,
+    [MS_GGUF_STRING] = 0, [MS_GGUF_ARRAY] = 0, [MS_GGUF_UINT64] = 8, [MS_GGUF_INT64] = 8,
+    [MS_GGUF_FLOAT64] = 8,
+};
+
+static const char *const k_value_name[MS_GGUF_TYPE_COUNT] = {
+    "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64",
+};
+
+static const char *value_type_name(int t)
+{
+    return t >= 0 && t < MS_GGUF_TYPE_COUNT ? k_value_name[t] : "invalid";
+}
+
+static int fail(MsError *err, const char *path, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "PATH: problem" in one line. */
+static int fail(MsError *err, const char *path, int code, const char *fmt, ...)
+{
+    if (err) {
+        char msg[MS_ERRMSG_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        ms_error_set(err, code, "%s: %s", path, msg);
+    }
+    return code;
+}
+
+static int rd_need(Rd *r, uint64_t n, const char *what, int64_t idx)
+{
+    if (n > r->size - r->pos)
+        return fail(r->err, r->path, MS_EFORMAT,
+                    "truncated file: %s %" PRId64 " needs %" PRIu64 " bytes at offset %" PRIu64
+                    " but only %" PRIu64 " remain", what, idx, n, r->pos, r->size - r->pos);
+    return 0;
+}
+
+static int rd_u32(Rd *r, uint32_t *v, const char *what, int64_t idx)
+{
+    int rc = rd_need(r, 4, what, idx);
+    if (rc) return rc;
+    memcpy(v, r->base + r->pos, 4);
+    r->pos += 4;
+    return 0;
+}
+
+static int rd_u64(Rd *r, uint64_t *v, const char *what, int64_t idx)
+{
+    int rc = rd_need(r, 8, what, idx);
+    if (rc) return rc;
+    memcpy(v, r->base + r->pos, 8);
+    r->pos += 8;
+    return 0;
+}
+
+/* A length-prefixed string; the length is checked against the bytes left and
+ * the 1 GiB cap before anyone uses it. */
+static int rd_str(Rd *r, const uint8_t **s, uint64_t *len, const char *what, int64_t idx)
+{
+    uint64_t n;
+    int rc = rd_u64(r, &n, what, idx);
+    if (rc) return rc;
+    if (n > GGUF_MAX_STR)
+        return fail(r->err, r->path, MS_EFORMAT, "%s %" PRId64 ": string length %" PRIu64
+                    " exceeds the 1 GiB limit", what, idx, n);
+    if (n > r->size - r->pos)
+        return fail(r->err, r->path, MS_EFORMAT, "truncated file: %s %" PRId64 ": string of %" PRIu64
+                    " bytes at offset %" PRIu64 " but only %" PRIu64 " remain",
+                    what, idx, n, r->pos, r->size - r->pos);
+    *s = r->base + r->pos;
+    *len = n;
+    r->pos += n;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- index */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static int index_init(NameIndex *ix, int64_t n)
+{
+    uint64_t cap = 16;
+    while (cap < (uint64_t)n * 2) cap <<= 1;
+    ix->slot = calloc(cap, sizeof *ix->slot);
+    ix->mask = cap - 1;
+    return ix->slot ? 0 : MS_ENOMEM;
+}
+
+/* Returns the existing index when the name is already present, else inserts
+ * and returns -1. */
+static int64_t index_insert(NameIndex *ix, const char *name, int64_t idx, const char *(*name_of)(const void *, int64_t), const void *ctx)
+{
+    uint64_t h = hash_name(name) & ix->mask;
+    for (;;) {
+        int64_t s = ix->slot[h];
+        if (!s) { ix->slot[h] = idx + 1; return -1; }
+        if (!strcmp(name_of(ctx, s - 1), name)) return s - 1;
+        h = (h + 1) & ix->mask;
+    }
+}
+
+static int64_t index_find(const NameIndex *ix, const char *name, const char *(*name_of)(const void *, int64_t), const void *ctx)
+{
+    if (!ix->slot || !name) return -1;
+    uint64_t h = hash_name(name) & ix->mask;
+    for (;;) {
+        int64_t s = ix->slot[h];
+        if (!s) return -1;
+        if (!strcmp(name_of(ctx, s - 1), name)) return s - 1;
+        h = (h + 1) & ix->mask;
+    }
+}
+
+static const char *kv_name_of(const void *ctx, int64_t i) { return ((const MsGguf *)ctx)->kv[i].key; }
+static const char *tensor_name_of(const void *ctx, int64_t i) { return ((const MsGguf *)ctx)->tensors[i].name; }
+
+/* ---------------------------------------------------------------- parsing */
+
+/* Copy a validated name into the arena (which was sized from the header's
+ * remaining bytes, so it cannot overflow). */
+static const char *arena_put(char **cur, const uint8_t *s, uint64_t len)
+{
+    char *d = *cur;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    *cur = d + len + 1;
+    return d;
+}
+
+static int parse_kv(MsGguf *g, Rd *r, int64_t i, char **arena)
+{
+    Kv *kv = &g->kv[i];
+    const uint8_t *ks;
+    uint64_t klen;
+    int rc = rd_str(r, &ks, &klen, "key of metadata pair", i);
+    if (rc) return rc;
+    if (klen == 0)
+        return fail(r->err, r->path, MS_EFORMAT, "metadata pair %" PRId64 " has an empty key", i);
+    if (klen > GGUF_MAX_KEY)
+        return fail(r->err, r->path, MS_EFORMAT, "metadata pair %" PRId64 ": key length %" PRIu64
+                    " exceeds %u bytes", i, klen, GGUF_MAX_KEY);
+    for (uint64_t j = 0; j < klen; j++)
+        if (ks[j] == 0 || ks[j] >= 0x80)
+            return fail(r->err, r->path, MS_EFORMAT, "metadata pair %" PRId64
+                        ": key contains byte 0x%02x (keys must be ASCII without NUL)", i, ks[j]);
+    kv->key = arena_put(arena, ks, klen);
+    int64_t dup = index_insert(&g->kv_index, kv->key, i, kv_name_of, g);
+    if (dup >= 0)
+        return fail(r->err, r->path, MS_EFORMAT, "duplicate metadata key '%s' (pairs %" PRId64
+                    " and %" PRId64 ")", kv->key, dup, i);
+
+    uint32_t t;
+    if ((rc = rd_u32(r, &t, "value type of metadata pair", i))) return rc;
+    if (t >= MS_GGUF_TYPE_COUNT)
+        return fail(r->err, r->path, MS_EFORMAT, "key '%s': invalid value type id %" PRIu32, kv->key, t);
+    kv->type = (int)t;
+    kv->elem_type = -1;
+
+    if (t == MS_GGUF_STRING) {
+        return rd_str(r, &kv->val, &kv->n, "string value of metadata pair", i);
+    }
+    if (t != MS_GGUF_ARRAY) {
+        if ((rc = rd_need(r, k_value_size[t], "value of metadata pair", i))) return rc;
+        kv->val = r->base + r->pos;
+        kv->n = 1;
+        r->pos += k_value_size[t];
+        return 0;
+    }
+
+    uint32_t et;
+    uint64_t n;
+    if ((rc = rd_u32(r, &et, "array element type of metadata pair", i))) return rc;
+    if (et == MS_GGUF_ARRAY)
+        return fail(r->err, r->path, MS_EFORMAT, "key '%s': nested arrays are not supported", kv->key);
+    if (et >= MS_GGUF_TYPE_COUNT)
+        return fail(r->err, r->path, MS_EFORMAT, "key '%s': invalid array element type id %" PRIu32,
+                    kv->key, et);
+    if ((rc = rd_u64(r, &n, "array length of metadata pair", i))) return rc;
+    if (n > GGUF_MAX_ARR)
+        return fail(r->err, r->path, MS_EFORMAT, "key '%s': array of %" PRIu64
+                    " elements exceeds the 2^30 limit", kv->key, n);
+    kv->elem_type = (int)et;
+    kv->n = n;
+    kv->val = r->base + r->pos;
+    uint64_t esz = et == MS_GGUF_STRING ? 8 : k_value_size[et];
+    /* n <= 2^30 and esz <= 8: the product cannot overflow */
+    if (n * esz > r->size - r->pos)
+        return fail(r->err, r->path, MS_EFORMAT, "truncated file: key '%s': array of %" PRIu64
+                    " %s elements needs at least %" PRIu64 " bytes at offset %" PRIu64
+                    " but only %" PRIu64 " remain", kv->key, n, value_type_name((int)et),
+                    n * esz, r->pos, r->size - r->pos);
+    if (et != MS_GGUF_STRING) {
+        r->pos += n * esz;
+        return 0;
+    }
+    /* String arrays (tokenizer vocabularies): one pass builds the offset
+     * index, so element access is O(1) later. */
+    kv->str_off = malloc((n ? n : 1) * sizeof *kv->str_off);
+    if (!kv->str_off) return fail(r->err, r->path, MS_ENOMEM, "out of memory for key '%s'", kv->key);
+    uint64_t start = r->pos;
+    for (uint64_t j = 0; j < n; j++) {
+        const uint8_t *s;
+        uint64_t len;
+        kv->str_off[j] = r->pos - start;
+        if ((rc = rd_str(r, &s, &len, "string array element of metadata pair", i))) {
+            return fail(r->err, r->path, rc, "key '%s': element %" PRIu64 " of %" PRIu64
+                        ": string runs past the end of the file", kv->key, j, n);
+        }
+    }
+    return 0;
+}
+
+static int check_alignment(MsGguf *g, MsError *err)
+{
+    int64_t i = ms_gguf_find_kv(g, "general.alignment");
+    g->alignment = GGUF_DEFAULT_ALIGN;
+    if (i < 0) return 0;
+    const Kv *kv = &g->kv[i];
+    if (kv->type != MS_GGUF_UINT32)
+        return fail(err, g->path, MS_EFORMAT, "general.alignment has type %s, expected u32",
+                    value_type_name(kv->type));
+    uint32_t a;
+    memcpy(&a, kv->val, 4);
+    if (a == 0 || (a & (a - 1)))
+        return fail(err, g->path, MS_EFORMAT, "general.alignment %" PRIu32
+                    " is not a non-zero power of two", a);
+    g->alignment = a;
+    return 0;
+}
+
+static int parse_tensor_info(MsGguf *g, Rd *r, int64_t i, char **arena)
+{
+    MsGgufTensor *t = &g->tensors[i];
+    const uint8_t *ns;
+    uint64_t nlen;
+    int rc = rd_str(r, &ns, &nlen, "name of tensor", i);
+    if (rc) return rc;
+    if (nlen == 0)
+        return fail(r->err, r->path, MS_EFORMAT, "tensor %" PRId64 " has an empty name", i);
+    if (nlen > GGUF_MAX_NAME)
+        return fail(r->err, r->path, MS_EFORMAT, "tensor %" PRId64 ": name of %" PRIu64
+                    " bytes is too long (limit %u)", i, nlen, GGUF_MAX_NAME);
+    if (memchr(ns, 0, nlen))
+        return fail(r->err, r->path, MS_EFORMAT, "tensor %" PRId64 ": name contains a NUL byte", i);
+    t->name = arena_put(arena, ns, nlen);
+    int64_t dup = index_insert(&g->tensor_index, t->name, i, tensor_name_of, g);
+    if (dup >= 0)
+        return fail(r->err, r->path, MS_EFORMAT, "duplicate tensor name '%s' (tensors %" PRId64
+                    " and %" PRId64 ")", t->name, dup, i);
+
+    uint32_t nd;
+    if ((rc = rd_u32(r, &nd, "dimension count of tensor", i))) return rc;
+    if (nd > GGUF_MAX_DIMS)
+        return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': %" PRIu32 " dimensions (at most %u)",
+                    t->name, nd, GGUF_MAX_DIMS);
+    t->n_dims = nd;
+    for (int d = 0; d < 4; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+        uint64_t v;
+        if ((rc = rd_u64(r, &v, "dimensions of tensor", i))) return rc;
+        if (v > (uint64_t)INT64_MAX)
+            return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': dimension %" PRIu32
+                        " is negative (%" PRId64 ")", t->name, d, (int64_t)v);
+        if (v == 0)
+            return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': dimension %" PRIu32 " is zero",
+                        t->name, d);
+        t->ne[d] = (int64_t)v;
+    }
+    uint32_t ty;
+    if ((rc = rd_u32(r, &ty, "type of tensor", i))) return rc;
+    if ((rc = rd_u64(r, &t->offset, "data offset of tensor", i))) return rc;
+
+    /* element count must fit int64 (ggml uses signed counts) */
+    int64_t nel = 1;
+    for (int d = 0; d < 4; d++)
+        if (__builtin_mul_overflow(nel, t->ne[d], &nel))
+            return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': element count overflows "
+                        "(%" PRId64 " x %" PRId64 " x %" PRId64 " x %" PRId64 ")",
+                        t->name, t->ne[0], t->ne[1], t->ne[2], t->ne[3]);
+
+    if (ty >= (uint32_t)MS_TYPE_COUNT)
+        return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': unknown ggml type id %" PRIu32,
+                    t->name, ty);
+    t->type = (int)ty;
+    int64_t be = ms_type_block_elems(t->type);
+    uint64_t bb = ms_type_block_bytes(t->type);
+    if (be <= 0 || bb == 0)
+        return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': ggml type id %" PRIu32
+                    " (%s) is removed or unsupported", t->name, ty, ms_type_name(t->type));
+    if (t->ne[0] % be)
+        return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': first dimension %" PRId64
+                    " is not a multiple of the %s block size %" PRId64,
+                    t->name, t->ne[0], ms_type_name(t->type), be);
+    uint64_t nb;
+    if (__builtin_mul_overflow((uint64_t)(t->ne[0] / be), bb, &nb) ||
+        __builtin_mul_overflow(nb, (uint64_t)t->ne[1], &nb) ||
+        __builtin_mul_overflow(nb, (uint64_t)t->ne[2], &nb) ||
+        __builtin_mul_overflow(nb, (uint64_t)t->ne[3], &nb) || nb > (uint64_t)INT64_MAX)
+        return fail(r->err, r->path, MS_EFORMAT, "tensor '%s': byte size overflows", t->name);
+    t->nbytes = nb;
+    return 0;
+}
+
+static int cmp_by_offset(const void *a, const void *b)
+{
+    const MsGgufTensor *x = *(const MsGgufTensor *const *)a, *y = *(const MsGgufTensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Offsets: aligned, inside the file, and no two tensors sharing bytes. */
+static int check_tensor_data(MsGguf *g, MsError *err)
+{
+    if (g->n_tensors == 0) return 0;
+    if (g->data_start > g->size)
+        return fail(err, g->path, MS_EFORMAT, "truncated file: data section would start at %" PRIu64
+                    " but the file has %" PRIu64 " bytes", g->data_start, g->size);
+    uint64_t room = g->size - g->data_start;
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        MsGgufTensor *t = &g->tensors[i];
+        if (t->offset % g->alignment)
+            return fail(err, g->path, MS_EFORMAT, "tensor '%s': data offset %" PRIu64
+                        " is not a multiple of the alignment %" PRIu32, t->name, t->offset, g->alignment);
+        if (t->offset > room || t->nbytes > room - t->offset)
+            return fail(err, g->path, MS_EFORMAT, "tensor '%s': data [%" PRIu64 ", +%" PRIu64
+                        ") lies outside the file (data section holds %" PRIu64 " bytes)",
+                        t->name, t->offset, t->nbytes, room);
+        t->data = g->map + g->data_start + t->offset;
+    }
+    const MsGgufTensor **by = malloc((size_t)g->n_tensors * sizeof *by);
+    if (!by) return fail(err, g->path, MS_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < g->n_tensors; i++) by[i] = &g->tensors[i];
+    qsort(by, (size_t)g->n_tensors, sizeof *by, cmp_by_offset);
+    int rc = 0;
+    for (int64_t i = 0; i + 1 < g->n_tensors; i++)
+        if (by[i]->offset + by[i]->nbytes > by[i + 1]->offset) {
+            rc = fail(err, g->path, MS_EFORMAT, "tensor '%s' overlaps tensor '%s' in the data section",
+                      by[i]->name, by[i + 1]->name);
+            break;
+        }
+    free(by);
+    return rc;
+}
+
+static int parse(MsGguf *g, MsError *err)
+{
+    Rd r = { .base = g->map, .size = g->size, .pos = 0, .path = g->path, .err = err };
+    int rc;
+
+    /* magic first, so a short non-GGUF file is named as such */
+    if (g->size >= 4 && memcmp(g->map, "GGUF", 4))
+        return fail(err, g->path, MS_EFORMAT, "not a GGUF file (magic %02x %02x %02x %02x, expected \"GGUF\")",
+                    g->map[0], g->map[1], g->map[2], g->map[3]);
+    if (g->size < GGUF_HEADER_BYTES)
+        return fail(err, g->path, MS_EFORMAT, "file of %" PRIu64 " bytes is shorter than the %u-byte "
+                    "GGUF header", g->size, GGUF_HEADER_BYTES);
+    r.pos = 4;
+    uint32_t ver;
+    uint64_t n_t, n_kv;
+    rd_u32(&r, &ver, "header", 0);
+    rd_u64(&r, &n_t, "header", 0);
+    rd_u64(&r, &n_kv, "header", 0);
+    if (ver != 0 && (ver & 0xffffu) == 0)
+        return fail(err, g->path, MS_EUNSUPPORTED, "big-endian GGUF file (version reads as 0x%08" PRIx32
+                    " when little-endian) is not supported", ver);
+    if (ver == 1)
+        return fail(err, g->path, MS_EUNSUPPORTED, "GGUF version 1 is not supported (need 2 or 3)");
+    if (ver != 2 && ver != 3)
+        return fail(err, g->path, MS_EUNSUPPORTED, "unsupported GGUF version %" PRIu32 " (need 2 or 3)", ver);
+    g->version = ver;
+
+    /* Bound the counts by what the rest of the file could hold, before any
+     * allocation is sized by them. */
+    uint64_t rest = g->size - r.pos;
+    if (n_kv > (uint64_t)INT64_MAX || n_kv > rest / GGUF_MIN_KV_BYTES)
+        return fail(err, g->path, MS_EFORMAT, "metadata count %" PRIu64 " is impossible: the file "
+                    "has %" PRIu64 " bytes after the header", n_kv, rest);
+    if (n_t > (uint64_t)INT64_MAX || n_t > rest / GGUF_MIN_TINFO_BYTES)
+        return fail(err, g->path, MS_EFORMAT, "tensor count %" PRIu64 " is impossible: the file "
+                    "has %" PRIu64 " bytes after the header", n_t, rest);
+    if (n_kv * GGUF_MIN_KV_BYTES + n_t * GGUF_MIN_TINFO_BYTES > rest)
+        return fail(err, g->path, MS_EFORMAT, "truncated file: %" PRIu64 " metadata pairs and %" PRIu64
+                    " tensors cannot fit in %" PRIu64 " bytes", n_kv, n_t, rest);
+    g->n_kv = (int64_t)n_kv;
+    g->n_tensors = (int64_t)n_t;
+
+    /* Every key and name is a distinct byte range of the file plus a NUL;
+     * bound the arena by that and by the length limits (keeps it small for
+     * multi-GB model files). */
+    uint64_t arena_sz;
+    if (__builtin_mul_overflow(n_kv, (uint64_t)GGUF_MAX_KEY, &arena_sz) ||
+        __builtin_add_overflow(arena_sz, n_t * GGUF_MAX_NAME, &arena_sz) || arena_sz > rest)
+        arena_sz = rest;
+    g->arena = malloc(arena_sz + n_kv + n_t + 1);
+    g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
+    g->tensors = calloc(n_t ? n_t : 1, sizeof *g->tensors);
+    if (!g->arena || !g->kv || !g->tensors ||
+        index_init(&g->kv_index, g->n_kv) || index_init(&g->tensor_index, g->n_tensors))
+        return fail(err, g->path, MS_ENOMEM, "out of memory");
+    char *arena = g->arena;
+
+    for (int64_t i = 0; i < g->n_kv; i++)
+        if ((rc = parse_kv(g, &r, i, &arena))) return rc;
+    if ((rc = check_alignment(g, err))) return rc;
+    for (int64_t i = 0; i < g->n_tensors; i++)
+        if ((rc = parse_tensor_info(g, &r, i, &arena))) return rc;
+    g->data_start = r.pos + (g->alignment - r.pos % g->alignment) % g->alignment;
+    return check_tensor_data(g, err);
+}
+
+/* ---------------------------------------------------------------- open/free */
+
+MsGguf *ms_gguf_open(const char *path, MsError *err)
+{
+    if (!path) { ms_error_set(err, MS_EINVAL, "(null): no path given"); return NULL; }
+    MsGguf *g = calloc(1, sizeof *g);
+    if (!g || !(g->path = strdup(path))) {
+        free(g);
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    /* O_NONBLOCK: opening a FIFO must not hang waiting for a writer */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        fail(err, path, MS_EIO, "cannot open: %s", strerror(errno));
+        goto bad;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fail(err, path, MS_EIO, "cannot stat: %s", strerror(errno));
+        close(fd);
+        goto bad;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fail(err, path, MS_EIO, "is a directory, not a GGUF file");
+        close(fd);
+        goto bad;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail(err, path, MS_EIO, "not a regular file");
+        close(fd);
+        goto bad;
+    }
+    if (st.st_size == 0) {
+        fail(err, path, MS_EFORMAT, "empty file");
+        close(fd);
+        goto bad;
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) {
+        fail(err, path, MS_EIO, "file too large to map");
+        close(fd);
+        goto bad;
+    }
+    g->size = (uint64_t)st.st_size;
+    void *m = mmap(NULL, (size_t)g->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);   /* the mapping keeps the file referenced */
+    if (m == MAP_FAILED) {
+        fail(err, path, MS_EIO, "cannot map: %s", strerror(errno));
+        goto bad;
+    }
+    g->map = m;
+    if (parse(g, err)) goto bad;
+    return g;
+bad:
+    ms_gguf_free(g);
+    return NULL;
+}
+
+void ms_gguf_free(MsGguf *g)
+{
+    if (!g) return;
+    if (g->kv)
+        for (int64_t i = 0; i < g->n_kv; i++) free(g->kv[i].str_off);
+    free(g->kv);
+    free(g->tensors);
+    free(g->arena);
+    free(g->kv_index.slot);
+    free(g->tensor_index.slot);
+    if (g->map) munmap((void *)g->map, (size_t)g->size);
+    free(g->path);
+    free(g);
+}
+
+const char *ms_gguf_path(const MsGguf *g) { return g ? g->path : NULL; }
+uint32_t ms_gguf_version(const MsGguf *g) { return g ? g->version : 0; }
+uint64_t ms_gguf_file_size(const MsGguf *g) { return g ? g->size : 0; }
+uint32_t ms_gguf_alignment(const MsGguf *g) { return g ? g->alignment : 0; }
+
+/* ---------------------------------------------------------------- metadata */
+
+int64_t ms_gguf_n_kv(const MsGguf *g) { return g ? g->n_kv : 0; }
+
+const char *ms_gguf_kv_key(const MsGguf *g, int64_t i)
+{
+    return g && i >= 0 && i < g->n_kv ? g->kv[i].key : NULL;
+}
+
+int ms_gguf_kv_type(const MsGguf *g, int64_t i)
+{
+    return g && i >= 0 && i < g->n_kv ? g->kv[i].type : -1;
+}
+
+int64_t ms_gguf_find_kv(const MsGguf *g, const char *key)
+{
+    return g ? index_find(&g->kv_index, key, kv_name_of, g) : -1;
+}
+
+static bool type_is_int(int t)
+{
+    switch (t) {
+    case MS_GGUF_UINT8: case MS_GGUF_INT8: case MS_GGUF_UINT16: case MS_GGUF_INT16:
+    case MS_GGUF_UINT32: case MS_GGUF_INT32: case MS_GGUF_UINT64: case MS_GGUF_INT64:
+    case MS_GGUF_BOOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Integer value widened without loss: signed in *s or unsigned in *u
+ * (*is_neg tells which). */
+static void read_int(int t, const uint8_t *p, bool *is_neg, int64_t *s, uint64_t *u)
+{
+    uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32; int64_t i64;
+    *is_neg = false;
+    *s = 0;
+    *u = 0;
+    switch (t) {
+    case MS_GGUF_UINT8: case MS_GGUF_BOOL: memcpy(&u8, p, 1); *u = u8; break;
+    case MS_GGUF_INT8: memcpy(&i8, p, 1); *s = i8; break;
+    case MS_GGUF_UINT16: memcpy(&u16, p, 2); *u = u16; break;
+    case MS_GGUF_INT16: memcpy(&i16, p, 2); *s = i16; break;
+    case MS_GGUF_UINT32: memcpy(&u32, p, 4); *u = u32; break;
+    case MS_GGUF_INT32: memcpy(&i32, p, 4); *s = i32; break;
+    case MS_GGUF_UINT64: memcpy(u, p, 8); break;
+    case MS_GGUF_INT64: memcpy(&i64, p, 8); *s = i64; break;
+    default: break;
+    }
+    if (t == MS_GGUF_INT8 || t == MS_GGUF_INT16 || t == MS_GGUF_INT32 || t == MS_GGUF_INT64) {
+        if (*s < 0) *is_neg = true;
+        else *u = (uint64_t)*s;
+    }
+}
+
+static const Kv *lookup(const MsGguf *g, const char *key)
+{
+    int64_t i = ms_gguf_find_kv(g, key);
+    return i < 0 ? NULL : &g->kv[i];
+}
+
+static int wrong_type(const MsGguf *g, const Kv *kv, const char *want, MsError *err)
+{
+    if (kv->type == MS_GGUF_ARRAY)
+        return fail(err, g->path, MS_EFORMAT, "key '%s' has type array of %s, expected %s",
+                    kv->key, value_type_name(kv->elem_type), want);
+    return fail(err, g->path, MS_EFORMAT, "key '%s' has type %s, expected %s",
+                kv->key, value_type_name(kv->type), want);
+}
+
+/* Shared by the integer getters: value as (neg, s, u) or an error. */
+static int get_int(const MsGguf *g, const char *key, const Kv **kvp, bool *neg, int64_t *s,
+                   uint64_t *u, MsError *err)
+{
+    const Kv *kv = lookup(g, key);
+    if (!kv) return MS_ENOTFOUND;
+    *kvp = kv;
+    if (!type_is_int(kv->type)) return wrong_type(g, kv, "an integer", err);
+    read_int(kv->type, kv->val, neg, s, u);
+    return 0;
+}
+
+int ms_gguf_get_u32(const MsGguf *g, const char *key, uint32_t *out, MsError *err)
+{
+    const Kv *kv;
+    bool neg;
+    int64_t s;
+    uint64_t u;
+    int rc = get_int(g, key, &kv, &neg, &s, &u, err);
+    if (rc) return rc;
+    if (neg)
+        return fail(err, g->path, MS_EFORMAT, "key '%s': value %" PRId64 " is out of range for u32", key, s);
+    if (u > UINT32_MAX)
+        return fail(err, g->path, MS_EFORMAT, "key '%s': value %" PRIu64 " is out of range for u32", key, u);
+    *out = (uint32_t)u;
+    return 0;
+}
+
+int ms_gguf_get_i64(const MsGguf *g, const char *key, int64_t *out, MsError *err)
+{
+    const Kv *kv;
+    bool neg;
+    int64_t s;
+    uint64_t u;
+    int rc = get_int(g, key, &kv, &neg, &s, &u, err);
+    if (rc) return rc;
+    if (neg) { *out = s; return 0; }
+    if (u > (uint64_t)INT64_MAX)
+        return fail(err, g->path, MS_EFORMAT, "key '%s': value %" PRIu64 " is out of range for i64", key, u);
+    *out = (int64_t)u;
+    return 0;
+}
+
+int ms_gguf_get_f32(const MsGguf *g, const char *key, float *out, MsError *err)
+{
+    const Kv *kv = lookup(g, key);
+    if (!kv) return MS_ENOTFOUND;
+    if (kv->type == MS_GGUF_FLOAT32) {
+        memcpy(out, kv->val, 4);
+        return 0;
+    }
+    if (kv->type == MS_GGUF_FLOAT64) {
+        double d;
+        memcpy(&d, kv->val, 8);
+        if (isfinite(d) && fabs(d) > FLT_MAX)
+            return fail(err, g->path, MS_EFORMAT, "key '%s': value %g is out of range for f32", key, d);
+        *out = (float)d;
+        return 0;
+    }
+    if (type_is_int(kv->type) && kv->type != MS_GGUF_BOOL) {
+        bool neg;
+        int64_t s;
+        uint64_t u;
+        read_int(kv->type, kv->val, &neg, &s, &u);
+        *out = neg ? (float)s : (float)u;
+        return 0;
+    }
+    return wrong_type(g, kv, "a number", err);
+}
+
+int ms_gguf_get_bool(const MsGguf *g, const char *key, bool *out, MsError *err)
+{
+    const Kv *kv = lookup(g, key);
+    if (!kv) return MS_ENOTFOUND;
+    if (kv->type == MS_GGUF_BOOL) {
+        *out = kv->val[0] != 0;   /* as llama.cpp: any non-zero byte is true */
+        return 0;
+    }
+    if (type_is_int(kv->type)) {
+        bool neg;
+        int64_t s;
+        uint64_t u;
+        read_int(kv->type, kv->val, &neg, &s, &u);
+        if (neg || u > 1)
+            return fail(err, g->path, MS_EFORMAT, "key '%s': integer value is not 0 or 1", key);
+        *out = u != 0;
+        return 0;
+    }
+    return wrong_type(g, kv, "bool", err);
+}
+
+int ms_gguf_get_str(const MsGguf *g, const char *key, const char **s, uint64_t *len, MsError *err)
+{
+    const Kv *kv = lookup(g, key);
+    if (!kv) return MS_ENOTFOUND;
+    if (kv->type != MS_GGUF_STRING) return wrong_type(g, kv, "string", err);
+    *s = (const char *)kv->val;
+    *len = kv->n;
+    return 0;
+}
+
+int ms_gguf_get_arr(const MsGguf *g, const char *key, MsGgufArray *out, MsError *err)
+{
+    const Kv *kv = lookup(g, key);
+    if (!kv) return MS_ENOTFOUND;
+    if (kv->type != MS_GGUF_ARRAY) return wrong_type(g, kv, "array", err);
+    out->elem_type = kv->elem_type;
+    out->n = kv->n;
+    out->data = kv->val;
+    out->str_off = kv->str_off;
+    return 0;
+}
+
+void ms_gguf_arr_str(const MsGgufArray *a, uint64_t i, const char **s, uint64_t *len)
+{
+    const uint8_t *p = a->data + a->str_off[i];
+    memcpy(len, p, 8);
+    *s = (const char *)p + 8;
+}
+
+double ms_gguf_arr_f64(const MsGgufArray *a, uint64_t i)
+{
+    uint64_t esz = a->elem_type >= 0 && a->elem_type < MS_GGUF_TYPE_COUNT ? k_value_size[a->elem_type] : 0;
+    if (!esz) return 0.0;
+    const uint8_t *p = a->data + i * esz;
+    if (a->elem_type == MS_GGUF_FLOAT32) { float f; memcpy(&f, p, 4); return f; }
+    if (a->elem_type == MS_GGUF_FLOAT64) { double d; memcpy(&d, p, 8); return d; }
+    bool neg;
+    int64_t s;
+    uint64_t u;
+    read_int(a->elem_type, p, &neg, &s, &u);
+    return neg ? (double)s : (double)u;
+}
+
+int64_t ms_gguf_arr_i64(const MsGgufArray *a, uint64_t i)
+{
+    if (!type_is_int(a->elem_type)) return 0;
+    bool neg;
+    int64_t s;
+    uint64_t u;
+    read_int(a->elem_type, a->data + i * k_value_size[a->elem_type], &neg, &s, &u);
+    return neg ? s : (int64_t)u;   /* u64 above INT64_MAX wraps, documented as integer access */
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+int64_t ms_gguf_n_tensors(const MsGguf *g) { return g ? g->n_tensors : 0; }
+
+const MsGgufTensor *ms_gguf_tensor(const MsGguf *g, int64_t i)
+{
+    return g && i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+
+const MsGgufTensor *ms_gguf_find_tensor(const MsGguf *g, const char *name)
+{
+    if (!g) return NULL;
+    int64_t i = index_find(&g->tensor_index, name, tensor_name_of, g);
+    return i < 0 ? NULL : &g->tensors[i];
+}
