@@ -1,1 +1,281 @@
-/* (being written) */
+/* cli-util.c — helpers shared by the moescope subcommands (see cli-util.h). */
+#include "cli-util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static void vfail(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "moescope %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+}
+
+int ms_cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(cmd, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return MS_CLI_EXIT_FAIL;
+}
+
+int ms_cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(cmd, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (try moescope %s --help)\n", cmd);
+    return MS_CLI_EXIT_USAGE;
+}
+
+int ms_cli_fail_err(const char *cmd, const MsError *err)
+{
+    const char *m = err && err->msg[0] ? err->msg : ms_strerror(err ? err->code : MS_EINTERNAL);
+    /* Messages are one line by contract; keep it so even if one is not. */
+    fprintf(stderr, "moescope %s: ", cmd);
+    for (const char *p = m; *p; p++) fputc(*p == '\n' ? ' ' : *p, stderr);
+    fputc('\n', stderr);
+    return MS_CLI_EXIT_FAIL;
+}
+
+bool ms_cli_is_help(const char *arg)
+{
+    return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
+int ms_cli_opt(const char *cmd, int argc, char **argv, int *i,
+               const char *name, const char *alt, const char **val)
+{
+    const char *a = argv[*i];
+    size_t nl = strlen(name);
+    if (!strncmp(a, name, nl) && a[nl] == '=' && name[0] == '-' && name[1] == '-') {
+        *val = a + nl + 1;
+        return 1;
+    }
+    if (strcmp(a, name) != 0 && !(alt && !strcmp(a, alt))) return 0;
+    if (*i + 1 >= argc) {
+        ms_cli_usage(cmd, "%s needs a value", a);
+        return -1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+int ms_cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno) {
+        ms_cli_usage(cmd, "%s: '%s' is not an integer", opt, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        ms_cli_usage(cmd, "%s: %ld is out of range [%ld, %ld]", opt, v, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int ms_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-') {
+        ms_cli_usage(cmd, "%s: '%s' is not a non-negative integer", opt, s);
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 0);
+    if (*end || errno) {
+        ms_cli_usage(cmd, "%s: '%s' is not a non-negative integer", opt, s);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int ms_cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v)) {
+        ms_cli_usage(cmd, "%s: '%s' is not a number", opt, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        ms_cli_usage(cmd, "%s: %g is out of range [%g, %g]", opt, v, lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err)
+{
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return ms_error_set(err, MS_EIO, "%s: is a directory", path);
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    if (!b) {
+        fclose(f);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                fclose(f);
+                return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t r = fread(b + n, 1, cap - 1 - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return ms_error_set(err, MS_EIO, "%s: read error", path);
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* ---- intervention flags ---- */
+
+static const struct { const char *flag, *kind; } iv_flags[] = {
+    { "--silence", "silence" }, { "--drop", "drop" }, { "--force", "force" },
+    { "--steer", "steer" }, { "--scale", "scale" }, { "--top-k", "top-k" },
+};
+
+int ms_cli_iv_opt(const char *cmd, MsCliIvSpecs *s, int argc, char **argv, int *i)
+{
+    for (size_t f = 0; f < MS_ARRAY_LEN(iv_flags); f++) {
+        const char *val;
+        int r = ms_cli_opt(cmd, argc, argv, i, iv_flags[f].flag, NULL, &val);
+        if (r < 0) return -1;
+        if (r == 0) continue;
+        if (s->n == s->cap) {
+            int nc = s->cap ? s->cap * 2 : 8;
+            const char **k = realloc(s->kind, (size_t)nc * sizeof *k);
+            if (!k) return ms_cli_fail(cmd, "out of memory"), -1;
+            s->kind = k;
+            const char **v = realloc(s->spec, (size_t)nc * sizeof *v);
+            if (!v) return ms_cli_fail(cmd, "out of memory"), -1;
+            s->spec = v;
+            s->cap = nc;
+        }
+        s->kind[s->n] = iv_flags[f].kind;
+        s->spec[s->n] = val;
+        s->n++;
+        return 1;
+    }
+    return 0;
+}
+
+int ms_cli_iv_build(const char *cmd, const MsCliIvSpecs *s, int n_layer, int n_expert,
+                    MsIntervention **out)
+{
+    *out = NULL;
+    if (s->n == 0) return 0;
+    MsIntervention *iv = ms_intervention_new(n_layer, n_expert);
+    if (!iv) return ms_cli_fail(cmd, "out of memory"), -1;
+    for (int k = 0; k < s->n; k++) {
+        MsError err = { 0 };
+        if (ms_intervention_parse(iv, s->kind[k], s->spec[k], &err) < 0) {
+            ms_intervention_free(iv);
+            if (err.msg[0]) ms_cli_fail(cmd, "--%s %s: %s", s->kind[k], s->spec[k], err.msg);
+            else ms_cli_fail(cmd, "--%s %s: invalid", s->kind[k], s->spec[k]);
+            return -1;
+        }
+    }
+    *out = iv;
+    return 0;
+}
+
+void ms_cli_iv_free(MsCliIvSpecs *s)
+{
+    free(s->kind);
+    free(s->spec);
+    memset(s, 0, sizeof *s);
+}
+
+const char *ms_cli_iv_help(void)
+{
+    return "interventions (repeatable; L and E take comma lists, ranges a-b and '*'):\n"
+           "  --silence L:E        exclude expert E at layer L before top-k (next expert fills in)\n"
+           "  --drop L:E           select as usual but remove the expert's contribution\n"
+           "  --force L:E          always select expert E at layer L\n"
+           "  --steer L:E:DELTA    add DELTA to the router logit of E before selection\n"
+           "  --scale L:E:F        multiply the applied gate weight of E by F\n"
+           "  --top-k K|L:K        use K experts per token (all layers, or layer L)\n";
+}
+
+void ms_cli_fmt_float(char *buf, size_t cap, float v)
+{
+    if (!isfinite(v)) {
+        snprintf(buf, cap, "%s", isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
+        return;
+    }
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, cap, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v) return;
+    }
+    snprintf(buf, cap, "%.9g", (double)v);
+}
+
+double ms_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int ms_cli_fail_path(const char *cmd, const char *path, const MsError *err)
+{
+    const char *m = err && err->msg[0] ? err->msg : ms_strerror(err ? err->code : MS_EINTERNAL);
+    size_t pl = strlen(path);
+    if (!strncmp(m, path, pl) && m[pl] == ':') return ms_cli_fail_err(cmd, err);
+    MsError e2 = { .code = err ? err->code : MS_EINTERNAL };
+    snprintf(e2.msg, sizeof e2.msg, "%s: %s", path, m);
+    return ms_cli_fail_err(cmd, &e2);
+}
+
+MsModel *ms_cli_load_model(const char *cmd, const char *path)
+{
+    struct stat st;
+    MsError err = { 0 };
+    /* Cheap checks first so the message is plain even if a lower layer
+     * words it differently. */
+    if (stat(path, &st) != 0) {
+        ms_cli_fail(cmd, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        ms_cli_fail(cmd, "%s: is a directory", path);
+        return NULL;
+    }
+    MsModel *m = ms_model_load(path, &err);
+    if (!m) ms_cli_fail_path(cmd, path, &err);
+    return m;
+}

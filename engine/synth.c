@@ -1,1 +1,798 @@
-/* (being written) */
+/* synth.c — random-weight MoE models (see synth.h).
+ *
+ * Weights are normal draws scaled by 1/sqrt(fan_in) (fan_in = ne0, the
+ * length of the dot products), so activations stay O(1) and the routers
+ * spread tokens over all experts.  Each row of each tensor has its own
+ * PRNG stream derived from (seed, tensor index, row), so the output does not
+ * depend on how many threads generate it.  Tensors are generated, quantised
+ * and written one at a time: a multi-GB model never sits in memory.
+ *
+ * The tokenizer is byte-level BPE (tokenizer.ggml.model "gpt2"): 256 byte
+ * tokens in GPT-2 byte-to-unicode form (id = byte value), merges learned
+ * greedily from a small built-in text, filler tokens of type 5 (unused) when
+ * the vocabulary is larger than what the text teaches, and two control tokens
+ * at the end: <|endoftext|> (eos) and <|startoftext|> (bos). */
+#include "synth.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "quant.h"
+
+MsSynthParams ms_synth_default_params(void)
+{
+    MsSynthParams p = {
+        .arch = "olmoe", .n_layer = 2, .n_embd = 64, .n_head = 4, .n_head_kv = 0,
+        .n_expert = 8, .n_expert_used = 2, .n_ff = 32, .n_vocab = 512,
+        .type = MS_TYPE_F32, .seed = 42,
+    };
+    return p;
+}
+
+/* ------------------------------------------------------------------ PRNG */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+typedef struct { uint64_t s[4]; } Rng;
+
+static void rng_seed(Rng *r, uint64_t seed)
+{
+    uint64_t sm = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&sm);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static inline uint64_t rng_next(Rng *r) /* xoshiro256** */
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* n standard normal floats (Box-Muller, both outputs used). */
+static void rng_normal(Rng *r, float *out, int64_t n)
+{
+    int64_t i = 0;
+    while (i < n) {
+        uint64_t a = rng_next(r), b = rng_next(r);
+        float u1 = (float)((a >> 40) + 1) * (1.0f / 16777216.0f);  /* (0, 1] */
+        float u2 = (float)(b >> 40) * (1.0f / 16777216.0f);        /* [0, 1) */
+        float rad = sqrtf(-2.0f * logf(u1));
+        float s, c;
+        sincosf(6.2831853f * u2, &s, &c);
+        out[i++] = rad * c;
+        if (i < n) out[i++] = rad * s;
+    }
+}
+
+/* -------------------------------------------------------------- tokenizer */
+
+/* Built-in training text for the merges: plain English and some code, our
+ * own words.  Only its statistics matter. */
+static const char synth_text[] =
+    "The weather in the valley was calm that morning, and the river ran slowly past the old mill. "
+    "A group of students walked along the path, talking about their work and the questions they "
+    "wanted to answer before the end of the term. One of them had brought a notebook full of "
+    "measurements, another carried a small camera, and the third was reading aloud from a paper "
+    "about how water moves through soil and stone. They stopped near the bridge to compare their "
+    "notes. The numbers did not agree, which made the discussion more interesting than anyone had "
+    "expected. After an hour they decided to repeat the experiment in the afternoon, when the light "
+    "would be better and the wind would have changed direction. In the village, the market was "
+    "already open. People were selling bread, cheese, apples, and fresh fish from the coast. "
+    "Children played between the stalls while their parents argued about prices in a friendly way. "
+    "The baker said that the new oven was the best thing that had happened to the town in years, "
+    "and most of his customers agreed with him. When the students returned, they wrote a short "
+    "report that explained what they had found, what they still did not understand, and what they "
+    "would try next time. The teacher read it carefully and wrote three questions in the margin. "
+    "Every answer leads to another question, she said, and that is how we learn anything at all. "
+    "Models of language are trained on large amounts of text. A mixture of experts model sends each "
+    "token to a small number of expert networks chosen by a router, so that only part of the model "
+    "is used for any one token. The router computes a score for every expert, keeps the best ones, "
+    "and mixes their outputs with weights. Researchers study which experts are chosen for which "
+    "kinds of input, how often each expert is used, and what happens when an expert is removed. "
+    "They measure the effect on the loss, on the perplexity of held out text, and on the quality "
+    "of the generated answers.\n"
+    "def mean(values):\n"
+    "    if not values:\n"
+    "        return 0.0\n"
+    "    return sum(values) / len(values)\n"
+    "\n"
+    "def count_words(text):\n"
+    "    counts = {}\n"
+    "    for word in text.split():\n"
+    "        counts[word] = counts.get(word, 0) + 1\n"
+    "    return counts\n"
+    "\n"
+    "class Router:\n"
+    "    def __init__(self, n_expert, k):\n"
+    "        self.n_expert = n_expert\n"
+    "        self.k = k\n"
+    "\n"
+    "    def select(self, scores):\n"
+    "        order = sorted(range(self.n_expert), key=lambda i: -scores[i])\n"
+    "        return order[:self.k]\n"
+    "\n"
+    "for i in range(10):\n"
+    "    print(i, mean([i, i + 1, i + 2]))\n"
+    "\n"
+    "int main(int argc, char **argv)\n"
+    "{\n"
+    "    int total = 0;\n"
+    "    for (int i = 0; i < argc; i++) {\n"
+    "        total += (int)strlen(argv[i]);\n"
+    "    }\n"
+    "    printf(\"%d arguments, %d bytes\\n\", argc, total);\n"
+    "    return 0;\n"
+    "}\n"
+    "static const char *name_of(const struct item *it) { return it ? it->name : \"none\"; }\n"
+    "The year 2024 had 366 days; the price rose from $19.99 to $24.50, about 22.6% higher. "
+    "Call 555-0142 before 9:30 or write to the office at 12 Main Street. "
+    "Is it true? Yes! It is, and it isn't what we thought: we'll see, they're sure, you've heard.\n";
+
+/* GPT-2 byte -> unicode code point. */
+static uint32_t byte_to_cp(int b)
+{
+    if ((b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff))
+        return (uint32_t)b;
+    /* the others take 256, 257, ... in byte order */
+    int n = 0;
+    for (int c = 0; c < b; c++)
+        if (!((c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff))) n++;
+    return 256u + (uint32_t)n;
+}
+
+static int put_utf8(char *o, uint32_t cp)
+{
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xc0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3f)); return 2; }
+    o[0] = (char)(0xe0 | (cp >> 12));
+    o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[2] = (char)(0x80 | (cp & 0x3f));
+    return 3;
+}
+
+typedef struct {
+    int n_tok, cap_tok;
+    char **tok;          /* token texts */
+    int n_merge;
+    char **merge;        /* "left right" */
+} Vocab;
+
+static void vocab_free(Vocab *v)
+{
+    for (int i = 0; i < v->n_tok; i++) free(v->tok[i]);
+    for (int i = 0; i < v->n_merge; i++) free(v->merge[i]);
+    free(v->tok);
+    free(v->merge);
+}
+
+static int vocab_add(Vocab *v, char *s)
+{
+    if (!s) return MS_ENOMEM;
+    if (v->n_tok == v->cap_tok) {
+        int nc = v->cap_tok ? v->cap_tok * 2 : 1024;
+        char **nt = realloc(v->tok, (size_t)nc * sizeof *nt);
+        if (!nt) { free(s); return MS_ENOMEM; }
+        v->tok = nt;
+        v->cap_tok = nc;
+    }
+    v->tok[v->n_tok++] = s;
+    return v->n_tok - 1;
+}
+
+static int char_class(unsigned char c)
+{
+    if ((c | 32) >= 'a' && (c | 32) <= 'z') return 1;
+    if (c >= '0' && c <= '9') return 2;
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') return 3;
+    return 4;
+}
+
+typedef struct { int *sym; int n; int freq; } Word;
+
+/* Learn up to max_merges merges from synth_text (pieces split roughly as
+ * the GPT-2 pre-tokenizer does: optional space + letters / digits /
+ * punctuation, whitespace runs).  Deterministic: most frequent pair, ties
+ * to the lowest (left, right) id pair; a pair whose concatenation is already
+ * a token is never merged (token texts must stay unique). */
+static int learn_merges(Vocab *v, int max_merges)
+{
+    const char *t = synth_text;
+    size_t tl = strlen(t);
+    Word *w = NULL;
+    int nw = 0, capw = 0, rc = 0;
+    for (size_t i = 0; i < tl;) {
+        size_t j = i;
+        int cls = char_class((unsigned char)t[i]);
+        if (t[i] == ' ' && i + 1 < tl && char_class((unsigned char)t[i + 1]) != 3) {
+            j = i + 1;
+            cls = char_class((unsigned char)t[j]);
+        }
+        while (j < tl && char_class((unsigned char)t[j]) == cls) j++;
+        if (j == i) j = i + 1;
+        /* dedupe identical pieces (the text is small: linear search) */
+        int found = -1;
+        for (int k = 0; k < nw && found < 0; k++) {
+            if (w[k].n != (int)(j - i)) continue;
+            int same = 1;
+            for (int q = 0; q < w[k].n && same; q++) same = w[k].sym[q] == (unsigned char)t[i + q];
+            if (same) found = k;
+        }
+        if (found >= 0) {
+            w[found].freq++;
+        } else {
+            if (nw == capw) {
+                capw = capw ? capw * 2 : 256;
+                Word *nwp = realloc(w, (size_t)capw * sizeof *nwp);
+                if (!nwp) { rc = MS_ENOMEM; goto out; }
+                w = nwp;
+            }
+            w[nw].n = (int)(j - i);
+            w[nw].freq = 1;
+            w[nw].sym = malloc((size_t)w[nw].n * sizeof(int));
+            if (!w[nw].sym) { rc = MS_ENOMEM; goto out; }
+            for (int q = 0; q < w[nw].n; q++) w[nw].sym[q] = (unsigned char)t[i + q];
+            nw++;
+        }
+        i = j;
+    }
+
+    /* pair counts in an open-addressing table keyed by (a << 32 | b) */
+    size_t hcap = 1 << 15;
+    uint64_t *hk = malloc(hcap * sizeof *hk);
+    int *hv = malloc(hcap * sizeof *hv);
+    if (!hk || !hv) { free(hk); free(hv); rc = MS_ENOMEM; goto out; }
+    while (v->n_merge < max_merges) {
+        memset(hk, 0xff, hcap * sizeof *hk);
+        memset(hv, 0, hcap * sizeof *hv);
+        for (int k = 0; k < nw; k++)
+            for (int q = 0; q + 1 < w[k].n; q++) {
+                uint64_t key = (uint64_t)w[k].sym[q] << 32 | (uint32_t)w[k].sym[q + 1];
+                size_t h = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 49) & (hcap - 1);
+                while (hk[h] != key && hk[h] != UINT64_MAX) h = (h + 1) & (hcap - 1);
+                hk[h] = key;
+                hv[h] += w[k].freq;
+            }
+        /* best pair not creating a duplicate token */
+        uint64_t best = UINT64_MAX;
+        int bestc = 0;
+        char *cat = NULL;
+        for (;;) {
+            best = UINT64_MAX;
+            bestc = 0;
+            for (size_t h = 0; h < hcap; h++)
+                if (hk[h] != UINT64_MAX && hv[h] > 0 &&
+                    (hv[h] > bestc || (hv[h] == bestc && hk[h] < best))) {
+                    best = hk[h];
+                    bestc = hv[h];
+                }
+            if (!bestc) break;
+            const char *l = v->tok[best >> 32], *r = v->tok[(uint32_t)best];
+            size_t ll = strlen(l), rl = strlen(r);
+            cat = malloc(ll + rl + 1);
+            if (!cat) { rc = MS_ENOMEM; break; }
+            memcpy(cat, l, ll);
+            memcpy(cat + ll, r, rl + 1);
+            int dup = 0;
+            for (int q = 0; q < v->n_tok && !dup; q++) dup = !strcmp(v->tok[q], cat);
+            if (!dup) break;
+            free(cat);
+            cat = NULL;
+            for (size_t h = 0; h < hcap; h++) /* ban it for this round */
+                if (hk[h] == best) hv[h] = 0;
+        }
+        if (rc < 0 || !bestc) break;
+        int a = (int)(best >> 32), b = (int)(uint32_t)best;
+        size_t ml = strlen(v->tok[a]) + strlen(v->tok[b]) + 2;
+        char *m = malloc(ml);
+        if (!m) { free(cat); rc = MS_ENOMEM; break; }
+        snprintf(m, ml, "%s %s", v->tok[a], v->tok[b]);
+        int id = vocab_add(v, cat);
+        if (id < 0) { free(m); rc = id; break; }
+        v->merge[v->n_merge++] = m;
+        for (int k = 0; k < nw; k++) {
+            int o = 0;
+            for (int q = 0; q < w[k].n; q++) {
+                if (q + 1 < w[k].n && w[k].sym[q] == a && w[k].sym[q + 1] == b) {
+                    w[k].sym[o++] = id;
+                    q++;
+                } else {
+                    w[k].sym[o++] = w[k].sym[q];
+                }
+            }
+            w[k].n = o;
+        }
+    }
+    free(hk);
+    free(hv);
+out:
+    for (int k = 0; k < nw; k++) free(w[k].sym);
+    free(w);
+    return rc;
+}
+
+/* Build the full vocabulary of n_vocab tokens and write the tokenizer keys. */
+static int write_tokenizer(MsGgufWriter *w, const char *pre, int n_vocab, MsError *err)
+{
+    Vocab v = { 0 };
+    int rc = 0;
+    int32_t *types = NULL;
+    int max_merges = n_vocab - 256 - 2;
+    v.merge = malloc((size_t)(max_merges > 0 ? max_merges : 1) * sizeof *v.merge);
+    if (!v.merge) return ms_error_set(err, MS_ENOMEM, "synth: out of memory");
+    for (int b = 0; b < 256 && rc >= 0; b++) {
+        char *s = malloc(4);
+        if (s) s[put_utf8(s, byte_to_cp(b))] = 0;
+        rc = vocab_add(&v, s);
+    }
+    if (rc >= 0) rc = learn_merges(&v, max_merges);
+    int n_normal = v.n_tok;
+    for (int i = n_normal; rc >= 0 && i < n_vocab - 2; i++) {
+        char *s = malloc(32);
+        if (s) snprintf(s, 32, "<|unused_%d|>", i - n_normal);
+        rc = vocab_add(&v, s);
+    }
+    if (rc >= 0) rc = vocab_add(&v, strdup("<|endoftext|>"));
+    if (rc >= 0) rc = vocab_add(&v, strdup("<|startoftext|>"));
+    if (rc >= 0) {
+        types = malloc((size_t)n_vocab * sizeof *types);
+        if (!types) rc = MS_ENOMEM;
+    }
+    if (rc < 0) {
+        vocab_free(&v);
+        free(types);
+        return ms_error_set(err, MS_ENOMEM, "synth: out of memory");
+    }
+    for (int i = 0; i < n_vocab; i++)
+        types[i] = i < n_normal ? 1 : i < n_vocab - 2 ? 5 : 3;
+    rc = 0;
+    rc |= ms_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    rc |= ms_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    rc |= ms_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, (uint64_t)v.n_tok);
+    rc |= ms_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", MS_GGUF_INT32, types, (uint64_t)n_vocab);
+    rc |= ms_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)v.merge, (uint64_t)v.n_merge);
+    rc |= ms_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n_vocab - 2));
+    rc |= ms_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(n_vocab - 1));
+    rc |= ms_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    rc |= ms_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    vocab_free(&v);
+    free(types);
+    return rc ? ms_error_set(err, MS_EIO, "synth: cannot add tokenizer metadata") : 0;
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef enum { INIT_MATRIX, INIT_NORM, INIT_BIAS } Init;
+
+typedef struct {
+    char name[64];
+    uint32_t n_dims;
+    int64_t ne[3];
+    int type;
+    Init init;
+} TSpec;
+
+typedef struct {
+    TSpec *v;
+    int n, cap;
+    int wtype;     /* requested weight type */
+    int bad;       /* allocation failure while adding */
+} TList;
+
+/* A weight type that can store rows of ne0 elements: the requested one, or
+ * llama-quantize-like fallbacks for rows that are not whole K blocks. */
+static int fit_type(int type, int64_t ne0)
+{
+    if (ne0 % ms_type_block_elems(type) == 0) return type;
+    switch (type) {
+    case MS_TYPE_Q2_K: case MS_TYPE_Q3_K: type = MS_TYPE_Q4_0; break;
+    case MS_TYPE_Q4_K: type = MS_TYPE_Q5_0; break;
+    case MS_TYPE_Q5_K: type = MS_TYPE_Q5_1; break;
+    case MS_TYPE_Q6_K: type = MS_TYPE_Q8_0; break;
+    default: break;
+    }
+    return ne0 % ms_type_block_elems(type) == 0 ? type : MS_TYPE_F16;
+}
+
+static void add_t(TList *l, Init init, int n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                  const char *fmt, int layer)
+{
+    if (l->n == l->cap) {
+        int nc = l->cap ? l->cap * 2 : 64;
+        TSpec *nv = realloc(l->v, (size_t)nc * sizeof *nv);
+        if (!nv) { l->bad = 1; return; }
+        l->v = nv;
+        l->cap = nc;
+    }
+    TSpec *t = &l->v[l->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, fmt, layer);
+    t->n_dims = (uint32_t)n_dims;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
+    t->init = init;
+    t->type = init == INIT_MATRIX ? fit_type(l->wtype, ne0) : MS_TYPE_F32;
+}
+
+/* 2-D weight {in, out} in the weight type. */
+#define MAT(l, in, out, fmt, il) add_t(l, INIT_MATRIX, 2, in, out, 1, fmt, il)
+#define EXPS(l, in, out, ne, fmt, il) add_t(l, INIT_MATRIX, 3, in, out, ne, fmt, il)
+#define NORM(l, n, fmt, il) add_t(l, INIT_NORM, 1, n, 1, 1, fmt, il)
+#define BIAS(l, n, fmt, il) add_t(l, INIT_BIAS, 1, n, 1, 1, fmt, il)
+
+typedef struct {
+    int arch;        /* index into arch_names */
+    int E, H, Hkv, hd, L, X, K, F, V;
+    /* deepseek2 */
+    int q_lora, kv_lora, rope, nope, vdim, dense_lead, n_shared, ff_dense;
+    bool lite;
+    int ff_shexp;    /* qwen2moe */
+} Shape;
+
+enum { A_OLMOE, A_QWEN2MOE, A_LLAMA, A_GRANITEMOE, A_DEEPSEEK2, A_COUNT };
+static const char *const arch_names[A_COUNT] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" };
+
+static void build_tensors(TList *l, const Shape *s)
+{
+    const int E = s->E;
+    MAT(l, E, s->V, "token_embd.weight", 0);
+    NORM(l, E, "output_norm.weight", 0);
+    if (s->arch != A_GRANITEMOE) MAT(l, E, s->V, "output.weight", 0); /* granite: tied */
+    for (int i = 0; i < s->L; i++) {
+        NORM(l, E, "blk.%d.attn_norm.weight", i);
+        if (s->arch == A_DEEPSEEK2) {
+            int qk = s->nope + s->rope;
+            if (s->lite) {
+                MAT(l, E, s->H * qk, "blk.%d.attn_q.weight", i);
+            } else {
+                NORM(l, s->q_lora, "blk.%d.attn_q_a_norm.weight", i);
+                MAT(l, E, s->q_lora, "blk.%d.attn_q_a.weight", i);
+                MAT(l, s->q_lora, s->H * qk, "blk.%d.attn_q_b.weight", i);
+            }
+            NORM(l, s->kv_lora, "blk.%d.attn_kv_a_norm.weight", i);
+            MAT(l, E, s->kv_lora + s->rope, "blk.%d.attn_kv_a_mqa.weight", i);
+            MAT(l, s->kv_lora, s->H * (s->nope + s->vdim), "blk.%d.attn_kv_b.weight", i);
+            MAT(l, s->H * s->vdim, E, "blk.%d.attn_output.weight", i);
+        } else {
+            MAT(l, E, s->H * s->hd, "blk.%d.attn_q.weight", i);
+            if (s->arch == A_QWEN2MOE) BIAS(l, s->H * s->hd, "blk.%d.attn_q.bias", i);
+            MAT(l, E, s->Hkv * s->hd, "blk.%d.attn_k.weight", i);
+            if (s->arch == A_QWEN2MOE) BIAS(l, s->Hkv * s->hd, "blk.%d.attn_k.bias", i);
+            MAT(l, E, s->Hkv * s->hd, "blk.%d.attn_v.weight", i);
+            if (s->arch == A_QWEN2MOE) BIAS(l, s->Hkv * s->hd, "blk.%d.attn_v.bias", i);
+            MAT(l, s->H * s->hd, E, "blk.%d.attn_output.weight", i);
+            if (s->arch == A_OLMOE) {
+                NORM(l, s->H * s->hd, "blk.%d.attn_q_norm.weight", i);
+                NORM(l, s->Hkv * s->hd, "blk.%d.attn_k_norm.weight", i);
+            }
+        }
+        NORM(l, E, "blk.%d.ffn_norm.weight", i);
+        if (s->arch == A_DEEPSEEK2 && i < s->dense_lead) {
+            MAT(l, E, s->ff_dense, "blk.%d.ffn_gate.weight", i);
+            MAT(l, E, s->ff_dense, "blk.%d.ffn_up.weight", i);
+            MAT(l, s->ff_dense, E, "blk.%d.ffn_down.weight", i);
+            continue;
+        }
+        /* router: stays F32 like norms */
+        add_t(l, INIT_MATRIX, 2, E, s->X, 1, "blk.%d.ffn_gate_inp.weight", i);
+        l->v[l->n - 1].type = MS_TYPE_F32;
+        EXPS(l, E, s->F, s->X, "blk.%d.ffn_gate_exps.weight", i);
+        EXPS(l, E, s->F, s->X, "blk.%d.ffn_up_exps.weight", i);
+        EXPS(l, s->F, E, s->X, "blk.%d.ffn_down_exps.weight", i);
+        if (s->arch == A_QWEN2MOE) {
+            add_t(l, INIT_MATRIX, 1, E, 1, 1, "blk.%d.ffn_gate_inp_shexp.weight", i);
+            l->v[l->n - 1].type = MS_TYPE_F32;
+            MAT(l, E, s->ff_shexp, "blk.%d.ffn_gate_shexp.weight", i);
+            MAT(l, E, s->ff_shexp, "blk.%d.ffn_up_shexp.weight", i);
+            MAT(l, s->ff_shexp, E, "blk.%d.ffn_down_shexp.weight", i);
+        } else if (s->arch == A_DEEPSEEK2) {
+            int sw = s->n_shared * s->F;
+            MAT(l, E, sw, "blk.%d.ffn_gate_shexp.weight", i);
+            MAT(l, E, sw, "blk.%d.ffn_up_shexp.weight", i);
+            MAT(l, sw, E, "blk.%d.ffn_down_shexp.weight", i);
+        }
+    }
+}
+
+/* ------------------------------------------------- parallel generation */
+
+typedef struct {
+    const TSpec *t;
+    uint64_t seed;
+    int tindex;
+    uint8_t *buf;
+    size_t row_bytes;
+    int64_t nrows;
+    int64_t next;           /* next row block to take */
+    pthread_mutex_t mu;
+    int rc;
+} Job;
+
+#define ROWS_PER_TAKE 16
+
+static void gen_row(const Job *j, int64_t r, float *x)
+{
+    const TSpec *t = j->t;
+    /* stream per (seed, tensor, row): thread-count independent */
+    Rng rng;
+    uint64_t s = j->seed ^ ((uint64_t)(j->tindex + 1) << 40) ^ (uint64_t)r;
+    uint64_t mix = splitmix64(&s);
+    rng_seed(&rng, mix);
+    rng_normal(&rng, x, t->ne[0]);
+    float sc;
+    switch (t->init) {
+    case INIT_NORM:
+        for (int64_t i = 0; i < t->ne[0]; i++) x[i] = 1.0f + 0.1f * x[i];
+        return;
+    case INIT_BIAS:
+        sc = 0.1f;
+        break;
+    default:
+        sc = 1.0f / sqrtf((float)t->ne[0]);
+        break;
+    }
+    for (int64_t i = 0; i < t->ne[0]; i++) x[i] *= sc;
+}
+
+static void *worker(void *arg)
+{
+    Job *j = arg;
+    float *x = malloc((size_t)j->t->ne[0] * sizeof *x);
+    if (!x) {
+        pthread_mutex_lock(&j->mu);
+        j->rc = MS_ENOMEM;
+        pthread_mutex_unlock(&j->mu);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int64_t r0 = j->next;
+        j->next += ROWS_PER_TAKE;
+        int stop = j->rc < 0;
+        pthread_mutex_unlock(&j->mu);
+        if (stop || r0 >= j->nrows) break;
+        int64_t r1 = MS_MIN(r0 + ROWS_PER_TAKE, j->nrows);
+        for (int64_t r = r0; r < r1; r++) {
+            gen_row(j, r, x);
+            uint8_t *dst = j->buf + (size_t)r * j->row_bytes;
+            int rc = 0;
+            if (j->t->type == MS_TYPE_F32) memcpy(dst, x, j->row_bytes);
+            else rc = ms_quantize_row(j->t->type, x, dst, j->t->ne[0]);
+            if (rc < 0) {
+                pthread_mutex_lock(&j->mu);
+                j->rc = rc;
+                pthread_mutex_unlock(&j->mu);
+                break;
+            }
+        }
+    }
+    free(x);
+    return NULL;
+}
+
+static int gen_tensor(const TSpec *t, int tindex, uint64_t seed, uint8_t *buf, int n_threads)
+{
+    Job j = {
+        .t = t, .seed = seed, .tindex = tindex, .buf = buf,
+        .row_bytes = ms_row_bytes(t->type, t->ne[0]),
+        .nrows = t->ne[1] * t->ne[2],
+    };
+    pthread_mutex_init(&j.mu, NULL);
+    int nt = (int)MS_MIN((int64_t)n_threads, (j.nrows + ROWS_PER_TAKE - 1) / ROWS_PER_TAKE);
+    pthread_t th[16];
+    int started = 0;
+    for (int i = 1; i < nt && i < 16; i++)
+        if (pthread_create(&th[started], NULL, worker, &j) == 0) started++;
+    worker(&j);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&j.mu);
+    return j.rc;
+}
+
+/* ------------------------------------------------------------------ write */
+
+static int ftype_of(int type)
+{
+    switch (type) {
+    case MS_TYPE_F32: return 0;
+    case MS_TYPE_F16: return 1;
+    case MS_TYPE_Q4_0: return 2;
+    case MS_TYPE_Q4_1: return 3;
+    case MS_TYPE_Q8_0: return 7;
+    case MS_TYPE_Q5_0: return 8;
+    case MS_TYPE_Q5_1: return 9;
+    case MS_TYPE_Q2_K: return 10;
+    case MS_TYPE_Q3_K: return 11;
+    case MS_TYPE_Q4_K: return 14;
+    case MS_TYPE_Q5_K: return 16;
+    case MS_TYPE_Q6_K: return 18;
+    case MS_TYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static int check_params(const MsSynthParams *p, Shape *s, MsError *err)
+{
+    memset(s, 0, sizeof *s);
+    s->arch = -1;
+    for (int a = 0; a < A_COUNT; a++)
+        if (p->arch && !strcmp(p->arch, arch_names[a])) s->arch = a;
+    if (s->arch < 0)
+        return ms_error_set(err, MS_EINVAL, "synth: unknown architecture '%s' (olmoe, qwen2moe, llama, granitemoe, deepseek2)",
+                            p->arch ? p->arch : "(none)");
+#define NEED(c, ...) do { if (!(c)) return ms_error_set(err, MS_EINVAL, "synth: " __VA_ARGS__); } while (0)
+    NEED(p->n_layer >= 1 && p->n_layer <= 1024, "layers must be in 1..1024 (got %d)", p->n_layer);
+    NEED(p->n_embd >= 2 && p->n_embd <= 65536, "embd must be in 2..65536 (got %d)", p->n_embd);
+    NEED(p->n_head >= 1 && p->n_embd % p->n_head == 0, "heads (%d) must divide embd (%d)", p->n_head, p->n_embd);
+    int hkv = p->n_head_kv ? p->n_head_kv : p->n_head;
+    NEED(hkv >= 1 && hkv <= p->n_head && p->n_head % hkv == 0, "kv-heads (%d) must divide heads (%d)", hkv, p->n_head);
+    NEED(s->arch != A_OLMOE || hkv == p->n_head, "olmoe needs kv-heads = heads");
+    NEED(p->n_expert >= 1 && p->n_expert <= 256, "experts must be in 1..256 (got %d)", p->n_expert);
+    NEED(p->n_expert_used >= 1 && p->n_expert_used <= p->n_expert, "used (%d) must be in 1..experts (%d)",
+         p->n_expert_used, p->n_expert);
+    NEED(p->n_ff >= 1 && p->n_ff <= 1 << 20, "ff must be in 1..1048576 (got %d)", p->n_ff);
+    NEED(p->n_vocab >= 258 && p->n_vocab <= 1 << 22, "vocab must be in 258..4194304 (got %d): 256 bytes + 2 specials",
+         p->n_vocab);
+    NEED(ms_type_is_supported(p->type) && ms_type_block_elems(p->type) > 0,
+         "weight type %s is not supported for synthesis", ms_type_name(p->type));
+    s->E = p->n_embd; s->H = p->n_head; s->Hkv = hkv; s->hd = p->n_embd / p->n_head;
+    s->L = p->n_layer; s->X = p->n_expert; s->K = p->n_expert_used; s->F = p->n_ff; s->V = p->n_vocab;
+    NEED(s->hd % 2 == 0, "head dimension embd/heads (%d) must be even (RoPE pairs)", s->hd);
+    s->ff_shexp = 2 * p->n_ff;
+    if (s->arch == A_DEEPSEEK2) {
+        /* fixture-like MLA proportions: nope = v = head_dim, rope = head_dim/2 */
+        NEED(s->hd % 4 == 0, "deepseek2 needs embd/heads (%d) divisible by 4", s->hd);
+        s->nope = s->hd; s->vdim = s->hd; s->rope = s->hd / 2;
+        s->kv_lora = MS_MAX(p->n_embd / 2, 2);
+        s->q_lora = MS_MAX(p->n_embd / 2, 2);
+        s->lite = p->n_layer == 27;      /* llama.cpp's "lite" rule: no q LoRA */
+        s->dense_lead = p->n_layer >= 2 ? 1 : 0;
+        s->n_shared = 2;
+        s->ff_dense = 4 * p->n_ff;
+        s->Hkv = s->H;
+    }
+#undef NEED
+    return 0;
+}
+
+int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
+{
+    Shape s;
+    int rc = check_params(p, &s, err);
+    if (rc < 0) return rc;
+    const char *an = arch_names[s.arch];
+
+    MsGgufWriter *w = ms_gguf_writer_new(path, err);
+    if (!w) return err ? err->code : MS_EIO;
+    char key[128], desc[160];
+#define KU32(k, v) (snprintf(key, sizeof key, "%s." k, an), ms_gguf_writer_set_u32(w, key, (uint32_t)(v)))
+#define KF32(k, v) (snprintf(key, sizeof key, "%s." k, an), ms_gguf_writer_set_f32(w, key, (float)(v)))
+    int m = 0;
+    snprintf(desc, sizeof desc, "random-weight model written by moescope synth (seed %llu); not trained",
+             (unsigned long long)p->seed);
+    char name[64];
+    snprintf(name, sizeof name, "synth-%s", an);
+    m |= ms_gguf_writer_set_str(w, "general.architecture", an);
+    m |= ms_gguf_writer_set_str(w, "general.type", "model");
+    m |= ms_gguf_writer_set_str(w, "general.name", name);
+    m |= ms_gguf_writer_set_str(w, "general.description", desc);
+    m |= ms_gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype_of(p->type));
+    m |= ms_gguf_writer_set_u32(w, "general.quantization_version", 2);
+    m |= KU32("context_length", 4096);
+    m |= KU32("embedding_length", s.E);
+    m |= KU32("block_count", s.L);
+    m |= KU32("attention.head_count", s.H);
+    m |= KU32("attention.head_count_kv", s.Hkv);
+    m |= KF32("rope.freq_base", s.arch == A_QWEN2MOE || s.arch == A_LLAMA ? 1e6 : 1e4);
+    m |= KF32("attention.layer_norm_rms_epsilon", s.arch == A_QWEN2MOE || s.arch == A_DEEPSEEK2 ? 1e-6 : 1e-5);
+    m |= KU32("expert_count", s.X);
+    m |= KU32("expert_used_count", s.K);
+    m |= KU32("vocab_size", s.V);
+    switch (s.arch) {
+    case A_OLMOE:
+        m |= KU32("feed_forward_length", s.F);
+        break;
+    case A_QWEN2MOE:
+        m |= KU32("feed_forward_length", s.ff_shexp);
+        m |= KU32("expert_feed_forward_length", s.F);
+        m |= KU32("expert_shared_feed_forward_length", s.ff_shexp);
+        break;
+    case A_LLAMA:
+        m |= KU32("feed_forward_length", s.F);
+        m |= KU32("rope.dimension_count", s.hd);
+        break;
+    case A_GRANITEMOE:
+        m |= KU32("feed_forward_length", s.F);
+        m |= KU32("rope.dimension_count", s.hd);
+        m |= KF32("embedding_scale", 2.0);
+        m |= KF32("residual_scale", 0.5);
+        m |= KF32("attention.scale", 1.0 / sqrt((double)s.hd));
+        m |= KF32("logit_scale", 2.0);
+        break;
+    case A_DEEPSEEK2:
+        m |= KU32("feed_forward_length", s.ff_dense);
+        m |= KU32("leading_dense_block_count", s.dense_lead);
+        if (!s.lite) m |= KU32("attention.q_lora_rank", s.q_lora);
+        m |= KU32("attention.kv_lora_rank", s.kv_lora);
+        m |= KU32("attention.key_length", s.nope + s.rope);
+        m |= KU32("attention.value_length", s.vdim);
+        m |= KU32("rope.dimension_count", s.rope);
+        m |= KU32("expert_feed_forward_length", s.F);
+        m |= KU32("expert_shared_count", s.n_shared);
+        m |= KF32("expert_weights_scale", 1.5);
+        m |= KF32("rope.scaling.yarn_log_multiplier", 0.0707);
+        break;
+    }
+#undef KU32
+#undef KF32
+    if (m) {
+        ms_gguf_writer_free(w);
+        return ms_error_set(err, MS_EIO, "%s: cannot add metadata", path);
+    }
+    rc = write_tokenizer(w, s.arch == A_OLMOE ? "olmo" : "gpt-2", s.V, err);
+    if (rc < 0) {
+        ms_gguf_writer_free(w);
+        return rc;
+    }
+
+    TList tl = { .wtype = p->type };
+    build_tensors(&tl, &s);
+    if (tl.bad) {
+        free(tl.v);
+        ms_gguf_writer_free(w);
+        return ms_error_set(err, MS_ENOMEM, "synth: out of memory");
+    }
+    size_t max_bytes = 0;
+    for (int i = 0; i < tl.n && rc == 0; i++) {
+        const TSpec *t = &tl.v[i];
+        if (ms_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne) < 0)
+            rc = ms_error_set(err, MS_EIO, "%s: cannot add tensor %s", path, t->name);
+        size_t nb = ms_row_bytes(t->type, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2]);
+        if (nb > max_bytes) max_bytes = nb;
+    }
+    if (rc == 0 && ms_gguf_writer_write_header(w) < 0)
+        rc = ms_error_set(err, MS_EIO, "%s: cannot write header", path);
+    uint8_t *buf = rc == 0 ? malloc(max_bytes ? max_bytes : 1) : NULL;
+    if (rc == 0 && !buf) rc = ms_error_set(err, MS_ENOMEM, "synth: out of memory (%zu bytes for one tensor)", max_bytes);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int n_threads = (int)(ncpu < 1 ? 1 : ncpu > 16 ? 16 : ncpu);
+    for (int i = 0; i < tl.n && rc == 0; i++) {
+        const TSpec *t = &tl.v[i];
+        size_t nb = ms_row_bytes(t->type, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2]);
+        int g = gen_tensor(t, i, p->seed, buf, n_threads);
+        if (g < 0)
+            rc = ms_error_set(err, g, "synth: cannot quantise %s to %s", t->name, ms_type_name(t->type));
+        else if (ms_gguf_writer_write_tensor_data(w, buf, nb) < 0)
+            rc = ms_error_set(err, MS_EIO, "%s: cannot write tensor %s", path, t->name);
+    }
+    free(buf);
+    free(tl.v);
+    if (rc == 0) {
+        MsError e2 = { 0 };
+        if (ms_gguf_writer_finish(w, &e2) < 0)
+            rc = ms_error_set(err, e2.code ? e2.code : MS_EIO, "%s", e2.msg[0] ? e2.msg : "cannot finish file");
+    }
+    ms_gguf_writer_free(w);
+    if (rc < 0) unlink(path);
+    return rc;
+}

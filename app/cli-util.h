@@ -1,0 +1,83 @@
+/* cli-util.h — small helpers shared by the `moescope` subcommands: option
+ * matching, checked number parsing, one-line error printing in the form
+ * "moescope CMD: FILE: problem", whole-file reading, and the intervention
+ * flags (--silence --drop --force --steer --scale --top-k), which are
+ * collected while parsing and applied once the model (and so the layer and
+ * expert counts) is known.
+ *
+ * Exit-status convention (app/commands.h): 0 success, 1 failure, 2 usage. */
+#ifndef MS_CLI_UTIL_H
+#define MS_CLI_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine.h"
+
+#define MS_CLI_EXIT_OK 0
+#define MS_CLI_EXIT_FAIL 1
+#define MS_CLI_EXIT_USAGE 2
+
+/* "moescope CMD: <message>\n" on stderr.  Returns 1 (the failure status). */
+int ms_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same text plus " (try moescope CMD --help)"; returns 2 (usage status). */
+int ms_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print err->msg (which already names the file) for cmd; returns 1. */
+int ms_cli_fail_err(const char *cmd, const MsError *err);
+
+/* True for "-h" / "--help". */
+bool ms_cli_is_help(const char *arg);
+
+/* Option matching.  If argv[*i] is `name` (or `alt`, may be NULL) followed by
+ * a value, or `name=value`, stores the value in *val, advances *i past it and
+ * returns 1.  Returns 0 when the argument is a different option, and -1 (after
+ * printing a usage error) when the value is missing. */
+int ms_cli_opt(const char *cmd, int argc, char **argv, int *i,
+               const char *name, const char *alt, const char **val);
+
+/* Checked number parsing: the whole string must be a number in [lo, hi].
+ * On error prints "moescope CMD: OPT: 'S' is not ..." and returns -1. */
+int ms_cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
+int ms_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+int ms_cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+
+/* Read a whole file into a malloc'd NUL-terminated buffer (length in *len).
+ * Errors as "PATH: problem" in err. */
+int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err);
+
+/* ---- intervention flags ---- */
+typedef struct {
+    int n, cap;
+    const char **kind;   /* "silence" "drop" "force" "steer" "scale" "top-k" (static strings) */
+    const char **spec;   /* borrowed from argv */
+} MsCliIvSpecs;
+
+/* If argv[*i] is one of the intervention flags, record it (advancing *i) and
+ * return 1; 0 if not such a flag; -1 after a usage error (missing value). */
+int ms_cli_iv_opt(const char *cmd, MsCliIvSpecs *s, int argc, char **argv, int *i);
+/* Build the intervention set for a model; NULL and a printed error (naming
+ * the spec) on failure.  *out is NULL when no flag was given. */
+int ms_cli_iv_build(const char *cmd, const MsCliIvSpecs *s, int n_layer, int n_expert,
+                    MsIntervention **out);
+void ms_cli_iv_free(MsCliIvSpecs *s);
+/* Help text for the intervention flags (static). */
+const char *ms_cli_iv_help(void);
+
+/* Shortest decimal ("%.6g".."%.9g") that reads back (strtof) as the same
+ * float32.  Non-finite values print as JSON-incompatible "nan"/"inf", so the
+ * caller decides what to do with them.  buf must hold 32 bytes. */
+void ms_cli_fmt_float(char *buf, size_t cap, float v);
+
+/* Load (and so validate) a model; on failure prints one line
+ * "moescope CMD: PATH: problem" and returns NULL. */
+MsModel *ms_cli_load_model(const char *cmd, const char *path);
+/* Print err for a failure about path, adding "PATH: " when the message does
+ * not already name it.  Returns 1. */
+int ms_cli_fail_path(const char *cmd, const char *path, const MsError *err);
+
+/* Monotonic clock in seconds. */
+double ms_cli_now(void);
+
+#endif
