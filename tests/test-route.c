@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <jansson.h>
+
+#include "gguf.h"
 #include "mtest.h"
 #include "route.h"
 
@@ -471,10 +475,117 @@ static void test_sampler(void)
     MT_CHECK(isnan(ms_logprob(lp, 4, 4)) && isnan(ms_logprob(lp, 4, -1)), "id out of range -> NaN");
 }
 
+/* Router against llama.cpp's own routing in the reference fixtures: feed
+ * log(reference probs) as logits (softmax is shift-invariant, so this gives
+ * back the same probabilities up to rounding) and compare the selected set,
+ * its order and the applied weights.  Exact/near ties (gap < 1e-5 relative)
+ * at the k-th place are counted as ambiguous, as GGUF-MOE.md section 6 says. */
+static void test_reference(void)
+{
+    const char *dir = mt_shared_dir();
+    if (!dir) {
+        mt_diag("reference comparison skipped: ../shared (fixtures) not found");
+        return;
+    }
+    char rdir[1024];
+    snprintf(rdir, sizeof rdir, "%s/fixtures/reference", dir);
+    DIR *d = opendir(rdir);
+    if (!MT_CHECK(d != NULL, "open %s", rdir)) return;
+    struct dirent *de;
+    int n_files = 0;
+    while ((de = readdir(d))) {
+        size_t nl = strlen(de->d_name);
+        if (nl < 6 || strcmp(de->d_name + nl - 5, ".json") != 0 || strcmp(de->d_name, "prompts.json") == 0) continue;
+        char path[1400], mpath[1400];
+        snprintf(path, sizeof path, "%s/%s", rdir, de->d_name);
+        json_error_t je;
+        json_t *root = json_load_file(path, 0, &je);
+        if (!MT_CHECK(root != NULL, "%s parses", de->d_name)) continue;
+        const char *arch = json_string_value(json_object_get(root, "arch"));
+        const char *model = json_string_value(json_object_get(root, "model"));
+        int E = (int)json_integer_value(json_object_get(root, "n_expert"));
+        int K = (int)json_integer_value(json_object_get(root, "n_expert_used"));
+        if (!arch || !model || E <= 0 || K <= 0 || E > 256) {
+            MT_CHECK(0, "%s: arch/model/n_expert present", de->d_name);
+            json_decref(root);
+            continue;
+        }
+        /* Routing options as GGUF-MOE.md 4.1 gives them per architecture;
+         * deepseek2 takes its own keys from the model file. */
+        MsRouteCfg cfg = { .n_expert = E, .k = K, .gating = MS_GATING_SOFTMAX, .w_scale = 1.0f };
+        cfg.norm_w = strcmp(arch, "llama") == 0 || strcmp(arch, "granitemoe") == 0 || strcmp(arch, "qwen3moe") == 0;
+        if (strcmp(arch, "deepseek2") == 0) {
+            snprintf(mpath, sizeof mpath, "%s/fixtures/models/%s", dir, model);
+            MsGguf *g = ms_gguf_open(mpath, NULL);
+            uint32_t gf;
+            bool nb;
+            float sc;
+            if (g && ms_gguf_get_f32(g, "deepseek2.expert_weights_scale", &sc, NULL) == 0) cfg.w_scale = sc;
+            if (g && ms_gguf_get_bool(g, "deepseek2.expert_weights_norm", &nb, NULL) == 0) cfg.norm_w = nb;
+            if (g && ms_gguf_get_u32(g, "deepseek2.expert_gating_func", &gf, NULL) == 0 && gf == 2)
+                cfg.gating = MS_GATING_SIGMOID;
+            MT_CHECK(g != NULL, "%s: read routing keys (scale %g, norm %d)", model, cfg.w_scale, cfg.norm_w);
+            ms_gguf_free(g);
+        }
+        long n_tok = 0, n_amb = 0, n_bad_set = 0, n_bad_w = 0;
+        double max_dw = 0;
+        size_t pi;
+        json_t *pr;
+        json_array_foreach(json_object_get(root, "prompts"), pi, pr) {
+            size_t li;
+            json_t *lr;
+            json_array_foreach(json_object_get(pr, "routing"), li, lr) {
+                json_t *jex = json_object_get(lr, "experts"), *jw = json_object_get(lr, "weights"),
+                       *jp = json_object_get(lr, "probs");
+                for (size_t t = 0; t < json_array_size(jp); t++) {
+                    float lg[256], pb[256], w[256], rp[256];
+                    int32_t ids[256];
+                    json_t *row = json_array_get(jp, t);
+                    if ((int)json_array_size(row) != E) continue;
+                    for (int e = 0; e < E; e++) {
+                        rp[e] = (float)json_number_value(json_array_get(row, e));
+                        lg[e] = logf(rp[e]);
+                    }
+                    ms_route(&cfg, NULL, 0, 1, lg, pb, ids, w);
+                    n_tok++;
+                    /* ambiguous when the k-th and (k+1)-th probabilities nearly tie */
+                    float s[256];
+                    memcpy(s, rp, sizeof(float) * E);
+                    for (int a = 0; a < E; a++)
+                        for (int b = a + 1; b < E; b++)
+                            if (s[b] > s[a]) { float x = s[a]; s[a] = s[b]; s[b] = x; }
+                    bool amb = false;
+                    for (int j = 0; j + 1 < E && j <= K; j++)
+                        if (s[j] - s[j + 1] <= 1e-5f * s[j]) amb = true;
+                    json_t *rex = json_array_get(jex, t), *rw = json_array_get(jw, t);
+                    bool set_ok = (int)json_array_size(rex) == K;
+                    for (int j = 0; j < K && set_ok; j++)
+                        set_ok = json_integer_value(json_array_get(rex, j)) == ids[j];
+                    if (amb) { n_amb++; continue; }
+                    if (!set_ok) { n_bad_set++; continue; }
+                    for (int j = 0; j < K; j++) {
+                        double dw = fabs(w[j] - json_number_value(json_array_get(rw, j)));
+                        if (dw > max_dw) max_dw = dw;
+                        if (dw > 1e-6) n_bad_w++;
+                    }
+                }
+            }
+        }
+        MT_CHECK(n_tok > 0 && n_bad_set == 0 && n_bad_w == 0,
+                 "%s: router on reference probs: %ld token-layers, %ld ambiguous, %ld set/order mismatches, "
+                 "%ld weights off by > 1e-6 (max %.2g)", de->d_name, n_tok, n_amb, n_bad_set, n_bad_w, max_dw);
+        n_files++;
+        json_decref(root);
+    }
+    closedir(d);
+    MT_CHECK(n_files >= 5, "%d reference files compared", n_files);
+}
+
 int main(void)
 {
     test_router();
     test_text();
     test_sampler();
+    test_reference();
     return mt_done();
 }
