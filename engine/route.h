@@ -31,7 +31,20 @@ int ms_route_k(const MsRouteCfg *cfg, const MsIntervention *iv, int layer);
  *                  descending selection score, lower id first on ties)
  *   w      [n][k]  out: applied weights (normalised, scaled, then steering
  *                  scale; 0 for dropped experts)
- * k = ms_route_k(cfg, iv, layer).  iv may be NULL. */
+ * k = ms_route_k(cfg, iv, layer).  iv may be NULL; a set made for another
+ * shape (n_expert, layer range) is ignored.
+ *
+ * Order of operations per token: logits += steering bias; probs = softmax
+ * (ggml order: expf(x - max) per element, sum in double, one float multiply
+ * by 1/sum) or sigmoid; selection score = probs + sel_bias, -inf if silenced;
+ * forced experts take the first slots, the rest by score (lower id first on
+ * exact ties; llama.cpp's own tie order is build-dependent, GGUF-MOE.md 6);
+ * weights = unbiased probs of the chosen; norm_w divides by their sum (summed
+ * in double, no clamp; an exact 0 sum is left undivided); times w_scale; then
+ * dropped experts get 0 (no renormalisation) and the rest times their
+ * steering scale.  A set that leaves fewer than k unsilenced experts (only
+ * possible if it skipped ms_intervention_validate) fills the missing slots
+ * with silenced experts at weight 0 rather than failing. */
 void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
               float *logits, float *probs, int32_t *ids, float *w);
 
