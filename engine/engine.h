@@ -111,7 +111,12 @@ bool ms_intervention_is_empty(const MsIntervention *iv);
  * bias: add delta to the router logit before selection (weights follow the
  *       biased logits through the score function).
  * scale: multiply the applied gate weight by f after normalisation/scaling.
- * top_k: override k for one layer (layer >= 0) or all (layer = -1); 1..E. */
+ * top_k: override k for one layer (layer >= 0) or all (layer = -1); 1..E.
+ * bias, scale and top_k replace any earlier value (0 / 1 / 0 remove them).
+ * Setters return MS_ERANGE for a bad layer/expert/k and MS_EINVAL (leaving the
+ * set unchanged) for a non-finite value or a set that breaks a layer's rule:
+ * an expert both forced and silenced, every expert silenced, or, where a
+ * top-k override is set, more forced than k or fewer than k unsilenced. */
 int ms_intervention_silence(MsIntervention *iv, int layer, int expert);
 int ms_intervention_drop(MsIntervention *iv, int layer, int expert);
 int ms_intervention_force(MsIntervention *iv, int layer, int expert);
