@@ -1,1 +1,596 @@
-/* (being written) */
+/* quant-dot.c — the products llama.cpp's CPU backend computes: integer
+ * block dot products between a weight row and an activation row already
+ * converted to the weight's vec_dot type (GGUF-MOE.md §2.2), scaled per
+ * block and summed in float.
+ *
+ * Two implementations with the same integer sums and per-block scaling:
+ *  - portable scalar code (msq_vec_dot_scalar), always compiled;
+ *  - AVX2 / AVX-VNNI / AVX512-VNNI / AVX512-BF16 register-tiled kernels for
+ *    F32 F16 BF16 Q8_0 Q4_0 Q5_0 Q4_K Q5_K Q6_K, used by ms_vec_dot, ms_gemv
+ *    and ms_gemm.  They compute up to 4 weight rows x 4 activation rows per
+ *    pass so each loaded weight block is used for several tokens (prefill)
+ *    and, with one token, several rows' loads are in flight (decode).
+ * Results agree up to float summation order.  Nothing here allocates or
+ * keeps state, so every function is thread-safe. */
+#include "quant.h"
+#include "quant-impl.h"
+#include "ms-common.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define MSQ_SIMD 1
+#include <immintrin.h>
+#else
+#define MSQ_SIMD 0
+#endif
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static inline float h2f(const uint8_t *p) { return ms_fp16_to_fp32(msq_rd16(p)); }
+static inline float rdf32(const uint8_t *p) { float f; memcpy(&f, p, 4); return f; }
+
+/* ================================================== scalar reference path */
+
+static float dot_f32(int64_t n, const float *x, const float *y)
+{
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += x[i + k] * y[i + k];
+    for (; i < n; i++) s[0] += x[i] * y[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float dot_half(int64_t n, const uint8_t *x, const uint8_t *y, bool bf)
+{
+    float s[8] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t a = msq_rd16(x + 2 * i), b = msq_rd16(y + 2 * i);
+        float fa = bf ? ms_bf16_to_fp32(a) : ms_fp16_to_fp32(a);
+        float fb = bf ? ms_bf16_to_fp32(b) : ms_fp16_to_fp32(b);
+        s[i & 7] += fa * fb;   /* exact product; only the sum rounds */
+    }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* Unpack the 32 integer weights of a Q4_0/Q5_0/Q8_0/Q4_1/Q5_1 block. */
+static void unpack32(int type, const uint8_t *b, int *q)
+{
+    switch (type) {
+    case MS_TYPE_Q8_0:
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)b[2 + j];
+        break;
+    case MS_TYPE_Q4_0: case MS_TYPE_Q4_1: {
+        const uint8_t *qs = b + (type == MS_TYPE_Q4_0 ? 2 : 4);
+        int off = type == MS_TYPE_Q4_0 ? 8 : 0;
+        for (int j = 0; j < 16; j++) {
+            q[j] = (qs[j] & 15) - off;
+            q[j + 16] = (qs[j] >> 4) - off;
+        }
+        break;
+    }
+    case MS_TYPE_Q5_0: case MS_TYPE_Q5_1: {
+        bool z = type == MS_TYPE_Q5_0;
+        uint32_t qh = msq_rd32(b + (z ? 2 : 4));
+        const uint8_t *qs = b + (z ? 6 : 8);
+        int off = z ? 16 : 0;
+        for (int j = 0; j < 16; j++) {
+            q[j] = ((qs[j] & 15) | (int)((qh >> j) & 1) << 4) - off;
+            q[j + 16] = ((qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4) - off;
+        }
+        break;
+    }
+    default: break;
+    }
+}
+
+static float dot_q32_scalar(int type, int64_t n, const uint8_t *w, const uint8_t *a)
+{
+    size_t wb = ms_type_block_bytes(type);
+    bool q81 = type == MS_TYPE_Q4_1 || type == MS_TYPE_Q5_1;
+    size_t ab = q81 ? 36 : 34;
+    float sum = 0;
+    int q[32];
+    for (int64_t i = 0; i < n / 32; i++, w += wb, a += ab) {
+        unpack32(type, w, q);
+        const int8_t *y = (const int8_t *)(a + (q81 ? 4 : 2));
+        int isum = 0;
+        for (int j = 0; j < 32; j++) isum += q[j] * y[j];
+        if (q81) sum += h2f(w) * h2f(a) * (float)isum + h2f(w + 2) * h2f(a + 2);
+        else sum += (float)isum * (h2f(w) * h2f(a));
+    }
+    return sum;
+}
+
+/* K-quant weights of one super-block as integers with per-16 scales:
+ * value = d*scale16[e/16]*q[e] - dmin*min16[e/16] (min16 0 when none). */
+static void unpack_k(int type, const uint8_t *b, int *q, int *scale16, int *min16,
+                     float *d, float *dmin)
+{
+    switch (type) {
+    case MS_TYPE_Q2_K:
+        for (int e = 0; e < 256; e++) {
+            int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            q[e] = (b[16 + 32 * h + l] >> (2 * k)) & 3;
+        }
+        for (int i = 0; i < 16; i++) { scale16[i] = b[i] & 15; min16[i] = b[i] >> 4; }
+        *d = h2f(b + 80);
+        *dmin = h2f(b + 82);
+        break;
+    case MS_TYPE_Q3_K: {
+        int8_t sc[16];
+        msq_q3k_scales(b + 96, sc);
+        for (int e = 0; e < 256; e++) {
+            int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            int v = (b[32 + 32 * h + l] >> (2 * k)) & 3;
+            q[e] = (b[l] & (1 << (4 * h + k))) ? v : v - 4;
+        }
+        for (int i = 0; i < 16; i++) { scale16[i] = sc[i]; min16[i] = 0; }
+        *d = h2f(b + 108);
+        *dmin = 0;
+        break;
+    }
+    case MS_TYPE_Q4_K: case MS_TYPE_Q5_K: {
+        bool five = type == MS_TYPE_Q5_K;
+        uint8_t sc[8], m[8];
+        msq_q4k_scales(b + 4, sc, m);
+        const uint8_t *qh = b + 16, *qs = five ? b + 48 : b + 16;
+        for (int e = 0; e < 256; e++) {
+            int p = e / 64, l = e % 32, hi = (e % 64) >= 32;
+            int v = hi ? qs[32 * p + l] >> 4 : qs[32 * p + l] & 15;
+            if (five) v |= ((qh[l] >> (2 * p + hi)) & 1) << 4;
+            q[e] = v;
+        }
+        for (int i = 0; i < 16; i++) { scale16[i] = sc[i / 2]; min16[i] = m[i / 2]; }
+        *d = h2f(b);
+        *dmin = h2f(b + 2);
+        break;
+    }
+    case MS_TYPE_Q6_K:
+        for (int e = 0; e < 256; e++) {
+            int h = e / 128, g = (e % 128) / 32, l = e % 32;
+            const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+            int low = g & 1 ? ql[l + 32] : ql[l];
+            low = g >= 2 ? low >> 4 : low & 15;
+            q[e] = (low | ((qh[l] >> (2 * g)) & 3) << 4) - 32;
+        }
+        for (int i = 0; i < 16; i++) { scale16[i] = (int8_t)b[192 + i]; min16[i] = 0; }
+        *d = h2f(b + 208);
+        *dmin = 0;
+        break;
+    default: break;
+    }
+}
+
+static float dot_k_scalar(int type, int64_t n, const uint8_t *w, const uint8_t *a)
+{
+    size_t wb = ms_type_block_bytes(type);
+    float sum = 0;
+    int q[256], sc[16], mn[16];
+    for (int64_t i = 0; i < n / 256; i++, w += wb, a += 292) {
+        float d = 0, dmin = 0;
+        unpack_k(type, w, q, sc, mn, &d, &dmin);
+        const int8_t *y = (const int8_t *)(a + 4);
+        int isum = 0, msum = 0;
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += q[16 * g + j] * y[16 * g + j];
+            isum += sc[g] * s;
+            msum += mn[g] * (int16_t)msq_rd16(a + 260 + 2 * g);   /* min via bsums */
+        }
+        float da = rdf32(a);
+        sum += da * d * (float)isum - da * dmin * (float)msum;
+    }
+    return sum;
+}
+
+float msq_vec_dot_scalar(int wtype, int64_t n, const void *wrow, const void *act)
+{
+    switch (wtype) {
+    case MS_TYPE_F32: return dot_f32(n, wrow, act);
+    case MS_TYPE_F16: return dot_half(n, wrow, act, false);
+    case MS_TYPE_BF16: return dot_half(n, wrow, act, true);
+    case MS_TYPE_Q8_0: case MS_TYPE_Q4_0: case MS_TYPE_Q4_1:
+    case MS_TYPE_Q5_0: case MS_TYPE_Q5_1:
+        return dot_q32_scalar(wtype, n, wrow, act);
+    case MS_TYPE_Q2_K: case MS_TYPE_Q3_K: case MS_TYPE_Q4_K:
+    case MS_TYPE_Q5_K: case MS_TYPE_Q6_K:
+        return dot_k_scalar(wtype, n, wrow, act);
+    default: return 0.f;
+    }
+}
+
+/* ======================================================== SIMD kernels */
+#if MSQ_SIMD
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define MSQ_VNNI 1
+#define DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
+#define DPWSSD(acc, a, b) _mm256_dpwssd_epi32((acc), (a), (b))
+#elif defined(__AVXVNNI__)
+#define MSQ_VNNI 1
+#define DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+#define DPWSSD(acc, a, b) _mm256_dpwssd_avx_epi32((acc), (a), (b))
+#else
+/* AVX2 emulation; exact as long as the u8*s8 pair sums fit in i16, which
+ * the callers guarantee (unsigned operand <= 128 or <= 63). */
+#define MSQ_VNNI 0
+#define DPBUSD(acc, u, s) _mm256_add_epi32((acc), \
+    _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#define DPWSSD(acc, a, b) _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b)))
+#endif
+
+#define UNROLL _Pragma("GCC unroll 4")
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256 bcast_h(const uint8_t *p)
+{
+    return _mm256_set1_ps(_cvtsh_ss(msq_rd16(p)));
+}
+
+/* ---- Q8_0-activation family: Q8_0, Q4_0, Q5_0 weights ----
+ * The weight block is brought to 32 unsigned bytes u = q + off; then
+ * sum(q*y) = sum(u*y) - off*sum(y), and off*sum(y) per lane comes from one
+ * more dpbusd per activation block (shared by all rows of the tile). */
+ALWAYS_INLINE __m256i q32_unsigned(int type, const uint8_t *b)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    if (type == MS_TYPE_Q8_0)
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), _mm256_set1_epi8((char)0x80));
+    const uint8_t *qs = b + (type == MS_TYPE_Q4_0 ? 2 : 6);
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+    if (type == MS_TYPE_Q5_0) {
+        /* bit j of qh -> 0x10 in byte j */
+        uint32_t qh = msq_rd32(b + 2);
+        __m256i v = _mm256_set1_epi32((int)qh);
+        const __m256i sh = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                             0x0101010101010101, 0x0000000000000000);
+        v = _mm256_shuffle_epi8(v, sh);
+        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+        u = _mm256_or_si256(u, _mm256_and_si256(v, _mm256_set1_epi8(16)));
+    }
+    return u;
+}
+
+ALWAYS_INLINE void tile_q8fam(const int type, const int R, const int T, int64_t nb,
+                              const uint8_t *const *w, const uint8_t *const *a,
+                              float out[4][4])
+{
+    const size_t wb = ms_type_block_bytes(type);
+    const int off = type == MS_TYPE_Q8_0 ? 128 : type == MS_TYPE_Q4_0 ? 8 : 16;
+    const __m256i offv = _mm256_set1_epi8((char)off);
+    __m256 acc[4][4];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i y[4], corr[4];
+        __m256 dy[4];
+        UNROLL for (int t = 0; t < T; t++) {
+            const uint8_t *ab = a[t] + 34 * i;
+            y[t] = _mm256_loadu_si256((const __m256i *)(ab + 2));
+            corr[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                       DPBUSD(_mm256_setzero_si256(), offv, y[t]));
+            dy[t] = bcast_h(ab);
+        }
+        UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *wbk = w[r] + wb * i;
+            __m256 dw = bcast_h(wbk);
+#if !MSQ_VNNI
+            if (type == MS_TYPE_Q8_0) {
+                /* u = q + 128 would overflow maddubs: sign trick instead */
+                __m256i q = _mm256_loadu_si256((const __m256i *)(wbk + 2));
+                __m256i ax = _mm256_sign_epi8(q, q);
+                UNROLL for (int t = 0; t < T; t++) {
+                    __m256i s = DPBUSD(_mm256_setzero_si256(), ax, _mm256_sign_epi8(y[t], q));
+                    acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, dy[t]), acc[r][t]);
+                }
+                continue;
+            }
+#endif
+            __m256i u = q32_unsigned(type, wbk);
+            UNROLL for (int t = 0; t < T; t++) {
+                __m256i s = DPBUSD(corr[t], u, y[t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, dy[t]), acc[r][t]);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = hsum8(acc[r][t]);
+}
+
+/* ---- K-quants with Q8_K activations ----
+ * Sub-block products: maddubs(u8 weights, s8 activations) -> i16 pairs,
+ * then dpwssd with the sub-block scale -> i32 lanes; one float scaling per
+ * super-block. */
+ALWAYS_INLINE __m256i scale_pair(int sa, int sb)
+{
+    return _mm256_set_m128i(_mm_set1_epi16((short)sb), _mm_set1_epi16((short)sa));
+}
+
+ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t nb,
+                             const uint8_t *const *w, const uint8_t *const *a,
+                             float out[4][4])
+{
+    const size_t wb = five ? 176 : 144;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256 acc[4][4];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i isum[4][4], sc[4][8], mins[4];
+        __m256 dw[4], dmw[4], dy[4];
+        UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *b = w[r] + wb * i;
+            uint8_t s8[8], m8[8];
+            msq_q4k_scales(b + 4, s8, m8);
+            for (int p = 0; p < 4; p++) sc[r][p] = scale_pair(s8[2 * p], s8[2 * p]);
+            for (int p = 0; p < 4; p++) sc[r][4 + p] = scale_pair(s8[2 * p + 1], s8[2 * p + 1]);
+            /* mins paired with bsums: lane j of madd = m_j*(bs[2j]+bs[2j+1]) */
+            __m128i mm = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m8));
+            mins[r] = _mm256_set_m128i(_mm_unpackhi_epi16(mm, mm), _mm_unpacklo_epi16(mm, mm));
+            dw[r] = bcast_h(b);
+            dmw[r] = bcast_h(b + 2);
+            UNROLL for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
+        }
+        UNROLL for (int t = 0; t < T; t++) dy[t] = _mm256_set1_ps(rdf32(a[t] + 292 * i));
+        for (int p = 0; p < 4; p++) {
+            __m256i ylo[4], yhi[4];
+            UNROLL for (int t = 0; t < T; t++) {
+                const uint8_t *ys = a[t] + 292 * i + 4 + 64 * p;
+                ylo[t] = _mm256_loadu_si256((const __m256i *)ys);
+                yhi[t] = _mm256_loadu_si256((const __m256i *)(ys + 32));
+            }
+            UNROLL for (int r = 0; r < R; r++) {
+                const uint8_t *b = w[r] + wb * i;
+                __m256i q = _mm256_loadu_si256((const __m256i *)(b + (five ? 48 : 16) + 32 * p));
+                __m256i lo = _mm256_and_si256(q, m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (five) {
+                    __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
+                    __m256i bl = _mm256_set1_epi8((char)(1 << (2 * p)));
+                    __m256i bh = _mm256_set1_epi8((char)(2 << (2 * p)));
+                    __m256i x10 = _mm256_set1_epi8(16);
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), x10));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), x10));
+                }
+                UNROLL for (int t = 0; t < T; t++) {
+                    isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(lo, ylo[t]), sc[r][p]);
+                    isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(hi, yhi[t]), sc[r][4 + p]);
+                }
+            }
+        }
+        UNROLL for (int t = 0; t < T; t++) {
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
+            UNROLL for (int r = 0; r < R; r++) {
+                __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins[r], bs));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(dw[r], dy[t]), acc[r][t]);
+                acc[r][t] = _mm256_fnmadd_ps(m, _mm256_mul_ps(dmw[r], dy[t]), acc[r][t]);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = hsum8(acc[r][t]);
+}
+
+/* Q6_K: u = q + 32 in 0..63; the -32 offset is folded in exactly as
+ * -32*sum_j sc_j*bsum_j (one more dpwssd per super-block). */
+ALWAYS_INLINE void tile_q6k(const int R, const int T, int64_t nb,
+                            const uint8_t *const *w, const uint8_t *const *a,
+                            float out[4][4])
+{
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    __m256 acc[4][4];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i isum[4][4], sc32[4];
+        __m256 dw[4], dy[4];
+        UNROLL for (int r = 0; r < R; r++) {
+            const uint8_t *b = w[r] + 210 * i;
+            __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
+            sc32[r] = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(s16, 5));
+            dw[r] = bcast_h(b + 208);
+            UNROLL for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
+        }
+        UNROLL for (int t = 0; t < T; t++) {
+            dy[t] = _mm256_set1_ps(rdf32(a[t] + 292 * i));
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
+            UNROLL for (int r = 0; r < R; r++) isum[r][t] = DPWSSD(isum[r][t], sc32[r], bs);
+        }
+        for (int h = 0; h < 2; h++) {
+            for (int g = 0; g < 4; g++) {
+                __m256i y[4];
+                UNROLL for (int t = 0; t < T; t++)
+                    y[t] = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 4 + 128 * h + 32 * g));
+                UNROLL for (int r = 0; r < R; r++) {
+                    const uint8_t *b = w[r] + 210 * i;
+                    __m256i ql = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32 * (g & 1)));
+                    __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+                    __m256i lo = g >= 2 ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
+                                        : _mm256_and_si256(ql, m4);
+                    __m256i hb;
+                    switch (g) {
+                    case 0: hb = _mm256_slli_epi16(qh, 4); break;
+                    case 1: hb = _mm256_slli_epi16(qh, 2); break;
+                    case 2: hb = qh; break;
+                    default: hb = _mm256_srli_epi16(qh, 2); break;
+                    }
+                    __m256i u = _mm256_or_si256(lo, _mm256_and_si256(hb, m30));
+                    const int8_t *sc = (const int8_t *)(b + 192 + 8 * h + 2 * g);
+                    __m256i s = scale_pair(sc[0], sc[1]);
+                    UNROLL for (int t = 0; t < T; t++)
+                        isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(u, y[t]), s);
+                }
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(dw[r], dy[t]), acc[r][t]);
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = hsum8(acc[r][t]);
+}
+
+/* ---- F32 / F16 / BF16: convert to f32 and FMA (products of two halves
+ * are exact in f32, so only the summation order differs from ggml). */
+ALWAYS_INLINE __m256 load8(int type, const uint8_t *p)
+{
+    if (type == MS_TYPE_F32) return _mm256_loadu_ps((const float *)p);
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (type == MS_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline float scalar_elem(int type, const uint8_t *p, int64_t k)
+{
+    if (type == MS_TYPE_F32) return rdf32(p + 4 * k);
+    uint16_t h = msq_rd16(p + 2 * k);
+    return type == MS_TYPE_F16 ? ms_fp16_to_fp32(h) : ms_bf16_to_fp32(h);
+}
+
+ALWAYS_INLINE void tile_float(const int type, const int R, const int T, int64_t n,
+                              const uint8_t *const *w, const uint8_t *const *a,
+                              float out[4][4])
+{
+    const int es = type == MS_TYPE_F32 ? 4 : 2;
+    __m256 acc[4][4];
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    int64_t k = 0;
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+    if (type == MS_TYPE_BF16) {
+        /* dpbf16ps: 32 bf16 pairs per instruction, f32 accumulation */
+        __m512 acc5[4][4];
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc5[r][t] = _mm512_setzero_ps();
+        for (; k + 32 <= n; k += 32) {
+            __m512i x[4];
+            UNROLL for (int r = 0; r < R; r++) x[r] = _mm512_loadu_si512(w[r] + 2 * k);
+            UNROLL for (int t = 0; t < T; t++) {
+                __m512i y = _mm512_loadu_si512(a[t] + 2 * k);
+                UNROLL for (int r = 0; r < R; r++)
+                    acc5[r][t] = _mm512_dpbf16_ps(acc5[r][t], (__m512bh)x[r], (__m512bh)y);
+            }
+        }
+        UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++)
+            acc[r][t] = _mm256_add_ps(_mm512_castps512_ps256(acc5[r][t]),
+                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc5[r][t]), 1)));
+    }
+#endif
+    for (; k + 8 <= n; k += 8) {
+        __m256 x[4];
+        UNROLL for (int r = 0; r < R; r++) x[r] = load8(type, w[r] + es * k);
+        UNROLL for (int t = 0; t < T; t++) {
+            __m256 y = load8(type, a[t] + es * k);
+            UNROLL for (int r = 0; r < R; r++) acc[r][t] = _mm256_fmadd_ps(x[r], y, acc[r][t]);
+        }
+    }
+    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) {
+        float s = hsum8(acc[r][t]);
+        for (int64_t j = k; j < n; j++) s += scalar_elem(type, w[r], j) * scalar_elem(type, a[t], j);
+        out[r][t] = s;
+    }
+}
+
+/* One R x T tile for any SIMD type (R, T compile-time constants after
+ * inlining).  Returns false for types without a SIMD kernel. */
+ALWAYS_INLINE bool tile_any(int type, const int R, const int T, int64_t n,
+                            const uint8_t *const *w, const uint8_t *const *a, float out[4][4])
+{
+    switch (type) {
+    case MS_TYPE_F32: tile_float(MS_TYPE_F32, R, T, n, w, a, out); return true;
+    case MS_TYPE_F16: tile_float(MS_TYPE_F16, R, T, n, w, a, out); return true;
+    case MS_TYPE_BF16: tile_float(MS_TYPE_BF16, R, T, n, w, a, out); return true;
+    case MS_TYPE_Q8_0: tile_q8fam(MS_TYPE_Q8_0, R, T, n / 32, w, a, out); return true;
+    case MS_TYPE_Q4_0: tile_q8fam(MS_TYPE_Q4_0, R, T, n / 32, w, a, out); return true;
+    case MS_TYPE_Q5_0: tile_q8fam(MS_TYPE_Q5_0, R, T, n / 32, w, a, out); return true;
+    case MS_TYPE_Q4_K: tile_q45k(0, R, T, n / 256, w, a, out); return true;
+    case MS_TYPE_Q5_K: tile_q45k(1, R, T, n / 256, w, a, out); return true;
+    case MS_TYPE_Q6_K: tile_q6k(R, T, n / 256, w, a, out); return true;
+    default: return false;
+    }
+}
+
+/* Out-of-line instances: 4 rows x T tokens, and 1 x 1 for vec_dot. */
+static bool tile_4x4(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
+{ return tile_any(type, 4, 4, n, w, a, o); }
+static bool tile_4x3(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
+{ return tile_any(type, 4, 3, n, w, a, o); }
+static bool tile_4x2(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
+{ return tile_any(type, 4, 2, n, w, a, o); }
+static bool tile_4x1(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
+{ return tile_any(type, 4, 1, n, w, a, o); }
+static bool tile_1x1(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
+{ return tile_any(type, 1, 1, n, w, a, o); }
+
+static bool simd_type(int type)
+{
+    switch (type) {
+    case MS_TYPE_F32: case MS_TYPE_F16: case MS_TYPE_BF16:
+    case MS_TYPE_Q8_0: case MS_TYPE_Q4_0: case MS_TYPE_Q5_0:
+    case MS_TYPE_Q4_K: case MS_TYPE_Q5_K: case MS_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
+    }
+}
+
+#endif /* MSQ_SIMD */
+
+/* ====================================================== public entry points */
+
+float ms_vec_dot(int wtype, int64_t n, const void *wrow, const void *act)
+{
+#if MSQ_SIMD
+    if (simd_type(wtype)) {
+        const uint8_t *w[1] = {wrow}, *a[1] = {act};
+        float o[4][4];
+        tile_1x1(wtype, n, w, a, o);
+        return o[0][0];
+    }
+#endif
+    return msq_vec_dot_scalar(wtype, n, wrow, act);
+}
+
+void ms_gemv(int wtype, int64_t n, int64_t nrows, const void *w, const void *act, float *y)
+{
+    ms_gemm(wtype, n, nrows, w, 1, act, y, nrows);
+}
+
+void ms_gemm(int wtype, int64_t n, int64_t nrows, const void *w,
+             int64_t nt, const void *act, float *Y, int64_t ldy)
+{
+    const size_t rb = ms_row_bytes(wtype, n);
+    const size_t ab = ms_row_bytes(ms_vec_dot_type(wtype), n);
+    const uint8_t *W = w, *A = act;
+    if (nrows <= 0 || nt <= 0) return;
+#if MSQ_SIMD
+    if (simd_type(wtype)) {
+        /* Row tiles outer, token tiles inner: 4 weight rows stay in L1 while
+         * every activation row passes over them.  Short tiles at the end of
+         * the range reuse the last valid row (results discarded). */
+        for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
+            const uint8_t *wr[4];
+            for (int r = 0; r < 4; r++) wr[r] = W + rb * (size_t)MS_MIN(r0 + r, nrows - 1);
+            int nr = (int)MS_MIN(4, nrows - r0);
+            for (int64_t t0 = 0; t0 < nt; t0 += 4) {
+                const uint8_t *at[4];
+                int ntt = (int)MS_MIN(4, nt - t0);
+                for (int t = 0; t < 4; t++) at[t] = A + ab * (size_t)MS_MIN(t0 + t, nt - 1);
+                float o[4][4];
+                switch (ntt) {
+                case 4: tile_4x4(wtype, n, wr, at, o); break;
+                case 3: tile_4x3(wtype, n, wr, at, o); break;
+                case 2: tile_4x2(wtype, n, wr, at, o); break;
+                default: tile_4x1(wtype, n, wr, at, o); break;
+                }
+                for (int t = 0; t < ntt; t++)
+                    for (int r = 0; r < nr; r++) Y[(t0 + t) * ldy + r0 + r] = o[r][t];
+            }
+        }
+        return;
+    }
+#endif
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t r = 0; r < nrows; r++)
+            Y[t * ldy + r] = msq_vec_dot_scalar(wtype, n, W + rb * (size_t)r, A + ab * (size_t)t);
+}
