@@ -1,0 +1,324 @@
+/* test-conformance.c — every fixture model against llama.cpp's reference
+ * outputs (fixtures/README.md, "How to compare"): tokens, per-layer expert
+ * sets (near-ties excepted), applied weights and router probabilities,
+ * logits; plus prefill+decode through the KV cache against the one-batch run,
+ * and 1 vs 2 threads bit-identical. */
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "mtest.h"
+#include "quant.h"
+
+#define TMAX 1024
+
+/* Routing captured from the observer, indexed by position. */
+typedef struct {
+    int n_layer, E, kmax;
+    int *k;                    /* [n_layer], 0 = no event */
+    int32_t *ids;              /* [n_layer][TMAX][kmax] */
+    float *w;                  /* [n_layer][TMAX][kmax] */
+    float *probs;              /* [n_layer][TMAX][E] */
+    int events;
+} Capture;
+
+static void cap_init(Capture *c, int n_layer, int E, int kmax)
+{
+    c->n_layer = n_layer; c->E = E; c->kmax = kmax; c->events = 0;
+    c->k = calloc((size_t)n_layer, sizeof(int));
+    c->ids = calloc((size_t)n_layer * TMAX * kmax, sizeof(int32_t));
+    c->w = calloc((size_t)n_layer * TMAX * kmax, sizeof(float));
+    c->probs = calloc((size_t)n_layer * TMAX * E, sizeof(float));
+}
+
+static void cap_free(Capture *c) { free(c->k); free(c->ids); free(c->w); free(c->probs); }
+
+static void on_routing(void *user, const MsRoutingEvent *ev)
+{
+    Capture *c = user;
+    c->events++;
+    if (ev->layer < 0 || ev->layer >= c->n_layer || ev->k > c->kmax) return;
+    c->k[ev->layer] = ev->k;
+    for (int t = 0; t < ev->n_tokens; t++) {
+        int p = ev->pos[t];
+        if (p < 0 || p >= TMAX) continue;
+        size_t o = ((size_t)ev->layer * TMAX + p);
+        memcpy(c->ids + o * c->kmax, ev->experts + (size_t)t * ev->k, (size_t)ev->k * sizeof(int32_t));
+        memcpy(c->w + o * c->kmax, ev->weights + (size_t)t * ev->k, (size_t)ev->k * sizeof(float));
+        memcpy(c->probs + o * c->E, ev->probs + (size_t)t * ev->n_expert, (size_t)ev->n_expert * sizeof(float));
+    }
+}
+
+static float *read_f32(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    float *p = malloc((size_t)sz + 4);
+    if (!p || fread(p, 1, (size_t)sz, f) != (size_t)sz) { free(p); fclose(f); return NULL; }
+    fclose(f);
+    *n = (size_t)sz / 4;
+    return p;
+}
+
+/* k-th minus (k+1)-th largest of v[n] (k >= 1). */
+static float margin_k(const float *v, int n, int k)
+{
+    float *s = malloc((size_t)n * sizeof *s);
+    memcpy(s, v, (size_t)n * sizeof *s);
+    for (int i = 0; i < n; i++)          /* partial selection sort: k+1 largest */
+        for (int j = i + 1; j < n && i <= k; j++)
+            if (s[j] > s[i]) { float t = s[i]; s[i] = s[j]; s[j] = t; }
+    float m = k < n ? s[k - 1] - s[k] : INFINITY;
+    free(s);
+    return m;
+}
+
+static bool same_set(const int32_t *a, const int32_t *b, int k)
+{
+    for (int i = 0; i < k; i++) {
+        bool found = false;
+        for (int j = 0; j < k; j++) if (a[i] == b[j]) found = true;
+        if (!found) return false;
+    }
+    return true;
+}
+
+static int argmax(const float *v, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++) if (v[i] > v[b]) b = i;
+    return b;
+}
+
+static MsContext *mkctx(const MsModel *m, int threads, Capture *cap)
+{
+    MsContextParams p = ms_context_default_params();
+    p.n_threads = threads;
+    p.n_ctx = 512;
+    MsError err = {0};
+    MsContext *c = ms_context_new(m, &p, &err);
+    if (!c) { mt_diag("context: %s", err.msg); return NULL; }
+    if (cap) {
+        MsObserver o = { on_routing, NULL, cap };
+        ms_context_set_observer(c, &o);
+    }
+    return c;
+}
+
+typedef struct {
+    double logit_max, logit_ss; size_t logit_n;
+    double w_max, p_max;
+    int argmax_ok, argmax_n;
+    int route_mismatch, route_neartie, route_n;
+    double kv_logit_max; int kv_route_mismatch;
+} Stats;
+
+static void test_model(const char *dir, const char *file)
+{
+    char path[1024], jpath[1024];
+    char base[256];
+    snprintf(base, sizeof base, "%.*s", (int)(strlen(file) - 5), file);
+    snprintf(path, sizeof path, "%s/fixtures/models/%s", dir, file);
+    snprintf(jpath, sizeof jpath, "%s/fixtures/reference/%s.json", dir, base);
+    json_error_t jerr;
+    json_t *root = json_load_file(jpath, 0, &jerr);
+    if (!root) { mt_diag("%s: no reference (%s), skipped", file, jerr.text); return; }
+
+    MsError err = {0};
+    MsModel *m = ms_model_load(path, &err);
+    if (!MT_CHECK(m != NULL, "%s: loads (%s)", file, m ? "ok" : err.msg)) { json_decref(root); return; }
+    const MsModelInfo *I = ms_model_info(m);
+    const bool f32 = I->weight_type == MS_TYPE_F32;
+    const bool mid = I->weight_type == MS_TYPE_F16 || I->weight_type == MS_TYPE_Q8_0;
+    const double tol_logit = f32 ? 1e-4 : mid ? 0.05 : 0.25;
+    const double tol_w = f32 ? 1e-5 : 5e-3;
+    const double tol_margin = f32 ? 1e-6 : 1e-4;
+    const double tol_kv = f32 ? 1e-4 : tol_logit;
+    MT_CHECK(I->n_vocab == (int)json_integer_value(json_object_get(root, "n_vocab"))
+             && I->n_layer == (int)json_integer_value(json_object_get(root, "n_layer"))
+             && I->n_expert == (int)json_integer_value(json_object_get(root, "n_expert"))
+             && I->n_expert_used == (int)json_integer_value(json_object_get(root, "n_expert_used")),
+             "%s: hyper-parameters match the reference", file);
+
+    const int E = I->n_expert, V = I->n_vocab, L = I->n_layer;
+    Capture cap, cap1, capkv;
+    cap_init(&cap, L, E, E); cap_init(&cap1, L, E, E); cap_init(&capkv, L, E, E);
+    MsContext *c2 = mkctx(m, 2, &cap), *c1 = mkctx(m, 1, &cap1), *ckv = mkctx(m, 2, &capkv);
+    if (!MT_CHECK(c2 && c1 && ckv, "%s: contexts", file)) goto out;
+
+    Stats st = {0};
+    bool thread_ok = true, tok_ok = true;
+    json_t *prompts = json_object_get(root, "prompts");
+    for (size_t pi = 0; pi < json_array_size(prompts); pi++) {
+        json_t *pr = json_array_get(prompts, pi);
+        const char *text = json_string_value(json_object_get(pr, "text"));
+        json_t *jt = json_object_get(pr, "tokens");
+        int n = (int)json_array_size(jt);
+        if (n < 1 || n > TMAX) continue;
+        int32_t *ref = malloc((size_t)n * sizeof *ref);
+        for (int i = 0; i < n; i++) ref[i] = (int32_t)json_integer_value(json_array_get(jt, i));
+
+        int32_t *ours = NULL;
+        int nt = ms_tokenizer_encode(ms_model_tokenizer(m), text, strlen(text), true, &ours, &err);
+        bool same = nt == n && memcmp(ours, ref, (size_t)n * sizeof *ref) == 0;
+        if (!same) {
+            tok_ok = false;
+            mt_diag("%s p%zu: tokens differ (%d vs %d reference)%s%s", file, pi, nt, n,
+                    nt < 0 ? ": " : "", nt < 0 ? err.msg : "");
+        }
+        free(ours);
+
+        /* One batch, all logits. */
+        float *lg = malloc((size_t)n * V * sizeof *lg), *lg1 = malloc((size_t)n * V * sizeof *lg1);
+        float *lkv = malloc((size_t)n * V * sizeof *lkv);
+        ms_context_reset(c2); ms_context_reset(c1); ms_context_reset(ckv);
+        int rc = ms_context_eval(c2, ref, n, lg, true, &err);
+        if (!MT_CHECK(rc == 0, "%s p%zu: eval (%s)", file, pi, rc ? err.msg : "ok")) {
+            free(ref); free(lg); free(lg1); free(lkv); continue;
+        }
+        rc = ms_context_eval(c1, ref, n, lg1, true, &err);
+        if (rc || memcmp(lg, lg1, (size_t)n * V * sizeof *lg) != 0
+            || memcmp(cap.ids, cap1.ids, (size_t)L * TMAX * E * sizeof(int32_t)) != 0
+            || memcmp(cap.w, cap1.w, (size_t)L * TMAX * E * sizeof(float)) != 0)
+            thread_ok = false;
+
+        /* Prefill half, decode the rest one token at a time. */
+        int h = n / 2;
+        rc = h > 0 ? ms_context_eval(ckv, ref, h, lkv, true, &err) : 0;
+        for (int i = h; rc == 0 && i < n; i++) rc = ms_context_eval(ckv, ref + i, 1, lkv + (size_t)i * V, false, &err);
+        MT_CHECK(rc == 0, "%s p%zu: prefill + decode (%s)", file, pi, rc ? err.msg : "ok");
+
+        /* Routing vs reference. */
+        int first_diff = n;
+        json_t *routing = json_object_get(pr, "routing");
+        for (size_t ri = 0; ri < json_array_size(routing); ri++) {
+            json_t *rl = json_array_get(routing, ri);
+            int layer = (int)json_integer_value(json_object_get(rl, "layer"));
+            json_t *jx = json_object_get(rl, "experts"), *jw = json_object_get(rl, "weights"),
+                   *jp = json_object_get(rl, "probs");
+            if (layer < 0 || layer >= L || cap.k[layer] != I->n_expert_used) {
+                MT_CHECK(0, "%s p%zu: layer %d routed with k %d (want %d)", file, pi, layer,
+                         layer >= 0 && layer < L ? cap.k[layer] : -1, I->n_expert_used);
+                first_diff = 0;
+                continue;
+            }
+            const int k = cap.k[layer];
+            for (int t = 0; t < n; t++) {
+                int32_t rid[256]; float rw[256], rp[4096];
+                for (int j = 0; j < k; j++) {
+                    rid[j] = (int32_t)json_integer_value(json_array_get(json_array_get(jx, t), j));
+                    rw[j] = (float)json_number_value(json_array_get(json_array_get(jw, t), j));
+                }
+                for (int e = 0; e < E; e++) rp[e] = (float)json_number_value(json_array_get(json_array_get(jp, t), e));
+                size_t o = (size_t)layer * TMAX + t;
+                const int32_t *oid = cap.ids + o * E;
+                const float *ow = cap.w + o * E, *op = cap.probs + o * E;
+                st.route_n++;
+                if (!same_set(rid, oid, k)) {
+                    float mg = margin_k(rp, E, k);
+                    if (mg < tol_margin) st.route_neartie++;
+                    else {
+                        st.route_mismatch++;
+                        mt_diag("%s p%zu L%d t%d: experts differ (margin %.3g)", file, pi, layer, t, mg);
+                    }
+                    if (t < first_diff) first_diff = t;
+                    continue;
+                }
+                for (int j = 0; j < k; j++)
+                    for (int jj = 0; jj < k; jj++)
+                        if (oid[jj] == rid[j]) st.w_max = fmax(st.w_max, fabs((double)ow[jj] - rw[j]));
+                for (int e = 0; e < E; e++) st.p_max = fmax(st.p_max, fabs((double)op[e] - rp[e]));
+            }
+        }
+
+        /* Logits vs reference, up to the first token whose routing differs. */
+        char lpath[1024];
+        snprintf(lpath, sizeof lpath, "%s/fixtures/reference/%s", dir,
+                 json_string_value(json_object_get(pr, "logits")));
+        size_t nref = 0;
+        float *rl = read_f32(lpath, &nref);
+        if (MT_CHECK(rl && nref == (size_t)n * V, "%s p%zu: reference logits readable", file, pi)) {
+            for (int t = 0; t < first_diff; t++) {
+                for (int v = 0; v < V; v++) {
+                    double d = fabs((double)lg[(size_t)t * V + v] - rl[(size_t)t * V + v]);
+                    if (!(d <= st.logit_max)) st.logit_max = isnan(d) ? INFINITY : d;
+                    st.logit_ss += d * d;
+                    st.logit_n++;
+                }
+                st.argmax_n++;
+                st.argmax_ok += argmax(lg + (size_t)t * V, V) == argmax(rl + (size_t)t * V, V);
+            }
+        }
+        free(rl);
+
+        /* KV path vs the one-batch run: same routing (near-ties aside), close logits. */
+        int kv_first = n;
+        for (int layer = 0; layer < L; layer++) {
+            if (!cap.k[layer]) continue;
+            for (int t = 0; t < n; t++) {
+                size_t o = (size_t)layer * TMAX + t;
+                if (!same_set(cap.ids + o * E, capkv.ids + o * E, cap.k[layer])) {
+                    if (margin_k(cap.probs + o * E, E, cap.k[layer]) >= tol_margin) st.kv_route_mismatch++;
+                    if (t < kv_first) kv_first = t;
+                }
+            }
+        }
+        for (int t = 0; t < kv_first; t++)
+            for (int v = 0; v < V; v++)
+                st.kv_logit_max = fmax(st.kv_logit_max, fabs((double)lg[(size_t)t * V + v] - lkv[(size_t)t * V + v]));
+        free(ref); free(lg); free(lg1); free(lkv);
+    }
+
+    double rms = st.logit_n ? sqrt(st.logit_ss / (double)st.logit_n) : 0;
+    mt_diag("%s: logits max %.3g rms %.3g (tol %.3g); weights max %.3g probs max %.3g (tol %.3g); "
+            "argmax %.1f%%; routing %d mismatches, %d near-ties of %d; kv-path logits max %.3g, %d routing diffs",
+            file, st.logit_max, rms, tol_logit, st.w_max, st.p_max, tol_w,
+            st.argmax_n ? 100.0 * st.argmax_ok / st.argmax_n : 0.0, st.route_mismatch, st.route_neartie,
+            st.route_n, st.kv_logit_max, st.kv_route_mismatch);
+    MT_CHECK(tok_ok, "%s: tokenization identical to llama.cpp", file);
+    MT_CHECK(st.route_mismatch == 0, "%s: expert sets identical (except near-ties)", file);
+    MT_CHECK(st.w_max <= tol_w && st.p_max <= tol_w, "%s: weights/probs within %.g", file, tol_w);
+    MT_CHECK(st.logit_n > 0 && st.logit_max <= tol_logit, "%s: logits within %.g", file, tol_logit);
+    MT_CHECK(st.kv_route_mismatch == 0 && st.kv_logit_max <= tol_kv,
+             "%s: prefill+decode matches one batch (logits %.3g <= %.g)", file, st.kv_logit_max, tol_kv);
+    MT_CHECK(thread_ok, "%s: 1 and 2 threads bit-identical", file);
+out:
+    ms_context_free(c2); ms_context_free(c1); ms_context_free(ckv);
+    cap_free(&cap); cap_free(&cap1); cap_free(&capkv);
+    ms_model_free(m);
+    json_decref(root);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int main(void)
+{
+    const char *dir = mt_require_shared();
+    char mdir[1024];
+    snprintf(mdir, sizeof mdir, "%s/fixtures/models", dir);
+    DIR *d = opendir(mdir);
+    if (!d) mt_skip_all("fixtures/models not found");
+    char *names[256];
+    int nn = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nn < 256) {
+        size_t l = strlen(de->d_name);
+        if (l > 5 && strcmp(de->d_name + l - 5, ".gguf") == 0) names[nn++] = strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof *names, cmp_str);
+    const char *only = getenv("MS_CONFORMANCE_ONLY");   /* debugging aid: one model */
+    for (int i = 0; i < nn; i++) {
+        if (!only || strstr(names[i], only)) test_model(dir, names[i]);
+        free(names[i]);
+    }
+    MT_CHECK(nn > 0, "found %d fixture models", nn);
+    return mt_done();
+}
