@@ -91,14 +91,16 @@ MsSrp ms_srp_from_hist(const int64_t *h, int m)
 
 /* ------------------------------------------------------------------ SCH */
 
+/* The cache is an indexed binary min-heap keyed by (fut, last), so an
+ * eviction and each key change cost O(log C) instead of a scan. */
 struct MsSchSim {
     int U;
     int64_t *fut, *last;
     int64_t *seen;        /* stamp of the run that saw the id */
-    int64_t *in_cache;    /* stamp: id in cache during this run */
-    int64_t *in_pre;      /* stamp: id was in cache before the token */
-    int *cache;           /* slots */
-    int64_t run, pre_stamp;
+    int *hpos;            /* heap index of an id, −1 when not cached */
+    int *heap;
+    int nheap;
+    int64_t run;
 };
 
 MsSchSim *ms_sch_sim_new(int universe)
@@ -111,13 +113,13 @@ MsSchSim *ms_sch_sim_new(int universe)
     s->fut = calloc(U, sizeof(int64_t));
     s->last = calloc(U, sizeof(int64_t));
     s->seen = calloc(U, sizeof(int64_t));
-    s->in_cache = calloc(U, sizeof(int64_t));
-    s->in_pre = calloc(U, sizeof(int64_t));
-    s->cache = calloc(U, sizeof(int));
-    if (!s->fut || !s->last || !s->seen || !s->in_cache || !s->in_pre || !s->cache) {
+    s->hpos = malloc(U * sizeof(int));
+    s->heap = calloc(U, sizeof(int));
+    if (!s->fut || !s->last || !s->seen || !s->hpos || !s->heap) {
         ms_sch_sim_free(s);
         return NULL;
     }
+    for (size_t i = 0; i < U; i++) s->hpos[i] = -1;
     return s;
 }
 
@@ -125,8 +127,52 @@ void ms_sch_sim_free(MsSchSim *s)
 {
     if (!s) return;
     free(s->fut); free(s->last); free(s->seen);
-    free(s->in_cache); free(s->in_pre); free(s->cache);
+    free(s->hpos); free(s->heap);
     free(s);
+}
+
+static inline bool sch_less(const MsSchSim *s, int a, int b)
+{
+    return s->fut[a] < s->fut[b] || (s->fut[a] == s->fut[b] && s->last[a] < s->last[b]);
+}
+
+static inline void sch_swap(MsSchSim *s, int i, int j)
+{
+    int a = s->heap[i], b = s->heap[j];
+    s->heap[i] = b;
+    s->heap[j] = a;
+    s->hpos[b] = i;
+    s->hpos[a] = j;
+}
+
+static void sch_up(MsSchSim *s, int i)
+{
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!sch_less(s, s->heap[i], s->heap[p])) break;
+        sch_swap(s, i, p);
+        i = p;
+    }
+}
+
+static void sch_down(MsSchSim *s, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->nheap && sch_less(s, s->heap[l], s->heap[m])) m = l;
+        if (r < s->nheap && sch_less(s, s->heap[r], s->heap[m])) m = r;
+        if (m == i) break;
+        sch_swap(s, i, m);
+        i = m;
+    }
+}
+
+static inline void sch_fix(MsSchSim *s, int id)
+{
+    int i = s->hpos[id];
+    if (i < 0) return;
+    sch_up(s, i);
+    sch_down(s, s->hpos[id]);
 }
 
 int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int C,
@@ -136,8 +182,7 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
     for (int64_t i = 0; i < (int64_t)T * k; i++)
         if (ids[i] >= s->U) return MS_ERANGE;
     int cap = MS_MIN(C, s->U);
-    s->run++;
-    int64_t run = s->run;
+    int64_t run = ++s->run;
     /* fut/last are only meaningful for ids touched in this run: reset them */
     for (int64_t i = 0; i < (int64_t)T * k; i++)
         if (ids[i] >= 0) s->fut[ids[i]] = 0, s->last[ids[i]] = 0;
@@ -145,17 +190,17 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
         for (int j = 0; j < k; j++)
             if (ids[(size_t)t * k + j] >= 0) s->fut[ids[(size_t)t * k + j]]++;
     int64_t hits = 0, req = 0, ts = 0;
-    int ncache = 0, uni = 0;
+    int uni = 0;
+    s->nheap = 0;
     for (int i = 0; i < T; i++) {
         const int32_t *S = ids + (size_t)i * k;
-        s->pre_stamp++;
-        int64_t ps = s->pre_stamp;
-        for (int c = 0; c < ncache; c++) s->in_pre[s->cache[c]] = ps;
+        /* 1. hits against the cache as it was before this token (no
+         *    change happens during this loop, so "before" = "now") */
         for (int j = 0; j < k; j++) {
             int x = S[j];
             if (x < 0) continue;
             req++;
-            if (s->in_pre[x] == ps) {
+            if (s->hpos[x] >= 0) {
                 hits++;
             } else if (s->seen[x] != run) {
                 if (!cold && uni < C) hits++;
@@ -163,34 +208,38 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 s->seen[x] = run;
             }
         }
+        /* 2. update the cache in rank order */
         for (int j = 0; j < k; j++) {
             int x = S[j];
             if (x < 0) continue;
-            if (s->in_cache[x] != run) {
-                if (ncache >= cap) {
-                    int best = 0;
-                    for (int c = 1; c < ncache; c++) {
-                        int y = s->cache[c], b = s->cache[best];
-                        if (s->fut[y] < s->fut[b] ||
-                            (s->fut[y] == s->fut[b] && s->last[y] < s->last[b]))
-                            best = c;
-                    }
-                    s->in_cache[s->cache[best]] = 0;
-                    s->cache[best] = s->cache[--ncache];
+            if (s->hpos[x] < 0) {
+                if (s->nheap >= cap) {
+                    int y = s->heap[0];
+                    sch_swap(s, 0, s->nheap - 1);
+                    s->nheap--;
+                    s->hpos[y] = -1;
+                    if (s->nheap) sch_down(s, 0);
                 }
-                s->cache[ncache++] = x;
-                s->in_cache[x] = run;
+                s->heap[s->nheap] = x;
+                s->hpos[x] = s->nheap++;
             }
             ts++;
             s->fut[x]--;
             s->last[x] = ts;
+            sch_fix(s, x);
         }
+        /* 3. slide the look-ahead window */
         if (i + m < T)
-            for (int j = 0; j < k; j++)
-                if (ids[(size_t)(i + m) * k + j] >= 0) s->fut[ids[(size_t)(i + m) * k + j]]++;
+            for (int j = 0; j < k; j++) {
+                int x = ids[(size_t)(i + m) * k + j];
+                if (x < 0) continue;
+                s->fut[x]++;
+                sch_fix(s, x);
+            }
     }
     /* leave no stale membership for the next run */
-    for (int c = 0; c < ncache; c++) s->in_cache[s->cache[c]] = 0;
+    for (int c = 0; c < s->nheap; c++) s->hpos[s->heap[c]] = -1;
+    s->nheap = 0;
     if (requests) *requests = req;
     return hits;
 }
