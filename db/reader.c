@@ -1,0 +1,427 @@
+/* reader.c — runs, prompts, tokens and routing read back in bounded-memory
+ * cursors, and read-only ad-hoc queries. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db-internal.h"
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+int ms_trace_runs(MsTraceDb *db, int64_t **ids, int *n, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT run_id FROM run ORDER BY run_id", &st, err);
+    if (rc) return rc;
+    int cap = 16, cnt = 0;
+    int64_t *v = malloc((size_t)cap * sizeof *v);
+    while (v && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            int64_t *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+            if (!nv) { free(v); v = NULL; break; }
+            v = nv;
+        }
+        v[cnt++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    if (rc != SQLITE_DONE) { free(v); return ms_db_fail(db, err, MS_EDB, "list runs"); }
+    *ids = v;
+    *n = cnt;
+    return 0;
+}
+
+void ms_trace_run_info_clear(MsTraceRunInfo *ri)
+{
+    if (!ri) return;
+    free(ri->kind); free(ri->created); free(ri->settings_json);
+    free(ri->interventions); free(ri->program_version);
+    memset(ri, 0, sizeof *ri);
+}
+
+static void parse_layers(MsTraceModel *m, const char *json)
+{
+    m->n_moe_layers = 0;
+    for (const char *p = json; p && *p;) {
+        if (*p >= '0' && *p <= '9') {
+            long l = strtol(p, (char **)&p, 10);
+            if (l >= 0 && l < MS_TRACE_MAX_LAYER && !m->is_moe[l]) { m->is_moe[l] = 1; m->n_moe_layers++; }
+        } else p++;
+    }
+}
+
+int ms_trace_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsError *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db,
+        "SELECT r.run_id, r.model_id, coalesce(r.parent_run_id,0), r.kind, r.created, r.settings, "
+        "r.interventions, r.program_version, r.has_probs, r.has_stats, "
+        "(SELECT count(*) FROM prompt p WHERE p.run_id=r.run_id), "
+        "(SELECT coalesce(sum(n_tokens),0) FROM prompt p WHERE p.run_id=r.run_id), "
+        "m.file_name, m.file_size, m.sha256, m.arch, m.name, m.n_layer, m.n_expert, m.n_expert_used, "
+        "m.n_expert_shared, m.score_func, m.norm_topk, m.w_scale, m.n_embd, m.n_vocab, m.n_ff_exp, m.moe_layers "
+        "FROM run r JOIN model m USING(model_id) WHERE r.run_id=?1", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        if (rc == SQLITE_DONE) return ms_error_set(err, MS_ENOTFOUND, "%s: no run %lld", db->path, (long long)run_id);
+        return ms_db_fail(db, err, MS_EDB, "read run");
+    }
+    out->run_id = sqlite3_column_int64(st, 0);
+    out->model_id = sqlite3_column_int64(st, 1);
+    out->parent_run_id = sqlite3_column_int64(st, 2);
+    out->kind = dup_col(st, 3);
+    out->created = dup_col(st, 4);
+    out->settings_json = dup_col(st, 5);
+    out->interventions = dup_col(st, 6);
+    out->program_version = dup_col(st, 7);
+    out->has_probs = sqlite3_column_int(st, 8);
+    out->has_stats = sqlite3_column_int(st, 9);
+    out->n_prompts = sqlite3_column_int64(st, 10);
+    out->n_tokens = sqlite3_column_int64(st, 11);
+    MsTraceModel *m = &out->model;
+    m->model_id = out->model_id;
+#define TXT(dst, i) snprintf(dst, sizeof dst, "%s", sqlite3_column_text(st, i) ? (const char *)sqlite3_column_text(st, i) : "")
+    TXT(m->file_name, 12);
+    m->file_size = (uint64_t)sqlite3_column_int64(st, 13);
+    TXT(m->sha256, 14);
+    TXT(m->arch, 15);
+    TXT(m->name, 16);
+    m->n_layer = sqlite3_column_int(st, 17);
+    m->n_expert = sqlite3_column_int(st, 18);
+    m->n_expert_used = sqlite3_column_int(st, 19);
+    m->n_expert_shared = sqlite3_column_int(st, 20);
+    TXT(m->score_func, 21);
+    m->norm_topk = sqlite3_column_int(st, 22);
+    m->w_scale = (float)sqlite3_column_double(st, 23);
+    m->n_embd = sqlite3_column_int(st, 24);
+    m->n_vocab = sqlite3_column_int(st, 25);
+    m->n_ff_exp = sqlite3_column_int(st, 26);
+#undef TXT
+    parse_layers(m, (const char *)sqlite3_column_text(st, 27));
+    sqlite3_finalize(st);
+    if (!out->kind || !out->created || !out->program_version) {
+        ms_trace_run_info_clear(out);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    }
+    return 0;
+}
+
+int64_t ms_trace_prompt_lookup(MsTraceDb *db, int64_t run_id, int index, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT prompt_id FROM prompt WHERE run_id=?1 AND idx=?2", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, index);
+    rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return ms_db_fail(db, err, MS_EDB, "find prompt");
+    return id;
+}
+
+/* ---------------------------------------------------------------- cursors */
+
+typedef enum { CUR_PROMPTS, CUR_TOKENS, CUR_ROUTING, CUR_PROBS, CUR_HIDDEN } CurKind;
+
+struct MsTraceCursor {
+    MsTraceDb *db;
+    CurKind kind;
+    sqlite3_stmt *st;
+    bool done;
+    bool pending;          /* routing: st holds a row whose group was not emitted yet */
+    int pending_from;      /* first rank of that group still to emit */
+    float *fbuf;           /* probs: 2 * n floats */
+    size_t fcap;
+};
+
+void ms_trace_cursor_free(MsTraceCursor *c)
+{
+    if (!c) return;
+    sqlite3_finalize(c->st);
+    free(c->fbuf);
+    free(c);
+}
+
+static MsTraceCursor *cursor_new(MsTraceDb *db, CurKind kind, const char *sel, const char *where, const char *order,
+                                 int64_t run_id, int64_t prompt_id, MsError *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s%s%s", sel, where, order);
+    MsTraceCursor *c = calloc(1, sizeof *c);
+    if (!c) {
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        return NULL;
+    }
+    c->db = db;
+    c->kind = kind;
+    if (ms_db_prepare(db, sql, &c->st, err)) {
+        free(c);
+        return NULL;
+    }
+    sqlite3_bind_int64(c->st, 1, run_id);
+    sqlite3_bind_int64(c->st, 2, prompt_id);
+    return c;
+}
+
+/* 1 row, 0 end, < 0 error */
+static int cur_step(MsTraceCursor *c, MsError *err)
+{
+    if (c->done) return 0;
+    int rc = sqlite3_step(c->st);
+    if (rc == SQLITE_ROW) return 1;
+    c->done = true;
+    if (rc == SQLITE_DONE) return 0;
+    return ms_db_fail(c->db, err, MS_EDB, "read");
+}
+
+/* Rows of one run (prompt_id 0) or one prompt; the prompt filter keeps the
+ * primary-key order so SQLite streams without sorting. */
+#define WHERE_RUN " WHERE run_id = ?1 AND prompt_id BETWEEN (SELECT min(prompt_id) FROM prompt WHERE run_id = ?1) " \
+    "AND (SELECT max(prompt_id) FROM prompt WHERE run_id = ?1) "
+#define WHERE_ONE " WHERE run_id = ?1 AND prompt_id = ?2 "
+#define WHERE_RP(pid) ((pid) ? WHERE_ONE : WHERE_RUN)
+
+MsTraceCursor *ms_trace_prompts(MsTraceDb *db, int64_t run_id, MsError *err)
+{
+    return cursor_new(db, CUR_PROMPTS, "SELECT prompt_id, run_id, idx, text_bytes, labels, n_tokens FROM prompt "
+                      "WHERE run_id=?1", "", " ORDER BY idx", run_id, 0, err);
+}
+
+int ms_trace_prompts_next(MsTraceCursor *c, MsTracePrompt *out, MsError *err)
+{
+    if (c->kind != CUR_PROMPTS) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    int rc = cur_step(c, err);
+    if (rc <= 0) return rc;
+    sqlite3_stmt *st = c->st;
+    out->prompt_id = sqlite3_column_int64(st, 0);
+    out->run_id = sqlite3_column_int64(st, 1);
+    out->index = sqlite3_column_int(st, 2);
+    out->text = sqlite3_column_blob(st, 3);
+    out->text_len = (size_t)sqlite3_column_bytes(st, 3);
+    if (!out->text) out->text = "";
+    out->labels_json = (const char *)sqlite3_column_text(st, 4);
+    out->n_tokens = sqlite3_column_int(st, 5);
+    return 1;
+}
+
+MsTraceCursor *ms_trace_tokens(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
+{
+    return cursor_new(db, CUR_TOKENS, "SELECT prompt_id, pos, token_id, piece_bytes, is_generated, logprob, entropy "
+                      "FROM token", WHERE_RP(prompt_id), "ORDER BY prompt_id, pos", run_id, prompt_id, err);
+}
+
+static float col_float(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : (float)sqlite3_column_double(st, i);
+}
+
+int ms_trace_tokens_next(MsTraceCursor *c, MsTraceToken *out, MsError *err)
+{
+    if (c->kind != CUR_TOKENS) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    int rc = cur_step(c, err);
+    if (rc <= 0) return rc;
+    sqlite3_stmt *st = c->st;
+    out->prompt_id = sqlite3_column_int64(st, 0);
+    out->pos = sqlite3_column_int(st, 1);
+    out->token_id = sqlite3_column_int(st, 2);
+    out->piece = sqlite3_column_blob(st, 3);
+    out->piece_len = (size_t)sqlite3_column_bytes(st, 3);
+    if (!out->piece) out->piece = "";
+    out->is_generated = sqlite3_column_int(st, 4);
+    out->logprob = col_float(st, 5);
+    out->entropy = col_float(st, 6);
+    return 1;
+}
+
+MsTraceCursor *ms_trace_routing(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
+{
+    return cursor_new(db, CUR_ROUTING, "SELECT prompt_id, pos, layer, experts, weights, out_maxabs, out_l2 "
+                      "FROM routing_packed", WHERE_RP(prompt_id), "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
+}
+
+int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError *err)
+{
+    if (c->kind != CUR_ROUTING) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    if (cap <= 0) return ms_error_set(err, MS_EINVAL, "%s: chunk capacity must be positive", c->db->path);
+    int n = 0;
+    for (;;) {
+        if (!c->pending) {
+            int rc = cur_step(c, err);
+            if (rc < 0) return rc;
+            if (rc == 0) return n;
+            c->pending = true;
+            c->pending_from = 0;
+        }
+        sqlite3_stmt *st = c->st;
+        int nb = sqlite3_column_bytes(st, 3);
+        const unsigned char *ex = sqlite3_column_blob(st, 3);
+        int k = nb / 2;
+        if (!ex || k == 0 || (nb & 1))
+            return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (experts blob of %d bytes)", c->db->path, nb);
+        const unsigned char *wt = sqlite3_column_blob(st, 4);
+        const unsigned char *mx = sqlite3_column_blob(st, 5);
+        const unsigned char *l2 = sqlite3_column_blob(st, 6);
+        if ((wt && sqlite3_column_bytes(st, 4) != 4 * k) || (mx && sqlite3_column_bytes(st, 5) != 4 * k) ||
+            (l2 && sqlite3_column_bytes(st, 6) != 4 * k))
+            return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (blob sizes)", c->db->path);
+        /* keep a group whole when it fits in a chunk */
+        int left = k - c->pending_from;
+        if (n > 0 && left > cap - n && k <= cap) return n;
+        int64_t pid = sqlite3_column_int64(st, 0);
+        int pos = sqlite3_column_int(st, 1), layer = sqlite3_column_int(st, 2);
+        int j = c->pending_from;
+        for (; j < k && n < cap; j++, n++) {
+            MsTraceRoute *r = &buf[n];
+            r->prompt_id = pid;
+            r->pos = pos;
+            r->layer = (int16_t)layer;
+            r->rank = (int16_t)j;
+            r->expert = (int32_t)ms_get_u16(ex + 2 * j);
+            r->weight = wt ? ms_get_f32(wt + 4 * j) : NAN;
+            r->maxabs = mx ? ms_get_f32(mx + 4 * j) : NAN;
+            r->l2 = l2 ? ms_get_f32(l2 + 4 * j) : NAN;
+        }
+        if (j < k) { c->pending_from = j; return n; }
+        c->pending = false;
+        if (n == cap) return n;
+    }
+}
+
+MsTraceCursor *ms_trace_probs(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
+{
+    return cursor_new(db, CUR_PROBS, "SELECT prompt_id, pos, layer, probs, logits FROM router_probs",
+                      WHERE_RP(prompt_id), "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
+}
+
+int ms_trace_probs_next(MsTraceCursor *c, MsTraceProbs *out, MsError *err)
+{
+    if (c->kind != CUR_PROBS) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    int rc = cur_step(c, err);
+    if (rc <= 0) return rc;
+    sqlite3_stmt *st = c->st;
+    int nb = sqlite3_column_bytes(st, 3);
+    const unsigned char *p = sqlite3_column_blob(st, 3), *z = sqlite3_column_blob(st, 4);
+    if (!p || !z || nb % 2 || sqlite3_column_bytes(st, 4) != nb)
+        return ms_error_set(err, MS_EFORMAT, "%s: corrupt router_probs row", c->db->path);
+    size_t n = (size_t)nb / 2;
+    if (2 * n > c->fcap) {
+        float *nf = realloc(c->fbuf, 2 * n * sizeof *nf);
+        if (!nf) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", c->db->path);
+        c->fbuf = nf;
+        c->fcap = 2 * n;
+    }
+    for (size_t e = 0; e < n; e++) {
+        c->fbuf[e] = ms_fp16_to_fp32((uint16_t)ms_get_u16(p + 2 * e));
+        c->fbuf[n + e] = ms_fp16_to_fp32((uint16_t)ms_get_u16(z + 2 * e));
+    }
+    out->prompt_id = sqlite3_column_int64(st, 0);
+    out->pos = sqlite3_column_int(st, 1);
+    out->layer = sqlite3_column_int(st, 2);
+    out->n_expert = (int32_t)n;
+    out->probs = c->fbuf;
+    out->logits = c->fbuf + n;
+    return 1;
+}
+
+MsTraceCursor *ms_trace_hidden(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
+{
+    return cursor_new(db, CUR_HIDDEN, "SELECT prompt_id, pos, layer, maxabs FROM hidden_stats",
+                      WHERE_RP(prompt_id), "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
+}
+
+int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError *err)
+{
+    if (c->kind != CUR_HIDDEN) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    int n = 0;
+    while (n < cap) {
+        int rc = cur_step(c, err);
+        if (rc < 0) return rc;
+        if (rc == 0) break;
+        buf[n].prompt_id = sqlite3_column_int64(c->st, 0);
+        buf[n].pos = sqlite3_column_int(c->st, 1);
+        buf[n].layer = sqlite3_column_int(c->st, 2);
+        buf[n].maxabs = (float)sqlite3_column_double(c->st, 3);
+        n++;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ query */
+
+int ms_trace_query(MsTraceDb *db, const char *sql, MsTraceRowFn row, void *user, MsError *err)
+{
+    sqlite3_stmt *st;
+    const char *tail = NULL;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, &tail) != SQLITE_OK)
+        return ms_db_fail(db, err, MS_EINVAL, "query");
+    if (!st) return ms_error_set(err, MS_EINVAL, "%s: empty query", db->path);
+    for (const char *t = tail; t && *t; t++)
+        if (*t != ' ' && *t != '\t' && *t != '\n' && *t != '\r' && *t != ';') {
+            sqlite3_finalize(st);
+            return ms_error_set(err, MS_EINVAL, "%s: only one statement per query", db->path);
+        }
+    if (!sqlite3_stmt_readonly(st)) {
+        sqlite3_finalize(st);
+        return ms_error_set(err, MS_EINVAL, "%s: query is not read-only", db->path);
+    }
+    int n = sqlite3_column_count(st);
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    const char **vals = calloc((size_t)n + 1, sizeof *vals);
+    char **owned = calloc((size_t)n + 1, sizeof *owned);
+    int rc = 0;
+    if (!names || !vals || !owned) {
+        rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) names[i] = sqlite3_column_name(st, i);
+    for (;;) {
+        int s = sqlite3_step(st);
+        if (s == SQLITE_DONE) break;
+        if (s != SQLITE_ROW) { rc = ms_db_fail(db, err, MS_EDB, "query"); break; }
+        for (int i = 0; i < n; i++) {
+            free(owned[i]);
+            owned[i] = NULL;
+            int ty = sqlite3_column_type(st, i);
+            if (ty == SQLITE_NULL) vals[i] = NULL;
+            else if (ty == SQLITE_BLOB) {
+                int nb = sqlite3_column_bytes(st, i);
+                const unsigned char *b = sqlite3_column_blob(st, i);
+                owned[i] = malloc((size_t)nb * 2 + 4);
+                if (!owned[i]) { rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path); goto out; }
+                char *o = owned[i];
+                *o++ = 'x'; *o++ = '\'';
+                for (int j = 0; j < nb; j++) o += sprintf(o, "%02X", b[j]);
+                *o++ = '\''; *o = '\0';
+                vals[i] = owned[i];
+            } else if (ty == SQLITE_FLOAT) {
+                /* shortest text that reads back as the same double */
+                double d = sqlite3_column_double(st, i);
+                char buf[40];
+                for (int prec = 15; prec <= 17; prec++) {
+                    snprintf(buf, sizeof buf, "%.*g", prec, d);
+                    if (strtod(buf, NULL) == d) break;
+                }
+                owned[i] = strdup(buf);
+                vals[i] = owned[i];
+            } else vals[i] = (const char *)sqlite3_column_text(st, i);
+        }
+        if (row(user, n, names, vals)) break;
+    }
+out:
+    if (owned) for (int i = 0; i < n; i++) free(owned[i]);
+    free(owned);
+    free(names);
+    free(vals);
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -1,0 +1,294 @@
+/* schema.c — opening trace databases: schema creation, versioning
+ * (PRAGMA user_version, forward migrations) and the shared helpers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db-internal.h"
+
+#define MS_APPLICATION_ID 0x4D53434F /* "MSCO": marks moescope traces */
+
+/* Byte decoding in plain SQL (the sqlite3 CLI has no user functions): a
+ * hex() string is read one digit at a time with instr().  H is an SQL
+ * expression holding hex text, J a 1-based digit index. */
+#define HD(H, J) "(instr('0123456789ABCDEF',substr(" H "," J ",1))-1)"
+#define HB(H, J, J1) "(" HD(H, J) "*16+" HD(H, J1) ")"
+#define HU16(H) "(" HB(H, "1", "2") "+" HB(H, "3", "4") "*256)"
+#define HU32(H) "(" HB(H, "1", "2") "+" HB(H, "3", "4") "*256+" HB(H, "5", "6") "*65536+" \
+    HB(H, "7", "8") "*16777216)"
+/* IEEE binary32 / binary16 bits -> value (NaN/Inf are never stored). */
+#define F32(U) "((1-2*((" U ")>>31))*(((" U ")&8388607)+((((" U ")>>23)&255)>0)*8388608)" \
+    "*pow(2,max(((" U ")>>23)&255,1)-150))"
+#define F16(U) "((1-2*((" U ")>>15))*(((" U ")&1023)+((((" U ")>>10)&31)>0)*1024)" \
+    "*pow(2,max(((" U ")>>10)&31,1)-25))"
+#define F32H(H) "CASE WHEN " H "='' THEN NULL ELSE " F32(HU32(H)) " END"
+
+const char *const ms_db_schema_v1 =
+    "CREATE TABLE model(\n"
+    "  model_id INTEGER PRIMARY KEY,\n"
+    "  file_name TEXT NOT NULL, file_size INTEGER NOT NULL, sha256 TEXT NOT NULL,\n"
+    "  arch TEXT NOT NULL, name TEXT NOT NULL,\n"
+    "  n_layer INTEGER NOT NULL, n_expert INTEGER NOT NULL, n_expert_used INTEGER NOT NULL,\n"
+    "  n_expert_shared INTEGER NOT NULL, score_func TEXT NOT NULL, norm_topk INTEGER NOT NULL,\n"
+    "  w_scale REAL NOT NULL, n_embd INTEGER NOT NULL, n_vocab INTEGER NOT NULL,\n"
+    "  n_ff_exp INTEGER NOT NULL, moe_layers TEXT NOT NULL);\n"
+    "CREATE TABLE intervention_set(\n"
+    "  set_id INTEGER PRIMARY KEY, spec TEXT NOT NULL UNIQUE);\n"
+    "CREATE TABLE run(\n"
+    "  run_id INTEGER PRIMARY KEY, model_id INTEGER NOT NULL REFERENCES model,\n"
+    "  created TEXT NOT NULL, kind TEXT NOT NULL, settings TEXT,\n"
+    "  interventions TEXT, set_id INTEGER REFERENCES intervention_set,\n"
+    "  program_version TEXT NOT NULL, parent_run_id INTEGER REFERENCES run,\n"
+    "  has_probs INTEGER NOT NULL, has_stats INTEGER NOT NULL);\n"
+    "CREATE TABLE prompt(\n"
+    "  prompt_id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES run,\n"
+    "  idx INTEGER NOT NULL, text TEXT NOT NULL, text_bytes BLOB NOT NULL, labels TEXT,\n"
+    "  n_tokens INTEGER NOT NULL, UNIQUE(run_id, idx));\n"
+    "CREATE TABLE token(\n"
+    "  run_id INTEGER NOT NULL, prompt_id INTEGER NOT NULL, pos INTEGER NOT NULL,\n"
+    "  token_id INTEGER NOT NULL, piece TEXT NOT NULL, piece_bytes BLOB NOT NULL,\n"
+    "  is_generated INTEGER NOT NULL, logprob REAL, entropy REAL,\n"
+    "  PRIMARY KEY(prompt_id, pos)) WITHOUT ROWID;\n"
+    "CREATE TABLE routing_packed(\n"
+    "  run_id INTEGER NOT NULL, prompt_id INTEGER NOT NULL, pos INTEGER NOT NULL,\n"
+    "  layer INTEGER NOT NULL, experts BLOB NOT NULL, weights BLOB,\n"
+    "  out_maxabs BLOB, out_l2 BLOB,\n"
+    "  PRIMARY KEY(prompt_id, pos, layer)) WITHOUT ROWID;\n"
+    "CREATE TABLE router_probs(\n"
+    "  run_id INTEGER NOT NULL, prompt_id INTEGER NOT NULL, pos INTEGER NOT NULL,\n"
+    "  layer INTEGER NOT NULL, probs BLOB NOT NULL, logits BLOB NOT NULL,\n"
+    "  PRIMARY KEY(prompt_id, pos, layer)) WITHOUT ROWID;\n"
+    "CREATE TABLE hidden_stats(\n"
+    "  run_id INTEGER NOT NULL, prompt_id INTEGER NOT NULL, pos INTEGER NOT NULL,\n"
+    "  layer INTEGER NOT NULL, maxabs REAL NOT NULL,\n"
+    "  PRIMARY KEY(prompt_id, pos, layer)) WITHOUT ROWID;\n"
+    "CREATE TABLE analysis(\n"
+    "  analysis_id INTEGER PRIMARY KEY, run_id INTEGER REFERENCES run, name TEXT NOT NULL,\n"
+    "  table_name TEXT NOT NULL UNIQUE, params TEXT, created TEXT NOT NULL,\n"
+    "  program_version TEXT NOT NULL);\n"
+    "CREATE TABLE ms_seq(i INTEGER PRIMARY KEY);\n"
+    "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM s WHERE i < 65535)\n"
+    "  INSERT INTO ms_seq SELECT i FROM s;\n"
+    "CREATE VIEW routing AS SELECT run_id, prompt_id, pos, layer, rank,\n"
+    "  " HU16("he") " AS expert,\n"
+    "  " F32H("hw") " AS weight\n"
+    "  FROM (SELECT r.run_id, r.prompt_id, r.pos, r.layer, s.i AS rank,\n"
+    "    hex(substr(r.experts, 2*s.i+1, 2)) AS he, hex(substr(r.weights, 4*s.i+1, 4)) AS hw\n"
+    "    FROM routing_packed r JOIN ms_seq s ON s.i < length(r.experts)/2);\n"
+    "CREATE VIEW expert_stats AS SELECT run_id, prompt_id, pos, layer, rank,\n"
+    "  " HU16("he") " AS expert,\n"
+    "  " F32H("hm") " AS maxabs,\n"
+    "  " F32H("hl") " AS l2\n"
+    "  FROM (SELECT r.run_id, r.prompt_id, r.pos, r.layer, s.i AS rank,\n"
+    "    hex(substr(r.experts, 2*s.i+1, 2)) AS he, hex(substr(r.out_maxabs, 4*s.i+1, 4)) AS hm,\n"
+    "    hex(substr(r.out_l2, 4*s.i+1, 4)) AS hl\n"
+    "    FROM routing_packed r JOIN ms_seq s ON s.i < length(r.experts)/2\n"
+    "    WHERE r.out_maxabs IS NOT NULL);\n"
+    "CREATE VIEW router_prob AS SELECT run_id, prompt_id, pos, layer, expert,\n"
+    "  " F16(HU16("hp")) " AS prob,\n"
+    "  " F16(HU16("hz")) " AS logit\n"
+    "  FROM (SELECT r.run_id, r.prompt_id, r.pos, r.layer, s.i AS expert,\n"
+    "    hex(substr(r.probs, 2*s.i+1, 2)) AS hp, hex(substr(r.logits, 2*s.i+1, 2)) AS hz\n"
+    "    FROM router_probs r JOIN ms_seq s ON s.i < length(r.probs)/2);\n"
+    "CREATE VIEW expert_load AS SELECT run_id, layer, expert, count(*) AS n,\n"
+    "  count(*)*1.0/sum(count(*)) OVER (PARTITION BY run_id, layer) AS frac,\n"
+    "  sum(weight) AS weight_sum\n"
+    "  FROM routing GROUP BY run_id, layer, expert;\n"
+    "CREATE VIEW load_entropy AS SELECT run_id, layer, count(*) AS n_used,\n"
+    "  -sum(frac*ln(frac)) AS entropy FROM expert_load GROUP BY run_id, layer;\n"
+    "CREATE VIEW routing_entropy AS SELECT run_id, layer, count(*) AS n_tokens,\n"
+    "  avg(h) AS mean_entropy FROM (SELECT run_id, prompt_id, pos, layer,\n"
+    "    -sum(CASE WHEN prob > 0 THEN prob*ln(prob) ELSE 0 END) AS h\n"
+    "    FROM router_prob GROUP BY run_id, prompt_id, pos, layer)\n"
+    "  GROUP BY run_id, layer;\n"
+    "CREATE VIEW prompt_label AS SELECT p.run_id, p.prompt_id, p.idx, j.key, j.value\n"
+    "  FROM prompt p, json_each(p.labels) j WHERE p.labels IS NOT NULL;\n";
+
+int ms_db_fail(MsTraceDb *db, MsError *err, int code, const char *what)
+{
+    return ms_error_set(err, code, "%s: %s: %s", db->path, what,
+                        db->h ? sqlite3_errmsg(db->h) : "cannot open");
+}
+
+int ms_db_exec(MsTraceDb *db, const char *sql, MsError *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        ms_error_set(err, MS_EDB, "%s: %s", db->path, msg ? msg : "SQL error");
+        sqlite3_free(msg);
+        return MS_EDB;
+    }
+    return 0;
+}
+
+int ms_db_prepare(MsTraceDb *db, const char *sql, sqlite3_stmt **st, MsError *err)
+{
+    if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK) {
+        *st = NULL;
+        return ms_db_fail(db, err, MS_EDB, "prepare");
+    }
+    return 0;
+}
+
+static int pragma_int(MsTraceDb *db, const char *sql, int *out, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, sql, &st, err);
+    if (rc) return rc;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return ms_db_fail(db, err, rc == SQLITE_NOTADB ? MS_EFORMAT : MS_EDB, "read header");
+    }
+    *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Forward migrations: migrations[v] brings version v to v+1.  Version 0 is
+ * an empty file. */
+static const char *const migrations[] = {
+    NULL, /* 0 -> 1: the full v1 schema (ms_db_schema_v1) */
+};
+
+static int migrate(MsTraceDb *db, MsError *err)
+{
+    int v = db->user_version;
+    if (v >= MS_TRACE_SCHEMA_VERSION) return 0;
+    int rc = ms_db_exec(db, "BEGIN IMMEDIATE", err);
+    if (rc) return rc;
+    /* re-read inside the write lock: another process may have migrated */
+    if ((rc = pragma_int(db, "PRAGMA user_version", &v, err))) goto fail;
+    if (v == 0) {
+        int n_obj = 0;
+        if ((rc = pragma_int(db, "SELECT count(*) FROM sqlite_schema", &n_obj, err))) goto fail;
+        if (n_obj > 0) {
+            rc = ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database (has tables but no schema version)",
+                              db->path);
+            goto fail;
+        }
+    }
+    for (; v < MS_TRACE_SCHEMA_VERSION; v++) {
+        const char *sql = v == 0 ? ms_db_schema_v1 : migrations[v];
+        if ((rc = ms_db_exec(db, sql, err))) goto fail;
+        char buf[64];
+        snprintf(buf, sizeof buf, "PRAGMA user_version = %d", v + 1);
+        if ((rc = ms_db_exec(db, buf, err))) goto fail;
+    }
+    {
+        char buf[64];
+        snprintf(buf, sizeof buf, "PRAGMA application_id = %d", MS_APPLICATION_ID);
+        if ((rc = ms_db_exec(db, buf, err))) goto fail;
+    }
+    if ((rc = ms_db_exec(db, "COMMIT", err))) goto fail;
+    db->user_version = v;
+    return 0;
+fail:
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
+{
+    MsTraceDb *db = calloc(1, sizeof *db);
+    if (!db || !(db->path = strdup(path))) {
+        free(db);
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    db->writable = mode != MS_TRACE_READ;
+    int flags = SQLITE_OPEN_NOMUTEX;
+    if (mode == MS_TRACE_READ) flags |= SQLITE_OPEN_READONLY;
+    else flags |= SQLITE_OPEN_READWRITE;
+    if (mode == MS_TRACE_CREATE) flags |= SQLITE_OPEN_CREATE;
+    int rc;
+    if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
+        ms_error_set(err, MS_EIO, "%s: cannot open: %s", path, db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->h, 0);
+    sqlite3_busy_timeout(db->h, 10000);
+    if ((rc = pragma_int(db, "PRAGMA user_version", &db->user_version, err))) goto fail;
+    if (db->user_version > MS_TRACE_SCHEMA_VERSION) {
+        ms_error_set(err, MS_EUNSUPPORTED, "%s: schema version %d is newer than this program's (%d)",
+                     path, db->user_version, MS_TRACE_SCHEMA_VERSION);
+        goto fail;
+    }
+    if (db->writable) {
+        /* WAL: readers proceed while a trace writes; NORMAL sync still
+         * keeps every committed transaction across a process kill. */
+        if (ms_db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                           "PRAGMA foreign_keys=ON", err)) goto fail;
+        if (migrate(db, err)) goto fail;
+    } else {
+        int app = 0;
+        if ((rc = pragma_int(db, "PRAGMA application_id", &app, err))) goto fail;
+        if (db->user_version == 0 || app != MS_APPLICATION_ID) {
+            ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database", path);
+            goto fail;
+        }
+        if (db->user_version < MS_TRACE_SCHEMA_VERSION) {
+            ms_error_set(err, MS_EUNSUPPORTED, "%s: schema version %d is old; open it once read-write to migrate",
+                         path, db->user_version);
+            goto fail;
+        }
+        if (ms_db_exec(db, "PRAGMA query_only=ON", err)) goto fail;
+    }
+    return db;
+fail:
+    ms_trace_close(db);
+    return NULL;
+}
+
+void ms_trace_close(MsTraceDb *db)
+{
+    if (!db) return;
+    if (db->h) sqlite3_close_v2(db->h);
+    free(db->path);
+    free(db);
+}
+
+const char *ms_trace_path(const MsTraceDb *db) { return db->path; }
+int ms_trace_user_version(const MsTraceDb *db) { return db->user_version; }
+
+/* Decode one UTF-8 sequence at s (n bytes left); returns its length or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) return c ? 1 : 0;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+char *ms_db_text_render(const char *s, size_t len, size_t *out_len)
+{
+    char *o = malloc(len * 3 + 1);
+    if (!o) return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < len;) {
+        size_t l = utf8_len((const unsigned char *)s + i, len - i);
+        if (l) {
+            memcpy(o + j, s + i, l);
+            j += l;
+            i += l;
+        } else { /* U+FFFD */
+            o[j++] = (char)0xEF; o[j++] = (char)0xBF; o[j++] = (char)0xBD;
+            i++;
+        }
+    }
+    o[j] = '\0';
+    *out_len = j;
+    return o;
+}

@@ -1,0 +1,592 @@
+/* writer.c — model and run rows, and the per-prompt trace writer (an
+ * MsObserver adapter that buffers one prompt and commits it atomically). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db-internal.h"
+
+/* ------------------------------------------------------------ model, run */
+
+int ms_trace_model_from_engine(MsTraceModel *m, const MsModel *model, const char *path, MsError *err)
+{
+    const MsModelInfo *in = ms_model_info(model);
+    memset(m, 0, sizeof *m);
+    const char *base = strrchr(path, '/');
+    snprintf(m->file_name, sizeof m->file_name, "%s", base ? base + 1 : path);
+    m->file_size = in->file_size;
+    int rc = ms_sha256_file(path, m->sha256, err);
+    if (rc) return rc;
+    snprintf(m->arch, sizeof m->arch, "%s", in->arch_name ? in->arch_name : "");
+    snprintf(m->name, sizeof m->name, "%s", in->name ? in->name : "");
+    if (in->n_layer > MS_TRACE_MAX_LAYER)
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: %d layers (the trace store holds at most %d)",
+                            path, in->n_layer, MS_TRACE_MAX_LAYER);
+    m->n_layer = in->n_layer;
+    m->n_expert = in->n_expert;
+    m->n_expert_used = in->n_expert_used;
+    m->n_expert_shared = in->n_expert_shared;
+    snprintf(m->score_func, sizeof m->score_func, "%s",
+             in->gating == MS_GATING_SIGMOID ? "sigmoid" : in->gating == MS_GATING_SOFTMAX ? "softmax" : "unknown");
+    m->norm_topk = in->norm_w;
+    m->w_scale = in->w_scale;
+    m->n_embd = in->n_embd;
+    m->n_vocab = in->n_vocab;
+    m->n_ff_exp = in->n_ff_exp;
+    for (int l = 0; l < in->n_layer; l++) {
+        m->is_moe[l] = ms_model_layer_is_moe(model, l);
+        m->n_moe_layers += m->is_moe[l];
+    }
+    return 0;
+}
+
+static char *moe_layers_json(const MsTraceModel *m)
+{
+    size_t cap = 8 + (size_t)MS_TRACE_MAX_LAYER * 5;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    size_t n = 0;
+    s[n++] = '[';
+    for (int l = 0; l < m->n_layer && l < MS_TRACE_MAX_LAYER; l++)
+        if (m->is_moe[l]) n += (size_t)snprintf(s + n, cap - n, "%s%d", n > 1 ? "," : "", l);
+    s[n++] = ']';
+    s[n] = '\0';
+    return s;
+}
+
+int64_t ms_trace_model_add(MsTraceDb *db, const MsTraceModel *m, MsError *err)
+{
+    static const char *find =
+        "SELECT model_id FROM model WHERE file_name=?1 AND file_size=?2 AND sha256=?3 AND arch=?4 "
+        "AND n_layer=?5 AND n_expert=?6 AND n_expert_used=?7 AND moe_layers=?8";
+    static const char *ins =
+        "INSERT INTO model(file_name,file_size,sha256,arch,n_layer,n_expert,n_expert_used,moe_layers,"
+        "name,n_expert_shared,score_func,norm_topk,w_scale,n_embd,n_vocab,n_ff_exp) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)";
+    char *ml = moe_layers_json(m);
+    if (!ml) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    int64_t id = 0;
+    for (int pass = 0; pass < 2 && !id; pass++) {
+        sqlite3_stmt *st;
+        int rc = ms_db_prepare(db, pass ? ins : find, &st, err);
+        if (rc) { free(ml); return rc; }
+        sqlite3_bind_text(st, 1, m->file_name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t)m->file_size);
+        sqlite3_bind_text(st, 3, m->sha256, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, m->arch, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, m->n_layer);
+        sqlite3_bind_int(st, 6, m->n_expert);
+        sqlite3_bind_int(st, 7, m->n_expert_used);
+        sqlite3_bind_text(st, 8, ml, -1, SQLITE_STATIC);
+        if (pass) {
+            sqlite3_bind_text(st, 9, m->name, -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 10, m->n_expert_shared);
+            sqlite3_bind_text(st, 11, m->score_func[0] ? m->score_func : "unknown", -1, SQLITE_STATIC);
+            sqlite3_bind_int(st, 12, m->norm_topk);
+            sqlite3_bind_double(st, 13, m->w_scale);
+            sqlite3_bind_int(st, 14, m->n_embd);
+            sqlite3_bind_int(st, 15, m->n_vocab);
+            sqlite3_bind_int(st, 16, m->n_ff_exp);
+        }
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
+        else if (rc == SQLITE_DONE && pass) id = sqlite3_last_insert_rowid(db->h);
+        else if (rc != SQLITE_DONE) {
+            ms_db_fail(db, err, MS_EDB, "add model");
+            sqlite3_finalize(st);
+            free(ml);
+            return MS_EDB;
+        }
+        sqlite3_finalize(st);
+    }
+    free(ml);
+    return id;
+}
+
+static void utc_now(char *buf, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
+{
+    int64_t set_id = 0;
+    int rc;
+    sqlite3_stmt *st;
+    if (d->interventions && d->interventions[0]) {
+        if ((rc = ms_db_prepare(db, "INSERT INTO intervention_set(spec) VALUES(?1) "
+                                    "ON CONFLICT(spec) DO UPDATE SET spec=excluded.spec RETURNING set_id", &st, err)))
+            return rc;
+        sqlite3_bind_text(st, 1, d->interventions, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) set_id = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (!set_id) return ms_db_fail(db, err, MS_EDB, "add intervention set");
+    }
+    if ((rc = ms_db_prepare(db, "INSERT INTO run(model_id,created,kind,settings,interventions,set_id,"
+                                "program_version,parent_run_id,has_probs,has_stats) "
+                                "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", &st, err)))
+        return rc;
+    char now[32];
+    utc_now(now, sizeof now);
+    sqlite3_bind_int64(st, 1, d->model_id);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, d->kind ? d->kind : "trace", -1, SQLITE_STATIC);
+    if (d->settings_json) sqlite3_bind_text(st, 4, d->settings_json, -1, SQLITE_STATIC);
+    if (set_id) {
+        sqlite3_bind_text(st, 5, d->interventions, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, set_id);
+    }
+    sqlite3_bind_text(st, 7, MS_VERSION, -1, SQLITE_STATIC);
+    if (d->parent_run_id > 0) sqlite3_bind_int64(st, 8, d->parent_run_id);
+    sqlite3_bind_int(st, 9, d->has_probs);
+    sqlite3_bind_int(st, 10, d->has_stats);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return ms_db_fail(db, err, MS_EDB, "add run");
+    return sqlite3_last_insert_rowid(db->h);
+}
+
+/* ----------------------------------------------------------------- writer */
+
+/* A growable array; on failure the writer's sticky error is set. */
+typedef struct { void *p; size_t n, cap, elem; } Vec;
+
+static void *vec_push(Vec *v, size_t count)
+{
+    if (v->n + count > v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 1024;
+        while (nc < v->n + count) nc *= 2;
+        void *np = realloc(v->p, nc * v->elem);
+        if (!np) return NULL;
+        v->p = np;
+        v->cap = nc;
+    }
+    void *r = (char *)v->p + v->n * v->elem;
+    v->n += count;
+    return r;
+}
+
+typedef struct { int32_t pos, layer, k, has_stats; size_t off; size_t seq; } Group;
+typedef struct { int32_t pos, layer, n; size_t off; size_t seq; } PGroup;   /* n experts */
+typedef struct { int32_t pos, layer; float maxabs; size_t seq; } HRow;
+typedef struct { int32_t pos, id; size_t off, len; bool gen; float lp, ent; } TRow;
+
+struct MsTraceWriter {
+    MsTraceDb *db;
+    int64_t run_id;
+    bool has_probs, has_stats;
+    bool active;
+    int sticky;                 /* MS_E* from a callback, reported at commit */
+    int index;
+    char *text; size_t text_len;
+    char *labels;
+    Vec groups, experts, weights, maxabs, l2;
+    Vec pgroups, halves;        /* binary16 probs then logits per group */
+    Vec hidden, tokens, bytes;
+    size_t seq;
+    int64_t rows;
+    sqlite3_stmt *st_prompt, *st_token, *st_route, *st_probs, *st_hidden;
+    unsigned char *scratch; size_t scratch_cap;
+};
+
+static void vec_free(Vec *v) { free(v->p); v->p = NULL; v->n = v->cap = 0; }
+
+static void writer_reset(MsTraceWriter *w)
+{
+    w->active = false;
+    w->sticky = 0;
+    free(w->text); w->text = NULL;
+    free(w->labels); w->labels = NULL;
+    w->groups.n = w->experts.n = w->weights.n = w->maxabs.n = w->l2.n = 0;
+    w->pgroups.n = w->halves.n = w->hidden.n = w->tokens.n = w->bytes.n = 0;
+    w->seq = 0;
+}
+
+MsTraceWriter *ms_trace_writer_new(MsTraceDb *db, int64_t run_id, MsError *err)
+{
+    MsTraceRunInfo ri;
+    if (ms_trace_run_info(db, run_id, &ri, err)) return NULL;
+    MsTraceWriter *w = calloc(1, sizeof *w);
+    if (!w) {
+        ms_trace_run_info_clear(&ri);
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        return NULL;
+    }
+    w->db = db;
+    w->run_id = run_id;
+    w->has_probs = ri.has_probs;
+    w->has_stats = ri.has_stats;
+    ms_trace_run_info_clear(&ri);
+    w->groups.elem = sizeof(Group);
+    w->experts.elem = sizeof(int32_t);
+    w->weights.elem = w->maxabs.elem = w->l2.elem = sizeof(float);
+    w->pgroups.elem = sizeof(PGroup);
+    w->halves.elem = sizeof(uint16_t);
+    w->hidden.elem = sizeof(HRow);
+    w->tokens.elem = sizeof(TRow);
+    w->bytes.elem = 1;
+    if (ms_db_prepare(db, "INSERT INTO prompt(run_id,idx,text,text_bytes,labels,n_tokens) "
+                          "VALUES(?1,?2,?3,?4,?5,?6)", &w->st_prompt, err) ||
+        ms_db_prepare(db, "INSERT INTO token(run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,"
+                          "logprob,entropy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &w->st_token, err) ||
+        ms_db_prepare(db, "INSERT INTO routing_packed(run_id,prompt_id,pos,layer,experts,weights,out_maxabs,"
+                          "out_l2) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)", &w->st_route, err) ||
+        ms_db_prepare(db, "INSERT INTO router_probs(run_id,prompt_id,pos,layer,probs,logits) "
+                          "VALUES(?1,?2,?3,?4,?5,?6)", &w->st_probs, err) ||
+        ms_db_prepare(db, "INSERT INTO hidden_stats(run_id,prompt_id,pos,layer,maxabs) "
+                          "VALUES(?1,?2,?3,?4,?5)", &w->st_hidden, err)) {
+        ms_trace_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void ms_trace_writer_free(MsTraceWriter *w)
+{
+    if (!w) return;
+    writer_reset(w);
+    Vec *vs[] = { &w->groups, &w->experts, &w->weights, &w->maxabs, &w->l2, &w->pgroups,
+                  &w->halves, &w->hidden, &w->tokens, &w->bytes };
+    for (size_t i = 0; i < MS_ARRAY_LEN(vs); i++) vec_free(vs[i]);
+    sqlite3_finalize(w->st_prompt);
+    sqlite3_finalize(w->st_token);
+    sqlite3_finalize(w->st_route);
+    sqlite3_finalize(w->st_probs);
+    sqlite3_finalize(w->st_hidden);
+    free(w->scratch);
+    free(w);
+}
+
+int64_t ms_trace_writer_rows(const MsTraceWriter *w) { return w->rows; }
+
+/* Buffer one (pos, layer) group. */
+static int add_group(MsTraceWriter *w, int pos, int layer, int k, const int32_t *ex, const float *wt,
+                     const float *mx, const float *l2)
+{
+    Group *g = vec_push(&w->groups, 1);
+    int32_t *e = g ? vec_push(&w->experts, (size_t)k) : NULL;
+    float *f = e ? vec_push(&w->weights, (size_t)k) : NULL;
+    if (!f) return MS_ENOMEM;
+    g->pos = pos;
+    g->layer = layer;
+    g->k = k;
+    g->off = w->experts.n - (size_t)k;
+    g->seq = w->seq++;
+    memcpy(e, ex, (size_t)k * sizeof *e);
+    if (wt) memcpy(f, wt, (size_t)k * sizeof *f);
+    else for (int j = 0; j < k; j++) f[j] = NAN;
+    g->has_stats = mx && l2;
+    /* stats arrays stay parallel to experts so offsets are shared */
+    float *a = vec_push(&w->maxabs, (size_t)k), *b = a ? vec_push(&w->l2, (size_t)k) : NULL;
+    if (!b) return MS_ENOMEM;
+    if (g->has_stats) {
+        memcpy(a, mx, (size_t)k * sizeof *a);
+        memcpy(b, l2, (size_t)k * sizeof *b);
+    }
+    return 0;
+}
+
+static void on_routing(void *user, const MsRoutingEvent *ev)
+{
+    MsTraceWriter *w = user;
+    if (!w->active || w->sticky) return;
+    if (ev->k < 1 || ev->k > MS_TRACE_MAX_EXPERT || ev->layer < 0 || ev->layer >= MS_TRACE_MAX_LAYER) {
+        w->sticky = MS_EINVAL;
+        return;
+    }
+    bool stats = w->has_stats && ev->out_maxabs && ev->out_l2;
+    for (int t = 0; t < ev->n_tokens; t++) {
+        size_t o = (size_t)t * (size_t)ev->k;
+        if (add_group(w, ev->pos[t], ev->layer, ev->k, ev->experts + o, ev->weights ? ev->weights + o : NULL,
+                      stats ? ev->out_maxabs + o : NULL, stats ? ev->out_l2 + o : NULL)) {
+            w->sticky = MS_ENOMEM;
+            return;
+        }
+        if (w->has_probs && ev->probs && ev->logits) {
+            size_t E = (size_t)ev->n_expert;
+            PGroup *pg = vec_push(&w->pgroups, 1);
+            uint16_t *h = pg ? vec_push(&w->halves, 2 * E) : NULL;
+            if (!h) { w->sticky = MS_ENOMEM; return; }
+            pg->pos = ev->pos[t];
+            pg->layer = ev->layer;
+            pg->n = ev->n_expert;
+            pg->off = w->halves.n - 2 * E;
+            pg->seq = w->seq++;
+            const float *p = ev->probs + (size_t)t * E, *z = ev->logits + (size_t)t * E;
+            for (size_t e = 0; e < E; e++) {
+                h[e] = ms_fp32_to_fp16(p[e]);
+                h[E + e] = ms_fp32_to_fp16(z[e]);
+            }
+        }
+    }
+}
+
+static void on_hidden(void *user, const MsHiddenEvent *ev)
+{
+    MsTraceWriter *w = user;
+    if (!w->active || w->sticky || !w->has_stats) return;
+    HRow *r = vec_push(&w->hidden, (size_t)ev->n_tokens);
+    if (!r) { w->sticky = MS_ENOMEM; return; }
+    for (int t = 0; t < ev->n_tokens; t++) {
+        r[t].pos = ev->pos[t];
+        r[t].layer = ev->layer;
+        r[t].maxabs = ev->maxabs[t];
+        r[t].seq = w->seq++;
+    }
+}
+
+MsObserver ms_trace_writer_observer(MsTraceWriter *w)
+{
+    MsObserver o = { on_routing, on_hidden, w };
+    return o;
+}
+
+int ms_trace_writer_begin(MsTraceWriter *w, int index, const char *text, size_t len,
+                          const char *labels_json, MsError *err)
+{
+    writer_reset(w);
+    if (index < 0) return ms_error_set(err, MS_EINVAL, "%s: negative prompt index", w->db->path);
+    w->text = malloc(len + 1);
+    w->labels = labels_json ? strdup(labels_json) : NULL;
+    if (!w->text || (labels_json && !w->labels)) {
+        writer_reset(w);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", w->db->path);
+    }
+    memcpy(w->text, text, len);
+    w->text[len] = '\0';
+    w->text_len = len;
+    w->index = index;
+    w->active = true;
+    return 0;
+}
+
+int ms_trace_writer_token(MsTraceWriter *w, int pos, int32_t token_id, const char *piece, size_t piece_len,
+                          bool is_generated, float logprob, float entropy, MsError *err)
+{
+    if (!w->active) return ms_error_set(err, MS_EINVAL, "%s: token outside a prompt", w->db->path);
+    TRow *t = vec_push(&w->tokens, 1);
+    char *b = t ? vec_push(&w->bytes, piece_len) : NULL;
+    if (!t || (!b && piece_len)) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", w->db->path);
+    t->pos = pos;
+    t->id = token_id;
+    t->off = w->bytes.n - piece_len;
+    t->len = piece_len;
+    t->gen = is_generated;
+    t->lp = logprob;
+    t->ent = entropy;
+    if (piece_len) memcpy(b, piece, piece_len);
+    return 0;
+}
+
+int ms_trace_writer_route(MsTraceWriter *w, int pos, int layer, int k, const int32_t *experts,
+                          const float *weights, MsError *err)
+{
+    if (!w->active) return ms_error_set(err, MS_EINVAL, "%s: routing outside a prompt", w->db->path);
+    if (k < 1 || k > MS_TRACE_MAX_EXPERT || layer < 0 || layer >= MS_TRACE_MAX_LAYER || pos < 0)
+        return ms_error_set(err, MS_EINVAL, "%s: bad routing group (pos %d, layer %d, k %d)",
+                            w->db->path, pos, layer, k);
+    if (add_group(w, pos, layer, k, experts, weights, NULL, NULL))
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", w->db->path);
+    return 0;
+}
+
+void ms_trace_writer_abort(MsTraceWriter *w) { writer_reset(w); }
+
+static int cmp_group(const void *a, const void *b)
+{
+    const Group *x = a, *y = b;
+    if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+static int cmp_pgroup(const void *a, const void *b)
+{
+    const PGroup *x = a, *y = b;
+    if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+static int cmp_hidden(const void *a, const void *b)
+{
+    const HRow *x = a, *y = b;
+    if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+static int cmp_token(const void *a, const void *b)
+{
+    const TRow *x = a, *y = b;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static unsigned char *scratch(MsTraceWriter *w, size_t n)
+{
+    if (n > w->scratch_cap) {
+        size_t nc = MS_MAX(n, 2 * w->scratch_cap);
+        unsigned char *p = realloc(w->scratch, nc);
+        if (!p) return NULL;
+        w->scratch = p;
+        w->scratch_cap = nc;
+    }
+    return w->scratch;
+}
+
+static int step_reset(MsTraceWriter *w, sqlite3_stmt *st, const char *what, MsError *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        ms_db_fail(w->db, err, rc == SQLITE_CONSTRAINT ? MS_EINVAL : MS_EDB, what);
+        sqlite3_reset(st);
+        return rc == SQLITE_CONSTRAINT ? MS_EINVAL : MS_EDB;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
+{
+    MsTraceDb *db = w->db;
+    int rc;
+    size_t tl;
+    char *txt = ms_db_text_render(w->text, w->text_len, &tl);
+    if (!txt) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    sqlite3_stmt *st = w->st_prompt;
+    sqlite3_bind_int64(st, 1, w->run_id);
+    sqlite3_bind_int(st, 2, w->index);
+    sqlite3_bind_text(st, 3, txt, (int)tl, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, w->text, (int)w->text_len, SQLITE_STATIC);
+    if (w->labels) sqlite3_bind_text(st, 5, w->labels, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, (int64_t)w->tokens.n);
+    rc = step_reset(w, st, "add prompt", err);
+    free(txt);
+    sqlite3_clear_bindings(st);
+    if (rc) return rc;
+    int64_t pid = sqlite3_last_insert_rowid(db->h);
+    *prompt_id = pid;
+
+    TRow *tk = w->tokens.p;
+    qsort(tk, w->tokens.n, sizeof *tk, cmp_token);
+    st = w->st_token;
+    for (size_t i = 0; i < w->tokens.n; i++) {
+        const char *pb = (const char *)w->bytes.p + tk[i].off;
+        char *pt = ms_db_text_render(pb, tk[i].len, &tl);
+        if (!pt) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        sqlite3_bind_int64(st, 1, w->run_id);
+        sqlite3_bind_int64(st, 2, pid);
+        sqlite3_bind_int(st, 3, tk[i].pos);
+        sqlite3_bind_int(st, 4, tk[i].id);
+        sqlite3_bind_text(st, 5, pt, (int)tl, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 6, tk[i].len ? pb : "", (int)tk[i].len, SQLITE_STATIC);
+        sqlite3_bind_int(st, 7, tk[i].gen);
+        if (isnan(tk[i].lp)) sqlite3_bind_null(st, 8); else sqlite3_bind_double(st, 8, tk[i].lp);
+        if (isnan(tk[i].ent)) sqlite3_bind_null(st, 9); else sqlite3_bind_double(st, 9, tk[i].ent);
+        rc = step_reset(w, st, "add token", err);
+        free(pt);
+        if (rc) return rc;
+    }
+
+    Group *g = w->groups.p;
+    qsort(g, w->groups.n, sizeof *g, cmp_group);
+    st = w->st_route;
+    sqlite3_bind_int64(st, 1, w->run_id);
+    sqlite3_bind_int64(st, 2, pid);
+    const int32_t *ex = w->experts.p;
+    const float *wt = w->weights.p, *mx = w->maxabs.p, *l2 = w->l2.p;
+    for (size_t i = 0; i < w->groups.n; i++) {
+        size_t k = (size_t)g[i].k;
+        unsigned char *s = scratch(w, k * 14);
+        if (!s) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        bool have_w = false;
+        for (size_t j = 0; j < k; j++) {
+            int32_t e = ex[g[i].off + j];
+            if (e < 0 || e > MS_TRACE_MAX_EXPERT)
+                return ms_error_set(err, MS_EINVAL, "%s: expert id %d out of range (pos %d, layer %d)",
+                                    db->path, e, g[i].pos, g[i].layer);
+            ms_put_u16(s + 2 * j, (uint32_t)e);
+            float f = wt[g[i].off + j];
+            if (!isnan(f)) have_w = true;
+            ms_put_f32(s + 2 * k + 4 * j, f);
+            if (g[i].has_stats) {
+                ms_put_f32(s + 6 * k + 4 * j, mx[g[i].off + j]);
+                ms_put_f32(s + 10 * k + 4 * j, l2[g[i].off + j]);
+            }
+        }
+        sqlite3_bind_int(st, 3, g[i].pos);
+        sqlite3_bind_int(st, 4, g[i].layer);
+        sqlite3_bind_blob(st, 5, s, (int)(2 * k), SQLITE_STATIC);
+        if (have_w) sqlite3_bind_blob(st, 6, s + 2 * k, (int)(4 * k), SQLITE_STATIC);
+        else sqlite3_bind_null(st, 6);
+        if (g[i].has_stats) {
+            sqlite3_bind_blob(st, 7, s + 6 * k, (int)(4 * k), SQLITE_STATIC);
+            sqlite3_bind_blob(st, 8, s + 10 * k, (int)(4 * k), SQLITE_STATIC);
+        } else {
+            sqlite3_bind_null(st, 7);
+            sqlite3_bind_null(st, 8);
+        }
+        if ((rc = step_reset(w, st, "add routing", err))) {
+            if (rc == MS_EINVAL)
+                ms_error_set(err, MS_EINVAL, "%s: routing of pos %d layer %d recorded twice in one prompt",
+                             db->path, g[i].pos, g[i].layer);
+            return rc;
+        }
+        w->rows += (int64_t)k;
+    }
+
+    PGroup *pg = w->pgroups.p;
+    qsort(pg, w->pgroups.n, sizeof *pg, cmp_pgroup);
+    st = w->st_probs;
+    sqlite3_bind_int64(st, 1, w->run_id);
+    sqlite3_bind_int64(st, 2, pid);
+    const uint16_t *hv = w->halves.p;
+    for (size_t i = 0; i < w->pgroups.n; i++) {
+        size_t E = (size_t)pg[i].n;
+        unsigned char *s = scratch(w, 4 * E);
+        if (!s) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        for (size_t e = 0; e < 2 * E; e++) ms_put_u16(s + 2 * e, hv[pg[i].off + e]);
+        sqlite3_bind_int(st, 3, pg[i].pos);
+        sqlite3_bind_int(st, 4, pg[i].layer);
+        sqlite3_bind_blob(st, 5, s, (int)(2 * E), SQLITE_STATIC);
+        sqlite3_bind_blob(st, 6, s + 2 * E, (int)(2 * E), SQLITE_STATIC);
+        if ((rc = step_reset(w, st, "add router_probs", err))) return rc;
+    }
+
+    HRow *hr = w->hidden.p;
+    qsort(hr, w->hidden.n, sizeof *hr, cmp_hidden);
+    st = w->st_hidden;
+    sqlite3_bind_int64(st, 1, w->run_id);
+    sqlite3_bind_int64(st, 2, pid);
+    for (size_t i = 0; i < w->hidden.n; i++) {
+        sqlite3_bind_int(st, 3, hr[i].pos);
+        sqlite3_bind_int(st, 4, hr[i].layer);
+        sqlite3_bind_double(st, 5, hr[i].maxabs);
+        if ((rc = step_reset(w, st, "add hidden_stats", err))) return rc;
+    }
+    return 0;
+}
+
+int ms_trace_writer_commit(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
+{
+    MsTraceDb *db = w->db;
+    if (!w->active) return ms_error_set(err, MS_EINVAL, "%s: commit without a prompt", db->path);
+    if (w->sticky) {
+        int code = w->sticky;
+        writer_reset(w);
+        return ms_error_set(err, code, "%s: recording routing failed: %s", db->path, ms_strerror(code));
+    }
+    int64_t pid = 0;
+    /* own transaction normally; a savepoint inside a caller's (imports) */
+    bool outer = sqlite3_get_autocommit(db->h);
+    int rc = ms_db_exec(db, outer ? "BEGIN IMMEDIATE" : "SAVEPOINT ms_prompt", err);
+    if (!rc) rc = write_prompt(w, &pid, err);
+    if (!rc) rc = ms_db_exec(db, outer ? "COMMIT" : "RELEASE ms_prompt", err);
+    if (rc) sqlite3_exec(db->h, outer ? "ROLLBACK" : "ROLLBACK TO ms_prompt; RELEASE ms_prompt", NULL, NULL, NULL);
+    writer_reset(w);
+    if (!rc && prompt_id) *prompt_id = pid;
+    return rc;
+}
