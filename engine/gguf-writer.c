@@ -140,6 +140,9 @@ static int begin_kv(MsGgufWriter *w, const char *key, int type, size_t value_byt
     /* linear: files carry tens of keys */
     for (int64_t i = 0; i < w->n_kv; i++)
         if (!strcmp(w->keys[i], key)) return w_fail(w, MS_EINVAL, "duplicate metadata key '%s'", key);
+    /* readers (ours and llama.cpp) insist on u32 here */
+    if (!strcmp(key, "general.alignment") && type != MS_GGUF_UINT32)
+        return w_fail(w, MS_EINVAL, "general.alignment must be set with set_u32");
     if (value_bytes > SIZE_MAX / 2) return w_fail(w, MS_ENOMEM, "metadata value too large");
     int rc = kv_reserve(w, 8 + klen + 4 + value_bytes);
     if (rc) return rc;

@@ -285,13 +285,21 @@ static int parse_kv(MsGguf *g, Rd *r, int64_t i, char **arena)
     if (!kv->str_off) return fail(r->err, r->path, MS_ENOMEM, "out of memory for key '%s'", kv->key);
     uint64_t start = r->pos;
     for (uint64_t j = 0; j < n; j++) {
-        const uint8_t *s;
         uint64_t len;
         kv->str_off[j] = r->pos - start;
-        if ((rc = rd_str(r, &s, &len, "string array element of metadata pair", i))) {
-            return fail(r->err, r->path, rc, "key '%s': element %" PRIu64 " of %" PRIu64
-                        ": string runs past the end of the file", kv->key, j, n);
-        }
+        if (r->size - r->pos < 8)
+            return fail(r->err, r->path, MS_EFORMAT, "truncated file: key '%s': element %" PRIu64
+                        " of %" PRIu64 ": no room for its length", kv->key, j, n);
+        memcpy(&len, r->base + r->pos, 8);
+        r->pos += 8;
+        if (len > GGUF_MAX_STR)
+            return fail(r->err, r->path, MS_EFORMAT, "key '%s': element %" PRIu64 " of %" PRIu64
+                        ": string length %" PRIu64 " exceeds the 1 GiB limit", kv->key, j, n, len);
+        if (len > r->size - r->pos)
+            return fail(r->err, r->path, MS_EFORMAT, "truncated file: key '%s': element %" PRIu64
+                        " of %" PRIu64 ": string of %" PRIu64 " bytes runs past the end of the file",
+                        kv->key, j, n, len);
+        r->pos += len;
     }
     return 0;
 }

@@ -137,7 +137,7 @@ enum {
     M_NAME_EMPTY, M_NAME_64, M_NAME_NUL, M_DUP_TENSOR, M_NDIMS_5, M_DIM_NEG, M_DIM_ZERO,
     M_NEL_OVERFLOW, M_BYTES_OVERFLOW, M_TYPE_UNKNOWN, M_TYPE_HUGE, M_TYPE_REMOVED,
     M_BLOCK_MISMATCH, M_OFF_UNALIGNED, M_OFF_PAST_EOF, M_DATA_PAST_EOF, M_OVERLAP,
-    M_NO_DATA, M_INFO_TRUNC, M_NT_TOO_MANY, M_COUNT
+    M_NO_DATA, M_INFO_TRUNC, M_NT_TOO_MANY, M_ARR_STR_OVER_1G, M_ARR_STR_COUNT, M_COUNT
 };
 
 static const struct { const char *name, *needle; } k_mut[M_COUNT] = {
@@ -187,6 +187,8 @@ static const struct { const char *name, *needle; } k_mut[M_COUNT] = {
     [M_NO_DATA] = { "file ends after the tensor infos", "data section" },
     [M_INFO_TRUNC] = { "file ends inside a tensor info", "truncated" },
     [M_NT_TOO_MANY] = { "more tensors than infos present", "truncated" },
+    [M_ARR_STR_OVER_1G] = { "string array element over 1 GiB", "element 1 of 3: string length 1073741825" },
+    [M_ARR_STR_COUNT] = { "string array count beyond the file", "needs at least" },
 };
 
 /* Tensors of the base file: a F32 {8,4} (128 B), b Q8_0 {64,2} (136 B),
@@ -246,9 +248,10 @@ static void build(Buf *b, int m, uint32_t version)
     put_str(b, "t.arr_str");
     put_u32(b, MS_GGUF_ARRAY);
     put_u32(b, MS_GGUF_STRING);
-    put_u64(b, 3);
+    put_u64(b, m == M_ARR_STR_COUNT ? (uint64_t)1 << 28 : 3);
     put_str(b, "alpha");
-    put_str(b, "");
+    if (m == M_ARR_STR_OVER_1G) put_u64(b, ((uint64_t)1 << 30) + 1);
+    else put_str(b, "");
     if (m == M_ARR_STR_PAST_EOF) { put_u64(b, 1u << 20); put(b, "gam", 3); }
     else put_str(b, "gamma");
     if (m == M_STR_PAST_EOF) {
@@ -580,6 +583,9 @@ static void test_writer_roundtrip(const char *dir, char *sample_path, size_t cap
     ms_gguf_writer_free(w);
     w = ms_gguf_writer_new(path, &err);
     MT_CHECK(ms_gguf_writer_set_u32(w, "general.alignment", 24) == MS_EINVAL, "writer: bad alignment");
+    ms_gguf_writer_free(w);
+    w = ms_gguf_writer_new(path, &err);
+    MT_CHECK(ms_gguf_writer_set_u64(w, "general.alignment", 64) == MS_EINVAL, "writer: alignment must be u32");
     ms_gguf_writer_free(w);
     w = ms_gguf_writer_new(path, &err);
     MT_CHECK(ms_gguf_writer_add_tensor(w, "x", 4, 1, ne_ok) == MS_EINVAL, "writer: removed type refused");
