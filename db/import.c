@@ -362,7 +362,7 @@ static int import_jsonl(Imp *im, FILE *f)
         while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
         if (!*p) continue;
         json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, &je);
         if (!j || !json_is_object(j)) {
             rc = imp_fail(im, MS_EFORMAT, no, "not a JSON object%s%s", j ? "" : ": ", j ? "" : je.text);
             json_decref(j);
