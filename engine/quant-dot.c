@@ -322,16 +322,16 @@ ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t n
     __m256 acc[4][4];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        __m256i isum[4][4], sc[4][8], mins[4];
+        __m256i isum[4][4], sc16[4], mins[4];
         __m256 dw[4], dmw[4], dy[4];
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *b = w[r] + wb * i;
-            uint8_t s8[8], m8[8];
-            msq_q4k_scales(b + 4, s8, m8);
-            for (int p = 0; p < 4; p++) sc[r][p] = scale_pair(s8[2 * p], s8[2 * p]);
-            for (int p = 0; p < 4; p++) sc[r][4 + p] = scale_pair(s8[2 * p + 1], s8[2 * p + 1]);
+            uint64_t s8, m8;
+            msq_q4k_scales8(b + 4, &s8, &m8);
+            /* the 8 scales as i16 in both 128-bit lanes; broadcast per sub-block below */
+            sc16[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s8)));
             /* mins paired with bsums: lane j of madd = m_j*(bs[2j]+bs[2j+1]) */
-            __m128i mm = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m8));
+            __m128i mm = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
             mins[r] = _mm256_set_m128i(_mm_unpackhi_epi16(mm, mm), _mm_unpacklo_epi16(mm, mm));
             dw[r] = bcast_h(b);
             dmw[r] = bcast_h(b + 2);
@@ -358,9 +358,11 @@ ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t n
                     lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), x10));
                     hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), x10));
                 }
+                __m256i slo = _mm256_shuffle_epi8(sc16[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * 2 * p)));
+                __m256i shi = _mm256_shuffle_epi8(sc16[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * p + 1))));
                 UNROLL for (int t = 0; t < T; t++) {
-                    isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(lo, ylo[t]), sc[r][p]);
-                    isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(hi, yhi[t]), sc[r][4 + p]);
+                    isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(lo, ylo[t]), slo);
+                    isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(hi, yhi[t]), shi);
                 }
             }
         }

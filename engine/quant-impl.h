@@ -14,8 +14,28 @@ static inline void msq_wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 /* Q3_K: the 16 signed sub-block scales (-32..31) from the 12 scale bytes. */
 void msq_q3k_scales(const uint8_t *b12, int8_t *sc);
-/* Q4_K / Q5_K: the 8 six-bit scales and mins from the 12 scale bytes. */
-void msq_q4k_scales(const uint8_t *b12, uint8_t *sc, uint8_t *m);
+/* Q4_K / Q5_K: the 8 six-bit scales and mins from the 12 scale bytes,
+ * bytes j of *sc / *m (little-endian u64) = scale / min of sub-block j.
+ * Bytes 0..3 hold j < 4 (low 6 bits of bytes 0..3 / 4..7); j >= 4 take the
+ * nibbles of bytes 8..11 plus the top 2 bits of bytes 0..3 / 4..7. */
+static inline void msq_q4k_scales8(const uint8_t *b12, uint64_t *sc, uint64_t *m)
+{
+    uint32_t a0 = msq_rd32(b12), a1 = msq_rd32(b12 + 4), a2 = msq_rd32(b12 + 8);
+    uint32_t slo = a0 & 0x3f3f3f3fu, mlo = a1 & 0x3f3f3f3fu;
+    uint32_t shi = (a2 & 0x0f0f0f0fu) | ((a0 >> 6) & 0x03030303u) << 4;
+    uint32_t mhi = ((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 6) & 0x03030303u) << 4;
+    *sc = (uint64_t)shi << 32 | slo;
+    *m = (uint64_t)mhi << 32 | mlo;
+}
+static inline void msq_q4k_scales(const uint8_t *b12, uint8_t *sc, uint8_t *m)
+{
+    uint64_t s, mm;
+    msq_q4k_scales8(b12, &s, &mm);
+    for (int j = 0; j < 8; j++) {
+        sc[j] = (uint8_t)(s >> (8 * j));
+        m[j] = (uint8_t)(mm >> (8 * j));
+    }
+}
 
 /* Portable scalar vec_dot (the fallback of ms_vec_dot; exposed so tests can
  * compare it with the SIMD kernels). */

@@ -196,19 +196,6 @@ static void deq_q3_k(const uint8_t *b, float *y)
             }
 }
 
-void msq_q4k_scales(const uint8_t *q, uint8_t *sc, uint8_t *m)
-{
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            sc[j] = q[j] & 63;
-            m[j] = q[j + 4] & 63;
-        } else {
-            sc[j] = (uint8_t)((q[j + 4] & 15) | (q[j - 4] >> 6) << 4);
-            m[j] = (uint8_t)((q[j + 4] >> 4) | (q[j] >> 6) << 4);
-        }
-    }
-}
-
 static void deq_q45_k(const uint8_t *b, float *y, bool five)
 {
     float d = h2f(b), dmin = h2f(b + 2);
