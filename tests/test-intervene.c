@@ -257,7 +257,10 @@ static void test_model(const char *dir, const char *file)
 
     /* steering bias: probs follow softmax/sigmoid of the biased logits */
     ms_intervention_clear(iv);
-    const float delta = 2.0f;
+    /* large enough to lift the least likely expert of token 0 to the top */
+    float lmax = -INFINITY;
+    for (int e = 0; e < E; e++) lmax = fmaxf(lmax, base->logits[L0][0][e]);
+    const float delta = lmax - base->logits[L0][0][e_low] + 0.5f;
     ms_intervention_bias(iv, L0, e_low, delta);
     rc = run(c, iv, tok, r, &err);
     ok = rc == 0;
@@ -284,11 +287,13 @@ static void test_model(const char *dir, const char *file)
         ok &= match(r, L0, t, ids, w, K);
         for (int j = 0; j < K; j++) moved += r->ids[L0][t][j] == e_low;
     }
-    MT_CHECK(ok, "%s: steer %d:%d:+2: logits = raw + 2, probs = score(logits), top-k of them (%d selections gained)",
-             file, L0, e_low, moved);
+    MT_CHECK(ok && moved > 0,
+             "%s: steer %d:%d:%+g: logits = raw + delta, probs = score(logits), top-k of them (%d selections gained)",
+             file, L0, e_low, delta, moved);
 
     /* sets the engine must refuse: wrong shape, and more forced than k */
     MsIntervention *wrong = ms_intervention_new(NL + 1, E);
+    ms_intervention_drop(wrong, 0, 0);
     ms_error_clear(&err);
     rc = ms_context_set_intervention(c, wrong, &err);
     MT_CHECK(rc < 0 && err.msg[0], "%s: set for another shape refused (%s)", file, err.msg);
