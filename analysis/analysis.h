@@ -63,7 +63,7 @@ void ms_load_acc_stats(MsLoadAcc *a, MsLoadStats *out);
 /* Statistics of a bare count vector (the same formulas as above). */
 double ms_gini(const int64_t *c, int n);
 /* Per-token routing entropy −Σ p ln p (0·ln0 = 0). */
-double ms_entropy(const double *p, int n);
+double ms_entropy_d(const double *p, int n);
 /* ST-MoE z-loss term (logsumexp z)². */
 double ms_zloss_term(const float *z, int n);
 

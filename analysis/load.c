@@ -97,7 +97,7 @@ int ms_load_acc_add(MsLoadAcc *a, const int32_t *ids, int n)
     return 0;
 }
 
-double ms_entropy(const double *p, int n)
+double ms_entropy_d(const double *p, int n)
 {
     double h = 0;
     for (int i = 0; i < n; i++)

@@ -28,7 +28,7 @@ double ms_jsd(const double *p, const double *q, int E)
 double ms_dhjs(const double *p, const double *q, int E)
 {
     if (!p || !q || E < 2) return NAN;
-    double den = log((double)E) - 0.5 * (ms_entropy(p, E) + ms_entropy(q, E));
+    double den = log((double)E) - 0.5 * (ms_entropy_d(p, E) + ms_entropy_d(q, E));
     if (den <= 1e-8) return NAN;
     return ms_jsd(p, q, E) / den;
 }

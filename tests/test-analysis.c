@@ -77,7 +77,7 @@ static void test_load_example(void)
     ms_load_acc_free(a);
 
     const double pd[4] = {.5, .3, .1, .1};
-    MT_CHECK(near(ms_entropy(pd, 4), 1.1682824501765625, TOL), "ms_entropy of [.5,.3,.1,.1]");
+    MT_CHECK(near(ms_entropy_d(pd, 4), 1.1682824501765625, TOL), "ms_entropy of [.5,.3,.1,.1]");
     const float z[4] = {2, 1, 0.5f, -1};
     MT_CHECK(near(ms_zloss_term(z, 4), 6.225932704535335, TOL), "§1.5 z-loss term 6.2259327045");
 

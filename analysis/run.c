@@ -1,0 +1,510 @@
+/* run.c — plumbing shared by the db-facing modules: run layout, the
+ * token-grouping routing stream, JSON helpers, result-table writing. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run-internal.h"
+
+void ms_an_options_default(MsAnOptions *o)
+{
+    memset(o, 0, sizeof *o);
+    o->layer = -1;
+    o->write = true;
+    o->distance = 1;
+    o->top = 10;
+    const int segs[4] = {4, 16, 64, 256};
+    memcpy(o->segments, segs, sizeof segs);
+    o->n_segments = 4;
+    o->include_frac = 0.75;
+    o->se_rule = MS_SE_PAPER;
+    o->min_support = 5;
+    o->max_classes = 512;
+    o->lang_key = "lang";
+    o->pair_key = "pair";
+    o->ref_lang = "en";
+    o->tau = 0.3;
+    o->mid_lo = o->mid_hi = -1;
+    o->path_tau = 0.7;
+    o->n_pairs = 2000;
+    o->seed = 20240601;
+}
+
+void ms_an_result_clear(MsAnResult *r)
+{
+    if (!r) return;
+    json_decref(r->doc);
+    json_decref(r->rows);
+    free(r->plan);
+    memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------------ run */
+
+int an_run_open(MsTraceDb *db, int64_t run_id, AnRun *r, MsError *err)
+{
+    memset(r, 0, sizeof *r);
+    if (run_id <= 0) {
+        int64_t *ids = NULL;
+        int n = 0;
+        int rc = ms_trace_runs(db, &ids, &n, err);
+        if (rc < 0) return rc;
+        if (n == 0) {
+            free(ids);
+            return ms_error_set(err, MS_ENOTFOUND, "%s: no runs in this database", ms_trace_path(db));
+        }
+        run_id = ids[n - 1];
+        free(ids);
+    }
+    int rc = ms_trace_run_info(db, run_id, &r->info, err);
+    if (rc < 0) return rc;
+    r->run_id = run_id;
+    const MsTraceModel *m = &r->info.model;
+    r->E = m->n_expert;
+    r->k = m->n_expert_used;
+    r->n_layer = m->n_layer;
+    if (r->E < 1 || r->k < 1 || r->k > r->E || r->n_layer < 1 || r->n_layer > MS_TRACE_MAX_LAYER) {
+        ms_trace_run_info_clear(&r->info);
+        return ms_error_set(err, MS_EFORMAT, "%s: run %lld: model shape E=%d k=%d layers=%d unusable",
+                            ms_trace_path(db), (long long)run_id, r->E, r->k, r->n_layer);
+    }
+    bool any = false;
+    for (int l = 0; l < r->n_layer; l++) any |= m->is_moe[l] != 0;
+    for (int l = 0; l < MS_TRACE_MAX_LAYER; l++) r->layer_slot[l] = -1;
+    for (int l = 0; l < r->n_layer; l++)
+        if (!any || m->is_moe[l]) {
+            r->layer_slot[l] = r->n_slot;
+            r->slot_layer[r->n_slot++] = l;
+        }
+    /* prompts */
+    MsTraceCursor *c = ms_trace_prompts(db, run_id, err);
+    if (!c) { an_run_close(r); return err ? err->code : MS_EDB; }
+    int cap = 0;
+    MsTracePrompt p;
+    while ((rc = ms_trace_prompts_next(c, &p, err)) == 1) {
+        if (r->n_prompt == cap) {
+            cap = cap ? cap * 2 : 64;
+            int64_t *a = realloc(r->prompt_id, (size_t)cap * sizeof *a);
+            if (a) r->prompt_id = a;
+            json_t **b = realloc(r->labels, (size_t)cap * sizeof *b);
+            if (b) r->labels = b;
+            int *t = realloc(r->prompt_tokens, (size_t)cap * sizeof *t);
+            if (t) r->prompt_tokens = t;
+            if (!a || !b || !t) { rc = ms_error_set(err, MS_ENOMEM, "out of memory"); break; }
+        }
+        r->prompt_id[r->n_prompt] = p.prompt_id;
+        r->prompt_tokens[r->n_prompt] = p.n_tokens;
+        json_t *lab = NULL;
+        if (p.labels_json && *p.labels_json) {
+            lab = json_loads(p.labels_json, 0, NULL);
+            if (lab && !json_is_object(lab)) { json_decref(lab); lab = NULL; }
+        }
+        r->labels[r->n_prompt++] = lab;
+    }
+    ms_trace_cursor_free(c);
+    if (rc < 0) { an_run_close(r); return rc; }
+    /* prompt ids come in index order; keep a sorted copy test for lookups */
+    for (int i = 1; i < r->n_prompt; i++)
+        if (r->prompt_id[i] <= r->prompt_id[i - 1]) {
+            an_run_close(r);
+            return ms_error_set(err, MS_EFORMAT, "%s: run %lld: prompt ids not ascending in index order",
+                                ms_trace_path(db), (long long)run_id);
+        }
+    return 0;
+}
+
+void an_run_close(AnRun *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->n_prompt; i++) json_decref(r->labels[i]);
+    free(r->labels);
+    free(r->prompt_id);
+    free(r->prompt_tokens);
+    ms_trace_run_info_clear(&r->info);
+    memset(r, 0, sizeof *r);
+}
+
+int an_run_prompt_index(const AnRun *r, int64_t pid)
+{
+    int lo = 0, hi = r->n_prompt - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (r->prompt_id[mid] == pid) return mid;
+        if (r->prompt_id[mid] < pid) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+const char *an_label(const AnRun *r, int pi, const char *key, char *buf, size_t n)
+{
+    buf[0] = 0;
+    if (pi < 0 || pi >= r->n_prompt || !r->labels[pi]) return buf;
+    json_t *v = json_object_get(r->labels[pi], key);
+    if (json_is_string(v)) snprintf(buf, n, "%s", json_string_value(v));
+    else if (json_is_integer(v)) snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v)) snprintf(buf, n, "%g", json_real_value(v));
+    else if (json_is_boolean(v)) snprintf(buf, n, "%s", json_is_true(v) ? "true" : "false");
+    return buf;
+}
+
+int an_slot_range(const AnRun *r, int layer, int *lo, int *hi, MsError *err)
+{
+    if (layer < 0) {
+        *lo = 0;
+        *hi = r->n_slot;
+        return 0;
+    }
+    if (layer >= r->n_layer || r->layer_slot[layer] < 0)
+        return ms_error_set(err, MS_EINVAL, "run %lld: layer %d is not a MoE layer (layers 0..%d)",
+                            (long long)r->run_id, layer, r->n_layer - 1);
+    *lo = r->layer_slot[layer];
+    *hi = *lo + 1;
+    return 0;
+}
+
+/* --------------------------------------------------------------- stream */
+
+enum { AN_CHUNK = 1 << 16 };
+
+struct AnStream {
+    const AnRun *r;
+    MsTraceCursor *rc, *tc;
+    MsTraceRoute *buf;
+    int nbuf, ibuf;
+    bool eof;
+    int32_t *ids;
+    float *w, *mx;
+    int *n;
+    int64_t cur_pid, last_pid;
+    int32_t cur_pos;
+    bool have_cur;
+    bool with_tokens, tok_eof, tok_valid;
+    MsTraceToken tok;
+};
+
+AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, MsError *err)
+{
+    AnStream *s = calloc(1, sizeof *s);
+    if (!s) { ms_error_set(err, MS_ENOMEM, "out of memory"); return NULL; }
+    s->r = r;
+    size_t cells = (size_t)r->n_slot * r->k;
+    s->buf = malloc(sizeof *s->buf * AN_CHUNK);
+    s->ids = malloc(sizeof *s->ids * cells);
+    s->w = malloc(sizeof *s->w * cells);
+    s->mx = malloc(sizeof *s->mx * cells);
+    s->n = calloc((size_t)r->n_slot, sizeof *s->n);
+    if (!s->buf || !s->ids || !s->w || !s->mx || !s->n) {
+        an_stream_free(s);
+        ms_error_set(err, MS_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->rc = ms_trace_routing(db, r->run_id, 0, err);
+    if (!s->rc) { an_stream_free(s); return NULL; }
+    s->with_tokens = with_tokens;
+    if (with_tokens) {
+        s->tc = ms_trace_tokens(db, r->run_id, 0, err);
+        if (!s->tc) { an_stream_free(s); return NULL; }
+    }
+    s->last_pid = -1;
+    return s;
+}
+
+void an_stream_free(AnStream *s)
+{
+    if (!s) return;
+    ms_trace_cursor_free(s->rc);
+    ms_trace_cursor_free(s->tc);
+    free(s->buf);
+    free(s->ids);
+    free(s->w);
+    free(s->mx);
+    free(s->n);
+    free(s);
+}
+
+static void stream_reset_token(AnStream *s)
+{
+    size_t cells = (size_t)s->r->n_slot * s->r->k;
+    for (size_t i = 0; i < cells; i++) {
+        s->ids[i] = -1;
+        s->w[i] = NAN;
+        s->mx[i] = NAN;
+    }
+    memset(s->n, 0, sizeof *s->n * s->r->n_slot);
+}
+
+static int key_cmp(int64_t p1, int32_t q1, int64_t p2, int32_t q2)
+{
+    if (p1 != p2) return p1 < p2 ? -1 : 1;
+    return (q1 > q2) - (q1 < q2);
+}
+
+int an_stream_next(AnStream *s, AnTok *t, MsError *err)
+{
+    const AnRun *r = s->r;
+    for (;;) {
+        if (s->ibuf == s->nbuf && !s->eof) {
+            int n = ms_trace_routing_next(s->rc, s->buf, AN_CHUNK, err);
+            if (n < 0) return n;
+            if (n == 0) s->eof = true;
+            s->nbuf = n;
+            s->ibuf = 0;
+        }
+        bool end = s->ibuf == s->nbuf;
+        const MsTraceRoute *row = end ? NULL : &s->buf[s->ibuf];
+        if (s->have_cur && (end || row->prompt_id != s->cur_pid || row->pos != s->cur_pos))
+            break;   /* the current token is complete */
+        if (end) return 0;
+        if (!s->have_cur) {
+            stream_reset_token(s);
+            s->cur_pid = row->prompt_id;
+            s->cur_pos = row->pos;
+            s->have_cur = true;
+        }
+        s->ibuf++;
+        if (row->layer < 0 || row->layer >= r->n_layer || r->layer_slot[row->layer] < 0)
+            return ms_error_set(err, MS_EFORMAT, "run %lld: routing row at layer %d, not a MoE layer",
+                                (long long)r->run_id, row->layer);
+        if (row->expert < 0 || row->expert >= r->E || row->rank < 0 || row->rank >= r->k)
+            return ms_error_set(err, MS_EFORMAT, "run %lld: routing row (layer %d, rank %d, expert %d) "
+                                "outside E=%d k=%d", (long long)r->run_id, row->layer, row->rank,
+                                row->expert, r->E, r->k);
+        int sl = r->layer_slot[row->layer];
+        size_t ix = (size_t)sl * r->k + row->rank;
+        if (s->ids[ix] < 0) s->n[sl]++;
+        s->ids[ix] = row->expert;
+        s->w[ix] = row->weight;
+        s->mx[ix] = row->maxabs;
+    }
+    /* emit; compact each slot so the n[sl] ids come first in rank order */
+    for (int sl = 0; sl < r->n_slot; sl++) {
+        int32_t *ids = s->ids + (size_t)sl * r->k;
+        float *w = s->w + (size_t)sl * r->k, *mx = s->mx + (size_t)sl * r->k;
+        int j = 0;
+        for (int i = 0; i < r->k; i++)
+            if (ids[i] >= 0) {
+                ids[j] = ids[i];
+                w[j] = w[i];
+                mx[j] = mx[i];
+                j++;
+            }
+        for (int i = j; i < r->k; i++) ids[i] = -1;
+    }
+    memset(t, 0, sizeof *t);
+    t->prompt_id = s->cur_pid;
+    t->pos = s->cur_pos;
+    t->prompt_index = an_run_prompt_index(r, s->cur_pid);
+    t->first_of_prompt = s->cur_pid != s->last_pid;
+    s->last_pid = s->cur_pid;
+    t->ids = s->ids;
+    t->w = s->w;
+    t->maxabs = s->mx;
+    t->n = s->n;
+    s->have_cur = false;
+    if (s->with_tokens) {
+        /* tokens come in the same (prompt, pos) order; skip tokens without routing */
+        while (!s->tok_eof && (!s->tok_valid ||
+                               key_cmp(s->tok.prompt_id, s->tok.pos, t->prompt_id, t->pos) < 0)) {
+            int rc = ms_trace_tokens_next(s->tc, &s->tok, err);
+            if (rc < 0) return rc;
+            if (rc == 0) s->tok_eof = true;
+            s->tok_valid = rc == 1;
+        }
+        if (s->tok_valid && s->tok.prompt_id == t->prompt_id && s->tok.pos == t->pos) {
+            t->has_token = true;
+            t->token_id = s->tok.token_id;
+            t->piece = s->tok.piece;
+            t->piece_len = s->tok.piece_len;
+            t->is_generated = s->tok.is_generated;
+        }
+    }
+    return 1;
+}
+
+bool an_role_ok(const char *role, const AnTok *t)
+{
+    if (!role || !strcmp(role, "all")) return true;
+    if (!t->has_token) return false;
+    if (!strcmp(role, "generated")) return t->is_generated;
+    return !t->is_generated;
+}
+
+int an_run_has_generated(MsTraceDb *db, const AnRun *r, MsError *err)
+{
+    MsTraceCursor *c = ms_trace_tokens(db, r->run_id, 0, err);
+    if (!c) return err ? err->code : MS_EDB;
+    MsTraceToken tk;
+    int rc, found = 0;
+    while ((rc = ms_trace_tokens_next(c, &tk, err)) == 1)
+        if (tk.is_generated) { found = 1; break; }
+    ms_trace_cursor_free(c);
+    return rc < 0 ? rc : found;
+}
+
+/* ----------------------------------------------------------------- json */
+
+json_t *an_real(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+json_t *an_real_array(const double *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, an_real(v[i]));
+    return a;
+}
+
+json_t *an_int_array(const int64_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+json_t *an_real_matrix(const double *m, int rows, int cols)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < rows; i++) json_array_append_new(a, an_real_array(m + (size_t)i * cols, cols));
+    return a;
+}
+
+int an_write_rows(MsTraceDb *db, int64_t run_id, const char *analysis, const json_t *params,
+                  const char *table, const json_t *rows, MsError *err)
+{
+    size_t nrows = json_array_size(rows);
+    if (nrows == 0) return 0;
+    json_t *first = json_array_get(rows, 0);
+    int nc = (int)json_object_size(first) + 1;
+    MsColumn *cols = calloc((size_t)nc, sizeof *cols);
+    const char **keys = calloc((size_t)nc, sizeof *keys);
+    if (!cols || !keys) { free(cols); free(keys); return ms_error_set(err, MS_ENOMEM, "out of memory"); }
+    cols[0].name = "run_id";
+    cols[0].type = MS_COL_INT;
+    int c = 1;
+    const char *key;
+    json_t *val;
+    json_object_foreach(first, key, val) {
+        keys[c] = key;
+        cols[c].name = key;
+        /* type from the first non-null value of the column */
+        MsColType ty = MS_COL_REAL;
+        for (size_t i = 0; i < nrows; i++) {
+            json_t *v = json_object_get(json_array_get(rows, i), key);
+            if (!v || json_is_null(v)) continue;
+            ty = json_is_integer(v) || json_is_boolean(v) ? MS_COL_INT : json_is_string(v) ? MS_COL_TEXT
+                                                                                        : MS_COL_REAL;
+            break;
+        }
+        cols[c].type = ty;
+        c++;
+    }
+    char *ptext = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    MsTraceResult *res = ms_trace_result_new(db, run_id, analysis, ptext, table, cols, nc, err);
+    free(ptext);
+    int rc = 0;
+    if (!res) { rc = err ? err->code : MS_EDB; goto out; }
+    for (size_t i = 0; i < nrows && rc >= 0; i++) {
+        json_t *row = json_array_get(rows, i);
+        rc = ms_trace_result_int(res, 0, run_id);
+        for (int j = 1; j < nc && rc >= 0; j++) {
+            json_t *v = json_object_get(row, keys[j]);
+            if (!v || json_is_null(v)) rc = ms_trace_result_null(res, j);
+            else if (json_is_integer(v)) rc = ms_trace_result_int(res, j, json_integer_value(v));
+            else if (json_is_boolean(v)) rc = ms_trace_result_int(res, j, json_is_true(v));
+            else if (json_is_real(v)) rc = ms_trace_result_real(res, j, json_real_value(v));
+            else if (json_is_string(v)) rc = ms_trace_result_text(res, j, json_string_value(v));
+            else {
+                char *s = json_dumps(v, JSON_COMPACT);
+                rc = ms_trace_result_text(res, j, s);
+                free(s);
+            }
+        }
+        if (rc >= 0) rc = ms_trace_result_row(res, err);
+    }
+    if (rc >= 0) rc = ms_trace_result_commit(res, err);
+    else if (err && err->code == 0) ms_error_set(err, rc, "%s: writing table %s failed", ms_trace_path(db), table);
+out:
+    ms_trace_result_free(res);
+    free(cols);
+    free(keys);
+    return rc < 0 ? rc : 0;
+}
+
+int an_store_plan(MsTraceDb *db, const AnRun *r, const char *analysis, const json_t *params,
+                  const char *plan, const char *path, bool write, MsError *err)
+{
+    if (path) {
+        FILE *f = fopen(path, "w");
+        if (!f) return ms_error_set(err, MS_EIO, "%s: cannot write the plan file", path);
+        fprintf(f, "%s\n", plan);
+        if (fclose(f) != 0) return ms_error_set(err, MS_EIO, "%s: write failed", path);
+    }
+    if (!write) return 0;
+    json_t *rows = json_array(), *row = json_object();
+    json_object_set_new(row, "analysis", json_string(analysis));
+    json_object_set_new(row, "interventions", json_string(plan));
+    json_array_append_new(rows, row);
+    char table[64];
+    snprintf(table, sizeof table, "an_%s_plan", analysis);
+    int rc = an_write_rows(db, r->run_id, analysis, params, table, rows, err);
+    json_decref(rows);
+    return rc;
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+static const struct { const char *name; AnModuleFn fn; } modules[] = {
+    {"load", an_load},
+    {"coactivation", an_coactivation},
+    {"affinity", an_affinity},
+    {"consistency", an_consistency},
+    {"superexperts", an_superexperts},
+    {"npmi", an_npmi},
+    {"riskdiff", an_riskdiff},
+    {"crosslingual", an_crosslingual},
+    {"pathways", an_pathways},
+};
+
+const char *const *ms_analyze_modules(void)
+{
+    static const char *const names[] = {"load", "coactivation", "affinity", "consistency",
+                                        "superexperts", "npmi", "riskdiff", "crosslingual",
+                                        "pathways", NULL};
+    return names;
+}
+
+int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult *out,
+               MsError *err)
+{
+    memset(out, 0, sizeof *out);
+    AnModuleFn fn = NULL;
+    for (size_t i = 0; i < MS_ARRAY_LEN(modules); i++)
+        if (!strcmp(modules[i].name, name)) fn = modules[i].fn;
+    if (!fn) return ms_error_set(err, MS_ENOTFOUND, "unknown analysis '%s'", name);
+    AnRun r;
+    int rc = an_run_open(db, o->run_id, &r, err);
+    if (rc < 0) return rc;
+    json_t *params = json_object();
+    json_object_set_new(params, "method_version", json_string(MS_ANALYSIS_VERSION));
+    json_object_set_new(params, "layer", o->layer >= 0 ? json_integer(o->layer) : json_null());
+    rc = fn(db, &r, o, out, params, err);
+    if (rc >= 0) {
+        out->run_id = r.run_id;
+        if (out->doc) {
+            json_object_set_new(out->doc, "run", json_integer(r.run_id));
+            json_object_set(out->doc, "params", params);
+        }
+        if (o->write && out->rows) {
+            char table[64];
+            snprintf(table, sizeof table, "an_%s", name);
+            rc = an_write_rows(db, r.run_id, name, params, table, out->rows, err);
+        }
+    }
+    if (rc < 0) ms_an_result_clear(out);
+    json_decref(params);
+    an_run_close(&r);
+    return rc < 0 ? rc : 0;
+}
