@@ -89,6 +89,9 @@ typedef struct {
 } MsTraceRunDesc;
 
 int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
+/* Latest run with this model, kind, settings and interventions text (all
+ * compared exactly; NULL matches NULL) for --resume: run_id, 0 if none, or MS_E*. */
+int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
 
 /* Run description as read back.  Caller owns; release with _clear. */
 typedef struct {

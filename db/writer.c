@@ -151,6 +151,26 @@ int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
     return sqlite3_last_insert_rowid(db->h);
 }
 
+int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT max(run_id) FROM run WHERE model_id=?1 AND kind=?2 AND settings IS ?3 "
+                               "AND coalesce(interventions,'') = coalesce(?4,'') AND has_probs=?5 AND has_stats=?6",
+                           &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, d->model_id);
+    sqlite3_bind_text(st, 2, d->kind ? d->kind : "trace", -1, SQLITE_STATIC);
+    if (d->settings_json) sqlite3_bind_text(st, 3, d->settings_json, -1, SQLITE_STATIC);
+    if (d->interventions) sqlite3_bind_text(st, 4, d->interventions, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, d->has_probs);
+    sqlite3_bind_int(st, 6, d->has_stats);
+    rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return ms_db_fail(db, err, MS_EDB, "find run");
+    return id;
+}
+
 /* ----------------------------------------------------------------- writer */
 
 /* A growable array; on failure the writer's sticky error is set. */
