@@ -257,7 +257,7 @@ int ms_cli_fail_path(const char *cmd, const char *path, const MsError *err)
     size_t pl = strlen(path);
     if (!strncmp(m, path, pl) && m[pl] == ':') return ms_cli_fail_err(cmd, err);
     MsError e2 = { .code = err ? err->code : MS_EINTERNAL };
-    snprintf(e2.msg, sizeof e2.msg, "%s: %s", path, m);
+    snprintf(e2.msg, sizeof e2.msg, "%.200s: %.300s", path, m);
     return ms_cli_fail_err(cmd, &e2);
 }
 

@@ -1,0 +1,435 @@
+/* test-synth.c — `moescope synth` models (every architecture and weight
+ * type load, are deterministic, have a working tokenizer and spread tokens
+ * over the experts), the shortest-float printer, and `moescope dump` on the
+ * fixture models compared with llama.cpp's reference outputs using the
+ * comparison rules of fixtures/README.md. */
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli-util.h"
+#include "commands.h"
+#include "engine.h"
+#include "mtest.h"
+#include "quant.h"
+#include "synth.h"
+
+static char *read_all(const char *path, size_t *len)
+{
+    char *b = NULL;
+    MsError e = { 0 };
+    if (ms_cli_read_file(path, &b, len, &e) < 0) return NULL;
+    return b;
+}
+
+static MsSynthParams small(const char *arch, int type)
+{
+    MsSynthParams p = ms_synth_default_params();
+    p.arch = arch;
+    p.n_layer = 3;
+    p.n_embd = 64;
+    p.n_head = 4;
+    p.n_head_kv = strcmp(arch, "olmoe") && strcmp(arch, "deepseek2") ? 2 : 0;
+    p.n_expert = 8;
+    p.n_expert_used = 2;
+    p.n_ff = 32;
+    p.n_vocab = 600;
+    p.type = type;
+    p.seed = 7;
+    return p;
+}
+
+/* ---- synthetic models ---- */
+
+typedef struct { int E; long n; long *count; } Usage;
+
+static void count_usage(void *user, const MsRoutingEvent *ev)
+{
+    Usage *u = user;
+    for (int t = 0; t < ev->n_tokens; t++)
+        for (int k = 0; k < ev->k; k++) {
+            int e = ev->experts[t * ev->k + k];
+            if (e >= 0 && e < u->E) u->count[e]++;
+        }
+    u->n += ev->n_tokens;
+}
+
+static void test_arch(const char *arch)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.gguf", mt_tmpdir(), arch);
+    MsSynthParams p = small(arch, MS_TYPE_F32);
+    MsError err = { 0 };
+    int rc = ms_synth_write(path, &p, &err);
+    MT_CHECK(rc == 0, "%s: synth writes (%s)", arch, rc ? err.msg : "ok");
+    if (rc) return;
+    MsModel *m = ms_model_load(path, &err);
+    MT_CHECK(m != NULL, "%s: synth model loads (%s)", arch, m ? "ok" : err.msg);
+    if (!m) return;
+    const MsModelInfo *in = ms_model_info(m);
+    MT_CHECK(!strcmp(in->arch_name, arch) && in->n_layer == 3 && in->n_embd == 64 && in->n_expert == 8 &&
+                 in->n_expert_used == 2 && in->n_vocab == 600 && in->n_head == 4,
+             "%s: hyper-parameters read back", arch);
+    if (!strcmp(arch, "deepseek2"))
+        MT_CHECK(in->n_layer_dense_lead == 1 && !ms_model_layer_is_moe(m, 0) && ms_model_layer_is_moe(m, 1) &&
+                     in->n_expert_shared == 2 && fabsf(in->w_scale - 1.5f) < 1e-6f,
+                 "deepseek2: dense lead layer, 2 shared experts, weight scale 1.5");
+    if (!strcmp(arch, "qwen2moe")) MT_CHECK(in->n_ff_shexp == 64 && in->shexp_gated, "qwen2moe: gated shared expert of 2F");
+    if (strcmp(arch, "olmoe") && strcmp(arch, "deepseek2")) MT_CHECK(in->n_head_kv == 2, "%s: kv heads 2", arch);
+
+    const MsTokenizer *tok = ms_model_tokenizer(m);
+    MT_CHECK(ms_tokenizer_n_vocab(tok) == 600 && ms_tokenizer_bos(tok) == 599 && ms_tokenizer_eos(tok) == 598,
+             "%s: vocab 600, bos 599, eos 598", arch);
+    const char *text = "The router computes a score for every expert, and the students wrote 42 notes.";
+    int32_t *ids = NULL;
+    int n = ms_tokenizer_encode(tok, text, strlen(text), false, &ids, &err);
+    size_t dl = 0;
+    char *back = n > 0 ? ms_tokenizer_decode(tok, ids, (size_t)n, &dl) : NULL;
+    MT_CHECK(n > 0 && n < (int)strlen(text) / 2 && back && dl == strlen(text) && !memcmp(back, text, dl),
+             "%s: BPE merges compress English (%d tokens for %zu bytes) and decode round-trips", arch, n, strlen(text));
+    free(back);
+
+    /* Run it: logits finite and O(1), routing spreads over the experts. */
+    MsContextParams cp = ms_context_default_params();
+    cp.n_threads = 1;
+    cp.n_ctx = 256;
+    MsContext *c = ms_context_new(m, &cp, &err);
+    MT_CHECK(c != NULL, "%s: context (%s)", arch, c ? "ok" : err.msg);
+    if (c && n > 0) {
+        long cnt[8] = { 0 };
+        Usage u = { .E = 8, .count = cnt };
+        MsObserver obs = { .on_routing = count_usage, .user = &u };
+        ms_context_set_observer(c, &obs);
+        float *lg = malloc((size_t)n * 600 * sizeof *lg);
+        rc = ms_context_eval(c, ids, n, lg, true, &err);
+        MT_CHECK(rc == 0, "%s: eval (%s)", arch, rc ? err.msg : "ok");
+        if (rc == 0) {
+            double s = 0, s2 = 0;
+            int finite = 1;
+            for (long i = 0; i < (long)n * 600; i++) {
+                finite &= isfinite(lg[i]);
+                s += lg[i];
+                s2 += (double)lg[i] * lg[i];
+            }
+            double sd = sqrt(s2 / ((double)n * 600) - pow(s / ((double)n * 600), 2));
+            MT_CHECK(finite && sd > 0.05 && sd < 20, "%s: logits finite, std %.3f in (0.05, 20)", arch, sd);
+            int used = 0;
+            for (int e = 0; e < 8; e++) used += cnt[e] > 0;
+            MT_CHECK(used >= 7, "%s: routers use %d of 8 experts over %d tokens", arch, used, n);
+        }
+        free(lg);
+    }
+    free(ids);
+    ms_context_free(c);
+    ms_model_free(m);
+}
+
+static void test_types(void)
+{
+    static const int types[] = { MS_TYPE_F16, MS_TYPE_BF16, MS_TYPE_Q8_0, MS_TYPE_Q4_0, MS_TYPE_Q4_1,
+                                 MS_TYPE_Q5_0, MS_TYPE_Q5_1, MS_TYPE_Q2_K, MS_TYPE_Q3_K, MS_TYPE_Q4_K,
+                                 MS_TYPE_Q5_K, MS_TYPE_Q6_K };
+    for (size_t i = 0; i < MS_ARRAY_LEN(types); i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/llama-%s.gguf", mt_tmpdir(), ms_type_name(types[i]));
+        MsSynthParams p = small("llama", types[i]);
+        p.n_embd = 256;     /* whole K blocks for most matrices */
+        p.n_ff = 64;        /* expert down rows of 64: exercises the fallback type */
+        p.n_layer = 1;
+        p.n_head = 4;
+        MsError err = { 0 };
+        int rc = ms_synth_write(path, &p, &err);
+        MsModel *m = rc == 0 ? ms_model_load(path, &err) : NULL;
+        const MsModelInfo *in = m ? ms_model_info(m) : NULL;
+        MT_CHECK(m && in->weight_type == types[i], "%s: synth + load, main weight type %s (%s)",
+                 ms_type_name(types[i]), in ? ms_type_name(in->weight_type) : "-", m ? "ok" : err.msg);
+        if (m) {
+            const MsGgufTensor *r = ms_gguf_find_tensor(ms_model_gguf(m), "blk.0.ffn_gate_inp.weight");
+            const MsGgufTensor *d = ms_gguf_find_tensor(ms_model_gguf(m), "blk.0.ffn_down_exps.weight");
+            MT_CHECK(r && r->type == MS_TYPE_F32 && d && d->ne[0] % ms_type_block_elems(d->type) == 0,
+                     "%s: router F32, expert down in %s", ms_type_name(types[i]), d ? ms_type_name(d->type) : "-");
+        }
+        ms_model_free(m);
+    }
+}
+
+static void test_determinism(void)
+{
+    char a[512], b[512], c[512];
+    snprintf(a, sizeof a, "%s/det-a.gguf", mt_tmpdir());
+    snprintf(b, sizeof b, "%s/det-b.gguf", mt_tmpdir());
+    snprintf(c, sizeof c, "%s/det-c.gguf", mt_tmpdir());
+    MsSynthParams p = small("qwen2moe", MS_TYPE_Q8_0);
+    MsError err = { 0 };
+    int r1 = ms_synth_write(a, &p, &err), r2 = ms_synth_write(b, &p, &err);
+    p.seed = 8;
+    int r3 = ms_synth_write(c, &p, &err);
+    size_t la = 0, lb = 0, lc = 0;
+    char *da = read_all(a, &la), *db = read_all(b, &lb), *dc = read_all(c, &lc);
+    MT_CHECK(!r1 && !r2 && da && db && la == lb && !memcmp(da, db, la), "same seed: identical files (%zu bytes)", la);
+    MT_CHECK(!r3 && dc && (lc != la || memcmp(da, dc, la)), "different seed: different file");
+    free(da);
+    free(db);
+    free(dc);
+
+    p = small("olmoe", MS_TYPE_F32);
+    p.n_embd = 60;   /* heads 4 -> head dim 15: odd */
+    int r = ms_synth_write(a, &p, &err);
+    MT_CHECK(r == MS_EINVAL && strstr(err.msg, "even"), "odd head dimension rejected: %s", err.msg);
+    p = small("mixtral", MS_TYPE_F32);
+    r = ms_synth_write(a, &p, &err);
+    MT_CHECK(r == MS_EINVAL && strstr(err.msg, "mixtral"), "unknown arch named: %s", err.msg);
+    p = small("olmoe", MS_TYPE_F32);
+    p.n_expert_used = 9;
+    r = ms_synth_write(a, &p, &err);
+    MT_CHECK(r == MS_EINVAL, "used > experts rejected: %s", err.msg);
+    p = small("olmoe", MS_TYPE_Q8_K);
+    r = ms_synth_write(a, &p, &err);
+    MT_CHECK(r == MS_EINVAL && strstr(err.msg, "Q8_K"), "non-weight type rejected: %s", err.msg);
+
+    /* vocab larger than the learnable merges: unused fillers */
+    p = small("granitemoe", MS_TYPE_F32);
+    p.n_vocab = 5000;
+    p.n_layer = 1;
+    r = ms_synth_write(a, &p, &err);
+    MsModel *m = r == 0 ? ms_model_load(a, &err) : NULL;
+    const MsTokenizer *tok = m ? ms_model_tokenizer(m) : NULL;
+    const char *t4997 = tok ? ms_tokenizer_token_text(tok, 4997) : NULL;
+    const char *t4999 = tok ? ms_tokenizer_token_text(tok, 4999) : NULL;
+    MT_CHECK(m && t4997 && !strncmp(t4997, "<|unused_", 9) && t4999 && !strcmp(t4999, "<|startoftext|>"),
+             "vocab 5000: filler tokens then specials (%s, %s)", t4997 ? t4997 : "-", t4999 ? t4999 : "-");
+    ms_model_free(m);
+}
+
+static void test_fmt_float(void)
+{
+    static const float v[] = { 0.1f, 0.28740603f, 0.051861044f, 1.0f / 3.0f, 1e-30f, 3.4e38f, -2.5f, 0.0f,
+                               1.17549435e-38f, 1e-45f, 123456789.0f };
+    int ok = 1;
+    for (size_t i = 0; i < MS_ARRAY_LEN(v); i++) {
+        char b[40];
+        ms_cli_fmt_float(b, sizeof b, v[i]);
+        ok &= strtof(b, NULL) == v[i];
+    }
+    MT_CHECK(ok, "shortest float text round-trips");
+    char b[40];
+    ms_cli_fmt_float(b, sizeof b, 0.1f);
+    MT_CHECK(!strcmp(b, "0.1"), "0.1f prints as 0.1 (%s)", b);
+    ms_cli_fmt_float(b, sizeof b, 0.28740603f);
+    MT_CHECK(!strcmp(b, "0.28740603"), "0.28740603f prints as in the reference (%s)", b);
+}
+
+/* ---- dump vs llama.cpp references ---- */
+
+static float *read_f32(const char *path, size_t *n)
+{
+    size_t len = 0;
+    char *b = read_all(path, &len);
+    if (!b) return NULL;
+    *n = len / 4;
+    return (float *)b;   /* malloc'd; alignment from malloc is fine */
+}
+
+static int is_f32_model(const char *name) { return strstr(name, ".F32.") != NULL; }
+
+static void compare_model(const char *shared, const char *refname)
+{
+    char refpath[1024], prefix[800], model[1024], ours[1024], pfile[1024];
+    snprintf(refpath, sizeof refpath, "%s/fixtures/reference/%s", shared, refname);
+    json_error_t je;
+    json_t *ref = json_load_file(refpath, 0, &je);
+    if (!ref) {
+        MT_CHECK(0, "%s: reference JSON loads", refname);
+        return;
+    }
+    const char *mname = json_string_value(json_object_get(ref, "model"));
+    snprintf(model, sizeof model, "%s/fixtures/models/%s", shared, mname ? mname : "?");
+    snprintf(prefix, sizeof prefix, "%s/dump-%s", mt_tmpdir(), mname ? mname : "?");
+    snprintf(pfile, sizeof pfile, "%s/prompts-%s.jsonl", mt_tmpdir(), mname ? mname : "?");
+    json_t *prompts = json_object_get(ref, "prompts");
+    FILE *pf = fopen(pfile, "w");
+    size_t ip;
+    json_t *pv;
+    json_array_foreach(prompts, ip, pv) {
+        json_t *o = json_pack("{s:O}", "text", json_object_get(pv, "text"));
+        char *line = json_dumps(o, JSON_COMPACT);
+        fprintf(pf, "%s\n", line);
+        free(line);
+        json_decref(o);
+    }
+    fclose(pf);
+    char *argv[] = { "dump", model, "--prompts", pfile, "--out", prefix, "-t", "2", NULL };
+    int rc = ms_cmd_dump(8, argv);
+    MT_CHECK(rc == 0, "%s: moescope dump exits 0", mname);
+    snprintf(ours, sizeof ours, "%s.json", prefix);
+    json_t *got = rc == 0 ? json_load_file(ours, 0, &je) : NULL;
+    MT_CHECK(got != NULL, "%s: dump JSON parses (%s)", mname, got ? "ok" : je.text);
+    if (!got) {
+        json_decref(ref);
+        return;
+    }
+    static const char *same_keys[] = { "model", "arch", "n_vocab", "n_layer", "n_expert", "n_expert_used",
+                                       "add_bos", "weights_tensor" };
+    int hdr = 1;
+    for (size_t k = 0; k < MS_ARRAY_LEN(same_keys); k++)
+        hdr &= json_equal(json_object_get(ref, same_keys[k]), json_object_get(got, same_keys[k]));
+    MT_CHECK(hdr, "%s: header fields equal the reference's", mname);
+
+    bool f32 = is_f32_model(mname);
+    bool f16 = strstr(mname, ".F16.") != NULL;
+    double tol_w = f32 ? 1e-5 : 5e-3, tol_margin = f32 ? 1e-6 : 1e-4;
+    /* README "Tolerances": F16 about 0.05; Q8_0 is quoted as "about 0.05" but
+     * an activation-emulating implementation was measured at 0.06 max there,
+     * so Q8_0 gets 0.1; the other quantized types 0.25. */
+    double tol_logit = f32 ? 1e-4 : f16 ? 0.05 : strstr(mname, ".Q8_0.") ? 0.1 : 0.25;
+    int n_vocab = (int)json_integer_value(json_object_get(ref, "n_vocab"));
+    json_t *gprompts = json_object_get(got, "prompts");
+    MT_CHECK(json_array_size(gprompts) == json_array_size(prompts), "%s: %zu prompts", mname, json_array_size(prompts));
+    long tok_bad = 0, sel_bad = 0, sel_tied = 0, w_bad = 0, p_bad = 0, lg_bad = 0, lg_n = 0, argmax_agree = 0;
+    double w_max = 0, p_max = 0, lg_max = 0;
+    json_array_foreach(prompts, ip, pv) {
+        json_t *gp = json_array_get(gprompts, ip);
+        if (!gp || !json_equal(json_object_get(pv, "tokens"), json_object_get(gp, "tokens"))) {
+            tok_bad++;
+            continue;
+        }
+        int nt = (int)json_array_size(json_object_get(pv, "tokens"));
+        int first_flip = nt;
+        json_t *rr = json_object_get(pv, "routing"), *gr = json_object_get(gp, "routing");
+        if (json_array_size(rr) != json_array_size(gr)) {
+            sel_bad++;
+            continue;
+        }
+        for (size_t li = 0; li < json_array_size(rr); li++) {
+            json_t *rl = json_array_get(rr, li), *gl = json_array_get(gr, li);
+            if (!json_equal(json_object_get(rl, "layer"), json_object_get(gl, "layer"))) {
+                sel_bad++;
+                continue;
+            }
+            for (int t = 0; t < nt; t++) {
+                json_t *re = json_array_get(json_object_get(rl, "experts"), t);
+                json_t *ge = json_array_get(json_object_get(gl, "experts"), t);
+                json_t *rw = json_array_get(json_object_get(rl, "weights"), t);
+                json_t *gw = json_array_get(json_object_get(gl, "weights"), t);
+                json_t *rp = json_array_get(json_object_get(rl, "probs"), t);
+                json_t *gpb = json_array_get(json_object_get(gl, "probs"), t);
+                size_t k = json_array_size(re), E = json_array_size(rp);
+                if (json_array_size(ge) != k || json_array_size(gpb) != E) {
+                    sel_bad++;
+                    continue;
+                }
+                int same = 1;
+                for (size_t a = 0; a < k; a++) {
+                    int found = 0;
+                    for (size_t b = 0; b < k; b++) found |= json_integer_value(json_array_get(re, a)) ==
+                                                             json_integer_value(json_array_get(ge, b));
+                    same &= found;
+                }
+                if (!same) {
+                    /* margin between the k-th and (k+1)-th largest reference probs */
+                    float *pr = malloc(E * sizeof *pr);
+                    for (size_t e = 0; e < E; e++) pr[e] = (float)json_number_value(json_array_get(rp, e));
+                    for (size_t a = 0; a < E; a++)   /* small E: selection sort */
+                        for (size_t b = a + 1; b < E; b++)
+                            if (pr[b] > pr[a]) { float x = pr[a]; pr[a] = pr[b]; pr[b] = x; }
+                    double margin = k < E ? (double)pr[k - 1] - pr[k] : 0.0;
+                    free(pr);
+                    if (margin < tol_margin) sel_tied++;
+                    else sel_bad++;
+                    if (t < first_flip) first_flip = t;
+                    continue;
+                }
+                for (size_t a = 0; a < k; a++)
+                    for (size_t b = 0; b < k; b++)
+                        if (json_integer_value(json_array_get(re, a)) == json_integer_value(json_array_get(ge, b))) {
+                            double d = fabs(json_number_value(json_array_get(rw, a)) -
+                                            json_number_value(json_array_get(gw, b)));
+                            if (d > w_max) w_max = d;
+                            if (d > tol_w) w_bad++;
+                        }
+                for (size_t e = 0; e < E; e++) {
+                    double d = fabs(json_number_value(json_array_get(rp, e)) - json_number_value(json_array_get(gpb, e)));
+                    if (d > p_max) p_max = d;
+                    if (d > tol_w) p_bad++;
+                }
+            }
+        }
+        /* logits up to the first routing difference */
+        char rf[1200], gf[1200];
+        snprintf(rf, sizeof rf, "%s/fixtures/reference/%s", shared, json_string_value(json_object_get(pv, "logits")));
+        snprintf(gf, sizeof gf, "%s.p%zu.f32", prefix, ip);
+        size_t rn = 0, gn = 0;
+        float *rl = read_f32(rf, &rn), *gl = read_f32(gf, &gn);
+        if (!rl || !gl || rn != gn || rn != (size_t)nt * (size_t)n_vocab) {
+            lg_bad++;
+        } else {
+            for (int t = 0; t < first_flip; t++) {
+                int ar = 0, ag = 0;
+                for (int v = 0; v < n_vocab; v++) {
+                    size_t i = (size_t)t * n_vocab + v;
+                    double d = fabs((double)rl[i] - gl[i]);
+                    if (!(d <= tol_logit)) lg_bad++;
+                    if (d > lg_max || isnan(d)) lg_max = isnan(d) ? INFINITY : d;
+                    if (rl[i] > rl[(size_t)t * n_vocab + ar]) ar = v;
+                    if (gl[i] > gl[(size_t)t * n_vocab + ag]) ag = v;
+                }
+                lg_n++;
+                argmax_agree += ar == ag;
+            }
+        }
+        free(rl);
+        free(gl);
+    }
+    MT_CHECK(tok_bad == 0, "%s: tokens identical for every prompt (%ld differ)", mname, tok_bad);
+    MT_CHECK(sel_bad == 0, "%s: same experts everywhere (%ld differ beyond the near-tie margin, %ld near ties)", mname,
+             sel_bad, sel_tied);
+    MT_CHECK(w_bad == 0 && p_bad == 0, "%s: weights / probs within %g (max %.2g / %.2g)", mname, tol_w, w_max, p_max);
+    MT_CHECK(lg_bad == 0 && lg_n > 0, "%s: logits within %g (max %.3g over %ld positions; argmax agrees at %ld)", mname,
+             tol_logit, lg_max, lg_n, argmax_agree);
+    json_decref(got);
+    json_decref(ref);
+}
+
+static void test_dump_vs_reference(const char *shared)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/fixtures/reference", shared);
+    DIR *d = opendir(dir);
+    if (!d) {
+        MT_CHECK(0, "reference directory %s opens", dir);
+        return;
+    }
+    char *names[64];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 64) {
+        size_t l = strlen(de->d_name);
+        if (l > 5 && !strcmp(de->d_name + l - 5, ".json") && strcmp(de->d_name, "prompts.json"))
+            names[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)   /* stable order for readable output */
+        for (int j = i + 1; j < n; j++)
+            if (strcmp(names[j], names[i]) < 0) { char *x = names[i]; names[i] = names[j]; names[j] = x; }
+    MT_CHECK(n >= 1, "found %d reference files", n);
+    for (int i = 0; i < n; i++) {
+        compare_model(shared, names[i]);
+        free(names[i]);
+    }
+}
+
+int main(void)
+{
+    test_fmt_float();
+    static const char *archs[] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" };
+    for (size_t i = 0; i < MS_ARRAY_LEN(archs); i++) test_arch(archs[i]);
+    test_types();
+    test_determinism();
+    const char *shared = mt_shared_dir();
+    if (shared) test_dump_vs_reference(shared);
+    else mt_diag("SKIP dump-vs-reference part: ../shared (reference fixtures) not found");
+    return mt_done();
+}
