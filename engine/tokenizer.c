@@ -1,1 +1,694 @@
-/* (being written) */
+/* tokenizer.c — loading a tokenizer from GGUF metadata, user-defined token
+ * partition, dispatch to BPE / SPM / WPM, pieces and detokenisation, all
+ * following llama.cpp's llama-vocab.cpp (Feb 2025).  Facts: GGUF-MOE.md §7. */
+#include "tok-internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const eot_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<EOT>", "_<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+};
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+    "<|eom_id|>", "<EOT>", "_<EOT>",
+};
+/* FIM markers llama.cpp recognises by text and turns into control tokens */
+static const char *const fim_texts[] = {
+    "<|fim_prefix|>", "<fim-prefix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<PRE>",
+    "<|fim_suffix|>", "<fim-suffix>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "hole\xef\xbd\x9c>", "<SUF>",
+    "<|fim_middle|>", "<fim-middle>", "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>", "<MID>",
+    "<|fim_pad|>", "<fim-pad>", "<PAD>",
+    "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
+    "<|file_sep|>", "<fim-sep>",
+};
+
+static int32_t find_text(const MsTokenizer *t, const char *s)
+{
+    return tokmap_get(&t->vocab, s, strlen(s));
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void ms_tokenizer_free(MsTokenizer *t)
+{
+    if (!t) return;
+    tok_bpe_free(t);
+    free(t->model);
+    free(t->pre);
+    free(t->pool);
+    free(t->tok_off);
+    free(t->tok_len);
+    free(t->scores);
+    free(t->attr);
+    free(t->eog);
+    tokmap_clear(&t->vocab);
+    free(t->merge_pool);
+    tokmap_clear(&t->merges);
+    free(t->special);
+    free(t->spm_pairs);
+    free(t);
+}
+
+/* Optional u32 id key: absent keeps *id; out of vocabulary is ignored
+ * (llama.cpp warns and keeps its default). */
+static int read_id(const MsGguf *g, const char *key, int32_t n_vocab, int32_t *id, MsError *err)
+{
+    uint32_t v;
+    int rc = ms_gguf_get_u32(g, key, &v, err);
+    if (rc == MS_ENOTFOUND) return MS_OK;
+    if (rc) return rc;
+    if (v < (uint32_t)n_vocab) *id = (int32_t)v;
+    return MS_OK;
+}
+
+static int read_bool(const MsGguf *g, const char *key, bool *out, MsError *err)
+{
+    bool v;
+    int rc = ms_gguf_get_bool(g, key, &v, err);
+    if (rc == MS_ENOTFOUND) return MS_OK;
+    if (rc) return rc;
+    *out = v;
+    return MS_OK;
+}
+
+static int load_tokens(MsTokenizer *t, const MsGguf *g, const char *path, MsError *err)
+{
+    MsGgufArray a;
+    int rc = ms_gguf_get_arr(g, "tokenizer.ggml.tokens", &a, err);
+    if (rc == MS_ENOTFOUND)
+        return ms_error_set(err, MS_ENOTFOUND, "%s: no tokenizer: tokenizer.ggml.tokens missing", path);
+    if (rc) return rc;
+    if (a.elem_type != MS_GGUF_STRING)
+        return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.tokens is not a string array", path);
+    if (a.n == 0 || a.n > INT32_MAX / 2)
+        return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.tokens has %llu entries", path,
+                            (unsigned long long)a.n);
+    int32_t n = t->n_vocab = (int32_t)a.n;
+
+    size_t total = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const char *s;
+        uint64_t len;
+        ms_gguf_arr_str(&a, (uint64_t)i, &s, &len);
+        total += (len ? len : 32) + 1;
+    }
+    t->pool = malloc(total);
+    t->tok_off = malloc((size_t)n * sizeof *t->tok_off);
+    t->tok_len = malloc((size_t)n * sizeof *t->tok_len);
+    t->scores = calloc((size_t)n, sizeof *t->scores);
+    t->attr = calloc((size_t)n, 1);
+    t->eog = calloc((size_t)n, 1);
+    if (!t->pool || !t->tok_off || !t->tok_len || !t->scores || !t->attr || !t->eog ||
+        tokmap_init(&t->vocab, (size_t)n))
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory for %d tokens", path, n);
+    size_t off = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const char *s;
+        uint64_t len;
+        ms_gguf_arr_str(&a, (uint64_t)i, &s, &len);
+        t->tok_off[i] = off;
+        if (len == 0) {  /* as llama.cpp: an empty token gets a placeholder name */
+            len = (uint64_t)snprintf(t->pool + off, 32, "[EMPTY_%d]", i);
+        } else {
+            memcpy(t->pool + off, s, len);
+        }
+        t->pool[off + len] = '\0';
+        t->tok_len[i] = (uint32_t)len;
+        if (len > t->max_token_len) t->max_token_len = (uint32_t)len;
+        off += len + 1;
+    }
+    /* map after the copy: a later duplicate text wins, as in llama.cpp */
+    for (int32_t i = 0; i < n; i++) tokmap_put(&t->vocab, tok_text(t, i), t->tok_len[i], i, true);
+
+    rc = ms_gguf_get_arr(g, "tokenizer.ggml.token_type", &a, err);
+    if (rc && rc != MS_ENOTFOUND) return rc;
+    bool have_types = rc == MS_OK;
+    if (have_types && (a.elem_type == MS_GGUF_STRING || a.elem_type == MS_GGUF_FLOAT32 ||
+                       a.elem_type == MS_GGUF_FLOAT64 || a.n != (uint64_t)n))
+        return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.token_type must be %d integers", path, n);
+    for (int32_t i = 0; i < n; i++) {
+        int64_t ty = have_types ? ms_gguf_arr_i64(&a, (uint64_t)i) : 1;
+        static const uint8_t map[7] = { 0, TOK_ATTR_NORMAL, TOK_ATTR_UNKNOWN, TOK_ATTR_CONTROL,
+                                        TOK_ATTR_USER, TOK_ATTR_UNUSED, TOK_ATTR_BYTE };
+        t->attr[i] = ty >= 0 && ty < 7 ? map[ty] : 0;
+    }
+
+    rc = ms_gguf_get_arr(g, "tokenizer.ggml.scores", &a, err);
+    if (rc && rc != MS_ENOTFOUND) return rc;
+    if (rc == MS_OK) {
+        if (a.elem_type == MS_GGUF_STRING || a.elem_type == MS_GGUF_BOOL || a.n != (uint64_t)n)
+            return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.scores must be %d numbers", path, n);
+        for (int32_t i = 0; i < n; i++) t->scores[i] = (float)ms_gguf_arr_f64(&a, (uint64_t)i);
+    }
+    return MS_OK;
+}
+
+static int load_merges(MsTokenizer *t, const MsGguf *g, const char *path, MsError *err)
+{
+    MsGgufArray a;
+    int rc = ms_gguf_get_arr(g, "tokenizer.ggml.merges", &a, err);
+    if (rc == MS_ENOTFOUND)
+        return ms_error_set(err, MS_ENOTFOUND, "%s: tokenizer.ggml.merges missing (required for gpt2 tokenizers)", path);
+    if (rc) return rc;
+    if (a.elem_type != MS_GGUF_STRING || a.n > INT32_MAX)
+        return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.merges is not a string array", path);
+    size_t total = 0;
+    for (uint64_t i = 0; i < a.n; i++) {
+        const char *s;
+        uint64_t len;
+        ms_gguf_arr_str(&a, i, &s, &len);
+        total += len + 1;
+    }
+    t->merge_pool = malloc(total ? total : 1);
+    if (!t->merge_pool || tokmap_init(&t->merges, (size_t)a.n))
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory for merges", path);
+    /* A merge "left right" is split at the first space after its first
+     * byte; looking up left + " " + right then finds exactly this string, so
+     * the string itself is the key.  Merges without such a space can never
+     * match.  The first occurrence keeps its rank (llama.cpp's emplace). */
+    size_t off = 0;
+    for (uint64_t i = 0; i < a.n; i++) {
+        const char *s;
+        uint64_t len;
+        ms_gguf_arr_str(&a, i, &s, &len);
+        memcpy(t->merge_pool + off, s, len);
+        t->merge_pool[off + len] = '\0';
+        if (len >= 2 && memchr(s + 1, ' ', len - 1))
+            tokmap_put(&t->merges, t->merge_pool + off, len, (int32_t)i, false);
+        off += len + 1;
+    }
+    return MS_OK;
+}
+
+static int cmp_special(const void *pa, const void *pb, void *ctx)
+{
+    const MsTokenizer *t = ctx;
+    int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    if (t->tok_len[a] != t->tok_len[b]) return t->tok_len[a] > t->tok_len[b] ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
+static void setup_specials(MsTokenizer *t, const MsGguf *g)
+{
+    /* Tokens llama.cpp recognises by text become control tokens (and so are
+     * not cut out of plain text); ids are taken lowest first. */
+    for (size_t k = 0; k < MS_ARRAY_LEN(eot_texts) && t->eot < 0; k++) {
+        int32_t id = find_text(t, eot_texts[k]);
+        if (id >= 0) t->eot = id;
+    }
+    if (t->eot >= 0) t->attr[t->eot] = TOK_ATTR_CONTROL;
+    if (t->eom < 0) t->eom = find_text(t, "<|eom_id|>");
+    if (t->eom >= 0) t->attr[t->eom] = TOK_ATTR_CONTROL;
+    for (size_t k = 0; k < MS_ARRAY_LEN(fim_texts); k++) {
+        int32_t id = find_text(t, fim_texts[k]);
+        if (id >= 0 && !(t->attr[id] & TOK_ATTR_CONTROL)) t->attr[id] = TOK_ATTR_CONTROL;
+    }
+    for (size_t k = 0; k < MS_ARRAY_LEN(eog_texts); k++) {
+        int32_t id = find_text(t, eog_texts[k]);
+        if (id >= 0) {
+            t->eog[id] = 1;
+            t->attr[id] = TOK_ATTR_CONTROL;
+        }
+    }
+    if (t->eos >= 0) t->eog[t->eos] = 1;
+    if (t->eot >= 0) t->eog[t->eot] = 1;
+    if (t->eom >= 0) t->eog[t->eom] = 1;
+
+    size_t n = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++)
+        if (t->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER | TOK_ATTR_UNKNOWN)) n++;
+    t->special = malloc((n ? n : 1) * sizeof *t->special);
+    if (!t->special) return;
+    for (int32_t i = 0; i < t->n_vocab; i++)
+        if (t->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER | TOK_ATTR_UNKNOWN)) t->special[t->n_special++] = i;
+    qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
+
+    /* Phi-3: llama.cpp strips whitespace right of its special tokens */
+    const char *name;
+    uint64_t nlen;
+    if (ms_gguf_get_str(g, "general.name", &name, &nlen, NULL) == MS_OK) {
+        char low[128];
+        size_t m = MS_MIN((size_t)nlen, sizeof low - 1);
+        for (size_t i = 0; i < m; i++) low[i] = (char)tolower((unsigned char)name[i]);
+        low[m] = '\0';
+        if (strstr(low, "phi-3") || strstr(low, "phi3")) {
+            for (size_t i = 0; i < t->n_special; i++) t->attr[t->special[i]] |= TOK_ATTR_RSTRIP;
+            int32_t id = find_text(t, "</s>");
+            if (id >= 0) t->attr[id] |= TOK_ATTR_RSTRIP;
+            static const char *const keep[] = { "<unk>", "<s>", "<|endoftext|>" };
+            for (size_t k = 0; k < MS_ARRAY_LEN(keep); k++)
+                if ((id = find_text(t, keep[k])) >= 0) t->attr[id] &= (uint8_t)~TOK_ATTR_RSTRIP;
+        }
+    }
+}
+
+MsTokenizer *ms_tokenizer_new(const MsGguf *g, MsError *err)
+{
+    const char *path = ms_gguf_path(g);
+    const char *s;
+    uint64_t len;
+    int rc = ms_gguf_get_str(g, "tokenizer.ggml.model", &s, &len, err);
+    if (rc == MS_ENOTFOUND) {
+        ms_error_set(err, MS_ENOTFOUND, "%s: no tokenizer in this file (tokenizer.ggml.model missing)", path);
+        return NULL;
+    }
+    if (rc) return NULL;
+
+    MsTokenizer *t = calloc(1, sizeof *t);
+    if (!t) {
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    t->bos = t->eos = t->eot = t->eom = t->unk = t->sep = t->pad = -1;
+    t->model = dup_n(s, len);
+    if (!t->model) goto nomem;
+    if (strcmp(t->model, "gpt2") == 0) t->kind = MS_TOK_BPE;
+    else if (strcmp(t->model, "llama") == 0) t->kind = MS_TOK_SPM;
+    else if (strcmp(t->model, "bert") == 0) t->kind = MS_TOK_WPM;
+    else {
+        ms_error_set(err, MS_EUNSUPPORTED, "%s: unsupported tokenizer model tokenizer.ggml.model = '%s'", path, t->model);
+        goto fail;
+    }
+    rc = ms_gguf_get_str(g, "tokenizer.ggml.pre", &s, &len, err);
+    if (rc && rc != MS_ENOTFOUND) goto fail;
+    t->pre = rc == MS_ENOTFOUND ? dup_n("default", 7) : dup_n(s, len);
+    if (!t->pre) goto nomem;
+
+    if (load_tokens(t, g, path, err)) goto fail;
+
+    /* per-model defaults (GGUF-MOE.md §7.1) */
+    int32_t d_bos = -1, d_eos = -1, d_unk = -1, d_sep = -1, d_pad = -1;
+    switch (t->kind) {
+    case MS_TOK_BPE:
+        d_bos = d_eos = 11;
+        t->add_bos = false;
+        if (load_merges(t, g, path, err)) goto fail;
+        if (tok_bpe_setup(t, err)) {  /* sets clean_spaces, ignore_merges, add_bos */
+            ms_error_prefix(err, "%s: ", path);
+            goto fail;
+        }
+        break;
+    case MS_TOK_SPM:
+        d_bos = 1, d_eos = 2, d_unk = 0;
+        t->add_bos = true;
+        t->add_space_prefix = true;
+        break;
+    case MS_TOK_WPM:
+        d_bos = 101, d_unk = 100, d_sep = 102, d_pad = 0;
+        t->add_bos = true;
+        t->add_sep = true;
+        t->clean_spaces = true;
+        break;
+    }
+    int32_t n = t->n_vocab;
+    t->bos = d_bos < n ? d_bos : -1;
+    t->eos = d_eos < n ? d_eos : -1;
+    t->unk = d_unk < n ? d_unk : -1;
+    t->sep = d_sep < n ? d_sep : -1;
+    t->pad = d_pad < n ? d_pad : -1;
+    if (read_id(g, "tokenizer.ggml.bos_token_id", n, &t->bos, err) ||
+        (t->kind == MS_TOK_WPM && read_id(g, "tokenizer.ggml.cls_token_id", n, &t->bos, err)) ||
+        read_id(g, "tokenizer.ggml.eos_token_id", n, &t->eos, err) ||
+        read_id(g, "tokenizer.ggml.eot_token_id", n, &t->eot, err) ||
+        read_id(g, "tokenizer.ggml.eom_token_id", n, &t->eom, err) ||
+        read_id(g, "tokenizer.ggml.unknown_token_id", n, &t->unk, err) ||
+        read_id(g, "tokenizer.ggml.seperator_token_id", n, &t->sep, err) ||
+        read_id(g, "tokenizer.ggml.padding_token_id", n, &t->pad, err) ||
+        read_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) ||
+        read_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) ||
+        read_bool(g, "tokenizer.ggml.add_sep_token", &t->add_sep, err) ||
+        read_bool(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, err))
+        goto fail;
+
+    setup_specials(t, g);
+    if (!t->special) goto nomem;
+
+    for (int b = 0; b < 256; b++) {
+        char hex[8];
+        snprintf(hex, sizeof hex, "<0x%02X>", b);
+        t->byte_tok[b] = find_text(t, hex);
+        if (t->byte_tok[b] < 0) {
+            char raw = (char)b;
+            t->byte_tok[b] = tokmap_get(&t->vocab, &raw, 1);
+        }
+    }
+    if (t->kind == MS_TOK_SPM) {
+        t->spm_pairs = calloc((size_t)1 << (TOK_SPM_PAIR_BITS - 6), sizeof *t->spm_pairs);
+        if (!t->spm_pairs) goto nomem;
+        for (int32_t i = 0; i < t->n_vocab; i++) {
+            /* characters cut by the same rule the tokenizer applies to text */
+            const char *s = tok_text(t, i);
+            size_t n = t->tok_len[i], a = 0;
+            size_t al = MS_MIN((size_t)tok_utf8_len((uint8_t)s[0]), n);
+            while (a + al < n) {
+                size_t bl = MS_MIN((size_t)tok_utf8_len((uint8_t)s[a + al]), n - a - al);
+                uint64_t h = tok_hash(s + a, al + bl) >> (64 - TOK_SPM_PAIR_BITS);
+                t->spm_pairs[h >> 6] |= (uint64_t)1 << (h & 63);
+                a += al;
+                al = bl;
+            }
+        }
+    }
+    return t;
+
+nomem:
+    ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+fail:
+    ms_tokenizer_free(t);
+    return NULL;
+}
+
+MsTokKind ms_tokenizer_kind(const MsTokenizer *t) { return t->kind; }
+const char *ms_tokenizer_model_name(const MsTokenizer *t) { return t->model; }
+const char *ms_tokenizer_pre_name(const MsTokenizer *t) { return t->pre; }
+int32_t ms_tokenizer_n_vocab(const MsTokenizer *t) { return t->n_vocab; }
+int32_t ms_tokenizer_bos(const MsTokenizer *t) { return t->bos; }
+int32_t ms_tokenizer_eos(const MsTokenizer *t) { return t->eos; }
+bool ms_tokenizer_add_bos(const MsTokenizer *t) { return t->add_bos && t->bos >= 0; }
+bool ms_tokenizer_add_eos(const MsTokenizer *t) { return t->add_eos && t->eos >= 0; }
+
+bool ms_tokenizer_is_eog(const MsTokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_vocab && t->eog[id];
+}
+
+const char *ms_tokenizer_token_text(const MsTokenizer *t, int32_t id)
+{
+    return id >= 0 && id < t->n_vocab ? tok_text(t, id) : NULL;
+}
+
+/* ---- encoding ---- */
+
+typedef struct {
+    int32_t id;           /* token, or -1 for raw text */
+    size_t off, len;
+} Frag;
+
+typedef struct { Frag *v; size_t n, cap; } Frags;
+
+static int frag_push(Frags *f, int32_t id, size_t off, size_t len)
+{
+    if (f->n == f->cap) {
+        size_t c = f->cap ? f->cap * 2 : 16;
+        Frag *p = realloc(f->v, c * sizeof *p);
+        if (!p) return MS_ENOMEM;
+        f->v = p;
+        f->cap = c;
+    }
+    f->v[f->n++] = (Frag){ id, off, len };
+    return MS_OK;
+}
+
+static bool c_isspace(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* Cut user-defined tokens out of the raw text, longest token first, each
+ * at every occurrence left to right (llama.cpp's tokenizer_st_partition with
+ * parse_special = false: control and unknown tokens stay plain text). */
+static int partition(const MsTokenizer *t, const char *text, size_t len, Frags *out)
+{
+    Frags cur = { 0 }, nxt = { 0 };
+    uint8_t *pairs = NULL;
+    int rc = MS_OK;
+    if (len && (rc = frag_push(&cur, -1, 0, len))) goto done;
+    /* Vocabularies can have thousands of user-defined tokens ([PAD123]...):
+     * a token containing a byte pair absent from the text cannot occur, so
+     * one pass over the text spares most of the searches. */
+    bool bytes[256] = { false };
+    for (size_t k = 0; k < t->n_special && !pairs; k++)
+        if (!(t->attr[t->special[k]] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) && len) {
+            if (!(pairs = calloc(65536 / 8, 1))) {
+                rc = MS_ENOMEM;
+                goto done;
+            }
+            for (size_t i = 0; i < len; i++) {
+                bytes[(uint8_t)text[i]] = true;
+                if (i + 1 < len) {
+                    unsigned pr = (unsigned)(uint8_t)text[i] << 8 | (uint8_t)text[i + 1];
+                    pairs[pr >> 3] |= (uint8_t)(1u << (pr & 7));
+                }
+            }
+        }
+    for (size_t k = 0; k < t->n_special && pairs; k++) {
+        int32_t id = t->special[k];
+        if (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) continue;
+        const char *tt = tok_text(t, id);
+        size_t tl = t->tok_len[id];
+        bool possible = tl > 0 && bytes[(uint8_t)tt[0]];
+        for (size_t i = 0; possible && i + 1 < tl; i++) {
+            unsigned pr = (unsigned)(uint8_t)tt[i] << 8 | (uint8_t)tt[i + 1];
+            possible = pairs[pr >> 3] & (1u << (pr & 7));
+        }
+        if (!possible) continue;
+        nxt.n = 0;
+        for (size_t f = 0; f < cur.n; f++) {
+            Frag fr = cur.v[f];
+            if (fr.id >= 0) {
+                if ((rc = frag_push(&nxt, fr.id, 0, 0))) goto done;
+                continue;
+            }
+            size_t base = fr.off, blen = fr.len;
+            while (blen > 0) {
+                const char *m = memmem(text + base, blen, tt, tl);
+                if (!m) {
+                    if ((rc = frag_push(&nxt, -1, base, blen))) goto done;
+                    break;
+                }
+                size_t mpos = (size_t)(m - text), left = mpos - base;
+                if (t->attr[id] & TOK_ATTR_LSTRIP)
+                    while (left > 0 && c_isspace(text[base + left - 1])) left--;
+                if (left > 0 && (rc = frag_push(&nxt, -1, base, left))) goto done;
+                if ((rc = frag_push(&nxt, id, 0, 0))) goto done;
+                size_t roff = mpos + tl, rlen = base + blen - roff;
+                if (t->attr[id] & TOK_ATTR_RSTRIP)
+                    while (rlen > 0 && c_isspace(text[roff])) roff++, rlen--;
+                base = roff;
+                blen = rlen;
+            }
+        }
+        Frags tmp = cur;
+        cur = nxt;
+        nxt = tmp;
+    }
+done:
+    free(pairs);
+    free(nxt.v);
+    if (rc) {
+        free(cur.v);
+        return rc;
+    }
+    *out = cur;
+    return MS_OK;
+}
+
+int ms_tokenizer_encode(const MsTokenizer *t, const char *text, size_t len,
+                        bool add_special, int32_t **out, MsError *err)
+{
+    *out = NULL;
+    if (!text && len) return ms_error_set(err, MS_EINVAL, "tokenizer: NULL text");
+    TokIds ids = { 0 };
+    Frags fr = { 0 };
+    int rc = partition(t, text, len, &fr);
+    if (rc) goto done;
+
+    bool bos = add_special && t->add_bos && t->bos >= 0;
+    if (bos && (rc = tokids_push(&ids, t->bos))) goto done;
+    bool prev_special = true;  /* SPM: a leading space goes before the first text */
+    TokStr spm = { 0 };
+    TokBpeSession *bs = NULL;
+    for (size_t i = 0; i < fr.n && !rc; i++) {
+        const Frag *f = &fr.v[i];
+        if (f->id >= 0) {
+            rc = tokids_push(&ids, f->id);
+            prev_special = true;
+            continue;
+        }
+        switch (t->kind) {
+        case MS_TOK_BPE:
+            if (!bs && !(bs = tok_bpe_session_new(t))) {
+                rc = MS_ENOMEM;
+                break;
+            }
+            rc = tok_bpe_encode(t, bs, text + f->off, f->len, &ids);
+            break;
+        case MS_TOK_SPM:
+            spm.n = 0;
+            if ((t->add_space_prefix && prev_special && tokstr_append(&spm, " ", 1)) ||
+                tokstr_append(&spm, text + f->off, f->len)) {
+                rc = MS_ENOMEM;
+                break;
+            }
+            rc = tok_spm_encode(t, spm.s, spm.n, &ids);
+            break;
+        case MS_TOK_WPM:
+            rc = tok_wpm_encode(t, text + f->off, f->len, &ids);
+            break;
+        }
+        prev_special = false;
+    }
+    free(spm.s);
+    tok_bpe_session_free(bs);
+    if (rc) goto done;
+    if (add_special) {
+        if (t->kind == MS_TOK_WPM) {
+            if (t->add_sep && t->sep >= 0) rc = tokids_push(&ids, t->sep);
+        } else if (t->add_eos && t->eos >= 0) {
+            rc = tokids_push(&ids, t->eos);
+        }
+    }
+done:
+    free(fr.v);
+    if (rc) {
+        free(ids.v);
+        if (rc == MS_ENOMEM) return ms_error_set(err, rc, "tokenizer: out of memory");
+        return ms_error_set(err, rc, "tokenizer: pre-tokenizer regex failed to match");
+    }
+    if (!ids.v) ids.v = malloc(sizeof *ids.v);  /* a valid pointer even for 0 tokens */
+    if (!ids.v) return ms_error_set(err, MS_ENOMEM, "tokenizer: out of memory");
+    *out = ids.v;
+    return (int)ids.n;
+}
+
+/* ---- pieces and decoding ---- */
+
+/* Append token id's piece to b (llama.cpp token_to_piece, special = false). */
+static int piece_append(const MsTokenizer *t, int32_t id, TokStr *b)
+{
+    const char *s = tok_text(t, id);
+    size_t n = t->tok_len[id];
+    uint8_t a = t->attr[id];
+    if (a & TOK_ATTR_USER) return tokstr_append(b, s, n);
+    if (t->kind == MS_TOK_BPE) {
+        if (!(a & TOK_ATTR_NORMAL)) return tokstr_reserve(b, 0);
+        /* byte-level: each code point stands for one byte */
+        uint32_t *cps = malloc((n + 1) * sizeof *cps);
+        if (!cps) return MS_ENOMEM;
+        size_t nc = tok_utf8_decode(s, n, cps);
+        int rc = tokstr_reserve(b, 0);
+        for (size_t i = 0; i < nc && !rc; i++) {
+            int byte = tok_cp_to_byte(cps[i]);
+            if (byte >= 0) {
+                char c = (char)byte;
+                rc = tokstr_append(b, &c, 1);
+            } else {
+                /* what llama.cpp emits for a code point outside the map */
+                char u[4], hex[8];
+                int k = tok_utf8_encode(cps[i], u);
+                rc = tokstr_append(b, "[UNK_BYTE_0x", 12);
+                for (int j = 0; j < k && !rc; j++) {
+                    snprintf(hex, sizeof hex, "%02x", (uint8_t)u[j]);
+                    rc = tokstr_append(b, hex, 2);
+                }
+                if (!rc) rc = tokstr_append(b, s, n);
+                if (!rc) rc = tokstr_append(b, "]", 1);
+            }
+        }
+        free(cps);
+        return rc;
+    }
+    if (a & TOK_ATTR_NORMAL) {
+        int rc = tokstr_reserve(b, n);
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (i + 3 <= n && memcmp(s + i, "\xe2\x96\x81", 3) == 0) {
+                rc = tokstr_append(b, " ", 1);
+                i += 2;
+            } else {
+                rc = tokstr_append(b, s + i, 1);
+            }
+        }
+        return rc;
+    }
+    if (a & TOK_ATTR_BYTE) {
+        /* "<0xXX>" */
+        char c = n >= 5 ? (char)strtol(s + 3, NULL, 16) : 0;
+        return tokstr_append(b, &c, 1);
+    }
+    return tokstr_reserve(b, 0);
+}
+
+int ms_tokenizer_piece(const MsTokenizer *t, int32_t id, char *buf, size_t cap)
+{
+    if (id < 0 || id >= t->n_vocab) return MS_ERANGE;
+    TokStr b = { 0 };
+    if (piece_append(t, id, &b)) {
+        free(b.s);
+        return MS_ENOMEM;
+    }
+    if (buf && cap) memcpy(buf, b.s, MS_MIN(cap, b.n));
+    int n = (int)b.n;
+    free(b.s);
+    return n;
+}
+
+/* llama.cpp's clean_spaces passes over detokenised text. */
+static size_t clean_spaces(char *s, size_t total)
+{
+    size_t n = total ? 1 : 0;
+    for (size_t i = 1; i < total; i++) {  /* " ?", " !", " .", " ," */
+        char x = s[i];
+        if (s[i - 1] == ' ' && (x == '?' || x == '!' || x == '.' || x == ','))
+            n--;
+        s[n++] = x;
+    }
+    total = n;
+    n = total ? 1 : 0;
+    for (size_t i = 1; i < total; i++) {  /* " ' " -> "'" */
+        char x = s[i];
+        if (x == '\'' && i + 1 < total && s[i - 1] == ' ' && s[i + 1] == ' ') {
+            n--;
+            s[++i] = '\0';
+        }
+        s[n++] = x;
+    }
+    total = n;
+    n = total ? 1 : 0;
+    for (size_t i = 1; i < total; i++) {  /* " 's", " 'm", " 're", " 've" */
+        char x = s[i];
+        if (s[i - 1] == ' ' && x == '\'' && i + 1 < total) {
+            char x1 = s[i + 1];
+            if (x1 == 's' || x1 == 'm') n--;
+            else if (i + 2 < total && ((x1 == 'r' && s[i + 2] == 'e') || (x1 == 'v' && s[i + 2] == 'e'))) n--;
+        }
+        s[n++] = x;
+    }
+    return n;
+}
+
+char *ms_tokenizer_decode(const MsTokenizer *t, const int32_t *ids, size_t n, size_t *len)
+{
+    TokStr b = { 0 };
+    bool remove_space = t->add_space_prefix;
+    if (tokstr_reserve(&b, 0)) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= t->n_vocab) continue;
+        size_t at = b.n;
+        if (piece_append(t, ids[i], &b)) {
+            free(b.s);
+            return NULL;
+        }
+        /* the space SentencePiece put in front of the text */
+        if (remove_space && b.n > at && b.s[at] == ' ') {
+            memmove(b.s + at, b.s + at + 1, b.n - at - 1);
+            b.n--;
+        }
+        remove_space = false;
+    }
+    if (t->clean_spaces) b.n = clean_spaces(b.s, b.n);
+    b.s[b.n] = '\0';
+    if (len) *len = b.n;
+    return b.s;
+}

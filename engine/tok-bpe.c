@@ -1,0 +1,458 @@
+/* tok-bpe.c — byte-level BPE (tokenizer.ggml.model "gpt2"): the
+ * pre-tokenizer regex lists selected by tokenizer.ggml.pre, run through
+ * PCRE2 the way llama.cpp's unicode_regex_split applies them, then merges by
+ * rank.  Facts: GGUF-MOE.md §7.2; regex lists as in llama.cpp's
+ * llama-vocab.cpp (Feb 2025). */
+#include "tok-internal.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+struct TokRegex {
+    pcre2_code *code;
+};
+
+/* The GPT-2 pattern.  llama.cpp recognises this exact string and runs
+ * hand-written code that also has the trailing "|\s+" alternative of the
+ * original OpenAI pattern; appending it gives PCRE2 the same behaviour. */
+#define RX_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+#define RX_GPT2_FULL RX_GPT2 "|\\s+"
+#define RX_LLAMA3 "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RX_QWEN2 "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RX_BLOOM " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+"
+
+static const char *const rx_default[] = { "[\\p{P}\\$\\+<=>\\^~\\|]+", RX_GPT2_FULL, "\\p{N}+", "[0-9][0-9][0-9]", NULL };
+static const char *const rx_gpt2[] = { RX_GPT2_FULL, NULL };
+static const char *const rx_llama3[] = { RX_LLAMA3, NULL };
+static const char *const rx_qwen2[] = { RX_QWEN2, NULL };
+static const char *const rx_falcon[] = { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RX_GPT2_FULL, "[0-9][0-9][0-9]", NULL };
+static const char *const rx_starcoder[] = { "\\p{N}", RX_GPT2_FULL, NULL };
+static const char *const rx_deepseek_coder[] = {
+    "[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+", "\\p{N}", NULL };
+/* Non-ASCII is written as \x{...} so no editor or normalisation can alter
+ * it.  The fact sheet's copy of the deepseek-llm letter class went through
+ * NFC, which turned U+1F7D, U+1FBE, U+1FD3, U+1FDB, U+2126 and U+212A into
+ * their canonical equivalents (making two ranges run backwards); the class
+ * lists cased letters in code point order, which fixes the originals. */
+static const char *const rx_deepseek_llm[] = {
+    "[\\r\\n]",
+    "\\s?[A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}\\x{1C4}-\\x{293}\\x{295}-\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}\\x{37F}\\x{386}\\x{388}-\\x{38A}\\x{38C}\\x{38E}-\\x{3A1}\\x{3A3}-\\x{3F5}\\x{3F7}-\\x{481}\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}\\x{13A0}-\\x{13F5}\\x{13F8}-\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}\\x{1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-\\x{1F4D}\\x{1F50}-\\x{1F57}\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-\\x{1FB4}\\x{1FB6}-\\x{1FBC}\\x{1FBE}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-\\x{1FD3}\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}\\x{2128}\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}\\x{2145}-\\x{2149}\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}\\x{2CEB}-\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}\\x{A722}-\\x{A76F}\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}\\x{FB00}-\\x{FB06}\\x{FB13}-\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}\\x{10400}-\\x{1044F}\\x{104B0}-\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}\\x{1E900}-\\x{1E943}]+",
+    "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
+    "\\s+$",
+    "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+",
+    "\\p{N}+",
+    NULL };
+static const char *const rx_deepseek3[] = {
+    "\\p{N}{1,3}",
+    "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL };
+static const char *const rx_bloom[] = { RX_BLOOM, NULL };
+static const char *const rx_viking[] = { RX_BLOOM, "\\p{N}", NULL };
+static const char *const rx_tekken[] = {
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL };
+static const char *const rx_gpt4o[] = {
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL };
+static const char *const rx_chameleon[] = {
+    "<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\\t\\n]|    |  )",
+    "\\p{N}", "[\\p{P}!-/:-@\\[-`{-~]", RX_GPT2_FULL, NULL };
+
+/* tokenizer.ggml.pre values llama.cpp knows, with the flags it sets. */
+typedef struct {
+    const char *name;
+    const char *const *rx;
+    bool clean_spaces, ignore_merges, add_bos;
+} PreType;
+
+static const PreType pre_types[] = {
+    { "default", rx_default, true, false, false },
+    { "llama3", rx_llama3, true, true, true },
+    { "llama-v3", rx_llama3, true, true, true },
+    { "llama-bpe", rx_llama3, true, true, true },
+    { "falcon3", rx_llama3, true, true, true },
+    { "dbrx", rx_llama3, true, false, false },
+    { "smaug-bpe", rx_llama3, true, false, false },
+    { "chatglm-bpe", rx_llama3, true, false, false },
+    { "deepseek-llm", rx_deepseek_llm, false, false, false },
+    { "deepseek-coder", rx_deepseek_coder, false, false, false },
+    { "deepseek-v3", rx_deepseek3, false, false, false },
+    { "falcon", rx_falcon, true, false, false },
+    { "mpt", rx_gpt2, true, false, false },
+    { "olmo", rx_gpt2, true, false, false },
+    { "jais", rx_gpt2, true, false, false },
+    { "gpt-2", rx_gpt2, true, false, false },
+    { "phi-2", rx_gpt2, true, false, false },
+    { "jina-es", rx_gpt2, true, false, false },
+    { "jina-de", rx_gpt2, true, false, false },
+    { "gigachat", rx_gpt2, true, false, false },
+    { "jina-v1-en", rx_gpt2, true, false, false },
+    { "jina-v2-es", rx_gpt2, true, false, false },
+    { "jina-v2-de", rx_gpt2, true, false, false },
+    { "jina-v2-code", rx_gpt2, true, false, false },
+    { "roberta-bpe", rx_gpt2, true, false, false },
+    { "starcoder", rx_starcoder, true, false, false },
+    { "refact", rx_starcoder, true, false, false },
+    { "codeshell", rx_starcoder, true, false, false },
+    { "exaone", rx_starcoder, true, false, false },
+    { "minerva-7b", rx_starcoder, true, false, false },
+    { "command-r", rx_starcoder, false, false, false },
+    { "smollm", rx_starcoder, false, false, false },
+    { "qwen2", rx_qwen2, false, false, false },
+    { "deepseek-r1-qwen", rx_qwen2, false, false, false },
+    { "megrez", rx_qwen2, false, false, false },
+    { "stablelm2", rx_qwen2, true, false, false },
+    { "poro-chat", rx_bloom, false, false, false },
+    { "bloom", rx_bloom, true, false, false },
+    { "gpt3-finnish", rx_bloom, true, false, false },
+    { "viking", rx_viking, false, false, false },
+    { "tekken", rx_tekken, false, true, true },
+    { "chameleon", rx_chameleon, false, false, true },
+    { "gpt-4o", rx_gpt4o, false, false, false },
+    { "llama4", rx_gpt4o, true, true, true },
+};
+
+/* ---- byte-level mapping ---- */
+
+/* Printable bytes map to themselves; the other 68 to U+0100 upward in byte
+ * order (GPT-2's bytes_to_unicode). */
+static bool byte_is_printable(unsigned b)
+{
+    return (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae);
+}
+
+uint32_t tok_byte_to_cp(uint8_t b)
+{
+    if (byte_is_printable(b)) return b;
+    uint32_t n = 0;
+    for (unsigned i = 0; i < b; i++) n += !byte_is_printable(i);
+    return 256 + n;
+}
+
+int tok_cp_to_byte(uint32_t cp)
+{
+    if (cp < 256) return byte_is_printable(cp) ? (int)cp : -1;
+    if (cp >= 256 + 68) return -1;
+    uint32_t n = cp - 256;
+    for (unsigned b = 0; b < 256; b++)
+        if (!byte_is_printable(b) && n-- == 0) return (int)b;
+    return -1;
+}
+
+/* ---- setup ---- */
+
+int tok_bpe_setup(MsTokenizer *t, MsError *err)
+{
+    const PreType *pt = NULL;
+    for (size_t i = 0; i < MS_ARRAY_LEN(pre_types); i++)
+        if (strcmp(pre_types[i].name, t->pre) == 0) { pt = &pre_types[i]; break; }
+    if (!pt)
+        return ms_error_set(err, MS_EUNSUPPORTED, "unsupported pre-tokenizer tokenizer.ggml.pre = '%s'", t->pre);
+    t->clean_spaces = pt->clean_spaces;
+    t->ignore_merges = pt->ignore_merges;
+    t->add_bos = pt->add_bos;
+
+    size_t n = 0;
+    while (pt->rx[n]) n++;
+    t->regex = calloc(n, sizeof *t->regex);
+    if (!t->regex) return ms_error_set(err, MS_ENOMEM, "out of memory");
+    t->n_regex = n;
+    for (size_t i = 0; i < n; i++) {
+        int ec;
+        PCRE2_SIZE eo;
+        /* DOLLAR_ENDONLY: "$" means the end of the piece, as in std::regex */
+        t->regex[i].code = pcre2_compile((PCRE2_SPTR)pt->rx[i], PCRE2_ZERO_TERMINATED,
+                                         PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &ec, &eo, NULL);
+        if (!t->regex[i].code) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(ec, msg, sizeof msg);
+            return ms_error_set(err, MS_EINTERNAL, "pre-tokenizer '%s': regex %zu does not compile at %zu: %s",
+                                t->pre, i, (size_t)eo, (const char *)msg);
+        }
+        /* JIT is an optimisation only: without it pcre2_match interprets */
+        (void)pcre2_jit_compile(t->regex[i].code, PCRE2_JIT_COMPLETE);
+    }
+    return MS_OK;
+}
+
+void tok_bpe_free(MsTokenizer *t)
+{
+    for (size_t i = 0; i < t->n_regex; i++) pcre2_code_free(t->regex[i].code);
+    free(t->regex);
+    t->regex = NULL;
+    t->n_regex = 0;
+}
+
+/* ---- pre-tokenization ----
+ * llama.cpp decodes the text to code points (bad bytes become U+FFFD), then
+ * applies each regex to each current piece separately, keeping both the
+ * matches and the text between them.  Its regex engines see non-ASCII
+ * whitespace as "\v" (so only ASCII \s semantics are needed) and know only
+ * the Unicode categories; the matching copy below reproduces that: non-ASCII
+ * whitespace -> U+000B, and surrogates / values beyond U+10FFFF (which the
+ * lenient decoder lets through and which have no category) -> U+FFFD. */
+
+typedef struct {
+    uint32_t *cps;        /* the code points */
+    size_t n;
+    char *subj;           /* matching copy, valid UTF-8 */
+    size_t *bpos;         /* byte offset of code point i in subj (n + 1) */
+    uint32_t *cpi;        /* code point index at each subj byte offset */
+    size_t *pieces, n_pieces, cap_pieces;
+    size_t *tmp, n_tmp, cap_tmp;
+    size_t cap_text;      /* capacity of cps/subj/bpos/cpi, in code points */
+} Split;
+
+static void split_free(Split *s)
+{
+    free(s->cps);
+    free(s->subj);
+    free(s->bpos);
+    free(s->cpi);
+    free(s->pieces);
+    free(s->tmp);
+}
+
+static int push_len(size_t **v, size_t *n, size_t *cap, size_t x)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 256;
+        size_t *p = realloc(*v, c * sizeof *p);
+        if (!p) return MS_ENOMEM;
+        *v = p;
+        *cap = c;
+    }
+    (*v)[(*n)++] = x;
+    return MS_OK;
+}
+
+static int split_prepare(Split *s, const char *text, size_t len)
+{
+    if (len + 1 > s->cap_text) {  /* buffers are reused across fragments */
+        size_t c = len + 1;
+        uint32_t *cps = realloc(s->cps, c * sizeof *cps);
+        if (cps) s->cps = cps;
+        char *subj = realloc(s->subj, c * 4 + 1);
+        if (subj) s->subj = subj;
+        size_t *bpos = realloc(s->bpos, (c + 1) * sizeof *bpos);
+        if (bpos) s->bpos = bpos;
+        uint32_t *cpi = realloc(s->cpi, (c * 4 + 1) * sizeof *cpi);
+        if (cpi) s->cpi = cpi;
+        if (!cps || !subj || !bpos || !cpi) return MS_ENOMEM;
+        s->cap_text = c;
+    }
+    s->n = tok_utf8_decode(text, len, s->cps);
+    size_t b = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        uint32_t c = s->cps[i];
+        if (c >= 0x80 && tok_is_whitespace(c)) c = 0x0b;
+        else if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff) c = 0xfffd;
+        s->bpos[i] = b;
+        int k = tok_utf8_encode(c, s->subj + b);
+        for (int j = 0; j < k; j++) s->cpi[b + j] = (uint32_t)i;
+        b += (size_t)k;
+    }
+    s->bpos[s->n] = b;
+    s->cpi[b] = (uint32_t)s->n;
+    s->subj[b] = '\0';
+    s->n_pieces = 0;
+    if (s->n) return push_len(&s->pieces, &s->n_pieces, &s->cap_pieces, s->n);
+    return MS_OK;
+}
+
+static int split_apply(Split *s, const pcre2_code *code, pcre2_match_data *md, pcre2_match_context *mc)
+{
+    size_t start = 0;
+    s->n_tmp = 0;
+    for (size_t p = 0; p < s->n_pieces; p++) {
+        size_t len = s->pieces[p];
+        const char *subj = s->subj + s->bpos[start];
+        size_t blen = s->bpos[start + len] - s->bpos[start];
+        size_t base = s->bpos[start];
+        size_t pos = 0, prev = 0;    /* byte offsets within the piece */
+        while (pos <= blen) {
+            int rc = pcre2_match(code, (PCRE2_SPTR)subj, blen, pos, PCRE2_NO_UTF_CHECK, md, mc);
+            if (rc == PCRE2_ERROR_NOMATCH) break;
+            if (rc < 0) return MS_EINTERNAL;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+            size_t ms = ov[0], me = ov[1];
+            if (me == ms) {
+                /* an empty match covers nothing: step over one character */
+                if (ms >= blen) break;
+                pos = ms + (size_t)tok_utf8_len((uint8_t)subj[ms]);
+                continue;
+            }
+            size_t cms = s->cpi[base + ms], cme = s->cpi[base + me], cprev = s->cpi[base + prev];
+            if (cms > cprev && push_len(&s->tmp, &s->n_tmp, &s->cap_tmp, cms - cprev)) return MS_ENOMEM;
+            if (push_len(&s->tmp, &s->n_tmp, &s->cap_tmp, cme - cms)) return MS_ENOMEM;
+            prev = pos = me;
+        }
+        size_t cprev = s->cpi[base + prev] - start;
+        if (cprev < len && push_len(&s->tmp, &s->n_tmp, &s->cap_tmp, len - cprev)) return MS_ENOMEM;
+        start += len;
+    }
+    /* swap */
+    size_t *v = s->pieces, c = s->cap_pieces;
+    s->pieces = s->tmp;
+    s->cap_pieces = s->cap_tmp;
+    s->n_pieces = s->n_tmp;
+    s->tmp = v;
+    s->cap_tmp = c;
+    return MS_OK;
+}
+
+/* ---- merges ---- */
+
+typedef struct {
+    TokSym *sym;
+    size_t cap_sym;
+    TokHeap heap;
+    TokStr key;
+} BpeScratch;
+
+static int bpe_add_bigram(const MsTokenizer *t, BpeScratch *w, const char *word, int32_t l, int32_t r)
+{
+    if (l < 0 || r < 0) return MS_OK;
+    const TokSym *a = &w->sym[l], *b = &w->sym[r];
+    w->key.n = 0;
+    if (tokstr_append(&w->key, word + a->off, a->n) || tokstr_append(&w->key, " ", 1) ||
+        tokstr_append(&w->key, word + b->off, b->n))
+        return MS_ENOMEM;
+    int32_t rank = tokmap_get(&t->merges, w->key.s, w->key.n);
+    if (rank < 0) return MS_OK;
+    TokBigram g = { .key = rank, .left = l, .right = r, .size = a->n + b->n };
+    return tokheap_push(&w->heap, g);
+}
+
+static int bpe_word(const MsTokenizer *t, BpeScratch *w, const char *word, size_t len, TokIds *out)
+{
+    if (t->ignore_merges) {
+        /* llama3-style: a pre-token that is itself a token is emitted whole */
+        int32_t id = tokmap_get(&t->vocab, word, len);
+        if (id >= 0) return tokids_push(out, id);
+    }
+    size_t n = 0;
+    for (size_t off = 0; off < len; n++) {
+        if (n == w->cap_sym) {
+            size_t c = w->cap_sym ? w->cap_sym * 2 : 64;
+            TokSym *p = realloc(w->sym, c * sizeof *p);
+            if (!p) return MS_ENOMEM;
+            w->sym = p;
+            w->cap_sym = c;
+        }
+        size_t cl = MS_MIN((size_t)tok_utf8_len((uint8_t)word[off]), len - off);
+        w->sym[n] = (TokSym){ .prev = (int32_t)n - 1, .off = (uint32_t)off, .n = (uint32_t)cl };
+        off += cl;
+        w->sym[n].next = off == len ? -1 : (int32_t)n + 1;
+    }
+    w->heap.n = 0;
+    for (size_t i = 1; i < n; i++)
+        if (bpe_add_bigram(t, w, word, (int32_t)i - 1, (int32_t)i)) return MS_ENOMEM;
+    while (w->heap.n) {
+        TokBigram g = tokheap_pop(&w->heap);
+        TokSym *a = &w->sym[g.left], *b = &w->sym[g.right];
+        /* stale entry: one side was merged away or grew since it was queued */
+        if (a->n == 0 || b->n == 0 || a->n + b->n != g.size) continue;
+        a->n += b->n;
+        b->n = 0;
+        a->next = b->next;
+        if (b->next >= 0) w->sym[b->next].prev = g.left;
+        if (bpe_add_bigram(t, w, word, a->prev, g.left) || bpe_add_bigram(t, w, word, g.left, a->next))
+            return MS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const TokSym *s = &w->sym[i];
+        if (s->n == 0) continue;
+        int32_t id = tokmap_get(&t->vocab, word + s->off, s->n);
+        if (id >= 0) {
+            if (tokids_push(out, id)) return MS_ENOMEM;
+            continue;
+        }
+        /* not a token: llama.cpp tries each byte on its own and drops misses */
+        for (uint32_t j = 0; j < s->n; j++) {
+            id = tokmap_get(&t->vocab, word + s->off + j, 1);
+            if (id >= 0 && tokids_push(out, id)) return MS_ENOMEM;
+        }
+    }
+    return MS_OK;
+}
+
+struct TokBpeSession {
+    Split split;
+    BpeScratch w;
+    TokStr word;
+    pcre2_match_data **md;
+    pcre2_match_context *mc;
+    pcre2_jit_stack *js;
+    char enc[256][3];
+    uint8_t enc_len[256];
+};
+
+void tok_bpe_session_free(TokBpeSession *ss)
+{
+    if (!ss) return;
+    split_free(&ss->split);
+    free(ss->w.sym);
+    free(ss->w.heap.v);
+    free(ss->w.key.s);
+    free(ss->word.s);
+    if (ss->md) {
+        for (size_t i = 0; ss->md[i]; i++) pcre2_match_data_free(ss->md[i]);
+        free(ss->md);
+    }
+    pcre2_match_context_free(ss->mc);
+    pcre2_jit_stack_free(ss->js);
+    free(ss);
+}
+
+TokBpeSession *tok_bpe_session_new(const MsTokenizer *t)
+{
+    TokBpeSession *ss = calloc(1, sizeof *ss);
+    if (!ss) return NULL;
+    ss->md = calloc(t->n_regex + 1, sizeof *ss->md);  /* NULL-terminated */
+    ss->mc = pcre2_match_context_create(NULL);
+    /* the JIT's default 32 KiB stack is too small for long pieces */
+    ss->js = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, NULL);
+    if (!ss->md || !ss->mc || !ss->js) goto fail;
+    pcre2_jit_stack_assign(ss->mc, NULL, ss->js);
+    for (size_t i = 0; i < t->n_regex; i++)
+        if (!(ss->md[i] = pcre2_match_data_create_from_pattern(t->regex[i].code, NULL))) goto fail;
+    for (unsigned b = 0; b < 256; b++)
+        ss->enc_len[b] = (uint8_t)tok_utf8_encode(tok_byte_to_cp((uint8_t)b), ss->enc[b]);
+    return ss;
+fail:
+    tok_bpe_session_free(ss);
+    return NULL;
+}
+
+int tok_bpe_encode(const MsTokenizer *t, TokBpeSession *ss, const char *text, size_t len, TokIds *out)
+{
+    Split *s = &ss->split;
+    int rc = split_prepare(s, text, len);
+    if (rc) return rc;
+    for (size_t i = 0; i < t->n_regex && s->n_pieces; i++)
+        if ((rc = split_apply(s, t->regex[i].code, ss->md[i], ss->mc))) return rc;
+
+    size_t start = 0;
+    for (size_t p = 0; p < s->n_pieces; p++) {
+        /* the piece's UTF-8 (re-encoded from code points, so bad bytes are
+         * U+FFFD), each byte then mapped to its printable code point */
+        TokStr *word = &ss->word;
+        word->n = 0;
+        for (size_t i = start; i < start + s->pieces[p]; i++) {
+            char u[4];
+            int k = tok_utf8_encode(s->cps[i], u);
+            for (int j = 0; j < k; j++) {
+                uint8_t b = (uint8_t)u[j];
+                if (tokstr_append(word, ss->enc[b], ss->enc_len[b])) return MS_ENOMEM;
+            }
+        }
+        start += s->pieces[p];
+        if (word->n && (rc = bpe_word(t, &ss->w, word->s, word->n, out))) return rc;
+    }
+    return MS_OK;
+}

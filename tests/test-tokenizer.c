@@ -1,0 +1,405 @@
+/* test-tokenizer.c — tokenizers against llama.cpp's public test vectors
+ * (fixtures/vocab: 10 real vocabularies x 46 strings, and tiny-bpe for the
+ * fixture models' own vocabulary), the reference token lists of the fixture
+ * models (BOS as their metadata says), round-trip detokenisation, invalid
+ * UTF-8 and error handling. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "mtest.h"
+#include "tokenizer.h"
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    for (size_t r; buf && (r = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += r;
+        if (n == cap) {
+            char *p = realloc(buf, (cap *= 2) + 1);
+            if (!p) { free(buf); buf = NULL; }
+            else buf = p;
+        }
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+typedef struct {
+    char **s;        /* test strings (pointers into the .inp buffer) */
+    size_t *len;
+    char **ids;      /* matching .out lines */
+    size_t n;
+    char *inp, *out;
+} Vectors;
+
+static void vectors_free(Vectors *v)
+{
+    free(v->s);
+    free(v->len);
+    free(v->ids);
+    free(v->inp);
+    free(v->out);
+}
+
+/* .inp: strings joined by "\n__ggml_vocab_test__\n", one trailing separator;
+ * .out: one line per string. */
+static int load_vectors(const char *inp_path, const char *out_path, Vectors *v)
+{
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    size_t il, ol;
+    memset(v, 0, sizeof *v);
+    v->inp = read_all(inp_path, &il);
+    v->out = read_all(out_path, &ol);
+    if (!v->inp || !v->out) return -1;
+    size_t cap = 64;
+    v->s = malloc(cap * sizeof *v->s);
+    v->len = malloc(cap * sizeof *v->len);
+    v->ids = malloc(cap * sizeof *v->ids);
+    char *p = v->inp, *end = v->inp + il;
+    while (p < end) {
+        char *q = memmem(p, (size_t)(end - p), sep, sizeof sep - 1);
+        if (!q) break;
+        if (v->n == cap) return -1;
+        *q = '\0';
+        v->s[v->n] = p;
+        v->len[v->n] = (size_t)(q - p);
+        v->n++;
+        p = q + sizeof sep - 1;
+    }
+    size_t k = 0;
+    for (char *l = v->out; k < v->n && l <= v->out + ol;) {
+        char *nl = strchr(l, '\n');
+        if (nl) *nl = '\0';
+        v->ids[k++] = l;
+        if (!nl) break;
+        l = nl + 1;
+    }
+    return k == v->n ? 0 : -1;
+}
+
+/* Parse " 1 2 3" into ids; returns count. */
+static size_t parse_ids(const char *line, int32_t *ids, size_t cap)
+{
+    size_t n = 0;
+    char *e;
+    for (const char *p = line; *p && n < cap; p = e) {
+        long x = strtol(p, &e, 10);
+        if (e == p) break;
+        ids[n++] = (int32_t)x;
+    }
+    return n;
+}
+
+static int vector_matches(const MsTokenizer *t, const char *s, size_t len, const char *expect, bool verbose)
+{
+    int32_t want[4096], *got = NULL;
+    size_t nw = parse_ids(expect, want, 4096);
+    MsError err = {0};
+    int n = ms_tokenizer_encode(t, s, len, false, &got, &err);
+    int ok = n >= 0 && (size_t)n == nw && (nw == 0 || memcmp(got, want, nw * sizeof *got) == 0);
+    if (!ok && verbose) {
+        printf("#   input: \"");
+        for (size_t i = 0; i < len && i < 120; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '\n') printf("\\n");
+            else if (c == '\t') printf("\\t");
+            else putchar(c);
+        }
+        printf("\"\n#   want:%s\n#   got: ", expect);
+        for (int i = 0; i < n; i++) printf(" %d", got[i]);
+        if (n < 0) printf("error %d %s", n, err.msg);
+        printf("\n");
+    }
+    free(got);
+    return ok;
+}
+
+/* Round trip: the pieces of encode(s) concatenate to s for byte-level BPE
+ * (no byte is lost); decode() also equals s unless llama.cpp's clean-up of
+ * " ." / " '" patterns applies, which it does only when clean_spaces is on,
+ * so only strings without such patterns are required to come back. */
+static bool has_clean_pattern(const char *s, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (s[i - 1] == ' ' && strchr("?!.,'", s[i]) && s[i]) return true;
+    return false;
+}
+
+static void check_roundtrip(const char *name, const MsTokenizer *t, const Vectors *v)
+{
+    int pieces_ok = 0, decode_ok = 0, decode_n = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        int32_t *ids = NULL;
+        int n = ms_tokenizer_encode(t, v->s[i], v->len[i], false, &ids, NULL);
+        if (n < 0) continue;
+        char *cat = malloc(v->len[i] * 4 + 64);
+        size_t cl = 0;
+        bool fits = true;
+        for (int k = 0; k < n && fits; k++) {
+            int pl = ms_tokenizer_piece(t, ids[k], cat + cl, v->len[i] * 4 + 64 - cl);
+            if (pl < 0 || cl + (size_t)pl > v->len[i] * 4 + 64) fits = false;
+            else cl += (size_t)pl;
+        }
+        pieces_ok += fits && cl == v->len[i] && memcmp(cat, v->s[i], cl) == 0;
+        free(cat);
+        if (!has_clean_pattern(v->s[i], v->len[i])) {
+            size_t dl = 0;
+            char *d = ms_tokenizer_decode(t, ids, (size_t)n, &dl);
+            decode_n++;
+            decode_ok += d && dl == v->len[i] && memcmp(d, v->s[i], dl) == 0 && d[dl] == '\0';
+            free(d);
+        }
+        free(ids);
+    }
+    MT_CHECK(pieces_ok == (int)v->n, "%s: pieces of encode(s) concatenate to s (%d/%zu)", name, pieces_ok, v->n);
+    MT_CHECK(decode_ok == decode_n, "%s: decode(encode(s)) == s (%d/%d strings without clean-up patterns)",
+             name, decode_ok, decode_n);
+}
+
+static MsTokenizer *open_tok(const char *path, MsGguf **g)
+{
+    MsError err = {0};
+    *g = ms_gguf_open(path, &err);
+    if (!*g) {
+        mt_diag("cannot open %s: %s", path, err.msg);
+        return NULL;
+    }
+    MsTokenizer *t = ms_tokenizer_new(*g, &err);
+    if (!t) mt_diag("tokenizer for %s: %s", path, err.msg);
+    return t;
+}
+
+static void test_vocab(const char *shared, const char *name, MsTokKind kind)
+{
+    char gp[1024], ip[1100], op[1100];
+    snprintf(gp, sizeof gp, "%s/fixtures/vocab/ggml-vocab-%s.gguf", shared, name);
+    snprintf(ip, sizeof ip, "%s.inp", gp);
+    snprintf(op, sizeof op, "%s.out", gp);
+    MsGguf *g = NULL;
+    MsTokenizer *t = open_tok(gp, &g);
+    if (!MT_CHECK(t != NULL, "%s: tokenizer loads", name)) {
+        ms_gguf_free(g);
+        return;
+    }
+    MT_CHECK(ms_tokenizer_kind(t) == kind, "%s: kind %d (model %s, pre %s)", name, (int)ms_tokenizer_kind(t),
+             ms_tokenizer_model_name(t), ms_tokenizer_pre_name(t));
+    Vectors v;
+    if (!MT_CHECK(load_vectors(ip, op, &v) == 0 && v.n == 46, "%s: 46 vectors read", name)) {
+        vectors_free(&v);
+        ms_tokenizer_free(t);
+        ms_gguf_free(g);
+        return;
+    }
+    int pass = 0;
+    for (size_t i = 0; i < v.n; i++) pass += vector_matches(t, v.s[i], v.len[i], v.ids[i], true);
+    mt_diag("%-15s %2d/%zu vectors pass", name, pass, v.n);
+    MT_CHECK(pass == (int)v.n, "%s: all vectors tokenize exactly as llama.cpp (%d/%zu)", name, pass, v.n);
+    if (kind == MS_TOK_BPE) check_roundtrip(name, t, &v);
+    vectors_free(&v);
+    ms_tokenizer_free(t);
+    ms_gguf_free(g);
+}
+
+/* The fixture models' own tokenizer: tiny-bpe vectors and each model's
+ * reference prompts (tokens as llama.cpp produced them, BOS included when
+ * the model's add_bos_token says so). */
+static void test_model(const char *shared, const char *model, bool want_bos, bool run_tiny)
+{
+    char gp[1024], rp[1100], ip[1100], op[1100];
+    snprintf(gp, sizeof gp, "%s/fixtures/models/%s.gguf", shared, model);
+    snprintf(rp, sizeof rp, "%s/fixtures/reference/%s.json", shared, model);
+    MsGguf *g = NULL;
+    MsTokenizer *t = open_tok(gp, &g);
+    if (!MT_CHECK(t != NULL, "%s: tokenizer loads", model)) {
+        ms_gguf_free(g);
+        return;
+    }
+    MT_CHECK(ms_tokenizer_n_vocab(t) == 559 && ms_tokenizer_bos(t) == 557 && ms_tokenizer_eos(t) == 556,
+             "%s: 559 tokens, bos 557, eos 556", model);
+    MT_CHECK(ms_tokenizer_add_bos(t) == want_bos && !ms_tokenizer_add_eos(t), "%s: add_bos %s, no eos", model,
+             want_bos ? "yes" : "no");
+    MT_CHECK(ms_tokenizer_is_eog(t, 556) && !ms_tokenizer_is_eog(t, 557), "%s: eos is end-of-generation", model);
+
+    int32_t *ids = NULL;
+    int n = ms_tokenizer_encode(t, "Hello", 5, true, &ids, NULL);
+    int m = -1;
+    int32_t *ids2 = NULL;
+    m = ms_tokenizer_encode(t, "Hello", 5, false, &ids2, NULL);
+    MT_CHECK(n > 0 && m > 0 && n == m + (want_bos ? 1 : 0) && (!want_bos || ids[0] == 557) &&
+             memcmp(ids + (want_bos ? 1 : 0), ids2, (size_t)m * sizeof *ids) == 0,
+             "%s: add_special %s BOS", model, want_bos ? "prepends" : "adds no");
+    free(ids);
+    free(ids2);
+
+    json_error_t je;
+    json_t *ref = json_load_file(rp, 0, &je);
+    int np = 0, ok = 0;
+    json_t *prompts = ref ? json_object_get(ref, "prompts") : NULL;
+    MT_CHECK(json_is_boolean(json_object_get(ref, "add_bos")) &&
+             json_is_true(json_object_get(ref, "add_bos")) == want_bos, "%s: reference add_bos agrees", model);
+    for (size_t i = 0; i < json_array_size(prompts); i++) {
+        json_t *p = json_array_get(prompts, i);
+        const char *text = json_string_value(json_object_get(p, "text"));
+        size_t tl = json_string_length(json_object_get(p, "text"));
+        json_t *toks = json_object_get(p, "tokens");
+        if (!text || !json_is_array(toks)) continue;
+        np++;
+        int32_t *got = NULL;
+        int k = ms_tokenizer_encode(t, text, tl, true, &got, NULL);
+        bool same = k == (int)json_array_size(toks);
+        for (int j = 0; same && j < k; j++) same = json_integer_value(json_array_get(toks, (size_t)j)) == got[j];
+        if (!same) mt_diag("%s prompt %zu differs from the reference tokens", model, i);
+        ok += same;
+        free(got);
+    }
+    MT_CHECK(np == 6 && ok == np, "%s: reference prompt tokens match (%d/%d)", model, ok, np);
+    json_decref(ref);
+
+    if (run_tiny) {
+        snprintf(ip, sizeof ip, "%s/fixtures/vocab/tiny-bpe.inp", shared);
+        snprintf(op, sizeof op, "%s/fixtures/vocab/tiny-bpe.out", shared);
+        Vectors v;
+        if (MT_CHECK(load_vectors(ip, op, &v) == 0 && v.n == 46, "tiny-bpe: 46 vectors read")) {
+            int pass = 0;
+            for (size_t i = 0; i < v.n; i++) pass += vector_matches(t, v.s[i], v.len[i], v.ids[i], true);
+            mt_diag("tiny-bpe (%s, pre %s) %2d/%zu vectors pass", model, ms_tokenizer_pre_name(t), pass, v.n);
+            MT_CHECK(pass == (int)v.n, "tiny-bpe via %s: all vectors exact (%d/%zu)", model, pass, v.n);
+            check_roundtrip("tiny-bpe", t, &v);
+        }
+        vectors_free(&v);
+    }
+    ms_tokenizer_free(t);
+    ms_gguf_free(g);
+}
+
+/* Bad bytes become U+FFFD before byte-level BPE, as in llama.cpp. */
+static void test_invalid_utf8(const char *shared)
+{
+    char gp[1024];
+    snprintf(gp, sizeof gp, "%s/fixtures/vocab/ggml-vocab-gpt-2.gguf", shared);
+    MsGguf *g = NULL;
+    MsTokenizer *t = open_tok(gp, &g);
+    if (t) {
+        int32_t *a = NULL, *b = NULL;
+        int na = ms_tokenizer_encode(t, "ab\xff" "cd\xc3", 6, false, &a, NULL);
+        int nb = ms_tokenizer_encode(t, "ab\xef\xbf\xbd" "cd\xef\xbf\xbd", 10, false, &b, NULL);
+        MT_CHECK(na > 0 && na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0,
+                 "invalid UTF-8 bytes tokenize as U+FFFD");
+        free(a);
+        free(b);
+        char buf[8];
+        MT_CHECK(ms_tokenizer_piece(t, -1, buf, sizeof buf) == MS_ERANGE &&
+                 ms_tokenizer_piece(t, ms_tokenizer_n_vocab(t), buf, sizeof buf) == MS_ERANGE &&
+                 ms_tokenizer_token_text(t, ms_tokenizer_n_vocab(t)) == NULL,
+                 "ids outside the vocabulary give MS_ERANGE / NULL");
+        MT_CHECK(ms_tokenizer_piece(t, 50256, buf, sizeof buf) == 0, "control token <|endoftext|> has an empty piece");
+        int32_t *c = NULL;
+        const char *sp = "<|endoftext|>";
+        int nc = ms_tokenizer_encode(t, sp, strlen(sp), false, &c, NULL);
+        MT_CHECK(nc > 1, "control token text is not parsed as the special token (%d tokens)", nc);
+        free(c);
+    }
+    ms_tokenizer_free(t);
+    ms_gguf_free(g);
+}
+
+static int write_gguf(const char *path, const char *model, const char *pre, bool with_tokens)
+{
+    MsError err = {0};
+    MsGgufWriter *w = ms_gguf_writer_new(path, &err);
+    if (!w) return -1;
+    ms_gguf_writer_set_str(w, "general.architecture", "llama");
+    if (model) ms_gguf_writer_set_str(w, "tokenizer.ggml.model", model);
+    if (pre) ms_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    if (with_tokens) {
+        const char *toks[] = { "a", "b", "ab" };
+        const char *merges[] = { "a b" };
+        ms_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
+        ms_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    }
+    int rc = ms_gguf_writer_write_header(w);
+    if (!rc) rc = ms_gguf_writer_finish(w, &err);
+    ms_gguf_writer_free(w);
+    return rc;
+}
+
+static int try_load(const char *path, MsError *err)
+{
+    MsGguf *g = ms_gguf_open(path, err);
+    if (!g) return -100;
+    MsTokenizer *t = ms_tokenizer_new(g, err);
+    int rc = t ? 0 : err->code;
+    if (t) {
+        int32_t *ids = NULL;
+        int n = ms_tokenizer_encode(t, "abab", 4, true, &ids, NULL);
+        rc = n == 2 && ids[0] == 2 && ids[1] == 2 ? 1 : -200;
+        free(ids);
+    }
+    ms_tokenizer_free(t);
+    ms_gguf_free(g);
+    return rc;
+}
+
+static void test_errors(void)
+{
+    char p[512];
+    MsError err = {0};
+    snprintf(p, sizeof p, "%s/notok.gguf", mt_tmpdir());
+    if (!MT_CHECK(write_gguf(p, NULL, NULL, false) == 0, "write a GGUF without tokenizer keys")) return;
+    int rc = try_load(p, &err);
+    MT_CHECK(rc == MS_ENOTFOUND && strstr(err.msg, "notok.gguf") && strstr(err.msg, "tokenizer"),
+             "no tokenizer keys: MS_ENOTFOUND, \"%s\"", err.msg);
+
+    snprintf(p, sizeof p, "%s/t5.gguf", mt_tmpdir());
+    write_gguf(p, "t5", NULL, true);
+    rc = try_load(p, &err);
+    MT_CHECK(rc == MS_EUNSUPPORTED && strstr(err.msg, "t5"), "unknown model: MS_EUNSUPPORTED, \"%s\"", err.msg);
+
+    snprintf(p, sizeof p, "%s/pre.gguf", mt_tmpdir());
+    write_gguf(p, "gpt2", "no-such-pre", true);
+    rc = try_load(p, &err);
+    MT_CHECK(rc == MS_EUNSUPPORTED && strstr(err.msg, "no-such-pre"), "unknown pre: MS_EUNSUPPORTED, \"%s\"",
+             err.msg);
+
+    snprintf(p, sizeof p, "%s/notoks.gguf", mt_tmpdir());
+    write_gguf(p, "gpt2", "gpt-2", false);
+    rc = try_load(p, &err);
+    MT_CHECK(rc == MS_ENOTFOUND && strstr(err.msg, "tokenizer.ggml.tokens"), "no token list: MS_ENOTFOUND, \"%s\"",
+             err.msg);
+
+    /* a minimal well-formed file: "a" + "b" merge into "ab"; default pre */
+    snprintf(p, sizeof p, "%s/mini.gguf", mt_tmpdir());
+    write_gguf(p, "gpt2", NULL, true);
+    MT_CHECK(try_load(p, &err) == 1, "minimal gpt2 vocabulary without pre: merges apply, no BOS by default");
+}
+
+int main(void)
+{
+    const char *shared = mt_require_shared();
+    static const struct { const char *name; MsTokKind kind; } vocabs[] = {
+        { "bert-bge", MS_TOK_WPM }, { "deepseek-coder", MS_TOK_BPE }, { "deepseek-llm", MS_TOK_BPE },
+        { "falcon", MS_TOK_BPE }, { "gpt-2", MS_TOK_BPE }, { "llama-spm", MS_TOK_SPM },
+        { "mpt", MS_TOK_BPE }, { "phi-3", MS_TOK_SPM }, { "refact", MS_TOK_BPE },
+        { "starcoder", MS_TOK_BPE },
+    };
+    for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++) test_vocab(shared, vocabs[i].name, vocabs[i].kind);
+
+    /* BOS per the fixtures README: mixtral-256 and deepseek2-tiny add it */
+    test_model(shared, "olmoe-tiny.F32", false, true);
+    test_model(shared, "qwen2moe-tiny.F32", false, true);
+    test_model(shared, "mixtral-256.F16", true, false);
+    test_model(shared, "granitemoe-tiny.F32", false, false);
+    test_model(shared, "deepseek2-tiny.F32", true, false);
+
+    test_invalid_utf8(shared);
+    test_errors();
+    return mt_done();
+}
