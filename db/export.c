@@ -38,7 +38,7 @@ typedef struct {
 
 static const Logical logical[] = {
     { "model", "model_id,file_name,file_size,sha256,arch,name,n_layer,n_expert,n_expert_used,n_expert_shared,"
-      "score_func,norm_topk,w_scale,n_embd,n_vocab,n_ff_exp,moe_layers", "itittiiiiitiriiit", "model_id",
+      "score_func,norm_topk,w_scale,n_embd,n_vocab,n_ff_exp,moe_layers", "ititttiiiitiriiit", "model_id",
       "SELECT model_id,file_name,file_size,sha256,arch,name,n_layer,n_expert,n_expert_used,n_expert_shared,"
       "score_func,norm_topk,w_scale,n_embd,n_vocab,n_ff_exp,moe_layers FROM model ORDER BY model_id" },
     { "intervention_set", "set_id,spec", "it", "set_id", "SELECT set_id,spec FROM intervention_set ORDER BY set_id" },
@@ -443,6 +443,7 @@ int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE 
         if (fmt == MS_EXPORT_PGSQL)
             fputs("-- moescope trace database for PostgreSQL (load with psql -f)\n"
                   "\\set ON_ERROR_STOP on\nSET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"
+                  "SET client_min_messages = warning;\n"
                   "BEGIN;\n", out);
         for (size_t i = 0; i < MS_ARRAY_LEN(logical) && !rc; i++) {
             const Logical *L = &logical[i];
