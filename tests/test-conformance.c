@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "mtest.h"
 #include "quant.h"
+#include "synth.h"
 
 #define TMAX 1024
 
@@ -296,6 +297,88 @@ out:
     json_decref(root);
 }
 
+/* ---- synthetic models: every weight type and architecture, no reference.
+ * Checks what holds without llama.cpp: finite logits, prefill+decode equal
+ * to one batch (routing identical, logits close), micro-batching (n_batch 5)
+ * equal to one batch, 1/2/3 threads bit-identical, F16 KV cache close to F32.
+ * deepseek2 with 27 blocks takes llama.cpp's "lite" path (no q LoRA). */
+static void synth_case(const char *arch, int type, int n_layer, int embd, int ff, bool f16kv)
+{
+    MsSynthParams sp = ms_synth_default_params();
+    sp.arch = arch; sp.type = type; sp.n_layer = n_layer; sp.n_embd = embd; sp.n_ff = ff;
+    sp.n_head = 4; sp.n_head_kv = strcmp(arch, "olmoe") == 0 || strcmp(arch, "deepseek2") == 0 ? 4 : 2;
+    sp.n_expert = 8; sp.n_expert_used = 3; sp.n_vocab = 300; sp.seed = 7;
+    char path[512], what[96];
+    snprintf(what, sizeof what, "synth %s %s L%d", arch, ms_type_name(type), n_layer);
+    snprintf(path, sizeof path, "%s/%s-%s-%d.gguf", mt_tmpdir(), arch, ms_type_name(type), n_layer);
+    MsError err = {0};
+    if (!MT_CHECK(ms_synth_write(path, &sp, &err) == 0, "%s: written (%s)", what, err.msg)) return;
+    MsModel *m = ms_model_load(path, &err);
+    if (!MT_CHECK(m != NULL, "%s: loads (%s)", what, m ? "ok" : err.msg)) { remove(path); return; }
+    const MsModelInfo *I = ms_model_info(m);
+    const int V = I->n_vocab, L = I->n_layer, E = I->n_expert, n = 23;
+    int32_t toks[23];
+    for (int i = 0; i < n; i++) toks[i] = (int32_t)((i * 7919 + 13) % V);
+    Capture ca, cb;
+    cap_init(&ca, L, E, E); cap_init(&cb, L, E, E);
+    float *la = malloc((size_t)n * V * sizeof(float)), *lb = malloc((size_t)n * V * sizeof(float));
+    MsContextParams p = ms_context_default_params();
+    p.n_ctx = 64; p.n_threads = 2;
+    MsContext *c = ms_context_new(m, &p, &err);
+    MsObserver oa = { on_routing, NULL, &ca }, ob = { on_routing, NULL, &cb };
+    bool ok = c && ms_context_eval((ms_context_set_observer(c, &oa), c), toks, n, la, true, &err) == 0;
+    bool finite = ok;
+    for (size_t i = 0; ok && i < (size_t)n * V; i++) finite &= isfinite(la[i]) != 0;
+    MT_CHECK(ok && finite, "%s: one batch runs, logits finite (%s)", what, ok ? "ok" : err.msg);
+    /* prefill 9 + decode */
+    ms_context_reset(c);
+    ms_context_set_observer(c, &ob);
+    ok = ms_context_eval(c, toks, 9, lb, true, &err) == 0;
+    for (int i = 9; ok && i < n; i++) ok = ms_context_eval(c, toks + i, 1, lb + (size_t)i * V, false, &err) == 0;
+    double d = 0;
+    for (size_t i = 0; ok && i < (size_t)n * V; i++) d = fmax(d, fabs((double)la[i] - lb[i]));
+    bool same_route = memcmp(ca.ids, cb.ids, (size_t)L * TMAX * E * sizeof(int32_t)) == 0;
+    double tol = type == MS_TYPE_F32 ? 1e-4 : 0.25;
+    MT_CHECK(ok && (d <= tol || !same_route), "%s: prefill+decode logits within %.2g of one batch (%.3g)", what, tol, d);
+    MT_CHECK(ok && same_route, "%s: prefill+decode routing identical", what);
+    ms_context_free(c);
+    /* thread counts and micro-batches: bit-identical */
+    int cfg[3][2] = { {1, 512}, {3, 512}, {2, 5} };
+    for (int k = 0; k < 3; k++) {
+        p.n_threads = cfg[k][0]; p.n_batch = cfg[k][1];
+        c = ms_context_new(m, &p, &err);
+        memset(cb.ids, 0, (size_t)L * TMAX * E * sizeof(int32_t));
+        if (c) ms_context_set_observer(c, &ob);
+        ok = c && ms_context_eval(c, toks, n, lb, true, &err) == 0;
+        bool same = ok && memcmp(la, lb, (size_t)n * V * sizeof(float)) == 0
+                    && memcmp(ca.ids, cb.ids, (size_t)L * TMAX * E * sizeof(int32_t)) == 0;
+        if (cfg[k][1] == 512)
+            MT_CHECK(same, "%s: %d threads bit-identical to 2", what, cfg[k][0]);
+        else {
+            double dd = 0;
+            for (size_t i = 0; ok && i < (size_t)n * V; i++) dd = fmax(dd, fabs((double)la[i] - lb[i]));
+            MT_CHECK(ok && dd <= tol, "%s: micro-batches of 5 within %.2g (%.3g)", what, tol, dd);
+        }
+        ms_context_free(c);
+    }
+    if (f16kv) {
+        p.n_threads = 2; p.n_batch = 0; p.kv_type = MS_KV_F16;
+        c = ms_context_new(m, &p, &err);
+        memset(cb.ids, 0, (size_t)L * TMAX * E * sizeof(int32_t));
+        if (c) ms_context_set_observer(c, &ob);
+        ok = c && ms_context_eval(c, toks, n, lb, true, &err) == 0;
+        d = 0;
+        for (size_t i = 0; ok && i < (size_t)n * V; i++) d = fmax(d, fabs((double)la[i] - lb[i]));
+        same_route = memcmp(ca.ids, cb.ids, (size_t)L * TMAX * E * sizeof(int32_t)) == 0;
+        MT_CHECK(ok && (!same_route || (d > 0 && d < 0.05)), "%s: F16 KV cache close to F32 (%.3g)", what, d);
+        ms_context_free(c);
+    }
+    free(la); free(lb);
+    cap_free(&ca); cap_free(&cb);
+    ms_model_free(m);
+    remove(path);
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int main(void)
@@ -320,5 +403,15 @@ int main(void)
         free(names[i]);
     }
     MT_CHECK(nn > 0, "found %d fixture models", nn);
+    if (!only) {
+        const int types[] = { MS_TYPE_F16, MS_TYPE_BF16, MS_TYPE_Q8_0, MS_TYPE_Q4_0, MS_TYPE_Q4_1, MS_TYPE_Q5_0,
+                              MS_TYPE_Q5_1, MS_TYPE_Q2_K, MS_TYPE_Q3_K, MS_TYPE_Q4_K, MS_TYPE_Q5_K, MS_TYPE_Q6_K };
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            synth_case(i % 2 ? "qwen2moe" : "llama", types[i], 2, 256, 256, false);
+        synth_case("olmoe", MS_TYPE_F32, 2, 64, 32, true);
+        synth_case("granitemoe", MS_TYPE_Q8_0, 2, 256, 256, true);
+        synth_case("deepseek2", MS_TYPE_F32, 27, 64, 32, true);
+        synth_case("deepseek2", MS_TYPE_Q4_K, 3, 256, 256, false);
+    }
     return mt_done();
 }
