@@ -37,7 +37,10 @@ static const char trace_help[] =
     "  --resume        continue the latest run with the same model and settings,\n"
     "                  skipping prompts already committed\n"
     "  -t THREADS      worker threads (default: all CPUs)\n"
-    "  --batch N       tokens per prefill chunk (default 256)\n";
+    "  --batch N       tokens per prefill chunk (default 256)\n"
+    "  --timing        print the time of the prompt loop (inference + storing)\n"
+    "  --no-store      run the same inference without observer or database (a\n"
+    "                  benchmark baseline; --db is not needed)\n";
 
 typedef struct {
     bool tty;
@@ -67,6 +70,7 @@ static void progress(Progress *p, size_t done, size_t total, bool final)
 static int put_token(MsTraceWriter *w, const MsTokenizer *tok, int pos, int32_t id, bool gen, float lp, float ent,
                      MsError *err)
 {
+    if (!w) return 0;   /* --no-store */
     char buf[256];
     int n = ms_tokenizer_piece(tok, id, buf, sizeof buf);
     if (n < 0) return ms_error_set(err, n, "token id %d outside the vocabulary", id);
@@ -85,7 +89,7 @@ int ms_cmd_trace(int argc, char **argv)
     int n_gen = 0, n_threads = 0, n_batch = 256;
     float temp = 0.0f;
     uint64_t seed = 0, parent = 0;
-    bool probs = false, stats = false, resume = false, logprobs = true;
+    bool probs = false, stats = false, resume = false, logprobs = true, timing = false, no_store = false;
     MsCliIvSpecs ivs = { 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -100,6 +104,8 @@ int ms_cmd_trace(int argc, char **argv)
         if (!strcmp(a, "--stats")) { stats = true; continue; }
         if (!strcmp(a, "--resume")) { resume = true; continue; }
         if (!strcmp(a, "--no-logprobs")) { logprobs = false; continue; }
+        if (!strcmp(a, "--timing")) { timing = true; continue; }
+        if (!strcmp(a, "--no-store")) { no_store = true; continue; }
         if ((r = ms_cli_opt(cmd, argc, argv, &i, "--prompts", NULL, &v)) != 0) {
             if (r < 0) goto usage;
             pfile = v;
@@ -148,7 +154,7 @@ int ms_cmd_trace(int argc, char **argv)
         }
         path = a;
     }
-    if (!path || !pfile || !dbpath) {
+    if (!path || !pfile || (!dbpath && !no_store)) {
         ms_cli_usage(cmd, "%s", !path ? "missing MODEL" : !pfile ? "--prompts FILE is required" : "--db OUT.db is required");
         goto usage;
     }
@@ -203,6 +209,8 @@ int ms_cmd_trace(int argc, char **argv)
         max_tok = MS_MAX(max_tok, ntok[i]);
     }
 
+    int64_t run_id = 0;
+    if (no_store) goto run;
     db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err);
     if (!db) {
         rc = ms_cli_fail_err(cmd, &err);
@@ -232,7 +240,6 @@ int ms_cmd_trace(int argc, char **argv)
     }
     MsTraceRunDesc rd = { .model_id = model_id, .parent_run_id = (int64_t)parent, .kind = "trace",
                           .settings_json = settings, .interventions = ivtext, .has_probs = probs, .has_stats = stats };
-    int64_t run_id = 0;
     if (resume) {
         run_id = ms_trace_run_find(db, &rd, &err);
         if (run_id < 0) {
@@ -252,6 +259,7 @@ int ms_cmd_trace(int argc, char **argv)
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
     }
+run:;
 
     MsContextParams cp = ms_context_default_params();
     cp.n_ctx = max_tok + n_gen;
@@ -266,8 +274,10 @@ int ms_cmd_trace(int argc, char **argv)
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
     }
-    MsObserver obs = ms_trace_writer_observer(w);
-    ms_context_set_observer(ctx, &obs);
+    if (w) {
+        MsObserver obs = ms_trace_writer_observer(w);
+        ms_context_set_observer(ctx, &obs);
+    }
     smp = ms_sampler_new(temp, 1.0f, seed);
     size_t V = (size_t)in->n_vocab;
     int chunk = MS_MIN(n_batch, max_tok);
@@ -281,13 +291,13 @@ int ms_cmd_trace(int argc, char **argv)
     Progress pg = { .tty = isatty(STDERR_FILENO), .t0 = ms_cli_now() };
     size_t skipped = 0, written = 0;
     for (size_t i = 0; i < npr && !rc; i++) {
-        if (resume) {
+        if (resume && db) {
             int64_t have = ms_trace_prompt_lookup(db, run_id, (int)i, &err);
             if (have < 0) { rc = ms_cli_fail_err(cmd, &err); break; }
             if (have > 0) { skipped++; progress(&pg, i + 1, npr, false); continue; }
         }
         ms_context_reset(ctx);
-        if (ms_trace_writer_begin(w, (int)i, pr[i].text, pr[i].len, pr[i].labels_json, &err) < 0) {
+        if (w && ms_trace_writer_begin(w, (int)i, pr[i].text, pr[i].len, pr[i].labels_json, &err) < 0) {
             rc = ms_cli_fail_err(cmd, &err);
             break;
         }
@@ -337,7 +347,7 @@ int ms_cmd_trace(int argc, char **argv)
             pg.tokens++;
         }
         if (rc) break;
-        if (ms_trace_writer_commit(w, NULL, &err) < 0) {
+        if (w && ms_trace_writer_commit(w, NULL, &err) < 0) {
             rc = ms_cli_fail_err(cmd, &err);
             break;
         }
@@ -346,6 +356,11 @@ int ms_cmd_trace(int argc, char **argv)
     }
     if (!rc) {
         progress(&pg, npr, npr, true);
+        if (timing) {
+            double el = ms_cli_now() - pg.t0;
+            fprintf(stderr, "moescope trace: %lld tokens in %.3f s (%.1f tokens/s)%s\n", (long long)pg.tokens, el,
+                    el > 0 ? (double)pg.tokens / el : 0.0, no_store ? " without storing" : "");
+        }
         if (pg.tty || skipped)
             fprintf(stderr, "moescope trace: run %lld: %zu prompts written, %zu already present\n",
                     (long long)run_id, written, skipped);

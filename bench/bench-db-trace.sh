@@ -1,0 +1,57 @@
+#!/bin/bash
+# bench-db-trace.sh — cost of tracing to SQLite on the OLMoE-shaped model
+# (embd 2048, 16 heads, 64 experts, top-8, expert ff 1024, 4 layers, vocab
+# 50277, Q8_0; the same model bench/run-speed.sh synthesises): the prompt
+# loop of `moescope trace --timing` with the store against the identical
+# inference with --no-store (target: <= 3 % slower).  Not part of the tests.
+#
+# usage: bench/bench-db-trace.sh [CACHE_DIR]
+# environment: MOESCOPE (default build/app/moescope), REPS (3), THREADS (2),
+#              PROMPTS (8), GEN (8)
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+M=${MOESCOPE:-$here/build/app/moescope}
+cache=${1:-${TMPDIR:-/tmp}/moescope-speed}
+reps=${REPS:-3}
+threads=${THREADS:-2}
+np=${PROMPTS:-8}
+gen=${GEN:-8}
+mkdir -p "$cache"
+model=$cache/olmoe-shape.Q8_0.gguf
+if [ ! -s "$model" ]; then
+    echo "# synthesising $model ..." >&2
+    "$M" synth --arch olmoe --layers 4 --embd 2048 --heads 16 --experts 64 --used 8 \
+        --ff 1024 --vocab 50277 --type Q8_0 --seed 1 "$model.part"
+    mv "$model.part" "$model"
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/msbench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+for i in $(seq 1 "$np"); do
+    printf 'Prompt %d. Mixture-of-experts models route every token to a few experts; ' "$i"
+    printf 'this benchmark measures what storing each routing decision costs. %.0s' $(seq 1 6)
+    echo
+done > "$work/p.txt"
+
+# seconds of the prompt loop, from --timing
+loop_time() { "$M" trace "$model" --prompts "$work/p.txt" --gen "$gen" -t "$threads" --timing "$@" 2>&1 |
+              sed -n 's/.* in \([0-9.]*\) s .*/\1/p'; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A res
+for variant in plain trace trace-probs-stats; do
+    for r in $(seq 1 "$reps"); do
+        rm -f "$work"/t.db*
+        case $variant in
+            plain) loop_time --no-store ;;
+            trace) loop_time --db "$work/t.db" ;;
+            trace-probs-stats) loop_time --db "$work/t.db" --probs --stats ;;
+        esac
+    done > "$work/$variant.times"
+    res[$variant]=$(median < "$work/$variant.times")
+done
+ntok=$("$M" sql --db "$work/t.db" "SELECT sum(n_tokens) FROM prompt" --csv | tail -1)
+echo "OLMoE-shaped Q8_0, $np prompts, $ntok tokens (prefill + $gen generated each), $threads threads, median of $reps"
+for variant in plain trace trace-probs-stats; do
+    awk -v v="$variant" -v t="${res[$variant]}" -v b="${res[plain]}" -v n="$ntok" \
+        'BEGIN { printf "%-18s %8.3f s  %8.1f tok/s  %+6.2f %%\n", v, t, n / t, 100 * (t - b) / b }'
+done
