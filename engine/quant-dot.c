@@ -536,6 +536,270 @@ static bool simd_type(int type)
     }
 }
 
+
+/* ---- packed prefill path (nt >= MSQ_PACK_MIN_NT, n a multiple of 256) ----
+ * Per group of 256 elements, weights and activations are rearranged so
+ * that lane j of an 8 x i32 accumulator sees only unit j (block j of a
+ * Q8_0-family row, sub-block j of a Q4_K/Q5_K super-block): an 8x8 dword
+ * transpose.  Then one dpbusd per 32 byte pairs does all the integer work
+ * and the per-unit scaling happens once per 8 units in float lanes, instead
+ * of a float conversion + scaling per 32-element block.  With AVX512-VNNI
+ * two groups share one 512-bit vector (16 lanes).  Repacking is amortised:
+ * weights over PK_TG tokens, activations over all rows of the call. */
+#define MSQ_PACK_MIN_NT 4
+#define PK_KC 1024         /* elements per chunk of the inner dimension */
+#define PK_TG 32           /* activation rows packed at a time */
+
+#if defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__AVX512BW__)
+#define PK_W 2             /* groups per packed block (vector = 16 lanes) */
+typedef __m512i PVi;
+typedef __m512 PVf;
+#define PV_LOADI(p) _mm512_load_si512((const void *)(p))
+#define PV_LOADF(p) _mm512_load_ps((const void *)(p))
+#define PV_ZEROI() _mm512_setzero_si512()
+#define PV_ZEROF() _mm512_setzero_ps()
+#define PV_DP(acc, u, s) _mm512_dpbusd_epi32((acc), (u), (s))
+#define PV_CVT(x) _mm512_cvtepi32_ps(x)
+#define PV_MUL(a, b) _mm512_mul_ps((a), (b))
+#define PV_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define PV_FNMA(a, b, c) _mm512_fnmadd_ps((a), (b), (c))
+#define PV_HSUM(x) _mm512_reduce_add_ps(x)
+#define PK_OK(type) 1
+#else
+#define PK_W 1
+typedef __m256i PVi;
+typedef __m256 PVf;
+#define PV_LOADI(p) _mm256_load_si256((const __m256i *)(p))
+#define PV_LOADF(p) _mm256_load_ps((const float *)(p))
+#define PV_ZEROI() _mm256_setzero_si256()
+#define PV_ZEROF() _mm256_setzero_ps()
+#define PV_DP(acc, u, s) DPBUSD((acc), (u), (s))
+#define PV_CVT(x) _mm256_cvtepi32_ps(x)
+#define PV_MUL(a, b) _mm256_mul_ps((a), (b))
+#define PV_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define PV_FNMA(a, b, c) _mm256_fnmadd_ps((a), (b), (c))
+#define PV_HSUM(x) hsum8(x)
+/* the AVX2 dpbusd emulation would saturate on Q8_0's u = q + 128 */
+#define PK_OK(type) (MSQ_VNNI || (type) != MS_TYPE_Q8_0)
+#endif
+
+typedef struct {
+    _Alignas(64) uint8_t q[8][32 * PK_W];  /* transposed bytes, unsigned (weights) / signed (acts) */
+    _Alignas(64) float s[8 * PK_W];        /* see pack_w / pack_a */
+    _Alignas(64) float b[8 * PK_W];
+    _Alignas(64) int32_t c[8 * PK_W];      /* acts of the Q8_0 family: -off * sum(y) per block */
+} PackBlk;
+
+static inline void transpose8(__m256i *r)
+{
+    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+    r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+    r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+    r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+    r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+static bool packed_type(int type)
+{
+    return (type == MS_TYPE_Q8_0 || type == MS_TYPE_Q4_0 || type == MS_TYPE_Q5_0 ||
+            type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K) && PK_OK(type);
+}
+
+static inline bool is_k(int type) { return type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K; }
+
+/* Store the 8 transposed vectors and scale lanes of one group into slot h. */
+static inline void pk_store(PackBlk *o, int h, const __m256i *r, __m256 s, __m256 b, __m256i c)
+{
+    for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *)(o->q[k] + 32 * h), r[k]);
+    _mm256_store_ps(o->s + 8 * h, s);
+    _mm256_store_ps(o->b + 8 * h, b);
+    _mm256_store_si256((__m256i *)(o->c + 8 * h), c);
+}
+
+/* Zero a slot (odd group count): contributes exactly 0. */
+static inline void pk_zero(PackBlk *o, int h)
+{
+    __m256i z[8];
+    for (int k = 0; k < 8; k++) z[k] = _mm256_setzero_si256();
+    pk_store(o, h, z, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_si256());
+}
+
+/* Weights of group g.  Q8_0 family: q = block values + off, s = block d.
+ * Q4_K/Q5_K: q = sub-block levels, s = d*sc_j, b = dmin*m_j (both exact
+ * in f32: an f16 times a 6-bit integer). */
+static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
+{
+    __m256i r[8];
+    __m256 sv, bv = _mm256_setzero_ps();
+    if (!is_k(type)) {
+        size_t wb = ms_type_block_bytes(type);
+        float d[8];
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *b = row + wb * (size_t)(8 * g + j);
+            r[j] = q32_unsigned(type, b);
+            d[j] = _cvtsh_ss(msq_rd16(b));
+        }
+        sv = _mm256_loadu_ps(d);
+    } else {
+        bool five = type == MS_TYPE_Q5_K;
+        const uint8_t *b = row + (five ? 176 : 144) * (size_t)g;
+        const __m256i m4 = _mm256_set1_epi8(15);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16)), x10 = _mm256_set1_epi8(16);
+        for (int p = 0; p < 4; p++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(b + (five ? 48 : 16) + 32 * p));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                __m256i bl = _mm256_set1_epi8((char)(1 << (2 * p))), bh = _mm256_set1_epi8((char)(2 << (2 * p)));
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), x10));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), x10));
+            }
+            r[2 * p] = lo;
+            r[2 * p + 1] = hi;
+        }
+        uint64_t s8, m8;
+        msq_q4k_scales8(b + 4, &s8, &m8);
+        __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s8)));
+        __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8)));
+        sv = _mm256_mul_ps(sc, bcast_h(b));
+        bv = _mm256_mul_ps(mn, bcast_h(b + 2));
+    }
+    transpose8(r);
+    pk_store(o, h, r, sv, bv, _mm256_setzero_si256());
+}
+
+/* Activations of group g.  Q8_0: s = block d, c = -off*sum(block) (so
+ * dpbusd from c gives sum(q*y) exactly).  Q8_K: s = d (broadcast),
+ * b = sum of each 32-element sub-block (from the bsums). */
+static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
+{
+    __m256i r[8];
+    if (!is_k(type)) {
+        float d[8];
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *b = row + 34 * (size_t)(8 * g + j);
+            r[j] = _mm256_loadu_si256((const __m256i *)(b + 2));
+            d[j] = _cvtsh_ss(msq_rd16(b));
+        }
+        transpose8(r);
+        const int off = type == MS_TYPE_Q8_0 ? 128 : type == MS_TYPE_Q4_0 ? 8 : 16;
+        const __m256i offv = _mm256_set1_epi8((char)off);
+        __m256i c = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) c = DPBUSD(c, offv, r[k]);
+        pk_store(o, h, r, _mm256_loadu_ps(d), _mm256_setzero_ps(),
+                 _mm256_sub_epi32(_mm256_setzero_si256(), c));
+    } else {
+        const uint8_t *b = row + 292 * (size_t)g;
+        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_si256((const __m256i *)(b + 4 + 32 * j));
+        transpose8(r);
+        __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
+        pk_store(o, h, r, _mm256_set1_ps(rdf32(b)),
+                 _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, _mm256_set1_epi16(1))), _mm256_setzero_si256());
+    }
+}
+
+ALWAYS_INLINE void tile_packed(const int kq, const int T, int np, const PackBlk *const *w,
+                               const PackBlk *const *a, float out[4][4])
+{
+    PVf acc[4][4];
+    UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = PV_ZEROF();
+    for (int g = 0; g < np; g++) {
+        PVi is[4][4];
+        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++)
+            is[r][t] = kq ? PV_ZEROI() : PV_LOADI(a[t][g].c);
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+            PVi wq[4];
+            UNROLL for (int r = 0; r < 4; r++) wq[r] = PV_LOADI(w[r][g].q[k]);
+            UNROLL for (int t = 0; t < T; t++) {
+                PVi aq = PV_LOADI(a[t][g].q[k]);
+                UNROLL for (int r = 0; r < 4; r++) is[r][t] = PV_DP(is[r][t], wq[r], aq);
+            }
+        }
+        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) {
+            PVf f = PV_CVT(is[r][t]);
+            if (kq) {
+                f = PV_MUL(f, PV_LOADF(w[r][g].s));
+                f = PV_FNMA(PV_LOADF(a[t][g].b), PV_LOADF(w[r][g].b), f);
+                acc[r][t] = PV_FMA(f, PV_LOADF(a[t][g].s), acc[r][t]);
+            } else {
+                acc[r][t] = PV_FMA(f, PV_MUL(PV_LOADF(w[r][g].s), PV_LOADF(a[t][g].s)), acc[r][t]);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = PV_HSUM(acc[r][t]);
+}
+
+static void tile_packed_any(int type, int T, int np, const PackBlk *const *w,
+                            const PackBlk *const *a, float out[4][4])
+{
+    if (is_k(type)) {
+        if (T == 4) tile_packed(1, 4, np, w, a, out);
+        else tile_packed(1, 1, np, w, a, out);
+    } else {
+        if (T == 4) tile_packed(0, 4, np, w, a, out);
+        else tile_packed(0, 1, np, w, a, out);
+    }
+}
+
+#define PK_NB (PK_KC / (256 * PK_W))   /* packed blocks per chunk */
+
+static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb,
+                        int64_t nt, const uint8_t *A, size_t ab, float *Y, int64_t ldy)
+{
+    PackBlk apk[PK_TG][PK_NB], wpk[4][PK_NB];
+    for (int64_t t0 = 0; t0 < nt; t0 += PK_TG) {
+        int tn = (int)MS_MIN(PK_TG, nt - t0);
+        for (int64_t k0 = 0; k0 < n; k0 += PK_KC) {
+            int ng = (int)(MS_MIN(PK_KC, n - k0) / 256), np = (ng + PK_W - 1) / PK_W;
+            for (int t = 0; t < tn; t++) {
+                for (int g = 0; g < ng; g++)
+                    pack_a(type, A + ab * (size_t)(t0 + t), k0 / 256 + g, &apk[t][g / PK_W], g % PK_W);
+                if (ng % PK_W) pk_zero(&apk[t][np - 1], ng % PK_W);
+            }
+            for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
+                int nr = (int)MS_MIN(4, nrows - r0);
+                for (int r = 0; r < 4; r++) {
+                    if (r >= nr) { memcpy(wpk[r], wpk[nr - 1], sizeof wpk[r]); continue; }
+                    const uint8_t *row = W + rb * (size_t)(r0 + r);
+                    for (int g = 0; g < ng; g++) pack_w(type, row, k0 / 256 + g, &wpk[r][g / PK_W], g % PK_W);
+                    if (ng % PK_W) pk_zero(&wpk[r][np - 1], ng % PK_W);
+                }
+                const PackBlk *wp[4] = {wpk[0], wpk[1], wpk[2], wpk[3]};
+                for (int tt = 0; tt < tn; tt += 4) {
+                    int tcount = MS_MIN(4, tn - tt);
+                    float o[4][4];
+                    if (tcount == 4) {
+                        const PackBlk *ap[4] = {apk[tt], apk[tt + 1], apk[tt + 2], apk[tt + 3]};
+                        tile_packed_any(type, 4, np, wp, ap, o);
+                    } else {
+                        for (int t = 0; t < tcount; t++) {
+                            const PackBlk *ap[1] = {apk[tt + t]};
+                            float o1[4][4];
+                            tile_packed_any(type, 1, np, wp, ap, o1);
+                            for (int r = 0; r < 4; r++) o[r][t] = o1[r][0];
+                        }
+                    }
+                    for (int t = 0; t < tcount; t++) {
+                        float *y = Y + (t0 + tt + t) * ldy + r0;
+                        if (k0 == 0) for (int r = 0; r < nr; r++) y[r] = o[r][t];
+                        else for (int r = 0; r < nr; r++) y[r] += o[r][t];
+                    }
+                }
+            }
+        }
+    }
+}
+
 #endif /* MSQ_SIMD */
 
 /* ====================================================== public entry points */
@@ -566,6 +830,10 @@ void ms_gemm(int wtype, int64_t n, int64_t nrows, const void *w,
     const uint8_t *W = w, *A = act;
     if (nrows <= 0 || nt <= 0) return;
 #if MSQ_SIMD
+    if (packed_type(wtype) && nt >= MSQ_PACK_MIN_NT && n % 256 == 0) {
+        gemm_packed(wtype, n, nrows, W, rb, nt, A, ab, Y, ldy);
+        return;
+    }
     if (simd_type(wtype)) {
         /* Row tiles outer, token tiles inner: 4 weight rows stay in L1 while
          * every activation row passes over them.  Short tiles at the end of
