@@ -135,22 +135,27 @@ static bool has_clean_pattern(const char *s, size_t n)
 
 static void check_roundtrip(const char *name, const MsTokenizer *t, const Vectors *v)
 {
+    /* SentencePiece pieces carry the prefix space that decode() removes, and
+     * llama.cpp never applies the clean-up to SPM, so every string counts */
+    bool spm = ms_tokenizer_kind(t) == MS_TOK_SPM;
     int pieces_ok = 0, decode_ok = 0, decode_n = 0;
     for (size_t i = 0; i < v->n; i++) {
         int32_t *ids = NULL;
         int n = ms_tokenizer_encode(t, v->s[i], v->len[i], false, &ids, NULL);
         if (n < 0) continue;
-        char *cat = malloc(v->len[i] * 4 + 64);
-        size_t cl = 0;
-        bool fits = true;
-        for (int k = 0; k < n && fits; k++) {
-            int pl = ms_tokenizer_piece(t, ids[k], cat + cl, v->len[i] * 4 + 64 - cl);
-            if (pl < 0 || cl + (size_t)pl > v->len[i] * 4 + 64) fits = false;
-            else cl += (size_t)pl;
+        if (!spm) {
+            size_t cap = v->len[i] * 4 + 64, cl = 0;
+            char *cat = malloc(cap);
+            bool fits = cat != NULL;
+            for (int k = 0; k < n && fits; k++) {
+                int pl = ms_tokenizer_piece(t, ids[k], cat + cl, cap - cl);
+                if (pl < 0 || cl + (size_t)pl > cap) fits = false;
+                else cl += (size_t)pl;
+            }
+            pieces_ok += fits && cl == v->len[i] && memcmp(cat, v->s[i], cl) == 0;
+            free(cat);
         }
-        pieces_ok += fits && cl == v->len[i] && memcmp(cat, v->s[i], cl) == 0;
-        free(cat);
-        if (!has_clean_pattern(v->s[i], v->len[i])) {
+        if (spm || !has_clean_pattern(v->s[i], v->len[i])) {
             size_t dl = 0;
             char *d = ms_tokenizer_decode(t, ids, (size_t)n, &dl);
             decode_n++;
@@ -159,9 +164,94 @@ static void check_roundtrip(const char *name, const MsTokenizer *t, const Vector
         }
         free(ids);
     }
-    MT_CHECK(pieces_ok == (int)v->n, "%s: pieces of encode(s) concatenate to s (%d/%zu)", name, pieces_ok, v->n);
-    MT_CHECK(decode_ok == decode_n, "%s: decode(encode(s)) == s (%d/%d strings without clean-up patterns)",
-             name, decode_ok, decode_n);
+    if (!spm)
+        MT_CHECK(pieces_ok == (int)v->n, "%s: pieces of encode(s) concatenate to s (%d/%zu)", name, pieces_ok, v->n);
+    MT_CHECK(decode_ok == decode_n, "%s: decode(encode(s)) == s (%d/%d strings%s)", name, decode_ok, decode_n,
+             spm ? "" : " without clean-up patterns");
+}
+
+/* Deterministic random inputs (xorshift, fixed seed): every tokenizer must
+ * accept any bytes and give back any valid UTF-8 exactly (byte-level BPE
+ * through its pieces, SentencePiece through byte fallback and decode).
+ * Invalid UTF-8 need not come back: llama.cpp reads a bad lead byte as the
+ * start of a multi-byte character, which can swallow the escaped space. */
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static size_t random_text(uint64_t *rng, char *buf, bool valid_utf8)
+{
+    static const uint32_t pool[] = { ' ', ' ', '\n', '\t', 'a', 'Z', '7', '\'', '.', '-', 0xA0, 0xE9, 0x3000,
+                                     0x4E2D, 0x1F600, 0x200D, 0x0301, 0xD55C, 0x2028, 0xFFFD, 0x10FFFF };
+    size_t n = 0, k = rng_next(rng) % 24;
+    for (size_t i = 0; i < k; i++) {
+        uint64_t r = rng_next(rng);
+        if (!valid_utf8) {
+            buf[n++] = (char)(r & 0xff);
+            continue;
+        }
+        uint32_t cp = r % 3 ? pool[(r >> 8) % (sizeof pool / sizeof pool[0])] : 0x20 + (uint32_t)((r >> 8) % 0x2fe0);
+        if (cp >= 0xD800 && cp <= 0xDFFF) cp = 'x';
+        if (cp < 0x80) buf[n++] = (char)cp;
+        else if (cp < 0x800) { buf[n++] = (char)(0xc0 | cp >> 6); buf[n++] = (char)(0x80 | (cp & 63)); }
+        else if (cp < 0x10000) {
+            buf[n++] = (char)(0xe0 | cp >> 12); buf[n++] = (char)(0x80 | ((cp >> 6) & 63));
+            buf[n++] = (char)(0x80 | (cp & 63));
+        } else {
+            buf[n++] = (char)(0xf0 | cp >> 18); buf[n++] = (char)(0x80 | ((cp >> 12) & 63));
+            buf[n++] = (char)(0x80 | ((cp >> 6) & 63)); buf[n++] = (char)(0x80 | (cp & 63));
+        }
+    }
+    return n;
+}
+
+static void check_random(const char *name, const MsTokenizer *t)
+{
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    int ok = 0, exact = 0, want_exact = 0;
+    const int rounds = 300;
+    MsTokKind kind = ms_tokenizer_kind(t);
+    for (int r = 0; r < rounds; r++) {
+        char text[128];
+        bool valid = r % 2 == 0;
+        size_t n = random_text(&rng, text, valid);
+        if (kind == MS_TOK_SPM)  /* U+2581 is how SPM spells a space: keep it out */
+            for (size_t i = 0; i < n; i++) if ((uint8_t)text[i] == 0xe2) text[i] = 'e';
+        int32_t *ids = NULL;
+        int k = ms_tokenizer_encode(t, text, n, true, &ids, NULL);
+        bool in_range = k >= 0;
+        for (int i = 0; in_range && i < k; i++) in_range = ids[i] >= 0 && ids[i] < ms_tokenizer_n_vocab(t);
+        ok += in_range;
+        if (in_range && valid && kind != MS_TOK_WPM) {
+            want_exact++;
+            size_t dl = 0;
+            char *d = NULL;
+            if (kind == MS_TOK_BPE) {
+                char cat[1024];
+                size_t cl = 0;
+                for (int i = 0; i < k; i++) {
+                    int pl = ms_tokenizer_piece(t, ids[i], cat + cl, sizeof cat - cl);
+                    if (pl < 0 || cl + (size_t)pl > sizeof cat) { cl = SIZE_MAX; break; }
+                    cl += (size_t)pl;
+                }
+                exact += cl == n && memcmp(cat, text, n) == 0;
+            } else {
+                /* skip BOS so its empty piece does not take the prefix space */
+                int b = k > 0 && ids[0] == ms_tokenizer_bos(t);
+                d = ms_tokenizer_decode(t, ids + b, (size_t)(k - b), &dl);
+                exact += d && dl == n && memcmp(d, text, n) == 0;
+            }
+            free(d);
+        }
+        free(ids);
+    }
+    MT_CHECK(ok == rounds, "%s: %d random inputs tokenize to in-vocabulary ids (%d)", name, rounds, ok);
+    if (want_exact)
+        MT_CHECK(exact == want_exact, "%s: random inputs come back exactly (%d/%d)", name, exact, want_exact);
 }
 
 static MsTokenizer *open_tok(const char *path, MsGguf **g)
@@ -202,7 +292,8 @@ static void test_vocab(const char *shared, const char *name, MsTokKind kind)
     for (size_t i = 0; i < v.n; i++) pass += vector_matches(t, v.s[i], v.len[i], v.ids[i], true);
     mt_diag("%-15s %2d/%zu vectors pass", name, pass, v.n);
     MT_CHECK(pass == (int)v.n, "%s: all vectors tokenize exactly as llama.cpp (%d/%zu)", name, pass, v.n);
-    if (kind == MS_TOK_BPE) check_roundtrip(name, t, &v);
+    if (kind != MS_TOK_WPM) check_roundtrip(name, t, &v);
+    check_random(name, t);
     vectors_free(&v);
     ms_tokenizer_free(t);
     ms_gguf_free(g);
