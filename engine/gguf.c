@@ -36,7 +36,7 @@
 #define GGUF_DEFAULT_ALIGN 32u
 
 typedef struct {
-    const char *key;           /* NUL-terminated copy in g->arena */
+    const char *key;           /* NUL-terminated copy in g->arena (stable address) */
     int type;                  /* MsGgufType */
     int elem_type;             /* arrays only */
     const uint8_t *val;        /* scalar: the value; STRING: first byte; ARRAY: first element */
@@ -49,7 +49,16 @@ typedef struct {
 typedef struct {
     int64_t *slot;             /* index + 1, 0 = empty */
     uint64_t mask;
+    int64_t n;                 /* entries, kept below half the slots */
 } NameIndex;
+
+/* Keys and names live in chunks that never move, so pointers handed out
+ * while parsing stay valid as more are added. */
+typedef struct Chunk {
+    struct Chunk *next;
+    size_t used, cap;
+    char data[];
+} Chunk;
 
 struct MsGguf {
     char *path;
@@ -62,7 +71,7 @@ struct MsGguf {
     Kv *kv;
     int64_t n_tensors;
     MsGgufTensor *tensors;
-    char *arena;               /* NUL-terminated keys and tensor names */
+    Chunk *arena;              /* NUL-terminated keys and tensor names */
     NameIndex kv_index, tensor_index;
 };
 
@@ -163,23 +172,34 @@ static uint64_t hash_name(const char *s)
     return h;
 }
 
-static int index_init(NameIndex *ix, int64_t n)
+static void index_put(NameIndex *ix, const char *name, int64_t idx)
 {
-    uint64_t cap = 16;
-    while (cap < (uint64_t)n * 2) cap <<= 1;
-    ix->slot = calloc(cap, sizeof *ix->slot);
-    ix->mask = cap - 1;
-    return ix->slot ? 0 : MS_ENOMEM;
+    uint64_t h = hash_name(name) & ix->mask;
+    while (ix->slot[h]) h = (h + 1) & ix->mask;
+    ix->slot[h] = idx + 1;
 }
 
-/* Returns the existing index when the name is already present, else inserts
- * and returns -1. */
-static int64_t index_insert(NameIndex *ix, const char *name, int64_t idx, const char *(*name_of)(const void *, int64_t), const void *ctx)
+/* Returns the index of an equal name already present (nothing inserted),
+ * -1 after inserting, or MS_ENOMEM - 1 (< -1) when growing failed.  The
+ * table grows with the entries, so a header that merely claims many pairs
+ * costs nothing until they are really there. */
+static int64_t index_insert(NameIndex *ix, const char *name, int64_t idx,
+                            const char *(*name_of)(const void *, int64_t), const void *ctx)
 {
+    if (!ix->slot || (uint64_t)(ix->n + 1) * 2 > ix->mask + 1) {
+        uint64_t cap = ix->slot ? (ix->mask + 1) * 2 : 64;
+        int64_t *old = ix->slot;
+        ix->slot = calloc(cap, sizeof *ix->slot);
+        if (!ix->slot) { ix->slot = old; return MS_ENOMEM - 1; }
+        ix->mask = cap - 1;
+        free(old);
+        /* entries are the indices 0..n-1, inserted in order */
+        for (int64_t j = 0; j < ix->n; j++) index_put(ix, name_of(ctx, j), j);
+    }
     uint64_t h = hash_name(name) & ix->mask;
     for (;;) {
         int64_t s = ix->slot[h];
-        if (!s) { ix->slot[h] = idx + 1; return -1; }
+        if (!s) { ix->slot[h] = idx + 1; ix->n++; return -1; }
         if (!strcmp(name_of(ctx, s - 1), name)) return s - 1;
         h = (h + 1) & ix->mask;
     }
@@ -202,18 +222,40 @@ static const char *tensor_name_of(const void *ctx, int64_t i) { return ((const M
 
 /* ---------------------------------------------------------------- parsing */
 
-/* Copy a validated name into the arena (which was sized from the header's
- * remaining bytes, so it cannot overflow). */
-static const char *arena_put(char **cur, const uint8_t *s, uint64_t len)
+/* Copy a validated (<= 64 KiB) name into the arena; NULL when out of memory. */
+static const char *arena_put(Chunk **arena, const uint8_t *s, uint64_t len)
 {
-    char *d = *cur;
+    Chunk *c = *arena;
+    if (!c || c->cap - c->used < len + 1) {
+        size_t cap = len + 1 > 65536 ? (size_t)len + 1 : 65536;
+        Chunk *n = malloc(sizeof *n + cap);
+        if (!n) return NULL;
+        n->next = c;
+        n->used = 0;
+        n->cap = cap;
+        *arena = c = n;
+    }
+    char *d = c->data + c->used;
     memcpy(d, s, len);
     d[len] = '\0';
-    *cur = d + len + 1;
+    c->used += len + 1;
     return d;
 }
 
-static int parse_kv(MsGguf *g, Rd *r, int64_t i, char **arena)
+/* Make room for element i of a table that grows as entries are parsed.
+ * Returns the (possibly moved) table, or NULL with v still valid. */
+static void *grow(void *v, int64_t *cap, int64_t i, size_t elem)
+{
+    if (i < *cap) return v;
+    int64_t nc = *cap ? *cap * 2 : 64;
+    char *p = realloc(v, (size_t)nc * elem);
+    if (!p) return NULL;
+    memset(p + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *cap = nc;
+    return p;
+}
+
+static int parse_kv(MsGguf *g, Rd *r, int64_t i)
 {
     Kv *kv = &g->kv[i];
     const uint8_t *ks;
@@ -229,8 +271,9 @@ static int parse_kv(MsGguf *g, Rd *r, int64_t i, char **arena)
         if (ks[j] == 0 || ks[j] >= 0x80)
             return fail(r->err, r->path, MS_EFORMAT, "metadata pair %" PRId64
                         ": key contains byte 0x%02x (keys must be ASCII without NUL)", i, ks[j]);
-    kv->key = arena_put(arena, ks, klen);
-    int64_t dup = index_insert(&g->kv_index, kv->key, i, kv_name_of, g);
+    kv->key = arena_put(&g->arena, ks, klen);
+    int64_t dup = kv->key ? index_insert(&g->kv_index, kv->key, i, kv_name_of, g) : MS_ENOMEM - 1;
+    if (dup < -1) return fail(r->err, r->path, MS_ENOMEM, "out of memory");
     if (dup >= 0)
         return fail(r->err, r->path, MS_EFORMAT, "duplicate metadata key '%s' (pairs %" PRId64
                     " and %" PRId64 ")", kv->key, dup, i);
@@ -322,7 +365,7 @@ static int check_alignment(MsGguf *g, MsError *err)
     return 0;
 }
 
-static int parse_tensor_info(MsGguf *g, Rd *r, int64_t i, char **arena)
+static int parse_tensor_info(MsGguf *g, Rd *r, int64_t i)
 {
     MsGgufTensor *t = &g->tensors[i];
     const uint8_t *ns;
@@ -336,8 +379,9 @@ static int parse_tensor_info(MsGguf *g, Rd *r, int64_t i, char **arena)
                     " bytes is too long (limit %u)", i, nlen, GGUF_MAX_NAME);
     if (memchr(ns, 0, nlen))
         return fail(r->err, r->path, MS_EFORMAT, "tensor %" PRId64 ": name contains a NUL byte", i);
-    t->name = arena_put(arena, ns, nlen);
-    int64_t dup = index_insert(&g->tensor_index, t->name, i, tensor_name_of, g);
+    t->name = arena_put(&g->arena, ns, nlen);
+    int64_t dup = t->name ? index_insert(&g->tensor_index, t->name, i, tensor_name_of, g) : MS_ENOMEM - 1;
+    if (dup < -1) return fail(r->err, r->path, MS_ENOMEM, "out of memory");
     if (dup >= 0)
         return fail(r->err, r->path, MS_EFORMAT, "duplicate tensor name '%s' (tensors %" PRId64
                     " and %" PRId64 ")", t->name, dup, i);
@@ -474,29 +518,25 @@ static int parse(MsGguf *g, MsError *err)
     if (n_kv * GGUF_MIN_KV_BYTES + n_t * GGUF_MIN_TINFO_BYTES > rest)
         return fail(err, g->path, MS_EFORMAT, "truncated file: %" PRIu64 " metadata pairs and %" PRIu64
                     " tensors cannot fit in %" PRIu64 " bytes", n_kv, n_t, rest);
-    g->n_kv = (int64_t)n_kv;
-    g->n_tensors = (int64_t)n_t;
-
-    /* Every key and name is a distinct byte range of the file plus a NUL;
-     * bound the arena by that and by the length limits (keeps it small for
-     * multi-GB model files). */
-    uint64_t arena_sz;
-    if (__builtin_mul_overflow(n_kv, (uint64_t)GGUF_MAX_KEY, &arena_sz) ||
-        __builtin_add_overflow(arena_sz, n_t * GGUF_MAX_NAME, &arena_sz) || arena_sz > rest)
-        arena_sz = rest;
-    g->arena = malloc(arena_sz + n_kv + n_t + 1);
-    g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
-    g->tensors = calloc(n_t ? n_t : 1, sizeof *g->tensors);
-    if (!g->arena || !g->kv || !g->tensors ||
-        index_init(&g->kv_index, g->n_kv) || index_init(&g->tensor_index, g->n_tensors))
-        return fail(err, g->path, MS_ENOMEM, "out of memory");
-    char *arena = g->arena;
-
-    for (int64_t i = 0; i < g->n_kv; i++)
-        if ((rc = parse_kv(g, &r, i, &arena))) return rc;
+    /* Tables grow as entries are really parsed: a header that claims many
+     * pairs in a large file fails on the bytes, not on a huge allocation.
+     * n_kv / n_tensors count the parsed entries, so free() stays exact. */
+    int64_t cap_kv = 0, cap_t = 0;
+    for (int64_t i = 0; i < (int64_t)n_kv; i++) {
+        Kv *kv = grow(g->kv, &cap_kv, i, sizeof *g->kv);
+        if (!kv) return fail(err, g->path, MS_ENOMEM, "out of memory");
+        g->kv = kv;
+        g->n_kv = i + 1;
+        if ((rc = parse_kv(g, &r, i))) return rc;
+    }
     if ((rc = check_alignment(g, err))) return rc;
-    for (int64_t i = 0; i < g->n_tensors; i++)
-        if ((rc = parse_tensor_info(g, &r, i, &arena))) return rc;
+    for (int64_t i = 0; i < (int64_t)n_t; i++) {
+        MsGgufTensor *t = grow(g->tensors, &cap_t, i, sizeof *g->tensors);
+        if (!t) return fail(err, g->path, MS_ENOMEM, "out of memory");
+        g->tensors = t;
+        g->n_tensors = i + 1;
+        if ((rc = parse_tensor_info(g, &r, i))) return rc;
+    }
     g->data_start = r.pos + (g->alignment - r.pos % g->alignment) % g->alignment;
     return check_tensor_data(g, err);
 }
@@ -566,7 +606,11 @@ void ms_gguf_free(MsGguf *g)
         for (int64_t i = 0; i < g->n_kv; i++) free(g->kv[i].str_off);
     free(g->kv);
     free(g->tensors);
-    free(g->arena);
+    while (g->arena) {
+        Chunk *next = g->arena->next;
+        free(g->arena);
+        g->arena = next;
+    }
     free(g->kv_index.slot);
     free(g->tensor_index.slot);
     if (g->map) munmap((void *)g->map, (size_t)g->size);
