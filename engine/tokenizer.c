@@ -235,7 +235,12 @@ static void setup_specials(MsTokenizer *t, const MsGguf *g)
         if (t->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER | TOK_ATTR_UNKNOWN)) t->special[t->n_special++] = i;
     qsort_r(t->special, t->n_special, sizeof *t->special, cmp_special, t);
 
-    /* Phi-3: llama.cpp strips whitespace right of its special tokens */
+    /* per-model strip flags llama.cpp sets by name (absent from GGUF) */
+    if (strstr(t->pre, "jina-v2-de") || strstr(t->pre, "jina-v2-es") || strstr(t->pre, "jina-v2-code")) {
+        int32_t id = find_text(t, "<mask>");
+        if (id >= 0) t->attr[id] |= TOK_ATTR_LSTRIP;
+    }
+    /* Phi-3: whitespace right of its special tokens is dropped */
     const char *name;
     uint64_t nlen;
     if (ms_gguf_get_str(g, "general.name", &name, &nlen, NULL) == MS_OK) {
@@ -668,6 +673,12 @@ static size_t clean_spaces(char *s, size_t total)
     return n;
 }
 
+/* As llama.cpp's llama_detokenize(remove_special = false, unparse_special =
+ * false): control tokens give nothing, the first piece loses SentencePiece's
+ * prefix space (a leading BOS consumes that removal, as in llama.cpp), and
+ * with clean_spaces (byte-level BPE except qwen2/deepseek-style pre values,
+ * and WPM) " ." " ," " ?" " !" " 's" ... lose their space.  Ids outside the
+ * vocabulary are skipped. */
 char *ms_tokenizer_decode(const MsTokenizer *t, const int32_t *ids, size_t n, size_t *len)
 {
     TokStr b = { 0 };
