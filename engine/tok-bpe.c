@@ -113,7 +113,7 @@ static const PreType pre_types[] = {
     { "tekken", rx_tekken, false, true, true },
     { "chameleon", rx_chameleon, false, false, true },
     { "gpt-4o", rx_gpt4o, false, false, false },
-    { "llama4", rx_gpt4o, true, true, true },
+    { "llama4", rx_gpt4o, false, false, false },
 };
 
 /* ---- byte-level mapping ---- */

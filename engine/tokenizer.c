@@ -206,11 +206,11 @@ static void setup_specials(MsTokenizer *t, const MsGguf *g)
      * not cut out of plain text); ids are taken lowest first. */
     for (size_t k = 0; k < MS_ARRAY_LEN(eot_texts) && t->eot < 0; k++) {
         int32_t id = find_text(t, eot_texts[k]);
+        if (id >= 0 && !(t->attr[id] & TOK_ATTR_CONTROL)) t->attr[id] = TOK_ATTR_CONTROL;
         if (id >= 0) t->eot = id;
     }
-    if (t->eot >= 0) t->attr[t->eot] = TOK_ATTR_CONTROL;
-    if (t->eom < 0) t->eom = find_text(t, "<|eom_id|>");
-    if (t->eom >= 0) t->attr[t->eom] = TOK_ATTR_CONTROL;
+    if (t->eom < 0 && (t->eom = find_text(t, "<|eom_id|>")) >= 0 && !(t->attr[t->eom] & TOK_ATTR_CONTROL))
+        t->attr[t->eom] = TOK_ATTR_CONTROL;
     for (size_t k = 0; k < MS_ARRAY_LEN(fim_texts); k++) {
         int32_t id = find_text(t, fim_texts[k]);
         if (id >= 0 && !(t->attr[id] & TOK_ATTR_CONTROL)) t->attr[id] = TOK_ATTR_CONTROL;
@@ -219,7 +219,7 @@ static void setup_specials(MsTokenizer *t, const MsGguf *g)
         int32_t id = find_text(t, eog_texts[k]);
         if (id >= 0) {
             t->eog[id] = 1;
-            t->attr[id] = TOK_ATTR_CONTROL;
+            if (!(t->attr[id] & TOK_ATTR_CONTROL)) t->attr[id] = TOK_ATTR_CONTROL;
         }
     }
     if (t->eos >= 0) t->eog[t->eos] = 1;
