@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <jansson.h>
 
 #include "cli-util.h"
@@ -215,6 +216,9 @@ int ms_cmd_analyze(int argc, char **argv)
 #undef OPT
     }
     if (!db_path) return ms_cli_usage(CMD, "--db DB is required");
+    /* the co-occurrence GEMMs are small (E×E per chunk): extra BLAS threads
+     * only spin, so the analyses run them on the calling thread */
+    openblas_set_num_threads(1);
     MsError err = {0};
     MsTraceDb *db = ms_trace_open(db_path, o.write ? MS_TRACE_WRITE : MS_TRACE_READ, &err);
     if (!db) return ms_cli_fail_err(CMD, &err);
