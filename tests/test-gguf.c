@@ -519,6 +519,8 @@ static int write_sample(const char *path, WData *d, uint32_t align, MsError *err
     return rc;
 }
 
+static bool layout_plausible(const MsGguf *g);
+
 static void test_writer_roundtrip(const char *dir, char *sample_path, size_t cap)
 {
     static WData d;
@@ -583,6 +585,7 @@ static void test_writer_roundtrip(const char *dir, char *sample_path, size_t cap
         const uint8_t *base = (const uint8_t *)t0->data - t0->offset;
         MT_CHECK((uint64_t)((const uint8_t *)t2->data + t2->nbytes - base) <= ms_gguf_file_size(g) &&
                  ms_gguf_file_size(g) % A == 0, "data section padded to the alignment");
+        MT_CHECK(layout_plausible(g), "writer packs tensors back to back in order, as llama.cpp requires");
         ms_gguf_free(g);
     }
 
