@@ -194,7 +194,9 @@ void tok_bpe_free(MsTokenizer *t)
  * whitespace as "\v" (so only ASCII \s semantics are needed) and know only
  * the Unicode categories; the matching copy below reproduces that: non-ASCII
  * whitespace -> U+000B, and surrogates / values beyond U+10FFFF (which the
- * lenient decoder lets through and which have no category) -> U+FFFD. */
+ * lenient decoder lets through and which have no category) -> U+FFFD.
+ * PCRE2 is used without UCP, so \s is exactly the ASCII set (tab to CR and
+ * space) while \p{L}, \p{N}, \p{P} come from its Unicode tables. */
 
 typedef struct {
     uint32_t *cps;        /* the code points */
