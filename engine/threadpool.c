@@ -1,13 +1,27 @@
 /* threadpool.c — a small fixed pthread pool for the forward pass.
  * One job at a time: the caller publishes (fn, ctx, n_tasks), bumps a
  * generation counter, and works on tasks itself; workers claim task indices
- * from an atomic counter.  The caller returns when every task is finished. */
+ * from an atomic counter.  The caller returns when every task is finished.
+ *
+ * A decode step runs ~20 short jobs per layer, so a futex wake-up per job
+ * would dominate: workers spin briefly on the generation counter before
+ * sleeping on the condition variable, and the caller spins for completion. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #include "model-internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define SPIN_ITERS 2000        /* tens of microseconds before sleeping */
 
 typedef struct {
     MsThreadPool *tp;
@@ -19,11 +33,11 @@ struct MsThreadPool {
     pthread_t *threads;
     Worker *workers;
     pthread_mutex_t mu;
-    pthread_cond_t cv_start, cv_done;
-    uint64_t generation;        /* guarded by mu */
-    int n_busy;                 /* workers still inside the current job (mu) */
-    bool quit;                  /* mu */
-    /* the current job */
+    pthread_cond_t cv;
+    atomic_uint_fast64_t generation;
+    atomic_int n_busy;          /* workers still inside the current job */
+    atomic_bool quit;
+    /* the current job, published before generation is bumped */
     MsTaskFn fn;
     void *ctx;
     int n_tasks;
@@ -43,19 +57,25 @@ static void *worker_main(void *arg)
 {
     Worker *w = arg;
     MsThreadPool *tp = w->tp;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&tp->mu);
+    uint_fast64_t seen = 0;
     for (;;) {
-        while (!tp->quit && tp->generation == seen)
-            pthread_cond_wait(&tp->cv_start, &tp->mu);
-        if (tp->quit) break;
-        seen = tp->generation;
-        pthread_mutex_unlock(&tp->mu);
+        int spins = 0;
+        while (atomic_load_explicit(&tp->generation, memory_order_acquire) == seen
+               && !atomic_load(&tp->quit) && spins < SPIN_ITERS) {
+            CPU_RELAX();
+            spins++;
+        }
+        if (atomic_load_explicit(&tp->generation, memory_order_acquire) == seen && !atomic_load(&tp->quit)) {
+            pthread_mutex_lock(&tp->mu);
+            while (atomic_load_explicit(&tp->generation, memory_order_acquire) == seen && !atomic_load(&tp->quit))
+                pthread_cond_wait(&tp->cv, &tp->mu);
+            pthread_mutex_unlock(&tp->mu);
+        }
+        if (atomic_load(&tp->quit)) break;
+        seen = atomic_load_explicit(&tp->generation, memory_order_acquire);
         run_tasks(tp, w->index);
-        pthread_mutex_lock(&tp->mu);
-        if (--tp->n_busy == 0) pthread_cond_signal(&tp->cv_done);
+        atomic_fetch_sub_explicit(&tp->n_busy, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&tp->mu);
     return NULL;
 }
 
@@ -66,8 +86,10 @@ MsThreadPool *ms_tp_new(int n_threads, MsError *err)
     if (!tp) { ms_error_set(err, MS_ENOMEM, "thread pool: out of memory"); return NULL; }
     tp->n = n_threads;
     pthread_mutex_init(&tp->mu, NULL);
-    pthread_cond_init(&tp->cv_start, NULL);
-    pthread_cond_init(&tp->cv_done, NULL);
+    pthread_cond_init(&tp->cv, NULL);
+    atomic_init(&tp->generation, 0);
+    atomic_init(&tp->n_busy, 0);
+    atomic_init(&tp->quit, false);
     atomic_init(&tp->next, 0);
     if (n_threads > 1) {
         tp->threads = calloc((size_t)n_threads - 1, sizeof *tp->threads);
@@ -97,13 +119,12 @@ void ms_tp_free(MsThreadPool *tp)
 {
     if (!tp) return;
     pthread_mutex_lock(&tp->mu);
-    tp->quit = true;
-    pthread_cond_broadcast(&tp->cv_start);
+    atomic_store(&tp->quit, true);
+    pthread_cond_broadcast(&tp->cv);
     pthread_mutex_unlock(&tp->mu);
     for (int i = 0; i < tp->n - 1; i++) pthread_join(tp->threads[i], NULL);
     pthread_mutex_destroy(&tp->mu);
-    pthread_cond_destroy(&tp->cv_start);
-    pthread_cond_destroy(&tp->cv_done);
+    pthread_cond_destroy(&tp->cv);
     free(tp->threads);
     free(tp->workers);
     free(tp);
@@ -114,22 +135,25 @@ int ms_tp_n_threads(const MsThreadPool *tp) { return tp ? tp->n : 1; }
 void ms_tp_run(MsThreadPool *tp, int n_tasks, MsTaskFn fn, void *ctx)
 {
     if (n_tasks <= 0) return;
-    /* Nothing to share: skip the wake-up cost. */
+    /* Nothing to share: skip the hand-off. */
     if (tp->n == 1 || n_tasks == 1) {
         for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
-    pthread_mutex_lock(&tp->mu);
     tp->fn = fn;
     tp->ctx = ctx;
     tp->n_tasks = n_tasks;
-    atomic_store(&tp->next, 0);
-    tp->n_busy = tp->n - 1;
-    tp->generation++;
-    pthread_cond_broadcast(&tp->cv_start);
+    atomic_store_explicit(&tp->next, 0, memory_order_relaxed);
+    atomic_store_explicit(&tp->n_busy, tp->n - 1, memory_order_relaxed);
+    /* Bump under the mutex so a worker about to sleep cannot miss it. */
+    pthread_mutex_lock(&tp->mu);
+    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&tp->cv);
     pthread_mutex_unlock(&tp->mu);
     run_tasks(tp, 0);
-    pthread_mutex_lock(&tp->mu);
-    while (tp->n_busy > 0) pthread_cond_wait(&tp->cv_done, &tp->mu);
-    pthread_mutex_unlock(&tp->mu);
+    int spins = 0;
+    while (atomic_load_explicit(&tp->n_busy, memory_order_acquire) > 0) {
+        if (++spins < SPIN_ITERS) CPU_RELAX();
+        else sched_yield();
+    }
 }
