@@ -163,6 +163,7 @@ static int cmp_csv(const void *a, const void *b)
 
 static int flush_csv(Imp *im, CsvRow *r, size_t n)
 {
+    if (n == 0) return 0;
     qsort(r, n, sizeof *r, cmp_csv);
     int32_t ex[4096];
     float wt[4096];

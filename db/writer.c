@@ -491,7 +491,7 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
     *prompt_id = pid;
 
     TRow *tk = w->tokens.p;
-    qsort(tk, w->tokens.n, sizeof *tk, cmp_token);
+    if (w->tokens.n) qsort(tk, w->tokens.n, sizeof *tk, cmp_token);
     st = w->st_token;
     for (size_t i = 0; i < w->tokens.n; i++) {
         const char *pb = (const char *)w->bytes.p + tk[i].off;
@@ -512,7 +512,7 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
     }
 
     Group *g = w->groups.p;
-    qsort(g, w->groups.n, sizeof *g, cmp_group);
+    if (w->groups.n) qsort(g, w->groups.n, sizeof *g, cmp_group);
     st = w->st_route;
     sqlite3_bind_int64(st, 1, w->run_id);
     sqlite3_bind_int64(st, 2, pid);
@@ -559,7 +559,7 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
     }
 
     PGroup *pg = w->pgroups.p;
-    qsort(pg, w->pgroups.n, sizeof *pg, cmp_pgroup);
+    if (w->pgroups.n) qsort(pg, w->pgroups.n, sizeof *pg, cmp_pgroup);
     st = w->st_probs;
     sqlite3_bind_int64(st, 1, w->run_id);
     sqlite3_bind_int64(st, 2, pid);
@@ -577,7 +577,7 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
     }
 
     HRow *hr = w->hidden.p;
-    qsort(hr, w->hidden.n, sizeof *hr, cmp_hidden);
+    if (w->hidden.n) qsort(hr, w->hidden.n, sizeof *hr, cmp_hidden);
     st = w->st_hidden;
     sqlite3_bind_int64(st, 1, w->run_id);
     sqlite3_bind_int64(st, 2, pid);
