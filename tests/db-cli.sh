@@ -1,0 +1,84 @@
+#!/bin/bash
+# db-cli.sh — the trace/export/import/sql commands as a user meets them (TAP):
+# help and usage errors, malformed prompt files reported by line with nothing
+# written, read-only sql, the aligned table, interventions and labels stored,
+# the progress bar on a terminal only, bad databases reported in one line.
+set -u
+M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
+T=$(mktemp -d "${TMPDIR:-/tmp}/msdbc.XXXXXX") || exit 99
+trap 'rm -rf "$T"' EXIT
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+oneline() { [ "$(wc -l < "$T/err")" -eq 1 ]; }
+
+for c in trace export import sql; do
+    run "$M" "$c" --help
+    check "$c --help" test "$rc" -eq 0 -a -n "$(grep -m1 "^usage: moescope $c" "$T/out")"
+    run "$M" "$c"
+    check "$c without arguments: usage error (2)" test "$rc" -eq 2
+done
+
+"$M" synth --arch olmoe --layers 3 --embd 32 --heads 2 --experts 8 --used 2 --ff 16 --vocab 300 --type F32 \
+    "$T/m.gguf" >/dev/null 2>&1 || { echo "Bail out! synth failed"; exit 1; }
+printf '{"text": "good one", "labels": {"domain": "a"}}\n{"text": "second", "labels": {"domain": "b"}}\n{"text": broken\n' > "$T/bad.jsonl"
+run "$M" trace "$T/m.gguf" --prompts "$T/bad.jsonl" --db "$T/bad.db"
+check "malformed JSONL line: exit 1, one line naming FILE:3" test "$rc" -eq 1 -a -n "$(grep 'bad.jsonl:3' "$T/err")"
+oneline && ok "malformed prompt file: one line on stderr" || nok "malformed prompt file: one line on stderr"
+check "nothing written for a malformed prompt file" test ! -e "$T/bad.db"
+
+printf '{"text": "hello there", "labels": {"domain": "code", "pair": 7}}\n{"text": "bonjour", "labels": {"language": "fr"}}\n' > "$T/p.jsonl"
+run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" --silence 1:3 --top-k 1:1 --gen 2
+check "trace with interventions (exit 0, quiet when not a terminal)" test "$rc" -eq 0 -a ! -s "$T/err"
+run "$M" sql --db "$T/t.db" "SELECT spec FROM intervention_set"
+check "intervention set stored: $(tail -2 "$T/out" | head -1)" grep -q "silence" "$T/out"
+run "$M" sql --db "$T/t.db" "SELECT count(*) AS n FROM routing WHERE layer = 1 AND rank > 0" --csv
+check "--top-k 1:1 leaves one expert at layer 1" test "$(tail -1 "$T/out")" = 0
+run "$M" sql --db "$T/t.db" "SELECT count(*) FROM routing WHERE layer = 1 AND expert = 3"
+check "--silence 1:3: expert 3 never selected at layer 1" grep -q "^       0$" "$T/out"
+run "$M" sql --db "$T/t.db" "SELECT idx, key, value FROM prompt_label ORDER BY idx, key"
+check "labels queryable (prompt_label)" test "$(grep -c 'code\|fr\|7' "$T/out")" -eq 3
+run "$M" sql --db "$T/t.db" "SELECT 1 AS one, 'x' AS txt, NULL AS empty"
+exp=$(printf 'one  txt  empty\n---  ---  -----\n  1  x     NULL\n(1 row)')
+check "aligned table" test "$(cat "$T/out")" = "$exp"
+run "$M" sql --db "$T/t.db" "SELECT 'a,b' AS s, 2 AS n" --csv
+check "--csv quoting" test "$(cat "$T/out")" = "$(printf 's,n\n"a,b",2')"
+run "$M" sql --db "$T/t.db" "DELETE FROM token"
+check "sql refuses writes (exit 1, one line)" test "$rc" -eq 1 -a "$(wc -l < "$T/err")" -eq 1
+run "$M" sql --db "$T/t.db" "SELECT count(*) FROM token"
+check "tokens still there" test "$(sed -n 3p "$T/out" | tr -d ' ')" -gt 0
+run "$M" sql --db "$T/nope.db" "SELECT 1"
+check "missing database: exit 1, names the file" test "$rc" -eq 1 -a -n "$(grep 'nope.db' "$T/err")"
+printf 'not a database at all, but long enough to look like a header of something.......................' > "$T/junk.db"
+run "$M" sql --db "$T/junk.db" "SELECT 1"
+check "junk database: exit 1, one line" test "$rc" -eq 1 -a "$(wc -l < "$T/err")" -eq 1
+run "$M" export --db "$T/t.db" --format xml
+check "unknown export format: usage (2)" test "$rc" -eq 2
+run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/junk.db"
+check "trace into a non-trace file refused (1)" test "$rc" -eq 1 -a -n "$(grep 'junk.db' "$T/err")"
+
+# import errors name FILE:LINE
+printf 'prompt,position,layer,rank,expert,weight\n0,0,0,0,1,0.5\n0,0,0,1,oops,0.5\n' > "$T/bad.csv"
+run "$M" import --db "$T/t.db" --format csv "$T/bad.csv"
+check "import: malformed csv line reported (bad.csv:3)" test "$rc" -eq 1 -a -n "$(grep 'bad.csv:3' "$T/err")"
+printf 'prompt,position,layer,rank,expert,weight\n0,0,0,0,1,0.5\n0,0,0,1,6,0.5\n1,0,0,0,2,1\n' > "$T/ok.csv"
+printf '{"prompt": 1, "labels": {"class": "neg"}}\n' > "$T/lab.jsonl"
+run "$M" import --db "$T/t.db" --format csv "$T/ok.csv" --labels "$T/lab.jsonl" --experts 8 --top-k 2
+check "import csv with labels: $(cat "$T/out")" test "$rc" -eq 0 -a "$(cat "$T/out")" = "run 2"
+run "$M" sql --db "$T/t.db" "SELECT n_expert, n_expert_used FROM model JOIN run USING(model_id) WHERE run_id = 2" --csv
+check "import stores --experts/--top-k" test "$(tail -1 "$T/out")" = "8,2"
+run "$M" import --db "$T/t.db" --format csv "$T/ok.csv" --experts 4
+check "import: expert id beyond --experts refused" test "$rc" -eq 1
+
+# progress bar only on a terminal
+if command -v script >/dev/null; then
+    script -qec "'$M' trace '$T/m.gguf' --prompts '$T/p.jsonl' --db '$T/tty.db'" /dev/null > "$T/tty.out" 2>&1
+    check "progress bar on a terminal (prompts, tok/s, ETA)" grep -q "2/2 prompts.*tok/s.*ETA" "$T/tty.out"
+else
+    n=$((n + 1)); echo "ok $n # SKIP script(1) not installed"
+fi
+echo "1..$n"
+[ "$failed" -eq 0 ]
