@@ -219,7 +219,7 @@ int ms_cmd_bench(int argc, char **argv)
         json_decref(o);
     } else {
         printf("| %-28s | %-6s | %7s | %8s | %-6s | %12s | %9s | %10s | %10s |\n", "model", "type", "threads",
-               "observer", "test", "t/s median", "± sd", "min", "max");
+               "observer", "test", "t/s median", "sd", "min", "max");
         printf("|%.30s|%.8s|%.9s|%.10s|%.8s|%.14s|%.11s|%.12s|%.12s|\n", "------------------------------",
                "--------", "---------", "----------", "--------", "--------------", "-----------",
                "------------", "------------");

@@ -679,6 +679,7 @@ static void print_routing(RouteLog *lg, const MsTokenizer *tok, const int32_t *i
         if (pl > 0) print_escaped(pb, (size_t)MS_MIN(pl, (int)sizeof pb));
         putchar('\'');
         while (r < lg->n && lg->v[r].pos < p) r++;
+        if (r >= lg->n || lg->v[r].pos != p) printf(" | (last token: not evaluated)");
         for (; r < lg->n && lg->v[r].pos == p; r++) {
             printf(" | L%d:", lg->v[r].layer);
             for (int k = 0; k < lg->v[r].k; k++) printf(" %d:%.3f", lg->v[r].ids[k], (double)lg->v[r].w[k]);
@@ -832,7 +833,7 @@ int ms_cmd_generate(int argc, char **argv)
         int pl = ms_tokenizer_piece(tok, id, pb, sizeof pb);
         if (pl > 0) fwrite(pb, 1, (size_t)MS_MIN(pl, (int)sizeof pb), stdout);
         fflush(stdout);
-        if (g + 1 == n_gen) break;   /* no need to run the last token */
+        if (g + 1 == n_gen && !routing) break;   /* the last token only matters for its routing */
         if (ms_context_eval(ctx, &id, 1, logits, false, &err) < 0) {
             rc = ms_cli_fail_err(cmd, &err);
             goto done;

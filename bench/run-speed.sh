@@ -8,7 +8,8 @@
 #   CACHE_DIR  where the synthesised models are kept between runs
 #              (default: $TMPDIR or /tmp, in moescope-speed/)
 # environment: MOESCOPE (default: build/app/moescope next to this script),
-#              REPS (default 3), THREADS (default 2)
+#              REPS (default 3), THREADS (default 2),
+#              TYPES (default "F16 Q8_0 Q4_K")
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 M=${MOESCOPE:-$here/build/app/moescope}
@@ -24,7 +25,7 @@ mkdir -p "$cache"
 printf '| %-6s | %-8s | %10s | %10s | %14s | %10s | %10s | %14s |\n' type size_MiB pp512_tps "" "" tg32_tps "" ""
 printf '| %-6s | %-8s | %10s | %10s | %14s | %10s | %10s | %14s |\n' "" "" plain observer "observer cost" plain observer "observer cost"
 printf '|--------|----------|------------|------------|----------------|------------|------------|----------------|\n'
-for ty in F16 Q8_0 Q4_K; do
+for ty in ${TYPES:-F16 Q8_0 Q4_K}; do
     model=$cache/olmoe-shape.$ty.gguf
     if [ ! -s "$model" ]; then
         echo "# synthesising $model ..." >&2

@@ -2,7 +2,8 @@
  *
  * Weights are normal draws scaled by 1/sqrt(fan_in) (fan_in = ne0, the
  * length of the dot products), so activations stay O(1) and the routers
- * spread tokens over all experts.  Each row of each tensor has its own
+ * spread tokens over all experts; token embeddings have unit variance and
+ * the output / router matrices gains 3 / 2, as in the reference fixtures.  Each row of each tensor has its own
  * PRNG stream derived from (seed, tensor index, row), so the output does not
  * depend on how many threads generate it.  Tensors are generated, quantised
  * and written one at a time: a multi-GB model never sits in memory.
@@ -389,6 +390,7 @@ typedef struct {
     int64_t ne[3];
     int type;
     Init init;
+    float gain;    /* matrices: sd = gain / sqrt(ne0) */
 } TSpec;
 
 typedef struct {
@@ -431,7 +433,13 @@ static void add_t(TList *l, Init init, int n_dims, int64_t ne0, int64_t ne1, int
     t->ne[1] = ne1;
     t->ne[2] = ne2;
     t->init = init;
+    t->gain = 1.0f;
     t->type = init == INIT_MATRIX ? fit_type(l->wtype, ne0) : MS_TYPE_F32;
+}
+
+static void set_gain(TList *l, float g)
+{
+    if (!l->bad && l->n > 0) l->v[l->n - 1].gain = g;
 }
 
 /* 2-D weight {in, out} in the weight type. */
@@ -455,9 +463,16 @@ static const char *const arch_names[A_COUNT] = { "olmoe", "qwen2moe", "llama", "
 static void build_tensors(TList *l, const Shape *s)
 {
     const int E = s->E;
+    /* Gains as in the fixtures: embeddings of unit variance (token identity
+     * must survive the residual stream), output and router a little sharper
+     * so logits and routing are not flat. */
     MAT(l, E, s->V, "token_embd.weight", 0);
+    set_gain(l, sqrtf((float)E));
     NORM(l, E, "output_norm.weight", 0);
-    if (s->arch != A_GRANITEMOE) MAT(l, E, s->V, "output.weight", 0); /* granite: tied */
+    if (s->arch != A_GRANITEMOE) { /* granite: tied */
+        MAT(l, E, s->V, "output.weight", 0);
+        set_gain(l, 3.0f);
+    }
     for (int i = 0; i < s->L; i++) {
         NORM(l, E, "blk.%d.attn_norm.weight", i);
         if (s->arch == A_DEEPSEEK2) {
@@ -495,13 +510,14 @@ static void build_tensors(TList *l, const Shape *s)
         }
         /* router: stays F32 like norms */
         add_t(l, INIT_MATRIX, 2, E, s->X, 1, "blk.%d.ffn_gate_inp.weight", i);
-        l->v[l->n - 1].type = MS_TYPE_F32;
+        if (!l->bad) l->v[l->n - 1].type = MS_TYPE_F32;
+        set_gain(l, 2.0f);
         EXPS(l, E, s->F, s->X, "blk.%d.ffn_gate_exps.weight", i);
         EXPS(l, E, s->F, s->X, "blk.%d.ffn_up_exps.weight", i);
         EXPS(l, s->F, E, s->X, "blk.%d.ffn_down_exps.weight", i);
         if (s->arch == A_QWEN2MOE) {
             add_t(l, INIT_MATRIX, 1, E, 1, 1, "blk.%d.ffn_gate_inp_shexp.weight", i);
-            l->v[l->n - 1].type = MS_TYPE_F32;
+            if (!l->bad) l->v[l->n - 1].type = MS_TYPE_F32;
             MAT(l, E, s->ff_shexp, "blk.%d.ffn_gate_shexp.weight", i);
             MAT(l, E, s->ff_shexp, "blk.%d.ffn_up_shexp.weight", i);
             MAT(l, s->ff_shexp, E, "blk.%d.ffn_down_shexp.weight", i);
@@ -548,7 +564,7 @@ static void gen_row(const Job *j, int64_t r, float *x)
         sc = 0.1f;
         break;
     default:
-        sc = 1.0f / sqrtf((float)t->ne[0]);
+        sc = t->gain / sqrtf((float)t->ne[0]);
         break;
     }
     for (int64_t i = 0; i < t->ne[0]; i++) x[i] *= sc;
