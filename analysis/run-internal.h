@@ -2,6 +2,8 @@
 #ifndef MS_ANALYSIS_RUN_INTERNAL_H
 #define MS_ANALYSIS_RUN_INTERNAL_H
 
+#include <stdio.h>
+
 #include "run.h"
 
 /* The run's MoE layers as dense "slots" 0..n_slot−1 (METHODS §0.1: layers
@@ -19,9 +21,16 @@ typedef struct {
     int64_t *prompt_id;
     json_t **labels;                  /* parsed labels objects or NULL */
     int *prompt_tokens;
+    /* Optional decoded copy of the routing (analyze all): a temporary file
+     * that streams replay instead of reading SQLite again. */
+    FILE *cache;
+    bool cache_w, cache_mx;
+    int64_t cache_tokens;
 } AnRun;
 
 int an_run_open(MsTraceDb *db, int64_t run_id, AnRun *r, MsError *err);
+/* Decode the run's routing once into r->cache (see AnRun). */
+int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err);
 void an_run_close(AnRun *r);
 /* Index of a prompt id (binary search), −1 if unknown. */
 int an_run_prompt_index(const AnRun *r, int64_t prompt_id);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "run-internal.h"
 
@@ -117,6 +118,7 @@ int an_run_open(MsTraceDb *db, int64_t run_id, AnRun *r, MsError *err)
 void an_run_close(AnRun *r)
 {
     if (!r) return;
+    if (r->cache) fclose(r->cache);
     for (int i = 0; i < r->n_prompt; i++) json_decref(r->labels[i]);
     free(r->labels);
     free(r->prompt_id);
@@ -182,6 +184,8 @@ struct AnStream {
     bool have_cur;
     bool with_tokens, tok_eof, tok_valid;
     MsTraceToken tok;
+    bool from_cache;
+    int16_t *c16;
 };
 
 AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, MsError *err)
@@ -200,8 +204,18 @@ AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, MsError
         ms_error_set(err, MS_ENOMEM, "out of memory");
         return NULL;
     }
-    s->rc = ms_trace_routing(db, r->run_id, 0, err);
-    if (!s->rc) { an_stream_free(s); return NULL; }
+    if (r->cache) {
+        s->from_cache = true;
+        s->c16 = malloc(sizeof *s->c16 * cells);
+        if (!s->c16 || fseeko(r->cache, 0, SEEK_SET) != 0) {
+            an_stream_free(s);
+            ms_error_set(err, MS_EIO, "routing cache: rewind failed");
+            return NULL;
+        }
+    } else {
+        s->rc = ms_trace_routing(db, r->run_id, 0, err);
+        if (!s->rc) { an_stream_free(s); return NULL; }
+    }
     s->with_tokens = with_tokens;
     if (with_tokens) {
         s->tc = ms_trace_tokens(db, r->run_id, 0, err);
@@ -221,6 +235,7 @@ void an_stream_free(AnStream *s)
     free(s->w);
     free(s->mx);
     free(s->n);
+    free(s->c16);
     free(s);
 }
 
@@ -241,9 +256,13 @@ static int key_cmp(int64_t p1, int32_t q1, int64_t p2, int32_t q2)
     return (q1 > q2) - (q1 < q2);
 }
 
+static int stream_next_cached(AnStream *s, AnTok *t, MsError *err);
+static int stream_emit(AnStream *s, AnTok *t, MsError *err);
+
 int an_stream_next(AnStream *s, AnTok *t, MsError *err)
 {
     const AnRun *r = s->r;
+    if (s->from_cache) return stream_next_cached(s, t, err);
     for (;;) {
         if (s->ibuf == s->nbuf && !s->eof) {
             int n = ms_trace_routing_next(s->rc, s->buf, AN_CHUNK, err);
@@ -278,6 +297,12 @@ int an_stream_next(AnStream *s, AnTok *t, MsError *err)
         s->w[ix] = row->weight;
         s->mx[ix] = row->maxabs;
     }
+    return stream_emit(s, t, err);
+}
+
+static int stream_emit(AnStream *s, AnTok *t, MsError *err)
+{
+    const AnRun *r = s->r;
     /* emit; compact each slot so the n[sl] ids come first in rank order */
     for (int sl = 0; sl < r->n_slot; sl++) {
         int32_t *ids = s->ids + (size_t)sl * r->k;
@@ -321,6 +346,80 @@ int an_stream_next(AnStream *s, AnTok *t, MsError *err)
         }
     }
     return 1;
+}
+
+/* cache record: int64 prompt_id, int32 pos, uint8 n[S], int16 ids[S·k],
+ * then float w[S·k] and float maxabs[S·k] when present (host byte order) */
+static int stream_next_cached(AnStream *s, AnTok *t, MsError *err)
+{
+    const AnRun *r = s->r;
+    FILE *f = r->cache;
+    size_t cells = (size_t)r->n_slot * r->k;
+    int64_t pid;
+    int32_t pos;
+    uint8_t n8[MS_TRACE_MAX_LAYER];
+    if (fread(&pid, sizeof pid, 1, f) != 1) {
+        if (feof(f)) return 0;
+        return ms_error_set(err, MS_EIO, "routing cache: read failed");
+    }
+    if (fread(&pos, sizeof pos, 1, f) != 1 || fread(n8, 1, (size_t)r->n_slot, f) != (size_t)r->n_slot ||
+        fread(s->c16, sizeof *s->c16, cells, f) != cells ||
+        (r->cache_w && fread(s->w, sizeof *s->w, cells, f) != cells) ||
+        (r->cache_mx && fread(s->mx, sizeof *s->mx, cells, f) != cells))
+        return ms_error_set(err, MS_EIO, "routing cache: truncated");
+    for (size_t i = 0; i < cells; i++) s->ids[i] = s->c16[i];
+    if (!r->cache_w)
+        for (size_t i = 0; i < cells; i++) s->w[i] = NAN;
+    if (!r->cache_mx)
+        for (size_t i = 0; i < cells; i++) s->mx[i] = NAN;
+    for (int sl = 0; sl < r->n_slot; sl++) s->n[sl] = n8[sl];
+    s->cur_pid = pid;
+    s->cur_pos = pos;
+    return stream_emit(s, t, err);
+}
+
+int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
+{
+    if (r->cache) return 0;
+    if (r->k > 255 || r->E > 32767) return 0;   /* record layout limits: stream from SQLite */
+    FILE *f = tmpfile();
+    if (!f) return ms_error_set(err, MS_EIO, "routing cache: cannot create a temporary file");
+    AnStream *st = an_stream_new(db, r, false, err);
+    if (!st) { fclose(f); return err ? err->code : MS_EDB; }
+    size_t cells = (size_t)r->n_slot * r->k;
+    int16_t *c16 = malloc(sizeof *c16 * cells);
+    int rc = c16 ? 0 : ms_error_set(err, MS_ENOMEM, "out of memory");
+    AnTok t;
+    bool first = true;
+    int64_t n = 0;
+    while (rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
+        if (first) {
+            /* weights are all-or-nothing per run (trace: always; import: per file) */
+            for (size_t i = 0; i < cells; i++) r->cache_w |= t.ids[i] >= 0 && isfinite(t.w[i]);
+            r->cache_mx = r->info.has_stats;
+            first = false;
+        }
+        uint8_t n8[MS_TRACE_MAX_LAYER];
+        for (int sl = 0; sl < r->n_slot; sl++) n8[sl] = (uint8_t)t.n[sl];
+        for (size_t i = 0; i < cells; i++) c16[i] = (int16_t)t.ids[i];
+        int32_t pos = t.pos;
+        if (fwrite(&t.prompt_id, sizeof t.prompt_id, 1, f) != 1 || fwrite(&pos, sizeof pos, 1, f) != 1 ||
+            fwrite(n8, 1, (size_t)r->n_slot, f) != (size_t)r->n_slot || fwrite(c16, sizeof *c16, cells, f) != cells ||
+            (r->cache_w && fwrite(t.w, sizeof *t.w, cells, f) != cells) ||
+            (r->cache_mx && fwrite(t.maxabs, sizeof *t.maxabs, cells, f) != cells))
+            rc = ms_error_set(err, MS_EIO, "routing cache: write failed (disk full?)");
+        n++;
+    }
+    an_stream_free(st);
+    free(c16);
+    if (rc < 0 || fflush(f) != 0) {
+        fclose(f);
+        r->cache_w = r->cache_mx = false;
+        return rc < 0 ? rc : ms_error_set(err, MS_EIO, "routing cache: write failed");
+    }
+    r->cache = f;
+    r->cache_tokens = n;
+    return 0;
 }
 
 bool an_role_ok(const char *role, const AnTok *t)
@@ -476,6 +575,30 @@ const char *const *ms_analyze_modules(void)
     return names;
 }
 
+static int analyze_on(MsTraceDb *db, AnRun *r, const char *name, AnModuleFn fn, const MsAnOptions *o,
+                      MsAnResult *out, MsError *err)
+{
+    json_t *params = json_object();
+    json_object_set_new(params, "method_version", json_string(MS_ANALYSIS_VERSION));
+    json_object_set_new(params, "layer", o->layer >= 0 ? json_integer(o->layer) : json_null());
+    int rc = fn(db, r, o, out, params, err);
+    if (rc >= 0) {
+        out->run_id = r->run_id;
+        if (out->doc) {
+            json_object_set_new(out->doc, "run", json_integer(r->run_id));
+            json_object_set(out->doc, "params", params);
+        }
+        if (o->write && out->rows) {
+            char table[64];
+            snprintf(table, sizeof table, "an_%s", name);
+            rc = an_write_rows(db, r->run_id, name, params, table, out->rows, err);
+        }
+    }
+    if (rc < 0) ms_an_result_clear(out);
+    json_decref(params);
+    return rc < 0 ? rc : 0;
+}
+
 int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult *out,
                MsError *err)
 {
@@ -487,24 +610,69 @@ int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult
     AnRun r;
     int rc = an_run_open(db, o->run_id, &r, err);
     if (rc < 0) return rc;
-    json_t *params = json_object();
-    json_object_set_new(params, "method_version", json_string(MS_ANALYSIS_VERSION));
-    json_object_set_new(params, "layer", o->layer >= 0 ? json_integer(o->layer) : json_null());
-    rc = fn(db, &r, o, out, params, err);
-    if (rc >= 0) {
-        out->run_id = r.run_id;
-        if (out->doc) {
-            json_object_set_new(out->doc, "run", json_integer(r.run_id));
-            json_object_set(out->doc, "params", params);
-        }
-        if (o->write && out->rows) {
-            char table[64];
-            snprintf(table, sizeof table, "an_%s", name);
-            rc = an_write_rows(db, r.run_id, name, params, table, out->rows, err);
-        }
-    }
-    if (rc < 0) ms_an_result_clear(out);
-    json_decref(params);
+    rc = analyze_on(db, &r, name, fn, o, out, err);
     an_run_close(&r);
-    return rc < 0 ? rc : 0;
+    return rc;
+}
+
+static double now_s(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static json_t *timing(double w0, double c0)
+{
+    return json_pack("{s:f,s:f}", "wall", now_s(CLOCK_MONOTONIC) - w0, "cpu", now_s(CLOCK_PROCESS_CPUTIME_ID) - c0);
+}
+
+int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, json_t **out, MsError *err)
+{
+    *out = NULL;
+    AnRun r;
+    int rc = an_run_open(db, o->run_id, &r, err);
+    if (rc < 0) return rc;
+    json_t *mods = json_object(), *skipped = json_object(), *times = json_object();
+    double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+    rc = an_run_cache_build(db, &r, err);
+    json_object_set_new(times, "decode", timing(w0, c0));
+    for (size_t i = 0; i < MS_ARRAY_LEN(modules) && rc >= 0; i++) {
+        const char *name = modules[i].name, *why = NULL;
+        if (!strcmp(name, "superexperts") && !r.info.has_stats) why = "run has no expert stats";
+        if ((!strcmp(name, "crosslingual") || !strcmp(name, "pathways")) && !r.info.has_probs && !o->sparse_weights)
+            why = "run has no router probabilities (use --sparse-weights)";
+        if (!strcmp(name, "riskdiff") && (!o->label || !o->set1 || !o->set2)) why = "needs --label, --set1, --set2";
+        if (!strcmp(name, "crosslingual")) {
+            int has_ref = 0;
+            char buf[64];
+            for (int p = 0; p < r.n_prompt && !has_ref; p++)
+                has_ref = !strcmp(an_label(&r, p, o->lang_key, buf, sizeof buf), o->ref_lang);
+            if (!has_ref && !why) why = "no prompt labelled with the reference language";
+        }
+        if (why) {
+            json_object_set_new(skipped, name, json_string(why));
+            continue;
+        }
+        MsAnResult res;
+        memset(&res, 0, sizeof res);
+        w0 = now_s(CLOCK_MONOTONIC);
+        c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+        rc = analyze_on(db, &r, name, modules[i].fn, o, &res, err);
+        json_object_set_new(times, name, timing(w0, c0));
+        if (rc >= 0) json_object_set(mods, name, res.doc);
+        else ms_error_prefix(err, "%s: ", name);
+        ms_an_result_clear(&res);
+    }
+    int64_t run_id = r.run_id;
+    an_run_close(&r);
+    if (rc < 0) {
+        json_decref(mods);
+        json_decref(skipped);
+        json_decref(times);
+        return rc;
+    }
+    *out = json_pack("{s:I,s:o,s:o,s:o}", "run", (json_int_t)run_id, "modules", mods, "skipped", skipped,
+                     "timing", times);
+    return 0;
 }

@@ -80,6 +80,15 @@ void ms_an_result_clear(MsAnResult *r);   /* accepts zeroed */
  * riskdiff crosslingual pathways.  MS_ENOTFOUND for an unknown name. */
 int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult *out,
                MsError *err);
+/* Every applicable module on one run, decoding the routing from SQLite once
+ * into a temporary file that each module then streams (bounded memory).
+ * out receives {"modules": {name: doc}, "skipped": {name: reason},
+ * "timing": {"decode": {wall, cpu}, name: {wall, cpu}}} (seconds); result
+ * tables are written as by ms_analyze.  Modules that cannot run on this
+ * trace (no stats, no probabilities, no --label) are skipped with a reason;
+ * any other module error fails the call. */
+int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, json_t **out, MsError *err);
+
 /* NULL-terminated list of module names (static). */
 const char *const *ms_analyze_modules(void);
 

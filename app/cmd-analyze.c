@@ -18,6 +18,7 @@ static const char usage_text[] =
     "usage: moescope analyze NAME --db DB [--run R] [--layer L] [--format table|csv|json]\n"
     "                        [--role all|prompt|generated] [--no-write] [module options]\n"
     "modules: load coactivation affinity consistency superexperts npmi riskdiff crosslingual pathways\n"
+    "         all (every module that applies, decoding the trace once; prints per-module times)\n"
     "  affinity:     --distance D (1)  --variant topk|top1|weighted  --top N (10)\n"
     "  consistency:  --segments 4,16,64,256  --cache C,C,... (default 1..E)  --cold\n"
     "  superexperts: --include-layers F (0.75)  --rule paper|p99.5|mean+3sd|50xmean\n"
@@ -135,6 +136,7 @@ int ms_cmd_analyze(int argc, char **argv)
     const char *name = argv[1], *db_path = NULL, *format = "table", *v;
     bool known = false;
     for (const char *const *m = ms_analyze_modules(); *m; m++) known |= !strcmp(*m, name);
+    known |= !strcmp(name, "all");
     if (!known) return ms_cli_usage(CMD, "unknown analysis '%s'", name);
     MsAnOptions o;
     ms_an_options_default(&o);
@@ -222,6 +224,32 @@ int ms_cmd_analyze(int argc, char **argv)
     MsError err = {0};
     MsTraceDb *db = ms_trace_open(db_path, o.write ? MS_TRACE_WRITE : MS_TRACE_READ, &err);
     if (!db) return ms_cli_fail_err(CMD, &err);
+    if (!strcmp(name, "all")) {
+        json_t *all = NULL;
+        int rc = ms_analyze_all(db, &o, &all, &err);
+        ms_trace_close(db);
+        if (rc < 0) return ms_cli_fail_err(CMD, &err);
+        if (!strcmp(format, "json")) {
+            char *s = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            if (s) puts(s);
+            free(s);
+        } else {
+            /* one line per module: its times, or why it was skipped */
+            json_t *rows = json_array(), *t = json_object_get(all, "timing"), *v;
+            const char *k;
+            json_object_foreach(t, k, v) {
+                json_array_append_new(rows, json_pack("{s:s,s:O,s:O,s:s}", "module", k, "wall_s",
+                                                      json_object_get(v, "wall"), "cpu_s", json_object_get(v, "cpu"),
+                                                      "note", ""));
+            }
+            json_object_foreach(json_object_get(all, "skipped"), k, v)
+                json_array_append_new(rows, json_pack("{s:s,s:n,s:n,s:O}", "module", k, "wall_s", "cpu_s", "note", v));
+            print_rows(rows, !strcmp(format, "csv"));
+            json_decref(rows);
+        }
+        json_decref(all);
+        return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;
+    }
     MsAnResult res;
     int rc = ms_analyze(db, name, &o, &res, &err);
     ms_trace_close(db);

@@ -73,6 +73,10 @@ check "npmi --plan writes an intervention set file" test "$rc" -eq 0 -a -s "$T/p
 run "$M" analyze riskdiff --db "$T/a.db" --label set --set1 a --set2 b
 check "riskdiff on identical routing: exit 0" test "$rc" -eq 0
 
+run "$M" analyze all --db "$T/a.db" --format json
+check "analyze all: modules, skipped (superexperts: no stats) and timing" \
+    test "$rc" -eq 0 -a -n "$(grep -F '"skipped":{"superexperts"' "$T/out")" -a -n "$(grep -F '"timing":{"decode"' "$T/out")"
+
 # usage and errors: one line, status 2 (usage) or 1 (failure), never a crash
 run "$M" analyze nosuch --db "$T/a.db"
 check "unknown module: status 2" test "$rc" -eq 2

@@ -364,6 +364,30 @@ int main(void)
              "pathways: mean char distance over 15 pairs = 9·6/15 = 3.6");
     ms_an_result_clear(&res);
 
+    /* analyze all: the decoded-once replay must give the same documents */
+    ms_an_options_default(&o);
+    o.label = "set";
+    o.set1 = "a";
+    o.set2 = "b";
+    json_t *all = NULL;
+    MT_CHECK(ms_analyze_all(db, &o, &all, &err) == 0 && all, "analyze all runs (%s)", err.msg);
+    const char *const *names = ms_analyze_modules();
+    int same = 1, nmod = 0;
+    for (int i = 0; names[i]; i++) {
+        json_t *d = json_object_get(json_object_get(all, "modules"), names[i]);
+        if (!d) { same = 0; continue; }
+        nmod++;
+        if (ms_analyze(db, names[i], &o, &res, &err) != 0) { same = 0; continue; }
+        if (!json_equal(d, res.doc)) {
+            same = 0;
+            mt_diag("analyze all: %s differs from the single-module run", names[i]);
+        }
+        ms_an_result_clear(&res);
+    }
+    MT_CHECK(same && nmod == 9, "analyze all: all 9 modules ran and equal the single-module documents");
+    MT_CHECK(json_is_object(json_object_get(json_object_get(all, "timing"), "decode")), "analyze all: timings reported");
+    json_decref(all);
+
     /* bad input: no crash, clean errors */
     ms_an_options_default(&o);
     o.layer = 0;
