@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -47,6 +48,14 @@ typedef struct {
     double t0, last;
     int64_t tokens;
 } Progress;
+
+/* CPU seconds of the whole process (all threads), for --timing */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void progress(Progress *p, size_t done, size_t total, bool final)
 {
@@ -289,6 +298,7 @@ run:;
     }
 
     Progress pg = { .tty = isatty(STDERR_FILENO), .t0 = ms_cli_now() };
+    double cpu0 = cpu_now();
     size_t skipped = 0, written = 0;
     for (size_t i = 0; i < npr && !rc; i++) {
         if (resume && db) {
@@ -358,8 +368,9 @@ run:;
         progress(&pg, npr, npr, true);
         if (timing) {
             double el = ms_cli_now() - pg.t0;
-            fprintf(stderr, "moescope trace: %lld tokens in %.3f s (%.1f tokens/s)%s\n", (long long)pg.tokens, el,
-                    el > 0 ? (double)pg.tokens / el : 0.0, no_store ? " without storing" : "");
+            fprintf(stderr, "moescope trace: %lld tokens in %.3f s (%.1f tokens/s), CPU %.3f s%s\n",
+                    (long long)pg.tokens, el, el > 0 ? (double)pg.tokens / el : 0.0, cpu_now() - cpu0,
+                    no_store ? " without storing" : "");
         }
         if (pg.tty || skipped)
             fprintf(stderr, "moescope trace: run %lld: %zu prompts written, %zu already present\n",

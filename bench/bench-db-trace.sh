@@ -32,26 +32,30 @@ for i in $(seq 1 "$np"); do
     echo
 done > "$work/p.txt"
 
-# seconds of the prompt loop, from --timing
+# "WALL CPU" seconds of the prompt loop, from --timing
 loop_time() { "$M" trace "$model" --prompts "$work/p.txt" --gen "$gen" -t "$threads" --timing "$@" 2>&1 |
-              sed -n 's/.* in \([0-9.]*\) s .*/\1/p'; }
+              sed -n 's/.* in \([0-9.]*\) s .*CPU \([0-9.]*\) s.*/\1 \2/p'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -A res
-for variant in plain trace trace-probs-stats; do
-    for r in $(seq 1 "$reps"); do
+variants=(plain trace trace-probs-stats)
+loop_time --no-store > /dev/null   # warm-up: the model into the page cache
+# interleaved repetitions, so load changes on a shared machine hit every variant
+for r in $(seq 1 "$reps"); do
+    for v in "${variants[@]}"; do
         rm -f "$work"/t.db*
-        case $variant in
+        case $v in
             plain) loop_time --no-store ;;
             trace) loop_time --db "$work/t.db" ;;
             trace-probs-stats) loop_time --db "$work/t.db" --probs --stats ;;
-        esac
-    done > "$work/$variant.times"
-    res[$variant]=$(median < "$work/$variant.times")
+        esac >> "$work/$v.times"
+    done
 done
 ntok=$("$M" sql --db "$work/t.db" "SELECT sum(n_tokens) FROM prompt" --csv | tail -1)
 echo "OLMoE-shaped Q8_0, $np prompts, $ntok tokens (prefill + $gen generated each), $threads threads, median of $reps"
-for variant in plain trace trace-probs-stats; do
-    awk -v v="$variant" -v t="${res[$variant]}" -v b="${res[plain]}" -v n="$ntok" \
-        'BEGIN { printf "%-18s %8.3f s  %8.1f tok/s  %+6.2f %%\n", v, t, n / t, 100 * (t - b) / b }'
+bw=$(cut -d' ' -f1 "$work/plain.times" | median) bc=$(cut -d' ' -f2 "$work/plain.times" | median)
+for v in "${variants[@]}"; do
+    w=$(cut -d' ' -f1 "$work/$v.times" | median) c=$(cut -d' ' -f2 "$work/$v.times" | median)
+    awk -v v="$v" -v w="$w" -v c="$c" -v bw="$bw" -v bc="$bc" -v n="$ntok" 'BEGIN {
+        printf "%-18s wall %8.3f s (%+6.2f %%)   CPU %8.3f s (%+6.2f %%)   %6.1f tok/s\n",
+               v, w, 100 * (w - bw) / bw, c, 100 * (c - bc) / bc, n / w }'
 done
