@@ -234,7 +234,7 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 int x = ids[(size_t)(i + m) * k + j];
                 if (x < 0) continue;
                 s->fut[x]++;
-                sch_fix(s, x);
+                if (s->hpos[x] >= 0) sch_down(s, s->hpos[x]);   /* key only grew */
             }
     }
     /* leave no stale membership for the next run */

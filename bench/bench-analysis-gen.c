@@ -2,7 +2,10 @@
  * "ids" import format (one JSON header line per request, then
  * tokens×layers×k little-endian int32 ids) for the analysis benchmark.
  *
- *   bench-analysis-gen PROMPTS TOKENS LAYERS EXPERTS K SEED > trace.ids
+ *   bench-analysis-gen PROMPTS TOKENS LAYERS EXPERTS K SEED [weights] > trace.ids
+ *
+ * With "weights", combine weights follow the ids (rank r gets a share
+ * proportional to 1/(r+1), summing to 1) so weight-based modules can run.
  *
  * Routing is skewed (a few hot experts), sticky along the sequence (the
  * previous token's set is reused half the time) and tied across layers (a
@@ -32,8 +35,8 @@ static void put32(uint8_t *p, int32_t v)
 
 int main(int argc, char **argv)
 {
-    if (argc != 7) {
-        fprintf(stderr, "usage: bench-analysis-gen PROMPTS TOKENS LAYERS EXPERTS K SEED\n");
+    if (argc != 7 && !(argc == 8 && !strcmp(argv[7], "weights"))) {
+        fprintf(stderr, "usage: bench-analysis-gen PROMPTS TOKENS LAYERS EXPERTS K SEED [weights]\n");
         return 2;
     }
     long P = atol(argv[1]), T = atol(argv[2]), L = atol(argv[3]), E = atol(argv[4]), K = atol(argv[5]);
@@ -70,9 +73,20 @@ int main(int argc, char **argv)
                         if (!dup) { cur[j] = e; break; }
                     }
             }
-        printf("{\"tokens\":%ld,\"layers\":%ld,\"top_k\":%ld}\n", T, L, K);
+        printf("{\"tokens\":%ld,\"layers\":%ld,\"top_k\":%ld%s}\n", T, L, K, argc == 8 ? ",\"weights\":true" : "");
         for (size_t i = 0; i < n; i++) put32(buf + 4 * i, ids[i]);
         if (fwrite(buf, 4, n, stdout) != n) return 1;
+        if (argc == 8) {
+            double h = 0;
+            for (long j = 0; j < K; j++) h += 1.0 / (double)(j + 1);
+            for (size_t i = 0; i < n; i++) {
+                float w = (float)(1.0 / (double)(i % (size_t)K + 1) / h);
+                uint32_t u;
+                memcpy(&u, &w, 4);
+                put32(buf + 4 * i, (int32_t)u);
+            }
+            if (fwrite(buf, 4, n, stdout) != n) return 1;
+        }
     }
     free(ids);
     free(buf);
