@@ -344,7 +344,8 @@ ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t n
     __m256 acc[4][4];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        __m256i isum[4][4], isum2[4][4], sc16[4], mins[4];   /* isum2: 2nd chain when R == 1 (exact) */
+        /* R == 1: one integer chain per 64 elements (cp), summed exactly at the end */
+        __m256i isum[4][4], cp[4][4], sc16[4], mins[4];
         __m256 dw[4], dmw[4], dy[4];
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *b = w[r] + wb * i;
@@ -357,10 +358,11 @@ ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t n
             mins[r] = _mm256_set_m128i(_mm_unpackhi_epi16(mm, mm), _mm_unpacklo_epi16(mm, mm));
             dw[r] = bcast_h(b);
             dmw[r] = bcast_h(b + 2);
-            UNROLL for (int t = 0; t < T; t++) isum[r][t] = isum2[r][t] = _mm256_setzero_si256();
+            UNROLL for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
         }
+        if (R == 1) UNROLL for (int p = 0; p < 4; p++) UNROLL for (int t = 0; t < T; t++) cp[p][t] = _mm256_setzero_si256();
         UNROLL for (int t = 0; t < T; t++) dy[t] = _mm256_set1_ps(rdf32(a[t] + 292 * i));
-        for (int p = 0; p < 4; p++) {
+        UNROLL for (int p = 0; p < 4; p++) {
             __m256i ylo[4], yhi[4];
             UNROLL for (int t = 0; t < T; t++) {
                 const uint8_t *ys = a[t] + 292 * i + 4 + 64 * p;
@@ -383,16 +385,17 @@ ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t n
                 __m256i slo = _mm256_shuffle_epi8(sc16[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * 2 * p)));
                 __m256i shi = _mm256_shuffle_epi8(sc16[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * p + 1))));
                 UNROLL for (int t = 0; t < T; t++) {
-                    isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(lo, ylo[t]), slo);
-                    if (R == 1) isum2[r][t] = DPWSSD(isum2[r][t], _mm256_maddubs_epi16(hi, yhi[t]), shi);
-                    else isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(hi, yhi[t]), shi);
+                    __m256i *c = R == 1 ? &cp[p][t] : &isum[r][t];
+                    *c = DPWSSD(*c, _mm256_maddubs_epi16(lo, ylo[t]), slo);
+                    *c = DPWSSD(*c, _mm256_maddubs_epi16(hi, yhi[t]), shi);
                 }
             }
         }
         UNROLL for (int t = 0; t < T; t++) {
             __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
             UNROLL for (int r = 0; r < R; r++) {
-                if (R == 1) isum[r][t] = _mm256_add_epi32(isum[r][t], isum2[r][t]);
+                if (R == 1) isum[r][t] = _mm256_add_epi32(_mm256_add_epi32(cp[0][t], cp[1][t]),
+                                                          _mm256_add_epi32(cp[2][t], cp[3][t]));
                 __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins[r], bs));
                 acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(dw[r], dy[t]), acc[r][t]);
                 acc[r][t] = _mm256_fnmadd_ps(m, _mm256_mul_ps(dmw[r], dy[t]), acc[r][t]);
@@ -412,22 +415,24 @@ ALWAYS_INLINE void tile_q6k(const int R, const int T, int64_t nb,
     __m256 acc[4][4];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        __m256i isum[4][4], isum2[4][4], sc32[4];   /* isum2: 2nd chain when R == 1 (exact) */
+        /* R == 1: one integer chain per g (cg), summed exactly at the end */
+        __m256i isum[4][4], cg[4][4], sc32[4];
         __m256 dw[4], dy[4];
         UNROLL for (int r = 0; r < R; r++) {
             const uint8_t *b = w[r] + 210 * i;
             __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
             sc32[r] = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(s16, 5));
             dw[r] = bcast_h(b + 208);
-            UNROLL for (int t = 0; t < T; t++) isum[r][t] = isum2[r][t] = _mm256_setzero_si256();
+            UNROLL for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
         }
         UNROLL for (int t = 0; t < T; t++) {
             dy[t] = _mm256_set1_ps(rdf32(a[t] + 292 * i));
             __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
             UNROLL for (int r = 0; r < R; r++) isum[r][t] = DPWSSD(isum[r][t], sc32[r], bs);
         }
+        if (R == 1) UNROLL for (int g = 0; g < 4; g++) UNROLL for (int t = 0; t < T; t++) cg[g][t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            for (int g = 0; g < 4; g++) {
+            UNROLL for (int g = 0; g < 4; g++) {
                 __m256i y[4];
                 UNROLL for (int t = 0; t < T; t++)
                     y[t] = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 4 + 128 * h + 32 * g));
@@ -448,14 +453,15 @@ ALWAYS_INLINE void tile_q6k(const int R, const int T, int64_t nb,
                     const int8_t *sc = (const int8_t *)(b + 192 + 8 * h + 2 * g);
                     __m256i s = scale_pair(sc[0], sc[1]);
                     UNROLL for (int t = 0; t < T; t++) {
-                        if (R == 1 && h == 1) isum2[r][t] = DPWSSD(isum2[r][t], _mm256_maddubs_epi16(u, y[t]), s);
-                        else isum[r][t] = DPWSSD(isum[r][t], _mm256_maddubs_epi16(u, y[t]), s);
+                        __m256i *c = R == 1 ? &cg[g][t] : &isum[r][t];
+                        *c = DPWSSD(*c, _mm256_maddubs_epi16(u, y[t]), s);
                     }
                 }
             }
         }
         UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) {
-            if (R == 1) isum[r][t] = _mm256_add_epi32(isum[r][t], isum2[r][t]);
+            if (R == 1) isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_add_epi32(_mm256_add_epi32(cg[0][t], cg[1][t]),
+                                                                             _mm256_add_epi32(cg[2][t], cg[3][t])));
             acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(dw[r], dy[t]), acc[r][t]);
         }
     }
