@@ -443,6 +443,12 @@ int ms_cmd_dump(int argc, char **argv)
     }
     int max_tok = 1;
     for (size_t i = 0; i < npr; i++) {
+        json_t *js = json_stringn(pr[i].text, pr[i].len);   /* the JSON needs UTF-8 text */
+        if (!js) {
+            rc = ms_cli_fail(cmd, "%s:%d: prompt is not valid UTF-8", pfile, pr[i].line);
+            goto done;
+        }
+        json_decref(js);
         ntok[i] = ms_tokenizer_encode(tok, pr[i].text, pr[i].len, true, &toks[i], &err);
         if (ntok[i] < 0) {
             ms_error_prefix(&err, "%s:%d: ", pfile, pr[i].line);
@@ -530,13 +536,6 @@ int ms_cmd_dump(int argc, char **argv)
             break;
         }
         fputs(i ? ",{\"text\":" : "{\"text\":", jf);
-        json_t *js = json_stringn(pr[i].text, pr[i].len);
-        if (!js) {
-            rc = ms_cli_fail(cmd, "%s:%d: prompt is not valid UTF-8", pfile, pr[i].line);
-            cap_free(&cap);
-            break;
-        }
-        json_decref(js);
         put_jstr(jf, pr[i].text, pr[i].len);
         if (pr[i].labels_json) fprintf(jf, ",\"labels\":%s", pr[i].labels_json);
         fputs(",\"tokens\":[", jf);

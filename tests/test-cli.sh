@@ -167,6 +167,15 @@ for i, pr in enumerate(d["prompts"]):
 assert d["prompts"][1]["text"] == "print(add(2, 3))\n"
 ' "$T/d"
 
+printf 'fine\nbad \\q escape\n' >"$T/badesc.txt"
+run "$M" dump "$G" --prompts "$T/badesc.txt" --out "$T/e"
+check "dump with an unknown escape: exit 1, one line naming FILE:2 ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "$T/badesc.txt:2:" "$T/err")"
+printf 'fine\n\xff\xfe not utf-8\n' >"$T/badutf.txt"
+run "$M" dump "$G" --prompts "$T/badutf.txt" --out "$T/e"
+check "dump with a non-UTF-8 prompt: exit 1, one line naming FILE:2 ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "$T/badutf.txt:2:" "$T/err")"
+
 run "$M" generate "$G" -p "The students" -n 16 -t 2
 g1=$out
 run "$M" generate "$G" -p "The students" -n 16 -t 2
