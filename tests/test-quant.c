@@ -9,6 +9,7 @@
 #include "ms-common.h"
 #include "quant.h"
 #include "quant-impl.h"
+#include "gguf.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -616,6 +617,85 @@ static void test_chain(void)
     MT_CHECK(bad == 0, "quantised dot products track the float dot product");
 }
 
+/* Real files written by llama.cpp: every quantised tensor, decoded by our
+ * dequantiser, must be close to the same tensor in the file's F32/F16
+ * source (a wrong bit layout gives errors of order 1).  Bounds are loose
+ * multiples of the round-trip errors above. */
+static double type_bound(int type)
+{
+    switch (type) {
+    case MS_TYPE_BF16: return 0.006;
+    case MS_TYPE_F16: return 0.002;
+    case MS_TYPE_Q8_0: return 0.012;
+    case MS_TYPE_Q6_K: return 0.03;
+    case MS_TYPE_Q5_0: case MS_TYPE_Q5_1: case MS_TYPE_Q5_K: return 0.07;
+    case MS_TYPE_Q4_0: case MS_TYPE_Q4_1: case MS_TYPE_Q4_K: return 0.15;
+    case MS_TYPE_Q3_K: return 0.3;
+    case MS_TYPE_Q2_K: return 0.5;
+    default: return 0;
+    }
+}
+
+static void test_fixture_pair(const char *dir, const char *ref_name, const char *q_name)
+{
+    char rp[1024], qp[1024];
+    snprintf(rp, sizeof rp, "%s/fixtures/models/%s", dir, ref_name);
+    snprintf(qp, sizeof qp, "%s/fixtures/models/%s", dir, q_name);
+    MsError err = {0};
+    MsGguf *rg = ms_gguf_open(rp, &err), *qg = rg ? ms_gguf_open(qp, &err) : NULL;
+    if (!rg || !qg) {
+        MT_CHECK(0, "fixture %s: open: %s", q_name, err.msg);
+        ms_gguf_free(rg);
+        return;
+    }
+    int ntested = 0, bad = 0, types_seen[MS_TYPE_COUNT] = {0};
+    double worst[MS_TYPE_COUNT] = {0};
+    for (int64_t i = 0; i < ms_gguf_n_tensors(qg); i++) {
+        const MsGgufTensor *qt = ms_gguf_tensor(qg, i);
+        const MsGgufTensor *rt = ms_gguf_find_tensor(rg, qt->name);
+        if (!rt || qt->type == rt->type || !ms_type_is_supported(qt->type)) continue;
+        int64_t n = qt->ne[0] * qt->ne[1] * qt->ne[2] * qt->ne[3];
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        ms_dequantize_row(rt->type, rt->data, a, n);
+        ms_dequantize_row(qt->type, qt->data, b, n);
+        double se = 0, sx = 0;
+        for (int64_t k = 0; k < n; k++) { se += (double)(a[k] - b[k]) * (a[k] - b[k]); sx += (double)a[k] * a[k]; }
+        double rel = sx > 0 ? sqrt(se / sx) : sqrt(se);
+        if (rel > worst[qt->type]) worst[qt->type] = rel;
+        types_seen[qt->type] = 1;
+        if (!(rel <= type_bound(qt->type))) {
+            if (bad++ < 3) mt_diag("%s %s (%s): relative RMS %.4f", q_name, qt->name, ms_type_name(qt->type), rel);
+        }
+        ntested++;
+        free(a); free(b);
+    }
+    char summary[256] = "";
+    for (int t = 0; t < MS_TYPE_COUNT; t++)
+        if (types_seen[t]) {
+            size_t l = strlen(summary);
+            snprintf(summary + l, sizeof summary - l, " %s<=%.4f", ms_type_name(t), worst[t]);
+        }
+    MT_CHECK(ntested > 0 && bad == 0, "fixture %s: %d tensors decode close to %s (worst%s)",
+             q_name, ntested, ref_name, summary);
+    ms_gguf_free(rg);
+    ms_gguf_free(qg);
+}
+
+static void test_fixtures(void)
+{
+    const char *dir = mt_shared_dir();
+    if (!dir) {
+        mt_diag("skipping real-file checks: ../shared (reference fixtures) not found");
+        return;
+    }
+    test_fixture_pair(dir, "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.Q8_0.gguf");
+    test_fixture_pair(dir, "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.Q4_0.gguf");
+    test_fixture_pair(dir, "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.BF16.gguf");
+    test_fixture_pair(dir, "mixtral-256.F16.gguf", "mixtral-256.Q6_K.gguf");
+    test_fixture_pair(dir, "mixtral-256.F16.gguf", "mixtral-256.Q5_K_M.gguf");
+    test_fixture_pair(dir, "mixtral-256.F16.gguf", "mixtral-256.Q4_K_M.gguf");
+}
+
 int main(void)
 {
     test_table();
@@ -625,5 +705,6 @@ int main(void)
     test_vec_dot();
     test_gemm();
     test_chain();
+    test_fixtures();
     return mt_done();
 }
