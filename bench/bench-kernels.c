@@ -53,11 +53,16 @@ static void bench_shape(int type, int64_t n, int64_t rows)
         passes++;
     } while ((el = now() - t0) < 0.6);
     double gbs = (double)mb * nmat * passes / el / 1e9;
-    /* gemm: one matrix (in cache) times nt tokens */
+    /* gemm: one matrix times nt tokens */
+    int64_t blk = getenv("MS_BENCH_BLK") ? atoll(getenv("MS_BENCH_BLK")) : rows;
+    if (blk <= 0) blk = rows;
     int reps = 0;
     t0 = now();
     do {
-        ms_gemm(type, n, rows, W + mb * (reps % nmat), nt, A, Y, rows);
+        /* row blocks as the forward pass splits work (MS_BENCH_BLK rows per call) */
+        const uint8_t *Wm = W + mb * (reps % nmat);
+        for (int64_t r0 = 0; r0 < rows; r0 += blk)
+            ms_gemm(type, n, MS_MIN(blk, rows - r0), Wm + rb * (size_t)r0, nt, A, Y + r0, rows);
         reps++;
     } while ((el = now() - t0) < 0.6);
     double gflops = 2.0 * n * rows * nt * reps / el / 1e9;
