@@ -70,24 +70,65 @@ char *ms_pathway_string(const int *const *lists, const int *lens, int L)
     return s;
 }
 
+static int cmp_int(const void *x, const void *y)
+{
+    int a = *(const int *)x, b = *(const int *)y;
+    return (a > b) - (a < b);
+}
+
+/* Myers' bit-vector edit distance (block-based, 64 rows of `a` per word):
+ * O(|a|·|b|/64) instead of the O(|a|·|b|) table, same result. */
 int ms_levenshtein(const int *a, int na, const int *b, int nb)
 {
-    int *d = malloc(((size_t)nb + 1) * sizeof *d);
-    if (!d) return MS_ENOMEM;
-    for (int j = 0; j <= nb; j++) d[j] = j;
-    for (int i = 1; i <= na; i++) {
-        int prev = d[0];
-        d[0] = i;
-        for (int j = 1; j <= nb; j++) {
-            int cur = d[j];
-            int v = MS_MIN(d[j] + 1, d[j - 1] + 1);
-            d[j] = MS_MIN(v, prev + (a[i - 1] != b[j - 1]));
-            prev = cur;
-        }
+    if (na == 0) return nb;
+    if (nb == 0) return na;
+    int W = (na + 63) / 64;
+    int *sym = malloc(sizeof *sym * (size_t)na), *bi = malloc(sizeof *bi * (size_t)nb);
+    uint64_t *P = malloc(sizeof *P * (size_t)W), *M = malloc(sizeof *M * (size_t)W), *peq = NULL;
+    if (!sym || !bi || !P || !M) goto oom;
+    memcpy(sym, a, sizeof *sym * (size_t)na);
+    qsort(sym, (size_t)na, sizeof *sym, cmp_int);
+    int ns = 0;
+    for (int i = 0; i < na; i++)
+        if (i == 0 || sym[i] != sym[ns - 1]) sym[ns++] = sym[i];
+    peq = calloc((size_t)ns * W, sizeof *peq);
+    if (!peq) goto oom;
+    for (int i = 0; i < na; i++) {
+        int *f = bsearch(&a[i], sym, (size_t)ns, sizeof *sym, cmp_int);
+        peq[(size_t)(f - sym) * W + i / 64] |= 1ULL << (i % 64);
     }
-    int r = d[nb];
-    free(d);
-    return r;
+    for (int j = 0; j < nb; j++) {
+        int *f = bsearch(&b[j], sym, (size_t)ns, sizeof *sym, cmp_int);
+        bi[j] = f ? (int)(f - sym) : -1;
+    }
+    for (int w = 0; w < W; w++) P[w] = ~0ULL, M[w] = 0;
+    int score = na;
+    uint64_t last = 1ULL << ((na - 1) % 64);
+    for (int j = 0; j < nb; j++) {
+        int hin = 1;   /* the top row D[0][j] = j grows by one per column */
+        for (int w = 0; w < W; w++) {
+            uint64_t Pv = P[w], Mv = M[w], Eq = bi[j] >= 0 ? peq[(size_t)bi[j] * W + w] : 0;
+            uint64_t Xv = Eq | Mv;
+            if (hin < 0) Eq |= 1;
+            uint64_t Xh = (((Eq & Pv) + Pv) ^ Pv) | Eq;
+            uint64_t Ph = Mv | ~(Xh | Pv), Mh = Pv & Xh;
+            uint64_t hi = w == W - 1 ? last : 1ULL << 63;
+            int hout = (Ph & hi) ? 1 : (Mh & hi) ? -1 : 0;
+            Ph <<= 1;
+            Mh <<= 1;
+            if (hin < 0) Mh |= 1;
+            else if (hin > 0) Ph |= 1;
+            P[w] = Mh | ~(Xv | Ph);
+            M[w] = Ph & Xv;
+            hin = hout;
+        }
+        score += hin;
+    }
+    free(sym); free(bi); free(P); free(M); free(peq);
+    return score;
+oom:
+    free(sym); free(bi); free(P); free(M); free(peq);
+    return MS_ENOMEM;
 }
 
 int ms_pathway_tokens(const int *const *lists, const int *lens, int L, int *out)

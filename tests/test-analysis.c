@@ -374,6 +374,42 @@ static int64_t naive_sch(const int32_t *seq, int T, int k, int U, int m, int C, 
     return hits;
 }
 
+/* the textbook two-row table, reference for the bit-vector distance */
+static int dp_lev(const int *a, int na, const int *b, int nb)
+{
+    int *d = malloc(sizeof(int) * (nb + 1));
+    for (int j = 0; j <= nb; j++) d[j] = j;
+    for (int i = 1; i <= na; i++) {
+        int prev = d[0];
+        d[0] = i;
+        for (int j = 1; j <= nb; j++) {
+            int cur = d[j], v = d[j] + 1;
+            if (d[j - 1] + 1 < v) v = d[j - 1] + 1;
+            if (prev + (a[i - 1] != b[j - 1]) < v) v = prev + (a[i - 1] != b[j - 1]);
+            d[j] = v;
+            prev = cur;
+        }
+    }
+    int r = d[nb];
+    free(d);
+    return r;
+}
+
+static void test_levenshtein_random(void)
+{
+    uint64_t seed = 12345;
+    int ok = 1, a[300], b[300];
+    for (int it = 0; it < 400 && ok; it++) {
+        int na = (int)(rng_next(&seed) % 300), nb = (int)(rng_next(&seed) % 300);
+        int alpha = 2 + (int)(rng_next(&seed) % 12);
+        for (int i = 0; i < na; i++) a[i] = (int)(rng_next(&seed) % alpha) - 1;
+        for (int i = 0; i < nb; i++) b[i] = (int)(rng_next(&seed) % alpha) - 1;
+        if (it % 5 == 0 && na > 10) { memcpy(b, a, sizeof(int) * na); nb = na; b[na / 2] = 99; }
+        ok &= ms_levenshtein(a, na, b, nb) == dp_lev(a, na, b, nb);
+    }
+    MT_CHECK(ok, "bit-vector edit distance equals the DP table on 400 random pairs (lengths 0..299)");
+}
+
 /* brute-force references on a seeded random trace */
 static void test_invariants(void)
 {
@@ -527,5 +563,6 @@ int main(void)
     test_npmi_rd_example();
     test_paths_example();
     test_invariants();
+    test_levenshtein_random();
     return mt_done();
 }
