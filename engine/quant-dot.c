@@ -680,8 +680,70 @@ static inline void transpose8(__m256i *r)
 static bool packed_type(int type)
 {
     return (type == MS_TYPE_Q8_0 || type == MS_TYPE_Q4_0 || type == MS_TYPE_Q5_0 ||
-            type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K) && PK_OK(type);
+            type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K || (PK_W == 2 && type == MS_TYPE_Q6_K)) &&
+           PK_OK(type);
 }
+
+#if PK_W == 2
+/* Q6_K (AVX512 only): one super-block per packed block, 16 lanes = its 16
+ * sub-blocks of 16, so q[0..3] carry the data.  A 4x4 dword transpose
+ * inside each 128-bit lane leaves sub-block 4m+l in lane 4l+m; the scale
+ * and correction lanes are permuted the same way.  Weights u = q + 32,
+ * acts c = -32*bsum_j, s = d*sc_j (weights; exact) and d (acts). */
+static inline void transpose4x4_lanes(__m512i *z)
+{
+    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    z[0] = _mm512_unpacklo_epi64(t0, t2);
+    z[1] = _mm512_unpackhi_epi64(t0, t2);
+    z[2] = _mm512_unpacklo_epi64(t1, t3);
+    z[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+static inline __m512i q6_lane_perm(void)
+{
+    /* lane p holds sub-block 4*(p%4) + p/4 */
+    return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+}
+
+static void pack_w_q6k(const uint8_t *row, int64_t g, PackBlk *o)
+{
+    const uint8_t *b = row + 210 * (size_t)g;
+    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
+    __m256i u[8];
+    for (int h = 0; h < 2; h++) {
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+        for (int gg = 0; gg < 4; gg++) {
+            __m256i ql = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32 * (gg & 1)));
+            __m256i lo = gg >= 2 ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4) : _mm256_and_si256(ql, m4);
+            __m256i hb = gg == 0 ? _mm256_slli_epi16(qh, 4) : gg == 1 ? _mm256_slli_epi16(qh, 2)
+                       : gg == 2 ? qh : _mm256_srli_epi16(qh, 2);
+            u[4 * h + gg] = _mm256_or_si256(lo, _mm256_and_si256(hb, m30));
+        }
+    }
+    __m512i z[4];
+    for (int m = 0; m < 4; m++)
+        z[m] = _mm512_inserti64x4(_mm512_castsi256_si512(u[2 * m]), u[2 * m + 1], 1);
+    transpose4x4_lanes(z);
+    for (int k = 0; k < 4; k++) _mm512_store_si512(o->q[k], z[k]);
+    __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
+    sc = _mm512_mul_ps(sc, _mm512_set1_ps(_cvtsh_ss(msq_rd16(b + 208))));
+    _mm512_store_ps(o->s, _mm512_permutexvar_ps(q6_lane_perm(), sc));
+}
+
+static void pack_a_q6k(const uint8_t *row, int64_t g, PackBlk *o)
+{
+    const uint8_t *b = row + 292 * (size_t)g;
+    __m512i z[4];
+    for (int m = 0; m < 4; m++) z[m] = _mm512_loadu_si512(b + 4 + 64 * m);
+    transpose4x4_lanes(z);
+    for (int k = 0; k < 4; k++) _mm512_store_si512(o->q[k], z[k]);
+    __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(b + 260)));
+    __m512i c = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(bs, 5));
+    _mm512_store_si512(o->c, _mm512_permutexvar_epi32(q6_lane_perm(), c));
+    _mm512_store_ps(o->s, _mm512_set1_ps(rdf32(b)));
+}
+#endif
 
 static inline bool is_k(int type) { return type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K; }
 
@@ -775,7 +837,7 @@ static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
     }
 }
 
-ALWAYS_INLINE void tile_packed(const int kq, const int T, int np, const PackBlk *const *w,
+ALWAYS_INLINE void tile_packed(const int kq, const int NK, const int T, int np, const PackBlk *const *w,
                                const PackBlk *const *a, float out[4][4])
 {
     PVf acc[4][4];
@@ -784,7 +846,7 @@ ALWAYS_INLINE void tile_packed(const int kq, const int T, int np, const PackBlk 
         PVi is[4][4];
         UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++)
             is[r][t] = kq ? PV_ZEROI() : PV_LOADI(a[t][g].c);
-        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {
+        _Pragma("GCC unroll 8") for (int k = 0; k < NK; k++) {
             PVi wq[4];
             UNROLL for (int r = 0; r < 4; r++) wq[r] = PV_LOADI(w[r][g].q[k]);
             UNROLL for (int t = 0; t < T; t++) {
@@ -810,11 +872,14 @@ static void tile_packed_any(int type, int T, int np, const PackBlk *const *w,
                             const PackBlk *const *a, float out[4][4])
 {
     if (is_k(type)) {
-        if (T == 4) tile_packed(1, 4, np, w, a, out);
-        else tile_packed(1, 1, np, w, a, out);
+        if (T == 4) tile_packed(1, 8, 4, np, w, a, out);
+        else tile_packed(1, 8, 1, np, w, a, out);
+    } else if (type == MS_TYPE_Q6_K) {
+        if (T == 4) tile_packed(0, 4, 4, np, w, a, out);
+        else tile_packed(0, 4, 1, np, w, a, out);
     } else {
-        if (T == 4) tile_packed(0, 4, np, w, a, out);
-        else tile_packed(0, 1, np, w, a, out);
+        if (T == 4) tile_packed(0, 8, 4, np, w, a, out);
+        else tile_packed(0, 8, 1, np, w, a, out);
     }
 }
 
@@ -826,9 +891,19 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
     PackBlk apk[PK_TG][PK_NB], wpk[4][PK_NB];
     for (int64_t t0 = 0; t0 < nt; t0 += PK_TG) {
         int tn = (int)MS_MIN(PK_TG, nt - t0);
-        for (int64_t k0 = 0; k0 < n; k0 += PK_KC) {
-            int ng = (int)(MS_MIN(PK_KC, n - k0) / 256), np = (ng + PK_W - 1) / PK_W;
+        /* Q6_K: one super-block per packed block, so a shorter chunk */
+        const bool q6 = type == MS_TYPE_Q6_K;
+        const int per = q6 ? 1 : PK_W;
+        const int64_t kc = (int64_t)PK_NB * per * 256;
+        for (int64_t k0 = 0; k0 < n; k0 += kc) {
+            int ng = (int)(MS_MIN(kc, n - k0) / 256), np = (ng + per - 1) / per;
             for (int t = 0; t < tn; t++) {
+#if PK_W == 2
+                if (q6) {
+                    for (int g = 0; g < ng; g++) pack_a_q6k(A + ab * (size_t)(t0 + t), k0 / 256 + g, &apk[t][g]);
+                    continue;
+                }
+#endif
                 for (int g = 0; g < ng; g++)
                     pack_a(type, A + ab * (size_t)(t0 + t), k0 / 256 + g, &apk[t][g / PK_W], g % PK_W);
                 if (ng % PK_W) pk_zero(&apk[t][np - 1], ng % PK_W);
@@ -838,6 +913,12 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
                 for (int r = 0; r < 4; r++) {
                     if (r >= nr) { memcpy(wpk[r], wpk[nr - 1], sizeof wpk[r]); continue; }
                     const uint8_t *row = W + rb * (size_t)(r0 + r);
+#if PK_W == 2
+                    if (q6) {
+                        for (int g = 0; g < ng; g++) pack_w_q6k(row, k0 / 256 + g, &wpk[r][g]);
+                        continue;
+                    }
+#endif
                     for (int g = 0; g < ng; g++) pack_w(type, row, k0 / 256 + g, &wpk[r][g / PK_W], g % PK_W);
                     if (ng % PK_W) pk_zero(&wpk[r][np - 1], ng % PK_W);
                 }
