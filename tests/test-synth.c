@@ -204,6 +204,25 @@ static void test_determinism(void)
     ms_model_free(m);
 }
 
+/* llama.cpp takes deepseek2's "lite" path (attn_q, no q LoRA) exactly when
+ * block_count is 27: synth must write that form then. */
+static void test_deepseek2_lite(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/ds27.gguf", mt_tmpdir());
+    MsSynthParams p = small("deepseek2", MS_TYPE_F32);
+    p.n_layer = 27;
+    p.n_vocab = 300;
+    MsError err = { 0 };
+    int rc = ms_synth_write(path, &p, &err);
+    MsModel *m = rc == 0 ? ms_model_load(path, &err) : NULL;
+    const MsGguf *g = m ? ms_model_gguf(m) : NULL;
+    MT_CHECK(m && ms_gguf_find_tensor(g, "blk.26.attn_q.weight") && !ms_gguf_find_tensor(g, "blk.0.attn_q_a.weight") &&
+                 ms_gguf_find_kv(g, "deepseek2.attention.q_lora_rank") < 0,
+             "deepseek2 with 27 layers: lite form loads (%s)", m ? "ok" : err.msg);
+    ms_model_free(m);
+}
+
 static void test_fmt_float(void)
 {
     static const float v[] = { 0.1f, 0.28740603f, 0.051861044f, 1.0f / 3.0f, 1e-30f, 3.4e38f, -2.5f, 0.0f,
@@ -428,6 +447,7 @@ int main(void)
     for (size_t i = 0; i < MS_ARRAY_LEN(archs); i++) test_arch(archs[i]);
     test_types();
     test_determinism();
+    test_deepseek2_lite();
     const char *shared = mt_shared_dir();
     if (shared) test_dump_vs_reference(shared);
     else mt_diag("SKIP dump-vs-reference part: ../shared (reference fixtures) not found");
