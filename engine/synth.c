@@ -31,7 +31,7 @@ MsSynthParams ms_synth_default_params(void)
     MsSynthParams p = {
         .arch = "olmoe", .n_layer = 2, .n_embd = 64, .n_head = 4, .n_head_kv = 0,
         .n_expert = 8, .n_expert_used = 2, .n_ff = 32, .n_vocab = 512,
-        .type = MS_TYPE_F32, .seed = 42,
+        .type = MS_TYPE_F32, .seed = 42, .n_threads = 0,
     };
     return p;
 }
@@ -790,7 +790,7 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
         rc = ms_error_set(err, MS_EIO, "%s: cannot write header", path);
     uint8_t *buf = rc == 0 ? malloc(max_bytes ? max_bytes : 1) : NULL;
     if (rc == 0 && !buf) rc = ms_error_set(err, MS_ENOMEM, "synth: out of memory (%zu bytes for one tensor)", max_bytes);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long ncpu = p->n_threads > 0 ? p->n_threads : sysconf(_SC_NPROCESSORS_ONLN);
     int n_threads = (int)(ncpu < 1 ? 1 : ncpu > 16 ? 16 : ncpu);
     for (int i = 0; i < tl.n && rc == 0; i++) {
         const TSpec *t = &tl.v[i];

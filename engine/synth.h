@@ -16,6 +16,8 @@ typedef struct {
     int n_vocab;
     int type;              /* MS_TYPE_* for 2-D weights; norms and router stay F32 */
     uint64_t seed;
+    int n_threads;         /* generation/quantisation threads; 0 = online CPUs (max 16).
+                            * The output does not depend on it. */
 } MsSynthParams;
 
 MsSynthParams ms_synth_default_params(void);
