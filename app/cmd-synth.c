@@ -9,7 +9,7 @@
 
 static const char synth_help[] =
     "usage: moescope synth --arch A --layers N --embd D --heads H --experts E --used K\n"
-    "                      --ff F --vocab V --type T [--seed S] [--kv-heads H] OUT.gguf\n"
+    "                      --ff F --vocab V [--type T] [--seed S] [--kv-heads H] [-t N] OUT.gguf\n"
     "\n"
     "Write a random-weight Mixture-of-Experts model with a byte-level BPE tokenizer.\n"
     "Weights are normal draws scaled by 1/sqrt(fan_in); the file is deterministic\n"
@@ -30,7 +30,9 @@ static const char synth_help[] =
     "                 Q2_K Q3_K Q4_K Q5_K Q6_K; norms and routers stay F32.  Rows that\n"
     "                 are not whole blocks fall back (K-quants to Q4_0/Q5_0/Q5_1/Q8_0,\n"
     "                 then F16), as llama-quantize does.\n"
-    "  --seed S       PRNG seed (default 42)\n";
+    "  --seed S       PRNG seed (default 42)\n"
+    "  -t THREADS     generation threads (default: all CPUs, at most 16); the file\n"
+    "                 is the same for any thread count\n";
 
 int ms_cmd_synth(int argc, char **argv)
 {
@@ -60,6 +62,11 @@ int ms_cmd_synth(int argc, char **argv)
         OPTI("--ff", n_ff, 1, 1 << 20, 5)
         OPTI("--vocab", n_vocab, 258, 1 << 22, 6)
         OPTI("--kv-heads", n_head_kv, 1, 4096, -1)
+        OPTI("--threads", n_threads, 0, 1024, -1)
+        if ((r = ms_cli_opt(cmd, argc, argv, &i, "-t", NULL, &v)) != 0) {
+            if (r < 0 || ms_cli_parse_int(cmd, "-t", v, 0, 1024, &p.n_threads) < 0) return 2;
+            continue;
+        }
 #undef OPTI
         if ((r = ms_cli_opt(cmd, argc, argv, &i, "--arch", NULL, &v)) != 0) {
             if (r < 0) return 2;
