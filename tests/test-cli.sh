@@ -31,7 +31,10 @@ run() {
 }
 
 # ---------------------------------------------------------------- help
-for c in info tokenize dump generate perplexity synth bench; do
+# every command listed by `moescope --help`
+cmds=$("$M" --help | sed -n 's/^  \([a-z][a-z-]*\)  .*/\1/p')
+check "moescope --help lists the engine commands" test -n "$(echo "$cmds" | grep -x synth)" -a -n "$(echo "$cmds" | grep -x perplexity)"
+for c in $cmds; do
     run "$M" "$c" --help
     check "$c --help exits 0 with usage text" test "$rc" -eq 0 -a -n "$(grep -m1 '^usage: moescope' "$T/out")"
 done
