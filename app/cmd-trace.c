@@ -76,6 +76,28 @@ static void progress(Progress *p, size_t done, size_t total, bool final)
     fflush(stderr);
 }
 
+/* Observer wrapper that measures the time spent storing (for --timing). */
+typedef struct {
+    MsObserver inner;
+    double secs;
+} TimedObs;
+
+static void timed_routing(void *user, const MsRoutingEvent *ev)
+{
+    TimedObs *t = user;
+    double t0 = ms_cli_now();
+    t->inner.on_routing(t->inner.user, ev);
+    t->secs += ms_cli_now() - t0;
+}
+
+static void timed_hidden(void *user, const MsHiddenEvent *ev)
+{
+    TimedObs *t = user;
+    double t0 = ms_cli_now();
+    t->inner.on_hidden(t->inner.user, ev);
+    t->secs += ms_cli_now() - t0;
+}
+
 static int put_token(MsTraceWriter *w, const MsTokenizer *tok, int pos, int32_t id, bool gen, float lp, float ent,
                      MsError *err)
 {
@@ -283,8 +305,11 @@ run:;
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
     }
+    TimedObs tobs = { .secs = 0 };
     if (w) {
-        MsObserver obs = ms_trace_writer_observer(w);
+        tobs.inner = ms_trace_writer_observer(w);
+        MsObserver obs = tobs.inner;
+        if (timing) obs = (MsObserver){ timed_routing, timed_hidden, &tobs };
         ms_context_set_observer(ctx, &obs);
     }
     smp = ms_sampler_new(temp, 1.0f, seed);
@@ -357,10 +382,12 @@ run:;
             pg.tokens++;
         }
         if (rc) break;
+        double tc = ms_cli_now();
         if (w && ms_trace_writer_commit(w, NULL, &err) < 0) {
             rc = ms_cli_fail_err(cmd, &err);
             break;
         }
+        tobs.secs += ms_cli_now() - tc;
         written++;
         progress(&pg, i + 1, npr, false);
     }
@@ -368,9 +395,9 @@ run:;
         progress(&pg, npr, npr, true);
         if (timing) {
             double el = ms_cli_now() - pg.t0;
-            fprintf(stderr, "moescope trace: %lld tokens in %.3f s (%.1f tokens/s), CPU %.3f s%s\n",
-                    (long long)pg.tokens, el, el > 0 ? (double)pg.tokens / el : 0.0, cpu_now() - cpu0,
-                    no_store ? " without storing" : "");
+            fprintf(stderr, "moescope trace: %lld tokens in %.3f s (%.1f tokens/s), CPU %.3f s, storing %.3f s "
+                    "(%.2f %%)%s\n", (long long)pg.tokens, el, el > 0 ? (double)pg.tokens / el : 0.0, cpu_now() - cpu0,
+                    tobs.secs, el > 0 ? 100.0 * tobs.secs / el : 0.0, no_store ? " without storing" : "");
         }
         if (pg.tty || skipped)
             fprintf(stderr, "moescope trace: run %lld: %zu prompts written, %zu already present\n",
