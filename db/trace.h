@@ -127,7 +127,8 @@ void ms_trace_writer_free(MsTraceWriter *w);  /* accepts NULL; drops an uncommit
 MsObserver ms_trace_writer_observer(MsTraceWriter *w);
 
 /* Start prompt `index` (0-based position in the prompt file).  text may hold
- * NUL bytes (len given); labels_json is a JSON object text or NULL. */
+ * NUL bytes (len given); labels_json is a JSON object text or NULL.  An
+ * uncommitted previous prompt is dropped.  Buffers are copied. */
 int ms_trace_writer_begin(MsTraceWriter *w, int index, const char *text, size_t len,
                           const char *labels_json, MsError *err);
 /* One token of the current prompt.  logprob / entropy: NAN = unknown (NULL). */
