@@ -8,6 +8,13 @@
 #include <math.h>
 #include <strings.h>
 
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+#define MSQ_ACT_SIMD 1
+#else
+#define MSQ_ACT_SIMD 0
+#endif
+
 typedef struct {
     const char *name;
     int64_t blck;   /* elements per block, 0 = no layout known */
@@ -588,6 +595,37 @@ int ms_vec_dot_type(int wtype)
 /* Q8_0 / Q8_1 as ggml's x86 SIMD path: d = amax/127, q = rne(x * (127/amax)). */
 static void act_q8_0_1(const float *x, uint8_t *b, bool with_sum)
 {
+#if MSQ_ACT_SIMD
+    /* same arithmetic, 8 lanes at a time (max, one multiply, RNE round) */
+    __m256 v[4], mx = _mm256_setzero_ps();
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[k]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+    __m256 idv = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++)
+        q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i s16a = _mm256_packs_epi32(q[0], q[1]), s16b = _mm256_packs_epi32(q[2], q[3]);
+    __m256i s8 = _mm256_packs_epi16(s16a, s16b);
+    /* undo the in-lane interleave of the packs */
+    s8 = _mm256_permutevar8x32_epi32(s8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)(b + (with_sum ? 4 : 2)), s8);
+    f2h(b, d);
+    if (with_sum) {
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        f2h(b + 2, d * (float)_mm_cvtsi128_si32(s4));
+    }
+#else
     float amax = 0;
     for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
     float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
@@ -600,6 +638,7 @@ static void act_q8_0_1(const float *x, uint8_t *b, bool with_sum)
     }
     f2h(b, d);
     if (with_sum) f2h(b + 2, d * (float)sum);
+#endif
 }
 
 /* Q8_K as quantize_row_q8_K_ref: the first element of largest magnitude
@@ -617,7 +656,23 @@ static void act_q8_k(const float *x, uint8_t *b)
         return;
     }
     float iscale = -127.f / max;
+#if MSQ_ACT_SIMD
+    {
+        /* RNE like nearest_int; packs saturation is the min(127, .) */
+        __m256 is = _mm256_set1_ps(iscale);
+        for (int j = 0; j < 256; j += 32) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++)
+                q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), is),
+                                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            __m256i s8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            s8 = _mm256_permutevar8x32_epi32(s8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(qs + j), s8);
+        }
+    }
+#else
     for (int j = 0; j < 256; j++) qs[j] = (int8_t)MS_MIN(127, nearest_int(iscale * x[j]));
+#endif
     for (int g = 0; g < 16; g++) {
         int s = 0;
         for (int j = 0; j < 16; j++) s += qs[16 * g + j];
@@ -632,9 +687,16 @@ void ms_quantize_act(int wtype, const float *x, void *dst, int64_t n)
     uint8_t *d = dst;
     switch (ms_vec_dot_type(wtype)) {
     case MS_TYPE_F32: memcpy(dst, x, (size_t)n * 4); break;
-    case MS_TYPE_F16:
-        for (int64_t i = 0; i < n; i++) f2h(d + 2 * i, x[i]);
+    case MS_TYPE_F16: {
+        int64_t i = 0;
+#if MSQ_ACT_SIMD
+        /* F16C rounds to nearest even, like ms_fp32_to_fp16 */
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128((__m128i *)(d + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+        for (; i < n; i++) f2h(d + 2 * i, x[i]);
         break;
+    }
     case MS_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) msq_wr16(d + 2 * i, ms_fp32_to_bf16(x[i]));
         break;

@@ -401,6 +401,66 @@ static void test_act(void)
     MT_CHECK(bad == 0 && memcmp(xo, xf, sizeof xf) == 0, "F16/BF16/F32 act conversion");
 }
 
+/* Random rows: every converted block equals the §2.2 formulas evaluated
+ * here (catches SIMD conversion paths that differ from the definition). */
+static void test_act_random(void)
+{
+    Rng r = {2718};
+    enum { N = 1024 + 256 };
+    static float x[N];
+    static uint8_t b[N * 2 + 64];
+    int bad0 = 0, bad1 = 0, badk = 0, badh = 0;
+    for (int rep = 0; rep < 40; rep++) {
+        float sc = rep % 4 == 0 ? 1e-4f : rep % 4 == 1 ? 1.f : rep % 4 == 2 ? 300.f : 7.f;
+        for (int i = 0; i < N; i++) x[i] = rng_gauss(&r) * sc;
+        if (rep % 5 == 0) for (int i = 0; i < N; i += 3) x[i] = (float)rng_int(&r, -40, 40) * 0.5f;  /* ties */
+        if (rep % 7 == 0) for (int i = 0; i < 32; i++) x[i] = 0;                                        /* zero block */
+        /* Q8_0 / Q8_1 */
+        for (int pass = 0; pass < 2; pass++) {
+            int bs = pass ? 36 : 34, qo = pass ? 4 : 2;
+            ms_quantize_act(pass ? MS_TYPE_Q4_1 : MS_TYPE_Q4_0, x, b, N);
+            for (int blk = 0; blk < N / 32; blk++) {
+                const float *xb = x + 32 * blk;
+                const uint8_t *bb = b + bs * blk;
+                float amax = 0;
+                for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+                float id = amax != 0 ? 127.f / amax : 0.f;
+                int sum = 0, ok = get_f16(bb) == ms_fp16_to_fp32(ms_fp32_to_fp16(amax / 127.f));
+                for (int j = 0; j < 32; j++) {
+                    int q = (int)rintf(xb[j] * id);
+                    sum += q;
+                    ok &= (int8_t)bb[qo + j] == q;
+                }
+                if (pass) ok &= get_f16(bb + 2) == ms_fp16_to_fp32(ms_fp32_to_fp16(amax / 127.f * (float)sum));
+                if (!ok) *(pass ? &bad1 : &bad0) += 1;
+            }
+        }
+        /* Q8_K */
+        ms_quantize_act(MS_TYPE_Q4_K, x, b, N);
+        for (int blk = 0; blk < N / 256; blk++) {
+            const float *xb = x + 256 * blk;
+            const uint8_t *bb = b + 292 * blk;
+            float amax = 0, max = 0, d;
+            for (int j = 0; j < 256; j++) if (fabsf(xb[j]) > amax) { amax = fabsf(xb[j]); max = xb[j]; }
+            memcpy(&d, bb, 4);
+            float is = amax ? -127.f / max : 0.f;
+            int ok = amax ? d == 1.f / is : d == 0.f;
+            for (int j = 0; j < 256 && amax; j++) {
+                int q = (int)rintf(is * xb[j]);
+                ok &= (int8_t)bb[4 + j] == (q > 127 ? 127 : q);
+            }
+            if (!ok) badk++;
+        }
+        /* F16, n not a multiple of 8 */
+        uint16_t h[N];
+        ms_quantize_act(MS_TYPE_F16, x, h, N - 3);
+        for (int i = 0; i < N - 3; i++) badh += h[i] != ms_fp32_to_fp16(x[i]);
+    }
+    MT_CHECK(bad0 == 0 && bad1 == 0 && badk == 0 && badh == 0,
+             "random rows: Q8_0/Q8_1/Q8_K/F16 activation blocks match the formulas (%d/%d/%d/%d bad)",
+             bad0, bad1, badk, badh);
+}
+
 /* ------------------------------------------------- dot-product reference */
 
 /* Reference dot for quantised weights from the chosen fields: integer sums
@@ -702,6 +762,7 @@ int main(void)
     test_dequant();
     test_roundtrip();
     test_act();
+    test_act_random();
     test_vec_dot();
     test_gemm();
     test_chain();
