@@ -203,7 +203,9 @@ void ms_load_acc_stats(MsLoadAcc *a, MsLoadStats *o)
         o->entropy = o->entropy_norm = o->exp_entropy = o->kl_uniform = o->gini = NAN;
         for (int i = 0; i < E; i++) a->cover[i] = NAN;
     }
-    double rare = 0.1 * a->k / E;
+    /* mean selections per token = k for full top-k, and right under top-k overrides */
+    double kk = a->M > 0 ? (double)a->nsel / (double)a->M : a->k;
+    double rare = 0.1 * kk / E;
     for (int e = 0; e < E; e++) {
         if (a->c[e] == 0) o->n_dead++;
         if (a->M > 0 && (double)a->c[e] / (double)a->M < rare) o->n_cold++;

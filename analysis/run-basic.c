@@ -84,7 +84,8 @@ int an_load(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, json
         json_t *dead = json_array(), *cold = json_array();
         for (int e = 0; e < r->E; e++) {
             if (S.counts[e] == 0) json_array_append_new(dead, json_integer(e));
-            if (S.n_tokens > 0 && (double)S.counts[e] / (double)S.n_tokens < 0.1 * r->k / r->E)
+            if (S.n_tokens > 0 && (double)S.counts[e] / (double)S.n_tokens <
+                                      0.1 * ((double)S.n_selections / (double)S.n_tokens) / r->E)
                 json_array_append_new(cold, json_integer(e));
         }
         json_object_set_new(jl, "dead", dead);

@@ -70,6 +70,9 @@ int an_run_open(MsTraceDb *db, int64_t run_id, AnRun *r, MsError *err)
         return ms_error_set(err, MS_EFORMAT, "%s: run %lld: model shape E=%d k=%d layers=%d unusable",
                             ms_trace_path(db), (long long)run_id, r->E, r->k, r->n_layer);
     }
+    /* a top-k override can select more than the model's k experts: size
+     * the per-token slots for the largest possible selection then */
+    if (r->info.interventions && strstr(r->info.interventions, "top-k")) r->k = r->E;
     bool any = false;
     for (int l = 0; l < r->n_layer; l++) any |= m->is_moe[l] != 0;
     for (int l = 0; l < MS_TRACE_MAX_LAYER; l++) r->layer_slot[l] = -1;
