@@ -242,20 +242,25 @@ static inline __m256 bcast_h(const uint8_t *p)
  * can fold (an out-of-line table lookup in the hot loop costs a call). */
 ALWAYS_INLINE size_t q8fam_bytes(int type)
 {
-    return type == MS_TYPE_Q8_0 ? 34 : type == MS_TYPE_Q4_0 ? 18 : 22;
+    return type == MS_TYPE_Q8_0 ? 34 : type == MS_TYPE_Q4_0 ? 18 : type == MS_TYPE_Q5_0 ? 22
+         : type == MS_TYPE_Q4_1 ? 20 : 24;
 }
+
+/* Q4_1 / Q5_1 take Q8_1 activations (36-byte blocks, qs at 4, s at 2) and
+ * have no offset: unsigned levels, plus the m * s term per block. */
+ALWAYS_INLINE bool q81_act(int type) { return type == MS_TYPE_Q4_1 || type == MS_TYPE_Q5_1; }
 
 ALWAYS_INLINE __m256i q32_unsigned(int type, const uint8_t *b)
 {
     const __m256i m4 = _mm256_set1_epi8(15);
     if (type == MS_TYPE_Q8_0)
         return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), _mm256_set1_epi8((char)0x80));
-    const uint8_t *qs = b + (type == MS_TYPE_Q4_0 ? 2 : 6);
+    const uint8_t *qs = b + (type == MS_TYPE_Q4_0 ? 2 : type == MS_TYPE_Q5_0 ? 6 : type == MS_TYPE_Q4_1 ? 4 : 8);
     __m128i q = _mm_loadu_si128((const __m128i *)qs);
     __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-    if (type == MS_TYPE_Q5_0) {
+    if (type == MS_TYPE_Q5_0 || type == MS_TYPE_Q5_1) {
         /* bit j of qh -> 0x10 in byte j */
-        uint32_t qh = msq_rd32(b + 2);
+        uint32_t qh = msq_rd32(b + (type == MS_TYPE_Q5_0 ? 2 : 4));
         __m256i v = _mm256_set1_epi32((int)qh);
         const __m256i sh = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
                                              0x0101010101010101, 0x0000000000000000);
@@ -273,18 +278,29 @@ ALWAYS_INLINE void q8fam_block(const int type, const int R, const int T, int64_t
     const size_t wb = q8fam_bytes(type);
     const int off = type == MS_TYPE_Q8_0 ? 128 : type == MS_TYPE_Q4_0 ? 8 : 16;
     const __m256i offv = _mm256_set1_epi8((char)off);
+    const bool m1 = q81_act(type);
     __m256i y[4], corr[4];
-    __m256 dy[4];
+    __m256 dy[4], sy[4];
     UNROLL for (int t = 0; t < T; t++) {
-        const uint8_t *ab = a[t] + 34 * i;
-        y[t] = _mm256_loadu_si256((const __m256i *)(ab + 2));
-        corr[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                   DPBUSD(_mm256_setzero_si256(), offv, y[t]));
+        const uint8_t *ab = a[t] + (m1 ? 36 : 34) * i;
+        y[t] = _mm256_loadu_si256((const __m256i *)(ab + (m1 ? 4 : 2)));
+        if (m1) {
+            corr[t] = _mm256_setzero_si256();
+            /* s in lane 0 only: the m*s term enters the sum once */
+            sy[t] = _mm256_set_m128(_mm_setzero_ps(), _mm_set_ss(_cvtsh_ss(msq_rd16(ab + 2))));
+        } else {
+            corr[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                       DPBUSD(_mm256_setzero_si256(), offv, y[t]));
+        }
         dy[t] = bcast_h(ab);
     }
     UNROLL for (int r = 0; r < R; r++) {
         const uint8_t *wbk = w[r] + wb * i;
         __m256 dw = bcast_h(wbk);
+        if (m1) {
+            __m256 mw = bcast_h(wbk + 2);
+            UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_fmadd_ps(mw, sy[t], acc[r][t]);
+        }
 #if !MSQ_VNNI
         if (type == MS_TYPE_Q8_0) {
             /* u = q + 128 would overflow maddubs: sign trick instead */
@@ -568,6 +584,8 @@ ALWAYS_INLINE bool tile_any(int type, const int R, const int T, int64_t n,
     case MS_TYPE_Q8_0: tile_q8fam(MS_TYPE_Q8_0, R, T, n / 32, w, a, out); return true;
     case MS_TYPE_Q4_0: tile_q8fam(MS_TYPE_Q4_0, R, T, n / 32, w, a, out); return true;
     case MS_TYPE_Q5_0: tile_q8fam(MS_TYPE_Q5_0, R, T, n / 32, w, a, out); return true;
+    case MS_TYPE_Q4_1: tile_q8fam(MS_TYPE_Q4_1, R, T, n / 32, w, a, out); return true;
+    case MS_TYPE_Q5_1: tile_q8fam(MS_TYPE_Q5_1, R, T, n / 32, w, a, out); return true;
     case MS_TYPE_Q4_K: tile_q45k(0, R, T, n / 256, w, a, out); return true;
     case MS_TYPE_Q5_K: tile_q45k(1, R, T, n / 256, w, a, out); return true;
     case MS_TYPE_Q6_K: tile_q6k(R, T, n / 256, w, a, out); return true;
@@ -596,6 +614,7 @@ static bool simd_type(int type)
     switch (type) {
     case MS_TYPE_F32: case MS_TYPE_F16: case MS_TYPE_BF16:
     case MS_TYPE_Q8_0: case MS_TYPE_Q4_0: case MS_TYPE_Q5_0:
+    case MS_TYPE_Q4_1: case MS_TYPE_Q5_1:
     case MS_TYPE_Q4_K: case MS_TYPE_Q5_K: case MS_TYPE_Q6_K:
         return true;
     default:
