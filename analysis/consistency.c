@@ -91,14 +91,17 @@ MsSrp ms_srp_from_hist(const int64_t *h, int m)
 
 /* ------------------------------------------------------------------ SCH */
 
-/* The cache is an indexed binary min-heap keyed by (fut, last), so an
- * eviction and each key change cost O(log C) instead of a scan. */
+/* The cache is an indexed binary min-heap.  Each entry carries its packed
+ * key (fut + 2^20) << 40 | last, so one integer compare orders entries by
+ * (fut, last) exactly as the eviction rule does (fut >= 0, last < 2^40). */
+typedef struct { uint64_t key; int id; } SchEnt;
+
 struct MsSchSim {
     int U;
     int64_t *fut, *last;
     int64_t *seen;        /* stamp of the run that saw the id */
     int *hpos;            /* heap index of an id, −1 when not cached */
-    int *heap;
+    SchEnt *heap;
     int nheap;
     int64_t run;
 };
@@ -114,7 +117,7 @@ MsSchSim *ms_sch_sim_new(int universe)
     s->last = calloc(U, sizeof(int64_t));
     s->seen = calloc(U, sizeof(int64_t));
     s->hpos = malloc(U * sizeof(int));
-    s->heap = calloc(U, sizeof(int));
+    s->heap = calloc(U, sizeof(SchEnt));
     if (!s->fut || !s->last || !s->seen || !s->hpos || !s->heap) {
         ms_sch_sim_free(s);
         return NULL;
@@ -131,54 +134,57 @@ void ms_sch_sim_free(MsSchSim *s)
     free(s);
 }
 
-static inline bool sch_less(const MsSchSim *s, int a, int b)
+static inline uint64_t sch_key(const MsSchSim *s, int id)
 {
-    return s->fut[a] < s->fut[b] || (s->fut[a] == s->fut[b] && s->last[a] < s->last[b]);
-}
-
-static inline void sch_swap(MsSchSim *s, int i, int j)
-{
-    int a = s->heap[i], b = s->heap[j];
-    s->heap[i] = b;
-    s->heap[j] = a;
-    s->hpos[b] = i;
-    s->hpos[a] = j;
+    return ((uint64_t)(s->fut[id] + (1 << 20)) << 40) | (uint64_t)s->last[id];
 }
 
 static void sch_up(MsSchSim *s, int i)
 {
+    SchEnt e = s->heap[i];
     while (i > 0) {
         int p = (i - 1) / 2;
-        if (!sch_less(s, s->heap[i], s->heap[p])) break;
-        sch_swap(s, i, p);
+        if (s->heap[p].key <= e.key) break;
+        s->heap[i] = s->heap[p];
+        s->hpos[s->heap[i].id] = i;
         i = p;
     }
+    s->heap[i] = e;
+    s->hpos[e.id] = i;
 }
 
 static void sch_down(MsSchSim *s, int i)
 {
+    SchEnt e = s->heap[i];
+    int n = s->nheap;
     for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->nheap && sch_less(s, s->heap[l], s->heap[m])) m = l;
-        if (r < s->nheap && sch_less(s, s->heap[r], s->heap[m])) m = r;
-        if (m == i) break;
-        sch_swap(s, i, m);
-        i = m;
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && s->heap[c + 1].key < s->heap[c].key) c++;
+        if (s->heap[c].key >= e.key) break;
+        s->heap[i] = s->heap[c];
+        s->hpos[s->heap[i].id] = i;
+        i = c;
     }
+    s->heap[i] = e;
+    s->hpos[e.id] = i;
 }
 
-static inline void sch_fix(MsSchSim *s, int id)
+/* key of a cached id changed: restore the heap order */
+static inline void sch_rekey(MsSchSim *s, int id)
 {
     int i = s->hpos[id];
-    if (i < 0) return;
-    sch_up(s, i);
-    sch_down(s, s->hpos[id]);
+    uint64_t k = sch_key(s, id), old = s->heap[i].key;
+    s->heap[i].key = k;
+    if (k < old) sch_up(s, i);
+    else if (k > old) sch_down(s, i);
 }
 
 int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int C,
                        bool cold, int64_t *requests)
 {
     if (!s || T < 0 || k < 1 || m < 1 || C < 1 || (T > 0 && !ids)) return MS_EINVAL;
+    if ((int64_t)T * k >= (int64_t)1 << 40) return MS_ERANGE;
     for (int64_t i = 0; i < (int64_t)T * k; i++)
         if (ids[i] >= s->U) return MS_ERANGE;
     int cap = MS_MIN(C, s->U);
@@ -212,21 +218,28 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
         for (int j = 0; j < k; j++) {
             int x = S[j];
             if (x < 0) continue;
-            if (s->hpos[x] < 0) {
-                if (s->nheap >= cap) {
-                    int y = s->heap[0];
-                    sch_swap(s, 0, s->nheap - 1);
-                    s->nheap--;
-                    s->hpos[y] = -1;
-                    if (s->nheap) sch_down(s, 0);
-                }
-                s->heap[s->nheap] = x;
-                s->hpos[x] = s->nheap++;
-            }
             ts++;
             s->fut[x]--;
             s->last[x] = ts;
-            sch_fix(s, x);
+            if (s->hpos[x] >= 0) {
+                sch_rekey(s, x);
+                continue;
+            }
+            /* miss: evict the minimum (fut, last), computed before x's
+             * update — x is not in the cache, so its key does not matter */
+            if (s->nheap >= cap) {
+                int y = s->heap[0].id;
+                s->hpos[y] = -1;
+                s->nheap--;
+                if (s->nheap) {
+                    s->heap[0] = s->heap[s->nheap];
+                    s->hpos[s->heap[0].id] = 0;
+                    sch_down(s, 0);
+                }
+            }
+            s->heap[s->nheap] = (SchEnt){sch_key(s, x), x};
+            s->hpos[x] = s->nheap++;
+            sch_up(s, s->hpos[x]);
         }
         /* 3. slide the look-ahead window */
         if (i + m < T)
@@ -234,11 +247,11 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 int x = ids[(size_t)(i + m) * k + j];
                 if (x < 0) continue;
                 s->fut[x]++;
-                if (s->hpos[x] >= 0) sch_down(s, s->hpos[x]);   /* key only grew */
+                if (s->hpos[x] >= 0) sch_rekey(s, x);
             }
     }
     /* leave no stale membership for the next run */
-    for (int c = 0; c < s->nheap; c++) s->hpos[s->heap[c]] = -1;
+    for (int c = 0; c < s->nheap; c++) s->hpos[s->heap[c].id] = -1;
     s->nheap = 0;
     if (requests) *requests = req;
     return hits;
