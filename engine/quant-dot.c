@@ -3,15 +3,19 @@
  * converted to the weight's vec_dot type (GGUF-MOE.md §2.2), scaled per
  * block and summed in float.
  *
- * Two implementations with the same integer sums and per-block scaling:
- *  - portable scalar code (msq_vec_dot_scalar), always compiled;
- *  - AVX2 / AVX-VNNI / AVX512-VNNI / AVX512-BF16 register-tiled kernels for
- *    F32 F16 BF16 Q8_0 Q4_0 Q5_0 Q4_K Q5_K Q6_K, used by ms_vec_dot, ms_gemv
- *    and ms_gemm.  They compute up to 4 weight rows x 4 activation rows per
- *    pass so each loaded weight block is used for several tokens (prefill)
- *    and, with one token, several rows' loads are in flight (decode).
- * Results agree up to float summation order.  Nothing here allocates or
- * keeps state, so every function is thread-safe. */
+ * Implementations (same integer sums and per-block scaling; results agree
+ * up to float summation order, ~1e-7 relative):
+ *  - portable scalar code (msq_vec_dot_scalar), always compiled, used when
+ *    the build has no AVX2+FMA+F16C and for Q2_K / Q3_K;
+ *  - register tiles (AVX2, AVX-VNNI, AVX512-VNNI, AVX512-BF16) for F32 F16
+ *    BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K.  ms_vec_dot, ms_gemv and
+ *    ms_gemm with nt < 4 run one weight row at a time (sequential streaming
+ *    for decode) and are bit-identical to each other;
+ *  - ms_gemm with nt >= 4: 4 rows x 4 tokens tiles, and for the int8 types
+ *    with n % 256 == 0 a repacked VNNI path (see "packed prefill path").
+ *    A token's result there does not depend on nt or its position.
+ * Nothing here allocates (the packed path uses ~52 KB of stack) or keeps
+ * state, so every function is thread-safe. */
 #include "quant.h"
 #include "quant-impl.h"
 #include "ms-common.h"
