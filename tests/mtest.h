@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <ftw.h>
 #include <unistd.h>
 
 static int mt_n_run, mt_n_failed;
@@ -69,13 +70,29 @@ static inline const char *mt_require_shared(void)
     return d;
 }
 
+static char mt_tmpdir_path[256];
+
+static inline int mt_rm_entry_(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+/* Remove the temp directory (unless MS_KEEP_TMP is set, for debugging). */
+static inline void mt_tmpdir_cleanup(void)
+{
+    if (mt_tmpdir_path[0] && !getenv("MS_KEEP_TMP"))
+        nftw(mt_tmpdir_path, mt_rm_entry_, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static inline const char *mt_tmpdir(void)
 {
-    static char dir[256];
+    char *dir = mt_tmpdir_path;
     if (!dir[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/mstest.XXXXXX", base && *base ? base : "/tmp");
+        snprintf(dir, sizeof mt_tmpdir_path, "%s/mstest.XXXXXX", base && *base ? base : "/tmp");
         if (!mkdtemp(dir)) { perror("mkdtemp"); exit(99); }
+        atexit(mt_tmpdir_cleanup);
     }
     return dir;
 }
