@@ -314,8 +314,8 @@ static void compare_model(const char *shared, const char *refname)
     double tol_w = f32 ? 1e-5 : 5e-3, tol_margin = f32 ? 1e-6 : 1e-4;
     /* README "Tolerances": F16 about 0.05; Q8_0 is quoted as "about 0.05" but
      * an activation-emulating implementation was measured at 0.06 max there,
-     * so Q8_0 gets 0.1; the other quantized types 0.25. */
-    double tol_logit = f32 ? 1e-4 : f16 ? 0.05 : strstr(mname, ".Q8_0.") ? 0.1 : 0.25;
+     * so Q8_0 gets 0.06 (as test-conformance); the other quantized types 0.25. */
+    double tol_logit = f32 ? 1e-4 : f16 ? 0.05 : strstr(mname, ".Q8_0.") ? 0.06 : 0.25;
     int n_vocab = (int)json_integer_value(json_object_get(ref, "n_vocab"));
     json_t *gprompts = json_object_get(got, "prompts");
     MT_CHECK(json_array_size(gprompts) == json_array_size(prompts), "%s: %zu prompts", mname, json_array_size(prompts));
