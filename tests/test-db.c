@@ -499,6 +499,26 @@ int main(void)
     }
     ms_trace_close(db);
 
+    /* --- forward migration: a version-1 database (old routing view) opened
+     * read-only is refused, read-write is migrated and answers again */
+    {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'PRAGMA user_version=1; DROP VIEW routing; "
+                 "CREATE VIEW routing AS SELECT 1 AS stale' 2>/dev/null", path);
+        if (system(cmd) == 0) {
+            MT_CHECK(ms_trace_open(path, MS_TRACE_READ, &err) == NULL && err.code == MS_EUNSUPPORTED,
+                     "old schema read-only: %s", err.msg);
+            db = ms_trace_open(path, MS_TRACE_WRITE, &err);
+            MT_CHECK(db && ms_trace_user_version(db) == MS_TRACE_SCHEMA_VERSION, "old schema migrated");
+            QAcc a = { 0 };
+            char q[128];
+            snprintf(q, sizeof q, "SELECT count(*) FROM routing WHERE run_id = %lld AND layer = 3", (long long)run);
+            rc = db ? ms_trace_query(db, q, q_row, &a, &err) : -1;
+            MT_CHECK(rc == 0 && a.sum == 2LL * NPOS * K, "migrated routing view: %lld rows at layer 3", a.sum);
+            ms_trace_close(db);
+        }
+    }
+
     /* --- a foreign SQLite database is refused, never modified */
     snprintf(p2, sizeof p2, "%s/foreign.db", dir);
     {
