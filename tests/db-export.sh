@@ -46,6 +46,10 @@ check "trace JSONL prompts with an intervention (exit 0)" test $? -eq 0
 printf 'prompt,position,layer,rank,expert,weight\n0,0,0,0,3,\n0,0,0,1,1,\n0,1,2,0,5,0.25\n' > "$T/i.csv"
 "$M" import --db "$T/t.db" --format csv "$T/i.csv" >"$T/out" 2>"$T/err"
 check "import csv -> $(cat "$T/out")" grep -q '^run 3$' "$T/out"
+# analysis result tables travel too (when the analysis module is available)
+have_an=0
+"$M" analyze load --db "$T/t.db" --run 1 >/dev/null 2>"$T/err" && have_an=1
+[ "$have_an" = 1 ] || echo "# analyze load failed, result tables not covered: $(head -1 "$T/err")"
 nul=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE instr(text_bytes, x'00') > 0")
 check "a prompt holds a NUL byte in text_bytes" test "$nul" = 1
 bad=$(sqlite3 "$T/t.db" "SELECT count(*) FROM token WHERE CAST(piece AS BLOB) <> piece_bytes")
@@ -137,11 +141,12 @@ declare -A COLS=(
   [expert_stats]="run_id:i prompt_id:i pos:i layer:i rank:i expert:i maxabs:f l2:f"
   [router_probs]="run_id:i prompt_id:i pos:i layer:i probs:b logits:b"
   [hidden_stats]="run_id:i prompt_id:i pos:i layer:i maxabs:r"
+  [analysis]="analysis_id:i run_id:i name:t table_name:t params:t created:t program_version:t"
 )
 declare -A ORDER=([model]=model_id [intervention_set]=set_id [run]=run_id [prompt]=prompt_id [token]="prompt_id,pos"
   [routing]="prompt_id,pos,layer,rank" [expert_stats]="prompt_id,pos,layer,rank" [router_probs]="prompt_id,pos,layer"
-  [hidden_stats]="prompt_id,pos,layer")
-for t in model intervention_set run prompt token routing expert_stats router_probs hidden_stats; do
+  [hidden_stats]="prompt_id,pos,layer" [analysis]=analysis_id)
+for t in model intervention_set run prompt token routing expert_stats router_probs hidden_stats analysis; do
     sj= pj=
     for c in ${COLS[$t]}; do
         name=${c%%:*} kind=${c##*:}
@@ -159,6 +164,11 @@ for t in model intervention_set run prompt token routing expert_stats router_pro
     ns=$(wc -l < "$T/s.$t") np=$(wc -l < "$T/p.$t")
     check "postgres $t: $np rows (source $ns), checksum $(md5sum < "$T/p.$t" | cut -c1-12)" \
         test "$ns" = "$np" -a "$(md5sum < "$T/s.$t")" = "$(md5sum < "$T/p.$t")"
+done
+for t in $(sqlite3 "$T/t.db" "SELECT table_name FROM analysis ORDER BY 1"); do
+    a=$(sqlite3 "$T/t.db" "SELECT count(*) FROM $t")
+    b=$("${PSQL[@]}" -At -c "SELECT count(*) FROM \"$t\"" 2>&1)
+    check "postgres result table $t: $b rows (source $a)" test "$a" = "$b"
 done
 a=$("${PSQL[@]}" -At -c "SELECT layer, expert, n FROM expert_load WHERE run_id = 1 ORDER BY 1, 2" 2>&1)
 b=$(sqlite3 "$T/t.db" "SELECT layer, expert, n FROM expert_load WHERE run_id = 1 ORDER BY 1, 2")
