@@ -35,8 +35,9 @@ static const char trace_help[] =
     "  --stats         also store expert output max|x| / L2 and residual max|h|\n"
     "  --no-logprobs   skip per-token log-probabilities and entropies (faster prefill)\n"
     "  --parent RUN    record RUN as the run this one is compared with\n"
-    "  --resume        continue the latest run with the same model and settings,\n"
-    "                  skipping prompts already committed\n"
+    "  --resume        continue the latest run with the same model, prompt file\n"
+    "                  (as named), settings and interventions, skipping prompts\n"
+    "                  already committed; otherwise start a new run\n"
     "  -t THREADS      worker threads (default: all CPUs)\n"
     "  --batch N       tokens per prefill chunk (default 256)\n"
     "  --timing        print the time of the prompt loop (inference + storing)\n"
@@ -47,6 +48,7 @@ typedef struct {
     bool tty;
     double t0, last;
     int64_t tokens;
+    size_t skipped;        /* resumed prompts: not part of the rate */
 } Progress;
 
 /* CPU seconds of the whole process (all threads), for --timing */
@@ -65,7 +67,8 @@ static void progress(Progress *p, size_t done, size_t total, bool final)
     p->last = now;
     double el = now - p->t0;
     double tps = el > 0 ? (double)p->tokens / el : 0;
-    double eta = done > 0 ? el * (double)(total - done) / (double)done : 0;
+    size_t run = done > p->skipped ? done - p->skipped : 0;
+    double eta = run > 0 ? el * (double)(total - done) / (double)run : 0;
     int width = 30, fill = total ? (int)((double)width * (double)done / (double)total) : width;
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
@@ -329,7 +332,7 @@ run:;
         if (resume && db) {
             int64_t have = ms_trace_prompt_lookup(db, run_id, (int)i, &err);
             if (have < 0) { rc = ms_cli_fail_err(cmd, &err); break; }
-            if (have > 0) { skipped++; progress(&pg, i + 1, npr, false); continue; }
+            if (have > 0) { skipped++; pg.skipped++; progress(&pg, i + 1, npr, false); continue; }
         }
         ms_context_reset(ctx);
         if (w && ms_trace_writer_begin(w, (int)i, pr[i].text, pr[i].len, pr[i].labels_json, &err) < 0) {
