@@ -22,8 +22,8 @@ void ms_an_options_default(MsAnOptions *o)
     o->se_rule = MS_SE_PAPER;
     o->min_support = 5;
     o->max_classes = 512;
-    o->lang_key = "lang";
-    o->pair_key = "pair";
+    o->lang_key = "language";
+    o->pair_key = "pair_id";
     o->ref_lang = "en";
     o->tau = 0.3;
     o->mid_lo = o->mid_hi = -1;

@@ -204,7 +204,8 @@ int ms_cli_iv_build(const char *cmd, const MsCliIvSpecs *s, int n_layer, int n_e
         MsError err = { 0 };
         if (ms_intervention_parse(iv, s->kind[k], s->spec[k], &err) < 0) {
             ms_intervention_free(iv);
-            if (err.msg[0]) ms_cli_fail(cmd, "--%s %s: %s", s->kind[k], s->spec[k], err.msg);
+            /* the parser's message already starts with "--KIND SPEC: " */
+            if (err.msg[0]) ms_cli_fail(cmd, "%s", err.msg);
             else ms_cli_fail(cmd, "--%s %s: invalid", s->kind[k], s->spec[k]);
             return -1;
         }

@@ -25,7 +25,7 @@ static const char usage_text[] =
     "  npmi:         --by text|token|label:NAME|pos[:B]  --min-support N (5)  --max-classes N (512)\n"
     "                --plan CLASS --top N (2) [--beta B: boost by ln B; without: silence]  --out FILE\n"
     "  riskdiff:     --label NAME --set1 V --set2 V  --activate N  --deactivate N  --reverse  --out FILE\n"
-    "  crosslingual: --lang-key K (lang) --pair-key K (pair) --ref LANG (en) --tau T (0.3)\n"
+    "  crosslingual: --lang-key K (language) --pair-key K (pair_id) --ref LANG (en) --tau T (0.3)\n"
     "                --middle A-B (block indices; default the middle half)  --out FILE\n"
     "  pathways:     --tau T (0.7)  --granularity char|token  --pairs N (2000)  --seed S  --sparse-weights\n"
     "Results are written to tables an_<module>* of DB (see docs/analysis.md).\n";

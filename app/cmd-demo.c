@@ -3,6 +3,7 @@
  * print a short report of the analyses.  Each step is the real subcommand run
  * in-process, so every step has its command-line twin (printed as it runs). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,20 +136,37 @@ int ms_cmd_demo(int argc, char **argv)
     if (threads) { tv[tn++] = "-t"; tv[tn++] = (char *)threads; }
     if (step("tracing every prompt (prefill + 8 generated tokens)", ms_cmd_trace, tn, tv)) return 1;
 
-    char *q[] = { "sql", "--db", (char *)db,
-                  "SELECT p.labels ->> '$.language' AS language, count(DISTINCT p.prompt_id) AS prompts, "
-                  "count(*) AS tokens FROM token t JOIN prompt p USING (prompt_id) GROUP BY 1 ORDER BY 1" };
-    (void)q;
     char *sq[] = { "sql", "--db", (char *)db,
-                   "SELECT layer, count(*) AS routed, count(DISTINCT expert) AS experts_used FROM routing GROUP BY layer" };
-    if (step("plain SQL on the trace", ms_cmd_sql, (int)MS_ARRAY_LEN(sq), sq)) return 1;
+                   "SELECT count(DISTINCT prompt_id) AS prompts, count(*) AS tokens, "
+                   "sum(is_generated) AS generated FROM token" };
+    if (step("what was traced (plain SQL)", ms_cmd_sql, (int)MS_ARRAY_LEN(sq), sq)) return 1;
 
     char *lv[] = { "analyze", "load", "--db", (char *)db };
     if (step("expert load per layer", ms_cmd_analyze, (int)MS_ARRAY_LEN(lv), lv)) return 1;
-    char *cv[] = { "analyze", "crosslingual", "--db", (char *)db, "--lang-key", "language", "--pair-key", "pair_id" };
-    if (step("cross-lingual routing divergence (parallel prompts)", ms_cmd_analyze, (int)MS_ARRAY_LEN(cv), cv)) return 1;
-    char *nv[] = { "analyze", "npmi", "--db", (char *)db, "--by", "label:domain", "--min-support", "5" };
-    if (step("experts associated with prompt domains (nPMI)", ms_cmd_analyze, (int)MS_ARRAY_LEN(nv), nv)) return 1;
+    char *cv[] = { "analyze", "crosslingual", "--db", (char *)db };
+    if (step("cross-lingual routing divergence (parallel prompts, labels language/pair_id)",
+             ms_cmd_analyze, (int)MS_ARRAY_LEN(cv), cv)) return 1;
+
+    /* nPMI prints one row per (layer, expert, class): store it quietly and
+     * show the strongest associations through SQL on its result table. */
+    char *nv[] = { "analyze", "npmi", "--db", (char *)db, "--by", "label:domain", "--format", "csv" };
+    printf("\n== expert association with prompt domains (nPMI, stored in table an_npmi)\n"
+           "$ moescope analyze npmi --db %s --by label:domain --format csv > /dev/null\n", db);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO), devnull = open("/dev/null", O_WRONLY);
+    if (saved < 0 || devnull < 0) return ms_cli_fail(CMD, "cannot redirect output: %s", strerror(errno));
+    dup2(devnull, STDOUT_FILENO);
+    close(devnull);
+    int rc = ms_cmd_analyze((int)MS_ARRAY_LEN(nv), nv);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    if (rc != 0) return 1;
+    char *tq[] = { "sql", "--db", (char *)db,
+                   "SELECT class AS domain, layer, expert, round(npmi, 3) AS npmi, count FROM "
+                   "(SELECT *, row_number() OVER (PARTITION BY class ORDER BY npmi DESC) AS r "
+                   "FROM an_npmi WHERE count >= 5) WHERE r <= 3 ORDER BY class, r" };
+    if (step("top experts per domain", ms_cmd_sql, (int)MS_ARRAY_LEN(tq), tq)) return 1;
 
     printf("\nThe trace is in %s: query it with `moescope sql --db %s '...'` or sqlite3;\n"
            "results of the analyses are in its an_* tables (docs/schema.md, docs/analysis.md).\n", db, db);

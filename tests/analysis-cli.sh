@@ -96,10 +96,10 @@ check "unknown run: status 1" test "$rc" -eq 1
 
 # ----------------------------------------- real trace of a fixture model
 if [ -n "$SHARED" ]; then
-    printf '%s\n' '{"text":"The cat sat on the mat 12 times.","labels":{"lang":"en","pair":"0","set":"a"}}' \
-        '{"text":"Die Katze sass 12 mal auf der Matte.","labels":{"lang":"de","pair":"0","set":"b"}}' \
-        '{"text":"def f(x): return x + 1","labels":{"lang":"en","pair":"1","set":"a"}}' \
-        '{"text":"Eine Funktion f gibt x plus 1 zurueck","labels":{"lang":"de","pair":"1","set":"b"}}' >"$T/p.jsonl"
+    printf '%s\n' '{"text":"The cat sat on the mat 12 times.","labels":{"language":"en","pair_id":"0","set":"a"}}' \
+        '{"text":"Die Katze sass 12 mal auf der Matte.","labels":{"language":"de","pair_id":"0","set":"b"}}' \
+        '{"text":"def f(x): return x + 1","labels":{"language":"en","pair_id":"1","set":"a"}}' \
+        '{"text":"Eine Funktion f gibt x plus 1 zurueck","labels":{"language":"de","pair_id":"1","set":"b"}}' >"$T/p.jsonl"
     run "$M" trace "$SHARED/fixtures/models/olmoe-tiny.F32.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" \
         --probs --stats --gen 3 -t 1
     check "trace olmoe-tiny with probs and stats" test "$rc" -eq 0

@@ -71,7 +71,7 @@ static int make_db(const char *path, MsError *err)
     for (int p = 0; p < NP && rc >= 0; p++) {
         char labels[128];
         int en = p % 2 == 0;
-        snprintf(labels, sizeof labels, "{\"lang\":\"%s\",\"pair\":\"%d\",\"set\":\"%s\"}", en ? "en" : "de", p / 2,
+        snprintf(labels, sizeof labels, "{\"language\":\"%s\",\"pair_id\":\"%d\",\"set\":\"%s\"}", en ? "en" : "de", p / 2,
                  en ? "a" : "b");
         rc = ms_trace_writer_begin(w, p, "planted", 7, labels, err);
         for (int pos = 0; pos < T && rc >= 0; pos++) {
@@ -292,7 +292,7 @@ int main(void)
     ms_an_result_clear(&res);
     MT_CHECK(table_rows(db, "an_npmi_plan") == 1, "npmi: plan stored in an_npmi_plan");
     o.plan_class = NULL;
-    o.by = "label:lang";
+    o.by = "label:language";
     doc = run_module(db, "npmi", &o, &res);
     rows = json_object_get(doc, "rows");
     best = json_array_get(rows, 0);
