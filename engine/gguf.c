@@ -599,6 +599,11 @@ bad:
     return NULL;
 }
 
+void ms_gguf_prefetch(const MsGguf *g)
+{
+    if (g && g->map && g->size) madvise((void *)g->map, (size_t)g->size, MADV_WILLNEED);
+}
+
 void ms_gguf_free(MsGguf *g)
 {
     if (!g) return;

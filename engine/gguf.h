@@ -50,6 +50,10 @@ const char *ms_gguf_path(const MsGguf *g);    /* borrowed */
 uint32_t ms_gguf_version(const MsGguf *g);
 uint64_t ms_gguf_file_size(const MsGguf *g);
 uint32_t ms_gguf_alignment(const MsGguf *g);
+/* Ask the kernel to read the whole file into the page cache ahead of use
+ * (madvise WILLNEED), as llama.cpp's loader does: without it the first
+ * decode steps fault in expert pages one by one.  Advisory; never fails. */
+void ms_gguf_prefetch(const MsGguf *g);
 
 /* ---- metadata ---- */
 int64_t ms_gguf_n_kv(const MsGguf *g);

@@ -591,6 +591,7 @@ MsModel *ms_model_load(const char *path, MsError *err)
                      path, (int)ms_tokenizer_n_vocab(m->tok), m->info.n_vocab);
         goto fail;
     }
+    ms_gguf_prefetch(m->gguf);   /* validated: now worth reading ahead */
     return m;
 fail:
     free(ff);
