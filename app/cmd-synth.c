@@ -1,5 +1,7 @@
 /* cmd-synth.c — `moescope synth`: write a random-weight MoE model. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli-util.h"
@@ -9,7 +11,9 @@
 
 static const char synth_help[] =
     "usage: moescope synth --arch A --layers N --embd D --heads H --experts E --used K\n"
-    "                      --ff F --vocab V [--type T] [--seed S] [--kv-heads H] [-t N] OUT.gguf\n"
+    "                      --ff F --vocab V [--type T] [--seed S] [--kv-heads H] [-t N]\n"
+    "                      [--plant-super L:E:IDS] [--plant-route CLASS:L:E] [--plant-chain]\n"
+    "                      OUT.gguf\n"
     "\n"
     "Write a random-weight Mixture-of-Experts model with a byte-level BPE tokenizer.\n"
     "Weights are normal draws scaled by 1/sqrt(fan_in); the file is deterministic\n"
@@ -32,9 +36,76 @@ static const char synth_help[] =
     "                 then F16), as llama-quantize does.\n"
     "  --seed S       PRNG seed (default 42)\n"
     "  -t THREADS     generation threads (default: all CPUs, at most 16); the file\n"
-    "                 is the same for any thread count\n";
+    "                 is the same for any thread count\n"
+    "\n"
+    "Planted structure (for checking analyses; needs embd >= 8).  Reserved residual\n"
+    "channels (the last three) are never written by attention or FFN outputs, so\n"
+    "they carry the token embedding through every layer:\n"
+    "  --plant-super L:E:IDS  tokens IDS (comma list of ids) are routed to expert E\n"
+    "                 at block L, whose FFN unit 0 answers only them, with a huge\n"
+    "                 output on residual channel D-4: E is the one super expert\n"
+    "  --plant-route CLASS:L:E  block L routes exactly the tokens of CLASS to\n"
+    "                 expert E (rank 0) and no other token to it; CLASS is 'digit'\n"
+    "                 (token text of digits and whitespace only) or a comma list of ids\n"
+    "  --plant-chain  every MoE block has the same router and FFN norm, and the\n"
+    "                 residual channels the routers read (the lower half) are never\n"
+    "                 written: every token selects the same experts at every layer\n";
 
-int ms_cmd_synth(int argc, char **argv)
+/* "a,b,c" -> ids (malloc'd); -1 on a malformed list (message printed). */
+static int parse_ids(const char *cmd, const char *opt, const char *s, int **ids, int *n)
+{
+    int cap = 8, k = 0;
+    int *v = malloc((size_t)cap * sizeof *v);
+    if (!v) {
+        ms_cli_fail(cmd, "out of memory");
+        return -1;
+    }
+    for (const char *q = s;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(q, &end, 10);
+        if (end == q || errno || x < 0 || x > 1 << 22 || (*end && *end != ',')) {
+            free(v);
+            ms_cli_usage(cmd, "%s: '%s' is not a comma list of token ids", opt, s);
+            return -1;
+        }
+        if (k == cap) {
+            int *nv = realloc(v, (size_t)(cap *= 2) * sizeof *nv);
+            if (!nv) { free(v); ms_cli_fail(cmd, "out of memory"); return -1; }
+            v = nv;
+        }
+        v[k++] = (int)x;
+        if (!*end) break;
+        q = end + 1;
+    }
+    *ids = v;
+    *n = k;
+    return 0;
+}
+
+/* "L:E" at s -> layer, expert; rest (after a third ':') in *rest if wanted. */
+static int parse_le(const char *cmd, const char *opt, const char *s, int *l, int *e, const char **rest)
+{
+    char *end;
+    errno = 0;
+    long a = strtol(s, &end, 10);
+    if (end == s || errno || *end != ':' || a < 0 || a > 1024) goto bad;
+    const char *q = end + 1;
+    long b = strtol(q, &end, 10);
+    if (end == q || errno || b < 0 || b > 255) goto bad;
+    if (rest ? *end != ':' : *end != 0) goto bad;
+    if (rest) *rest = end + 1;
+    *l = (int)a;
+    *e = (int)b;
+    return 0;
+bad:
+    ms_cli_usage(cmd, "%s: '%s' is not of the form %s", opt, s, rest ? "L:E:IDS" : "CLASS:L:E");
+    return -1;
+}
+
+/* The id lists it parses are left in *super_ids / *route_ids for the caller
+ * to free. */
+static int synth_run(int argc, char **argv, int **super_ids, int **route_ids)
 {
     const char *cmd = "synth";
     MsSynthParams p = ms_synth_default_params();
@@ -81,6 +152,44 @@ int ms_cmd_synth(int argc, char **argv)
                 return ms_cli_usage(cmd, "--type: '%s' is not a supported weight type", v);
             continue;
         }
+        if (!strcmp(a, "--plant-chain")) {
+            p.chain = 1;
+            continue;
+        }
+        if ((r = ms_cli_opt(cmd, argc, argv, &i, "--plant-super", NULL, &v)) != 0) {
+            const char *ids;
+            if (r < 0 || *super_ids) {
+                if (r > 0) ms_cli_usage(cmd, "--plant-super given twice");
+                return 2;
+            }
+            if (parse_le(cmd, "--plant-super", v, &p.super_layer, &p.super_expert, &ids) < 0 ||
+                parse_ids(cmd, "--plant-super", ids, super_ids, &p.n_super_tokens) < 0)
+                return 2;
+            p.super_tokens = *super_ids;
+            continue;
+        }
+        if ((r = ms_cli_opt(cmd, argc, argv, &i, "--plant-route", NULL, &v)) != 0) {
+            if (r < 0 || p.route_class || *route_ids) {
+                if (r > 0) ms_cli_usage(cmd, "--plant-route given twice");
+                return 2;
+            }
+            const char *c = strchr(v, ':');
+            if (!c || c == v)
+                return ms_cli_usage(cmd, "--plant-route: '%s' is not of the form CLASS:L:E", v);
+            if (parse_le(cmd, "--plant-route", c + 1, &p.route_layer, &p.route_expert, NULL) < 0) return 2;
+            if (!strncmp(v, "digit:", 6)) {
+                p.route_class = "digit";
+            } else {
+                char cls[256];
+                size_t n = (size_t)(c - v);
+                if (n >= sizeof cls) return ms_cli_usage(cmd, "--plant-route: token list too long");
+                memcpy(cls, v, n);
+                cls[n] = 0;
+                if (parse_ids(cmd, "--plant-route", cls, route_ids, &p.n_route_tokens) < 0) return 2;
+                p.route_tokens = *route_ids;
+            }
+            continue;
+        }
         if ((r = ms_cli_opt(cmd, argc, argv, &i, "--seed", NULL, &v)) != 0) {
             if (r < 0 || ms_cli_parse_u64(cmd, "--seed", v, &p.seed) < 0) return 2;
             continue;
@@ -100,4 +209,13 @@ int ms_cmd_synth(int argc, char **argv)
         return ms_cli_fail_err(cmd, &err);
     }
     return 0;
+}
+
+int ms_cmd_synth(int argc, char **argv)
+{
+    int *super_ids = NULL, *route_ids = NULL;
+    int rc = synth_run(argc, argv, &super_ids, &route_ids);
+    free(super_ids);
+    free(route_ids);
+    return rc;
 }

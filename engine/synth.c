@@ -331,8 +331,27 @@ out:
     return rc;
 }
 
-/* Build the full vocabulary of n_vocab tokens and write the tokenizer keys. */
-static int write_tokenizer(MsGgufWriter *w, const char *pre, int n_vocab, MsError *err)
+/* Whether a token text (GPT-2 byte-to-unicode form) decodes to digits and
+ * whitespace only, with at least one digit: the "digit" class of the
+ * analyses (docs/analysis.md, npmi --by text). */
+static bool text_is_digit(const char *t)
+{
+    int digits = 0;
+    for (const unsigned char *u = (const unsigned char *)t; *u;) {
+        uint32_t cp;
+        if (*u < 0x80) { cp = *u; u += 1; }
+        else if ((*u & 0xe0) == 0xc0 && u[1]) { cp = (uint32_t)(*u & 0x1f) << 6 | (u[1] & 0x3f); u += 2; }
+        else return false;  /* byte tokens never need 3 bytes */
+        if (cp >= '0' && cp <= '9') digits++;
+        /* bytes 0..0x20 are not printable: they map to 256 + byte */
+        else if (!(cp == 256 + ' ' || (cp >= 256 + '\t' && cp <= 256 + '\r'))) return false;
+    }
+    return digits > 0;
+}
+
+/* Build the full vocabulary of n_vocab tokens and write the tokenizer keys.
+ * digit (n_vocab entries, may be NULL) receives 1 for the digit tokens. */
+static int write_tokenizer(MsGgufWriter *w, const char *pre, int n_vocab, uint8_t *digit, MsError *err)
 {
     Vocab v = { 0 };
     int rc = 0;
@@ -365,6 +384,8 @@ static int write_tokenizer(MsGgufWriter *w, const char *pre, int n_vocab, MsErro
     }
     for (int i = 0; i < n_vocab; i++)
         types[i] = i < n_normal ? 1 : i < n_vocab - 2 ? 5 : 3;
+    if (digit)
+        for (int i = 0; i < n_vocab; i++) digit[i] = i < n_normal && text_is_digit(v.tok[i]);
     rc = 0;
     rc |= ms_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     rc |= ms_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
@@ -391,7 +412,17 @@ typedef struct {
     int type;
     Init init;
     float gain;    /* matrices: sd = gain / sqrt(ne0) */
+    int kind;      /* TK_*: what a plant may change in it */
+    int layer;     /* block index (TK_* other than TK_OTHER/TK_EMBD) */
+    int seed_index;/* tensor index of the PRNG streams; -1 = its own */
 } TSpec;
+
+/* Tensor roles the plants act on. */
+enum {
+    TK_OTHER, TK_EMBD, TK_ROUTER, TK_FFN_NORM,
+    TK_OUTW,       /* 2-D matrix writing the residual stream: row = channel */
+    TK_GATE_EXPS, TK_UP_EXPS, TK_DOWN_EXPS,
+};
 
 typedef struct {
     TSpec *v;
@@ -435,6 +466,14 @@ static void add_t(TList *l, Init init, int n_dims, int64_t ne0, int64_t ne1, int
     t->init = init;
     t->gain = 1.0f;
     t->type = init == INIT_MATRIX ? fit_type(l->wtype, ne0) : MS_TYPE_F32;
+    t->kind = TK_OTHER;
+    t->layer = layer;
+    t->seed_index = -1;
+}
+
+static void set_kind(TList *l, int kind)
+{
+    if (!l->bad && l->n > 0) l->v[l->n - 1].kind = kind;
 }
 
 static void set_gain(TList *l, float g)
@@ -468,6 +507,7 @@ static void build_tensors(TList *l, const Shape *s)
      * so logits and routing are not flat. */
     MAT(l, E, s->V, "token_embd.weight", 0);
     set_gain(l, sqrtf((float)E));
+    set_kind(l, TK_EMBD);
     NORM(l, E, "output_norm.weight", 0);
     if (s->arch != A_GRANITEMOE) { /* granite: tied */
         MAT(l, E, s->V, "output.weight", 0);
@@ -488,6 +528,7 @@ static void build_tensors(TList *l, const Shape *s)
             MAT(l, E, s->kv_lora + s->rope, "blk.%d.attn_kv_a_mqa.weight", i);
             MAT(l, s->kv_lora, s->H * (s->nope + s->vdim), "blk.%d.attn_kv_b.weight", i);
             MAT(l, s->H * s->vdim, E, "blk.%d.attn_output.weight", i);
+            set_kind(l, TK_OUTW);
         } else {
             MAT(l, E, s->H * s->hd, "blk.%d.attn_q.weight", i);
             if (s->arch == A_QWEN2MOE) BIAS(l, s->H * s->hd, "blk.%d.attn_q.bias", i);
@@ -496,37 +537,136 @@ static void build_tensors(TList *l, const Shape *s)
             MAT(l, E, s->Hkv * s->hd, "blk.%d.attn_v.weight", i);
             if (s->arch == A_QWEN2MOE) BIAS(l, s->Hkv * s->hd, "blk.%d.attn_v.bias", i);
             MAT(l, s->H * s->hd, E, "blk.%d.attn_output.weight", i);
+            set_kind(l, TK_OUTW);
             if (s->arch == A_OLMOE) {
                 NORM(l, s->H * s->hd, "blk.%d.attn_q_norm.weight", i);
                 NORM(l, s->Hkv * s->hd, "blk.%d.attn_k_norm.weight", i);
             }
         }
         NORM(l, E, "blk.%d.ffn_norm.weight", i);
+        set_kind(l, TK_FFN_NORM);
         if (s->arch == A_DEEPSEEK2 && i < s->dense_lead) {
             MAT(l, E, s->ff_dense, "blk.%d.ffn_gate.weight", i);
             MAT(l, E, s->ff_dense, "blk.%d.ffn_up.weight", i);
             MAT(l, s->ff_dense, E, "blk.%d.ffn_down.weight", i);
+            set_kind(l, TK_OUTW);
             continue;
         }
         /* router: stays F32 like norms */
         add_t(l, INIT_MATRIX, 2, E, s->X, 1, "blk.%d.ffn_gate_inp.weight", i);
         if (!l->bad) l->v[l->n - 1].type = MS_TYPE_F32;
         set_gain(l, 2.0f);
+        set_kind(l, TK_ROUTER);
         EXPS(l, E, s->F, s->X, "blk.%d.ffn_gate_exps.weight", i);
+        set_kind(l, TK_GATE_EXPS);
         EXPS(l, E, s->F, s->X, "blk.%d.ffn_up_exps.weight", i);
+        set_kind(l, TK_UP_EXPS);
         EXPS(l, s->F, E, s->X, "blk.%d.ffn_down_exps.weight", i);
+        set_kind(l, TK_DOWN_EXPS);
         if (s->arch == A_QWEN2MOE) {
             add_t(l, INIT_MATRIX, 1, E, 1, 1, "blk.%d.ffn_gate_inp_shexp.weight", i);
             if (!l->bad) l->v[l->n - 1].type = MS_TYPE_F32;
             MAT(l, E, s->ff_shexp, "blk.%d.ffn_gate_shexp.weight", i);
             MAT(l, E, s->ff_shexp, "blk.%d.ffn_up_shexp.weight", i);
             MAT(l, s->ff_shexp, E, "blk.%d.ffn_down_shexp.weight", i);
+            set_kind(l, TK_OUTW);
         } else if (s->arch == A_DEEPSEEK2) {
             int sw = s->n_shared * s->F;
             MAT(l, E, sw, "blk.%d.ffn_gate_shexp.weight", i);
             MAT(l, E, sw, "blk.%d.ffn_up_shexp.weight", i);
             MAT(l, sw, E, "blk.%d.ffn_down_shexp.weight", i);
+            set_kind(l, TK_OUTW);
         }
+    }
+}
+
+/* ------------------------------------------------------------ plants */
+
+/* Planted structure (synth.h, docs/cli.md).  A few channels of the residual
+ * stream are reserved: every matrix that writes the residual stream
+ * (attention output, FFN down projections) has zero rows for them, so at
+ * every layer they hold exactly the token's embedding.  Members of a planted
+ * token set carry PLANT_A in their channel (everyone else 0), and every
+ * token carries PLANT_B in a "bias" channel, which lets a router row
+ * penalise non-members.  Only the router rows of the planted experts read
+ * the reserved channels.  Magnitudes leave margins of many standard
+ * deviations of the random router logits, so the planted routing holds for
+ * every token, not just most. */
+#define PLANT_A 8.0f        /* member value of a token-set channel */
+#define PLANT_B 8.0f        /* bias channel value, all tokens */
+#define PLANT_ROUTE_IN 24.0f   /* router weight on the member channel */
+#define PLANT_ROUTE_BIAS 8.0f  /* router penalty on the bias channel: non-members */
+#define PLANT_FF_IN 2.0f    /* super expert: gate/up weight of unit 0 on its channel */
+#define PLANT_FF_OUT 8.0f   /* super expert: down weight from unit 0 to one channel */
+
+enum { MEMBER_ROUTE = 1, MEMBER_SUPER = 2 };
+
+typedef struct {
+    bool any;               /* route or super plant (reserved channels used) */
+    bool route, super, chain;
+    int E, F;
+    int c_bias, c_route, c_super;  /* reserved channels */
+    int c_out;              /* the super expert's massive output channel */
+    int route_l, route_e, super_l, super_e;
+    const uint8_t *member;  /* per token: MEMBER_* bits */
+} Plant;
+
+/* Channels whose residual value is never written: the plant channels, and
+ * for chains the lower half, which alone feeds the routers. */
+static bool reserved(const Plant *p, int c)
+{
+    if (p->chain && c < p->E / 2) return true;
+    return p->any && (c == p->c_bias || (p->route && c == p->c_route) || (p->super && c == p->c_super));
+}
+
+static void plant_row(const Plant *p, const TSpec *t, int64_t r, float *x)
+{
+    const int E = p->E;
+    switch (t->kind) {
+    case TK_EMBD:
+        if (!p->any) return;
+        x[p->c_bias] = PLANT_B;
+        if (p->route) x[p->c_route] = p->member[r] & MEMBER_ROUTE ? PLANT_A : 0.0f;
+        if (p->super) x[p->c_super] = p->member[r] & MEMBER_SUPER ? PLANT_A : 0.0f;
+        return;
+    case TK_OUTW:
+        if (reserved(p, (int)r)) memset(x, 0, (size_t)t->ne[0] * sizeof *x);
+        return;
+    case TK_DOWN_EXPS: {
+        int e = (int)(r / E), c = (int)(r % E);
+        if (reserved(p, c)) {
+            memset(x, 0, (size_t)t->ne[0] * sizeof *x);
+        } else if (p->super && t->layer == p->super_l && e == p->super_e) {
+            x[0] = c == p->c_out ? PLANT_FF_OUT : 0.0f;  /* unit 0 feeds c_out only */
+        }
+        return;
+    }
+    case TK_GATE_EXPS: case TK_UP_EXPS: {
+        int e = (int)(r / p->F), f = (int)(r % p->F);
+        if (p->super && t->layer == p->super_l && e == p->super_e && f == 0) x[p->c_super] = PLANT_FF_IN;
+        return;
+    }
+    case TK_ROUTER: {
+        int e = (int)r;
+        if (p->chain)  /* routers read the lower half only */
+            for (int c = E / 2; c < E; c++) x[c] = 0.0f;
+        if (p->any) {
+            x[p->c_bias] = 0.0f;
+            if (p->route) x[p->c_route] = 0.0f;
+            if (p->super) x[p->c_super] = 0.0f;
+        }
+        if (p->route && t->layer == p->route_l && e == p->route_e) {
+            x[p->c_route] = PLANT_ROUTE_IN;
+            x[p->c_bias] = -PLANT_ROUTE_BIAS;
+        }
+        if (p->super && t->layer == p->super_l && e == p->super_e) {
+            x[p->c_super] = PLANT_ROUTE_IN;
+            x[p->c_bias] = -PLANT_ROUTE_BIAS;  /* it runs on its tokens only */
+        }
+        return;
+    }
+    default:
+        return;
     }
 }
 
@@ -534,6 +674,7 @@ static void build_tensors(TList *l, const Shape *s)
 
 typedef struct {
     const TSpec *t;
+    const Plant *plant;     /* NULL: no plants */
     uint64_t seed;
     int tindex;
     uint8_t *buf;
@@ -551,7 +692,8 @@ static void gen_row(const Job *j, int64_t r, float *x)
     const TSpec *t = j->t;
     /* stream per (seed, tensor, row): thread-count independent */
     Rng rng;
-    uint64_t s = j->seed ^ ((uint64_t)(j->tindex + 1) << 40) ^ (uint64_t)r;
+    int ti = t->seed_index >= 0 ? t->seed_index : j->tindex;
+    uint64_t s = j->seed ^ ((uint64_t)(ti + 1) << 40) ^ (uint64_t)r;
     uint64_t mix = splitmix64(&s);
     rng_seed(&rng, mix);
     rng_normal(&rng, x, t->ne[0]);
@@ -559,6 +701,7 @@ static void gen_row(const Job *j, int64_t r, float *x)
     switch (t->init) {
     case INIT_NORM:
         for (int64_t i = 0; i < t->ne[0]; i++) x[i] = 1.0f + 0.1f * x[i];
+        if (j->plant) plant_row(j->plant, t, r, x);
         return;
     case INIT_BIAS:
         sc = 0.1f;
@@ -568,6 +711,7 @@ static void gen_row(const Job *j, int64_t r, float *x)
         break;
     }
     for (int64_t i = 0; i < t->ne[0]; i++) x[i] *= sc;
+    if (j->plant) plant_row(j->plant, t, r, x);
 }
 
 static void *worker(void *arg)
@@ -606,10 +750,11 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int gen_tensor(const TSpec *t, int tindex, uint64_t seed, uint8_t *buf, int n_threads)
+static int gen_tensor(const TSpec *t, const Plant *plant, int tindex, uint64_t seed, uint8_t *buf,
+                      int n_threads)
 {
     Job j = {
-        .t = t, .seed = seed, .tindex = tindex, .buf = buf,
+        .t = t, .plant = plant, .seed = seed, .tindex = tindex, .buf = buf,
         .row_bytes = ms_row_bytes(t->type, t->ne[0]),
         .nrows = t->ne[1] * t->ne[2],
     };
@@ -686,6 +831,32 @@ static int check_params(const MsSynthParams *p, Shape *s, MsError *err)
         s->n_shared = 2;
         s->ff_dense = 4 * p->n_ff;
         s->Hkv = s->H;
+    }
+    int first_moe = s->arch == A_DEEPSEEK2 ? s->dense_lead : 0;
+    bool route = p->route_class || p->n_route_tokens > 0, super = p->n_super_tokens > 0;
+    if (route || super || p->chain)
+        NEED(p->n_embd >= 8, "planted structure needs embd >= 8 (got %d)", p->n_embd);
+    if (route) {
+        NEED(p->route_layer >= first_moe && p->route_layer < p->n_layer,
+             "planted route layer %d is not a MoE layer (%d..%d)", p->route_layer, first_moe, p->n_layer - 1);
+        NEED(p->route_expert >= 0 && p->route_expert < p->n_expert, "planted route expert %d out of range (0..%d)",
+             p->route_expert, p->n_expert - 1);
+        NEED(!p->route_class || !strcmp(p->route_class, "digit"), "unknown planted route class '%s' (digit)",
+             p->route_class);
+        NEED(p->route_class || p->route_tokens, "planted route tokens missing");
+        for (int i = 0; !p->route_class && i < p->n_route_tokens; i++)
+            NEED(p->route_tokens[i] >= 0 && p->route_tokens[i] < p->n_vocab, "planted route token %d out of range (0..%d)",
+                 p->route_tokens[i], p->n_vocab - 1);
+    }
+    if (super) {
+        NEED(p->super_layer >= first_moe && p->super_layer < p->n_layer,
+             "super-expert layer %d is not a MoE layer (%d..%d)", p->super_layer, first_moe, p->n_layer - 1);
+        NEED(p->super_expert >= 0 && p->super_expert < p->n_expert, "super expert %d out of range (0..%d)",
+             p->super_expert, p->n_expert - 1);
+        NEED(p->super_tokens != NULL, "super-expert tokens missing");
+        for (int i = 0; i < p->n_super_tokens; i++)
+            NEED(p->super_tokens[i] >= 0 && p->super_tokens[i] < p->n_vocab, "super-expert token %d out of range (0..%d)",
+                 p->super_tokens[i], p->n_vocab - 1);
     }
 #undef NEED
     return 0;
@@ -765,15 +936,56 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
         ms_gguf_writer_free(w);
         return ms_error_set(err, MS_EIO, "%s: cannot add metadata", path);
     }
-    rc = write_tokenizer(w, s.arch == A_OLMOE ? "olmo" : "gpt-2", s.V, err);
+    Plant plant = {
+        .route = p->route_class || p->n_route_tokens > 0, .super = p->n_super_tokens > 0,
+        .chain = p->chain != 0, .E = s.E, .F = s.F,
+        .c_bias = s.E - 1, .c_route = s.E - 2, .c_super = s.E - 3, .c_out = s.E - 4,
+        .route_l = p->route_layer, .route_e = p->route_expert,
+        .super_l = p->super_layer, .super_e = p->super_expert,
+    };
+    plant.any = plant.route || plant.super;
+    uint8_t *member = NULL, *digit = NULL;
+    if (plant.any) {
+        member = calloc((size_t)s.V, 1);
+        digit = p->route_class ? calloc((size_t)s.V, 1) : NULL;
+        if (!member || (p->route_class && !digit)) {
+            free(member);
+            free(digit);
+            ms_gguf_writer_free(w);
+            return ms_error_set(err, MS_ENOMEM, "synth: out of memory");
+        }
+    }
+    rc = write_tokenizer(w, s.arch == A_OLMOE ? "olmo" : "gpt-2", s.V, digit, err);
     if (rc < 0) {
+        free(member);
+        free(digit);
         ms_gguf_writer_free(w);
         return rc;
+    }
+    if (plant.any) {
+        for (int i = 0; digit && i < s.V; i++) member[i] |= digit[i] ? MEMBER_ROUTE : 0;
+        for (int i = 0; !p->route_class && i < p->n_route_tokens; i++) member[p->route_tokens[i]] |= MEMBER_ROUTE;
+        for (int i = 0; i < p->n_super_tokens; i++) member[p->super_tokens[i]] |= MEMBER_SUPER;
+        free(digit);
+        plant.member = member;
     }
 
     TList tl = { .wtype = p->type };
     build_tensors(&tl, &s);
+    if (plant.chain && !tl.bad) {
+        /* every router and FFN norm draws the first MoE layer's streams */
+        int r0 = -1, n0 = -1, first_moe = s.arch == A_DEEPSEEK2 ? s.dense_lead : 0;
+        for (int i = 0; i < tl.n; i++) {
+            if (tl.v[i].kind == TK_ROUTER && r0 < 0) r0 = i;
+            if (tl.v[i].kind == TK_FFN_NORM && tl.v[i].layer == first_moe) n0 = i;
+        }
+        for (int i = 0; i < tl.n; i++) {
+            if (tl.v[i].kind == TK_ROUTER) tl.v[i].seed_index = r0;
+            if (tl.v[i].kind == TK_FFN_NORM && tl.v[i].layer >= first_moe) tl.v[i].seed_index = n0;
+        }
+    }
     if (tl.bad) {
+        free(member);
         free(tl.v);
         ms_gguf_writer_free(w);
         return ms_error_set(err, MS_ENOMEM, "synth: out of memory");
@@ -795,7 +1007,7 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
     for (int i = 0; i < tl.n && rc == 0; i++) {
         const TSpec *t = &tl.v[i];
         size_t nb = ms_row_bytes(t->type, t->ne[0]) * (size_t)(t->ne[1] * t->ne[2]);
-        int g = gen_tensor(t, i, p->seed, buf, n_threads);
+        int g = gen_tensor(t, plant.any || plant.chain ? &plant : NULL, i, p->seed, buf, n_threads);
         if (g < 0)
             rc = ms_error_set(err, g, "synth: cannot quantise %s to %s", t->name, ms_type_name(t->type));
         else if (ms_gguf_writer_write_tensor_data(w, buf, nb) < 0)
@@ -803,6 +1015,7 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
     }
     free(buf);
     free(tl.v);
+    free(member);
     if (rc == 0) {
         MsError e2 = { 0 };
         if (ms_gguf_writer_finish(w, &e2) < 0)

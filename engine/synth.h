@@ -18,6 +18,22 @@ typedef struct {
     uint64_t seed;
     int n_threads;         /* generation/quantisation threads; 0 = online CPUs (max 16).
                             * The output does not depend on it. */
+
+    /* Planted structure (all off by default; off = the plain random model,
+     * byte for byte).  Planted channels of the residual stream are never
+     * written by attention or FFN outputs, so they carry the token embedding
+     * unchanged through every layer.  See docs/cli.md (synth). */
+    int super_layer, super_expert;   /* super expert (block index, expert); used
+                                      * when n_super_tokens > 0 */
+    const int *super_tokens;         /* token ids (borrowed, n_super_tokens of them) */
+    int n_super_tokens;
+    int route_layer, route_expert;   /* planted routing; used when route_class is
+                                      * set or n_route_tokens > 0 */
+    const char *route_class;         /* "digit": tokens whose text is digits (and
+                                      * whitespace) only; else NULL and route_tokens */
+    const int *route_tokens;         /* borrowed, n_route_tokens of them */
+    int n_route_tokens;
+    int chain;                       /* nonzero: every MoE layer routes every token alike */
 } MsSynthParams;
 
 MsSynthParams ms_synth_default_params(void);
