@@ -42,8 +42,9 @@ static const char synth_help[] =
     "channels (the last three) are never written by attention or FFN outputs, so\n"
     "they carry the token embedding through every layer:\n"
     "  --plant-super L:E:IDS  tokens IDS (comma list of ids) are routed to expert E\n"
-    "                 at block L, whose FFN unit 0 answers only them, with a huge\n"
-    "                 output on residual channel D-4: E is the one super expert\n"
+    "                 at block L (and no other token is), whose FFN unit 0 responds\n"
+    "                 strongly to them with a huge output on residual channel D-4:\n"
+    "                 E is the one super expert\n"
     "  --plant-route CLASS:L:E  block L routes exactly the tokens of CLASS to\n"
     "                 expert E (rank 0) and no other token to it; CLASS is 'digit'\n"
     "                 (token text of digits and whitespace only) or a comma list of ids\n"
@@ -174,7 +175,7 @@ static int synth_run(int argc, char **argv, int **super_ids, int **route_ids)
                 return 2;
             }
             const char *c = strchr(v, ':');
-            if (!c || c == v)
+            if (!c || c == v || !strchr(c + 1, ':'))
                 return ms_cli_usage(cmd, "--plant-route: '%s' is not of the form CLASS:L:E", v);
             if (parse_le(cmd, "--plant-route", c + 1, &p.route_layer, &p.route_expert, NULL) < 0) return 2;
             if (!strncmp(v, "digit:", 6)) {
