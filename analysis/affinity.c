@@ -8,6 +8,7 @@
 #include "analysis.h"
 
 enum { AFF_CHUNK = 2048 };  /* float counts stay exact per chunk */
+enum { AFF_DIRECT = 24 };   /* sets up to this size are counted pair by pair */
 
 struct MsAffAcc {
     int E, rows;
@@ -80,21 +81,34 @@ int ms_aff_acc_add(MsAffAcc *a, const int32_t *ids_from, const float *w_from, in
         if (ids_from[i] >= E) return MS_ERANGE;
     for (int i = 0; i < n_to; i++)
         if (ids_to[i] >= E) return MS_ERANGE;
+    /* sparse sets: count the (from, to) pairs directly; dense ones through
+     * the GEMM chunk.  Both are exact integer counts, so C is the same. */
+    bool direct = n_from <= AFF_DIRECT && n_to <= AFF_DIRECT;
     float *rf = a->Xf + (size_t)a->rows * E, *rt = a->Xt + (size_t)a->rows * E;
-    int f1 = -1, t1 = -1;
+    int f1 = -1, t1 = -1, df[AFF_DIRECT], dt[AFF_DIRECT], nf = 0, nt = 0;
     for (int i = 0; i < n_from; i++) {
         int e = ids_from[i];
         if (e < 0) continue;
         if (f1 < 0) f1 = e;
-        rf[e] = 1.0f;
         a->nk[e] += 1;
+        if (!direct) { rf[e] = 1.0f; continue; }
+        bool dup = false;   /* a multi-hot row holds an id once */
+        for (int j = 0; j < nf; j++) dup |= df[j] == e;
+        if (!dup) df[nf++] = e;
     }
     for (int j = 0; j < n_to; j++) {
         int e = ids_to[j];
         if (e < 0) continue;
         if (t1 < 0) t1 = e;
-        rt[e] = 1.0f;
         a->qk[e] += 1;
+        if (!direct) { rt[e] = 1.0f; continue; }
+        bool dup = false;
+        for (int i = 0; i < nt; i++) dup |= dt[i] == e;
+        if (!dup) dt[nt++] = e;
+    }
+    for (int i = 0; i < nf; i++) {
+        double *row = a->Ck + (size_t)df[i] * E;
+        for (int j = 0; j < nt; j++) row[dt[j]] += 1;
     }
     if (f1 >= 0 && t1 >= 0) {
         a->C1[(size_t)f1 * E + t1] += 1;
@@ -112,7 +126,7 @@ int ms_aff_acc_add(MsAffAcc *a, const int32_t *ids_from, const float *w_from, in
         }
     }
     a->M++;
-    if (++a->rows == AFF_CHUNK) aff_flush(a);
+    if (!direct && ++a->rows == AFF_CHUNK) aff_flush(a);
     return 0;
 }
 

@@ -241,6 +241,7 @@ void ms_load_acc_stats(MsLoadAcc *a, MsLoadStats *o)
 /* ---------------------------------------------------------- co-activation */
 
 enum { COACT_CHUNK = 2048 };  /* float counts stay exact per chunk (< 2^24) */
+enum { COACT_DIRECT = 24 };   /* sets up to this size are counted pair by pair */
 
 struct MsCoactAcc {
     int E;
@@ -294,10 +295,33 @@ int ms_coact_acc_add(MsCoactAcc *a, const int32_t *ids, int n)
     if (!a || (n > 0 && !ids)) return MS_EINVAL;
     for (int i = 0; i < n; i++)
         if (ids[i] >= a->E) return MS_ERANGE;
+    a->M++;
+    /* sparse sets: count the pairs directly (a GEMM row would cost E²/2
+     * multiply-adds for k²/2 pairs); dense sets go through the SYRK chunk.
+     * Both give exact integer counts, so the split does not change N. */
+    if (n <= COACT_DIRECT) {
+        /* ascending distinct ids (a multi-hot row counts an id once) */
+        int d[COACT_DIRECT], nd = 0;
+        for (int i = 0; i < n; i++) {
+            int e = ids[i], j = nd;
+            if (e < 0) continue;
+            while (j > 0 && d[j - 1] > e) j--;
+            if (j > 0 && d[j - 1] == e) continue;
+            memmove(d + j + 1, d + j, sizeof *d * (size_t)(nd - j));
+            d[j] = e;
+            nd++;
+        }
+        int64_t *N = a->N;
+        size_t E = (size_t)a->E;
+        for (int i = 0; i < nd; i++) {
+            int64_t *row = N + (size_t)d[i] * E;
+            for (int j = i; j < nd; j++) row[d[j]]++;
+        }
+        return 0;
+    }
     float *row = a->X + (size_t)a->rows * a->E;
     for (int i = 0; i < n; i++)
         if (ids[i] >= 0) row[ids[i]] = 1.0f;
-    a->M++;
     if (++a->rows == COACT_CHUNK) coact_flush(a);
     return 0;
 }

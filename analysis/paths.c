@@ -76,6 +76,8 @@ static int cmp_int(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+enum { LEV_TAB = 2048 };
+
 /* Myers' bit-vector edit distance (block-based, 64 rows of `a` per word):
  * O(|a|·|b|/64) instead of the O(|a|·|b|) table, same result. */
 int ms_levenshtein(const int *a, int na, const int *b, int nb)
@@ -86,20 +88,37 @@ int ms_levenshtein(const int *a, int na, const int *b, int nb)
     int *sym = malloc(sizeof *sym * (size_t)na), *bi = malloc(sizeof *bi * (size_t)nb);
     uint64_t *P = malloc(sizeof *P * (size_t)W), *M = malloc(sizeof *M * (size_t)W), *peq = NULL;
     if (!sym || !bi || !P || !M) goto oom;
-    memcpy(sym, a, sizeof *sym * (size_t)na);
-    qsort(sym, (size_t)na, sizeof *sym, cmp_int);
-    int ns = 0;
-    for (int i = 0; i < na; i++)
-        if (i == 0 || sym[i] != sym[ns - 1]) sym[ns++] = sym[i];
+    int lo = a[0], hi = a[0], ns = 0;
+    for (int i = 1; i < na; i++) lo = MS_MIN(lo, a[i]), hi = MS_MAX(hi, a[i]);
+    /* symbols of a → dense row indices: a direct table over a small value
+     * range (chars, expert ids), else sort + binary search */
+    int16_t tab[LEV_TAB];
+    bool direct = (int64_t)hi - lo < LEV_TAB && na < INT16_MAX;
+    int *ai = direct ? sym : NULL;
+    if (direct) {
+        memset(tab, 0xff, sizeof(int16_t) * (size_t)(hi - lo + 1));
+        for (int i = 0; i < na; i++) {
+            int16_t *t = &tab[a[i] - lo];
+            if (*t < 0) *t = (int16_t)ns++;
+            ai[i] = *t;
+        }
+        for (int j = 0; j < nb; j++)
+            bi[j] = b[j] >= lo && b[j] <= hi ? tab[b[j] - lo] : -1;
+    } else {
+        memcpy(sym, a, sizeof *sym * (size_t)na);
+        qsort(sym, (size_t)na, sizeof *sym, cmp_int);
+        for (int i = 0; i < na; i++)
+            if (i == 0 || sym[i] != sym[ns - 1]) sym[ns++] = sym[i];
+        for (int j = 0; j < nb; j++) {
+            int *f = bsearch(&b[j], sym, (size_t)ns, sizeof *sym, cmp_int);
+            bi[j] = f ? (int)(f - sym) : -1;
+        }
+    }
     peq = calloc((size_t)ns * W, sizeof *peq);
     if (!peq) goto oom;
     for (int i = 0; i < na; i++) {
-        int *f = bsearch(&a[i], sym, (size_t)ns, sizeof *sym, cmp_int);
-        peq[(size_t)(f - sym) * W + i / 64] |= 1ULL << (i % 64);
-    }
-    for (int j = 0; j < nb; j++) {
-        int *f = bsearch(&b[j], sym, (size_t)ns, sizeof *sym, cmp_int);
-        bi[j] = f ? (int)(f - sym) : -1;
+        int r = direct ? ai[i] : (int)((int *)bsearch(&a[i], sym, (size_t)ns, sizeof *sym, cmp_int) - sym);
+        peq[(size_t)r * W + i / 64] |= 1ULL << (i % 64);
     }
     for (int w = 0; w < W; w++) P[w] = ~0ULL, M[w] = 0;
     int score = na;

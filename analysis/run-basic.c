@@ -36,7 +36,7 @@ int an_load(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, json
     if (!acc) return ms_error_set(err, MS_ENOMEM, "out of memory");
     for (int s = 0; s < ns; s++)
         if (!(acc[s] = ms_load_acc_new(r->E, r->k))) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
-    AnStream *st = rc < 0 ? NULL : an_stream_new(db, r, strcmp(role, "all") != 0, err);
+    AnStream *st = rc < 0 ? NULL : an_stream_new(db, r, strcmp(role, "all") != 0, 0, err);
     if (!st && rc >= 0) rc = err ? err->code : MS_EDB;
     AnTok t;
     while (rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
@@ -152,7 +152,7 @@ int an_coactivation(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
     if (!acc) return ms_error_set(err, MS_ENOMEM, "out of memory");
     for (int s = 0; s < ns; s++)
         if (!(acc[s] = ms_coact_acc_new(E))) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
-    AnStream *st = rc < 0 ? NULL : an_stream_new(db, r, strcmp(role, "all") != 0, err);
+    AnStream *st = rc < 0 ? NULL : an_stream_new(db, r, strcmp(role, "all") != 0, 0, err);
     if (!st && rc >= 0) rc = err ? err->code : MS_EDB;
     AnTok t;
     while (rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
@@ -242,7 +242,8 @@ int an_affinity(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, 
     if (!acc) return ms_error_set(err, MS_ENOMEM, "out of memory");
     for (int p = 0; p < np; p++)
         if (!(acc[p] = ms_aff_acc_new(r->E))) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
-    AnStream *st = rc < 0 || np == 0 ? NULL : an_stream_new(db, r, strcmp(role, "all") != 0, err);
+    AnStream *st = rc < 0 || np == 0 ? NULL : an_stream_new(db, r, strcmp(role, "all") != 0,
+                                                           var == MS_AFF_WEIGHTED ? AN_NEED_W : 0, err);
     if (!st && rc >= 0 && np > 0) rc = err ? err->code : MS_EDB;
     AnTok t;
     while (st && rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
@@ -373,7 +374,7 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
         apos[i] = -1;
         layer[i] = r->slot_layer[i / E];
     }
-    AnStream *st = an_stream_new(db, r, false, err);
+    AnStream *st = an_stream_new(db, r, false, AN_NEED_MX, err);
     if (!st) { rc = err ? err->code : MS_EDB; goto done; }
     AnTok t;
     while ((rc = an_stream_next(st, &t, err)) == 1)

@@ -191,7 +191,7 @@ int an_npmi(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, json
     MsNpmiAcc *acc = ms_npmi_acc_new(ns, r->E, K);
     if (!acc) { rc = ms_error_set(err, MS_ENOMEM, "out of memory"); goto done; }
     bool need_tok = kind == 0 || kind == 1 || strcmp(role, "all") != 0;
-    AnStream *st = an_stream_new(db, r, need_tok, err);
+    AnStream *st = an_stream_new(db, r, need_tok, 0, err);
     if (!st) { rc = err ? err->code : MS_EDB; ms_npmi_acc_free(acc); goto done; }
     AnTok t;
     while ((rc = an_stream_next(st, &t, err)) == 1) {
@@ -315,7 +315,7 @@ int an_riskdiff(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, 
         an_label(r, p, o->label, v, sizeof v);
         set[p] = !strcmp(v, o->set1) ? 1 : !strcmp(v, o->set2) ? 2 : 0;
     }
-    AnStream *st = an_stream_new(db, r, strcmp(role, "all") != 0, err);
+    AnStream *st = an_stream_new(db, r, strcmp(role, "all") != 0, 0, err);
     if (!st) { rc = err ? err->code : MS_EDB; goto done; }
     AnTok t;
     while ((rc = an_stream_next(st, &t, err)) == 1) {

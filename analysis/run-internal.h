@@ -21,9 +21,15 @@ typedef struct {
     int64_t *prompt_id;
     json_t **labels;                  /* parsed labels objects or NULL */
     int *prompt_tokens;
-    /* Optional decoded copy of the routing (analyze all): a temporary file
-     * that streams replay instead of reading SQLite again. */
-    FILE *cache;
+    /* Optional decoded copy of the routing (analyze all): two temporary
+     * files, mapped read-only, that streams replay instead of reading
+     * SQLite again.  cache: per token int64 prompt_id, int32 pos,
+     * uint8 n[S], int16 ids[S·k] (compacted, −1 padded); cache_vals: per
+     * token float w[S·k] when cache_w, then float maxabs[S·k] when
+     * cache_mx (host byte order).  Streams that do not ask for the values
+     * never touch the second file. */
+    const unsigned char *cache, *cache_vals;
+    size_t cache_len, cache_vals_len;
     bool cache_w, cache_mx;
     int64_t cache_tokens;
 } AnRun;
@@ -54,7 +60,10 @@ typedef struct {
 } AnTok;
 
 typedef struct AnStream AnStream;
-AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, MsError *err);
+/* need: AN_NEED_* bits; from the decoded cache, the values not asked for
+ * stay NaN (from SQLite every field is filled). */
+enum { AN_NEED_W = 1, AN_NEED_MX = 2 };
+AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, unsigned need, MsError *err);
 void an_stream_free(AnStream *s);
 /* 1 = token in *t, 0 = end, < 0 = MS_E*. */
 int an_stream_next(AnStream *s, AnTok *t, MsError *err);

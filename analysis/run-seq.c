@@ -2,6 +2,8 @@
  * crosslingual divergence (§9) and pathways (§10).  A prompt is one
  * sequence; its tokens are buffered (memory O(longest prompt · L · k)). */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,16 @@ static int parse_role(const MsAnOptions *o, const char *dflt, const char **role,
 
 /* ----------------------------------------------------------- consistency */
 
+/* Per-worker scratch: its own simulators and sequence copies. */
+typedef struct {
+    MsSchSim *sim, *msim;
+    int32_t *tmp, *gtmp;
+    int *ntmp;
+    size_t tmp_cap;
+} ConsWork;
+
+enum { CONS_THREADS = 2 };
+
 typedef struct {
     int lo, hi, S, E, k, nm, nc;
     const int *ms, *cs;
@@ -54,65 +66,115 @@ typedef struct {
     int64_t *sch_n;          /* sequences counted, same index */
     double *msch_sum;        /* model level [mi][ci] */
     int64_t *msch_n;
-    MsSchSim *sim, *msim;
-    int32_t *tmp, *gtmp;
-    int *ntmp;
-    size_t tmp_cap;
+    ConsWork w[CONS_THREADS];
+    /* the sequence being processed and the shared item counter */
+    const SeqBuf *b;
+    atomic_int next;
 } ConsAcc;
+
+static int cons_scratch(ConsAcc *a, ConsWork *w, int T)
+{
+    size_t need = (size_t)T * a->S * a->k;
+    if (need <= w->tmp_cap) return 0;
+    free(w->tmp); free(w->gtmp); free(w->ntmp);
+    w->tmp = malloc(sizeof(int32_t) * (size_t)T * a->k);
+    w->gtmp = malloc(sizeof(int32_t) * need);
+    w->ntmp = malloc(sizeof(int) * (size_t)T);
+    w->tmp_cap = need;
+    if (!w->tmp || !w->gtmp || !w->ntmp) { w->tmp_cap = 0; return MS_ENOMEM; }
+    return 0;
+}
+
+/* One slot's SRP histograms and SCH simulations for the sequence. */
+static int cons_layer(ConsAcc *a, ConsWork *w, int s)
+{
+    const SeqBuf *b = a->b;
+    int T = b->T, S = a->S, k = a->k;
+    for (int t = 0; t < T; t++) {
+        memcpy(w->tmp + (size_t)t * k, b->ids + ((size_t)t * S + s) * k, sizeof(int32_t) * k);
+        w->ntmp[t] = b->n[(size_t)t * S + s];
+    }
+    for (int mi = 0; mi < a->nm; mi++) {
+        int rc = ms_srp_hist_add(a->hist[(size_t)(s - a->lo) * a->nm + mi], a->E, a->ms[mi], w->tmp,
+                                 w->ntmp, k, T);
+        if (rc < 0) return rc;
+        for (int ci = 0; ci < a->nc; ci++) {
+            int64_t req = 0;
+            int64_t h = ms_sch_sim_run(w->sim, w->tmp, T, k, a->ms[mi], a->cs[ci], a->cold, &req);
+            if (h < 0) return (int)h;
+            if (req == 0) continue;
+            size_t ix = ((size_t)(s - a->lo) * a->nm + mi) * a->nc + ci;
+            a->sch_sum[ix] += (double)h / (double)req;
+            a->sch_n[ix]++;
+        }
+    }
+    return 0;
+}
+
+/* The model-level cache: one stream per token, L·k requests, global id
+ * slot·E + e, layer by layer. */
+static int cons_model(ConsAcc *a, ConsWork *w)
+{
+    const SeqBuf *b = a->b;
+    int T = b->T, S = a->S, k = a->k, K = S * k;
+    for (int t = 0; t < T; t++)
+        for (int s = 0; s < S; s++)
+            for (int j = 0; j < k; j++) {
+                int32_t e = b->ids[((size_t)t * S + s) * k + j];
+                w->gtmp[(size_t)t * K + (size_t)s * k + j] = e < 0 ? -1 : s * a->E + e;
+            }
+    for (int mi = 0; mi < a->nm; mi++)
+        for (int ci = 0; ci < a->nc; ci++) {
+            int64_t req = 0;
+            int64_t h = ms_sch_sim_run(w->msim, w->gtmp, T, K, a->ms[mi], a->cs[ci] * S, a->cold, &req);
+            if (h < 0) return (int)h;
+            if (req == 0) continue;
+            a->msch_sum[(size_t)mi * a->nc + ci] += (double)h / (double)req;
+            a->msch_n[(size_t)mi * a->nc + ci]++;
+        }
+    return 0;
+}
+
+/* Work items of a sequence: the model level first (the largest), then each
+ * slot.  Every item writes only its own accumulators, so the result does
+ * not depend on which thread ran it. */
+static int cons_worker(ConsAcc *a, ConsWork *w)
+{
+    int n_items = (a->hi - a->lo) + (a->model ? 1 : 0);
+    int rc = cons_scratch(a, w, a->b->T);
+    for (;;) {
+        int it = atomic_fetch_add(&a->next, 1);
+        if (it >= n_items) break;
+        if (rc < 0) continue;   /* drain the items so the other worker stops too */
+        if (a->model) rc = it == 0 ? cons_model(a, w) : cons_layer(a, w, a->lo + it - 1);
+        else rc = cons_layer(a, w, a->lo + it);
+    }
+    return rc;
+}
+
+typedef struct { ConsAcc *a; ConsWork *w; int rc; } ConsJob;
+
+static void *cons_thread(void *p)
+{
+    ConsJob *j = p;
+    j->rc = cons_worker(j->a, j->w);
+    return NULL;
+}
 
 static int cons_process(ConsAcc *a, const SeqBuf *b)
 {
-    int T = b->T, S = a->S, k = a->k;
-    if (T == 0) return 0;
-    size_t need = (size_t)T * S * k;
-    if (need > a->tmp_cap) {
-        free(a->tmp); free(a->gtmp); free(a->ntmp);
-        a->tmp = malloc(sizeof(int32_t) * (size_t)T * k);
-        a->gtmp = malloc(sizeof(int32_t) * need);
-        a->ntmp = malloc(sizeof(int) * (size_t)T);
-        a->tmp_cap = need;
-        if (!a->tmp || !a->gtmp || !a->ntmp) { a->tmp_cap = 0; return MS_ENOMEM; }
+    if (b->T == 0) return 0;
+    a->b = b;
+    atomic_store(&a->next, 0);
+    ConsJob job = {a, &a->w[1], 0};
+    pthread_t th;
+    bool spawned = pthread_create(&th, NULL, cons_thread, &job) == 0;
+    int rc = cons_worker(a, &a->w[0]);   /* alone if the thread could not start */
+    if (spawned) {
+        pthread_join(th, NULL);
+        if (rc >= 0) rc = job.rc;
     }
-    for (int s = a->lo; s < a->hi; s++) {
-        for (int t = 0; t < T; t++) {
-            memcpy(a->tmp + (size_t)t * k, b->ids + ((size_t)t * S + s) * k, sizeof(int32_t) * k);
-            a->ntmp[t] = b->n[(size_t)t * S + s];
-        }
-        for (int mi = 0; mi < a->nm; mi++) {
-            int rc = ms_srp_hist_add(a->hist[(size_t)(s - a->lo) * a->nm + mi], a->E, a->ms[mi], a->tmp,
-                                     a->ntmp, k, T);
-            if (rc < 0) return rc;
-            for (int ci = 0; ci < a->nc; ci++) {
-                int64_t req = 0;
-                int64_t h = ms_sch_sim_run(a->sim, a->tmp, T, k, a->ms[mi], a->cs[ci], a->cold, &req);
-                if (h < 0) return (int)h;
-                if (req == 0) continue;
-                size_t ix = ((size_t)(s - a->lo) * a->nm + mi) * a->nc + ci;
-                a->sch_sum[ix] += (double)h / (double)req;
-                a->sch_n[ix]++;
-            }
-        }
-    }
-    if (a->model) {
-        /* one stream per token: L·k requests, global id slot·E + e, layer by layer */
-        int K = S * k;
-        for (int t = 0; t < T; t++)
-            for (int s = 0; s < S; s++)
-                for (int j = 0; j < k; j++) {
-                    int32_t e = b->ids[((size_t)t * S + s) * k + j];
-                    a->gtmp[(size_t)t * K + (size_t)s * k + j] = e < 0 ? -1 : s * a->E + e;
-                }
-        for (int mi = 0; mi < a->nm; mi++)
-            for (int ci = 0; ci < a->nc; ci++) {
-                int64_t req = 0;
-                int64_t h = ms_sch_sim_run(a->msim, a->gtmp, T, K, a->ms[mi], a->cs[ci] * S, a->cold, &req);
-                if (h < 0) return (int)h;
-                if (req == 0) continue;
-                a->msch_sum[(size_t)mi * a->nc + ci] += (double)h / (double)req;
-                a->msch_n[(size_t)mi * a->nc + ci]++;
-            }
-    }
-    return 0;
+    return rc;
 }
 
 int an_consistency(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, json_t *params,
@@ -157,15 +219,18 @@ int an_consistency(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *ou
     a.sch_n = calloc((size_t)ns * nm * nc, sizeof *a.sch_n);
     a.msch_sum = calloc((size_t)nm * nc, sizeof *a.msch_sum);
     a.msch_n = calloc((size_t)nm * nc, sizeof *a.msch_n);
-    a.sim = ms_sch_sim_new(r->E);
-    a.msim = ms_sch_sim_new(r->E * r->n_slot);
-    bool ok = a.hist && a.sch_sum && a.sch_n && a.msch_sum && a.msch_n && a.sim && a.msim;
+    bool ok = a.hist && a.sch_sum && a.sch_n && a.msch_sum && a.msch_n;
+    for (int i = 0; i < CONS_THREADS; i++) {
+        a.w[i].sim = ms_sch_sim_new(r->E);
+        a.w[i].msim = ms_sch_sim_new(r->E * r->n_slot);
+        ok = ok && a.w[i].sim && a.w[i].msim;
+    }
     for (int i = 0; ok && i < ns * nm; i++)
         ok = (a.hist[i] = calloc((size_t)r->E * (o->segments[i % nm] + 1), sizeof(int64_t))) != NULL;
     SeqBuf b = {0, 0, r->n_slot, r->k, NULL, NULL, 0, -1};
     AnStream *st = NULL;
     if (!ok) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
-    else if (!(st = an_stream_new(db, r, strcmp(role, "all") != 0, err))) rc = err ? err->code : MS_EDB;
+    else if (!(st = an_stream_new(db, r, strcmp(role, "all") != 0, 0, err))) rc = err ? err->code : MS_EDB;
     AnTok t;
     while (rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
         if (t.first_of_prompt && b.T > 0) {
@@ -278,8 +343,10 @@ int an_consistency(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *ou
 done:
     for (int i = 0; a.hist && i < ns * nm; i++) free(a.hist[i]);
     free(a.hist); free(a.sch_sum); free(a.sch_n); free(a.msch_sum); free(a.msch_n);
-    ms_sch_sim_free(a.sim); ms_sch_sim_free(a.msim);
-    free(a.tmp); free(a.gtmp); free(a.ntmp);
+    for (int i = 0; i < CONS_THREADS; i++) {
+        ms_sch_sim_free(a.w[i].sim); ms_sch_sim_free(a.w[i].msim);
+        free(a.w[i].tmp); free(a.w[i].gtmp); free(a.w[i].ntmp);
+    }
     free(b.ids); free(b.n);
     return rc < 0 ? rc : 0;
 }
@@ -311,7 +378,7 @@ static int prompt_means(MsTraceDb *db, const AnRun *r, bool sparse, PromptMeans 
     pm->nf = calloc(ps + 1, sizeof *pm->nf);
     if (!pm->q || !pm->freq || !pm->nq || !pm->nf) return ms_error_set(err, MS_ENOMEM, "out of memory");
     int rc;
-    AnStream *st = an_stream_new(db, r, false, err);
+    AnStream *st = an_stream_new(db, r, false, sparse ? AN_NEED_W : 0, err);
     if (!st) return err ? err->code : MS_EDB;
     AnTok t;
     while ((rc = an_stream_next(st, &t, err)) == 1) {

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/mman.h>
+
 #include "run-internal.h"
 
 void ms_an_options_default(MsAnOptions *o)
@@ -121,7 +123,8 @@ int an_run_open(MsTraceDb *db, int64_t run_id, AnRun *r, MsError *err)
 void an_run_close(AnRun *r)
 {
     if (!r) return;
-    if (r->cache) fclose(r->cache);
+    if (r->cache) munmap((void *)r->cache, r->cache_len);
+    if (r->cache_vals) munmap((void *)r->cache_vals, r->cache_vals_len);
     for (int i = 0; i < r->n_prompt; i++) json_decref(r->labels[i]);
     free(r->labels);
     free(r->prompt_id);
@@ -187,34 +190,33 @@ struct AnStream {
     bool have_cur;
     bool with_tokens, tok_eof, tok_valid;
     MsTraceToken tok;
-    bool from_cache;
-    int16_t *c16;
+    /* decoded-cache replay: next token index, values wanted */
+    bool from_cache, want_w, want_mx;
+    int64_t ci;
 };
 
-AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, MsError *err)
+AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, unsigned need, MsError *err)
 {
     AnStream *s = calloc(1, sizeof *s);
     if (!s) { ms_error_set(err, MS_ENOMEM, "out of memory"); return NULL; }
     s->r = r;
     size_t cells = (size_t)r->n_slot * r->k;
-    s->buf = malloc(sizeof *s->buf * AN_CHUNK);
+    s->buf = r->cache ? NULL : malloc(sizeof *s->buf * AN_CHUNK);
     s->ids = malloc(sizeof *s->ids * cells);
     s->w = malloc(sizeof *s->w * cells);
     s->mx = malloc(sizeof *s->mx * cells);
     s->n = calloc((size_t)r->n_slot, sizeof *s->n);
-    if (!s->buf || !s->ids || !s->w || !s->mx || !s->n) {
+    if ((!r->cache && !s->buf) || !s->ids || !s->w || !s->mx || !s->n) {
         an_stream_free(s);
         ms_error_set(err, MS_ENOMEM, "out of memory");
         return NULL;
     }
     if (r->cache) {
         s->from_cache = true;
-        s->c16 = malloc(sizeof *s->c16 * cells);
-        if (!s->c16 || fseeko(r->cache, 0, SEEK_SET) != 0) {
-            an_stream_free(s);
-            ms_error_set(err, MS_EIO, "routing cache: rewind failed");
-            return NULL;
-        }
+        s->want_w = (need & AN_NEED_W) && r->cache_w;
+        s->want_mx = (need & AN_NEED_MX) && r->cache_mx;
+        /* values not replayed stay NaN for the whole stream */
+        for (size_t i = 0; i < cells; i++) s->w[i] = s->mx[i] = NAN;
     } else {
         s->rc = ms_trace_routing(db, r->run_id, 0, err);
         if (!s->rc) { an_stream_free(s); return NULL; }
@@ -238,7 +240,6 @@ void an_stream_free(AnStream *s)
     free(s->w);
     free(s->mx);
     free(s->n);
-    free(s->c16);
     free(s);
 }
 
@@ -306,8 +307,9 @@ int an_stream_next(AnStream *s, AnTok *t, MsError *err)
 static int stream_emit(AnStream *s, AnTok *t, MsError *err)
 {
     const AnRun *r = s->r;
-    /* emit; compact each slot so the n[sl] ids come first in rank order */
-    for (int sl = 0; sl < r->n_slot; sl++) {
+    /* emit; compact each slot so the n[sl] ids come first in rank order
+     * (cache records were stored compacted) */
+    for (int sl = 0; sl < r->n_slot && !s->from_cache; sl++) {
         int32_t *ids = s->ids + (size_t)sl * r->k;
         float *w = s->w + (size_t)sl * r->k, *mx = s->mx + (size_t)sl * r->k;
         int j = 0;
@@ -351,77 +353,179 @@ static int stream_emit(AnStream *s, AnTok *t, MsError *err)
     return 1;
 }
 
-/* cache record: int64 prompt_id, int32 pos, uint8 n[S], int16 ids[S·k],
- * then float w[S·k] and float maxabs[S·k] when present (host byte order) */
+static size_t cache_rec_size(const AnRun *r)
+{
+    return 12 + (size_t)r->n_slot + 2 * (size_t)r->n_slot * r->k;
+}
+
+static size_t cache_vals_size(const AnRun *r)
+{
+    return ((r->cache_w ? 1 : 0) + (r->cache_mx ? 1 : 0)) * sizeof(float) * (size_t)r->n_slot * r->k;
+}
+
 static int stream_next_cached(AnStream *s, AnTok *t, MsError *err)
 {
     const AnRun *r = s->r;
-    FILE *f = r->cache;
+    if (s->ci >= r->cache_tokens) return 0;
     size_t cells = (size_t)r->n_slot * r->k;
+    const unsigned char *p = r->cache + (size_t)s->ci * cache_rec_size(r);
     int64_t pid;
     int32_t pos;
-    uint8_t n8[MS_TRACE_MAX_LAYER];
-    if (fread(&pid, sizeof pid, 1, f) != 1) {
-        if (feof(f)) return 0;
-        return ms_error_set(err, MS_EIO, "routing cache: read failed");
+    memcpy(&pid, p, 8);
+    memcpy(&pos, p + 8, 4);
+    p += 12;
+    for (int sl = 0; sl < r->n_slot; sl++) s->n[sl] = p[sl];
+    p += r->n_slot;
+    for (size_t i = 0; i < cells; i++) {
+        int16_t v;
+        memcpy(&v, p + 2 * i, 2);
+        s->ids[i] = v;
     }
-    if (fread(&pos, sizeof pos, 1, f) != 1 || fread(n8, 1, (size_t)r->n_slot, f) != (size_t)r->n_slot ||
-        fread(s->c16, sizeof *s->c16, cells, f) != cells ||
-        (r->cache_w && fread(s->w, sizeof *s->w, cells, f) != cells) ||
-        (r->cache_mx && fread(s->mx, sizeof *s->mx, cells, f) != cells))
-        return ms_error_set(err, MS_EIO, "routing cache: truncated");
-    for (size_t i = 0; i < cells; i++) s->ids[i] = s->c16[i];
-    if (!r->cache_w)
-        for (size_t i = 0; i < cells; i++) s->w[i] = NAN;
-    if (!r->cache_mx)
-        for (size_t i = 0; i < cells; i++) s->mx[i] = NAN;
-    for (int sl = 0; sl < r->n_slot; sl++) s->n[sl] = n8[sl];
+    if (s->want_w || s->want_mx) {
+        const unsigned char *v = r->cache_vals + (size_t)s->ci * cache_vals_size(r);
+        if (r->cache_w) {
+            if (s->want_w) memcpy(s->w, v, sizeof(float) * cells);
+            v += sizeof(float) * cells;
+        }
+        if (s->want_mx) memcpy(s->mx, v, sizeof(float) * cells);
+    }
+    s->ci++;
     s->cur_pid = pid;
     s->cur_pos = pos;
     return stream_emit(s, t, err);
 }
 
+static inline uint32_t le_u16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+
+static inline float le_f32(const unsigned char *p)
+{
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Write a FILE (already flushed) as a read-only mapping; the FILE is closed. */
+static int cache_map(FILE *f, size_t len, const unsigned char **out, MsError *err)
+{
+    *out = NULL;
+    if (len == 0) { fclose(f); return 0; }
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fileno(f), 0);
+    fclose(f);   /* the mapping keeps the (unlinked) file alive */
+    if (m == MAP_FAILED) return ms_error_set(err, MS_EIO, "routing cache: mmap failed");
+    madvise(m, len, MADV_SEQUENTIAL);
+    *out = m;
+    return 0;
+}
+
+/* Decode straight from the packed rows (one per token and MoE layer) into
+ * the cache records; checks as an_stream_next does. */
 int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
 {
     if (r->cache) return 0;
     if (r->k > 255 || r->E > 32767) return 0;   /* record layout limits: stream from SQLite */
-    FILE *f = tmpfile();
-    if (!f) return ms_error_set(err, MS_EIO, "routing cache: cannot create a temporary file");
-    AnStream *st = an_stream_new(db, r, false, err);
-    if (!st) { fclose(f); return err ? err->code : MS_EDB; }
-    size_t cells = (size_t)r->n_slot * r->k;
-    int16_t *c16 = malloc(sizeof *c16 * cells);
-    int rc = c16 ? 0 : ms_error_set(err, MS_ENOMEM, "out of memory");
-    AnTok t;
-    bool first = true;
-    int64_t n = 0;
-    while (rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
-        if (first) {
-            /* weights are all-or-nothing per run (trace: always; import: per file) */
-            for (size_t i = 0; i < cells; i++) r->cache_w |= t.ids[i] >= 0 && isfinite(t.w[i]);
-            r->cache_mx = r->info.has_stats;
-            first = false;
+    size_t cells = (size_t)r->n_slot * r->k, rec = cache_rec_size(r);
+    FILE *f = tmpfile(), *fv = tmpfile();
+    unsigned char *buf = malloc(rec);
+    float *w = malloc(sizeof *w * cells), *mx = malloc(sizeof *mx * cells);
+    char *vb1 = malloc(1 << 20), *vb2 = malloc(1 << 20);
+    int rc = 0;
+    if (!f || !fv) rc = ms_error_set(err, MS_EIO, "routing cache: cannot create a temporary file");
+    else if (!buf || !w || !mx || !vb1 || !vb2) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    MsTraceCursor *c = NULL;
+    if (rc >= 0) {
+        setvbuf(f, vb1, _IOFBF, 1 << 20);
+        setvbuf(fv, vb2, _IOFBF, 1 << 20);
+        c = ms_trace_routing(db, r->run_id, 0, err);
+        if (!c) rc = err ? err->code : MS_EDB;
+    }
+    bool have = false, first = true, any_w = false;
+    int64_t n = 0, cpid = 0;
+    int32_t cpos = 0;
+    MsTraceRoutePacked row;
+    for (;;) {
+        int got = rc >= 0 ? ms_trace_routing_next_packed(c, &row, err) : 0;
+        if (got < 0) { rc = got; break; }
+        if (have && (got == 0 || row.prompt_id != cpid || row.pos != cpos)) {
+            /* the current token is complete: write it */
+            if (first) {
+                /* weights are all-or-nothing per run (trace: always; import: per file) */
+                r->cache_w = any_w;
+                r->cache_mx = r->info.has_stats;
+                first = false;
+            }
+            memcpy(buf, &cpid, 8);
+            memcpy(buf + 8, &cpos, 4);
+            if (fwrite(buf, 1, rec, f) != rec || (r->cache_w && fwrite(w, sizeof *w, cells, fv) != cells) ||
+                (r->cache_mx && fwrite(mx, sizeof *mx, cells, fv) != cells)) {
+                rc = ms_error_set(err, MS_EIO, "routing cache: write failed (disk full?)");
+                break;
+            }
+            n++;
+            have = false;
         }
-        uint8_t n8[MS_TRACE_MAX_LAYER];
-        for (int sl = 0; sl < r->n_slot; sl++) n8[sl] = (uint8_t)t.n[sl];
-        for (size_t i = 0; i < cells; i++) c16[i] = (int16_t)t.ids[i];
-        int32_t pos = t.pos;
-        if (fwrite(&t.prompt_id, sizeof t.prompt_id, 1, f) != 1 || fwrite(&pos, sizeof pos, 1, f) != 1 ||
-            fwrite(n8, 1, (size_t)r->n_slot, f) != (size_t)r->n_slot || fwrite(c16, sizeof *c16, cells, f) != cells ||
-            (r->cache_w && fwrite(t.w, sizeof *t.w, cells, f) != cells) ||
-            (r->cache_mx && fwrite(t.maxabs, sizeof *t.maxabs, cells, f) != cells))
-            rc = ms_error_set(err, MS_EIO, "routing cache: write failed (disk full?)");
-        n++;
+        if (got == 0) break;
+        if (!have) {
+            memset(buf + 12, 0, (size_t)r->n_slot);
+            memset(buf + 12 + r->n_slot, 0xff, 2 * cells);   /* int16 −1 */
+            for (size_t i = 0; i < cells; i++) w[i] = mx[i] = NAN;
+            cpid = row.prompt_id;
+            cpos = row.pos;
+            have = true;
+        }
+        if (row.layer < 0 || row.layer >= r->n_layer || r->layer_slot[row.layer] < 0) {
+            rc = ms_error_set(err, MS_EFORMAT, "run %lld: routing row at layer %d, not a MoE layer",
+                              (long long)r->run_id, row.layer);
+            break;
+        }
+        int sl = r->layer_slot[row.layer];
+        for (int j = 0; j < row.k; j++) {
+            int e = (int)le_u16(row.experts + 2 * j);
+            if (e >= r->E || j >= r->k) {
+                rc = ms_error_set(err, MS_EFORMAT, "run %lld: routing row (layer %d, rank %d, expert %d) "
+                                  "outside E=%d k=%d", (long long)r->run_id, row.layer, j, e, r->E, r->k);
+                break;
+            }
+            size_t ix = (size_t)sl * r->k + j;
+            int16_t e16 = (int16_t)e;
+            memcpy(buf + 12 + r->n_slot + 2 * ix, &e16, 2);
+            w[ix] = row.weights ? le_f32(row.weights + 4 * j) : NAN;
+            mx[ix] = row.maxabs ? le_f32(row.maxabs + 4 * j) : NAN;
+            if (first) any_w |= isfinite(w[ix]);
+        }
+        if (rc < 0) break;
+        /* a layer stored twice for one token cannot happen (primary key) */
+        buf[12 + sl] = (unsigned char)row.k;
     }
-    an_stream_free(st);
-    free(c16);
-    if (rc < 0 || fflush(f) != 0) {
-        fclose(f);
+    ms_trace_cursor_free(c);
+    free(buf);
+    free(w);
+    free(mx);
+    if (rc >= 0 && (fflush(f) != 0 || fflush(fv) != 0)) rc = ms_error_set(err, MS_EIO, "routing cache: write failed");
+    if (rc >= 0) {
+        r->cache_tokens = n;
+        size_t vlen = (size_t)n * cache_vals_size(r);
+        FILE *ff = f, *ffv = fv;
+        f = fv = NULL;
+        rc = cache_map(ff, (size_t)n * rec, &r->cache, err);
+        int rc2 = cache_map(ffv, vlen, &r->cache_vals, err);
+        if (rc >= 0) rc = rc2;
+        r->cache_len = (size_t)n * rec;
+        r->cache_vals_len = vlen;
+        if (rc >= 0 && n > 0 && !r->cache) rc = ms_error_set(err, MS_EIO, "routing cache: mmap failed");
+    }
+    if (f) fclose(f);
+    if (fv) fclose(fv);
+    free(vb1);
+    free(vb2);
+    if (rc < 0) {
+        if (r->cache) munmap((void *)r->cache, r->cache_len);
+        if (r->cache_vals) munmap((void *)r->cache_vals, r->cache_vals_len);
+        r->cache = r->cache_vals = NULL;
         r->cache_w = r->cache_mx = false;
-        return rc < 0 ? rc : ms_error_set(err, MS_EIO, "routing cache: write failed");
+        r->cache_tokens = 0;
+        return rc;
     }
-    r->cache = f;
-    r->cache_tokens = n;
     return 0;
 }
 

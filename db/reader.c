@@ -297,6 +297,32 @@ int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError 
     }
 }
 
+int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err)
+{
+    if (c->kind != CUR_ROUTING || c->pending)
+        return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    int rc = cur_step(c, err);
+    if (rc <= 0) return rc;
+    sqlite3_stmt *st = c->st;
+    int nb = sqlite3_column_bytes(st, 3);
+    const unsigned char *ex = sqlite3_column_blob(st, 3);
+    int k = nb / 2;
+    if (!ex || k == 0 || (nb & 1))
+        return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (experts blob of %d bytes)", c->db->path, nb);
+    out->weights = sqlite3_column_blob(st, 4);
+    out->maxabs = sqlite3_column_blob(st, 5);
+    out->l2 = sqlite3_column_blob(st, 6);
+    if ((out->weights && sqlite3_column_bytes(st, 4) != 4 * k) || (out->maxabs && sqlite3_column_bytes(st, 5) != 4 * k) ||
+        (out->l2 && sqlite3_column_bytes(st, 6) != 4 * k))
+        return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (blob sizes)", c->db->path);
+    out->experts = ex;
+    out->k = k;
+    out->prompt_id = sqlite3_column_int64(st, 0);
+    out->pos = sqlite3_column_int(st, 1);
+    out->layer = sqlite3_column_int(st, 2);
+    return 1;
+}
+
 MsTraceCursor *ms_trace_probs(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
     return cursor_new(db, CUR_PROBS, "SELECT prompt_id, pos, layer, probs, logits FROM router_probs",

@@ -189,6 +189,16 @@ typedef struct {
 MsTraceCursor *ms_trace_routing(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
 /* Fills up to cap rows; returns the count (0 = end) or MS_E*. */
 int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError *err);
+/* The same cursor read one stored row per (token, MoE layer), undecoded:
+ * experts k × uint16 LE in rank order; weights, maxabs, l2 k × binary32 LE
+ * or NULL.  Blobs are borrowed until the next call.  Do not mix with
+ * ms_trace_routing_next on one cursor.  1 = row in *out, 0 = end, < 0 = MS_E*. */
+typedef struct {
+    int64_t prompt_id;
+    int32_t pos, layer, k;
+    const unsigned char *experts, *weights, *maxabs, *l2;
+} MsTraceRoutePacked;
+int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err);
 
 /* Router probabilities / logits per (token, layer), decoded from binary16
  * to float, n_expert values each.  Arrays borrowed until the next call. */
