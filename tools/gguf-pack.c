@@ -33,49 +33,65 @@ static int fail(const char *fmt, const char *a, const char *b)
     return 1;
 }
 
-static int set_kv(MsGgufWriter *w, json_t *kv, const char *meta)
+/* 0, 1 after printing one line, or -1 when the writer refused the value. */
+static int set_kv1(MsGgufWriter *w, json_t *kv, const char *meta)
 {
     const char *key = json_string_value(json_object_get(kv, "key"));
     const char *type = json_string_value(json_object_get(kv, "type"));
     json_t *v = json_object_get(kv, "value");
     if (!key || !type || !v) return fail("%s: kv entry needs key, type and value%s", meta, "");
-    if (!strcmp(type, "u32")) return ms_gguf_writer_set_u32(w, key, (uint32_t)json_integer_value(v)) < 0;
-    if (!strcmp(type, "i32")) return ms_gguf_writer_set_i32(w, key, (int32_t)json_integer_value(v)) < 0;
-    if (!strcmp(type, "u64")) return ms_gguf_writer_set_u64(w, key, (uint64_t)json_integer_value(v)) < 0;
-    if (!strcmp(type, "f32")) return ms_gguf_writer_set_f32(w, key, (float)json_number_value(v)) < 0;
-    if (!strcmp(type, "bool")) return ms_gguf_writer_set_bool(w, key, json_is_true(v)) < 0;
+    static const char *const known[] = { "u32", "i32", "u64", "f32", "bool", "str", "arr_i32", "arr_f32", "arr_str" };
+    bool ok = false;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(type, known[i]);
+    if (!ok) return fail("%s: unknown kv type %s", meta, type);
+    if (!strcmp(type, "u32")) return ms_gguf_writer_set_u32(w, key, (uint32_t)json_integer_value(v)) < 0 ? -1 : 0;
+    if (!strcmp(type, "i32")) return ms_gguf_writer_set_i32(w, key, (int32_t)json_integer_value(v)) < 0 ? -1 : 0;
+    if (!strcmp(type, "u64")) return ms_gguf_writer_set_u64(w, key, (uint64_t)json_integer_value(v)) < 0 ? -1 : 0;
+    if (!strcmp(type, "f32")) return ms_gguf_writer_set_f32(w, key, (float)json_number_value(v)) < 0 ? -1 : 0;
+    if (!strcmp(type, "bool")) return ms_gguf_writer_set_bool(w, key, json_is_true(v)) < 0 ? -1 : 0;
     if (!strcmp(type, "str")) {
         if (!json_is_string(v)) return fail("%s: %s is not a string", meta, key);
-        return ms_gguf_writer_set_str(w, key, json_string_value(v)) < 0;
+        return ms_gguf_writer_set_str(w, key, json_string_value(v)) < 0 ? -1 : 0;
     }
     if (!json_is_array(v)) return fail("%s: %s is not an array", meta, key);
     size_t n = json_array_size(v);
     int rc;
     if (!strcmp(type, "arr_str")) {
         const char **s = calloc(n ? n : 1, sizeof *s);
-        if (!s) return 1;
+        if (!s) return -1;
         for (size_t i = 0; i < n; i++) {
             s[i] = json_string_value(json_array_get(v, i));
             if (!s[i]) { free(s); return fail("%s: %s has a non-string element", meta, key); }
         }
-        rc = ms_gguf_writer_set_arr_str(w, key, s, n) < 0;
+        rc = ms_gguf_writer_set_arr_str(w, key, s, n) < 0 ? -1 : 0;
         free(s);
         return rc;
     }
     if (!strcmp(type, "arr_i32") || !strcmp(type, "arr_f32")) {
         bool is_int = type[4] == 'i';
         void *buf = malloc((n ? n : 1) * 4);
-        if (!buf) return 1;
+        if (!buf) return -1;
         for (size_t i = 0; i < n; i++) {
             json_t *e = json_array_get(v, i);
             if (is_int) ((int32_t *)buf)[i] = (int32_t)json_integer_value(e);
             else ((float *)buf)[i] = (float)json_number_value(e);
         }
-        rc = ms_gguf_writer_set_arr(w, key, is_int ? MS_GGUF_INT32 : MS_GGUF_FLOAT32, buf, n) < 0;
+        rc = ms_gguf_writer_set_arr(w, key, is_int ? MS_GGUF_INT32 : MS_GGUF_FLOAT32, buf, n) < 0 ? -1 : 0;
         free(buf);
         return rc;
     }
-    return fail("%s: unknown kv type %s", meta, type);
+    return fail("%s: unknown kv type %s", meta, type);  /* not reached: checked above */
+}
+
+/* Returns 0 or 1 after printing one line. */
+static int set_kv(MsGgufWriter *w, json_t *kv, const char *meta)
+{
+    int rc = set_kv1(w, kv, meta);
+    if (rc < 0) {
+        const char *key = json_string_value(json_object_get(kv, "key"));
+        return fail("%s: cannot set metadata %s", meta, key ? key : "?");
+    }
+    return rc;
 }
 
 typedef struct {
@@ -149,7 +165,7 @@ int main(int argc, char **argv)
     w = ms_gguf_writer_new(out, &err);
     if (!w) { fprintf(stderr, "gguf-pack: %s\n", err.msg); goto out; }
     for (size_t i = 0; i < json_array_size(kvs); i++)
-        if (set_kv(w, json_array_get(kvs, i), meta)) { fail("%s: cannot set metadata entry%s", meta, ""); goto out; }
+        if (set_kv(w, json_array_get(kvs, i), meta)) goto out;
     for (size_t i = 0; i < nt; i++)
         if (ms_gguf_writer_add_tensor(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne) < 0) {
             fail("%s: cannot add tensor %s", out, t[i].name);

@@ -24,6 +24,10 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
+def _identity(x):
+    return x
+
+
 def rope_neox(x, base):
     """x: [B, H, T, hd]; rotate pairs (i, i + hd/2)."""
     hd = x.shape[-1]
@@ -56,9 +60,13 @@ class Block(nn.Module):
         self.w_gate = nn.Parameter(torch.randn(E, Fw, d) * s)
         self.w_up = nn.Parameter(torch.randn(E, Fw, d) * s)
         self.w_down = nn.Parameter(torch.randn(E, d, Fw) / math.sqrt(Fw))
+        # rounding applied to the inputs of quantised matrix products; the
+        # export check sets it to emulate the engine's Q8_0/F16 activations
+        self.rnd = _identity
 
     def attn(self, x):
         B, T, d = x.shape
+        x = self.rnd(x)
         q = self.q_norm(self.q(x)).view(B, T, self.H, self.hd).transpose(1, 2)
         k = self.k_norm(self.kk(x)).view(B, T, self.H, self.hd).transpose(1, 2)
         v = self.v(x).view(B, T, self.H, self.hd).transpose(1, 2)
@@ -67,7 +75,7 @@ class Block(nn.Module):
         mask = torch.ones(T, T, dtype=torch.bool).triu(1)
         att = att.masked_fill(mask, float("-inf")).softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(B, T, d)
-        return self.o(y)
+        return self.o(self.rnd(y))
 
     def moe(self, x):
         B, T, d = x.shape
@@ -80,9 +88,9 @@ class Block(nn.Module):
             tok, slot = (sel == e).nonzero(as_tuple=True)
             if tok.numel() == 0:
                 continue
-            h = xf.index_select(0, tok)
+            h = self.rnd(xf.index_select(0, tok))
             h = F.silu(h @ self.w_gate[e].t()) * (h @ self.w_up[e].t())
-            h = (h @ self.w_down[e].t()) * w[tok, slot].unsqueeze(1)
+            h = (self.rnd(h) @ self.w_down[e].t()) * w[tok, slot].unsqueeze(1)
             out.index_add_(0, tok, h)
         # Switch-style balance loss: E * sum_e (fraction routed to e) * (mean prob of e)
         frac = torch.zeros(E).index_add_(0, sel.reshape(-1), torch.ones(sel.numel())) / sel.numel()
@@ -105,6 +113,13 @@ class MoELM(nn.Module):
         self.norm = RMSNorm(cfg["n_embd"], cfg["eps"])
         self.out = nn.Linear(cfg["n_embd"], cfg["n_vocab"], bias=False)
         nn.init.normal_(self.out.weight, std=0.02)
+        self.rnd = _identity
+
+    def set_rounding(self, fn):
+        """fn(x) rounds matrix-product inputs (None = exact); for export checks."""
+        self.rnd = fn or _identity
+        for b in self.blocks:
+            b.rnd = self.rnd
 
     def forward(self, ids):
         x = self.embd(ids)
@@ -114,7 +129,7 @@ class MoELM(nn.Module):
             x, bl, sel = b(x)
             bal = bal + bl
             sels.append(sel)
-        return self.out(self.norm(x)), bal / len(self.blocks), sels
+        return self.out(self.rnd(self.norm(x))), bal / len(self.blocks), sels
 
     def gguf_tensors(self):
         """(name, tensor, ggml ne list, is_matrix) in GGUF naming; ne0 fastest,
