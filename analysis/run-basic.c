@@ -129,7 +129,7 @@ int an_load(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, json
     out->doc = json_object();
     json_object_set_new(out->doc, "layers", layers);
     out->rows = rows;
-    if (o->write) rc = an_write_rows(db, r->run_id, "load", params, "an_load_experts", erows, err);
+    if (o->write) rc = an_write_rows(db, r, "load", params, "an_load_experts", erows, err);
     json_decref(erows);
 done:
     for (int s = 0; s < ns; s++) ms_load_acc_free(acc[s]);
@@ -331,7 +331,7 @@ int an_affinity(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, 
     out->doc = json_object();
     json_object_set_new(out->doc, "pairs", pairs);
     out->rows = rows;
-    if (o->write) rc = an_write_rows(db, r->run_id, "affinity", params, "an_affinity_cells", cells, err);
+    if (o->write) rc = an_write_rows(db, r, "affinity", params, "an_affinity_cells", cells, err);
     json_decref(cells);
 done:
     for (int p = 0; p < np; p++) ms_aff_acc_free(acc[p]);
@@ -469,7 +469,7 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
     out->rows = rows;
     if (rc >= 0 && o->write) {
         json_t *prow = json_object_get(out->doc, "massive_activations");
-        rc = an_write_rows(db, r->run_id, "superexperts", params, "an_superexperts_massive", prow, err);
+        rc = an_write_rows(db, r, "superexperts", params, "an_superexperts_massive", prow, err);
         json_t *all = json_array();
         for (size_t i = 0; i < n; i++) {
             json_t *x = json_object();
@@ -479,7 +479,7 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
             json_object_set_new(x, "is_se", json_boolean(se[i]));
             json_array_append_new(all, x);
         }
-        if (rc >= 0) rc = an_write_rows(db, r->run_id, "superexperts", params, "an_superexperts_all", all, err);
+        if (rc >= 0) rc = an_write_rows(db, r, "superexperts", params, "an_superexperts_all", all, err);
         json_decref(all);
     }
 done:

@@ -32,6 +32,10 @@ typedef struct {
     size_t cache_len, cache_vals_len;
     bool cache_w, cache_mx;
     int64_t cache_tokens;
+    /* analyze all: a JSON array that collects this module's table writes
+     * and plan files (an_write_rows / an_store_plan) for later replay in
+     * module order; NULL = write at once */
+    json_t *defer;
 } AnRun;
 
 int an_run_open(MsTraceDb *db, int64_t run_id, AnRun *r, MsError *err);
@@ -81,7 +85,7 @@ json_t *an_real_matrix(const double *m, int rows, int cols);
 
 /* Write an array of flat JSON objects as a result table (columns from the
  * first row's keys; ints, reals, strings).  Empty arrays write nothing. */
-int an_write_rows(MsTraceDb *db, int64_t run_id, const char *analysis, const json_t *params,
+int an_write_rows(MsTraceDb *db, const AnRun *r, const char *analysis, const json_t *params,
                   const char *table, const json_t *rows, MsError *err);
 
 /* Module entry points (run-*.c). */

@@ -3,7 +3,6 @@
  * sequence; its tokens are buffered (memory O(longest prompt · L · k)). */
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +65,7 @@ typedef struct {
     int64_t *sch_n;          /* sequences counted, same index */
     double *msch_sum;        /* model level [mi][ci] */
     int64_t *msch_n;
-    ConsWork w[CONS_THREADS];
-    /* the sequence being processed and the shared item counter */
-    const SeqBuf *b;
-    atomic_int next;
+    ConsWork w[CONS_THREADS];   /* [0] layers, [1] model level when split */
 } ConsAcc;
 
 static int cons_scratch(ConsAcc *a, ConsWork *w, int T)
@@ -86,9 +82,8 @@ static int cons_scratch(ConsAcc *a, ConsWork *w, int T)
 }
 
 /* One slot's SRP histograms and SCH simulations for the sequence. */
-static int cons_layer(ConsAcc *a, ConsWork *w, int s)
+static int cons_layer(ConsAcc *a, ConsWork *w, const SeqBuf *b, int s)
 {
-    const SeqBuf *b = a->b;
     int T = b->T, S = a->S, k = a->k;
     for (int t = 0; t < T; t++) {
         memcpy(w->tmp + (size_t)t * k, b->ids + ((size_t)t * S + s) * k, sizeof(int32_t) * k);
@@ -113,9 +108,8 @@ static int cons_layer(ConsAcc *a, ConsWork *w, int s)
 
 /* The model-level cache: one stream per token, L·k requests, global id
  * slot·E + e, layer by layer. */
-static int cons_model(ConsAcc *a, ConsWork *w)
+static int cons_model(ConsAcc *a, ConsWork *w, const SeqBuf *b)
 {
-    const SeqBuf *b = a->b;
     int T = b->T, S = a->S, k = a->k, K = S * k;
     for (int t = 0; t < T; t++)
         for (int s = 0; s < S; s++)
@@ -135,46 +129,53 @@ static int cons_model(ConsAcc *a, ConsWork *w)
     return 0;
 }
 
-/* Work items of a sequence: the model level first (the largest), then each
- * slot.  Every item writes only its own accumulators, so the result does
- * not depend on which thread ran it. */
-static int cons_worker(ConsAcc *a, ConsWork *w)
-{
-    int n_items = (a->hi - a->lo) + (a->model ? 1 : 0);
-    int rc = cons_scratch(a, w, a->b->T);
-    for (;;) {
-        int it = atomic_fetch_add(&a->next, 1);
-        if (it >= n_items) break;
-        if (rc < 0) continue;   /* drain the items so the other worker stops too */
-        if (a->model) rc = it == 0 ? cons_model(a, w) : cons_layer(a, w, a->lo + it - 1);
-        else rc = cons_layer(a, w, a->lo + it);
-    }
-    return rc;
-}
+enum { CONS_LAYERS = 1, CONS_MODEL = 2 };
 
-typedef struct { ConsAcc *a; ConsWork *w; int rc; } ConsJob;
-
-static void *cons_thread(void *p)
-{
-    ConsJob *j = p;
-    j->rc = cons_worker(j->a, j->w);
-    return NULL;
-}
-
-static int cons_process(ConsAcc *a, const SeqBuf *b)
+static int cons_process(ConsAcc *a, ConsWork *w, const SeqBuf *b, unsigned which)
 {
     if (b->T == 0) return 0;
-    a->b = b;
-    atomic_store(&a->next, 0);
-    ConsJob job = {a, &a->w[1], 0};
-    pthread_t th;
-    bool spawned = pthread_create(&th, NULL, cons_thread, &job) == 0;
-    int rc = cons_worker(a, &a->w[0]);   /* alone if the thread could not start */
-    if (spawned) {
-        pthread_join(th, NULL);
-        if (rc >= 0) rc = job.rc;
-    }
+    int rc = cons_scratch(a, w, b->T);
+    for (int s = a->lo; s < a->hi && rc >= 0 && (which & CONS_LAYERS); s++) rc = cons_layer(a, w, b, s);
+    if (rc >= 0 && a->model && (which & CONS_MODEL)) rc = cons_model(a, w, b);
     return rc;
+}
+
+/* One pass over the run: the layer part, the model part or both.  Each
+ * part owns its accumulators, so the two can run on separate threads. */
+static int cons_pass(MsTraceDb *db, const AnRun *r, const char *role, ConsAcc *a, ConsWork *w,
+                     unsigned which, MsError *err)
+{
+    SeqBuf b = {0, 0, r->n_slot, r->k, NULL, NULL, 0, -1};
+    AnStream *st = an_stream_new(db, r, strcmp(role, "all") != 0, 0, err);
+    int rc = st ? 0 : err ? err->code : MS_EDB;
+    AnTok t;
+    while (rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
+        if (t.first_of_prompt && b.T > 0) {
+            if ((rc = cons_process(a, w, &b, which)) < 0) break;
+            b.T = 0;
+        }
+        if (!an_role_ok(role, &t)) continue;
+        if ((rc = seq_push(&b, &t)) < 0) break;
+    }
+    if (rc >= 0 && b.T > 0) rc = cons_process(a, w, &b, which);
+    if (rc == MS_ENOMEM) ms_error_set(err, rc, "out of memory");
+    an_stream_free(st);
+    free(b.ids); free(b.n);
+    return rc < 0 ? rc : 0;
+}
+
+typedef struct {
+    const AnRun *r;
+    ConsAcc *a;
+    MsError err;
+    int rc;
+} ConsJob;
+
+static void *cons_model_thread(void *p)
+{
+    ConsJob *j = p;
+    j->rc = cons_pass(NULL, j->r, "all", j->a, &j->a->w[1], CONS_MODEL, &j->err);
+    return NULL;
 }
 
 int an_consistency(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, json_t *params,
@@ -227,22 +228,21 @@ int an_consistency(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *ou
     }
     for (int i = 0; ok && i < ns * nm; i++)
         ok = (a.hist[i] = calloc((size_t)r->E * (o->segments[i % nm] + 1), sizeof(int64_t))) != NULL;
-    SeqBuf b = {0, 0, r->n_slot, r->k, NULL, NULL, 0, -1};
-    AnStream *st = NULL;
     if (!ok) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
-    else if (!(st = an_stream_new(db, r, strcmp(role, "all") != 0, 0, err))) rc = err ? err->code : MS_EDB;
-    AnTok t;
-    while (rc >= 0 && (rc = an_stream_next(st, &t, err)) == 1) {
-        if (t.first_of_prompt && b.T > 0) {
-            if ((rc = cons_process(&a, &b)) < 0) break;
-            b.T = 0;
+    /* From the decoded cache (no SQLite needed) the model-level cache runs
+     * on a second thread over its own stream, the layers on this one. */
+    bool split = rc >= 0 && r->cache && a.model && !strcmp(role, "all");
+    pthread_t th;
+    ConsJob job = {r, &a, {0}, 0};
+    if (split && pthread_create(&th, NULL, cons_model_thread, &job) != 0) split = false;
+    if (rc >= 0) rc = cons_pass(db, r, role, &a, &a.w[0], split ? CONS_LAYERS : CONS_LAYERS | CONS_MODEL, err);
+    if (split) {
+        pthread_join(th, NULL);
+        if (rc >= 0 && job.rc < 0) {
+            rc = job.rc;
+            if (err) *err = job.err;
         }
-        if (!an_role_ok(role, &t)) continue;
-        if ((rc = seq_push(&b, &t)) < 0) break;
     }
-    if (rc >= 0 && b.T > 0) rc = cons_process(&a, &b);
-    if (rc == MS_ENOMEM) ms_error_set(err, rc, "out of memory");
-    an_stream_free(st);
     if (rc < 0) goto done;
 
     json_t *layers = json_array(), *rows = json_array(), *erows = json_array();
@@ -338,7 +338,7 @@ int an_consistency(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *ou
     free(mpool);
     out->rows = rows;
     if (rc >= 0 && o->write)
-        rc = an_write_rows(db, r->run_id, "consistency", params, "an_consistency_experts", erows, err);
+        rc = an_write_rows(db, r, "consistency", params, "an_consistency_experts", erows, err);
     json_decref(erows);
 done:
     for (int i = 0; a.hist && i < ns * nm; i++) free(a.hist[i]);
@@ -347,7 +347,6 @@ done:
         ms_sch_sim_free(a.w[i].sim); ms_sch_sim_free(a.w[i].msim);
         free(a.w[i].tmp); free(a.w[i].gtmp); free(a.w[i].ntmp);
     }
-    free(b.ids); free(b.n);
     return rc < 0 ? rc : 0;
 }
 

@@ -1,6 +1,8 @@
 /* run.c — plumbing shared by the db-facing modules: run layout, the
  * token-grouping routing stream, JSON helpers, result-table writing. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,47 +415,32 @@ static int cache_map(FILE *f, size_t len, const unsigned char **out, MsError *er
     void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fileno(f), 0);
     fclose(f);   /* the mapping keeps the (unlinked) file alive */
     if (m == MAP_FAILED) return ms_error_set(err, MS_EIO, "routing cache: mmap failed");
-    madvise(m, len, MADV_SEQUENTIAL);
     *out = m;
     return 0;
 }
 
-/* Decode straight from the packed rows (one per token and MoE layer) into
- * the cache records; checks as an_stream_next does. */
-int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
+/* Decode packed rows (one per token and MoE layer) of prompts
+ * [pid_lo, pid_hi] into cache records (f) and values (fv, layout from
+ * r->cache_w / r->cache_mx); checks as an_stream_next does. */
+static int decode_range(MsTraceDb *db, const AnRun *r, int64_t pid_lo, int64_t pid_hi, FILE *f, FILE *fv,
+                        int64_t *n_out, MsError *err)
 {
-    if (r->cache) return 0;
-    if (r->k > 255 || r->E > 32767) return 0;   /* record layout limits: stream from SQLite */
     size_t cells = (size_t)r->n_slot * r->k, rec = cache_rec_size(r);
-    FILE *f = tmpfile(), *fv = tmpfile();
     unsigned char *buf = malloc(rec);
     float *w = malloc(sizeof *w * cells), *mx = malloc(sizeof *mx * cells);
-    char *vb1 = malloc(1 << 20), *vb2 = malloc(1 << 20);
     int rc = 0;
-    if (!f || !fv) rc = ms_error_set(err, MS_EIO, "routing cache: cannot create a temporary file");
-    else if (!buf || !w || !mx || !vb1 || !vb2) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
     MsTraceCursor *c = NULL;
-    if (rc >= 0) {
-        setvbuf(f, vb1, _IOFBF, 1 << 20);
-        setvbuf(fv, vb2, _IOFBF, 1 << 20);
-        c = ms_trace_routing(db, r->run_id, 0, err);
-        if (!c) rc = err ? err->code : MS_EDB;
-    }
-    bool have = false, first = true, any_w = false;
+    if (!buf || !w || !mx) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    else if (!(c = ms_trace_routing_range(db, r->run_id, pid_lo, pid_hi, err))) rc = err ? err->code : MS_EDB;
+    bool have = false;
     int64_t n = 0, cpid = 0;
     int32_t cpos = 0;
     MsTraceRoutePacked row;
-    for (;;) {
-        int got = rc >= 0 ? ms_trace_routing_next_packed(c, &row, err) : 0;
+    while (rc >= 0) {
+        int got = ms_trace_routing_next_packed(c, &row, err);
         if (got < 0) { rc = got; break; }
         if (have && (got == 0 || row.prompt_id != cpid || row.pos != cpos)) {
             /* the current token is complete: write it */
-            if (first) {
-                /* weights are all-or-nothing per run (trace: always; import: per file) */
-                r->cache_w = any_w;
-                r->cache_mx = r->info.has_stats;
-                first = false;
-            }
             memcpy(buf, &cpid, 8);
             memcpy(buf + 8, &cpos, 4);
             if (fwrite(buf, 1, rec, f) != rec || (r->cache_w && fwrite(w, sizeof *w, cells, fv) != cells) ||
@@ -491,9 +478,7 @@ int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
             memcpy(buf + 12 + r->n_slot + 2 * ix, &e16, 2);
             w[ix] = row.weights ? le_f32(row.weights + 4 * j) : NAN;
             mx[ix] = row.maxabs ? le_f32(row.maxabs + 4 * j) : NAN;
-            if (first) any_w |= isfinite(w[ix]);
         }
-        if (rc < 0) break;
         /* a layer stored twice for one token cannot happen (primary key) */
         buf[12 + sl] = (unsigned char)row.k;
     }
@@ -502,22 +487,133 @@ int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
     free(w);
     free(mx);
     if (rc >= 0 && (fflush(f) != 0 || fflush(fv) != 0)) rc = ms_error_set(err, MS_EIO, "routing cache: write failed");
+    *n_out = n;
+    return rc < 0 ? rc : 0;
+}
+
+/* Weights are all-or-nothing per run (trace: always; import: per file):
+ * the first token decides, as the streamed reader's consumers assume. */
+static int first_token_has_w(MsTraceDb *db, const AnRun *r, MsError *err)
+{
+    MsTraceCursor *c = ms_trace_routing(db, r->run_id, 0, err);
+    if (!c) return err ? err->code : MS_EDB;
+    MsTraceRoutePacked row;
+    int64_t pid = 0;
+    int32_t pos = 0;
+    int rc, found = 0;
+    bool first = true;
+    while ((rc = ms_trace_routing_next_packed(c, &row, err)) == 1) {
+        if (!first && (row.prompt_id != pid || row.pos != pos)) break;
+        first = false;
+        pid = row.prompt_id;
+        pos = row.pos;
+        for (int j = 0; j < row.k && row.weights && !found; j++) found = isfinite(le_f32(row.weights + 4 * j));
+    }
+    ms_trace_cursor_free(c);
+    return rc < 0 ? rc : found;
+}
+
+typedef struct {
+    MsTraceDb *db;
+    const AnRun *r;
+    int64_t lo, hi, n;
+    FILE *f, *fv;
+    MsError err;
+    int rc;
+} DecodeJob;
+
+static void *decode_thread(void *p)
+{
+    DecodeJob *j = p;
+    j->rc = decode_range(j->db, j->r, j->lo, j->hi, j->f, j->fv, &j->n, &j->err);
+    return NULL;
+}
+
+/* Append all of src to dst (both at their ends after writing). */
+static int append_file(FILE *dst, FILE *src, MsError *err)
+{
+    char *b = malloc(1 << 20);
+    if (!b) return ms_error_set(err, MS_ENOMEM, "out of memory");
+    int rc = fseeko(src, 0, SEEK_SET) == 0 ? 0 : MS_EIO;
+    size_t n;
+    while (rc == 0 && (n = fread(b, 1, 1 << 20, src)) > 0)
+        if (fwrite(b, 1, n, dst) != n) rc = MS_EIO;
+    if (rc == 0 && (ferror(src) || fflush(dst) != 0)) rc = MS_EIO;
+    free(b);
+    return rc ? ms_error_set(err, MS_EIO, "routing cache: write failed (disk full?)") : 0;
+}
+
+/* Decode the run once into the cache.  The prompts are split in two
+ * halves by token count, decoded on two threads (the second through its
+ * own read connection) and concatenated in prompt order. */
+int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
+{
+    if (r->cache) return 0;
+    if (r->k > 255 || r->E > 32767) return 0;   /* record layout limits: stream from SQLite */
+    if (r->n_prompt == 0) return 0;              /* nothing to decode */
+    int hw = first_token_has_w(db, r, err);
+    if (hw < 0) return hw;
+    r->cache_w = hw;
+    r->cache_mx = r->info.has_stats;
+    FILE *f[2] = {tmpfile(), NULL}, *fv[2] = {tmpfile(), NULL};
+    int rc = f[0] && fv[0] ? 0 : ms_error_set(err, MS_EIO, "routing cache: cannot create a temporary file");
+    /* the prompt-id range of the run, as the streamed reader reads it */
+    int64_t lo = r->prompt_id[0], last = r->prompt_id[r->n_prompt - 1], hi = last, n0 = 0;
+    /* split point: the prompt where half the tokens are reached */
+    int64_t tot = 0, acc = 0;
+    int mid = 0;
+    for (int p = 0; p < r->n_prompt; p++) tot += r->prompt_tokens[p] > 0 ? r->prompt_tokens[p] : 0;
+    for (; mid < r->n_prompt && 2 * acc < tot; mid++) acc += MS_MAX(r->prompt_tokens[mid], 0);
+    DecodeJob job;
+    memset(&job, 0, sizeof job);
+    pthread_t th;
+    bool split = false;
+    if (rc >= 0 && r->n_prompt >= 2 && mid > 0 && mid < r->n_prompt) {
+        MsError e2;
+        memset(&e2, 0, sizeof e2);
+        job.db = ms_trace_open(ms_trace_path(db), MS_TRACE_READ, &e2);
+        job.f = tmpfile();
+        job.fv = tmpfile();
+        if (job.db && job.f && job.fv) {
+            job.r = r;
+            job.lo = r->prompt_id[mid];
+            job.hi = last;
+            hi = r->prompt_id[mid] - 1;
+            split = pthread_create(&th, NULL, decode_thread, &job) == 0;
+            if (!split) hi = last;
+        }
+    }
+    if (rc >= 0) {
+        setvbuf(f[0], NULL, _IOFBF, 1 << 20);
+        setvbuf(fv[0], NULL, _IOFBF, 1 << 20);
+        rc = decode_range(db, r, lo, hi, f[0], fv[0], &n0, err);
+    }
+    if (split) {
+        pthread_join(th, NULL);
+        if (rc >= 0 && job.rc < 0) {
+            rc = job.rc;
+            if (err) *err = job.err;
+        }
+        if (rc >= 0) rc = append_file(f[0], job.f, err);
+        if (rc >= 0) rc = append_file(fv[0], job.fv, err);
+    }
+    ms_trace_close(job.db);
+    if (job.f) fclose(job.f);
+    if (job.fv) fclose(job.fv);
+    int64_t n = n0 + (split ? job.n : 0);
     if (rc >= 0) {
         r->cache_tokens = n;
-        size_t vlen = (size_t)n * cache_vals_size(r);
-        FILE *ff = f, *ffv = fv;
-        f = fv = NULL;
-        rc = cache_map(ff, (size_t)n * rec, &r->cache, err);
-        int rc2 = cache_map(ffv, vlen, &r->cache_vals, err);
+        size_t len = (size_t)n * cache_rec_size(r), vlen = (size_t)n * cache_vals_size(r);
+        rc = cache_map(f[0], len, &r->cache, err);
+        int rc2 = cache_map(fv[0], vlen, &r->cache_vals, err);
+        f[0] = fv[0] = NULL;
         if (rc >= 0) rc = rc2;
-        r->cache_len = (size_t)n * rec;
+        r->cache_len = len;
         r->cache_vals_len = vlen;
         if (rc >= 0 && n > 0 && !r->cache) rc = ms_error_set(err, MS_EIO, "routing cache: mmap failed");
     }
-    if (f) fclose(f);
-    if (fv) fclose(fv);
-    free(vb1);
-    free(vb2);
+    if (f[0]) fclose(f[0]);
+    if (fv[0]) fclose(fv[0]);
     if (rc < 0) {
         if (r->cache) munmap((void *)r->cache, r->cache_len);
         if (r->cache_vals) munmap((void *)r->cache_vals, r->cache_vals_len);
@@ -577,11 +673,33 @@ json_t *an_real_matrix(const double *m, int rows, int cols)
     return a;
 }
 
-int an_write_rows(MsTraceDb *db, int64_t run_id, const char *analysis, const json_t *params,
+/* Queue a deferred write (analyze all): the rows and a snapshot of the
+ * params, replayed later by an_flush_deferred. */
+static int defer_push(json_t *q, json_t *item, MsError *err)
+{
+    if (!item || json_array_append_new(q, item) != 0)
+        return ms_error_set(err, MS_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int write_rows_now(MsTraceDb *db, int64_t run_id, const char *analysis, const json_t *params,
+                          const char *table, const json_t *rows, MsError *err);
+
+int an_write_rows(MsTraceDb *db, const AnRun *r, const char *analysis, const json_t *params,
                   const char *table, const json_t *rows, MsError *err)
 {
+    if (json_array_size(rows) == 0) return 0;
+    if (r->defer)
+        return defer_push(r->defer, json_pack("{s:s,s:s,s:o,s:O}", "analysis", analysis, "table", table,
+                                              "params", params ? json_deep_copy(params) : json_null(),
+                                              "rows", rows), err);
+    return write_rows_now(db, r->run_id, analysis, params, table, rows, err);
+}
+
+static int write_rows_now(MsTraceDb *db, int64_t run_id, const char *analysis, const json_t *params,
+                          const char *table, const json_t *rows, MsError *err)
+{
     size_t nrows = json_array_size(rows);
-    if (nrows == 0) return 0;
     json_t *first = json_array_get(rows, 0);
     int nc = (int)json_object_size(first) + 1;
     MsColumn *cols = calloc((size_t)nc, sizeof *cols);
@@ -639,10 +757,22 @@ out:
     return rc < 0 ? rc : 0;
 }
 
+static int write_plan_file(const char *path, const char *plan, MsError *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return ms_error_set(err, MS_EIO, "%s: cannot write the plan file", path);
+    fprintf(f, "%s\n", plan);
+    if (fclose(f) != 0) return ms_error_set(err, MS_EIO, "%s: write failed", path);
+    return 0;
+}
+
 int an_store_plan(MsTraceDb *db, const AnRun *r, const char *analysis, const json_t *params,
                   const char *plan, const char *path, bool write, MsError *err)
 {
-    if (path) {
+    if (path && r->defer) {
+        int rc = defer_push(r->defer, json_pack("{s:s,s:s}", "plan_file", path, "plan", plan), err);
+        if (rc < 0) return rc;
+    } else if (path) {
         FILE *f = fopen(path, "w");
         if (!f) return ms_error_set(err, MS_EIO, "%s: cannot write the plan file", path);
         fprintf(f, "%s\n", plan);
@@ -655,7 +785,7 @@ int an_store_plan(MsTraceDb *db, const AnRun *r, const char *analysis, const jso
     json_array_append_new(rows, row);
     char table[64];
     snprintf(table, sizeof table, "an_%s_plan", analysis);
-    int rc = an_write_rows(db, r->run_id, analysis, params, table, rows, err);
+    int rc = an_write_rows(db, r, analysis, params, table, rows, err);
     json_decref(rows);
     return rc;
 }
@@ -698,7 +828,7 @@ static int analyze_on(MsTraceDb *db, AnRun *r, const char *name, AnModuleFn fn, 
         if (o->write && out->rows) {
             char table[64];
             snprintf(table, sizeof table, "an_%s", name);
-            rc = an_write_rows(db, r->run_id, name, params, table, out->rows, err);
+            rc = an_write_rows(db, r, name, params, table, out->rows, err);
         }
     }
     if (rc < 0) ms_an_result_clear(out);
@@ -729,9 +859,75 @@ static double now_s(clockid_t c)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static json_t *timing(double w0, double c0)
+/* Replay a module's deferred writes, in the order the module made them. */
+static int flush_deferred(MsTraceDb *db, int64_t run_id, json_t *q, MsError *err)
 {
-    return json_pack("{s:f,s:f}", "wall", now_s(CLOCK_MONOTONIC) - w0, "cpu", now_s(CLOCK_PROCESS_CPUTIME_ID) - c0);
+    size_t i;
+    json_t *it;
+    json_array_foreach(q, i, it) {
+        int rc;
+        if (json_object_get(it, "plan_file"))
+            rc = write_plan_file(json_string_value(json_object_get(it, "plan_file")),
+                                 json_string_value(json_object_get(it, "plan")), err);
+        else {
+            json_t *p = json_object_get(it, "params");
+            rc = write_rows_now(db, run_id, json_string_value(json_object_get(it, "analysis")),
+                                json_is_null(p) ? NULL : p, json_string_value(json_object_get(it, "table")),
+                                json_object_get(it, "rows"), err);
+        }
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+enum { AN_ALL_THREADS = 2 };
+
+/* analyze all: modules run on AN_ALL_THREADS workers (each with its own
+ * read connection and AnRun copy); their table writes and plan files are
+ * deferred and replayed afterwards in module order, so the database and
+ * the documents do not depend on the scheduling. */
+typedef struct {
+    const MsAnOptions *o;
+    const AnRun *base;
+    int n;                       /* runnable modules */
+    int idx[MS_ARRAY_LEN(modules)];
+    atomic_int next;
+    MsAnResult res[MS_ARRAY_LEN(modules)];
+    int rc[MS_ARRAY_LEN(modules)];
+    MsError err[MS_ARRAY_LEN(modules)];
+    json_t *defer[MS_ARRAY_LEN(modules)];
+    double wall[MS_ARRAY_LEN(modules)], cpu[MS_ARRAY_LEN(modules)];
+} AllJob;
+
+typedef struct { AllJob *j; MsTraceDb *db; } AllWorker;
+
+static void *all_worker(void *p)
+{
+    AllWorker *w = p;
+    AllJob *j = w->j;
+    for (;;) {
+        int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) break;
+        int m = j->idx[i];
+        AnRun rr = *j->base;     /* shares the read-only run data and cache */
+        rr.defer = j->defer[i];
+        double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+        j->rc[i] = analyze_on(w->db, &rr, modules[m].name, modules[m].fn, j->o, &j->res[i], &j->err[i]);
+        j->wall[i] = now_s(CLOCK_MONOTONIC) - w0;
+        j->cpu[i] = now_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+    }
+    return NULL;
+}
+
+/* Largest first, so the two workers end close together (order of
+ * execution only; results are placed by module index). */
+static int module_cost_rank(const char *name)
+{
+    static const char *const by_cost[] = {"consistency", "coactivation", "affinity", "pathways", "load",
+                                          "npmi", "crosslingual", "superexperts", "riskdiff"};
+    for (size_t i = 0; i < MS_ARRAY_LEN(by_cost); i++)
+        if (!strcmp(by_cost[i], name)) return (int)i;
+    return (int)MS_ARRAY_LEN(by_cost);
 }
 
 int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, json_t **out, MsError *err)
@@ -741,9 +937,13 @@ int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, json_t **out, MsError *e
     int rc = an_run_open(db, o->run_id, &r, err);
     if (rc < 0) return rc;
     json_t *mods = json_object(), *skipped = json_object(), *times = json_object();
-    double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+    double wt = now_s(CLOCK_MONOTONIC), ct = now_s(CLOCK_PROCESS_CPUTIME_ID);
+    double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
     rc = an_run_cache_build(db, &r, err);
-    json_object_set_new(times, "decode", timing(w0, c0));
+    json_object_set_new(times, "decode", json_pack("{s:f,s:f}", "wall", now_s(CLOCK_MONOTONIC) - w0,
+                                                   "cpu", now_s(CLOCK_THREAD_CPUTIME_ID) - c0));
+    AllJob *j = calloc(1, sizeof *j);
+    if (!j && rc >= 0) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
     for (size_t i = 0; i < MS_ARRAY_LEN(modules) && rc >= 0; i++) {
         const char *name = modules[i].name, *why = NULL;
         if (!strcmp(name, "superexperts") && !r.info.has_stats) why = "run has no expert stats";
@@ -761,16 +961,75 @@ int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, json_t **out, MsError *e
             json_object_set_new(skipped, name, json_string(why));
             continue;
         }
-        MsAnResult res;
-        memset(&res, 0, sizeof res);
-        w0 = now_s(CLOCK_MONOTONIC);
-        c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
-        rc = analyze_on(db, &r, name, modules[i].fn, o, &res, err);
-        json_object_set_new(times, name, timing(w0, c0));
-        if (rc >= 0) json_object_set(mods, name, res.doc);
-        else ms_error_prefix(err, "%s: ", name);
-        ms_an_result_clear(&res);
+        j->idx[j->n] = (int)i;
+        if (!(j->defer[j->n] = json_array())) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+        j->n++;
     }
+    if (rc >= 0) {
+        /* dispatch order: insertion sort of the runnable modules by cost */
+        int order[MS_ARRAY_LEN(modules)], slot_of[MS_ARRAY_LEN(modules)];
+        for (int i = 0; i < j->n; i++) order[i] = i;
+        for (int i = 1; i < j->n; i++)
+            for (int q = i; q > 0 && module_cost_rank(modules[j->idx[order[q]]].name) <
+                                     module_cost_rank(modules[j->idx[order[q - 1]]].name); q--) {
+                int t = order[q]; order[q] = order[q - 1]; order[q - 1] = t;
+            }
+        /* permute the job arrays into dispatch order; slot_of maps back */
+        int idx2[MS_ARRAY_LEN(modules)];
+        json_t *def2[MS_ARRAY_LEN(modules)];
+        for (int i = 0; i < j->n; i++) {
+            idx2[i] = j->idx[order[i]];
+            def2[i] = j->defer[order[i]];
+            slot_of[order[i]] = i;
+        }
+        memcpy(j->idx, idx2, sizeof(int) * (size_t)j->n);
+        memcpy(j->defer, def2, sizeof(json_t *) * (size_t)j->n);
+        j->o = o;
+        j->base = &r;
+        atomic_store(&j->next, 0);
+        /* the second worker reads through its own connection (SQLite
+         * handles here are single-threaded); without one, run alone */
+        MsError e2;
+        memset(&e2, 0, sizeof e2);
+        MsTraceDb *db2 = j->n > 1 ? ms_trace_open(ms_trace_path(db), MS_TRACE_READ, &e2) : NULL;
+        AllWorker w1 = {j, db}, w2 = {j, db2};
+        pthread_t th;
+        bool spawned = db2 && pthread_create(&th, NULL, all_worker, &w2) == 0;
+        all_worker(&w1);
+        if (spawned) pthread_join(th, NULL);
+        ms_trace_close(db2);
+        /* results, times and deferred writes in module order */
+        for (int q = 0; q < j->n; q++) {
+            int i = slot_of[q];
+            const char *name = modules[j->idx[i]].name;
+            json_object_set_new(times, name, json_pack("{s:f,s:f}", "wall", j->wall[i], "cpu", j->cpu[i]));
+            if (rc < 0) continue;
+            if (j->rc[i] < 0) {
+                rc = j->rc[i];
+                if (err) *err = j->err[i];
+                ms_error_prefix(err, "%s: ", name);
+                continue;
+            }
+            json_object_set(mods, name, j->res[i].doc);
+            if (o->write) {
+                double fw = now_s(CLOCK_MONOTONIC), fc = now_s(CLOCK_THREAD_CPUTIME_ID);
+                rc = flush_deferred(db, r.run_id, j->defer[i], err);
+                if (rc < 0) ms_error_prefix(err, "%s: ", name);
+                /* the write is part of the module's cost */
+                json_t *tm = json_object_get(times, name);
+                json_object_set_new(tm, "wall", json_real(j->wall[i] + now_s(CLOCK_MONOTONIC) - fw));
+                json_object_set_new(tm, "cpu", json_real(j->cpu[i] + now_s(CLOCK_THREAD_CPUTIME_ID) - fc));
+            }
+        }
+    }
+    if (j)
+        for (int i = 0; i < j->n; i++) {
+            ms_an_result_clear(&j->res[i]);
+            json_decref(j->defer[i]);
+        }
+    free(j);
+    json_object_set_new(times, "total", json_pack("{s:f,s:f}", "wall", now_s(CLOCK_MONOTONIC) - wt,
+                                                  "cpu", now_s(CLOCK_PROCESS_CPUTIME_ID) - ct));
     int64_t run_id = r.run_id;
     an_run_close(&r);
     if (rc < 0) {

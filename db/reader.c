@@ -297,6 +297,16 @@ int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError 
     }
 }
 
+MsTraceCursor *ms_trace_routing_range(MsTraceDb *db, int64_t run_id, int64_t prompt_lo, int64_t prompt_hi,
+                                      MsError *err)
+{
+    MsTraceCursor *c = cursor_new(db, CUR_ROUTING, "SELECT prompt_id, pos, layer, experts, weights, out_maxabs, out_l2 "
+                                  "FROM routing_packed WHERE run_id = ?1 AND prompt_id BETWEEN ?2 AND ?3 ",
+                                  "", "ORDER BY prompt_id, pos, layer", run_id, prompt_lo, err);
+    if (c) sqlite3_bind_int64(c->st, 3, prompt_hi);
+    return c;
+}
+
 int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err)
 {
     if (c->kind != CUR_ROUTING || c->pending)

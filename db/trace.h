@@ -199,6 +199,10 @@ typedef struct {
     const unsigned char *experts, *weights, *maxabs, *l2;
 } MsTraceRoutePacked;
 int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err);
+/* Routing rows of one run whose prompt_id is in [prompt_lo, prompt_hi], in
+ * (prompt, pos, layer) order; read with either next function. */
+MsTraceCursor *ms_trace_routing_range(MsTraceDb *db, int64_t run_id, int64_t prompt_lo, int64_t prompt_hi,
+                                      MsError *err);
 
 /* Router probabilities / logits per (token, layer), decoded from binary16
  * to float, n_expert values each.  Arrays borrowed until the next call. */
