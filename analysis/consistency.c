@@ -134,50 +134,51 @@ void ms_sch_sim_free(MsSchSim *s)
     free(s);
 }
 
-static inline uint64_t sch_key(const MsSchSim *s, int id)
+/* The heap helpers take the arrays as restrict locals: the hot loop then
+ * keeps them in registers instead of reloading them through s. */
+static inline uint64_t sch_key(const int64_t *restrict fut, const int64_t *restrict last, int id)
 {
-    return ((uint64_t)(s->fut[id] + (1 << 20)) << 40) | (uint64_t)s->last[id];
+    return ((uint64_t)(fut[id] + (1 << 20)) << 40) | (uint64_t)last[id];
 }
 
-static void sch_up(MsSchSim *s, int i)
+static inline void sch_up(SchEnt *restrict heap, int *restrict hpos, int i)
 {
-    SchEnt e = s->heap[i];
+    SchEnt e = heap[i];
     while (i > 0) {
         int p = (i - 1) / 2;
-        if (s->heap[p].key <= e.key) break;
-        s->heap[i] = s->heap[p];
-        s->hpos[s->heap[i].id] = i;
+        if (heap[p].key <= e.key) break;
+        heap[i] = heap[p];
+        hpos[heap[i].id] = i;
         i = p;
     }
-    s->heap[i] = e;
-    s->hpos[e.id] = i;
+    heap[i] = e;
+    hpos[e.id] = i;
 }
 
-static void sch_down(MsSchSim *s, int i)
+static inline void sch_down(SchEnt *restrict heap, int *restrict hpos, int n, int i)
 {
-    SchEnt e = s->heap[i];
-    int n = s->nheap;
+    SchEnt e = heap[i];
     for (;;) {
         int c = 2 * i + 1;
         if (c >= n) break;
-        if (c + 1 < n && s->heap[c + 1].key < s->heap[c].key) c++;
-        if (s->heap[c].key >= e.key) break;
-        s->heap[i] = s->heap[c];
-        s->hpos[s->heap[i].id] = i;
+        if (c + 1 < n && heap[c + 1].key < heap[c].key) c++;
+        if (heap[c].key >= e.key) break;
+        heap[i] = heap[c];
+        hpos[heap[i].id] = i;
         i = c;
     }
-    s->heap[i] = e;
-    s->hpos[e.id] = i;
+    heap[i] = e;
+    hpos[e.id] = i;
 }
 
 /* key of a cached id changed: restore the heap order */
-static inline void sch_rekey(MsSchSim *s, int id)
+static inline void sch_rekey(SchEnt *restrict heap, int *restrict hpos, int n, uint64_t k, int id)
 {
-    int i = s->hpos[id];
-    uint64_t k = sch_key(s, id), old = s->heap[i].key;
-    s->heap[i].key = k;
-    if (k < old) sch_up(s, i);
-    else if (k > old) sch_down(s, i);
+    int i = hpos[id];
+    uint64_t old = heap[i].key;
+    heap[i].key = k;
+    if (k < old) sch_up(heap, hpos, i);
+    else if (k > old) sch_down(heap, hpos, n, i);
 }
 
 int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int C,
@@ -189,15 +190,17 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
         if (ids[i] >= s->U) return MS_ERANGE;
     int cap = MS_MIN(C, s->U);
     int64_t run = ++s->run;
+    int64_t *restrict fut = s->fut, *restrict last = s->last, *restrict seen = s->seen;
+    int *restrict hpos = s->hpos;
+    SchEnt *restrict heap = s->heap;
     /* fut/last are only meaningful for ids touched in this run: reset them */
     for (int64_t i = 0; i < (int64_t)T * k; i++)
-        if (ids[i] >= 0) s->fut[ids[i]] = 0, s->last[ids[i]] = 0;
+        if (ids[i] >= 0) fut[ids[i]] = 0, last[ids[i]] = 0;
     for (int t = 0; t < MS_MIN(m, T); t++)
         for (int j = 0; j < k; j++)
-            if (ids[(size_t)t * k + j] >= 0) s->fut[ids[(size_t)t * k + j]]++;
+            if (ids[(size_t)t * k + j] >= 0) fut[ids[(size_t)t * k + j]]++;
     int64_t hits = 0, req = 0, ts = 0;
-    int uni = 0;
-    s->nheap = 0;
+    int uni = 0, nheap = 0;
     for (int i = 0; i < T; i++) {
         const int32_t *S = ids + (size_t)i * k;
         /* 1. hits against the cache as it was before this token (no
@@ -206,12 +209,12 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             int x = S[j];
             if (x < 0) continue;
             req++;
-            if (s->hpos[x] >= 0) {
+            if (hpos[x] >= 0) {
                 hits++;
-            } else if (s->seen[x] != run) {
+            } else if (seen[x] != run) {
                 if (!cold && uni < C) hits++;
                 uni++;
-                s->seen[x] = run;
+                seen[x] = run;
             }
         }
         /* 2. update the cache in rank order */
@@ -219,39 +222,39 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             int x = S[j];
             if (x < 0) continue;
             ts++;
-            s->fut[x]--;
-            s->last[x] = ts;
-            if (s->hpos[x] >= 0) {
-                sch_rekey(s, x);
+            fut[x]--;
+            last[x] = ts;
+            if (hpos[x] >= 0) {
+                sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
                 continue;
             }
             /* miss: evict the minimum (fut, last), computed before x's
              * update — x is not in the cache, so its key does not matter */
-            if (s->nheap >= cap) {
-                int y = s->heap[0].id;
-                s->hpos[y] = -1;
-                s->nheap--;
-                if (s->nheap) {
-                    s->heap[0] = s->heap[s->nheap];
-                    s->hpos[s->heap[0].id] = 0;
-                    sch_down(s, 0);
+            if (nheap >= cap) {
+                int y = heap[0].id;
+                hpos[y] = -1;
+                nheap--;
+                if (nheap) {
+                    heap[0] = heap[nheap];
+                    hpos[heap[0].id] = 0;
+                    sch_down(heap, hpos, nheap, 0);
                 }
             }
-            s->heap[s->nheap] = (SchEnt){sch_key(s, x), x};
-            s->hpos[x] = s->nheap++;
-            sch_up(s, s->hpos[x]);
+            heap[nheap] = (SchEnt){sch_key(fut, last, x), x};
+            hpos[x] = nheap++;
+            sch_up(heap, hpos, hpos[x]);
         }
         /* 3. slide the look-ahead window */
         if (i + m < T)
             for (int j = 0; j < k; j++) {
                 int x = ids[(size_t)(i + m) * k + j];
                 if (x < 0) continue;
-                s->fut[x]++;
-                if (s->hpos[x] >= 0) sch_rekey(s, x);
+                fut[x]++;
+                if (hpos[x] >= 0) sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
             }
     }
     /* leave no stale membership for the next run */
-    for (int c = 0; c < s->nheap; c++) s->hpos[s->heap[c].id] = -1;
+    for (int c = 0; c < nheap; c++) hpos[heap[c].id] = -1;
     s->nheap = 0;
     if (requests) *requests = req;
     return hits;
