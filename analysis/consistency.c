@@ -96,6 +96,8 @@ MsSrp ms_srp_from_hist(const int64_t *h, int m)
  * (fut, last) exactly as the eviction rule does (fut >= 0, last < 2^40). */
 typedef struct { uint64_t key; int id; } SchEnt;
 
+enum { SCH_FLAT_MAX = 32 };
+
 struct MsSchSim {
     int U;
     int64_t *fut, *last;
@@ -201,6 +203,9 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             if (ids[(size_t)t * k + j] >= 0) fut[ids[(size_t)t * k + j]]++;
     int64_t hits = 0, req = 0, ts = 0;
     int uni = 0, nheap = 0;
+    /* small caches: an unordered array with a scan for the minimum on
+     * eviction beats keeping a heap ordered on every key change */
+    bool flat = cap <= SCH_FLAT_MAX;
     for (int i = 0; i < T; i++) {
         const int32_t *S = ids + (size_t)i * k;
         /* 1. hits against the cache as it was before this token (no
@@ -225,11 +230,28 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             fut[x]--;
             last[x] = ts;
             if (hpos[x] >= 0) {
-                sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
+                if (flat) heap[hpos[x]].key = sch_key(fut, last, x);
+                else sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
                 continue;
             }
             /* miss: evict the minimum (fut, last), computed before x's
              * update — x is not in the cache, so its key does not matter */
+            if (flat) {
+                int slot = nheap;
+                if (nheap >= cap) {
+                    /* keys are unique (last is), so the scan finds the
+                     * same minimum as the heap would */
+                    slot = 0;
+                    for (int c = 1; c < nheap; c++)
+                        if (heap[c].key < heap[slot].key) slot = c;
+                    hpos[heap[slot].id] = -1;
+                } else {
+                    nheap++;
+                }
+                heap[slot] = (SchEnt){sch_key(fut, last, x), x};
+                hpos[x] = slot;
+                continue;
+            }
             if (nheap >= cap) {
                 int y = heap[0].id;
                 hpos[y] = -1;
@@ -250,7 +272,9 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 int x = ids[(size_t)(i + m) * k + j];
                 if (x < 0) continue;
                 fut[x]++;
-                if (hpos[x] >= 0) sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
+                if (hpos[x] < 0) continue;
+                if (flat) heap[hpos[x]].key = sch_key(fut, last, x);
+                else sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
             }
     }
     /* leave no stale membership for the next run */

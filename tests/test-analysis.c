@@ -525,6 +525,20 @@ static void test_invariants(void)
             for (int warm = 0; warm < 2; warm++)
                 same &= ms_sch_sim_run(sim, seq, 400, K, m, C, !warm, NULL) == naive_sch(seq, 400, K, E, m, C, warm);
     MT_CHECK(same, "SCH heap simulation equals the literal §3.2 pseudo-code on a random trace");
+    /* caches above the flat-scan limit (32) take the heap path: 64 ids */
+    int32_t *seq64 = malloc(sizeof(int32_t) * 400 * K);
+    for (int t = 0; t < 400; t++)
+        for (int j = 0; j < K; j++) seq64[t * K + j] = seq[t * K + j] + 16 * ((t / 7 + j) % 4);
+    MsSchSim *sim64 = ms_sch_sim_new(64);
+    int same64 = 1;
+    for (int m = 1; m <= 64; m *= 4)
+        for (int C = 30; C <= 64; C += 5)
+            for (int warm = 0; warm < 2; warm++)
+                same64 &= ms_sch_sim_run(sim64, seq64, 400, K, m, C, !warm, NULL) ==
+                          naive_sch(seq64, 400, K, 64, m, C, warm);
+    MT_CHECK(same64, "SCH with caches of 30..64 (scan and heap paths) equals the literal pseudo-code");
+    ms_sch_sim_free(sim64);
+    free(seq64);
     MT_CHECK(mono, "SCH non-decreasing in cache size (warm and cold, m = 1, 4, 16, 64)");
     MT_CHECK(full, "warm SCH = 1 when C covers every expert");
     ms_sch_sim_free(sim);
