@@ -160,6 +160,8 @@ def main():
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--mix-alpha", type=float, default=0.5,
+                    help="sample domains with probability ~ tokens^alpha (0 equal, 1 by size)")
     ap.add_argument("--balance", type=float, default=0.01, help="load-balancing loss coefficient")
     ap.add_argument("--max-chars", type=int, default=0, help="per-domain cap on corpus characters (0 = all)")
     ap.add_argument("--bpe-chars", type=int, default=2000000, help="per-domain characters used to learn BPE")
@@ -210,7 +212,17 @@ def main():
     t0 = time.time()
     train_ids = {k: encode_docs(tok, v) for k, v in train_docs.items()}
     held_ids = {k: encode_docs(tok, v) for k, v in held_docs.items()}
-    stream = torch.cat([train_ids[k] for k in sorted(train_ids)])
+    names = sorted(train_ids)
+    stream = torch.cat([train_ids[k] for k in names])
+    # domain mixture: p(domain) ~ tokens^alpha (0 = equal, 1 = by size), so a
+    # small domain (the Spanish pages) is not drowned by the large ones
+    for k in names:
+        if len(train_ids[k]) < a.ctx + 2:
+            sys.exit(f"train_moe: domain {k} has {len(train_ids[k])} tokens, fewer than --ctx + 2")
+    sizes = torch.tensor([float(len(train_ids[k])) for k in names])
+    mix = sizes.pow(a.mix_alpha)
+    mix = mix / mix.sum()
+    log("domain mixture " + " ".join(f"{k}={float(m):.3f}" for k, m in zip(names, mix)), fh)
     log(f"encoded {len(stream)} training tokens in {time.time() - t0:.0f}s "
         + " ".join(f"{k}={len(v)}" for k, v in train_ids.items()), fh)
 
@@ -229,8 +241,14 @@ def main():
         lr = max(lr, a.lr * 0.02) if step > a.warmup else lr
         for g in opt.param_groups:
             g["lr"] = lr
-        starts = torch.randint(0, len(stream) - a.ctx - 1, (a.batch,), generator=gen)
-        x = torch.stack([stream[s:s + a.ctx + 1] for s in starts.tolist()])
+        doms = torch.multinomial(mix, a.batch, replacement=True, generator=gen).tolist()
+        u = torch.rand(a.batch, generator=gen).tolist()
+        rows = []
+        for di, ui in zip(doms, u):
+            ds = train_ids[names[di]]
+            s0 = int(ui * max(1, len(ds) - a.ctx - 1))
+            rows.append(ds[s0:s0 + a.ctx + 1])
+        x = torch.stack(rows)
         logits, bal, sels = model(x[:, :-1])
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg["n_vocab"]), x[:, 1:].reshape(-1))
         loss = ce + a.balance * bal
