@@ -15,7 +15,7 @@ mkdir -p "$work"
 [ -f "$work/corpus/manifest.json" ] || nice $py "$root/tools/corpus/build_corpus.py" --out "$work/corpus" --chars 6000000
 nice $py "$here/train_moe.py" --corpus "$work/corpus" --out "$work/model" --gguf-pack "$build/gguf-pack" \
     --vocab 4096 --layers 4 --embd 192 --heads 6 --experts 16 --top-k 2 --ff 160 --ctx 256 --batch 16 \
-    --steps ${MS_TRAIN_STEPS:-3000} --warmup 300 --lr 3e-3 --eval-tokens 50000 --bpe-chars 2000000 \
+    --steps ${MS_TRAIN_STEPS:-2800} --warmup 300 --lr 3e-3 --eval-tokens 50000 --bpe-chars 2000000 \
     --type Q8_0 --seed 1234 --threads 2
 nice $py "$here/check_gguf.py" --ckpt "$work/model/model.pt" --gguf "$work/model/model.gguf" \
     --moescope "$build/app/moescope" --type Q8_0
