@@ -1011,7 +1011,8 @@ int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, json_t **out, MsError *e
                 continue;
             }
             json_object_set(mods, name, j->res[i].doc);
-            if (o->write) {
+            /* rows are queued only when writing; plan files (--out) always */
+            if (json_array_size(j->defer[i]) > 0) {
                 double fw = now_s(CLOCK_MONOTONIC), fc = now_s(CLOCK_THREAD_CPUTIME_ID);
                 rc = flush_deferred(db, r.run_id, j->defer[i], err);
                 if (rc < 0) ms_error_prefix(err, "%s: ", name);

@@ -284,6 +284,32 @@ int main(void)
         free(ta);
         free(tb);
         json_decref(all);
+        if (c == 0 && da) {
+            /* --no-write still writes the plan file (--out), as a module alone does */
+            char fa[600], fb[600];
+            snprintf(fa, sizeof fa, "%s/plan-all.txt", dir);
+            snprintf(fb, sizeof fb, "%s/plan-one.txt", dir);
+            MsAnOptions q = o;
+            q.write = false;
+            q.n_pos = q.n_neg = 2;
+            q.plan_out = fa;
+            rc = ms_analyze_all(da, &q, &all, &err);
+            json_decref(all);
+            q.plan_out = fb;
+            MsAnResult res;
+            /* the modules that write plans, in module order: the last one wins */
+            const char *planners[] = {"npmi", "riskdiff", "crosslingual"};
+            for (int i = 0; i < 3 && rc == 0; i++)
+                if ((rc = ms_analyze(db, planners[i], &q, &res, &err)) == 0) ms_an_result_clear(&res);
+            char ba[512] = "", bb[512] = "";
+            FILE *f1 = fopen(fa, "r"), *f2 = fopen(fb, "r");
+            size_t n1 = f1 ? fread(ba, 1, sizeof ba - 1, f1) : 0, n2 = f2 ? fread(bb, 1, sizeof bb - 1, f2) : 0;
+            if (f1) fclose(f1);
+            if (f2) fclose(f2);
+            MT_CHECK(rc == 0 && n1 > 0 && n1 == n2 && !memcmp(ba, bb, n1),
+                     "no-write analyze all leaves the plan file of the modules run one by one (%zu bytes; %s)", n1,
+                     rc ? err.msg : "ok");
+        }
         ms_trace_close(da);
         ms_trace_close(db);
     }
