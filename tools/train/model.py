@@ -77,11 +77,15 @@ class Block(nn.Module):
         y = (att @ v).transpose(1, 2).reshape(B, T, d)
         return self.o(self.rnd(y))
 
-    def moe(self, x):
+    def moe(self, x, force=None):
         B, T, d = x.shape
         xf = x.reshape(-1, d)
         probs = self.router(xf).softmax(-1)                 # [N, E]
-        w, sel = probs.topk(self.k, dim=-1)                  # no renormalisation
+        if force is None:
+            w, sel = probs.topk(self.k, dim=-1)              # no renormalisation
+        else:  # replay a given selection (export check), weights still from probs
+            sel = force
+            w = probs.gather(1, sel)
         out = torch.zeros_like(xf)
         E = probs.shape[1]
         for e in range(E):
@@ -95,11 +99,12 @@ class Block(nn.Module):
         # Switch-style balance loss: E * sum_e (fraction routed to e) * (mean prob of e)
         frac = torch.zeros(E).index_add_(0, sel.reshape(-1), torch.ones(sel.numel())) / sel.numel()
         bal = E * (frac * probs.mean(0)).sum()
+        self.last_probs = probs.detach()
         return out.view(B, T, d), bal, sel
 
-    def forward(self, x):
+    def forward(self, x, force=None):
         x = x + self.attn(self.attn_norm(x))
-        h, bal, sel = self.moe(self.ffn_norm(x))
+        h, bal, sel = self.moe(self.ffn_norm(x), force)
         return x + h, bal, sel
 
 
@@ -121,12 +126,14 @@ class MoELM(nn.Module):
         for b in self.blocks:
             b.rnd = self.rnd
 
-    def forward(self, ids):
+    def forward(self, ids, force=None):
+        """force: optional per-layer LongTensor [B*T, k] of experts to use
+        instead of the router's top-k."""
         x = self.embd(ids)
         bal = x.new_zeros(())
         sels = []
-        for b in self.blocks:
-            x, bl, sel = b(x)
+        for i, b in enumerate(self.blocks):
+            x, bl, sel = b(x, None if force is None else force[i])
             bal = bal + bl
             sels.append(sel)
         return self.out(self.rnd(self.norm(x))), bal / len(self.blocks), sels
