@@ -8,40 +8,16 @@
 #include <stdlib.h>
 
 #include "engine.h"
+#include "ms-rng.h"
 
 struct MsSampler {
     float temp, top_p;
-    uint64_t s[4];      /* xoshiro256** state */
+    MsRng rng;          /* xoshiro256** state */
     double *p;          /* [cap] scratch: probabilities */
     int32_t *idx;       /* [cap] scratch: ids sorted for top_p */
     int cap;
 };
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t *s)
-{
-    uint64_t r = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double uniform01(uint64_t *s) { return (double)(xoshiro_next(s) >> 11) * 0x1.0p-53; }
 
 MsSampler *ms_sampler_new(float temp, float top_p, uint64_t seed)
 {
@@ -49,8 +25,7 @@ MsSampler *ms_sampler_new(float temp, float top_p, uint64_t seed)
     if (!sm) return NULL;
     sm->temp = isnan(temp) ? 0.0f : temp;
     sm->top_p = isnan(top_p) ? 1.0f : top_p;
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) sm->s[i] = splitmix64(&x);
+    ms_rng_seed(&sm->rng, seed);
     return sm;
 }
 
@@ -100,7 +75,7 @@ int32_t ms_sampler_sample(MsSampler *s, const float *logits, int n_vocab)
         s->p[i] = v;
         total += v;
     }
-    double u = uniform01(s->s);
+    double u = ms_rng_uniform01(&s->rng);
     if (s->top_p < 1.0f) {
         for (int i = 0; i < n_vocab; i++) s->idx[i] = i;
         qsort_r(s->idx, (size_t)n_vocab, sizeof *s->idx, cmp_desc, s->p);

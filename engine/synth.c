@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "ms-rng.h"
 #include "quant.h"
 
 MsSynthParams ms_synth_default_params(void)
@@ -38,43 +39,12 @@ MsSynthParams ms_synth_default_params(void)
 
 /* ------------------------------------------------------------------ PRNG */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-typedef struct { uint64_t s[4]; } Rng;
-
-static void rng_seed(Rng *r, uint64_t seed)
-{
-    uint64_t sm = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&sm);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t rng_next(Rng *r) /* xoshiro256** */
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
 /* n standard normal floats (Box-Muller, both outputs used). */
-static void rng_normal(Rng *r, float *out, int64_t n)
+static void rng_normal(MsRng *r, float *out, int64_t n)
 {
     int64_t i = 0;
     while (i < n) {
-        uint64_t a = rng_next(r), b = rng_next(r);
+        uint64_t a = ms_rng_next(r), b = ms_rng_next(r);
         float u1 = (float)((a >> 40) + 1) * (1.0f / 16777216.0f);  /* (0, 1] */
         float u2 = (float)(b >> 40) * (1.0f / 16777216.0f);        /* [0, 1) */
         float rad = sqrtf(-2.0f * logf(u1));
@@ -691,11 +661,11 @@ static void gen_row(const Job *j, int64_t r, float *x)
 {
     const TSpec *t = j->t;
     /* stream per (seed, tensor, row): thread-count independent */
-    Rng rng;
+    MsRng rng;
     int ti = t->seed_index >= 0 ? t->seed_index : j->tindex;
     uint64_t s = j->seed ^ ((uint64_t)(ti + 1) << 40) ^ (uint64_t)r;
-    uint64_t mix = splitmix64(&s);
-    rng_seed(&rng, mix);
+    uint64_t mix = ms_splitmix64(&s);
+    ms_rng_seed(&rng, mix);
     rng_normal(&rng, x, t->ne[0]);
     float sc;
     switch (t->init) {
