@@ -280,3 +280,11 @@ MsModel *ms_cli_load_model(const char *cmd, const char *path)
     if (!m) ms_cli_fail_path(cmd, path, &err);
     return m;
 }
+
+int ms_cli_model_arg(const char *cmd, const char *a, const char **path)
+{
+    if (a[0] == '-' && a[1]) return ms_cli_usage(cmd, "unknown option '%s'", a), -1;
+    if (*path) return ms_cli_usage(cmd, "more than one MODEL ('%s', '%s')", *path, a), -1;
+    *path = a;
+    return 0;
+}

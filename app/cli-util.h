@@ -37,6 +37,9 @@ bool ms_cli_is_help(const char *arg);
 int ms_cli_opt(const char *cmd, int argc, char **argv, int *i,
                const char *name, const char *alt, const char **val);
 
+/* The MODEL positional argument a: an unknown option ('-x') or a second
+ * path is a usage error (printed; returns -1); else *path = a, returns 0. */
+int ms_cli_model_arg(const char *cmd, const char *a, const char **path);
 /* Checked number parsing: the whole string must be a number in [lo, hi].
  * On error prints "moescope CMD: OPT: 'S' is not ..." and returns -1. */
 int ms_cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);

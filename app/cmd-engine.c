@@ -388,15 +388,7 @@ int ms_cmd_dump(int argc, char **argv)
             if (r < 0) goto usage;
             continue;
         }
-        if (a[0] == '-' && a[1]) {
-            ms_cli_usage(cmd, "unknown option '%s'", a);
-            goto usage;
-        }
-        if (path) {
-            ms_cli_usage(cmd, "more than one MODEL ('%s', '%s')", path, a);
-            goto usage;
-        }
-        path = a;
+        if (ms_cli_model_arg(cmd, a, &path) < 0) goto usage;
     }
     if (!path || !pfile || !prefix) {
         ms_cli_usage(cmd, "%s", !path ? "missing MODEL" : !pfile ? "--prompts FILE is required" : "--out PREFIX is required");
@@ -747,15 +739,7 @@ int ms_cmd_generate(int argc, char **argv)
             if (r < 0) goto usage;
             continue;
         }
-        if (a[0] == '-' && a[1]) {
-            ms_cli_usage(cmd, "unknown option '%s'", a);
-            goto usage;
-        }
-        if (path) {
-            ms_cli_usage(cmd, "more than one MODEL ('%s', '%s')", path, a);
-            goto usage;
-        }
-        path = a;
+        if (ms_cli_model_arg(cmd, a, &path) < 0) goto usage;
     }
     if (!path || !prompt) {
         ms_cli_usage(cmd, "%s", !path ? "missing MODEL" : "missing -p TEXT");
@@ -909,15 +893,7 @@ int ms_cmd_perplexity(int argc, char **argv)
             if (r < 0) goto usage;
             continue;
         }
-        if (a[0] == '-' && a[1]) {
-            ms_cli_usage(cmd, "unknown option '%s'", a);
-            goto usage;
-        }
-        if (path) {
-            ms_cli_usage(cmd, "more than one MODEL ('%s', '%s')", path, a);
-            goto usage;
-        }
-        path = a;
+        if (ms_cli_model_arg(cmd, a, &path) < 0) goto usage;
     }
     if (!path || !file) {
         ms_cli_usage(cmd, "%s", !path ? "missing MODEL" : "--file F is required");

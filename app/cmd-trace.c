@@ -178,15 +178,7 @@ int ms_cmd_trace(int argc, char **argv)
             if (r < 0) goto usage;
             continue;
         }
-        if (a[0] == '-' && a[1]) {
-            ms_cli_usage(cmd, "unknown option '%s'", a);
-            goto usage;
-        }
-        if (path) {
-            ms_cli_usage(cmd, "more than one MODEL ('%s', '%s')", path, a);
-            goto usage;
-        }
-        path = a;
+        if (ms_cli_model_arg(cmd, a, &path) < 0) goto usage;
     }
     if (!path || !pfile || (!dbpath && !no_store)) {
         ms_cli_usage(cmd, "%s", !path ? "missing MODEL" : !pfile ? "--prompts FILE is required" : "--db OUT.db is required");
