@@ -96,7 +96,10 @@ MsSrp ms_srp_from_hist(const int64_t *h, int m)
  * (fut, last) exactly as the eviction rule does (fut >= 0, last < 2^40). */
 typedef struct { uint64_t key; int id; } SchEnt;
 
-enum { SCH_FLAT_MAX = 32 };
+/* Caches up to this size use the flat array: a vectorised minimum scan on
+ * a miss is cheaper than two O(log C) heap updates on every request
+ * (measured on the 1M-token benchmark: 256 slots, 128 requests a token). */
+enum { SCH_FLAT_MAX = 512 };
 
 struct MsSchSim {
     int U;
@@ -104,6 +107,8 @@ struct MsSchSim {
     int64_t *seen;        /* stamp of the run that saw the id */
     int *hpos;            /* heap index of an id, −1 when not cached */
     SchEnt *heap;
+    uint64_t *fkey;       /* flat mode: keys and ids of the cached entries */
+    int *fid;
     int nheap;
     int64_t run;
 };
@@ -120,7 +125,9 @@ MsSchSim *ms_sch_sim_new(int universe)
     s->seen = calloc(U, sizeof(int64_t));
     s->hpos = malloc(U * sizeof(int));
     s->heap = calloc(U, sizeof(SchEnt));
-    if (!s->fut || !s->last || !s->seen || !s->hpos || !s->heap) {
+    s->fkey = calloc(U, sizeof(uint64_t));
+    s->fid = calloc(U, sizeof(int));
+    if (!s->fut || !s->last || !s->seen || !s->hpos || !s->heap || !s->fkey || !s->fid) {
         ms_sch_sim_free(s);
         return NULL;
     }
@@ -133,6 +140,7 @@ void ms_sch_sim_free(MsSchSim *s)
     if (!s) return;
     free(s->fut); free(s->last); free(s->seen);
     free(s->hpos); free(s->heap);
+    free(s->fkey); free(s->fid);
     free(s);
 }
 
@@ -173,6 +181,17 @@ static inline void sch_down(SchEnt *restrict heap, int *restrict hpos, int n, in
     hpos[e.id] = i;
 }
 
+/* Index of the smallest key.  Keys are unique (last is), so exactly one
+ * slot matches; both loops are branch-free and vectorise. */
+static inline int sch_flat_argmin(const uint64_t *restrict key, int n)
+{
+    uint64_t best = UINT64_MAX;
+    for (int c = 0; c < n; c++) best = key[c] < best ? key[c] : best;
+    int slot = 0;
+    for (int c = 0; c < n; c++) slot |= key[c] == best ? c : 0;
+    return slot;
+}
+
 /* key of a cached id changed: restore the heap order */
 static inline void sch_rekey(SchEnt *restrict heap, int *restrict hpos, int n, uint64_t k, int id)
 {
@@ -195,6 +214,8 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
     int64_t *restrict fut = s->fut, *restrict last = s->last, *restrict seen = s->seen;
     int *restrict hpos = s->hpos;
     SchEnt *restrict heap = s->heap;
+    uint64_t *restrict fkey = s->fkey;
+    int *restrict fid = s->fid;
     /* fut/last are only meaningful for ids touched in this run: reset them */
     for (int64_t i = 0; i < (int64_t)T * k; i++)
         if (ids[i] >= 0) fut[ids[i]] = 0, last[ids[i]] = 0;
@@ -230,7 +251,7 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             fut[x]--;
             last[x] = ts;
             if (hpos[x] >= 0) {
-                if (flat) heap[hpos[x]].key = sch_key(fut, last, x);
+                if (flat) fkey[hpos[x]] = sch_key(fut, last, x);
                 else sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
                 continue;
             }
@@ -241,14 +262,13 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 if (nheap >= cap) {
                     /* keys are unique (last is), so the scan finds the
                      * same minimum as the heap would */
-                    slot = 0;
-                    for (int c = 1; c < nheap; c++)
-                        if (heap[c].key < heap[slot].key) slot = c;
-                    hpos[heap[slot].id] = -1;
+                    slot = sch_flat_argmin(fkey, nheap);
+                    hpos[fid[slot]] = -1;
                 } else {
                     nheap++;
                 }
-                heap[slot] = (SchEnt){sch_key(fut, last, x), x};
+                fkey[slot] = sch_key(fut, last, x);
+                fid[slot] = x;
                 hpos[x] = slot;
                 continue;
             }
@@ -273,12 +293,12 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 if (x < 0) continue;
                 fut[x]++;
                 if (hpos[x] < 0) continue;
-                if (flat) heap[hpos[x]].key = sch_key(fut, last, x);
+                if (flat) fkey[hpos[x]] = sch_key(fut, last, x);
                 else sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
             }
     }
     /* leave no stale membership for the next run */
-    for (int c = 0; c < nheap; c++) hpos[heap[c].id] = -1;
+    for (int c = 0; c < nheap; c++) hpos[flat ? fid[c] : heap[c].id] = -1;
     s->nheap = 0;
     if (requests) *requests = req;
     return hits;

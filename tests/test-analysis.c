@@ -525,20 +525,33 @@ static void test_invariants(void)
             for (int warm = 0; warm < 2; warm++)
                 same &= ms_sch_sim_run(sim, seq, 400, K, m, C, !warm, NULL) == naive_sch(seq, 400, K, E, m, C, warm);
     MT_CHECK(same, "SCH heap simulation equals the literal §3.2 pseudo-code on a random trace");
-    /* caches above the flat-scan limit (32) take the heap path: 64 ids */
-    int32_t *seq64 = malloc(sizeof(int32_t) * 400 * K);
-    for (int t = 0; t < 400; t++)
-        for (int j = 0; j < K; j++) seq64[t * K + j] = seq[t * K + j] + 16 * ((t / 7 + j) % 4);
-    MsSchSim *sim64 = ms_sch_sim_new(64);
-    int same64 = 1;
-    for (int m = 1; m <= 64; m *= 4)
-        for (int C = 30; C <= 64; C += 5)
+    /* caches above the flat-scan limit (512) take the heap path: a sticky
+     * stream over 1024 ids, so caches of 500..560 do evict */
+    enum { TB = 1500, UB = 1024 };
+    int32_t *seqb = malloc(sizeof(int32_t) * TB * K);
+    uint64_t st = 0x9e3779b97f4a7c15ull;
+    for (int t = 0; t < TB; t++)
+        for (int j = 0; j < K; j++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            int x = (int)((st >> 33) % UB);
+            /* reuse a recent id most of the time, distinct within a token */
+            if (t > 0 && (st >> 20) % 4 != 0) x = (seqb[(t - 1 - (int)((st >> 12) % (t < 40 ? t : 40))) * K + j] + j) % UB;
+            for (int q = 0; q < j; q++)
+                if (seqb[t * K + q] == x) { x = (x + 1) % UB; q = -1; }
+            seqb[t * K + j] = x;
+        }
+    MsSchSim *simb = ms_sch_sim_new(UB);
+    int sameb = 1;
+    for (int m = 1; m <= 64; m *= 8)
+        for (int C = 500; C <= 560; C += 12)
             for (int warm = 0; warm < 2; warm++)
-                same64 &= ms_sch_sim_run(sim64, seq64, 400, K, m, C, !warm, NULL) ==
-                          naive_sch(seq64, 400, K, 64, m, C, warm);
-    MT_CHECK(same64, "SCH with caches of 30..64 (scan and heap paths) equals the literal pseudo-code");
-    ms_sch_sim_free(sim64);
-    free(seq64);
+                sameb &= ms_sch_sim_run(simb, seqb, TB, K, m, C, !warm, NULL) ==
+                         naive_sch(seqb, TB, K, UB, m, C, warm);
+    int64_t reqb = 0, hb = ms_sch_sim_run(simb, seqb, TB, K, 4, 560, true, &reqb);
+    MT_CHECK(sameb && hb < reqb - 560, "SCH with caches of 500..560 (scan and heap paths, with evictions) "
+                                       "equals the literal pseudo-code");
+    ms_sch_sim_free(simb);
+    free(seqb);
     MT_CHECK(mono, "SCH non-decreasing in cache size (warm and cold, m = 1, 4, 16, 64)");
     MT_CHECK(full, "warm SCH = 1 when C covers every expert");
     ms_sch_sim_free(sim);
