@@ -120,9 +120,9 @@ MsSchSim *ms_sch_sim_new(int universe)
     if (!s) return NULL;
     size_t U = (size_t)universe;
     s->U = universe;
-    s->fut = calloc(U, sizeof(int64_t));
-    s->last = calloc(U, sizeof(int64_t));
-    s->seen = calloc(U, sizeof(int64_t));
+    s->fut = calloc(U < 64 ? 64 : U, sizeof(int64_t));
+    s->last = calloc(U < 64 ? 64 : U, sizeof(int64_t));
+    s->seen = calloc(U < 64 ? 64 : U, sizeof(int64_t));
     s->hpos = malloc(U * sizeof(int));
     s->heap = calloc(U, sizeof(SchEnt));
     s->fkey = calloc(U, sizeof(uint64_t));
@@ -202,6 +202,73 @@ static inline void sch_rekey(SchEnt *restrict heap, int *restrict hpos, int n, u
     else if (k > old) sch_down(heap, hpos, n, i);
 }
 
+/* Universes of at most 64 ids (one layer's experts): cache and first-touch
+ * sets are bit masks, and the keys are not kept at all — a miss with a full
+ * cache computes (fut, last) of the cached ids from the arrays, a vectorised
+ * masked minimum over 64 lanes.  Same rules, same result as the general
+ * path, with no per-request key upkeep. */
+static int64_t sch_run_small(MsSchSim *s, const int32_t *ids, int T, int k, int m, int C, bool cold,
+                             int64_t *requests)
+{
+    int cap = MS_MIN(C, s->U);
+    int64_t *restrict fut = s->fut, *restrict last = s->last;
+    for (int e = 0; e < 64; e++) fut[e] = 0, last[e] = 0;
+    for (int t = 0; t < MS_MIN(m, T); t++)
+        for (int j = 0; j < k; j++)
+            if (ids[(size_t)t * k + j] >= 0) fut[ids[(size_t)t * k + j]]++;
+    uint64_t cached = 0, seen = 0;
+    int64_t hits = 0, req = 0, ts = 0;
+    int uni = 0, ncached = 0;
+    for (int i = 0; i < T; i++) {
+        const int32_t *S = ids + (size_t)i * k;
+        for (int j = 0; j < k; j++) {
+            int x = S[j];
+            if (x < 0) continue;
+            req++;
+            /* cached ids were all seen before: a first touch is never
+             * cached, and the hit needs no branch */
+            hits += (int64_t)(cached >> x & 1);
+            uint64_t b = (uint64_t)1 << x;
+            if (!(seen & b)) {
+                if (!cold && uni < C) hits++;
+                uni++;
+                seen |= b;
+            }
+        }
+        for (int j = 0; j < k; j++) {
+            int x = S[j];
+            if (x < 0) continue;
+            uint64_t b = (uint64_t)1 << x;
+            if (!(cached & b)) {
+                if (ncached >= cap) {
+                    /* the cached ids' keys, computed now; x is not cached,
+                     * so its own key does not take part */
+                    uint64_t best = UINT64_MAX;
+                    int y = 0;
+                    for (uint64_t r = cached; r; r &= r - 1) {
+                        int e = __builtin_ctzll(r);
+                        uint64_t key = sch_key(fut, last, e);
+                        y = key < best ? e : y;
+                        best = key < best ? key : best;
+                    }
+                    cached &= ~((uint64_t)1 << y);
+                } else {
+                    ncached++;
+                }
+                cached |= b;
+            }
+            ts++;
+            fut[x]--;
+            last[x] = ts;
+        }
+        if (i + m < T)
+            for (int j = 0; j < k; j++)
+                if (ids[(size_t)(i + m) * k + j] >= 0) fut[ids[(size_t)(i + m) * k + j]]++;
+    }
+    if (requests) *requests = req;
+    return hits;
+}
+
 int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int C,
                        bool cold, int64_t *requests)
 {
@@ -209,6 +276,7 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
     if ((int64_t)T * k >= (int64_t)1 << 40) return MS_ERANGE;
     for (int64_t i = 0; i < (int64_t)T * k; i++)
         if (ids[i] >= s->U) return MS_ERANGE;
+    if (s->U <= 64) return sch_run_small(s, ids, T, k, m, C, cold, requests);
     int cap = MS_MIN(C, s->U);
     int64_t run = ++s->run;
     int64_t *restrict fut = s->fut, *restrict last = s->last, *restrict seen = s->seen;
@@ -235,9 +303,8 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             int x = S[j];
             if (x < 0) continue;
             req++;
-            if (hpos[x] >= 0) {
-                hits++;
-            } else if (seen[x] != run) {
+            hits += hpos[x] >= 0;   /* cached ids were all seen: no branch needed */
+            if (seen[x] != run) {
                 if (!cold && uni < C) hits++;
                 uni++;
                 seen[x] = run;

@@ -550,6 +550,18 @@ static void test_invariants(void)
     int64_t reqb = 0, hb = ms_sch_sim_run(simb, seqb, TB, K, 4, 560, true, &reqb);
     MT_CHECK(sameb && hb < reqb - 560, "SCH with caches of 500..560 (scan and heap paths, with evictions) "
                                        "equals the literal pseudo-code");
+    /* the bit-mask path of universes <= 64 ids, at its edge (ids up to 63),
+     * with repeated ids inside a token */
+    MsSchSim *sim64 = ms_sch_sim_new(64);
+    int same64 = 1;
+    for (int i = 0; i < TB * K; i++) seqb[i] %= 64;
+    for (int m = 1; m <= 16; m *= 4)
+        for (int C = 1; C <= 64; C += 7)
+            for (int warm = 0; warm < 2; warm++)
+                same64 &= ms_sch_sim_run(sim64, seqb, TB, K, m, C, !warm, NULL) ==
+                          naive_sch(seqb, TB, K, 64, m, C, warm);
+    MT_CHECK(same64, "SCH over 64 ids (bit-mask path, repeated ids) equals the literal pseudo-code");
+    ms_sch_sim_free(sim64);
     ms_sch_sim_free(simb);
     free(seqb);
     MT_CHECK(mono, "SCH non-decreasing in cache size (warm and cold, m = 1, 4, 16, 64)");
