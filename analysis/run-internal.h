@@ -27,11 +27,13 @@ typedef struct {
      * uint8 n[S], int16 ids[S·k] (compacted, −1 padded); cache_vals: per
      * token float w[S·k] when cache_w, then float maxabs[S·k] when
      * cache_mx (host byte order).  Streams that do not ask for the values
-     * never touch the second file. */
-    const unsigned char *cache, *cache_vals;
-    size_t cache_len, cache_vals_len;
+     * never touch the second file.  The two decode threads' halves stay
+     * two segments (no copy to join them): tokens [0, cache_split) in
+     * cache/cache_vals, the rest in cache2/cache_vals2. */
+    const unsigned char *cache, *cache_vals, *cache2, *cache_vals2;
+    size_t cache_len, cache_vals_len, cache2_len, cache_vals2_len;
     bool cache_w, cache_mx;
-    int64_t cache_tokens;
+    int64_t cache_tokens, cache_split;
     /* analyze all: a JSON array that collects this module's table writes
      * and plan files (an_write_rows / an_store_plan) for later replay in
      * module order; NULL = write at once */

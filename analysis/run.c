@@ -127,6 +127,8 @@ void an_run_close(AnRun *r)
     if (!r) return;
     if (r->cache) munmap((void *)r->cache, r->cache_len);
     if (r->cache_vals) munmap((void *)r->cache_vals, r->cache_vals_len);
+    if (r->cache2) munmap((void *)r->cache2, r->cache2_len);
+    if (r->cache_vals2) munmap((void *)r->cache_vals2, r->cache_vals2_len);
     for (int i = 0; i < r->n_prompt; i++) json_decref(r->labels[i]);
     free(r->labels);
     free(r->prompt_id);
@@ -370,7 +372,9 @@ static int stream_next_cached(AnStream *s, AnTok *t, MsError *err)
     const AnRun *r = s->r;
     if (s->ci >= r->cache_tokens) return 0;
     size_t cells = (size_t)r->n_slot * r->k;
-    const unsigned char *p = r->cache + (size_t)s->ci * cache_rec_size(r);
+    bool second = s->ci >= r->cache_split;
+    size_t ci = (size_t)(second ? s->ci - r->cache_split : s->ci);
+    const unsigned char *p = (second ? r->cache2 : r->cache) + ci * cache_rec_size(r);
     int64_t pid;
     int32_t pos;
     memcpy(&pid, p, 8);
@@ -384,7 +388,7 @@ static int stream_next_cached(AnStream *s, AnTok *t, MsError *err)
         s->ids[i] = v;
     }
     if (s->want_w || s->want_mx) {
-        const unsigned char *v = r->cache_vals + (size_t)s->ci * cache_vals_size(r);
+        const unsigned char *v = (second ? r->cache_vals2 : r->cache_vals) + ci * cache_vals_size(r);
         if (r->cache_w) {
             if (s->want_w) memcpy(s->w, v, sizeof(float) * cells);
             v += sizeof(float) * cells;
@@ -529,23 +533,9 @@ static void *decode_thread(void *p)
     return NULL;
 }
 
-/* Append all of src to dst (both at their ends after writing). */
-static int append_file(FILE *dst, FILE *src, MsError *err)
-{
-    char *b = malloc(1 << 20);
-    if (!b) return ms_error_set(err, MS_ENOMEM, "out of memory");
-    int rc = fseeko(src, 0, SEEK_SET) == 0 ? 0 : MS_EIO;
-    size_t n;
-    while (rc == 0 && (n = fread(b, 1, 1 << 20, src)) > 0)
-        if (fwrite(b, 1, n, dst) != n) rc = MS_EIO;
-    if (rc == 0 && (ferror(src) || fflush(dst) != 0)) rc = MS_EIO;
-    free(b);
-    return rc ? ms_error_set(err, MS_EIO, "routing cache: write failed (disk full?)") : 0;
-}
-
 /* Decode the run once into the cache.  The prompts are split in two
  * halves by token count, decoded on two threads (the second through its
- * own read connection) and concatenated in prompt order. */
+ * own read connection) into two segments read in prompt order. */
 int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
 {
     if (r->cache) return 0;
@@ -575,6 +565,8 @@ int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
         job.f = tmpfile();
         job.fv = tmpfile();
         if (job.db && job.f && job.fv) {
+            setvbuf(job.f, NULL, _IOFBF, 1 << 20);
+            setvbuf(job.fv, NULL, _IOFBF, 1 << 20);
             job.r = r;
             job.lo = r->prompt_id[mid];
             job.hi = last;
@@ -594,30 +586,41 @@ int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
             rc = job.rc;
             if (err) *err = job.err;
         }
-        if (rc >= 0) rc = append_file(f[0], job.f, err);
-        if (rc >= 0) rc = append_file(fv[0], job.fv, err);
+        if (rc >= 0 && (fflush(job.f) != 0 || fflush(job.fv) != 0))
+            rc = ms_error_set(err, MS_EIO, "routing cache: write failed");
     }
     ms_trace_close(job.db);
+    int64_t n1 = split ? job.n : 0;
+    if (rc >= 0) {
+        r->cache_tokens = n0 + n1;
+        r->cache_split = n0;
+        r->cache_len = (size_t)n0 * cache_rec_size(r);
+        r->cache_vals_len = (size_t)n0 * cache_vals_size(r);
+        r->cache2_len = (size_t)n1 * cache_rec_size(r);
+        r->cache_vals2_len = (size_t)n1 * cache_vals_size(r);
+        /* cache_map closes the FILE whatever happens */
+        int rcs[4] = {cache_map(f[0], r->cache_len, &r->cache, err),
+                      cache_map(fv[0], r->cache_vals_len, &r->cache_vals, err), 0, 0};
+        f[0] = fv[0] = NULL;
+        if (split) {
+            rcs[2] = cache_map(job.f, r->cache2_len, &r->cache2, err);
+            rcs[3] = cache_map(job.fv, r->cache_vals2_len, &r->cache_vals2, err);
+            job.f = job.fv = NULL;
+        }
+        for (int i = 0; i < 4 && rc >= 0; i++) rc = rcs[i];
+        if (rc >= 0 && ((n0 > 0 && !r->cache) || (n1 > 0 && !r->cache2)))
+            rc = ms_error_set(err, MS_EIO, "routing cache: mmap failed");
+    }
     if (job.f) fclose(job.f);
     if (job.fv) fclose(job.fv);
-    int64_t n = n0 + (split ? job.n : 0);
-    if (rc >= 0) {
-        r->cache_tokens = n;
-        size_t len = (size_t)n * cache_rec_size(r), vlen = (size_t)n * cache_vals_size(r);
-        rc = cache_map(f[0], len, &r->cache, err);
-        int rc2 = cache_map(fv[0], vlen, &r->cache_vals, err);
-        f[0] = fv[0] = NULL;
-        if (rc >= 0) rc = rc2;
-        r->cache_len = len;
-        r->cache_vals_len = vlen;
-        if (rc >= 0 && n > 0 && !r->cache) rc = ms_error_set(err, MS_EIO, "routing cache: mmap failed");
-    }
     if (f[0]) fclose(f[0]);
     if (fv[0]) fclose(fv[0]);
     if (rc < 0) {
         if (r->cache) munmap((void *)r->cache, r->cache_len);
         if (r->cache_vals) munmap((void *)r->cache_vals, r->cache_vals_len);
-        r->cache = r->cache_vals = NULL;
+        if (r->cache2) munmap((void *)r->cache2, r->cache2_len);
+        if (r->cache_vals2) munmap((void *)r->cache_vals2, r->cache_vals2_len);
+        r->cache = r->cache_vals = r->cache2 = r->cache_vals2 = NULL;
         r->cache_w = r->cache_mx = false;
         r->cache_tokens = 0;
         return rc;

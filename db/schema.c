@@ -265,7 +265,7 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
         /* WAL: readers proceed while a trace writes; NORMAL sync still
          * keeps every committed transaction across a process kill. */
         if (ms_db_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                           "PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768", err)) goto fail;
+                           "PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824", err)) goto fail;
         if (migrate(db, err)) goto fail;
     } else {
         int app = 0;
