@@ -109,6 +109,7 @@ struct MsSchSim {
     SchEnt *heap;
     uint64_t *fkey;       /* flat mode: keys and ids of the cached entries */
     int *fid;
+    int *znext, *zprev;   /* flat mode: list of the cached ids with fut 0 */
     int nheap;
     int64_t run;
 };
@@ -127,7 +128,9 @@ MsSchSim *ms_sch_sim_new(int universe)
     s->heap = calloc(U, sizeof(SchEnt));
     s->fkey = calloc(U, sizeof(uint64_t));
     s->fid = calloc(U, sizeof(int));
-    if (!s->fut || !s->last || !s->seen || !s->hpos || !s->heap || !s->fkey || !s->fid) {
+    s->znext = calloc(U, sizeof(int));
+    s->zprev = calloc(U, sizeof(int));
+    if (!s->fut || !s->last || !s->seen || !s->hpos || !s->heap || !s->fkey || !s->fid || !s->znext || !s->zprev) {
         ms_sch_sim_free(s);
         return NULL;
     }
@@ -141,6 +144,7 @@ void ms_sch_sim_free(MsSchSim *s)
     free(s->fut); free(s->last); free(s->seen);
     free(s->hpos); free(s->heap);
     free(s->fkey); free(s->fid);
+    free(s->znext); free(s->zprev);
     free(s);
 }
 
@@ -284,6 +288,15 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
     SchEnt *restrict heap = s->heap;
     uint64_t *restrict fkey = s->fkey;
     int *restrict fid = s->fid;
+    int *restrict zn = s->znext, *restrict zp = s->zprev;
+    /* The cached ids with fut 0, oldest use first: fut only falls by a
+     * use, which also makes last the newest, so appending on that use
+     * keeps the list in last order.  Its head is the eviction victim
+     * whenever the list is not empty; otherwise the flat scan decides. */
+    int zh = -1, zt = -1;
+#define Z_APPEND(x) do { zp[x] = zt; zn[x] = -1; if (zt >= 0) zn[zt] = (x); else zh = (x); zt = (x); } while (0)
+#define Z_REMOVE(x) do { if (zp[x] >= 0) zn[zp[x]] = zn[x]; else zh = zn[x]; \
+                         if (zn[x] >= 0) zp[zn[x]] = zp[x]; else zt = zp[x]; } while (0)
     /* fut/last are only meaningful for ids touched in this run: reset them */
     for (int64_t i = 0; i < (int64_t)T * k; i++)
         if (ids[i] >= 0) fut[ids[i]] = 0, last[ids[i]] = 0;
@@ -318,8 +331,12 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             fut[x]--;
             last[x] = ts;
             if (hpos[x] >= 0) {
-                if (flat) fkey[hpos[x]] = sch_key(fut, last, x);
-                else sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
+                if (flat) {
+                    fkey[hpos[x]] = sch_key(fut, last, x);
+                    if (fut[x] == 0) Z_APPEND(x);
+                } else {
+                    sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
+                }
                 continue;
             }
             /* miss: evict the minimum (fut, last), computed before x's
@@ -327,9 +344,15 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
             if (flat) {
                 int slot = nheap;
                 if (nheap >= cap) {
-                    /* keys are unique (last is), so the scan finds the
-                     * same minimum as the heap would */
-                    slot = sch_flat_argmin(fkey, nheap);
+                    if (zh >= 0) {
+                        int y = zh;
+                        Z_REMOVE(y);
+                        slot = hpos[y];
+                    } else {
+                        /* keys are unique (last is), so the scan finds
+                         * the same minimum as the heap would */
+                        slot = sch_flat_argmin(fkey, nheap);
+                    }
                     hpos[fid[slot]] = -1;
                 } else {
                     nheap++;
@@ -337,6 +360,7 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 fkey[slot] = sch_key(fut, last, x);
                 fid[slot] = x;
                 hpos[x] = slot;
+                if (fut[x] == 0) Z_APPEND(x);
                 continue;
             }
             if (nheap >= cap) {
@@ -360,10 +384,16 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
                 if (x < 0) continue;
                 fut[x]++;
                 if (hpos[x] < 0) continue;
-                if (flat) fkey[hpos[x]] = sch_key(fut, last, x);
-                else sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
+                if (flat) {
+                    fkey[hpos[x]] = sch_key(fut, last, x);
+                    if (fut[x] == 1) Z_REMOVE(x);
+                } else {
+                    sch_rekey(heap, hpos, nheap, sch_key(fut, last, x), x);
+                }
             }
     }
+#undef Z_APPEND
+#undef Z_REMOVE
     /* leave no stale membership for the next run */
     for (int c = 0; c < nheap; c++) hpos[flat ? fid[c] : heap[c].id] = -1;
     s->nheap = 0;

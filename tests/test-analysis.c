@@ -547,8 +547,14 @@ static void test_invariants(void)
             for (int warm = 0; warm < 2; warm++)
                 sameb &= ms_sch_sim_run(simb, seqb, TB, K, m, C, !warm, NULL) ==
                          naive_sch(seqb, TB, K, UB, m, C, warm);
+    static const int small_caps[] = {3, 40, 130, 300};
+    for (int m = 1; m <= 64; m *= 8)
+        for (int c = 0; c < 4; c++)
+            for (int warm = 0; warm < 2; warm++)
+                sameb &= ms_sch_sim_run(simb, seqb, TB, K, m, small_caps[c], !warm, NULL) ==
+                         naive_sch(seqb, TB, K, UB, m, small_caps[c], warm);
     int64_t reqb = 0, hb = ms_sch_sim_run(simb, seqb, TB, K, 4, 560, true, &reqb);
-    MT_CHECK(sameb && hb < reqb - 560, "SCH with caches of 500..560 (scan and heap paths, with evictions) "
+    MT_CHECK(sameb && hb < reqb - 560, "SCH over 1024 ids, caches of 3..560 (flat and heap paths, with evictions) "
                                        "equals the literal pseudo-code");
     /* the bit-mask path of universes <= 64 ids, at its edge (ids up to 63),
      * with repeated ids inside a token */
