@@ -341,6 +341,25 @@ done:
 
 /* ---------------------------------------------------------- super experts */
 
+/* Channel of the max |output| of expert e at (prompt, pos, layer), from the
+ * stored row: >= 0, −1 when the row has no channels (traced before schema
+ * version 3), or MS_E*. */
+static int expert_channel(MsTraceDb *db, const AnRun *r, int64_t pid, int32_t pos, int layer, int e, MsError *err)
+{
+    MsTraceCursor *c = ms_trace_routing_range(db, r->run_id, pid, pid, err);
+    if (!c) return err ? err->code : MS_EDB;
+    MsTraceRoutePacked row;
+    int rc, ch = -1;
+    while ((rc = ms_trace_routing_next_packed(c, &row, err)) == 1) {
+        if (row.pos != pos || row.layer != layer) continue;
+        for (int j = 0; j < row.k; j++)
+            if ((int)an_le_u16(row.experts + 2 * j) == e && row.argmax) ch = (int)an_le_u16(row.argmax + 2 * j);
+        break;
+    }
+    ms_trace_cursor_free(c);
+    return rc < 0 ? rc : ch;
+}
+
 int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, json_t *params,
                     MsError *err)
 {
@@ -362,9 +381,9 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
     /* massive activations: per block, max and mean of the token residual max */
     double *hmax = malloc(sizeof(double) * (size_t)r->n_layer), *hsum = calloc((size_t)r->n_layer, sizeof(double));
     int64_t *hn = calloc((size_t)r->n_layer, sizeof(int64_t)), *hpid = calloc((size_t)r->n_layer, sizeof(int64_t));
-    int32_t *hpos = calloc((size_t)r->n_layer, sizeof(int32_t));
+    int32_t *hpos = calloc((size_t)r->n_layer, sizeof(int32_t)), *hch = calloc((size_t)r->n_layer, sizeof(int32_t));
     int rc = 0;
-    if (!a || !apid || !ntok || !apos || !layer || !se || !hmax || !hsum || !hn || !hpid || !hpos) {
+    if (!a || !apid || !ntok || !apos || !layer || !se || !hmax || !hsum || !hn || !hpid || !hpos || !hch) {
         rc = ms_error_set(err, MS_ENOMEM, "out of memory");
         goto done;
     }
@@ -412,6 +431,10 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
         int pi = an_run_prompt_index(r, apid[b]);
         json_object_set_new(x, "prompt", json_integer(pi));
         json_object_set_new(x, "pos", json_integer(apos[b]));
+        /* evidence: where the maximum is, in the token and in the output */
+        int ch = apos[b] >= 0 ? expert_channel(db, r, apid[b], apos[b], layer[b], (int)(b % E), err) : -1;
+        if (ch < -1) { rc = ch; json_decref(x); break; }
+        json_object_set_new(x, "channel", ch >= 0 ? json_integer(ch) : json_null());
         json_array_append(list, x);
         json_array_append_new(rows, x);
     }
@@ -434,6 +457,7 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
                 hmax[l] = hb[i].maxabs;
                 hpid[l] = hb[i].prompt_id;
                 hpos[l] = hb[i].pos;
+                hch[l] = hb[i].channel;
             }
         }
     }
@@ -447,6 +471,7 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
         json_object_set_new(x, "ratio", an_real(hmax[l] / (hsum[l] / (double)hn[l])));
         json_object_set_new(x, "prompt", json_integer(an_run_prompt_index(r, hpid[l])));
         json_object_set_new(x, "pos", json_integer(hpos[l]));
+        json_object_set_new(x, "channel", hch[l] >= 0 ? json_integer(hch[l]) : json_null());
         json_array_append_new(profile, x);
     }
     json_t *heat = json_array();
@@ -484,6 +509,6 @@ int an_superexperts(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
     }
 done:
     free(a); free(apid); free(ntok); free(apos); free(layer); free(se);
-    free(hmax); free(hsum); free(hn); free(hpid); free(hpos);
+    free(hmax); free(hsum); free(hn); free(hpid); free(hpos); free(hch);
     return rc < 0 ? rc : 0;
 }

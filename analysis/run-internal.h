@@ -40,6 +40,9 @@ typedef struct {
     json_t *defer;
 } AnRun;
 
+/* A little-endian uint16 of a stored blob (experts, channels). */
+static inline uint32_t an_le_u16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+
 int an_run_open(MsTraceDb *db, int64_t run_id, AnRun *r, MsError *err);
 /* Decode the run's routing once into r->cache (see AnRun). */
 int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err);

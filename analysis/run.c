@@ -401,7 +401,6 @@ static int stream_next_cached(AnStream *s, AnTok *t, MsError *err)
     return stream_emit(s, t, err);
 }
 
-static inline uint32_t le_u16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 
 static inline float le_f32(const unsigned char *p)
 {
@@ -471,7 +470,7 @@ static int decode_range(MsTraceDb *db, const AnRun *r, int64_t pid_lo, int64_t p
         }
         int sl = r->layer_slot[row.layer];
         for (int j = 0; j < row.k; j++) {
-            int e = (int)le_u16(row.experts + 2 * j);
+            int e = (int)an_le_u16(row.experts + 2 * j);
             if (e >= r->E || j >= r->k) {
                 rc = ms_error_set(err, MS_EFORMAT, "run %lld: routing row (layer %d, rank %d, expert %d) "
                                   "outside E=%d k=%d", (long long)r->run_id, row.layer, j, e, r->E, r->k);

@@ -53,12 +53,12 @@ static const Logical logical[] = {
       "SELECT run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,logprob,entropy FROM token "
       "ORDER BY prompt_id,pos" },
     { "routing", "run_id,prompt_id,pos,layer,rank,expert,weight", "iiiiiif", "prompt_id,pos,layer,rank", NULL },
-    { "expert_stats", "run_id,prompt_id,pos,layer,rank,expert,maxabs,l2", "iiiiiiff", "prompt_id,pos,layer,rank",
-      NULL },
+    { "expert_stats", "run_id,prompt_id,pos,layer,rank,expert,maxabs,l2,channel", "iiiiiiffi",
+      "prompt_id,pos,layer,rank", NULL },
     { "router_probs", "run_id,prompt_id,pos,layer,probs,logits", "iiiibb", "prompt_id,pos,layer",
       "SELECT run_id,prompt_id,pos,layer,probs,logits FROM router_probs ORDER BY prompt_id,pos,layer" },
-    { "hidden_stats", "run_id,prompt_id,pos,layer,maxabs", "iiiir", "prompt_id,pos,layer",
-      "SELECT run_id,prompt_id,pos,layer,maxabs FROM hidden_stats ORDER BY prompt_id,pos,layer" },
+    { "hidden_stats", "run_id,prompt_id,pos,layer,maxabs,channel", "iiiiri", "prompt_id,pos,layer",
+      "SELECT run_id,prompt_id,pos,layer,maxabs,channel FROM hidden_stats ORDER BY prompt_id,pos,layer" },
     { "analysis", "analysis_id,run_id,name,table_name,params,created,program_version", "iittttt", "analysis_id",
       "SELECT analysis_id,run_id,name,table_name,params,created,program_version FROM analysis "
       "ORDER BY analysis_id" },
@@ -204,19 +204,21 @@ static int rows_routing(Ex *x, bool stats)
 {
     sqlite3_stmt *st;
     int rc = ms_db_prepare(x->db, stats ?
-        "SELECT run_id,prompt_id,pos,layer,experts,out_maxabs,out_l2 FROM routing_packed "
+        "SELECT run_id,prompt_id,pos,layer,experts,out_maxabs,out_l2,out_argmax FROM routing_packed "
         "WHERE out_maxabs IS NOT NULL ORDER BY prompt_id,pos,layer" :
         "SELECT run_id,prompt_id,pos,layer,experts,weights FROM routing_packed ORDER BY prompt_id,pos,layer",
         &st, x->err);
     if (rc) return rc;
-    Val v[8];
+    Val v[9];
     memset(v, 0, sizeof v);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int k = sqlite3_column_bytes(st, 4) / 2;
         const unsigned char *ex = sqlite3_column_blob(st, 4);
         const unsigned char *a = sqlite3_column_blob(st, 5);
         const unsigned char *b = stats ? sqlite3_column_blob(st, 6) : NULL;
-        if (!ex || (a && sqlite3_column_bytes(st, 5) != 4 * k) || (b && sqlite3_column_bytes(st, 6) != 4 * k)) {
+        const unsigned char *am = stats ? sqlite3_column_blob(st, 7) : NULL;
+        if (!ex || (a && sqlite3_column_bytes(st, 5) != 4 * k) || (b && sqlite3_column_bytes(st, 6) != 4 * k) ||
+            (am && sqlite3_column_bytes(st, 7) != 2 * k)) {
             sqlite3_finalize(st);
             return ms_error_set(x->err, MS_EFORMAT, "%s: corrupt routing_packed row", x->db->path);
         }
@@ -229,6 +231,8 @@ static int rows_routing(Ex *x, bool stats)
             if (stats) {
                 v[7].null = !b;
                 if (b) v[7].d = ms_get_f32(b + 4 * j);
+                v[8].null = !am;
+                if (am) v[8].i = ms_get_u16(am + 2 * j);
             }
             emit_row(x, v);
         }

@@ -243,10 +243,27 @@ int ms_trace_tokens_next(MsTraceCursor *c, MsTraceToken *out, MsError *err)
     return 1;
 }
 
+/* The routing SELECT: the channel column is read only for runs with
+ * stats (a constant NULL costs nothing per row of the big scans). */
+static const char *routing_select(MsTraceDb *db, int64_t run_id)
+{
+    static const char with[] = "SELECT prompt_id, pos, layer, experts, weights, out_maxabs, out_l2, out_argmax "
+                               "FROM routing_packed",
+                      without[] = "SELECT prompt_id, pos, layer, experts, weights, out_maxabs, out_l2, NULL "
+                                  "FROM routing_packed";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, "SELECT has_stats FROM run WHERE run_id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return with;
+    sqlite3_bind_int64(st, 1, run_id);
+    bool stats = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    return stats ? with : without;
+}
+
 MsTraceCursor *ms_trace_routing(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
-    return cursor_new(db, CUR_ROUTING, "SELECT prompt_id, pos, layer, experts, weights, out_maxabs, out_l2 "
-                      "FROM routing_packed", WHERE_RP(prompt_id), "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
+    return cursor_new(db, CUR_ROUTING, routing_select(db, run_id), WHERE_RP(prompt_id),
+                      "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
 }
 
 int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError *err)
@@ -271,8 +288,9 @@ int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError 
         const unsigned char *wt = sqlite3_column_blob(st, 4);
         const unsigned char *mx = sqlite3_column_blob(st, 5);
         const unsigned char *l2 = sqlite3_column_blob(st, 6);
+        const unsigned char *am = sqlite3_column_blob(st, 7);
         if ((wt && sqlite3_column_bytes(st, 4) != 4 * k) || (mx && sqlite3_column_bytes(st, 5) != 4 * k) ||
-            (l2 && sqlite3_column_bytes(st, 6) != 4 * k))
+            (l2 && sqlite3_column_bytes(st, 6) != 4 * k) || (am && sqlite3_column_bytes(st, 7) != 2 * k))
             return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (blob sizes)", c->db->path);
         /* keep a group whole when it fits in a chunk */
         int left = k - c->pending_from;
@@ -290,6 +308,7 @@ int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError 
             r->weight = wt ? ms_get_f32(wt + 4 * j) : NAN;
             r->maxabs = mx ? ms_get_f32(mx + 4 * j) : NAN;
             r->l2 = l2 ? ms_get_f32(l2 + 4 * j) : NAN;
+            r->channel = am ? (int32_t)ms_get_u16(am + 2 * j) : -1;
         }
         if (j < k) { c->pending_from = j; return n; }
         c->pending = false;
@@ -300,9 +319,9 @@ int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError 
 MsTraceCursor *ms_trace_routing_range(MsTraceDb *db, int64_t run_id, int64_t prompt_lo, int64_t prompt_hi,
                                       MsError *err)
 {
-    MsTraceCursor *c = cursor_new(db, CUR_ROUTING, "SELECT prompt_id, pos, layer, experts, weights, out_maxabs, out_l2 "
-                                  "FROM routing_packed WHERE run_id = ?1 AND prompt_id BETWEEN ?2 AND ?3 ",
-                                  "", "ORDER BY prompt_id, pos, layer", run_id, prompt_lo, err);
+    MsTraceCursor *c = cursor_new(db, CUR_ROUTING, routing_select(db, run_id),
+                                  " WHERE run_id = ?1 AND prompt_id BETWEEN ?2 AND ?3 ",
+                                  "ORDER BY prompt_id, pos, layer", run_id, prompt_lo, err);
     if (c) sqlite3_bind_int64(c->st, 3, prompt_hi);
     return c;
 }
@@ -322,8 +341,9 @@ int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsEr
     out->weights = sqlite3_column_blob(st, 4);
     out->maxabs = sqlite3_column_blob(st, 5);
     out->l2 = sqlite3_column_blob(st, 6);
+    out->argmax = sqlite3_column_blob(st, 7);
     if ((out->weights && sqlite3_column_bytes(st, 4) != 4 * k) || (out->maxabs && sqlite3_column_bytes(st, 5) != 4 * k) ||
-        (out->l2 && sqlite3_column_bytes(st, 6) != 4 * k))
+        (out->l2 && sqlite3_column_bytes(st, 6) != 4 * k) || (out->argmax && sqlite3_column_bytes(st, 7) != 2 * k))
         return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (blob sizes)", c->db->path);
     out->experts = ex;
     out->k = k;
@@ -371,7 +391,7 @@ int ms_trace_probs_next(MsTraceCursor *c, MsTraceProbs *out, MsError *err)
 
 MsTraceCursor *ms_trace_hidden(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
-    return cursor_new(db, CUR_HIDDEN, "SELECT prompt_id, pos, layer, maxabs FROM hidden_stats",
+    return cursor_new(db, CUR_HIDDEN, "SELECT prompt_id, pos, layer, maxabs, channel FROM hidden_stats",
                       WHERE_RP(prompt_id), "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
 }
 
@@ -387,6 +407,7 @@ int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError 
         buf[n].pos = sqlite3_column_int(c->st, 1);
         buf[n].layer = sqlite3_column_int(c->st, 2);
         buf[n].maxabs = (float)sqlite3_column_double(c->st, 3);
+        buf[n].channel = sqlite3_column_type(c->st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int(c->st, 4);
         n++;
     }
     return n;

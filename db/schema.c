@@ -65,6 +65,22 @@ static const char migrate_1_2[] =
     "  " V16("r.logits", "2*s.i") " AS logit\n"
     "  FROM router_probs r JOIN ms_seq s ON s.i < length(r.probs)/2;\n";
 
+/* 2 -> 3: where the maxima are.  routing_packed.out_argmax holds, per
+ * selected expert, the uint16 LE channel of its max |down-projection
+ * output|; hidden_stats.channel the channel of the residual's max |h|.
+ * NULL in rows written before version 3 (or without stats). */
+static const char migrate_2_3[] =
+    "ALTER TABLE routing_packed ADD COLUMN out_argmax BLOB;\n"
+    "ALTER TABLE hidden_stats ADD COLUMN channel INTEGER;\n"
+    "DROP VIEW expert_stats;\n"
+    "CREATE VIEW expert_stats AS SELECT r.run_id, r.prompt_id, r.pos, r.layer, s.i AS rank,\n"
+    "  " U16B("r.experts", "2*s.i") " AS expert,\n"
+    "  " V32("r.out_maxabs", "4*s.i") " AS maxabs,\n"
+    "  " N32("r.out_l2", "4*s.i") " AS l2,\n"
+    "  CASE WHEN r.out_argmax IS NULL THEN NULL ELSE " U16B("r.out_argmax", "2*s.i") " END AS channel\n"
+    "  FROM routing_packed r JOIN ms_seq s ON s.i < length(r.experts)/2\n"
+    "  WHERE r.out_maxabs IS NOT NULL;\n";
+
 const char *const ms_db_schema_v1 =
     "CREATE TABLE model(\n"
     "  model_id INTEGER PRIMARY KEY,\n"
@@ -192,6 +208,7 @@ static int pragma_int(MsTraceDb *db, const char *sql, int *out, MsError *err)
 static const char *const migrations[] = {
     NULL, /* 0 -> 1: the full v1 schema (ms_db_schema_v1) */
     migrate_1_2,
+    migrate_2_3,
 };
 _Static_assert(MS_ARRAY_LEN(migrations) == MS_TRACE_SCHEMA_VERSION, "one migration per schema version");
 

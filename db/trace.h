@@ -29,7 +29,7 @@
 
 /* PRAGMA user_version of the schema this code writes.  Older databases are
  * migrated forward on open (read-write); newer ones are refused. */
-#define MS_TRACE_SCHEMA_VERSION 2
+#define MS_TRACE_SCHEMA_VERSION 3
 #define MS_TRACE_MAX_LAYER 256   /* layer indices 0..255 */
 #define MS_TRACE_MAX_EXPERT 65535
 
@@ -176,8 +176,9 @@ int ms_trace_tokens_next(MsTraceCursor *c, MsTraceToken *out, MsError *err);
 
 /* Routing in (prompt_id, pos, layer, rank) order, as fixed-size chunks.
  * One (prompt, pos, layer) group is never split across chunks when cap is at
- * least its k (cap >= 256 always suffices for k <= 256).  maxabs / l2 are
- * the expert_stats values (NAN when the run has no stats). */
+ * least its k (cap >= 256 always suffices for k <= 256).  maxabs / l2 /
+ * channel are the expert_stats values (NAN / −1 when the run has no stats;
+ * channel is also −1 in rows written before schema version 3). */
 typedef struct {
     int64_t prompt_id;
     int32_t pos;
@@ -185,18 +186,19 @@ typedef struct {
     int32_t expert;
     float weight;
     float maxabs, l2;
+    int32_t channel;
 } MsTraceRoute;
 MsTraceCursor *ms_trace_routing(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
 /* Fills up to cap rows; returns the count (0 = end) or MS_E*. */
 int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError *err);
 /* The same cursor read one stored row per (token, MoE layer), undecoded:
  * experts k × uint16 LE in rank order; weights, maxabs, l2 k × binary32 LE
- * or NULL.  Blobs are borrowed until the next call.  Do not mix with
+ * or NULL; argmax k × uint16 LE (channel of each maxabs) or NULL.  Blobs are borrowed until the next call.  Do not mix with
  * ms_trace_routing_next on one cursor.  1 = row in *out, 0 = end, < 0 = MS_E*. */
 typedef struct {
     int64_t prompt_id;
     int32_t pos, layer, k;
-    const unsigned char *experts, *weights, *maxabs, *l2;
+    const unsigned char *experts, *weights, *maxabs, *l2, *argmax;
 } MsTraceRoutePacked;
 int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err);
 /* Routing rows of one run whose prompt_id is in [prompt_lo, prompt_hi], in
@@ -214,11 +216,13 @@ typedef struct {
 MsTraceCursor *ms_trace_probs(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
 int ms_trace_probs_next(MsTraceCursor *c, MsTraceProbs *out, MsError *err);
 
-/* Residual max |h| per (token, layer), all blocks, in (prompt, pos, layer) order. */
+/* Residual max |h| per (token, layer), all blocks, in (prompt, pos, layer)
+ * order; channel: where that max is (−1 when not stored, before version 3). */
 typedef struct {
     int64_t prompt_id;
     int32_t pos, layer;
     float maxabs;
+    int32_t channel;
 } MsTraceHidden;
 MsTraceCursor *ms_trace_hidden(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err);
 int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError *err);

@@ -191,9 +191,9 @@ static void *vec_push(Vec *v, size_t count)
     return r;
 }
 
-typedef struct { int32_t pos, layer, k, has_stats; size_t off; size_t seq; } Group;
+typedef struct { int32_t pos, layer, k, has_stats, has_argmax; size_t off; size_t seq; } Group;
 typedef struct { int32_t pos, layer, n; size_t off; size_t seq; } PGroup;   /* n experts */
-typedef struct { int32_t pos, layer; float maxabs; size_t seq; } HRow;
+typedef struct { int32_t pos, layer; float maxabs; int32_t channel; size_t seq; } HRow;   /* channel −1: unknown */
 typedef struct { int32_t pos, id; size_t off, len; bool gen; float lp, ent; } TRow;
 
 struct MsTraceWriter {
@@ -205,7 +205,7 @@ struct MsTraceWriter {
     int index;
     char *text; size_t text_len;
     char *labels;
-    Vec groups, experts, weights, maxabs, l2;
+    Vec groups, experts, weights, maxabs, l2, argmax;
     Vec pgroups, halves;        /* binary16 probs then logits per group */
     Vec hidden, tokens, bytes;
     size_t seq;
@@ -222,7 +222,7 @@ static void writer_reset(MsTraceWriter *w)
     w->sticky = 0;
     free(w->text); w->text = NULL;
     free(w->labels); w->labels = NULL;
-    w->groups.n = w->experts.n = w->weights.n = w->maxabs.n = w->l2.n = 0;
+    w->groups.n = w->experts.n = w->weights.n = w->maxabs.n = w->l2.n = w->argmax.n = 0;
     w->pgroups.n = w->halves.n = w->hidden.n = w->tokens.n = w->bytes.n = 0;
     w->seq = 0;
 }
@@ -243,7 +243,7 @@ MsTraceWriter *ms_trace_writer_new(MsTraceDb *db, int64_t run_id, MsError *err)
     w->has_stats = ri.has_stats;
     ms_trace_run_info_clear(&ri);
     w->groups.elem = sizeof(Group);
-    w->experts.elem = sizeof(int32_t);
+    w->experts.elem = w->argmax.elem = sizeof(int32_t);
     w->weights.elem = w->maxabs.elem = w->l2.elem = sizeof(float);
     w->pgroups.elem = sizeof(PGroup);
     w->halves.elem = sizeof(uint16_t);
@@ -255,11 +255,11 @@ MsTraceWriter *ms_trace_writer_new(MsTraceDb *db, int64_t run_id, MsError *err)
         ms_db_prepare(db, "INSERT INTO token(run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,"
                           "logprob,entropy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &w->st_token, err) ||
         ms_db_prepare(db, "INSERT INTO routing_packed(run_id,prompt_id,pos,layer,experts,weights,out_maxabs,"
-                          "out_l2) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)", &w->st_route, err) ||
+                          "out_l2,out_argmax) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &w->st_route, err) ||
         ms_db_prepare(db, "INSERT INTO router_probs(run_id,prompt_id,pos,layer,probs,logits) "
                           "VALUES(?1,?2,?3,?4,?5,?6)", &w->st_probs, err) ||
-        ms_db_prepare(db, "INSERT INTO hidden_stats(run_id,prompt_id,pos,layer,maxabs) "
-                          "VALUES(?1,?2,?3,?4,?5)", &w->st_hidden, err)) {
+        ms_db_prepare(db, "INSERT INTO hidden_stats(run_id,prompt_id,pos,layer,maxabs,channel) "
+                          "VALUES(?1,?2,?3,?4,?5,?6)", &w->st_hidden, err)) {
         ms_trace_writer_free(w);
         return NULL;
     }
@@ -270,7 +270,7 @@ void ms_trace_writer_free(MsTraceWriter *w)
 {
     if (!w) return;
     writer_reset(w);
-    Vec *vs[] = { &w->groups, &w->experts, &w->weights, &w->maxabs, &w->l2, &w->pgroups,
+    Vec *vs[] = { &w->groups, &w->experts, &w->weights, &w->maxabs, &w->l2, &w->argmax, &w->pgroups,
                   &w->halves, &w->hidden, &w->tokens, &w->bytes };
     for (size_t i = 0; i < MS_ARRAY_LEN(vs); i++) vec_free(vs[i]);
     sqlite3_finalize(w->st_prompt);
@@ -286,7 +286,7 @@ int64_t ms_trace_writer_rows(const MsTraceWriter *w) { return w->rows; }
 
 /* Buffer one (pos, layer) group. */
 static int add_group(MsTraceWriter *w, int pos, int layer, int k, const int32_t *ex, const float *wt,
-                     const float *mx, const float *l2)
+                     const float *mx, const float *l2, const int32_t *am)
 {
     Group *g = vec_push(&w->groups, 1);
     int32_t *e = g ? vec_push(&w->experts, (size_t)k) : NULL;
@@ -303,11 +303,16 @@ static int add_group(MsTraceWriter *w, int pos, int layer, int k, const int32_t 
     g->has_stats = mx && l2;
     /* stats arrays stay parallel to experts so offsets are shared */
     float *a = vec_push(&w->maxabs, (size_t)k), *b = a ? vec_push(&w->l2, (size_t)k) : NULL;
-    if (!b) return MS_ENOMEM;
+    int32_t *c = b ? vec_push(&w->argmax, (size_t)k) : NULL;
+    if (!c) return MS_ENOMEM;
     if (g->has_stats) {
         memcpy(a, mx, (size_t)k * sizeof *a);
         memcpy(b, l2, (size_t)k * sizeof *b);
     }
+    /* channels are stored as uint16: a (hypothetical) wider model keeps NULL */
+    g->has_argmax = g->has_stats && am;
+    for (int j = 0; j < k && g->has_argmax; j++) g->has_argmax = am[j] >= 0 && am[j] <= 65535;
+    if (g->has_argmax) memcpy(c, am, (size_t)k * sizeof *c);
     return 0;
 }
 
@@ -323,7 +328,8 @@ static void on_routing(void *user, const MsRoutingEvent *ev)
     for (int t = 0; t < ev->n_tokens; t++) {
         size_t o = (size_t)t * (size_t)ev->k;
         if (add_group(w, ev->pos[t], ev->layer, ev->k, ev->experts + o, ev->weights ? ev->weights + o : NULL,
-                      stats ? ev->out_maxabs + o : NULL, stats ? ev->out_l2 + o : NULL)) {
+                      stats ? ev->out_maxabs + o : NULL, stats ? ev->out_l2 + o : NULL,
+                      stats && ev->out_argmax ? ev->out_argmax + o : NULL)) {
             w->sticky = MS_ENOMEM;
             return;
         }
@@ -356,6 +362,7 @@ static void on_hidden(void *user, const MsHiddenEvent *ev)
         r[t].pos = ev->pos[t];
         r[t].layer = ev->layer;
         r[t].maxabs = ev->maxabs[t];
+        r[t].channel = ev->argmax ? ev->argmax[t] : -1;
         r[t].seq = w->seq++;
     }
 }
@@ -410,7 +417,7 @@ int ms_trace_writer_route(MsTraceWriter *w, int pos, int layer, int k, const int
     if (k < 1 || k > MS_TRACE_MAX_EXPERT || layer < 0 || layer >= MS_TRACE_MAX_LAYER || pos < 0)
         return ms_error_set(err, MS_EINVAL, "%s: bad routing group (pos %d, layer %d, k %d)",
                             w->db->path, pos, layer, k);
-    if (add_group(w, pos, layer, k, experts, weights, NULL, NULL))
+    if (add_group(w, pos, layer, k, experts, weights, NULL, NULL, NULL))
         return ms_error_set(err, MS_ENOMEM, "%s: out of memory", w->db->path);
     return 0;
 }
@@ -518,9 +525,10 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
     sqlite3_bind_int64(st, 2, pid);
     const int32_t *ex = w->experts.p;
     const float *wt = w->weights.p, *mx = w->maxabs.p, *l2 = w->l2.p;
+    const int32_t *am = w->argmax.p;
     for (size_t i = 0; i < w->groups.n; i++) {
         size_t k = (size_t)g[i].k;
-        unsigned char *s = scratch(w, k * 14);
+        unsigned char *s = scratch(w, k * 16);
         if (!s) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
         bool have_w = false;
         for (size_t j = 0; j < k; j++) {
@@ -536,6 +544,7 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
                 ms_put_f32(s + 6 * k + 4 * j, mx[g[i].off + j]);
                 ms_put_f32(s + 10 * k + 4 * j, l2[g[i].off + j]);
             }
+            if (g[i].has_argmax) ms_put_u16(s + 14 * k + 2 * j, (uint32_t)am[g[i].off + j]);
         }
         sqlite3_bind_int(st, 3, g[i].pos);
         sqlite3_bind_int(st, 4, g[i].layer);
@@ -549,6 +558,8 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
             sqlite3_bind_null(st, 7);
             sqlite3_bind_null(st, 8);
         }
+        if (g[i].has_argmax) sqlite3_bind_blob(st, 9, s + 14 * k, (int)(2 * k), SQLITE_STATIC);
+        else sqlite3_bind_null(st, 9);
         if ((rc = step_reset(w, st, "add routing", err))) {
             if (rc == MS_EINVAL)
                 ms_error_set(err, MS_EINVAL, "%s: routing of pos %d layer %d recorded twice in one prompt",
@@ -585,6 +596,8 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
         sqlite3_bind_int(st, 3, hr[i].pos);
         sqlite3_bind_int(st, 4, hr[i].layer);
         sqlite3_bind_double(st, 5, hr[i].maxabs);
+        if (hr[i].channel >= 0) sqlite3_bind_int(st, 6, hr[i].channel);
+        else sqlite3_bind_null(st, 6);
         if ((rc = step_reset(w, st, "add hidden_stats", err))) return rc;
     }
     return 0;

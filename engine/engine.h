@@ -76,6 +76,7 @@ typedef struct {
     const float *logits;       /* [n_tokens][E] router logits as used (raw + any steering bias) */
     const float *out_maxabs;   /* [n_tokens][k] max |x| of each selected expert's down-projection output */
     const float *out_l2;       /* [n_tokens][k] L2 norm of the same */
+    const int32_t *out_argmax; /* [n_tokens][k] channel where that max |x| is (first one on ties) */
 } MsRoutingEvent;
 
 /* Residual stream after a block (every block, dense ones too). */
@@ -84,6 +85,7 @@ typedef struct {
     int n_tokens;
     const int32_t *pos;
     const float *maxabs;       /* [n_tokens] max |h| of the residual stream after this block */
+    const int32_t *argmax;     /* [n_tokens] channel where that max |h| is (first one on ties) */
 } MsHiddenEvent;
 
 /* Callbacks may be NULL.  They run on the caller's thread, between the

@@ -42,6 +42,7 @@ struct MsContext {
     float *rope_cs;                   /* [n_batch][n_rot] cos, sin pairs */
     int32_t *pos;
     float *hmax;
+    int32_t *hargmax;
     uint8_t *act;  size_t act_cap;    /* converted activation rows */
     uint8_t *act2; size_t act2_cap;   /* second conversion (different weight type) */
     /* attention per-thread scratch */
@@ -52,6 +53,7 @@ struct MsContext {
     float *rlog, *rprob, *rw;
     int32_t *rids;
     float *smax, *sl2;
+    int32_t *sargmax;
     int32_t *ecount, *eoff, *efill, *slot_of, *slot_tok;
     float *G, *U, *D;
     uint8_t *eact, *eact2, *hact;
@@ -569,16 +571,19 @@ static void ffn_moe(MsContext *c, int il, int T)
             for (int jj = 0; jj < k; jj++) {
                 const float *d = c->D + (size_t)c->slot_of[t * k + jj] * E;
                 float mx = 0.0f;
+                int am = 0;
                 double ss = 0.0;
                 for (int i = 0; i < E; i++) {
                     float a = fabsf(d[i]);
-                    if (a > mx) mx = a;
+                    if (a > mx) { mx = a; am = i; }
                     ss += (double)d[i] * d[i];
                 }
                 c->smax[t * k + jj] = mx;
+                c->sargmax[t * k + jj] = am;
                 c->sl2[t * k + jj] = (float)sqrt(ss);
             }
-        MsRoutingEvent ev = { il, T, c->pos, NE, k, c->rids, c->rw, c->rprob, c->rlog, c->smax, c->sl2 };
+        MsRoutingEvent ev = { il, T, c->pos, NE, k, c->rids, c->rw, c->rprob, c->rlog, c->smax, c->sl2,
+                              c->sargmax };
         c->obs.on_routing(c->obs.user, &ev);
     }
 
@@ -640,11 +645,14 @@ static void run_batch(MsContext *c, const int32_t *tokens, int T, float *logits,
         if (c->obs_hidden) {
             for (int t = 0; t < T; t++) {
                 float mx = 0.0f;
+                int am = 0;
                 const float *x = c->x + (size_t)t * E;
-                for (int i = 0; i < E; i++) if (fabsf(x[i]) > mx) mx = fabsf(x[i]);
+                for (int i = 0; i < E; i++)
+                    if (fabsf(x[i]) > mx) { mx = fabsf(x[i]); am = i; }
                 c->hmax[t] = mx;
+                c->hargmax[t] = am;
             }
-            MsHiddenEvent ev = { il, T, c->pos, c->hmax };
+            MsHiddenEvent ev = { il, T, c->pos, c->hmax, c->hargmax };
             c->obs.on_hidden(c->obs.user, &ev);
         }
     }
@@ -694,12 +702,13 @@ static int alloc_slots(MsContext *c, int kcap)
         if (ly->up_exps.type != ly->gate_exps.type) need2 = true;
     }
     bool ok = true;
-    free(c->rids); free(c->rw); free(c->smax); free(c->sl2); free(c->slot_of); free(c->slot_tok);
+    free(c->rids); free(c->rw); free(c->smax); free(c->sl2); free(c->sargmax); free(c->slot_of); free(c->slot_tok);
     free(c->G); free(c->U); free(c->D); free(c->eact); free(c->eact2); free(c->hact);
     c->rids = xcalloc(B * kcap, sizeof(int32_t), &ok);
     c->rw = xcalloc(B * kcap, sizeof(float), &ok);
     c->smax = xcalloc(B * kcap, sizeof(float), &ok);
     c->sl2 = xcalloc(B * kcap, sizeof(float), &ok);
+    c->sargmax = xcalloc(B * kcap, sizeof(int32_t), &ok);
     c->slot_of = xcalloc(S, sizeof(int32_t), &ok);
     c->slot_tok = xcalloc(S, sizeof(int32_t), &ok);
     c->G = xcalloc(S * F, sizeof(float), &ok);
@@ -797,6 +806,7 @@ MsContext *ms_context_new(const MsModel *m, const MsContextParams *pp, MsError *
     c->rope_cs = xcalloc(B * (size_t)MS_MAX(MI->n_rot, 1), sizeof(float), &ok);
     c->pos = xcalloc(B, sizeof(int32_t), &ok);
     c->hmax = xcalloc(B, sizeof(float), &ok);
+    c->hargmax = xcalloc(B, sizeof(int32_t), &ok);
     c->scores_per_thread = (size_t)MS_MIN((int)B, ATT_TBLOCK) * c->n_ctx;
     c->scores = xcalloc((size_t)c->n_threads * c->scores_per_thread, sizeof(float), &ok);
     if (c->kv_type == MS_KV_F16) {
@@ -839,8 +849,8 @@ void ms_context_free(MsContext *c)
     if (c->vc) for (int il = 0; il < c->m->info.n_layer; il++) free(c->vc[il]);
     free(c->kc); free(c->vc);
     void *bufs[] = { c->x, c->xn, c->q, c->k, c->v, c->att, c->tmp, c->fo, c->qa, c->kva, c->lat, c->kvb,
-                     c->fg, c->fu, c->zsh, c->rope_cs, c->pos, c->hmax, c->act, c->act2, c->scores, c->kvf,
-                     c->rlog, c->rprob, c->rw, c->rids, c->smax, c->sl2, c->ecount, c->eoff, c->efill,
+                     c->fg, c->fu, c->zsh, c->rope_cs, c->pos, c->hmax, c->hargmax, c->act, c->act2, c->scores, c->kvf,
+                     c->rlog, c->rprob, c->rw, c->rids, c->smax, c->sl2, c->sargmax, c->ecount, c->eoff, c->efill,
                      c->slot_of, c->slot_tok, c->G, c->U, c->D, c->eact, c->eact2, c->hact, c->jobs };
     for (size_t i = 0; i < MS_ARRAY_LEN(bufs); i++) free(bufs[i]);
     ms_intervention_free(c->iv);

@@ -165,6 +165,9 @@ flat = sorted((v, x['layer'], e) for x in d['experts'] for e, v in enumerate(x['
 ok(flat[-1][1:] == (L, E) and flat[-1][0] > 10 * flat[-2][0], 'heat map: planted expert 10x above any other')
 ma = [m for m in d['massive_activations'] if m['layer'] == L][0]
 ok(tok_at[(ma['prompt'], ma['pos'])] in ids and ma['ratio'] > 10, 'massive activation after block L is on a planted token')
+# synth writes the planted output on residual channel D-4 (D = 64 here)
+ok(se[0]['channel'] == 60, f'evidence channel of the super expert = planted channel 60 ({se[0]["channel"]})')
+ok(ma['channel'] == 60, f'massive activation after block L sits on channel 60 ({ma["channel"]})')
 EOF
 
 # ------------------------------------------------------------ chained routing

@@ -97,7 +97,7 @@ static int make_db(const char *path, MsError *err)
                     lg[t * E + e] = 0;
                 }
             }
-            MsRoutingEvent ev = {l, T, pos, E, K, ex, wt, pr, lg, mx, l2};
+            MsRoutingEvent ev = {l, T, pos, E, K, ex, wt, pr, lg, mx, l2, NULL};
             ob.on_routing(ob.user, &ev);
         }
         for (int l = 0; l < NL && rc >= 0; l++) {
@@ -107,7 +107,7 @@ static int make_db(const char *path, MsError *err)
                 pos[t] = t;
                 hm[t] = (l == 2 && p == 1 && t == 0) ? 500.0f : 1.0f;
             }
-            MsHiddenEvent hv = {l, T, pos, hm};
+            MsHiddenEvent hv = {l, T, pos, hm, NULL};
             ob.on_hidden(ob.user, &hv);
         }
         if (rc >= 0) rc = ms_trace_writer_commit(w, NULL, err);

@@ -24,7 +24,8 @@ static float rng_unit(uint64_t *s) { return (float)(rng_next(s) >> 40) / (float)
 #define K 6
 #define NPOS 23
 
-typedef struct { int32_t ex[NPOS][NL][K]; float w[NPOS][NL][K], mx[NPOS][NL][K], l2[NPOS][NL][K];
+typedef struct { int32_t ex[NPOS][NL][K], ch[NPOS][NL][K], hch[NPOS][NL];
+                 float w[NPOS][NL][K], mx[NPOS][NL][K], l2[NPOS][NL][K];
                  float probs[NPOS][NL][E], logits[NPOS][NL][E], hid[NPOS][NL]; } Synth;
 
 static void synth_fill(Synth *s, uint64_t seed)
@@ -44,8 +45,10 @@ static void synth_fill(Synth *s, uint64_t seed)
                 s->w[t][l][j] = rng_unit(&seed);
                 s->mx[t][l][j] = rng_unit(&seed) * 100;
                 s->l2[t][l][j] = rng_unit(&seed) * 1000;
+                s->ch[t][l][j] = (int32_t)(rng_next(&seed) % 65536);   /* the whole uint16 range */
             }
             s->hid[t][l] = rng_unit(&seed) * 50;
+            s->hch[t][l] = (int32_t)(rng_next(&seed) % 5000);
         }
 }
 
@@ -54,7 +57,7 @@ static void synth_feed(const Synth *s, MsObserver *o, int batch)
 {
     for (int t0 = 0; t0 < NPOS; t0 += batch) {
         int n = MS_MIN(batch, NPOS - t0);
-        int32_t pos[NPOS], ex[NPOS * K];
+        int32_t pos[NPOS], ex[NPOS * K], ch[NPOS * K], hch[NPOS];
         float w[NPOS * K], mx[NPOS * K], l2[NPOS * K], pr[NPOS * E], lg[NPOS * E], hid[NPOS];
         for (int l = 0; l < NL; l++) {
             for (int i = 0; i < n; i++) {
@@ -63,15 +66,17 @@ static void synth_feed(const Synth *s, MsObserver *o, int batch)
                 memcpy(w + i * K, s->w[t0 + i][l], sizeof s->w[0][0]);
                 memcpy(mx + i * K, s->mx[t0 + i][l], sizeof s->mx[0][0]);
                 memcpy(l2 + i * K, s->l2[t0 + i][l], sizeof s->l2[0][0]);
+                memcpy(ch + i * K, s->ch[t0 + i][l], sizeof s->ch[0][0]);
+                hch[i] = s->hch[t0 + i][l];
                 memcpy(pr + i * E, s->probs[t0 + i][l], sizeof s->probs[0][0]);
                 memcpy(lg + i * E, s->logits[t0 + i][l], sizeof s->logits[0][0]);
                 hid[i] = s->hid[t0 + i][l];
             }
             if (l != 1) {
-                MsRoutingEvent ev = { l, n, pos, E, K, ex, w, pr, lg, mx, l2 };
+                MsRoutingEvent ev = { l, n, pos, E, K, ex, w, pr, lg, mx, l2, ch };
                 o->on_routing(o->user, &ev);
             }
-            MsHiddenEvent hv = { l, n, pos, hid };
+            MsHiddenEvent hv = { l, n, pos, hid, hch };
             o->on_hidden(o->user, &hv);
         }
     }
@@ -221,7 +226,7 @@ int main(void)
                 const MsTraceRoute *r = &buf[i];
                 if (r->prompt_id != expect_pid || r->pos != et || r->layer != el || r->rank != ej ||
                     r->expert != s->ex[et][el][ej] || r->weight != s->w[et][el][ej] ||
-                    r->maxabs != s->mx[et][el][ej] || r->l2 != s->l2[et][el][ej])
+                    r->maxabs != s->mx[et][el][ej] || r->l2 != s->l2[et][el][ej] || r->channel != s->ch[et][el][ej])
                     bad++;
                 if (++ej == K) { ej = 0; if (++el == 1) el = 2; if (el == NL) { el = 0; if (++et == NPOS) { et = 0; expect_pid = pid3; } } }
             }
@@ -294,7 +299,8 @@ int main(void)
         while ((m = ms_trace_hidden_next(c, hb, 10, &err)) > 0)
             for (int i = 0; i < m; i++, total++) {
                 int t = (total % (NPOS * NL)) / NL, l = total % NL;
-                if (hb[i].pos != t || hb[i].layer != l || hb[i].maxabs != s->hid[t][l]) bad++;
+                if (hb[i].pos != t || hb[i].layer != l || hb[i].maxabs != s->hid[t][l] || hb[i].channel != s->hch[t][l])
+                    bad++;
             }
         MT_CHECK(total == 2 * NPOS * NL && !bad, "hidden stats: %d rows, %d mismatches", total, bad);
         ms_trace_cursor_free(c);
@@ -328,6 +334,10 @@ int main(void)
                                       "WHERE prompt_id=%lld AND pos=%d AND layer=4 AND rank=%d", (long long)pid0, t, j);
                 QAcc b = { 0 };
                 if (ms_trace_query(db, q, q_row, &b, &err) || b.n != 1 || strtof(b.last, NULL) != s->l2[t][4][j]) bad++;
+                snprintf(q, sizeof q, "SELECT channel FROM expert_stats WHERE prompt_id=%lld AND pos=%d AND layer=4 AND rank=%d",
+                         (long long)pid0, t, j);
+                b.n = 0;
+                if (ms_trace_query(db, q, q_row, &b, &err) || b.n != 1 || atoi(b.last) != s->ch[t][4][j]) bad++;
                 snprintf(q, sizeof q, "SELECT weight FROM routing WHERE prompt_id=%lld AND pos=%d AND layer=4 AND rank=%d",
                          (long long)pid0, t, j);
                 b.n = 0;
@@ -503,9 +513,14 @@ int main(void)
      * read-only is refused, read-write is migrated and answers again */
     {
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'PRAGMA user_version=1; DROP VIEW routing; "
-                 "CREATE VIEW routing AS SELECT 1 AS stale' 2>/dev/null", path);
-        if (system(cmd) == 0) {
+        /* a version-1 file: old views, no channel columns (version 3) */
+        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'DROP VIEW expert_stats; "
+                 "ALTER TABLE routing_packed DROP COLUMN out_argmax; ALTER TABLE hidden_stats DROP COLUMN channel; "
+                 "CREATE VIEW expert_stats AS SELECT 1 AS stale; PRAGMA user_version=1; DROP VIEW routing; "
+                 "CREATE VIEW routing AS SELECT 1 AS stale'", path);
+        int sys = system(cmd);
+        MT_CHECK(sys == 0, "sqlite3 CLI made a version-1 file (exit %d)", sys);
+        if (sys == 0) {
             MT_CHECK(ms_trace_open(path, MS_TRACE_READ, &err) == NULL && err.code == MS_EUNSUPPORTED,
                      "old schema read-only: %s", err.msg);
             db = ms_trace_open(path, MS_TRACE_WRITE, &err);
@@ -515,6 +530,15 @@ int main(void)
             snprintf(q, sizeof q, "SELECT count(*) FROM routing WHERE run_id = %lld AND layer = 3", (long long)run);
             rc = db ? ms_trace_query(db, q, q_row, &a, &err) : -1;
             MT_CHECK(rc == 0 && a.sum == 2LL * NPOS * K, "migrated routing view: %lld rows at layer 3", a.sum);
+            QAcc b = { 0 };
+            rc = db ? ms_trace_query(db, "SELECT count(*) FROM expert_stats WHERE channel IS NULL AND layer = 3",
+                                     q_row, &b, &err) : -1;
+            MT_CHECK(rc == 0 && b.sum == 2LL * NPOS * K, "migrated expert_stats view: channel column, NULL in old rows");
+            MsTraceCursor *hc = db ? ms_trace_hidden(db, run, 0, &err) : NULL;
+            MsTraceHidden hb[4];
+            MT_CHECK(hc && ms_trace_hidden_next(hc, hb, 4, &err) == 4 && hb[0].channel == -1 && hb[3].channel == -1,
+                     "migrated hidden_stats: channel −1 in old rows");
+            ms_trace_cursor_free(hc);
             ms_trace_close(db);
         }
     }
