@@ -372,11 +372,12 @@ int an_riskdiff(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, 
     MsIntervention *iv = ms_intervention_new(r->n_layer, E);
     for (int i = 0; i < gp2; i++) {
         json_array_append_new(ja, json_pack("{s:i,s:i,s:f}", "layer", r->slot_layer[sp[i].layer], "expert", sp[i].expert, "rd", sp[i].rd));
-        if (iv) ms_intervention_force(iv, r->slot_layer[sp[i].layer], sp[i].expert);
+        /* METHODS §6.3: logit := max + 0.01 (so the weight is just above the old top-1) */
+        if (iv) ms_intervention_raise(iv, r->slot_layer[sp[i].layer], sp[i].expert, 0.01f);
     }
     for (int i = 0; i < gn2; i++) {
         json_array_append_new(jd, json_pack("{s:i,s:i,s:f}", "layer", r->slot_layer[sn[i].layer], "expert", sn[i].expert, "rd", sn[i].rd));
-        if (iv) ms_intervention_silence(iv, r->slot_layer[sn[i].layer], sn[i].expert);
+        if (iv) ms_intervention_lower(iv, r->slot_layer[sn[i].layer], sn[i].expert, 0.01f);
     }
     json_object_set_new(jsel, "activate", ja);
     json_object_set_new(jsel, "deactivate", jd);
@@ -394,7 +395,8 @@ int an_riskdiff(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, 
     out->rows = rows;
     json_object_set_new(params, "n_activate", json_integer(o->n_pos));
     json_object_set_new(params, "n_deactivate", json_integer(o->n_neg));
-    json_object_set_new(params, "operators", json_string("activate = force, deactivate = silence"));
+    json_object_set_new(params, "operators", json_string("activate = raise (max logit + 0.01), "
+                                                         "deactivate = lower (min logit - 0.01), METHODS 6.3"));
     if (out->plan) rc = an_store_plan(db, r, "riskdiff", params, out->plan, o->plan_out, o->write, err);
     free(order); free(pos_all); free(neg); free(sp); free(sn);
 done:

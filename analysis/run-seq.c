@@ -443,6 +443,9 @@ int an_crosslingual(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
     json_object_set_new(params, "pair_key", json_string(o->pair_key));
     json_object_set_new(params, "ref_lang", json_string(o->ref_lang));
     json_object_set_new(params, "tau", json_real(o->tau));
+    json_object_set_new(params, "operator", json_string(o->cl_hard ? "hard: logit := max (raise, margin 0)"
+                                                                   : "soft: logit += lambda * std (steer-std)"));
+    if (!o->cl_hard) json_object_set_new(params, "lambda", json_real(o->cl_lambda));
     json_object_set_new(params, "distribution", json_string(o->sparse_weights ? "top-k weights" : "router probabilities"));
     PromptMeans pm = {0};
     if ((rc = prompt_means(db, r, o->sparse_weights, &pm, err)) < 0) { pm_free(&pm); return rc; }
@@ -551,7 +554,10 @@ int an_crosslingual(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
             json_object_set_new(x, "expert", json_integer(e));
             json_object_set_new(x, "delta", json_real(worst));
             json_array_append_new(steer, x);
-            if (iv) ms_intervention_force(iv, L, e);
+            if (iv) {
+                if (o->cl_hard) ms_intervention_raise(iv, L, e, 0.0f);
+                else ms_intervention_steer_std(iv, L, e, (float)o->cl_lambda);
+            }
             nsteer++;
         }
     }
@@ -565,7 +571,8 @@ int an_crosslingual(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
     json_object_set_new(js, "layers", json_pack("[ii]", mlo, mhi));
     json_object_set_new(js, "tau", json_real(o->tau));
     json_object_set_new(js, "experts", steer);
-    json_object_set_new(js, "operator", json_string("force (HARD, §9.3)"));
+    json_object_set_new(js, "operator", json_string(o->cl_hard ? "hard" : "soft"));
+    if (!o->cl_hard) json_object_set_new(js, "lambda", json_real(o->cl_lambda));
     json_object_set_new(out->doc, "steer", js);
     out->rows = rows;
     if (iv && nsteer > 0) {

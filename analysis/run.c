@@ -31,6 +31,7 @@ void ms_an_options_default(MsAnOptions *o)
     o->ref_lang = "en";
     o->tau = 0.3;
     o->mid_lo = o->mid_hi = -1;
+    o->cl_lambda = 0.5;
     o->path_tau = 0.7;
     o->n_pairs = 2000;
     o->seed = 20240601;

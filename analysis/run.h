@@ -54,6 +54,8 @@ typedef struct {
     const char *lang_key, *pair_key, *ref_lang;
     double tau;              /* Δ threshold (default 0.3) */
     int mid_lo, mid_hi;      /* middle layer range (block indices), -1 = middle half */
+    bool cl_hard;            /* plan operator: hard (raise to max, METHODS §9.3 eq. 5) instead of soft */
+    double cl_lambda;        /* soft operator: logit += lambda · std (default 0.5) */
 
     /* pathways */
     double path_tau;         /* default 0.7 */

@@ -165,7 +165,9 @@ int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err)
 
 static const struct { const char *flag, *kind; } iv_flags[] = {
     { "--silence", "silence" }, { "--drop", "drop" }, { "--force", "force" },
-    { "--steer", "steer" }, { "--scale", "scale" }, { "--top-k", "top-k" },
+    { "--steer", "steer" }, { "--scale", "scale" }, { "--steer-std", "steer-std" },
+    { "--raise", "raise" }, { "--lower", "lower" }, { "--top-k", "top-k" },
+    { "--interventions", "file" },   /* a whole set in text form, e.g. a plan written by analyze --out */
 };
 
 int ms_cli_iv_opt(const char *cmd, MsCliIvSpecs *s, int argc, char **argv, int *i)
@@ -202,6 +204,22 @@ int ms_cli_iv_build(const char *cmd, const MsCliIvSpecs *s, int n_layer, int n_e
     if (!iv) return ms_cli_fail(cmd, "out of memory"), -1;
     for (int k = 0; k < s->n; k++) {
         MsError err = { 0 };
+        if (!strcmp(s->kind[k], "file")) {
+            char *text = NULL;
+            size_t len = 0;
+            int rc = ms_cli_read_file(s->spec[k], &text, &len, &err);
+            if (rc == 0 && strlen(text) != len)
+                rc = ms_error_set(&err, MS_EFORMAT, "%s: NUL byte in intervention text", s->spec[k]);
+            if (rc == 0 && (rc = ms_intervention_parse_text(iv, text, &err)) < 0)
+                ms_error_prefix(&err, "%s: ", s->spec[k]);
+            free(text);
+            if (rc < 0) {
+                ms_intervention_free(iv);
+                ms_cli_fail(cmd, "%s", err.msg);
+                return -1;
+            }
+            continue;
+        }
         if (ms_intervention_parse(iv, s->kind[k], s->spec[k], &err) < 0) {
             ms_intervention_free(iv);
             /* the parser's message already starts with "--KIND SPEC: " */
@@ -229,7 +247,13 @@ const char *ms_cli_iv_help(void)
            "  --force L:E          always select expert E at layer L\n"
            "  --steer L:E:DELTA    add DELTA to the router logit of E before selection\n"
            "  --scale L:E:F        multiply the applied gate weight of E by F\n"
-           "  --top-k K|L:K        use K experts per token (all layers, or layer L)\n";
+           "  --steer-std L:E:LAMBDA  add LAMBDA x (std of the token's router logits) to E's logit\n"
+           "  --raise L:E[:D]      set E's logit to the token's max logit + D (default 0.01:\n"
+           "                       SteerMoE activation; D 0 = the hard operator)\n"
+           "  --lower L:E[:D]      set E's logit to the token's min logit - D (default 0.01)\n"
+           "  --top-k K|L:K        use K experts per token (all layers, or layer L)\n"
+           "  --interventions FILE a whole set in text form ('raise 3:5; lower 2:1; ...'), e.g. a\n"
+           "                       plan written by `analyze npmi|riskdiff|crosslingual --out FILE`\n";
 }
 
 void ms_cli_fmt_float(char *buf, size_t cap, float v)

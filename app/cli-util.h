@@ -1,7 +1,8 @@
 /* cli-util.h — small helpers shared by the `moescope` subcommands: option
  * matching, checked number parsing, one-line error printing in the form
  * "moescope CMD: FILE: problem", whole-file reading, and the intervention
- * flags (--silence --drop --force --steer --scale --top-k), which are
+ * flags (--silence --drop --force --steer --scale --steer-std --raise --lower
+ * --top-k), which are
  * collected while parsing and applied once the model (and so the layer and
  * expert counts) is known.
  *
@@ -53,7 +54,7 @@ int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err);
 /* ---- intervention flags ---- */
 typedef struct {
     int n, cap;
-    const char **kind;   /* "silence" "drop" "force" "steer" "scale" "top-k" (static strings) */
+    const char **kind;   /* "silence" ... "top-k", the parser's kinds (static strings) */
     const char **spec;   /* borrowed from argv */
 } MsCliIvSpecs;
 

@@ -27,6 +27,7 @@ static const char usage_text[] =
     "  riskdiff:     --label NAME --set1 V --set2 V  --activate N  --deactivate N  --reverse  --out FILE\n"
     "  crosslingual: --lang-key K (language) --pair-key K (pair_id) --ref LANG (en) --tau T (0.3)\n"
     "                --middle A-B (block indices; default the middle half)  --out FILE\n"
+    "                --operator soft|hard (soft: steer-std LAMBDA; hard: raise to the max)  --lambda L (0.5)\n"
     "  pathways:     --tau T (0.7)  --granularity char|token  --pairs N (2000)  --seed S  --sparse-weights\n"
     "Results are written to tables an_<module>* of DB (see docs/analysis.md).\n";
 
@@ -203,6 +204,15 @@ int ms_cmd_analyze(int argc, char **argv)
             if (r < 0 || ms_cli_parse_float(CMD, "--tau", v, 0, 1, &f) < 0) return 2;
             o.tau = f;
             o.path_tau = f;
+        } else if (OPT("--operator")) {
+            if (r < 0) return 2;
+            if (!strcmp(v, "hard")) o.cl_hard = true;
+            else if (!strcmp(v, "soft")) o.cl_hard = false;
+            else return ms_cli_usage(CMD, "--operator must be soft or hard (got '%s')", v);
+        } else if (OPT("--lambda")) {
+            float f;
+            if (r < 0 || ms_cli_parse_float(CMD, "--lambda", v, -100, 100, &f) < 0) return 2;
+            o.cl_lambda = f;
         } else if (OPT("--middle")) {
             if (r < 0) return 2;
             if (sscanf(v, "%d-%d", &o.mid_lo, &o.mid_hi) != 2 || o.mid_lo < 0 || o.mid_hi < o.mid_lo)

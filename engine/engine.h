@@ -113,27 +113,41 @@ bool ms_intervention_is_empty(const MsIntervention *iv);
  * bias: add delta to the router logit before selection (weights follow the
  *       biased logits through the score function).
  * scale: multiply the applied gate weight by f after normalisation/scaling.
+ * steer_std: add lambda · s(z) to the logit, s(z) = population standard
+ *       deviation of the token's E unmodified router logits (METHODS §9.3
+ *       soft operator; lambda < 0 suppresses).
+ * raise: set the logit to max(z) + d, lower: to min(z) − d, over the token's
+ *       unmodified logits (SteerMoE activation / deactivation, METHODS §6.3,
+ *       d = 0.01 there; raise with d = 0 is the hard operator of §9.3).  The
+ *       weights follow the new logits through the score function.
  * top_k: override k for one layer (layer >= 0) or all (layer = -1); 1..E.
- * bias, scale and top_k replace any earlier value (0 / 1 / 0 remove them).
+ * bias, scale, steer_std, raise/lower and top_k replace any earlier value
+ * (0 / 1 / 0 / - / 0 remove them).
  * Setters return MS_ERANGE for a bad layer/expert/k and MS_EINVAL (leaving the
- * set unchanged) for a non-finite value or a set that breaks a layer's rule:
- * an expert both forced and silenced, every expert silenced, or, where a
- * top-k override is set, more forced than k or fewer than k unsilenced. */
+ * set unchanged) for a non-finite value (or d < 0) or a set that breaks a
+ * layer's rule: an expert both forced (or raised) and silenced, every expert
+ * silenced, or, where a top-k override is set, more forced than k or fewer
+ * than k unsilenced.  raise and lower replace each other. */
 int ms_intervention_silence(MsIntervention *iv, int layer, int expert);
 int ms_intervention_drop(MsIntervention *iv, int layer, int expert);
 int ms_intervention_force(MsIntervention *iv, int layer, int expert);
 int ms_intervention_bias(MsIntervention *iv, int layer, int expert, float delta);
 int ms_intervention_scale(MsIntervention *iv, int layer, int expert, float f);
+int ms_intervention_steer_std(MsIntervention *iv, int layer, int expert, float lambda);
+int ms_intervention_raise(MsIntervention *iv, int layer, int expert, float d);
+int ms_intervention_lower(MsIntervention *iv, int layer, int expert, float d);
 int ms_intervention_top_k(MsIntervention *iv, int layer, int k);
 
 /* Parse a CLI spec and apply it.  kind: "silence" "drop" "force" "steer"
- * (L:E:DELTA) "scale" (L:E:F) "top-k" (K or L:K).  L and E take comma lists,
+ * (L:E:DELTA) "scale" (L:E:F) "steer-std" (L:E:LAMBDA) "raise" / "lower"
+ * (L:E, margin 0.01, or L:E:D) "top-k" (K or L:K).  L and E take comma lists,
  * ranges a-b and '*'.  Errors name the spec and the problem. */
 int ms_intervention_parse(MsIntervention *iv, const char *kind, const char *spec, MsError *err);
 /* Canonical one-line text form (e.g. "silence 3:5; steer 0-2:7:+1.5"), malloc'd. */
 char *ms_intervention_to_string(const MsIntervention *iv);
 /* Parse the text form above back (clauses "KIND SPEC [SPEC...]" separated by
- * ';'); applied on top of iv, all or nothing. */
+ * ';' or line ends; blank clauses are skipped); applied on top of iv, all or
+ * nothing. */
 int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *err);
 /* Check a set against a model before use: same n_layer/n_expert, and at every
  * layer (k = override or k_default) forced experts <= k <= unsilenced experts.

@@ -1,8 +1,9 @@
 /* intervene.c — the MoE router (route.h) and the intervention set that steers
  * it (engine.h: ms_intervention_*).
  *
- * Storage is dense: one flag byte, one logit bias and one weight scale per
- * (layer, expert), plus one k override per layer.  That keeps ms_route a
+ * Storage is dense: one flag byte, one logit bias, one weight scale, one
+ * steer-std lambda and one raise/lower margin per (layer, expert), plus one
+ * k override per layer.  That keeps ms_route a
  * plain indexed lookup and makes "changeable between calls" a matter of
  * copying a few arrays.
  *
@@ -21,13 +22,15 @@
 
 #include "route.h"
 
-enum { F_SILENCE = 1, F_DROP = 2, F_FORCE = 4 };
+enum { F_SILENCE = 1, F_DROP = 2, F_FORCE = 4, F_RAISE = 8, F_LOWER = 16 };
 
 struct MsIntervention {
     int n_layer, n_expert;
     uint8_t *flags;  /* [n_layer][n_expert] F_* bits */
     float *bias;     /* [n_layer][n_expert] router-logit delta, 0 = none */
     float *scale;    /* [n_layer][n_expert] applied-weight factor, 1 = none */
+    float *lam;      /* [n_layer][n_expert] steer-std λ (logit += λ·std), 0 = none */
+    float *margin;   /* [n_layer][n_expert] raise/lower margin D (with F_RAISE / F_LOWER) */
     int *k;          /* [n_layer] top-k override, 0 = none */
 };
 
@@ -44,8 +47,10 @@ MsIntervention *ms_intervention_new(int n_layer, int n_expert)
     iv->flags = calloc(ne, 1);
     iv->bias = calloc(ne, sizeof(float));
     iv->scale = malloc(ne * sizeof(float));
+    iv->lam = calloc(ne, sizeof(float));
+    iv->margin = calloc(ne, sizeof(float));
     iv->k = calloc((size_t)n_layer, sizeof(int));
-    if (!iv->flags || !iv->bias || !iv->scale || !iv->k) {
+    if (!iv->flags || !iv->bias || !iv->scale || !iv->lam || !iv->margin || !iv->k) {
         ms_intervention_free(iv);
         return NULL;
     }
@@ -59,6 +64,8 @@ void ms_intervention_free(MsIntervention *iv)
     free(iv->flags);
     free(iv->bias);
     free(iv->scale);
+    free(iv->lam);
+    free(iv->margin);
     free(iv->k);
     free(iv);
 }
@@ -69,6 +76,8 @@ static void iv_assign(MsIntervention *dst, const MsIntervention *src)
     memcpy(dst->flags, src->flags, ne);
     memcpy(dst->bias, src->bias, ne * sizeof(float));
     memcpy(dst->scale, src->scale, ne * sizeof(float));
+    memcpy(dst->lam, src->lam, ne * sizeof(float));
+    memcpy(dst->margin, src->margin, ne * sizeof(float));
     memcpy(dst->k, src->k, (size_t)src->n_layer * sizeof(int));
 }
 
@@ -86,6 +95,8 @@ void ms_intervention_clear(MsIntervention *iv)
     size_t ne = (size_t)iv->n_layer * (size_t)iv->n_expert;
     memset(iv->flags, 0, ne);
     memset(iv->bias, 0, ne * sizeof(float));
+    memset(iv->lam, 0, ne * sizeof(float));
+    memset(iv->margin, 0, ne * sizeof(float));
     for (size_t i = 0; i < ne; i++) iv->scale[i] = 1.0f;
     memset(iv->k, 0, (size_t)iv->n_layer * sizeof(int));
 }
@@ -95,7 +106,7 @@ bool ms_intervention_is_empty(const MsIntervention *iv)
     if (!iv) return true;
     size_t ne = (size_t)iv->n_layer * (size_t)iv->n_expert;
     for (size_t i = 0; i < ne; i++)
-        if (iv->flags[i] || iv->bias[i] != 0.0f || iv->scale[i] != 1.0f) return false;
+        if (iv->flags[i] || iv->bias[i] != 0.0f || iv->scale[i] != 1.0f || iv->lam[i] != 0.0f) return false;
     for (int l = 0; l < iv->n_layer; l++)
         if (iv->k[l]) return false;
     return true;
@@ -117,9 +128,11 @@ static int count_flag(const MsIntervention *iv, int layer, int flag)
 static int layer_check(const MsIntervention *iv, int layer, int k, MsError *err)
 {
     const uint8_t *f = iv->flags + (size_t)layer * iv->n_expert;
-    for (int e = 0; e < iv->n_expert; e++)
-        if ((f[e] & (F_SILENCE | F_FORCE)) == (F_SILENCE | F_FORCE))
-            return ms_error_set(err, MS_EINVAL, "layer %d: expert %d is both forced and silenced", layer, e);
+    for (int e = 0; e < iv->n_expert; e++) {
+        if ((f[e] & F_SILENCE) && (f[e] & (F_FORCE | F_RAISE)))
+            return ms_error_set(err, MS_EINVAL, "layer %d: expert %d is both %s and silenced", layer, e,
+                                f[e] & F_FORCE ? "forced" : "raised");
+    }
     int n_force = count_flag(iv, layer, F_FORCE);
     int n_open = iv->n_expert - count_flag(iv, layer, F_SILENCE);
     if (n_open < 1)
@@ -189,6 +202,42 @@ int ms_intervention_scale(MsIntervention *iv, int layer, int expert, float f)
     return 0;
 }
 
+int ms_intervention_steer_std(MsIntervention *iv, int layer, int expert, float lambda)
+{
+    int rc = check_le(iv, layer, expert);
+    if (rc) return rc;
+    if (!isfinite(lambda)) return MS_EINVAL;
+    iv->lam[(size_t)layer * iv->n_expert + expert] = lambda;
+    return 0;
+}
+
+/* raise (up) or lower one expert's logit to the token's max + D / min − D */
+static int set_assign(MsIntervention *iv, int layer, int expert, float d, bool up)
+{
+    int rc = check_le(iv, layer, expert);
+    if (rc) return rc;
+    if (!isfinite(d) || d < 0) return MS_EINVAL;
+    size_t i = (size_t)layer * iv->n_expert + expert;
+    uint8_t old = iv->flags[i];
+    iv->flags[i] = (uint8_t)((old & ~(F_RAISE | F_LOWER)) | (up ? F_RAISE : F_LOWER));
+    if (layer_check(iv, layer, iv->k[layer], NULL) != 0) {
+        iv->flags[i] = old;
+        return MS_EINVAL;
+    }
+    iv->margin[i] = d;
+    return 0;
+}
+
+int ms_intervention_raise(MsIntervention *iv, int layer, int expert, float d)
+{
+    return set_assign(iv, layer, expert, d, true);
+}
+
+int ms_intervention_lower(MsIntervention *iv, int layer, int expert, float d)
+{
+    return set_assign(iv, layer, expert, d, false);
+}
+
 int ms_intervention_top_k(MsIntervention *iv, int layer, int k)
 {
     if (!iv) return MS_EINVAL;
@@ -241,14 +290,37 @@ static inline bool ranks_before(bool fa, float sa, bool fb, float sb)
     return sa > sb; /* strict: the scan runs upward, so ties keep the lower id */
 }
 
-/* One token.  f/bias/scale are this layer's rows of iv, or NULL. */
+/* One token.  f/bias/scale are this layer's rows of iv, or NULL; lam and
+ * margin too, non-NULL only when the layer has steer-std / raise / lower. */
 static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const float *bias,
-                      const float *scale, float *logit, float *prob, int32_t *ids, float *w)
+                      const float *scale, const float *lam, const float *margin, float *logit, float *prob,
+                      int32_t *ids, float *w)
 {
     const int E = cfg->n_expert;
 
+    /* The logit operators of METHODS §6.3 / §9.3 read the token's
+     * unmodified logits: population std, max and min. */
+    float zmax = -INFINITY, zmin = INFINITY, zstd = 0.0f;
+    if (lam || margin) {
+        double mean = 0.0, var = 0.0;
+        for (int e = 0; e < E; e++) {
+            mean += logit[e];
+            if (logit[e] > zmax) zmax = logit[e];
+            if (logit[e] < zmin) zmin = logit[e];
+        }
+        mean /= E;
+        for (int e = 0; e < E; e++) var += ((double)logit[e] - mean) * ((double)logit[e] - mean);
+        zstd = (float)sqrt(var / E);
+    }
     if (bias)
         for (int e = 0; e < E; e++) logit[e] += bias[e];
+    if (lam)
+        for (int e = 0; e < E; e++) logit[e] += lam[e] * zstd;
+    if (margin)
+        for (int e = 0; e < E; e++) {
+            if (f[e] & F_RAISE) logit[e] = zmax + margin[e];
+            else if (f[e] & F_LOWER) logit[e] = zmin - margin[e];
+        }
 
     if (cfg->gating == MS_GATING_SIGMOID) {
         for (int e = 0; e < E; e++) prob[e] = 1.0f / (1.0f + expf(-logit[e]));
@@ -331,16 +403,19 @@ void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
     /* A set made for another shape is ignored rather than read out of bounds. */
     const bool use_iv = iv && iv->n_expert == E && layer >= 0 && layer < iv->n_layer;
     const uint8_t *f = NULL;
-    const float *bias = NULL, *scale = NULL;
+    const float *bias = NULL, *scale = NULL, *lam = NULL, *margin = NULL;
     if (use_iv) {
         size_t off = (size_t)layer * (size_t)E;
         f = iv->flags + off;
         scale = iv->scale + off;
-        for (int e = 0; e < E; e++)
-            if (iv->bias[off + e] != 0.0f) { bias = iv->bias + off; break; }
+        for (int e = 0; e < E; e++) {
+            if (iv->bias[off + e] != 0.0f) bias = iv->bias + off;
+            if (iv->lam[off + e] != 0.0f) lam = iv->lam + off;
+            if (f[e] & (F_RAISE | F_LOWER)) margin = iv->margin + off;
+        }
     }
     for (int t = 0; t < n; t++)
-        route_one(cfg, k, f, bias, scale, logits + (size_t)t * E, probs + (size_t)t * E,
+        route_one(cfg, k, f, bias, scale, lam, margin, logits + (size_t)t * E, probs + (size_t)t * E,
                   ids + (size_t)t * k, w + (size_t)t * k);
 }
 
@@ -432,8 +507,9 @@ static int parse_float(const char *s, size_t len, float *out)
     return 0;
 }
 
-typedef enum { K_SILENCE, K_DROP, K_FORCE, K_STEER, K_SCALE, K_TOPK, K_COUNT } Kind;
-static const char *const kind_names[K_COUNT] = { "silence", "drop", "force", "steer", "scale", "top-k" };
+typedef enum { K_SILENCE, K_DROP, K_FORCE, K_STEER, K_SCALE, K_STEER_STD, K_RAISE, K_LOWER, K_TOPK, K_COUNT } Kind;
+static const char *const kind_names[K_COUNT] = { "silence", "drop", "force", "steer", "scale", "steer-std",
+                                                 "raise", "lower", "top-k" };
 
 static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *err)
 {
@@ -451,10 +527,14 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
         if (!c) break;
         p = c + 1;
     }
-    int want = kind == K_STEER || kind == K_SCALE ? 3 : kind == K_TOPK ? (nf == 1 ? 1 : 2) : 2;
+    /* raise / lower take an optional margin (default 0.01, SteerMoE's) */
+    bool assign = kind == K_RAISE || kind == K_LOWER;
+    int want = kind == K_STEER || kind == K_SCALE || kind == K_STEER_STD ? 3
+             : kind == K_TOPK ? (nf == 1 ? 1 : 2) : assign && nf == 3 ? 3 : 2;
     if (nf != want) {
         const char *form = kind == K_STEER ? "L:E:DELTA" : kind == K_SCALE ? "L:E:F"
-                         : kind == K_TOPK ? "K or L:K" : "L:E";
+                         : kind == K_STEER_STD ? "L:E:LAMBDA" : kind == K_TOPK ? "K or L:K"
+                         : assign ? "L:E or L:E:D" : "L:E";
         return ms_error_set(err, MS_EINVAL, "--%s %.80s: expected %s", kn, spec, form);
     }
 
@@ -495,10 +575,11 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
 
     if ((rc = parse_list(f[0], fl[0], &ls, "layer", kn, spec, err))) goto out;
     if ((rc = parse_list(f[1], fl[1], &es, "expert", kn, spec, err))) goto out;
-    float val = 0.0f;
-    if (nf == 3 && parse_float(f[2], fl[2], &val)) {
-        rc = ms_error_set(err, MS_EINVAL, "--%s %.80s: bad %s '%.*s' (want a finite number)", kn, spec,
-                          kind == K_STEER ? "delta" : "factor", (int)MS_MIN(fl[2], 40), f[2]);
+    float val = assign ? 0.01f : 0.0f;
+    if (nf == 3 && (parse_float(f[2], fl[2], &val) || (assign && val < 0))) {
+        rc = ms_error_set(err, MS_EINVAL, "--%s %.80s: bad %s '%.*s' (want a finite number%s)", kn, spec,
+                          kind == K_STEER ? "delta" : kind == K_STEER_STD ? "lambda" : assign ? "margin" : "factor",
+                          (int)MS_MIN(fl[2], 40), f[2], assign ? " >= 0" : "");
         goto out;
     }
     for (int l = 0; l < iv->n_layer; l++) {
@@ -512,6 +593,12 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
             case K_FORCE: iv->flags[off + e] |= F_FORCE; break;
             case K_STEER: iv->bias[off + e] = val; break;
             case K_SCALE: iv->scale[off + e] = val; break;
+            case K_STEER_STD: iv->lam[off + e] = val; break;
+            case K_RAISE: case K_LOWER:
+                iv->flags[off + e] = (uint8_t)((iv->flags[off + e] & ~(F_RAISE | F_LOWER)) |
+                                               (kind == K_RAISE ? F_RAISE : F_LOWER));
+                iv->margin[off + e] = val;
+                break;
             default: break;
             }
         }
@@ -535,7 +622,8 @@ int ms_intervention_parse(MsIntervention *iv, const char *kind, const char *spec
         if (strcmp(kind, kind_names[i]) == 0) kd = (Kind)i;
     if (kd == K_COUNT)
         return ms_error_set(err, MS_EINVAL,
-                            "--%.40s: unknown intervention (silence, drop, force, steer, scale, top-k)", kind);
+                            "--%.40s: unknown intervention (silence, drop, force, steer, scale, steer-std, raise, "
+                            "lower, top-k)", kind);
     if (!spec || !*spec) return ms_error_set(err, MS_EINVAL, "--%s: empty spec", kind);
     /* Work on a copy so a failing spec leaves iv exactly as it was. */
     MsIntervention *tmp = ms_intervention_copy(iv);
@@ -621,11 +709,15 @@ static void print_kind(Buf *b, const MsIntervention *iv, Kind kind, bool *any)
     if (!done || !es || !ls || !tmp) { b->oom = true; goto out; }
     bool started = false;
 
-    #define ACTIVE(l, e) (kind <= K_FORCE ? (iv->flags[(size_t)(l) * E + (e)] & \
-        (kind == K_SILENCE ? F_SILENCE : kind == K_DROP ? F_DROP : F_FORCE)) != 0 \
-        : kind == K_STEER ? iv->bias[(size_t)(l) * E + (e)] != 0.0f : iv->scale[(size_t)(l) * E + (e)] != 1.0f)
+    #define ACTIVE(l, e) (kind <= K_FORCE || kind >= K_RAISE ? (iv->flags[(size_t)(l) * E + (e)] & \
+        (kind == K_SILENCE ? F_SILENCE : kind == K_DROP ? F_DROP : kind == K_FORCE ? F_FORCE \
+         : kind == K_RAISE ? F_RAISE : F_LOWER)) != 0 \
+        : kind == K_STEER ? iv->bias[(size_t)(l) * E + (e)] != 0.0f \
+        : kind == K_STEER_STD ? iv->lam[(size_t)(l) * E + (e)] != 0.0f : iv->scale[(size_t)(l) * E + (e)] != 1.0f)
     #define VALUE(l, e) (kind == K_STEER ? iv->bias[(size_t)(l) * E + (e)] \
-        : kind == K_SCALE ? iv->scale[(size_t)(l) * E + (e)] : 0.0f)
+        : kind == K_SCALE ? iv->scale[(size_t)(l) * E + (e)] \
+        : kind == K_STEER_STD ? iv->lam[(size_t)(l) * E + (e)] \
+        : kind >= K_RAISE ? iv->margin[(size_t)(l) * E + (e)] : 0.0f)
 
     for (int l = 0; l < L; l++) {
         for (int e = 0; e < E; e++) {
@@ -656,9 +748,9 @@ static void print_kind(Buf *b, const MsIntervention *iv, Kind kind, bool *any)
             buf_list(b, ls, L);
             buf_add(b, ":");
             buf_list(b, es, E);
-            if (kind == K_STEER || kind == K_SCALE) {
+            if (kind >= K_STEER) {
                 char num[48];
-                fmt_float(num, sizeof num, v, kind == K_STEER);
+                fmt_float(num, sizeof num, v, kind == K_STEER || kind == K_STEER_STD);
                 buf_add(b, ":%s", num);
             }
         }
@@ -678,7 +770,7 @@ char *ms_intervention_to_string(const MsIntervention *iv)
     bool any = false;
     buf_add(&b, "%s", "");
     if (iv) {
-        for (int kd = K_SILENCE; kd <= K_SCALE; kd++) print_kind(&b, iv, (Kind)kd, &any);
+        for (int kd = K_SILENCE; kd < K_TOPK; kd++) print_kind(&b, iv, (Kind)kd, &any);
         /* top-k: group layers by override value, in order of first layer. */
         uint8_t *ls = calloc((size_t)iv->n_layer, 1);
         uint8_t *done = calloc((size_t)iv->n_layer, 1);
@@ -724,16 +816,14 @@ int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *er
         rc = ms_error_set(err, MS_ENOMEM, "intervention: out of memory");
         goto out;
     }
+    /* clauses end at ';' or a line end (a file may hold one per line) */
     char *save = NULL;
-    for (char *cl = strtok_r(s, ";", &save); cl; cl = strtok_r(NULL, ";", &save)) {
+    for (char *cl = strtok_r(s, ";\n", &save); cl; cl = strtok_r(NULL, ";\n", &save)) {
         char *save2 = NULL;
-        char *kind = strtok_r(cl, " \t", &save2);
-        if (!kind) {
-            rc = ms_error_set(err, MS_EINVAL, "intervention '%.80s': empty clause", text);
-            goto out;
-        }
+        char *kind = strtok_r(cl, " \t\r", &save2);
+        if (!kind) continue;   /* blank line or trailing ';' */
         int nspec = 0;
-        for (char *sp = strtok_r(NULL, " \t", &save2); sp; sp = strtok_r(NULL, " \t", &save2)) {
+        for (char *sp = strtok_r(NULL, " \t\r", &save2); sp; sp = strtok_r(NULL, " \t\r", &save2)) {
             if ((rc = ms_intervention_parse(tmp, kind, sp, err))) goto out;
             nspec++;
         }

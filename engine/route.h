@@ -34,7 +34,9 @@ int ms_route_k(const MsRouteCfg *cfg, const MsIntervention *iv, int layer);
  * k = ms_route_k(cfg, iv, layer).  iv may be NULL; a set made for another
  * shape (n_expert, layer range) is ignored.
  *
- * Order of operations per token: logits += steering bias; probs = softmax
+ * Order of operations per token: max, min and population std of the raw
+ * logits z; logits += steering bias; += lambda · std(z) (steer-std); raised
+ * experts := max(z) + d, lowered := min(z) − d; probs = softmax
  * (ggml order: expf(x - max) per element, sum in double, one float multiply
  * by 1/sum) or sigmoid; selection score = probs + sel_bias, -inf if silenced;
  * forced experts take the first slots, the rest by score (lower id first on

@@ -109,6 +109,25 @@ if [ -n "$SHARED" ]; then
     done
     run "$M" analyze riskdiff --db "$T/t.db" --label set --set1 a --set2 b --activate 1 --deactivate 1 --format json
     check "analyze riskdiff on a real trace" test "$rc" -eq 0 -a -n "$(grep -F '"selection"' "$T/out")"
+    # plans: METHODS' logit operators, loadable by the engine commands
+    run "$M" analyze riskdiff --db "$T/t.db" --label set --set1 a --set2 b --activate 1 --deactivate 1 \
+        --role all --out "$T/rd.plan"
+    check "riskdiff plan uses SteerMoE's operators (raise / lower by 0.01)" \
+        grep -Eq '^raise [0-9]+:[0-9]+:0.01; lower [0-9]+:[0-9]+:0.01$' "$T/rd.plan"
+    run "$M" generate "$SHARED/fixtures/models/olmoe-tiny.F32.gguf" -p "The cat" -n 2 -t 1 \
+        --interventions "$T/rd.plan"
+    check "generate --interventions loads the riskdiff plan" test "$rc" -eq 0
+    run "$M" analyze crosslingual --db "$T/t.db" --tau 0 --out "$T/cl.plan"
+    check "crosslingual plan, default soft operator: steer-std with lambda 0.5" \
+        grep -Eq '^steer-std [0-9,*-]+:[0-9,*-]+:\+0.5' "$T/cl.plan"
+    run "$M" analyze crosslingual --db "$T/t.db" --tau 0 --operator hard --out "$T/cl2.plan"
+    check "crosslingual --operator hard: raise with margin 0" grep -Eq '^raise [0-9,*-]+:[0-9,*-]+:0$' "$T/cl2.plan"
+    run "$M" analyze crosslingual --db "$T/t.db" --operator gentle
+    check "crosslingual --operator gentle: usage error" test "$rc" -eq 2
+    printf 'raise 99:1\n' >"$T/bad.plan"
+    run "$M" generate "$SHARED/fixtures/models/olmoe-tiny.F32.gguf" -p "x" -n 1 --interventions "$T/bad.plan"
+    check "bad plan file: status 2, one line naming the file" \
+        test "$rc" -eq 2 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F bad.plan "$T/err")"
     run "$M" sql --db "$T/t.db" "SELECT count(*) FROM an_load" --csv
     check "an_load has one row per MoE layer" test "$(tail -1 "$T/out")" = 2
 else

@@ -283,7 +283,7 @@ static void test_text(void)
         for (int j = 0; j < 12; j++) {
             st = st * 6364136223846793005ULL + 1442695040888963407ULL;
             unsigned r = (unsigned)(st >> 33);
-            int l = r % 4, e = (r >> 2) % 16, op = (r >> 6) % 6;
+            int l = r % 4, e = (r >> 2) % 16, op = (r >> 6) % 9;
             float v = (float)((int)((r >> 9) % 41) - 20) / 8.0f;
             switch (op) {
             case 0: ms_intervention_silence(a, l, e); break;
@@ -291,6 +291,9 @@ static void test_text(void)
             case 2: ms_intervention_force(a, l, e); break;
             case 3: ms_intervention_bias(a, l, e, v); break;
             case 4: ms_intervention_scale(a, l, e, v); break;
+            case 5: ms_intervention_steer_std(a, l, e, v); break;
+            case 6: ms_intervention_raise(a, l, e, fabsf(v)); break;
+            case 7: ms_intervention_lower(a, l, e, fabsf(v)); break;
             default: ms_intervention_top_k(a, (r >> 15) % 2 ? -1 : l, 1 + (r >> 16) % 8); break;
             }
         }
@@ -376,6 +379,15 @@ static void test_text(void)
     MT_CHECK(ms_intervention_parse_text(iv, "silence 0:1; bogus 1:2", &err) < 0 && strstr(err.msg, "bogus"),
              "parse_text: unknown kind rejected (%s)", err.msg);
     MT_CHECK(ms_intervention_parse_text(iv, "silence", &err) < 0, "parse_text: kind without spec rejected");
+    {
+        MsIntervention *f = ms_intervention_new(2, E6);
+        int rc = ms_intervention_parse_text(f, "silence 0:1\r\nforce 1:2;\n\nscale 0:3:0.5\n", &err);
+        char *t = ms_intervention_to_string(f);
+        MT_CHECK(rc == 0 && t && !strcmp(t, "silence 0:1; force 1:2; scale 0:3:0.5"),
+                 "parse_text: one clause per line (CRLF, blank lines, trailing newline): '%s'", t ? t : "");
+        free(t);
+        ms_intervention_free(f);
+    }
     free(before);
 
     /* copy is deep and independent */
@@ -623,9 +635,77 @@ static void test_fuzz(void)
     MT_CHECK(bad_rt == 0 && n_ok > 50, "random specs accepted (%d): text form reads back identically", n_ok);
 }
 
+/* The logit operators of METHODS §6.3 (SteerMoE) and §9.3 (soft / hard), on
+ * their worked examples (§6.7, §9.6): 4 experts, k = 2, renormalised top-k. */
+static void test_logit_operators(void)
+{
+    MsRouteCfg c = { .n_expert = 4, .k = 2, .gating = MS_GATING_SOFTMAX, .norm_w = true, .w_scale = 1.0f };
+    MsIntervention *iv = ms_intervention_new(1, 4);
+    float z[4], p[4], w[2];
+    int32_t ids[2];
+
+    /* §6.7: z = [2, 1, 0.5, -1], activate {3}, deactivate {0} */
+    const float z67[4] = { 2, 1, 0.5f, -1 };
+    memcpy(z, z67, sizeof z);
+    ms_route(&c, iv, 0, 1, z, p, ids, w);
+    MT_CHECK(ids[0] == 0 && ids[1] == 1 && fabs(w[0] - 0.7310586) < 1e-6 && fabs(w[1] - 0.2689414) < 1e-6,
+             "§6.7 unsteered: top-2 (0, 1) with (0.7310586, 0.2689414)");
+    MT_CHECK(ms_intervention_raise(iv, 0, 3, 0.01f) == 0 && ms_intervention_lower(iv, 0, 0, 0.01f) == 0,
+             "raise 0:3, lower 0:0 accepted");
+    memcpy(z, z67, sizeof z);
+    ms_route(&c, iv, 0, 1, z, p, ids, w);
+    MT_CHECK(ids[0] == 3 && ids[1] == 1 && fabs(w[0] - 0.7330201492) < 1e-6 && fabs(w[1] - 0.2669798508) < 1e-6,
+             "§6.7 SteerMoE: top-2 (3, 1) with (0.7330201492, 0.2669798508): got (%d, %d) (%.10f, %.10f)",
+             ids[0], ids[1], w[0], w[1]);
+    /* in log-softmax space the steered row is [-3.505182, -1.495182, -1.995182, -0.485182]: the same up to
+     * the shift log-sum-exp(z), which softmax ignores */
+    double lse = log(exp(2.0) + exp(1.0) + exp(0.5) + exp(-1.0));
+    const double st67[4] = { -3.505182, -1.495182, -1.995182, -0.485182 };
+    int zok = 1;
+    for (int e = 0; e < 4; e++) zok &= fabs((z[e] - lse) - st67[e]) < 1e-5;
+    MT_CHECK(zok, "§6.7 steered logits = the reference's log-softmax row up to its shift");
+    char *t = ms_intervention_to_string(iv);
+    MT_CHECK(t && !strcmp(t, "raise *:3:0.01; lower *:0:0.01"), "text form '%s'", t ? t : "");
+    free(t);
+    MT_CHECK(ms_intervention_silence(iv, 0, 3) == MS_EINVAL, "silencing a raised expert rejected");
+    MT_CHECK(ms_intervention_raise(iv, 0, 1, -0.5f) == MS_EINVAL, "negative margin rejected");
+
+    /* §9.6: z = [1, 2, 0, -1], A+ = {0}; s(z) = 1.1180339887 */
+    const float z96[4] = { 1, 2, 0, -1 };
+    ms_intervention_clear(iv);
+    MT_CHECK(ms_intervention_steer_std(iv, 0, 0, 0.5f) == 0, "steer-std 0:0:0.5 accepted");
+    memcpy(z, z96, sizeof z);
+    ms_route(&c, iv, 0, 1, z, p, ids, w);
+    MT_CHECK(fabs(z[0] - 1.5590169944) < 1e-6 && z[1] == 2 && z[2] == 0 && z[3] == -1,
+             "§9.6 soft λ 0.5: z' = [1.5590169944, 2, 0, -1] (got %.10f)", z[0]);
+    MT_CHECK(ids[0] == 1 && ids[1] == 0 && fabs(w[0] - 0.608493) < 1e-6 && fabs(w[1] - 0.391507) < 1e-6,
+             "§9.6 soft: top-2 (1, 0) with (0.608493, 0.391507)");
+    ms_intervention_clear(iv);
+    MT_CHECK(ms_intervention_raise(iv, 0, 0, 0.0f) == 0, "raise 0:0:0 (hard, ε = 0) accepted");
+    memcpy(z, z96, sizeof z);
+    ms_route(&c, iv, 0, 1, z, p, ids, w);
+    MT_CHECK(z[0] == 2 && ids[0] == 0 && ids[1] == 1 && fabs(w[0] - 0.5) < 1e-7 && fabs(w[1] - 0.5) < 1e-7,
+             "§9.6 hard: z' = [2, 2, 0, -1], top-2 (0, 1) with (0.5, 0.5), tie to the lower index");
+    MsError err;
+    MT_CHECK(ms_intervention_parse(iv, "raise", "0:1:-1", &err) == MS_EINVAL && strstr(err.msg, "margin"),
+             "parse: negative margin rejected (%s)", err.msg);
+    MT_CHECK(ms_intervention_parse(iv, "steer-std", "0:1", &err) == MS_EINVAL && strstr(err.msg, "LAMBDA"),
+             "parse: steer-std needs a lambda (%s)", err.msg);
+    MT_CHECK(ms_intervention_parse(iv, "lower", "0:0", &err) == 0 && (t = ms_intervention_to_string(iv)) &&
+             !strcmp(t, "lower *:0:0.01"), "lower replaces an earlier raise of the expert");
+    free(t);
+    ms_intervention_clear(iv);
+    MT_CHECK(ms_intervention_parse_text(iv, "raise 0:2; steer-std 0:1:-0.25", &err) == 0, "parse_text new kinds");
+    t = ms_intervention_to_string(iv);
+    MT_CHECK(t && !strcmp(t, "steer-std *:1:-0.25; raise *:2:0.01"), "canonical text '%s'", t ? t : "");
+    free(t);
+    ms_intervention_free(iv);
+}
+
 int main(void)
 {
     test_router();
+    test_logit_operators();
     test_text();
     test_sampler();
     test_fuzz();
