@@ -86,13 +86,18 @@ int ms_aff_acc_add(MsAffAcc *a, const int32_t *ids_from, const float *w_from, in
     bool direct = n_from <= AFF_DIRECT && n_to <= AFF_DIRECT;
     float *rf = a->Xf + (size_t)a->rows * E, *rt = a->Xt + (size_t)a->rows * E;
     int f1 = -1, t1 = -1, df[AFF_DIRECT], dt[AFF_DIRECT], nf = 0, nt = 0;
+    /* a multi-hot row holds an id once: up to 64 experts a bit mask
+     * deduplicates, beyond that a scan of the ids kept so far */
+    bool small = E <= 64;
+    uint64_t mf = 0, mt = 0;
     for (int i = 0; i < n_from; i++) {
         int e = ids_from[i];
         if (e < 0) continue;
         if (f1 < 0) f1 = e;
         a->nk[e] += 1;
         if (!direct) { rf[e] = 1.0f; continue; }
-        bool dup = false;   /* a multi-hot row holds an id once */
+        if (small) { mf |= (uint64_t)1 << e; continue; }
+        bool dup = false;
         for (int j = 0; j < nf; j++) dup |= df[j] == e;
         if (!dup) df[nf++] = e;
     }
@@ -102,9 +107,14 @@ int ms_aff_acc_add(MsAffAcc *a, const int32_t *ids_from, const float *w_from, in
         if (t1 < 0) t1 = e;
         a->qk[e] += 1;
         if (!direct) { rt[e] = 1.0f; continue; }
+        if (small) { mt |= (uint64_t)1 << e; continue; }
         bool dup = false;
         for (int i = 0; i < nt; i++) dup |= dt[i] == e;
         if (!dup) dt[nt++] = e;
+    }
+    if (small && direct) {
+        for (; mf; mf &= mf - 1) df[nf++] = __builtin_ctzll(mf);
+        for (; mt; mt &= mt - 1) dt[nt++] = __builtin_ctzll(mt);
     }
     for (int i = 0; i < nf; i++) {
         double *row = a->Ck + (size_t)df[i] * E;

@@ -302,14 +302,22 @@ int ms_coact_acc_add(MsCoactAcc *a, const int32_t *ids, int n)
     if (n <= COACT_DIRECT) {
         /* ascending distinct ids (a multi-hot row counts an id once) */
         int d[COACT_DIRECT], nd = 0;
-        for (int i = 0; i < n; i++) {
-            int e = ids[i], j = nd;
-            if (e < 0) continue;
-            while (j > 0 && d[j - 1] > e) j--;
-            if (j > 0 && d[j - 1] == e) continue;
-            memmove(d + j + 1, d + j, sizeof *d * (size_t)(nd - j));
-            d[j] = e;
-            nd++;
+        if (a->E <= 64) {
+            /* a bit mask sorts and deduplicates at once */
+            uint64_t mask = 0;
+            for (int i = 0; i < n; i++)
+                if (ids[i] >= 0) mask |= (uint64_t)1 << ids[i];
+            for (; mask; mask &= mask - 1) d[nd++] = __builtin_ctzll(mask);
+        } else {
+            for (int i = 0; i < n; i++) {
+                int e = ids[i], j = nd;
+                if (e < 0) continue;
+                while (j > 0 && d[j - 1] > e) j--;
+                if (j > 0 && d[j - 1] == e) continue;
+                memmove(d + j + 1, d + j, sizeof *d * (size_t)(nd - j));
+                d[j] = e;
+                nd++;
+            }
         }
         int64_t *N = a->N;
         size_t E = (size_t)a->E;

@@ -173,8 +173,9 @@ static void check_kernels(void)
 {
     uint64_t rs = 12345;
     int bad_co = 0, bad_aff = 0;
-    for (int c = 0; c < 12; c++) {
-        int E = 3 + rng_int(&rs, 60), kmax = 1 + rng_int(&rs, c % 3 == 2 ? 60 : 10), M = 1 + rng_int(&rs, 300);
+    for (int c = 0; c < 16; c++) {
+        /* E up to 64 takes the bit-mask paths, above it the id scans */
+        int E = c % 4 == 3 ? 65 + rng_int(&rs, 120) : 3 + rng_int(&rs, 62), kmax = 1 + rng_int(&rs, c % 3 == 2 ? 60 : 10), M = 1 + rng_int(&rs, 300);
         int64_t *N = calloc((size_t)E * E, sizeof *N), *Nr = calloc((size_t)E * E, sizeof *Nr);
         double *Cr = calloc((size_t)E * E, sizeof *Cr);
         MsCoactAcc *co = ms_coact_acc_new(E);
@@ -186,7 +187,7 @@ static void check_kernels(void)
             for (int i = 0; i < nb; i++) b[i] = rng_int(&rs, 8) ? rng_int(&rs, E) : -1;
             ms_coact_acc_add(co, a, na);
             ms_aff_acc_add(af, a, NULL, na, b, NULL, nb);
-            bool ina[64] = {0}, inb[64] = {0};
+            bool ina[192] = {0}, inb[192] = {0};
             for (int i = 0; i < na; i++) if (a[i] >= 0) ina[a[i]] = true;
             for (int i = 0; i < nb; i++) if (b[i] >= 0) inb[b[i]] = true;
             for (int i = 0; i < E; i++)
@@ -204,8 +205,8 @@ static void check_kernels(void)
         ms_aff_acc_free(af);
         free(N); free(Nr); free(Cr);
     }
-    MT_CHECK(bad_co == 0, "coactivation counts equal the naive pair count (12 random cases, %d differ)", bad_co);
-    MT_CHECK(bad_aff == 0, "affinity top-k counts equal the naive pair count (12 random cases, %d differ)", bad_aff);
+    MT_CHECK(bad_co == 0, "coactivation counts equal the naive pair count (16 random cases, E 3..184, %d differ)", bad_co);
+    MT_CHECK(bad_aff == 0, "affinity top-k counts equal the naive pair count (16 random cases, E 3..184, %d differ)", bad_aff);
     int bad_lev = 0;
     for (int c = 0; c < 200; c++) {
         int a[300], b[300], na = rng_int(&rs, 300), nb = rng_int(&rs, 300);
