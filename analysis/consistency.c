@@ -206,6 +206,15 @@ static inline void sch_rekey(SchEnt *restrict heap, int *restrict hpos, int n, u
     else if (k > old) sch_down(heap, hpos, n, i);
 }
 
+/* Future counts of the look-ahead window before the first token: the
+ * requests of tokens 0..m-1. */
+static void sch_first_window(int64_t *fut, const int32_t *ids, int T, int k, int m)
+{
+    for (int t = 0; t < MS_MIN(m, T); t++)
+        for (int j = 0; j < k; j++)
+            if (ids[(size_t)t * k + j] >= 0) fut[ids[(size_t)t * k + j]]++;
+}
+
 /* Universes of at most 64 ids (one layer's experts): cache and first-touch
  * sets are bit masks, and the keys are not kept at all — a miss with a full
  * cache computes (fut, last) of the cached ids from the arrays, a vectorised
@@ -217,9 +226,7 @@ static int64_t sch_run_small(MsSchSim *s, const int32_t *ids, int T, int k, int 
     int cap = MS_MIN(C, s->U);
     int64_t *restrict fut = s->fut, *restrict last = s->last;
     for (int e = 0; e < 64; e++) fut[e] = 0, last[e] = 0;
-    for (int t = 0; t < MS_MIN(m, T); t++)
-        for (int j = 0; j < k; j++)
-            if (ids[(size_t)t * k + j] >= 0) fut[ids[(size_t)t * k + j]]++;
+    sch_first_window(fut, ids, T, k, m);
     uint64_t cached = 0, seen = 0;
     int64_t hits = 0, req = 0, ts = 0;
     int uni = 0, ncached = 0;
@@ -300,9 +307,7 @@ int64_t ms_sch_sim_run(MsSchSim *s, const int32_t *ids, int T, int k, int m, int
     /* fut/last are only meaningful for ids touched in this run: reset them */
     for (int64_t i = 0; i < (int64_t)T * k; i++)
         if (ids[i] >= 0) fut[ids[i]] = 0, last[ids[i]] = 0;
-    for (int t = 0; t < MS_MIN(m, T); t++)
-        for (int j = 0; j < k; j++)
-            if (ids[(size_t)t * k + j] >= 0) fut[ids[(size_t)t * k + j]]++;
+    sch_first_window(fut, ids, T, k, m);
     int64_t hits = 0, req = 0, ts = 0;
     int uni = 0, nheap = 0;
     /* small caches: an unordered array with a scan for the minimum on
