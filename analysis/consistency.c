@@ -217,9 +217,9 @@ static void sch_first_window(int64_t *fut, const int32_t *ids, int T, int k, int
 
 /* Universes of at most 64 ids (one layer's experts): cache and first-touch
  * sets are bit masks, and the keys are not kept at all — a miss with a full
- * cache computes (fut, last) of the cached ids from the arrays, a vectorised
- * masked minimum over 64 lanes.  Same rules, same result as the general
- * path, with no per-request key upkeep. */
+ * cache computes (fut, last) of the cached ids (the set bits) from the
+ * arrays.  Same rules, same result as the general path, with no per-request
+ * key upkeep. */
 static int64_t sch_run_small(MsSchSim *s, const int32_t *ids, int T, int k, int m, int C, bool cold,
                              int64_t *requests)
 {
