@@ -119,7 +119,10 @@ bool ms_intervention_is_empty(const MsIntervention *iv);
  * raise: set the logit to max(z) + d, lower: to min(z) − d, over the token's
  *       unmodified logits (SteerMoE activation / deactivation, METHODS §6.3,
  *       d = 0.01 there; raise with d = 0 is the hard operator of §9.3).  The
- *       weights follow the new logits through the score function.
+ *       weights follow the new logits through the score function.  With a
+ *       selection-only bias (deepseek2 exp_probs_b) the order of selection
+ *       scores can differ from the logits', so a raised expert is then not
+ *       guaranteed a slot (METHODS §6.5 would move the selection score).
  * top_k: override k for one layer (layer >= 0) or all (layer = -1); 1..E.
  * bias, scale, steer_std, raise/lower and top_k replace any earlier value
  * (0 / 1 / 0 / - / 0 remove them).
