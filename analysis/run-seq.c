@@ -528,6 +528,9 @@ int an_crosslingual(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *o
             if (j != ref) json_object_set_new(jd, langs[j], an_real(dv));
             json_object_set_new(je, langs[j], an_real(nent[ix] ? ent[ix] / (double)nent[ix] : NAN));
             if (j == ref) continue;
+            /* a language with no translation pairs (e.g. code) has no rows;
+             * its NaN stays in the per-layer "div" object */
+            if (npair[ix] == 0) continue;
             json_t *row = json_object();
             json_object_set_new(row, "layer", json_integer(L));
             json_object_set_new(row, "lang", json_string(langs[j]));
