@@ -25,7 +25,8 @@ static const char *demo_help =
     "  --model M      model to trace (default: data/models/default.gguf when it\n"
     "                 exists, else a small random-weight OLMoE-style model made\n"
     "                 once with `moescope synth` in DIR)\n"
-    "  --prompts FILE prompt set (default: data/prompts/default.jsonl)\n"
+    "  --prompts FILE prompt set (default: data/prompts/all.jsonl, 286 labelled\n"
+    "                 prompts: code, digits, en/de/fr/es parallel text, ...)\n"
     "  --db OUT.db    trace database (default: DIR/demo.db, replaced on each run)\n"
     "  --dir DIR      working directory for the synthesised model and database\n"
     "                 (default: the build tree's demo/ directory)\n"
@@ -67,6 +68,36 @@ static int step(const char *title, int (*fn)(int, char **), int argc, char **arg
     return rc;
 }
 
+/* nPMI prints one row per (layer, expert, class): store it quietly, then
+ * show the three strongest experts of each class through SQL on its result
+ * table.  label: a prompt-label key, or NULL for token-text classes. */
+static int npmi_top(const char *db, const char *label, const char *title, const char *title2)
+{
+    char by[256];
+    snprintf(by, sizeof by, label ? "label:%s" : "text", label);
+    char *nv[] = { "analyze", "npmi", "--db", (char *)db, "--by", by, "--format", "csv" };
+    printf("\n== %s\n$ moescope analyze npmi --db %s --by %s --format csv > /dev/null\n", title, db, by);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO), devnull = open("/dev/null", O_WRONLY);
+    if (saved < 0 || devnull < 0) {
+        if (saved >= 0) close(saved);
+        if (devnull >= 0) close(devnull);
+        return ms_cli_fail(CMD, "cannot redirect output: %s", strerror(errno));
+    }
+    dup2(devnull, STDOUT_FILENO);
+    close(devnull);
+    int rc = ms_cmd_analyze((int)MS_ARRAY_LEN(nv), nv);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    if (rc != 0) return 1;
+    char *tq[] = { "sql", "--db", (char *)db,
+                   "SELECT class, layer, expert, round(npmi, 3) AS npmi, count FROM "
+                   "(SELECT *, row_number() OVER (PARTITION BY class ORDER BY npmi DESC) AS r "
+                   "FROM an_npmi WHERE count >= 20) WHERE r <= 3 ORDER BY class, r" };
+    return step(title2, ms_cmd_sql, (int)MS_ARRAY_LEN(tq), tq) ? 1 : 0;
+}
+
 int ms_cmd_demo(int argc, char **argv)
 {
     const char *model = NULL, *prompts = NULL, *db = NULL, *dir = NULL, *threads = NULL;
@@ -92,7 +123,7 @@ int ms_cmd_demo(int argc, char **argv)
     }
     if (mkdir_p(dir) != 0) return ms_cli_fail(CMD, "%s: cannot create directory: %s", dir, strerror(errno));
     if (!prompts) {
-        snprintf(prompts_buf, sizeof prompts_buf, "%s/prompts/default.jsonl", MS_DATA_DIR);
+        snprintf(prompts_buf, sizeof prompts_buf, "%s/prompts/all.jsonl", MS_DATA_DIR);
         prompts = prompts_buf;
     }
     if (!file_exists(prompts)) return ms_cli_fail(CMD, "%s: prompt set not found", prompts);
@@ -147,26 +178,10 @@ int ms_cmd_demo(int argc, char **argv)
     if (step("cross-lingual routing divergence (parallel prompts, labels language/pair_id)",
              ms_cmd_analyze, (int)MS_ARRAY_LEN(cv), cv)) return 1;
 
-    /* nPMI prints one row per (layer, expert, class): store it quietly and
-     * show the strongest associations through SQL on its result table. */
-    char *nv[] = { "analyze", "npmi", "--db", (char *)db, "--by", "label:domain", "--format", "csv" };
-    printf("\n== expert association with prompt domains (nPMI, stored in table an_npmi)\n"
-           "$ moescope analyze npmi --db %s --by label:domain --format csv > /dev/null\n", db);
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO), devnull = open("/dev/null", O_WRONLY);
-    if (saved < 0 || devnull < 0) return ms_cli_fail(CMD, "cannot redirect output: %s", strerror(errno));
-    dup2(devnull, STDOUT_FILENO);
-    close(devnull);
-    int rc = ms_cmd_analyze((int)MS_ARRAY_LEN(nv), nv);
-    fflush(stdout);
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    if (rc != 0) return 1;
-    char *tq[] = { "sql", "--db", (char *)db,
-                   "SELECT class AS domain, layer, expert, round(npmi, 3) AS npmi, count FROM "
-                   "(SELECT *, row_number() OVER (PARTITION BY class ORDER BY npmi DESC) AS r "
-                   "FROM an_npmi WHERE count >= 5) WHERE r <= 3 ORDER BY class, r" };
-    if (step("top experts per domain", ms_cmd_sql, (int)MS_ARRAY_LEN(tq), tq)) return 1;
+    if (npmi_top(db, "language", "expert association with the prompts' language (nPMI, table an_npmi)",
+                 "top experts per language label (code = source code)")) return 1;
+    if (npmi_top(db, NULL, "expert association with token-text classes (nPMI, table an_npmi)",
+                 "top experts per token class (digit, punct, whitespace, word)")) return 1;
 
     printf("\nThe trace is in %s: query it with `moescope sql --db %s '...'` or sqlite3;\n"
            "results of the analyses are in its an_* tables (docs/schema.md, docs/analysis.md).\n", db, db);
