@@ -260,6 +260,30 @@ static const char *routing_select(MsTraceDb *db, int64_t run_id)
     return stats ? with : without;
 }
 
+/* The current routing row as stored, blob sizes checked against its k. */
+static int packed_row(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err)
+{
+    sqlite3_stmt *st = c->st;
+    int nb = sqlite3_column_bytes(st, 3);
+    const unsigned char *ex = sqlite3_column_blob(st, 3);
+    int k = nb / 2;
+    if (!ex || k == 0 || (nb & 1))
+        return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (experts blob of %d bytes)", c->db->path, nb);
+    out->weights = sqlite3_column_blob(st, 4);
+    out->maxabs = sqlite3_column_blob(st, 5);
+    out->l2 = sqlite3_column_blob(st, 6);
+    out->argmax = sqlite3_column_blob(st, 7);
+    if ((out->weights && sqlite3_column_bytes(st, 4) != 4 * k) || (out->maxabs && sqlite3_column_bytes(st, 5) != 4 * k) ||
+        (out->l2 && sqlite3_column_bytes(st, 6) != 4 * k) || (out->argmax && sqlite3_column_bytes(st, 7) != 2 * k))
+        return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (blob sizes)", c->db->path);
+    out->experts = ex;
+    out->k = k;
+    out->prompt_id = sqlite3_column_int64(st, 0);
+    out->pos = sqlite3_column_int(st, 1);
+    out->layer = sqlite3_column_int(st, 2);
+    return 0;
+}
+
 MsTraceCursor *ms_trace_routing(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
     return cursor_new(db, CUR_ROUTING, routing_select(db, run_id), WHERE_RP(prompt_id),
@@ -279,30 +303,20 @@ int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError 
             c->pending = true;
             c->pending_from = 0;
         }
-        sqlite3_stmt *st = c->st;
-        int nb = sqlite3_column_bytes(st, 3);
-        const unsigned char *ex = sqlite3_column_blob(st, 3);
-        int k = nb / 2;
-        if (!ex || k == 0 || (nb & 1))
-            return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (experts blob of %d bytes)", c->db->path, nb);
-        const unsigned char *wt = sqlite3_column_blob(st, 4);
-        const unsigned char *mx = sqlite3_column_blob(st, 5);
-        const unsigned char *l2 = sqlite3_column_blob(st, 6);
-        const unsigned char *am = sqlite3_column_blob(st, 7);
-        if ((wt && sqlite3_column_bytes(st, 4) != 4 * k) || (mx && sqlite3_column_bytes(st, 5) != 4 * k) ||
-            (l2 && sqlite3_column_bytes(st, 6) != 4 * k) || (am && sqlite3_column_bytes(st, 7) != 2 * k))
-            return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (blob sizes)", c->db->path);
+        MsTraceRoutePacked row;
+        int rc = packed_row(c, &row, err);
+        if (rc < 0) return rc;
+        int k = row.k;
+        const unsigned char *ex = row.experts, *wt = row.weights, *mx = row.maxabs, *l2 = row.l2, *am = row.argmax;
         /* keep a group whole when it fits in a chunk */
         int left = k - c->pending_from;
         if (n > 0 && left > cap - n && k <= cap) return n;
-        int64_t pid = sqlite3_column_int64(st, 0);
-        int pos = sqlite3_column_int(st, 1), layer = sqlite3_column_int(st, 2);
         int j = c->pending_from;
         for (; j < k && n < cap; j++, n++) {
             MsTraceRoute *r = &buf[n];
-            r->prompt_id = pid;
-            r->pos = pos;
-            r->layer = (int16_t)layer;
+            r->prompt_id = row.prompt_id;
+            r->pos = row.pos;
+            r->layer = (int16_t)row.layer;
             r->rank = (int16_t)j;
             r->expert = (int32_t)ms_get_u16(ex + 2 * j);
             r->weight = wt ? ms_get_f32(wt + 4 * j) : NAN;
@@ -332,25 +346,8 @@ int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsEr
         return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int rc = cur_step(c, err);
     if (rc <= 0) return rc;
-    sqlite3_stmt *st = c->st;
-    int nb = sqlite3_column_bytes(st, 3);
-    const unsigned char *ex = sqlite3_column_blob(st, 3);
-    int k = nb / 2;
-    if (!ex || k == 0 || (nb & 1))
-        return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (experts blob of %d bytes)", c->db->path, nb);
-    out->weights = sqlite3_column_blob(st, 4);
-    out->maxabs = sqlite3_column_blob(st, 5);
-    out->l2 = sqlite3_column_blob(st, 6);
-    out->argmax = sqlite3_column_blob(st, 7);
-    if ((out->weights && sqlite3_column_bytes(st, 4) != 4 * k) || (out->maxabs && sqlite3_column_bytes(st, 5) != 4 * k) ||
-        (out->l2 && sqlite3_column_bytes(st, 6) != 4 * k) || (out->argmax && sqlite3_column_bytes(st, 7) != 2 * k))
-        return ms_error_set(err, MS_EFORMAT, "%s: corrupt routing row (blob sizes)", c->db->path);
-    out->experts = ex;
-    out->k = k;
-    out->prompt_id = sqlite3_column_int64(st, 0);
-    out->pos = sqlite3_column_int(st, 1);
-    out->layer = sqlite3_column_int(st, 2);
-    return 1;
+    rc = packed_row(c, out, err);
+    return rc < 0 ? rc : 1;
 }
 
 MsTraceCursor *ms_trace_probs(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)

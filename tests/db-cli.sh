@@ -7,12 +7,7 @@ set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
 T=$(mktemp -d "${TMPDIR:-/tmp}/msdbc.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+. "$(dirname "$0")/tap.sh"
 oneline() { [ "$(wc -l < "$T/err")" -eq 1 ]; }
 
 for c in trace export import sql; do

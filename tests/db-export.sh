@@ -24,12 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-diag() { echo "# $*"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+. "$(dirname "$0")/tap.sh"
 
 # ------------------------------------------------------------ the trace
 "$M" synth --arch qwen2moe --layers 3 --embd 32 --heads 2 --experts 6 --used 2 --ff 16 --vocab 300 \

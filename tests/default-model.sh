@@ -24,11 +24,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/msdefault.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
 if [ ! -x "$PY" ]; then echo "1..0 # SKIP $PY not available"; exit 77; fi
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+. "$(dirname "$0")/tap.sh"
 
 size=$(stat -c %s "$MODEL" 2>/dev/null || echo 0)
 check "default model present and at most 10 MB ($size bytes)" test "$size" -gt 0 -a "$size" -le 10000000
@@ -72,7 +68,7 @@ check "trace data/prompts/all.jsonl" test $? -eq 0
 check "npmi by language" test $? -eq 0
 "$M" analyze npmi --db "$T/t.db" --by text --format json >"$T/text.json" 2>"$T/err"
 check "npmi by token text" test $? -eq 0
-"$PY" - "$T" >"$T/py.out" 2>"$T/py.err" <<'EOF'
+pycheck "$T" <<'EOF'
 import json, sys
 T = sys.argv[1]
 for f, classes in (("lang.json", ["code", "de", "fr", "es"]), ("text.json", ["digit"])):
@@ -85,13 +81,6 @@ for f, classes in (("lang.json", ["code", "de", "fr", "es"]), ("text.json", ["di
                 if best else "no expert")
         print(("ok" if good else "not ok") + f" - {c}: {what}")
 EOF
-[ -s "$T/py.out" ] || nok "npmi check script failed: $(tail -n 3 "$T/py.err" | tr '\n' ' ')"
-while IFS= read -r line; do
-    case $line in
-        "ok - "*) ok "${line#ok - }" ;;
-        "not ok - "*) nok "${line#not ok - }" ;;
-    esac
-done <"$T/py.out"
 
 # ---------------------------------------------------------- the main job
 # `moescope demo` (README's main command after set-up) on the default model

@@ -22,31 +22,7 @@ trap 'rm -rf "$T"' EXIT
 ARCH=${PLANT_ARCH:-olmoe}
 TYPE=${PLANT_TYPE:-F32}
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-# Run a python check block (stdin) with args; it prints "ok - X" or
-# "not ok - X" per check and stops at the first failure (exit 1).
-pycheck() {
-    local line
-    "$PY" - "$@" >"$T/py.out" 2>"$T/py.err"
-    local prc=$?
-    while IFS= read -r line; do
-        case $line in
-            "ok - "*) ok "${line#ok - }" ;;
-            "not ok - "*) nok "${line#not ok - }" ;;
-        esac
-    done <"$T/py.out"
-    if [ "$prc" -ne 0 ] && ! grep -q '^not ok' "$T/py.out"; then
-        nok "check script failed: $(tail -n 3 "$T/py.err" | tr '\n' ' ')"
-    fi
-}
+. "$(dirname "$0")/tap.sh"
 if [ ! -x "$PY" ]; then echo "1..0 # SKIP $PY not available"; exit 77; fi
 
 SHAPE=(--arch "$ARCH" --layers 4 --embd 64 --heads 4 --experts 8 --used 2 --ff 32 --vocab 512 --type "$TYPE")

@@ -13,22 +13,7 @@ trap 'rm -rf "$T"' EXIT
 SHARED=${MS_SHARED_DIR:-}
 [ -n "$SHARED" ] && [ -d "$SHARED/fixtures" ] || SHARED=
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
-diag() { echo "# $*"; }
-# check DESC CMD...: ok when CMD succeeds
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-
-# run CMD...: sets rc, out (stdout), err (stderr)
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-    out=$(cat "$T/out")
-    err=$(cat "$T/err")
-}
+. "$(dirname "$0")/tap.sh"
 
 # ---------------------------------------------------------------- help
 # every command listed by `moescope --help`

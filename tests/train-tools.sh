@@ -10,13 +10,7 @@ P=${MS_BUILD_DIR:?}/gguf-pack
 PY=/usr/bin/python3
 T=$(mktemp -d "${TMPDIR:-/tmp}/mstrain.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; }
+. "$(dirname "$0")/tap.sh"
 
 D=$S/data/prompts
 # ---- prompt sets
