@@ -183,6 +183,14 @@ void ms_context_set_observer(MsContext *c, const MsObserver *obs);
 /* The set is copied; changes take effect at the next eval.  NULL = none. */
 int ms_context_set_intervention(MsContext *c, const MsIntervention *iv, MsError *err);
 
+/* A flag another thread may set to stop a running ms_context_eval between
+ * layers (borrowed: it must outlive its use; NULL = none).  The stopped eval
+ * returns MS_ECANCELLED with n_past at the last whole micro-batch: tokens
+ * after it are not in the KV cache, and observer events already delivered
+ * for the unfinished micro-batch describe work that did not complete (a
+ * trace writer drops that prompt).  ms_context_reset makes it reusable. */
+void ms_context_set_cancel(MsContext *c, const MsCancel *flag);
+
 /* Append n tokens at positions n_past..n_past+n-1 and run them (split into
  * micro-batches of n_batch).  logits: NULL, or [n][n_vocab] when all_logits,
  * or [n_vocab] for the last token only.  Returns 0 or MS_E* (e.g. MS_ERANGE

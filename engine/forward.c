@@ -28,6 +28,7 @@ struct MsContext {
     int n_past;
     MsObserver obs;
     bool obs_routing, obs_hidden;
+    const MsCancel *cancel;    /* polled between layers; NULL = never */
     MsIntervention *iv;
     int kcap;                  /* experts per token the slot buffers hold */
 
@@ -607,7 +608,10 @@ static void ffn_moe(MsContext *c, int il, int T)
 
 /* ------------------------------------------------------------ one batch */
 
-static void run_batch(MsContext *c, const int32_t *tokens, int T, float *logits, bool all_logits, bool want_last)
+/* Returns false when the cancel flag stopped it between layers: n_past is
+ * then not advanced, so the KV rows this batch wrote are simply overwritten
+ * by the next eval. */
+static bool run_batch(MsContext *c, const int32_t *tokens, int T, float *logits, bool all_logits, bool want_last)
 {
     const MsModel *m = c->m;
     const MsModelInfo *MI = &m->info;
@@ -623,6 +627,7 @@ static void run_batch(MsContext *c, const int32_t *tokens, int T, float *logits,
     }
 
     for (int il = 0; il < MI->n_layer; il++) {
+        if (ms_cancel_requested(c->cancel)) return false;
         const MsLayer *ly = &m->layers[il];
         for (int t = 0; t < T; t++)
             rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, ly->attn_norm, E, MI->rms_eps);
@@ -668,6 +673,7 @@ static void run_batch(MsContext *c, const int32_t *tokens, int T, float *logits,
         }
     }
     c->n_past += T;
+    return true;
 }
 
 /* ------------------------------------------------------------ context */
@@ -870,6 +876,11 @@ void ms_context_set_observer(MsContext *c, const MsObserver *obs)
     c->obs_hidden = obs && obs->on_hidden;
 }
 
+void ms_context_set_cancel(MsContext *c, const MsCancel *flag)
+{
+    if (c) c->cancel = flag;
+}
+
 int ms_context_set_intervention(MsContext *c, const MsIntervention *iv, MsError *err)
 {
     if (!c) return ms_error_set(err, MS_EINVAL, "context: NULL");
@@ -916,7 +927,8 @@ int ms_context_eval(MsContext *c, const int32_t *tokens, int n, float *logits, b
         int T = MS_MIN(c->n_batch, n - i0);
         bool last = i0 + T == n;
         float *out = logits ? (all_logits ? logits + (size_t)i0 * MI->n_vocab : logits) : NULL;
-        run_batch(c, tokens + i0, T, out, all_logits, last);
+        if (!run_batch(c, tokens + i0, T, out, all_logits, last))
+            return ms_error_set(err, MS_ECANCELLED, "eval: cancelled after %d of %d tokens", i0, n);
     }
     return 0;
 }

@@ -50,6 +50,7 @@ const char *ms_strerror(int code)
     case MS_ERANGE: return "out of range";
     case MS_ENOTFOUND: return "not found";
     case MS_EDB: return "database error";
+    case MS_ECANCELLED: return "cancelled";
     default: return "internal error";
     }
 }

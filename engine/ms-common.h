@@ -10,6 +10,8 @@
 #define MS_COMMON_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -25,6 +27,7 @@ enum {
     MS_ENOTFOUND = -7,  /* missing key / tensor / row */
     MS_EDB = -8,        /* database error */
     MS_EINTERNAL = -9,
+    MS_ECANCELLED = -10, /* stopped by the caller's cancel flag (not an error of the input) */
 };
 
 #define MS_ERRMSG_MAX 512
@@ -61,6 +64,34 @@ static inline uint16_t ms_fp32_to_bf16(float f)
     if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 64);
     return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
 }
+
+/* ---- long jobs: cancel flag and progress ----
+ * A long call (tracing, an experiment, a sweep, an analysis, one
+ * ms_context_eval) polls a cancel flag that any other thread may set with
+ * ms_cancel_request(); it then stops at the next safe point and returns
+ * MS_ECANCELLED.  A NULL flag means "never cancelled". */
+typedef atomic_int MsCancel;
+static inline void ms_cancel_init(MsCancel *c) { atomic_init(c, 0); }
+static inline void ms_cancel_request(MsCancel *c) { if (c) atomic_store_explicit(c, 1, memory_order_relaxed); }
+static inline bool ms_cancel_requested(const MsCancel *c)
+{
+    return c && atomic_load_explicit((MsCancel *)c, memory_order_relaxed) != 0;
+}
+
+/* Progress of a long call, reported through an MsProgressFn on the calling
+ * (worker) thread; the struct is borrowed for the callback only.  Units:
+ * `done`/`total` count the job's main items (prompts for tracing and
+ * experiments, candidates for sweeps, modules or steps for analyses). */
+typedef struct {
+    const char *stage;       /* static text: "trace", "baseline", "intervened", "load", ... */
+    int64_t done, total;     /* items finished / to do (total 0 = unknown) */
+    int64_t tokens;          /* tokens evaluated so far in this call (0 where meaningless) */
+    int64_t tokens_total;    /* tokens to evaluate in all (0 = unknown) */
+    double elapsed_s;        /* wall seconds since the call started */
+    double tokens_per_s;     /* tokens / elapsed over the items evaluated here (resumed ones excluded) */
+    double eta_s;            /* estimated seconds left, < 0 = unknown */
+} MsProgress;
+typedef void (*MsProgressFn)(void *user, const MsProgress *p);
 
 #define MS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MS_MAX(a, b) ((a) > (b) ? (a) : (b))
