@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 static void vfail(const char *cmd, const char *fmt, va_list ap)
 {
@@ -311,4 +313,166 @@ int ms_cli_model_arg(const char *cmd, const char *a, const char **path)
     if (*path) return ms_cli_usage(cmd, "more than one MODEL ('%s', '%s')", *path, a), -1;
     *path = a;
     return 0;
+}
+
+/* ---- declarative options and the shared option groups ---- */
+
+static int parse_value(const char *cmd, const MsCliOpt *o, const char *v)
+{
+    switch (o->kind) {
+    case MS_OPT_STR: *(const char **)o->dst = v; return 0;
+    case MS_OPT_INT: return ms_cli_parse_int(cmd, o->name, v, (long)o->lo, (long)o->hi, o->dst);
+    case MS_OPT_U64: return ms_cli_parse_u64(cmd, o->name, v, o->dst);
+    case MS_OPT_FLOAT: return ms_cli_parse_float(cmd, o->name, v, o->lo, o->hi, o->dst);
+    case MS_OPT_I64: {
+        int x;
+        if (ms_cli_parse_int(cmd, o->name, v, (long)o->lo, (long)o->hi, &x) < 0) return -1;
+        *(int64_t *)o->dst = x;
+        return 0;
+    }
+    default: return -1;
+    }
+}
+
+/* 1 consumed, 0 not one of opts, -1 usage error printed */
+static int try_opts(const char *cmd, const MsCliOpt *opts, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i], *v;
+    for (const MsCliOpt *o = opts; o && o->name; o++) {
+        if (o->kind == MS_OPT_FLAG) {
+            if (strcmp(a, o->name) && !(o->alt && !strcmp(a, o->alt))) continue;
+            *(bool *)o->dst = true;
+            return 1;
+        }
+        int r = ms_cli_opt(cmd, argc, argv, i, o->name, o->alt, &v);
+        if (r == 0) continue;
+        if (r < 0 || parse_value(cmd, o, v) < 0) return -1;
+        return 1;
+    }
+    return 0;
+}
+
+static const MsCliOpt group_threads[] = { { "--threads", "-t", MS_OPT_INT, NULL, 0, 1024 }, { 0 } };
+
+int ms_cli_parse(const char *cmd, int argc, char **argv, const MsCliOpt *opts, MsCliCommon *c, const char *help)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r;
+        if (ms_cli_is_help(a)) {
+            fputs(help, stdout);
+            if (c->groups & MS_CLI_G_IV) fputs(ms_cli_iv_help(), stdout);
+            return MS_CLI_HELP;
+        }
+        if ((r = try_opts(cmd, opts, argc, argv, &i)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (c->groups & MS_CLI_G_THREADS) {
+            MsCliOpt t[2] = { group_threads[0], { 0 } };
+            t[0].dst = &c->n_threads;
+            if ((r = try_opts(cmd, t, argc, argv, &i)) != 0) {
+                if (r < 0) return 2;
+                continue;
+            }
+        }
+        if ((c->groups & MS_CLI_G_PROMPTS) && (r = ms_cli_opt(cmd, argc, argv, &i, "--prompts", NULL, &c->prompts)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if ((c->groups & MS_CLI_G_IV) && (r = ms_cli_iv_opt(cmd, &c->ivs, argc, argv, &i)) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (!(c->groups & MS_CLI_G_MODEL) && a[0] == '-' && a[1]) return ms_cli_usage(cmd, "unknown option '%s'", a);
+        if (!(c->groups & MS_CLI_G_MODEL)) return ms_cli_usage(cmd, "unexpected argument '%s'", a);
+        if (ms_cli_model_arg(cmd, a, &c->model) < 0) return 2;
+    }
+    if ((c->groups & MS_CLI_G_MODEL) && !c->model) return ms_cli_usage(cmd, "missing MODEL");
+    if ((c->groups & MS_CLI_G_PROMPTS) && !c->prompts) return ms_cli_usage(cmd, "--prompts FILE is required");
+    return 0;
+}
+
+void ms_cli_common_free(MsCliCommon *c)
+{
+    if (c) ms_cli_iv_free(&c->ivs);
+}
+
+int ms_cli_common_load(const char *cmd, const MsCliCommon *c, MsModel **m, MsIntervention **iv)
+{
+    *m = NULL;
+    *iv = NULL;
+    if (!(*m = ms_cli_load_model(cmd, c->model))) return MS_CLI_EXIT_FAIL;
+    const MsModelInfo *in = ms_model_info(*m);
+    if (ms_cli_iv_build(cmd, &c->ivs, in->n_layer, in->n_expert, iv) < 0) {
+        ms_model_free(*m);
+        *m = NULL;
+        return MS_CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int ms_cli_read_prompts(const char *cmd, const char *path, MsPrompt **p, size_t *n)
+{
+    MsError err = { 0 };
+    if (ms_prompts_read(path, p, n, &err) < 0) return ms_cli_fail_err(cmd, &err);
+    return 0;
+}
+
+/* The one piece of process state a command line has: where SIGINT goes.
+ * A lock-free atomic store is async-signal-safe. */
+static MsCancel *volatile sigint_flag;
+static volatile sig_atomic_t sigint_seen;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sigint_seen = 1;
+    if (sigint_flag) ms_cancel_request(sigint_flag);
+    signal(SIGINT, SIG_DFL);   /* a second Ctrl+C stops at once */
+}
+
+void ms_cli_sigint_cancel(MsCancel *flag)
+{
+    sigint_flag = flag;
+    sigint_seen = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+void ms_cli_sigint_restore(void)
+{
+    signal(SIGINT, SIG_DFL);
+    sigint_flag = NULL;
+}
+
+bool ms_cli_sigint_seen(void) { return sigint_seen != 0; }
+
+void ms_cli_bar_init(MsCliBar *b, const char *unit)
+{
+    b->tty = isatty(STDERR_FILENO);
+    b->last = 0;
+    b->unit = unit;
+}
+
+void ms_cli_bar_progress(void *user, const MsProgress *p)
+{
+    MsCliBar *b = user;
+    bool final = p->total > 0 && p->done >= p->total;
+    if (!b->tty) return;
+    double now = ms_cli_now();
+    if (!final && now - b->last < 0.2) return;
+    b->last = now;
+    double eta = p->eta_s > 0 ? p->eta_s : 0;
+    int width = 30, fill = p->total ? (int)((double)width * (double)p->done / (double)p->total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] %lld/%lld %s  %.0f tok/s  ETA %02d:%02d  ", bar, (long long)p->done, (long long)p->total,
+            b->unit, p->tokens_per_s, (int)(eta / 60), (int)fmod(eta, 60));
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
 }

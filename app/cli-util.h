@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "engine.h"
+#include "prompts.h"
 
 #define MS_CLI_EXIT_OK 0
 #define MS_CLI_EXIT_FAIL 1
@@ -83,5 +84,66 @@ int ms_cli_fail_path(const char *cmd, const char *path, const MsError *err);
 
 /* Monotonic clock in seconds. */
 double ms_cli_now(void);
+
+/* ---- declarative options and the shared option groups ----
+ * A command lists its own options in a table and names the shared groups it
+ * takes; ms_cli_parse handles --help, NAME VALUE and NAME=VALUE, checked
+ * numbers, unknown options and the MODEL positional, so each command's
+ * parsing is a table, not a loop. */
+typedef enum { MS_OPT_FLAG = 1, MS_OPT_STR, MS_OPT_INT, MS_OPT_U64, MS_OPT_I64, MS_OPT_FLOAT } MsCliOptKind;
+typedef struct {
+    const char *name, *alt;   /* "--gen", "-n" (alt may be NULL) */
+    MsCliOptKind kind;
+    void *dst;                /* bool*, const char **, int *, uint64_t *, int64_t *, float * */
+    double lo, hi;            /* allowed range of INT, I64 and FLOAT values */
+} MsCliOpt;
+
+enum {
+    MS_CLI_G_MODEL = 1,       /* the MODEL positional (required) */
+    MS_CLI_G_THREADS = 2,     /* -t, --threads N */
+    MS_CLI_G_PROMPTS = 4,     /* --prompts FILE (required) */
+    MS_CLI_G_IV = 8,          /* the intervention flags */
+};
+
+typedef struct {
+    unsigned groups;          /* MS_CLI_G_* this command takes (set before parsing) */
+    const char *model;
+    int n_threads;            /* 0 = all CPUs */
+    const char *prompts;
+    MsCliIvSpecs ivs;
+} MsCliCommon;
+
+#define MS_CLI_HELP (-1)
+/* Parse argv[1..argc) against opts (terminated by a zeroed entry) and the
+ * groups of c.  Returns 0 when the command should run (required groups
+ * present); MS_CLI_HELP after printing help (then the intervention help for
+ * commands with MS_CLI_G_IV); 2 after a usage error.  Return
+ * ms_cli_exit(rc) for the last two.  Strings stored are borrowed from argv. */
+int ms_cli_parse(const char *cmd, int argc, char **argv, const MsCliOpt *opts, MsCliCommon *c, const char *help);
+void ms_cli_common_free(MsCliCommon *c);
+/* Exit status for a non-zero ms_cli_parse result (MS_CLI_HELP -> 0). */
+static inline int ms_cli_exit(int rc) { return rc == MS_CLI_HELP ? 0 : rc; }
+/* Load c->model and build the intervention set (NULL when none was given).
+ * Returns 0, or the exit status after printing the error. */
+int ms_cli_common_load(const char *cmd, const MsCliCommon *c, MsModel **m, MsIntervention **iv);
+/* Read c->prompts; returns 0 or 1 after printing the error. */
+int ms_cli_read_prompts(const char *cmd, const char *path, MsPrompt **p, size_t *n);
+
+/* Ctrl+C during a long job: the first SIGINT sets *flag (the job stops at
+ * the next layer and returns MS_ECANCELLED); a second one kills the process
+ * as usual.  Returns the previous handler state for ms_cli_sigint_restore. */
+void ms_cli_sigint_cancel(MsCancel *flag);
+void ms_cli_sigint_restore(void);
+bool ms_cli_sigint_seen(void);
+
+/* Progress bar on stderr for MsProgressFn (user = MsCliBar); draws only on a
+ * terminal, at most every 0.2 s, and a final line when done == total. */
+typedef struct {
+    bool tty;
+    double last;
+    const char *unit;         /* "prompts" */
+} MsCliBar;
+void ms_cli_bar_init(MsCliBar *b, const char *unit);
+void ms_cli_bar_progress(void *user, const MsProgress *p);
 
 #endif

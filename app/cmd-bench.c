@@ -97,151 +97,148 @@ static json_t *json_stats(const Stats *s, const double *v, int n)
     return o;
 }
 
-int ms_cmd_bench(int argc, char **argv)
-{
-    const char *cmd = "bench", *path = NULL;
-    int n_p = 512, n_g = 32, n_threads = 0, reps = 5;
-    bool observer = false, json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        int r;
-        if (ms_cli_is_help(a)) {
-            fputs(bench_help, stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--observer")) { observer = true; continue; }
-        if (!strcmp(a, "--json")) { json = true; continue; }
-        if ((r = ms_cli_opt(cmd, argc, argv, &i, "--n-prompt", "-p", &v)) != 0) {
-            if (r < 0 || ms_cli_parse_int(cmd, "-p", v, 0, 1 << 20, &n_p) < 0) return 2;
-            continue;
-        }
-        if ((r = ms_cli_opt(cmd, argc, argv, &i, "--n-gen", "-n", &v)) != 0) {
-            if (r < 0 || ms_cli_parse_int(cmd, "-n", v, 0, 1 << 20, &n_g) < 0) return 2;
-            continue;
-        }
-        if ((r = ms_cli_opt(cmd, argc, argv, &i, "--threads", "-t", &v)) != 0) {
-            if (r < 0 || ms_cli_parse_int(cmd, "-t", v, 0, 1024, &n_threads) < 0) return 2;
-            continue;
-        }
-        if ((r = ms_cli_opt(cmd, argc, argv, &i, "--reps", "-r", &v)) != 0) {
-            if (r < 0 || ms_cli_parse_int(cmd, "-r", v, 1, 1000, &reps) < 0) return 2;
-            continue;
-        }
-        if (a[0] == '-' && a[1]) return ms_cli_usage(cmd, "unknown option '%s'", a);
-        if (path) return ms_cli_usage(cmd, "more than one MODEL ('%s', '%s')", path, a);
-        path = a;
-    }
-    if (!path) return ms_cli_usage(cmd, "missing MODEL");
-    if (n_p == 0 && n_g == 0) return ms_cli_usage(cmd, "-p and -n are both 0: nothing to measure");
+typedef struct {
+    int n_p, n_g, reps;
+    bool observer, json;
+    double *pp, *tg;   /* [reps] tokens/s */
+    Touch touch;
+} Bench;
 
-    MsError err = { 0 };
-    int rc = 0;
-    MsModel *m = ms_cli_load_model(cmd, path);
-    if (!m) return 1;
-    const MsModelInfo *in = ms_model_info(m);
-    int n_tok = MS_MAX(n_p, n_g);
-    MsContextParams cp = ms_context_default_params();
-    cp.n_ctx = n_tok;
-    cp.n_threads = n_threads;
-    MsContext *ctx = ms_context_new(m, &cp, &err);
-    int32_t *toks = malloc((size_t)n_tok * sizeof *toks);
-    float *logits = malloc((size_t)in->n_vocab * sizeof *logits);
-    double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
-    Touch touch = { 0 };
-    if (!ctx) {
-        rc = ms_cli_fail_path(cmd, path, &err);
-        goto done;
-    }
-    if (!toks || !logits || !pp || !tg) {
-        rc = ms_cli_fail(cmd, "out of memory");
-        goto done;
-    }
-    /* fixed pseudo-random ids (xorshift64*, seed 1) */
+/* fixed pseudo-random ids (xorshift64*, seed 1) */
+static void bench_tokens(int32_t *toks, int n, int n_vocab)
+{
     uint64_t x = 0x9e3779b97f4a7c15ULL;
-    for (int i = 0; i < n_tok; i++) {
+    for (int i = 0; i < n; i++) {
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        toks[i] = (int32_t)((x * 0x2545f4914f6cdd1dULL >> 33) % (uint64_t)in->n_vocab);
+        toks[i] = (int32_t)((x * 0x2545f4914f6cdd1dULL >> 33) % (uint64_t)n_vocab);
     }
-    if (observer) {
-        MsObserver obs = { .on_routing = touch_routing, .on_hidden = touch_hidden, .user = &touch };
+}
+
+/* One warm-up run of each test, then reps timed ones. */
+static int bench_measure(Bench *b, MsContext *ctx, const int32_t *toks, float *logits, MsError *err)
+{
+    if (b->observer) {
+        MsObserver obs = { .on_routing = touch_routing, .on_hidden = touch_hidden, .user = &b->touch };
         ms_context_set_observer(ctx, &obs);
     }
-    for (int r = -1; r < reps; r++) {   /* r = -1: warm-up */
-        if (n_p > 0) {
+    for (int r = -1; r < b->reps; r++) {   /* r = -1: warm-up */
+        if (b->n_p > 0) {
             ms_context_reset(ctx);
             double t0 = ms_cli_now();
-            if (ms_context_eval(ctx, toks, n_p, logits, false, &err) < 0) {
-                rc = ms_cli_fail_err(cmd, &err);
-                goto done;
+            int rc = ms_context_eval(ctx, toks, b->n_p, logits, false, err);
+            if (rc < 0) return rc;
+            double dt = ms_cli_now() - t0;
+            if (r >= 0) b->pp[r] = b->n_p / (dt > 0 ? dt : 1e-9);
+        }
+        if (b->n_g > 0) {
+            ms_context_reset(ctx);
+            int ng = r < 0 ? MS_MIN(b->n_g, 2) : b->n_g;
+            double t0 = ms_cli_now();
+            for (int i = 0; i < ng; i++) {
+                int rc = ms_context_eval(ctx, &toks[i], 1, logits, false, err);
+                if (rc < 0) return rc;
             }
             double dt = ms_cli_now() - t0;
-            if (r >= 0) pp[r] = n_p / (dt > 0 ? dt : 1e-9);
-        }
-        if (n_g > 0) {
-            ms_context_reset(ctx);
-            int ng = r < 0 ? MS_MIN(n_g, 2) : n_g;
-            double t0 = ms_cli_now();
-            for (int i = 0; i < ng; i++)
-                if (ms_context_eval(ctx, &toks[i], 1, logits, false, &err) < 0) {
-                    rc = ms_cli_fail_err(cmd, &err);
-                    goto done;
-                }
-            double dt = ms_cli_now() - t0;
-            if (r >= 0) tg[r] = ng / (dt > 0 ? dt : 1e-9);
+            if (r >= 0) b->tg[r] = ng / (dt > 0 ? dt : 1e-9);
         }
     }
-    Stats sp = stats_of(pp, reps), sg = stats_of(tg, reps);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int thr = n_threads > 0 ? n_threads : (int)(ncpu > 0 ? ncpu : 1);
-    char *pc = strdup(path);
-    const char *base = pc ? basename(pc) : path;
-    if (json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "model", json_string(base));
-        json_object_set_new(o, "arch", json_string(in->arch_name));
-        json_object_set_new(o, "weight_type", json_string(ms_type_name(in->weight_type)));
-        json_object_set_new(o, "file_size", json_integer((json_int_t)in->file_size));
-        json_object_set_new(o, "n_threads", json_integer(thr));
-        json_object_set_new(o, "n_prompt", json_integer(n_p));
-        json_object_set_new(o, "n_gen", json_integer(n_g));
-        json_object_set_new(o, "reps", json_integer(reps));
-        json_object_set_new(o, "observer", json_boolean(observer));
-        json_object_set_new(o, "prefill_tps", n_p ? json_real(sp.median) : json_null());
-        json_object_set_new(o, "decode_tps", n_g ? json_real(sg.median) : json_null());
-        if (n_p) json_object_set_new(o, "prefill", json_stats(&sp, pp, reps));
-        if (n_g) json_object_set_new(o, "decode", json_stats(&sg, tg, reps));
-        if (observer) json_object_set_new(o, "observer_events", json_integer(touch.events));
-        char *s = json_dumps(o, JSON_PRESERVE_ORDER);
-        if (s) puts(s);
-        free(s);
-        json_decref(o);
-    } else {
-        printf("| %-28s | %-6s | %7s | %8s | %-6s | %12s | %9s | %10s | %10s |\n", "model", "type", "threads",
-               "observer", "test", "t/s median", "sd", "min", "max");
-        printf("|%.30s|%.8s|%.9s|%.10s|%.8s|%.14s|%.11s|%.12s|%.12s|\n", "------------------------------",
-               "--------", "---------", "----------", "--------", "--------------", "-----------",
-               "------------", "------------");
-        if (n_p) {
-            char t[32];
-            snprintf(t, sizeof t, "pp%d", n_p);
-            printf("| %-28.28s | %-6s | %7d | %8s | %-6s | %12.2f | %9.2f | %10.2f | %10.2f |\n", base,
-                   ms_type_name(in->weight_type), thr, observer ? "yes" : "no", t, sp.median, sp.sd, sp.min, sp.max);
-        }
-        if (n_g) {
-            char t[32];
-            snprintf(t, sizeof t, "tg%d", n_g);
-            printf("| %-28.28s | %-6s | %7d | %8s | %-6s | %12.2f | %9.2f | %10.2f | %10.2f |\n", base,
-                   ms_type_name(in->weight_type), thr, observer ? "yes" : "no", t, sg.median, sg.sd, sg.min, sg.max);
-        }
+    return 0;
+}
+
+static void bench_print_json(const Bench *b, const MsModelInfo *in, const char *base, int thr)
+{
+    Stats sp = stats_of(b->pp, b->reps), sg = stats_of(b->tg, b->reps);
+    json_t *o = json_object();
+    json_object_set_new(o, "model", json_string(base));
+    json_object_set_new(o, "arch", json_string(in->arch_name));
+    json_object_set_new(o, "weight_type", json_string(ms_type_name(in->weight_type)));
+    json_object_set_new(o, "file_size", json_integer((json_int_t)in->file_size));
+    json_object_set_new(o, "n_threads", json_integer(thr));
+    json_object_set_new(o, "n_prompt", json_integer(b->n_p));
+    json_object_set_new(o, "n_gen", json_integer(b->n_g));
+    json_object_set_new(o, "reps", json_integer(b->reps));
+    json_object_set_new(o, "observer", json_boolean(b->observer));
+    json_object_set_new(o, "prefill_tps", b->n_p ? json_real(sp.median) : json_null());
+    json_object_set_new(o, "decode_tps", b->n_g ? json_real(sg.median) : json_null());
+    if (b->n_p) json_object_set_new(o, "prefill", json_stats(&sp, b->pp, b->reps));
+    if (b->n_g) json_object_set_new(o, "decode", json_stats(&sg, b->tg, b->reps));
+    if (b->observer) json_object_set_new(o, "observer_events", json_integer(b->touch.events));
+    char *s = json_dumps(o, JSON_PRESERVE_ORDER);
+    if (s) puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static void bench_print_table(const Bench *b, const MsModelInfo *in, const char *base, int thr)
+{
+    printf("| %-28s | %-6s | %7s | %8s | %-6s | %12s | %9s | %10s | %10s |\n", "model", "type", "threads",
+           "observer", "test", "t/s median", "sd", "min", "max");
+    printf("|%.30s|%.8s|%.9s|%.10s|%.8s|%.14s|%.11s|%.12s|%.12s|\n", "------------------------------",
+           "--------", "---------", "----------", "--------", "--------------", "-----------",
+           "------------", "------------");
+    for (int test = 0; test < 2; test++) {
+        int n = test ? b->n_g : b->n_p;
+        if (!n) continue;
+        Stats s = stats_of(test ? b->tg : b->pp, b->reps);
+        char t[32];
+        snprintf(t, sizeof t, "%s%d", test ? "tg" : "pp", n);
+        printf("| %-28.28s | %-6s | %7d | %8s | %-6s | %12.2f | %9.2f | %10.2f | %10.2f |\n", base,
+               ms_type_name(in->weight_type), thr, b->observer ? "yes" : "no", t, s.median, s.sd, s.min, s.max);
     }
-    free(pc);
-done:
+}
+
+int ms_cmd_bench(int argc, char **argv)
+{
+    const char *cmd = "bench";
+    Bench b = { .n_p = 512, .n_g = 32, .reps = 5 };
+    MsCliCommon c = { .groups = MS_CLI_G_MODEL | MS_CLI_G_THREADS };
+    const MsCliOpt opts[] = {
+        { "--n-prompt", "-p", MS_OPT_INT, &b.n_p, 0, 1 << 20 },
+        { "--n-gen", "-n", MS_OPT_INT, &b.n_g, 0, 1 << 20 },
+        { "--reps", "-r", MS_OPT_INT, &b.reps, 1, 1000 },
+        { "--observer", NULL, MS_OPT_FLAG, &b.observer, 0, 0 },
+        { "--json", NULL, MS_OPT_FLAG, &b.json, 0, 0 },
+        { 0 },
+    };
+    int rc = ms_cli_parse(cmd, argc, argv, opts, &c, bench_help);
+    if (!rc && b.n_p == 0 && b.n_g == 0)
+        rc = ms_cli_usage(cmd, "-p and -n are both 0: nothing to measure");
+    if (rc) return ms_cli_exit(rc);
+
+    MsError err = { 0 };
+    MsModel *m = ms_cli_load_model(cmd, c.model);
+    if (!m) return 1;
+    const MsModelInfo *in = ms_model_info(m);
+    int n_tok = MS_MAX(b.n_p, b.n_g);
+    MsContextParams cp = ms_context_default_params();
+    cp.n_ctx = n_tok;
+    cp.n_threads = c.n_threads;
+    MsContext *ctx = ms_context_new(m, &cp, &err);
+    int32_t *toks = malloc((size_t)n_tok * sizeof *toks);
+    float *logits = malloc((size_t)in->n_vocab * sizeof *logits);
+    b.pp = calloc((size_t)b.reps, sizeof *b.pp);
+    b.tg = calloc((size_t)b.reps, sizeof *b.tg);
+    if (!ctx) rc = ms_cli_fail_path(cmd, c.model, &err);
+    else if (!toks || !logits || !b.pp || !b.tg) rc = ms_cli_fail(cmd, "out of memory");
+    if (rc == 0) {
+        bench_tokens(toks, n_tok, in->n_vocab);
+        if (bench_measure(&b, ctx, toks, logits, &err) < 0) rc = ms_cli_fail_err(cmd, &err);
+    }
+    if (rc == 0) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        int thr = c.n_threads > 0 ? c.n_threads : (int)(ncpu > 0 ? ncpu : 1);
+        char *pc = strdup(c.model);
+        const char *base = pc ? basename(pc) : c.model;
+        if (b.json) bench_print_json(&b, in, base, thr);
+        else bench_print_table(&b, in, base, thr);
+        free(pc);
+    }
     free(toks);
     free(logits);
-    free(pp);
-    free(tg);
+    free(b.pp);
+    free(b.tg);
     ms_context_free(ctx);
     ms_model_free(m);
     return rc;

@@ -129,6 +129,67 @@ int64_t ms_trace_prompt_lookup(MsTraceDb *db, int64_t run_id, int index, MsError
     return id;
 }
 
+void ms_trace_prompt_info_clear(MsTracePromptInfo *p)
+{
+    if (!p) return;
+    free(p->text);
+    free(p->labels_json);
+    memset(p, 0, sizeof *p);
+}
+
+int ms_trace_prompt_get(MsTraceDb *db, int64_t run_id, int index, MsTracePromptInfo *out, MsError *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT prompt_id, text_bytes, labels, n_tokens FROM prompt WHERE run_id=?1 AND idx=?2",
+                           &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, index);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        if (rc == SQLITE_DONE)
+            return ms_error_set(err, MS_ENOTFOUND, "%s: run %lld has no prompt %d", db->path, (long long)run_id, index);
+        return ms_db_fail(db, err, MS_EDB, "read prompt");
+    }
+    out->prompt_id = sqlite3_column_int64(st, 0);
+    out->run_id = run_id;
+    out->index = index;
+    const void *b = sqlite3_column_blob(st, 1);
+    out->text_len = (size_t)sqlite3_column_bytes(st, 1);
+    out->text = malloc(out->text_len + 1);
+    if (out->text) {
+        if (out->text_len) memcpy(out->text, b, out->text_len);
+        out->text[out->text_len] = 0;
+    }
+    out->labels_json = dup_col(st, 2);
+    out->n_tokens = sqlite3_column_int(st, 3);
+    bool oom = !out->text || (sqlite3_column_type(st, 2) != SQLITE_NULL && !out->labels_json);
+    sqlite3_finalize(st);
+    if (oom) {
+        ms_trace_prompt_info_clear(out);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    }
+    return 0;
+}
+
+int ms_trace_changed(MsTraceDb *db, uint64_t *stamp, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "PRAGMA data_version", &st, err);
+    if (rc) return rc;
+    rc = sqlite3_step(st);
+    uint64_t dv = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return ms_db_fail(db, err, MS_EDB, "data_version");
+    /* data_version moves on other connections' commits, total_changes on ours */
+    uint64_t now = (dv << 40) ^ (uint64_t)sqlite3_total_changes64(db->h) ^ 1u;
+    int changed = now != *stamp;
+    *stamp = now;
+    return changed;
+}
+
 /* ---------------------------------------------------------------- cursors */
 
 typedef enum { CUR_PROMPTS, CUR_TOKENS, CUR_ROUTING, CUR_PROBS, CUR_HIDDEN } CurKind;

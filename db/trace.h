@@ -110,6 +110,26 @@ void ms_trace_run_info_clear(MsTraceRunInfo *ri);    /* accepts NULL / zeroed */
 /* prompt_id of the committed prompt `index` of a run, 0 if absent, or MS_E*. */
 int64_t ms_trace_prompt_lookup(MsTraceDb *db, int64_t run_id, int index, MsError *err);
 
+/* A committed prompt by its index in the prompt set (the viewer's "prompt
+ * P").  Caller owns; release with ms_trace_prompt_info_clear.  MS_ENOTFOUND
+ * when the run has no such committed prompt. */
+typedef struct {
+    int64_t prompt_id, run_id;
+    int index;
+    char *text; size_t text_len;         /* exact bytes, NUL-terminated for convenience */
+    char *labels_json;                   /* NULL if none */
+    int n_tokens;
+} MsTracePromptInfo;
+int ms_trace_prompt_get(MsTraceDb *db, int64_t run_id, int index, MsTracePromptInfo *out, MsError *err);
+void ms_trace_prompt_info_clear(MsTracePromptInfo *p);   /* accepts NULL / zeroed */
+
+/* Cheap "has the database changed" check for a window that refreshes while
+ * a trace is written (by this or another process): compares *stamp with the
+ * database's current change stamp (SQLite's data_version plus this handle's
+ * own changes), stores the new stamp and returns 1 when it differs, 0 when
+ * not, or MS_E*.  Start with *stamp = 0 (the first call reports a change). */
+int ms_trace_changed(MsTraceDb *db, uint64_t *stamp, MsError *err);
+
 /* ----------------------------------------------------------------- writer */
 
 typedef struct MsTraceWriter MsTraceWriter;

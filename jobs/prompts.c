@@ -140,11 +140,15 @@ int ms_prompts_read(const char *path, MsPrompt **out, size_t *n_out, MsError *er
         }
     }
     fclose(f);
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
+    if (rc == 0) rc = ms_prompts_parse(path, buf, len, out, n_out, err);
+    free(buf);
+    return rc;
+}
 
+int ms_prompts_parse(const char *name, const char *buf, size_t len, MsPrompt **out, size_t *n_out,
+                     MsError *err)
+{
+    int rc = 0;
     /* Skip a UTF-8 BOM; detect JSONL by the first non-blank character. */
     size_t start = len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3) ? 3 : 0;
     bool jsonl = false;
@@ -159,10 +163,10 @@ int ms_prompts_read(const char *path, MsPrompt **out, size_t *n_out, MsError *er
     size_t n = 0, vcap = 0;
     int lineno = 0;
     for (size_t pos = start; pos < len && rc == 0;) {
-        char *nl = memchr(buf + pos, '\n', len - pos);
+        const char *nl = memchr(buf + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - buf) : len;
         size_t ll = end - pos;
-        char *line = buf + pos;
+        const char *line = buf + pos;
         lineno++;
         pos = end + 1;
         if (ll > 0 && line[ll - 1] == '\r') ll--;   /* CRLF files */
@@ -189,16 +193,15 @@ int ms_prompts_read(const char *path, MsPrompt **out, size_t *n_out, MsError *er
             }
         }
         if (rc < 0) {
-            ms_error_set(err, rc, "%s:%d: %s", path, lineno, e.msg);
+            ms_error_set(err, rc, "%s:%d: %s", name, lineno, e.msg);
             break;
         }
         if (push(&v, &n, &vcap, p) < 0) {
             free(p.text);
             free(p.labels_json);
-            rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+            rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", name);
         }
     }
-    free(buf);
     if (rc < 0) {
         ms_prompts_free(v, n);
         return rc;

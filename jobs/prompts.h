@@ -19,6 +19,10 @@ typedef struct {
 /* Reads every prompt (blank lines are skipped in text files).  On success
  * *out (caller frees with ms_prompts_free) and *n are set. */
 int ms_prompts_read(const char *path, MsPrompt **out, size_t *n, MsError *err);
+/* The same from a buffer already in memory (prompts typed or pasted into the
+ * workbench); name stands for the file in messages ("NAME:LINE: ..."). */
+int ms_prompts_parse(const char *name, const char *buf, size_t len, MsPrompt **out, size_t *n,
+                     MsError *err);
 void ms_prompts_free(MsPrompt *p, size_t n);   /* accepts NULL */
 /* Decode \n \t \\ escapes of one text line in place; returns new length or
  * MS_EFORMAT for an unknown escape (err names column). */
