@@ -17,5 +17,7 @@ int ms_cmd_import(int argc, char **argv);
 int ms_cmd_sql(int argc, char **argv);
 int ms_cmd_analyze(int argc, char **argv);
 int ms_cmd_demo(int argc, char **argv);
+int ms_cmd_experiment(int argc, char **argv);
+int ms_cmd_compare(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ static const Command commands[] = {
     { "import", ms_cmd_import, "import routing traces produced elsewhere" },
     { "sql", ms_cmd_sql, "run a read-only SQL query on a trace database" },
     { "analyze", ms_cmd_analyze, "routing analyses on a trace database" },
+    { "experiment", ms_cmd_experiment, "baseline vs intervened model on the same prompts, compared as they run" },
+    { "compare", ms_cmd_compare, "what changed between two runs: KL, perplexity, greedy choices, routing" },
     { "demo", ms_cmd_demo, "the main job: trace the bundled prompts with the default model and report" },
 };
 

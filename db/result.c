@@ -28,7 +28,8 @@ static bool reserved(const char *t)
 {
     static const char *const names[] = { "model", "run", "prompt", "token", "routing", "routing_packed",
         "router_probs", "router_prob", "hidden_stats", "expert_stats", "analysis", "intervention_set",
-        "ms_seq", "expert_load", "load_entropy", "routing_entropy", "prompt_label" };
+        "ms_seq", "expert_load", "load_entropy", "routing_entropy", "prompt_label", "an_compare",
+        "an_compare_prompt", "an_compare_pos", "an_compare_layer", "an_compare_shift", "sweep", "sweep_candidate" };
     for (size_t i = 0; i < MS_ARRAY_LEN(names); i++)
         if (!strcasecmp(t, names[i])) return true;
     return !strncasecmp(t, "sqlite_", 7);

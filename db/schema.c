@@ -81,6 +81,49 @@ static const char migrate_2_3[] =
     "  FROM routing_packed r JOIN ms_seq s ON s.i < length(r.experts)/2\n"
     "  WHERE r.out_maxabs IS NOT NULL;\n";
 
+/* 3 -> 4: experiments and sweeps (jobs/experiment.c).  The intervened run
+ * of an experiment is an ordinary trace whose parent is the baseline; these
+ * tables hold what needs both runs' full next-token distributions, computed
+ * while the intervened run is evaluated.  Positions: the row at `pos`
+ * predicts the token at pos + 1 of the teacher-forced sequence. */
+static const char migrate_3_4[] =
+    "CREATE TABLE an_compare_prompt(\n"
+    "  run_id INTEGER NOT NULL REFERENCES run, baseline_run_id INTEGER NOT NULL REFERENCES run,\n"
+    "  idx INTEGER NOT NULL, n_tokens INTEGER NOT NULL, n_prompt_tokens INTEGER NOT NULL,\n"
+    "  kl_mean REAL, kl_max REAL, n_scored INTEGER NOT NULL, nll_baseline REAL, nll_run REAL,\n"
+    "  top1_agree INTEGER NOT NULL, first_divergence INTEGER,\n"
+    "  text_baseline TEXT, text_run TEXT, tokens_baseline BLOB, tokens_run BLOB,\n"
+    "  PRIMARY KEY(run_id, idx)) WITHOUT ROWID;\n"
+    "CREATE TABLE an_compare_pos(\n"
+    "  run_id INTEGER NOT NULL, baseline_run_id INTEGER NOT NULL, idx INTEGER NOT NULL, pos INTEGER NOT NULL,\n"
+    "  kl REAL NOT NULL, lp_baseline REAL, lp_run REAL, top1_baseline INTEGER NOT NULL, top1_run INTEGER NOT NULL,\n"
+    "  PRIMARY KEY(run_id, idx, pos)) WITHOUT ROWID;\n"
+    "CREATE TABLE an_compare_layer(\n"
+    "  run_id INTEGER NOT NULL, baseline_run_id INTEGER NOT NULL, idx INTEGER NOT NULL, layer INTEGER NOT NULL,\n"
+    "  n_pos INTEGER NOT NULL, n_changed INTEGER NOT NULL, jaccard_sum REAL NOT NULL,\n"
+    "  PRIMARY KEY(run_id, idx, layer)) WITHOUT ROWID;\n"
+    "CREATE VIEW an_compare AS SELECT run_id, baseline_run_id, count(*) AS n_prompts,\n"
+    "  sum(n_tokens) AS n_positions, sum(kl_mean*n_tokens)/sum(n_tokens) AS kl_mean, max(kl_max) AS kl_max,\n"
+    "  sum(top1_agree)*1.0/sum(n_tokens) AS top1_agreement,\n"
+    "  exp(sum(nll_baseline)/sum(n_scored)) AS ppl_baseline, exp(sum(nll_run)/sum(n_scored)) AS ppl_run,\n"
+    "  (sum(nll_baseline)-sum(nll_run))/sum(n_scored) AS dlogprob_mean,\n"
+    "  avg(first_divergence) AS first_divergence_mean, count(first_divergence) AS n_diverged\n"
+    "  FROM an_compare_prompt GROUP BY run_id, baseline_run_id;\n"
+    "CREATE VIEW an_compare_shift AS SELECT run_id, baseline_run_id, layer,\n"
+    "  sum(n_changed)*1.0/sum(n_pos) AS changed_share, sum(jaccard_sum)/sum(n_pos) AS jaccard_mean,\n"
+    "  sum(n_pos) AS n_positions FROM an_compare_layer GROUP BY run_id, baseline_run_id, layer;\n"
+    "CREATE TABLE sweep(\n"
+    "  sweep_id INTEGER PRIMARY KEY, baseline_run_id INTEGER REFERENCES run,\n"
+    "  model_id INTEGER NOT NULL REFERENCES model, created TEXT NOT NULL, settings TEXT,\n"
+    "  program_version TEXT NOT NULL);\n"
+    "CREATE TABLE sweep_candidate(\n"
+    "  sweep_id INTEGER NOT NULL REFERENCES sweep, cand INTEGER NOT NULL, kind TEXT NOT NULL,\n"
+    "  label TEXT NOT NULL, interventions TEXT NOT NULL, n_experts INTEGER NOT NULL,\n"
+    "  n_positions INTEGER NOT NULL, kl_mean REAL, kl_max REAL, top1_agreement REAL,\n"
+    "  ppl_baseline REAL, ppl_run REAL, dppl REAL, changed_share REAL, jaccard_mean REAL,\n"
+    "  z_kl REAL, z_dppl REAL, rank INTEGER,\n"
+    "  PRIMARY KEY(sweep_id, cand)) WITHOUT ROWID;\n";
+
 const char *const ms_db_schema_v1 =
     "CREATE TABLE model(\n"
     "  model_id INTEGER PRIMARY KEY,\n"
@@ -209,6 +252,7 @@ static const char *const migrations[] = {
     NULL, /* 0 -> 1: the full v1 schema (ms_db_schema_v1) */
     migrate_1_2,
     migrate_2_3,
+    migrate_3_4,
 };
 _Static_assert(MS_ARRAY_LEN(migrations) == MS_TRACE_SCHEMA_VERSION, "one migration per schema version");
 

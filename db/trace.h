@@ -29,7 +29,7 @@
 
 /* PRAGMA user_version of the schema this code writes.  Older databases are
  * migrated forward on open (read-write); newer ones are refused. */
-#define MS_TRACE_SCHEMA_VERSION 3
+#define MS_TRACE_SCHEMA_VERSION 4
 #define MS_TRACE_MAX_LAYER 256   /* layer indices 0..255 */
 #define MS_TRACE_MAX_EXPERT 65535
 
@@ -269,6 +269,82 @@ int ms_trace_result_row(MsTraceResult *r, MsError *err);
 /* Commit the table (everything is one transaction). */
 int ms_trace_result_commit(MsTraceResult *r, MsError *err);
 void ms_trace_result_free(MsTraceResult *r);  /* accepts NULL; uncommitted work rolled back */
+
+/* ------------------------------------------------ experiments and sweeps */
+
+/* An outer transaction around several writes (a prompt of both runs of an
+ * experiment and its comparison rows commit together; writer commits inside
+ * become savepoints).  rollback accepts a handle with no transaction. */
+int ms_trace_tx_begin(MsTraceDb *db, MsError *err);
+int ms_trace_tx_commit(MsTraceDb *db, MsError *err);
+void ms_trace_tx_rollback(MsTraceDb *db);
+
+/* One prompt of an experiment (schema version 4, docs/schema.md): the row at
+ * position p predicts the token at p + 1 of the teacher-forced sequence
+ * (prompt, then the baseline's continuation). */
+typedef struct {
+    int pos;
+    float kl;                     /* KL(baseline || intervened) of the next-token distributions */
+    float lp_baseline, lp_run;    /* log-prob of the token at pos + 1 (NAN at the last row) */
+    int32_t top1_baseline, top1_run;
+} MsComparePos;
+
+typedef struct {
+    int layer, n_pos, n_changed;  /* positions, and those whose selected set differs */
+    double jaccard_sum;           /* Σ |A∩B| / |A∪B| over positions */
+} MsCompareLayer;
+
+typedef struct {
+    int index;                    /* prompt index */
+    int n_tokens, n_prompt_tokens;/* teacher-forced positions; of them the prompt's */
+    double kl_mean, kl_max;
+    int n_scored;                 /* tokens with a log-prob under both (n_tokens − 1) */
+    double nll_baseline, nll_run; /* Σ −log p over the scored tokens */
+    int top1_agree;               /* rows whose greedy choice agrees */
+    int first_divergence;         /* first position whose greedy choice differs, −1 = none */
+    const int32_t *tokens_baseline; int n_tokens_baseline; /* the baseline's continuation */
+    const int32_t *tokens_run; int n_tokens_run;           /* the intervened model's free continuation */
+    const char *text_baseline, *text_run;                  /* their text (valid UTF-8), may be NULL */
+} MsComparePrompt;
+
+/* Insert one prompt's comparison rows (in the caller's transaction, if any). */
+int ms_trace_compare_put(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, const MsComparePrompt *p,
+                         const MsComparePos *pos, int n_pos, const MsCompareLayer *lay, int n_lay, MsError *err);
+/* 1 when prompt index has comparison rows for run_id, 0 if not, or MS_E*. */
+int ms_trace_compare_has(MsTraceDb *db, int64_t run_id, int index, MsError *err);
+
+/* Reading back, for `compare` and the workbench.  Caller owns the arrays
+ * (ms_trace_compare_rows_clear). */
+typedef struct {
+    int64_t run_id, baseline_run_id;
+    int n_prompts;
+    MsComparePrompt *prompts;     /* by prompt index; strings and token arrays owned here */
+    int n_layers;
+    MsCompareLayer *layers;       /* summed over prompts, by layer */
+    MsCompareLayer *prompt_layers;/* [n_prompts][n_layers] per prompt, same layer order */
+} MsCompareRows;
+/* MS_ENOTFOUND when the pair has no rows. */
+int ms_trace_compare_rows(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, MsCompareRows *out, MsError *err);
+void ms_trace_compare_rows_clear(MsCompareRows *r);
+/* The per-position rows of one prompt (malloc'd array in *out). */
+int ms_trace_compare_positions(MsTraceDb *db, int64_t run_id, int index, MsComparePos **out, int *n, MsError *err);
+
+/* A sweep: one row per candidate intervention set (and random control). */
+typedef struct {
+    int cand;
+    const char *kind;             /* "candidate" | "control" */
+    const char *label;            /* e.g. "silence 3:5" or "control 2" */
+    const char *interventions;    /* the set in text form */
+    int n_experts;
+    int64_t n_positions;
+    double kl_mean, kl_max, top1_agreement, ppl_baseline, ppl_run, dppl, changed_share, jaccard_mean;
+    double z_kl, z_dppl;          /* against the controls (NaN without controls) */
+    int rank;                     /* by kl_mean among candidates, 1 = largest; 0 for controls */
+} MsSweepRow;
+/* Create a sweep (settings JSON text) and return its id > 0, or MS_E*. */
+int64_t ms_trace_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run_id, const char *settings_json,
+                           MsError *err);
+int ms_trace_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err);
 
 /* --------------------------------------------------- query, export, import */
 

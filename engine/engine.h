@@ -176,6 +176,9 @@ MsContextParams ms_context_default_params(void);
 MsContext *ms_context_new(const MsModel *m, const MsContextParams *p, MsError *err);
 void ms_context_free(MsContext *c);                 /* accepts NULL */
 void ms_context_reset(MsContext *c);                /* empty the KV cache */
+/* Forget every position >= n (0 <= n <= n_past): the next eval continues at
+ * n, as if only the first n tokens had been evaluated.  MS_EINVAL otherwise. */
+int ms_context_truncate(MsContext *c, int n);
 int ms_context_n_past(const MsContext *c);
 int ms_context_n_ctx(const MsContext *c);
 /* Observer is copied; pass NULL to detach.  No observer = no cost. */

@@ -864,6 +864,14 @@ void ms_context_free(MsContext *c)
 }
 
 void ms_context_reset(MsContext *c) { if (c) c->n_past = 0; }
+
+int ms_context_truncate(MsContext *c, int n)
+{
+    /* KV rows past n_past are never read and the next eval overwrites them */
+    if (!c || n < 0 || n > c->n_past) return MS_EINVAL;
+    c->n_past = n;
+    return 0;
+}
 int ms_context_n_past(const MsContext *c) { return c ? c->n_past : 0; }
 int ms_context_n_ctx(const MsContext *c) { return c ? c->n_ctx : 0; }
 

@@ -182,4 +182,118 @@ void ms_dump_job_init(MsDumpJob *j);
 int ms_dump_job_run(const MsDumpJob *j, const MsModel *m, const char *model_path, const MsPrompt *prompts,
                     size_t n_prompts, const char *prefix, MsError *err);
 
+/* ------------------------------------------------------------ experiments */
+
+/* Baseline and intervened model on the same prompts.  Per prompt: the
+ * baseline evaluates the prompt and generates n_gen tokens (greedy unless
+ * temp > 0), keeping every next-token distribution in memory; the
+ * intervened model is then teacher-forced on exactly those tokens (the
+ * prompt in the same chunks, the continuation one token at a time, so an
+ * empty set computes bit for bit what the baseline did: KL exactly 0), and
+ * each of its distributions is compared with the baseline's at once
+ * (KL(baseline || intervened), log-probs of the reference tokens, greedy
+ * choices).  With free_gen the intervened model then also continues the
+ * prompt on its own for n_gen tokens.  Memory: the baseline's rows of one
+ * prompt, (prompt + n_gen) × n_vocab floats. */
+typedef struct {
+    const char *prompts_name;
+    int n_gen;                  /* baseline continuation tokens (default 0) */
+    bool free_gen;              /* the intervened model also continues freely (default true) */
+    float temp;                 /* 0 = greedy (default); else both continuations sample, same seed */
+    uint64_t seed;
+    bool probs, stats;          /* store router probabilities / expert stats in both traces */
+    bool resume;                /* complete the latest matching pair of runs */
+    int n_threads, n_batch;     /* 0 = all CPUs; prefill chunk (default 256) */
+    const MsIntervention *iv;   /* borrowed; NULL or empty = the baseline again */
+    MsProgressFn progress;      /* stage "experiment"; done/total in prompts */
+    void *progress_user;
+    const MsCancel *cancel;
+} MsExperimentJob;
+
+void ms_experiment_job_init(MsExperimentJob *j);
+
+typedef struct {
+    int64_t baseline_run, run;  /* run.parent_run of run is baseline_run */
+    size_t n_prompts, n_written, n_skipped;
+    int64_t tokens;             /* evaluated by this call, both models */
+    double wall_s;
+} MsExperimentResult;
+
+/* Two ordinary traces (kinds "baseline" and "intervened", each recording
+ * its intervention set) plus the comparison rows (an_compare_*), each
+ * prompt of both runs and its comparison committed in one transaction. */
+int ms_experiment_job_run(const MsExperimentJob *j, const MsModel *m, const char *model_path,
+                          const MsPrompt *prompts, size_t n_prompts, MsTraceDb *db,
+                          MsExperimentResult *res, MsError *err);
+
+/* One prompt baseline vs intervened, in memory (the workbench's "toggle an
+ * expert, see the difference").  Options as MsExperimentJob. */
+typedef struct {
+    int n_gen;                  /* default 32 */
+    bool free_gen;              /* default true */
+    float temp;
+    uint64_t seed;
+    int n_threads;
+    int n_batch;                /* default 256 */
+    const MsCancel *cancel;
+} MsCompareOptions;
+
+void ms_compare_options_init(MsCompareOptions *o);
+
+/* Caller owns; release with ms_prompt_compare_clear. */
+typedef struct {
+    int n_prompt, n_tokens;     /* the teacher-forced sequence: prompt, then the baseline's continuation */
+    int32_t *tokens;            /* [n_tokens] */
+    int32_t *tokens_run;        /* the intervened model's free continuation */
+    int n_run;
+    MsComparePos *pos;          /* [n_tokens]: row p predicts token p + 1 */
+    MsCompareLayer *layers;     /* per MoE layer: routing shift over the n_tokens positions */
+    int n_layers;
+    MsComparePrompt summary;    /* index 0; texts and token arrays point into this struct */
+    MsRouteCapture *routing_baseline, *routing_run;   /* every position of both teacher-forced runs */
+    char *text_baseline, *text_run;                   /* the two continuations as text */
+} MsPromptCompare;
+
+int ms_compare_prompt(const MsCompareOptions *o, const MsModel *m, const MsIntervention *iv, const char *text,
+                      size_t len, MsPromptCompare *out, MsError *err);
+void ms_prompt_compare_clear(MsPromptCompare *c);   /* accepts zeroed */
+
+/* ---------------------------------------------------------------- compare */
+
+/* What changed between a baseline run and another run of the same model on
+ * the same prompts (`moescope compare`, the workbench's experiment view).
+ * With comparison rows (the pair was made by ms_experiment_job_run) every
+ * field is known.  Two other runs are compared from their traces: tokens,
+ * log-probs and routing over each prompt's common prefix of identical
+ * tokens; KL and greedy agreement need both full distributions, so they are
+ * NaN there, except for a run compared with itself (KL 0, agreement 1). */
+typedef struct {
+    int64_t baseline_run, run;
+    bool has_distributions;      /* KL and top-1 agreement known */
+    MsCompareRows rows;          /* per prompt (texts, tokens) and per layer */
+    int n_prompts;
+    int64_t n_positions;
+    double kl_mean, kl_max, top1_agreement;
+    double ppl_baseline, ppl_run, dlogprob_mean;   /* Δ = mean(log p_run − log p_baseline) */
+    double first_divergence_mean;                  /* over the prompts that diverge */
+    int n_diverged;
+} MsCompareReport;
+
+/* Errors: an unknown run, runs of different models or of different prompt
+ * sets (MS_EINVAL naming both runs). */
+int ms_compare_report(MsTraceDb *db, int64_t baseline_run, int64_t run, MsCompareReport *out, MsError *err);
+void ms_compare_report_clear(MsCompareReport *r);   /* accepts zeroed */
+
+/* Word-level diff of two texts (split at whitespace, which stays attached
+ * to the word before it): pieces in order, each kept, deleted (only in a)
+ * or inserted (only in b); text borrowed from a or b. */
+typedef enum { MS_DIFF_SAME = 0, MS_DIFF_DEL = 1, MS_DIFF_INS = 2 } MsDiffOp;
+typedef struct {
+    MsDiffOp op;
+    const char *text;
+    size_t len;
+} MsDiffPiece;
+/* *out malloc'd (caller frees), *n pieces. */
+int ms_word_diff(const char *a, const char *b, MsDiffPiece **out, int *n);
+
 #endif

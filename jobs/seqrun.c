@@ -127,46 +127,61 @@ void ms_seq_runner_clear(MsSeqRunner *r)
     r->logits = r->prev = NULL;
 }
 
-int ms_seq_run(MsSeqRunner *r, const int32_t *ids, int n, int n_prompt, int n_gen, int32_t *gen, int *n_gen_out,
-               MsError *err)
+void ms_seq_begin(MsSeqRunner *r)
+{
+    ms_context_reset(r->ctx);
+    r->pos = 0;
+}
+
+int ms_seq_feed(MsSeqRunner *r, const int32_t *ids, int n, int n_prompt, MsError *err)
 {
     const int V = r->V;
     int rc = 0;
-    if (n_gen_out) *n_gen_out = 0;
-    ms_context_reset(r->ctx);
-    /* prefill in chunks: the log-prob of token t comes from the row at t−1,
-     * the entropy stored with token t is that of its own row */
-    for (int t0 = 0; t0 < n; t0 += r->chunk) {
-        int c = MS_MIN(r->chunk, n - t0);
-        if ((rc = ms_context_eval(r->ctx, ids + t0, c, r->logits, r->all_rows, err)) < 0) return rc;
+    for (int i0 = 0; i0 < n; i0 += r->chunk) {
+        int c = MS_MIN(r->chunk, n - i0), t0 = r->pos;
+        /* a chunk of generated tokens has every row in the buffer too */
+        bool rows = r->all_rows || t0 >= n_prompt;
+        if ((rc = ms_context_eval(r->ctx, ids + i0, c, r->logits, rows, err)) < 0) return rc;
         for (int j = 0; j < c; j++) {
             int t = t0 + j;
+            bool gen = t >= n_prompt, have_row = rows || j == c - 1;
+            const float *row = r->logits + (size_t)(rows ? j : 0) * V;
             float lp = NAN, ent = NAN;
-            const float *row = r->all_rows ? r->logits + (size_t)j * V : NULL;
-            if (r->all_rows) {
-                if (t > 0) lp = ms_logprob(j > 0 ? r->logits + (size_t)(j - 1) * V : r->prev, V, ids[t]);
-                ent = ms_entropy(row, V);
-                if (r->on_row && (rc = r->on_row(r->row_user, t, row, err)) < 0) return rc;
-            } else if (t == n - 1) {
-                ent = ms_entropy(r->logits, V);
-            }
-            if ((rc = ms_job_put_token(r->w, r->tok, t, ids[t], t >= n_prompt, lp, ent, err)) < 0) return rc;
+            if (t > 0 && (r->all_rows || gen))
+                lp = ms_logprob(j > 0 ? r->logits + (size_t)(j - 1) * V : r->prev, V, ids[i0 + j]);
+            /* without all_rows only the prompt's last row keeps its entropy */
+            if (have_row && (r->all_rows || gen || t == n_prompt - 1)) ent = ms_entropy(row, V);
+            if (have_row && (r->all_rows || gen) && r->on_row && (rc = r->on_row(r->row_user, t, row, err)) < 0)
+                return rc;
+            if ((rc = ms_job_put_token(r->w, r->tok, t, ids[i0 + j], gen, lp, ent, err)) < 0) return rc;
         }
         /* keep the last row: it predicts the first token of the next chunk */
-        memcpy(r->prev, r->all_rows ? r->logits + (size_t)(c - 1) * V : r->logits, (size_t)V * sizeof *r->prev);
+        memcpy(r->prev, r->logits + (size_t)(rows ? c - 1 : 0) * V, (size_t)V * sizeof *r->prev);
+        r->pos += c;
         if (r->clock) r->clock->tokens += c;
     }
-    for (int g = 0; g < n_gen; g++) {
-        int32_t id = ms_sampler_sample(r->smp, r->prev, V);
-        if (id < 0 || id >= V) return ms_error_set(err, MS_EINTERNAL, "sampler returned an invalid token %d", id);
-        if (ms_tokenizer_is_eog(r->tok, id)) break;
-        float lp = ms_logprob(r->prev, V, id);
-        if ((rc = ms_context_eval(r->ctx, &id, 1, r->prev, false, err)) < 0) return rc;
-        if (r->on_row && (rc = r->on_row(r->row_user, n + g, r->prev, err)) < 0) return rc;
-        if ((rc = ms_job_put_token(r->w, r->tok, n + g, id, true, lp, ms_entropy(r->prev, V), err)) < 0) return rc;
+    return 0;
+}
+
+int32_t ms_seq_next(MsSeqRunner *r, MsError *err)
+{
+    int32_t id = ms_sampler_sample(r->smp, r->prev, r->V);
+    if (id < 0 || id >= r->V) return ms_error_set(err, MS_EINTERNAL, "sampler returned an invalid token %d", id);
+    return ms_tokenizer_is_eog(r->tok, id) ? -1 : id;
+}
+
+int ms_seq_run(MsSeqRunner *r, const int32_t *ids, int n, int n_gen, int32_t *gen, int *n_gen_out, MsError *err)
+{
+    if (n_gen_out) *n_gen_out = 0;
+    ms_seq_begin(r);
+    int rc = ms_seq_feed(r, ids, n, n, err);
+    for (int g = 0; rc == 0 && g < n_gen; g++) {
+        int32_t id = ms_seq_next(r, err);
+        if (id < -1) return id;
+        if (id < 0) break;
+        if ((rc = ms_seq_feed(r, &id, 1, n, err)) < 0) break;
         if (gen) gen[g] = id;
         if (n_gen_out) *n_gen_out = g + 1;
-        if (r->clock) r->clock->tokens++;
     }
-    return 0;
+    return rc;
 }

@@ -147,7 +147,7 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
         if (w && (rc = ms_trace_writer_begin(w, (int)i, prompts[i].text, prompts[i].len, prompts[i].labels_json,
                                              err)) < 0)
             break;
-        rc = ms_seq_run(&sr, toks[i], ntok[i], ntok[i], j->n_gen, NULL, NULL, err);
+        rc = ms_seq_run(&sr, toks[i], ntok[i], j->n_gen, NULL, NULL, err);
         if (rc < 0) {
             if (rc != MS_ECANCELLED) ms_error_prefix(err, "%s:%d: ", pname, prompts[i].line);
             else ms_error_set(err, MS_ECANCELLED, "cancelled");

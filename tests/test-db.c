@@ -513,11 +513,14 @@ int main(void)
      * read-only is refused, read-write is migrated and answers again */
     {
         char cmd[1024];
-        /* a version-1 file: old views, no channel columns (version 3) */
+        /* a version-1 file: old views, no channel columns (version 3), no
+         * experiment tables (version 4) */
         snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'DROP VIEW expert_stats; "
                  "ALTER TABLE routing_packed DROP COLUMN out_argmax; ALTER TABLE hidden_stats DROP COLUMN channel; "
                  "CREATE VIEW expert_stats AS SELECT 1 AS stale; PRAGMA user_version=1; DROP VIEW routing; "
-                 "CREATE VIEW routing AS SELECT 1 AS stale'", path);
+                 "CREATE VIEW routing AS SELECT 1 AS stale; DROP VIEW an_compare; DROP VIEW an_compare_shift; "
+                 "DROP TABLE an_compare_prompt; DROP TABLE an_compare_pos; DROP TABLE an_compare_layer; "
+                 "DROP TABLE sweep_candidate; DROP TABLE sweep'", path);
         int sys = system(cmd);
         MT_CHECK(sys == 0, "sqlite3 CLI made a version-1 file (exit %d)", sys);
         if (sys == 0) {

@@ -1,0 +1,329 @@
+/* cmd-experiment.c — `moescope experiment` (ms_experiment_job_run) and
+ * `moescope compare` (ms_compare_report): options in, library call, output. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli-util.h"
+#include "commands.h"
+#include "jobs.h"
+
+static const char experiment_help[] =
+    "usage: moescope experiment MODEL --prompts FILE --db DB (--interventions FILE | operators)\n"
+    "                           [--gen N] [--temp T] [--seed S] [--resume] [-t THREADS]\n"
+    "\n"
+    "Run the baseline and the intervened model on the same prompts and store both\n"
+    "as traces in DB (kinds 'baseline' and 'intervened', linked by parent_run),\n"
+    "then print both run ids.  Per prompt the baseline reads the prompt and\n"
+    "continues it for N tokens (greedy unless --temp); the intervened model is\n"
+    "teacher-forced on exactly those tokens, so every position aligns, and its\n"
+    "next-token distribution is compared with the baseline's as it is computed\n"
+    "(KL, log-probs, greedy choices, routing: tables an_compare_*; see\n"
+    "docs/experiments.md).  With --gen N the intervened model also continues the\n"
+    "prompt freely, so the two continuations can be read side by side.  Each\n"
+    "prompt of both runs is one transaction; Ctrl+C keeps what is committed and\n"
+    "--resume completes the pair.  Read the result with `moescope compare`.\n"
+    "\n"
+    "  --prompts FILE  plain text (one prompt per line) or JSONL with \"text\"\n"
+    "  --db DB         the trace database (created if missing)\n"
+    "  --gen N         continuation tokens (default 0: the prompts only)\n"
+    "  --no-free-gen   with --gen: skip the intervened model's free continuation\n"
+    "  --temp T        sample both continuations at temperature T (same seed)\n"
+    "  --seed S        sampler seed (default 0)\n"
+    "  --probs         also store router probabilities in both traces\n"
+    "  --stats         also store expert output statistics in both traces\n"
+    "  --resume        complete the latest matching pair of runs\n"
+    "  -t THREADS      worker threads (default: all CPUs)\n"
+    "  --batch N       tokens per prefill chunk (default 256)\n";
+
+int ms_cmd_experiment(int argc, char **argv)
+{
+    const char *cmd = "experiment", *dbpath = NULL;
+    bool no_free = false;
+    MsExperimentJob j;
+    ms_experiment_job_init(&j);
+    MsCliCommon c = { .groups = MS_CLI_G_MODEL | MS_CLI_G_THREADS | MS_CLI_G_PROMPTS | MS_CLI_G_IV };
+    const MsCliOpt opts[] = {
+        { "--db", NULL, MS_OPT_STR, &dbpath, 0, 0 },
+        { "--gen", "-n", MS_OPT_INT, &j.n_gen, 0, 1 << 16 },
+        { "--temp", NULL, MS_OPT_FLOAT, &j.temp, 0.0, 100.0 },
+        { "--seed", "-s", MS_OPT_U64, &j.seed, 0, 0 },
+        { "--batch", NULL, MS_OPT_INT, &j.n_batch, 1, 1 << 16 },
+        { "--no-free-gen", NULL, MS_OPT_FLAG, &no_free, 0, 0 },
+        { "--probs", NULL, MS_OPT_FLAG, &j.probs, 0, 0 },
+        { "--stats", NULL, MS_OPT_FLAG, &j.stats, 0, 0 },
+        { "--resume", NULL, MS_OPT_FLAG, &j.resume, 0, 0 },
+        { 0 },
+    };
+    int rc = ms_cli_parse(cmd, argc, argv, opts, &c, experiment_help);
+    if (!rc && !dbpath) rc = ms_cli_usage(cmd, "--db DB is required");
+    if (!rc && c.ivs.n == 0) rc = ms_cli_usage(cmd, "no intervention: give --interventions FILE or operators such as --silence L:E");
+    if (rc) {
+        ms_cli_common_free(&c);
+        return ms_cli_exit(rc);
+    }
+    j.free_gen = !no_free;
+    j.prompts_name = c.prompts;
+    j.n_threads = c.n_threads;
+    MsError err = { 0 };
+    MsPrompt *pr = NULL;
+    size_t npr = 0;
+    MsModel *m = NULL;
+    MsIntervention *iv = NULL;
+    MsTraceDb *db = NULL;
+    if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
+        goto done;
+    if (npr == 0) {
+        rc = ms_cli_fail(cmd, "%s: no prompts", c.prompts);
+        goto done;
+    }
+    const MsModelInfo *in = ms_model_info(m);
+    if (iv && ms_intervention_validate(iv, in->n_layer, in->n_expert, in->n_expert_used, &err) < 0) {
+        rc = ms_cli_fail_err(cmd, &err);
+        goto done;
+    }
+    if (!(db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err))) {
+        rc = ms_cli_fail_err(cmd, &err);
+        goto done;
+    }
+    MsCliBar bar;
+    ms_cli_bar_init(&bar, "prompts");
+    j.progress = ms_cli_bar_progress;
+    j.progress_user = &bar;
+    j.iv = iv;
+    MsCancel cancel;
+    ms_cancel_init(&cancel);
+    j.cancel = &cancel;
+    ms_cli_sigint_cancel(&cancel);
+    MsExperimentResult res;
+    int jr = ms_experiment_job_run(&j, m, c.model, pr, npr, db, &res, &err);
+    ms_cli_sigint_restore();
+    if (jr == MS_ECANCELLED) {
+        if (bar.tty) fputc('\n', stderr);
+        fprintf(stderr, "moescope experiment: interrupted: %zu of %zu prompts of runs %lld and %lld committed; "
+                "run the same command with --resume to complete them\n", res.n_written + res.n_skipped, res.n_prompts,
+                (long long)res.baseline_run, (long long)res.run);
+        rc = 130;
+    } else if (jr < 0) {
+        rc = ms_cli_fail_err(cmd, &err);
+    } else {
+        printf("baseline run %lld, intervened run %lld: %zu prompts (%zu written, %zu already present)\n",
+               (long long)res.baseline_run, (long long)res.run, res.n_prompts, res.n_written, res.n_skipped);
+        printf("compare them: moescope compare --db %s --baseline %lld --run %lld\n", dbpath,
+               (long long)res.baseline_run, (long long)res.run);
+    }
+done:
+    ms_trace_close(db);
+    ms_intervention_free(iv);
+    ms_model_free(m);
+    ms_prompts_free(pr, npr);
+    ms_cli_common_free(&c);
+    return rc;
+}
+
+/* --------------------------------------------------------------- compare */
+
+static const char compare_help[] =
+    "usage: moescope compare --db DB --baseline RUN --run RUN [--format table|json|csv]\n"
+    "                        [--prompts N]\n"
+    "\n"
+    "What changed between a baseline run and another run of the same model on the\n"
+    "same prompts: per prompt and overall, the mean and max KL(baseline || run) of\n"
+    "the next-token distributions, top-1 (greedy) agreement, the perplexity of both\n"
+    "and the mean change of the reference tokens' log-probs, the first position\n"
+    "where the greedy choices diverge, the two continuations side by side with a\n"
+    "word-level diff, and the routing shift per layer (share of positions whose\n"
+    "selected set changed, mean Jaccard overlap of the sets).  Runs made by\n"
+    "`moescope experiment` carry every figure; two other runs are compared from\n"
+    "their traces over each prompt's common prefix, without KL and agreement.\n"
+    "\n"
+    "  --db DB          the trace database\n"
+    "  --baseline RUN   the baseline run id\n"
+    "  --run RUN        the run to compare with it\n"
+    "  --format F       table (default), json or csv (one row per prompt)\n"
+    "  --prompts N      table: show the continuations of the first N prompts (default 5)\n";
+
+static json_t *jreal(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static json_t *shift_json(const MsCompareLayer *lay, int n)
+{
+    json_t *a = json_array();
+    for (int l = 0; l < n; l++) {
+        double np = lay[l].n_pos;
+        json_array_append_new(a, json_pack("{s:i, s:o, s:o, s:i}", "layer", lay[l].layer, "changed_share",
+                                           jreal(np > 0 ? lay[l].n_changed / np : NAN), "jaccard_mean",
+                                           jreal(np > 0 ? lay[l].jaccard_sum / np : NAN), "n_positions", (int)np));
+    }
+    return a;
+}
+
+static json_t *diff_json(const char *a, const char *b)
+{
+    MsDiffPiece *d = NULL;
+    int n = 0;
+    json_t *arr = json_array();
+    if (ms_word_diff(a, b, &d, &n) < 0) return arr;
+    static const char *const ops[] = { "same", "del", "ins" };
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s%}", "op", ops[d[i].op], "text", d[i].text, d[i].len));
+    free(d);
+    return arr;
+}
+
+static double ppl_of(double nll, int n) { return n > 0 ? exp(nll / n) : NAN; }
+
+static json_t *report_json(const MsCompareReport *r)
+{
+    const MsCompareRows *w = &r->rows;
+    json_t *prompts = json_array();
+    for (int i = 0; i < w->n_prompts; i++) {
+        const MsComparePrompt *p = &w->prompts[i];
+        json_t *o = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "index", p->index, "n_tokens",
+                              p->n_tokens, "n_prompt_tokens", p->n_prompt_tokens, "kl_mean", jreal(p->kl_mean),
+                              "kl_max", jreal(p->kl_max), "top1_agreement",
+                              jreal(r->has_distributions && p->n_tokens ? (double)p->top1_agree / p->n_tokens : NAN),
+                              "ppl_baseline", jreal(ppl_of(p->nll_baseline, p->n_scored)), "ppl_run",
+                              jreal(ppl_of(p->nll_run, p->n_scored)), "dlogprob_mean",
+                              jreal(p->n_scored ? (p->nll_baseline - p->nll_run) / p->n_scored : NAN));
+        json_object_set_new(o, "first_divergence", p->first_divergence >= 0 ? json_integer(p->first_divergence) : json_null());
+        json_object_set_new(o, "text_baseline", json_string(p->text_baseline ? p->text_baseline : ""));
+        json_object_set_new(o, "text_run", json_string(p->text_run ? p->text_run : ""));
+        json_object_set_new(o, "diff", diff_json(p->text_baseline, p->text_run));
+        json_object_set_new(o, "routing_shift", shift_json(w->prompt_layers + (size_t)i * w->n_layers, w->n_layers));
+        json_array_append_new(prompts, o);
+    }
+    json_t *ov = json_pack("{s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:b}", "n_prompts", r->n_prompts,
+                           "n_positions", (json_int_t)r->n_positions, "kl_mean", jreal(r->kl_mean), "kl_max",
+                           jreal(r->kl_max), "top1_agreement", jreal(r->top1_agreement), "ppl_baseline",
+                           jreal(r->ppl_baseline), "ppl_run", jreal(r->ppl_run), "dlogprob_mean",
+                           jreal(r->dlogprob_mean), "first_divergence_mean", jreal(r->first_divergence_mean),
+                           "n_diverged", r->n_diverged, "has_distributions", r->has_distributions);
+    json_object_set_new(ov, "routing_shift", shift_json(w->layers, w->n_layers));
+    return json_pack("{s:I, s:I, s:o, s:o}", "baseline", (json_int_t)r->baseline_run, "run", (json_int_t)r->run,
+                     "prompts", prompts, "overall", ov);
+}
+
+static void print_num(const char *label, double v, const char *fmt)
+{
+    printf("  %-22s ", label);
+    if (isfinite(v)) printf(fmt, v);
+    else printf("-");
+    putchar('\n');
+}
+
+/* text on one line: newlines and other control characters escaped */
+static void put_escaped(const char *s, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        unsigned char ch = (unsigned char)s[k];
+        if (ch == '\n') fputs("\\n", stdout);
+        else if (ch < 0x20) printf("\\x%02x", ch);
+        else putchar(ch);
+    }
+}
+
+/* "word [-old-]{+new+}" on one line */
+static void print_diff(const char *a, const char *b)
+{
+    MsDiffPiece *d = NULL;
+    int n = 0;
+    if (ms_word_diff(a, b, &d, &n) < 0) return;
+    for (int i = 0; i < n; i++) {
+        if (d[i].op == MS_DIFF_DEL) fputs("[-", stdout);
+        if (d[i].op == MS_DIFF_INS) fputs("{+", stdout);
+        put_escaped(d[i].text, d[i].len);
+        if (d[i].op == MS_DIFF_DEL) fputs("-]", stdout);
+        if (d[i].op == MS_DIFF_INS) fputs("+}", stdout);
+    }
+    free(d);
+}
+
+static void report_table(const MsCompareReport *r, int show)
+{
+    const MsCompareRows *w = &r->rows;
+    printf("run %lld against baseline %lld: %d prompts, %lld positions%s\n", (long long)r->run,
+           (long long)r->baseline_run, r->n_prompts, (long long)r->n_positions,
+           r->has_distributions ? "" : " (compared from the traces: no KL or greedy agreement)");
+    print_num("KL mean", r->kl_mean, "%.6g");
+    print_num("KL max", r->kl_max, "%.6g");
+    print_num("top-1 agreement", r->top1_agreement, "%.4f");
+    print_num("perplexity baseline", r->ppl_baseline, "%.4f");
+    print_num("perplexity run", r->ppl_run, "%.4f");
+    print_num("mean Δ log-prob", r->dlogprob_mean, "%+.6f");
+    print_num("first divergence", r->first_divergence_mean, "%.2f (mean position)");
+    printf("  %-22s %d of %d prompts\n", "diverging", r->n_diverged, r->n_prompts);
+    printf("routing shift          changed   jaccard\n");
+    for (int l = 0; l < w->n_layers; l++) {
+        double np = w->layers[l].n_pos;
+        printf("  layer %-4d             %7.4f   %7.4f\n", w->layers[l].layer, np ? w->layers[l].n_changed / np : NAN,
+               np ? w->layers[l].jaccard_sum / np : NAN);
+    }
+    for (int i = 0; i < w->n_prompts && i < show; i++) {
+        const MsComparePrompt *p = &w->prompts[i];
+        printf("prompt %d: %d tokens, KL mean %.4g, first divergence %d\n", p->index, p->n_tokens, p->kl_mean,
+               p->first_divergence);
+        const char *tb = p->text_baseline ? p->text_baseline : "", *tr = p->text_run ? p->text_run : "";
+        fputs("  baseline: ", stdout);
+        put_escaped(tb, strlen(tb));
+        fputs("\n  run:      ", stdout);
+        put_escaped(tr, strlen(tr));
+        fputs("\n  diff:     ", stdout);
+        print_diff(p->text_baseline, p->text_run);
+        putchar('\n');
+    }
+}
+
+static void report_csv(const MsCompareReport *r)
+{
+    puts("index,n_tokens,n_prompt_tokens,kl_mean,kl_max,top1_agree,n_scored,ppl_baseline,ppl_run,first_divergence");
+    for (int i = 0; i < r->rows.n_prompts; i++) {
+        const MsComparePrompt *p = &r->rows.prompts[i];
+        printf("%d,%d,%d,%.9g,%.9g,%d,%d,%.9g,%.9g,%d\n", p->index, p->n_tokens, p->n_prompt_tokens, p->kl_mean,
+               p->kl_max, p->top1_agree, p->n_scored, ppl_of(p->nll_baseline, p->n_scored),
+               ppl_of(p->nll_run, p->n_scored), p->first_divergence);
+    }
+}
+
+int ms_cmd_compare(int argc, char **argv)
+{
+    const char *cmd = "compare", *dbpath = NULL, *format = "table";
+    int64_t base = 0, run = 0;
+    int show = 5;
+    MsCliCommon c = { .groups = 0 };
+    const MsCliOpt opts[] = {
+        { "--db", NULL, MS_OPT_STR, &dbpath, 0, 0 },
+        { "--baseline", NULL, MS_OPT_I64, &base, 1, 2147483647.0 },
+        { "--run", NULL, MS_OPT_I64, &run, 1, 2147483647.0 },
+        { "--format", "-f", MS_OPT_STR, &format, 0, 0 },
+        { "--prompts", NULL, MS_OPT_INT, &show, 0, 1 << 30 },
+        { 0 },
+    };
+    int rc = ms_cli_parse(cmd, argc, argv, opts, &c, compare_help);
+    if (!rc && (!dbpath || !base || !run)) rc = ms_cli_usage(cmd, "--db, --baseline and --run are required");
+    if (!rc && strcmp(format, "table") && strcmp(format, "json") && strcmp(format, "csv"))
+        rc = ms_cli_usage(cmd, "--format must be table, json or csv (got '%s')", format);
+    if (rc) return ms_cli_exit(rc);
+    MsError err = { 0 };
+    MsTraceDb *db = ms_trace_open(dbpath, MS_TRACE_READ, &err);
+    if (!db) return ms_cli_fail_err(cmd, &err);
+    MsCompareReport r;
+    if (ms_compare_report(db, base, run, &r, &err) < 0) {
+        rc = ms_cli_fail_err(cmd, &err);
+    } else if (!strcmp(format, "json")) {
+        json_t *o = report_json(&r);
+        char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        if (s) puts(s);
+        free(s);
+        json_decref(o);
+    } else if (!strcmp(format, "csv")) {
+        report_csv(&r);
+    } else {
+        report_table(&r, show);
+    }
+    ms_compare_report_clear(&r);
+    ms_trace_close(db);
+    return rc;
+}

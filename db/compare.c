@@ -1,0 +1,354 @@
+/* compare.c — experiment comparison rows and sweep results (schema version
+ * 4), and the outer transaction that commits an experiment's prompt whole. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db-internal.h"
+
+int ms_trace_tx_begin(MsTraceDb *db, MsError *err) { return ms_db_exec(db, "BEGIN IMMEDIATE", err); }
+int ms_trace_tx_commit(MsTraceDb *db, MsError *err) { return ms_db_exec(db, "COMMIT", err); }
+
+void ms_trace_tx_rollback(MsTraceDb *db)
+{
+    if (db && !sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void bind_real(sqlite3_stmt *st, int i, double v)
+{
+    if (isfinite(v)) sqlite3_bind_double(st, i, v);
+    else sqlite3_bind_null(st, i);
+}
+
+/* int32 token ids as a little-endian blob */
+static unsigned char *ids_blob(const int32_t *ids, int n)
+{
+    unsigned char *b = malloc((size_t)(n > 0 ? n : 1) * 4);
+    for (int i = 0; b && i < n; i++) {
+        uint32_t v = (uint32_t)ids[i];
+        b[4 * i] = (unsigned char)v;
+        b[4 * i + 1] = (unsigned char)(v >> 8);
+        b[4 * i + 2] = (unsigned char)(v >> 16);
+        b[4 * i + 3] = (unsigned char)(v >> 24);
+    }
+    return b;
+}
+
+static int step_done(MsTraceDb *db, sqlite3_stmt *st, const char *what, MsError *err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : ms_db_fail(db, err, MS_EDB, what);
+}
+
+static int put_prompt(MsTraceDb *db, int64_t run, int64_t base, const MsComparePrompt *p, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "INSERT INTO an_compare_prompt VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,"
+                               "?15,?16)", &st, err);
+    if (rc) return rc;
+    unsigned char *tb = ids_blob(p->tokens_baseline, p->n_tokens_baseline);
+    unsigned char *tr = ids_blob(p->tokens_run, p->n_tokens_run);
+    if (!tb || !tr) {
+        free(tb);
+        free(tr);
+        sqlite3_finalize(st);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    }
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_int64(st, 2, base);
+    sqlite3_bind_int(st, 3, p->index);
+    sqlite3_bind_int(st, 4, p->n_tokens);
+    sqlite3_bind_int(st, 5, p->n_prompt_tokens);
+    bind_real(st, 6, p->kl_mean);
+    bind_real(st, 7, p->kl_max);
+    sqlite3_bind_int(st, 8, p->n_scored);
+    bind_real(st, 9, p->nll_baseline);
+    bind_real(st, 10, p->nll_run);
+    sqlite3_bind_int(st, 11, p->top1_agree);
+    if (p->first_divergence >= 0) sqlite3_bind_int(st, 12, p->first_divergence);
+    if (p->text_baseline) sqlite3_bind_text(st, 13, p->text_baseline, -1, SQLITE_STATIC);
+    if (p->text_run) sqlite3_bind_text(st, 14, p->text_run, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 15, tb, 4 * p->n_tokens_baseline, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 16, tr, 4 * p->n_tokens_run, SQLITE_STATIC);
+    rc = step_done(db, st, "add comparison", err);
+    sqlite3_finalize(st);
+    free(tb);
+    free(tr);
+    return rc;
+}
+
+int ms_trace_compare_put(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, const MsComparePrompt *p,
+                         const MsComparePos *pos, int n_pos, const MsCompareLayer *lay, int n_lay, MsError *err)
+{
+    int rc = put_prompt(db, run_id, baseline_run_id, p, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc) rc = ms_db_prepare(db, "INSERT INTO an_compare_pos VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &st, err);
+    for (int i = 0; !rc && i < n_pos; i++) {
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int64(st, 2, baseline_run_id);
+        sqlite3_bind_int(st, 3, p->index);
+        sqlite3_bind_int(st, 4, pos[i].pos);
+        sqlite3_bind_double(st, 5, pos[i].kl);
+        bind_real(st, 6, pos[i].lp_baseline);
+        bind_real(st, 7, pos[i].lp_run);
+        sqlite3_bind_int(st, 8, pos[i].top1_baseline);
+        sqlite3_bind_int(st, 9, pos[i].top1_run);
+        rc = step_done(db, st, "add comparison positions", err);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!rc) rc = ms_db_prepare(db, "INSERT INTO an_compare_layer VALUES(?1,?2,?3,?4,?5,?6,?7)", &st, err);
+    for (int i = 0; !rc && i < n_lay; i++) {
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int64(st, 2, baseline_run_id);
+        sqlite3_bind_int(st, 3, p->index);
+        sqlite3_bind_int(st, 4, lay[i].layer);
+        sqlite3_bind_int(st, 5, lay[i].n_pos);
+        sqlite3_bind_int(st, 6, lay[i].n_changed);
+        sqlite3_bind_double(st, 7, lay[i].jaccard_sum);
+        rc = step_done(db, st, "add comparison layers", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ms_trace_compare_has(MsTraceDb *db, int64_t run_id, int index, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT 1 FROM an_compare_prompt WHERE run_id=?1 AND idx=?2", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, index);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : ms_db_fail(db, err, MS_EDB, "find comparison");
+}
+
+/* ----------------------------------------------------------------- reading */
+
+void ms_trace_compare_rows_clear(MsCompareRows *r)
+{
+    if (!r) return;
+    for (int i = 0; r->prompts && i < r->n_prompts; i++) {
+        free((void *)r->prompts[i].tokens_baseline);
+        free((void *)r->prompts[i].tokens_run);
+        free((void *)r->prompts[i].text_baseline);
+        free((void *)r->prompts[i].text_run);
+    }
+    free(r->prompts);
+    free(r->layers);
+    free(r->prompt_layers);
+    memset(r, 0, sizeof *r);
+}
+
+static int32_t *blob_ids(sqlite3_stmt *st, int col, int *n)
+{
+    const unsigned char *b = sqlite3_column_blob(st, col);
+    int len = sqlite3_column_bytes(st, col) / 4;
+    int32_t *v = malloc((size_t)(len > 0 ? len : 1) * sizeof *v);
+    for (int i = 0; v && i < len; i++)
+        v[i] = (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
+                         (uint32_t)b[4 * i + 3] << 24);
+    *n = v ? len : 0;
+    return v;
+}
+
+static double col_real(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static int read_prompts(MsTraceDb *db, MsCompareRows *out, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT idx, n_tokens, n_prompt_tokens, kl_mean, kl_max, n_scored, nll_baseline, "
+                               "nll_run, top1_agree, coalesce(first_divergence, -1), text_baseline, text_run, "
+                               "tokens_baseline, tokens_run FROM an_compare_prompt WHERE run_id=?1 AND "
+                               "baseline_run_id=?2 ORDER BY idx", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, out->run_id);
+    sqlite3_bind_int64(st, 2, out->baseline_run_id);
+    int cap = 0;
+    bool oom = false;
+    while (!oom && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n_prompts == cap) {
+            int nc = cap ? 2 * cap : 64;
+            MsComparePrompt *np = realloc(out->prompts, (size_t)nc * sizeof *np);
+            if (!np) { oom = true; break; }
+            out->prompts = np;
+            cap = nc;
+        }
+        MsComparePrompt *p = &out->prompts[out->n_prompts++];
+        memset(p, 0, sizeof *p);
+        p->index = sqlite3_column_int(st, 0);
+        p->n_tokens = sqlite3_column_int(st, 1);
+        p->n_prompt_tokens = sqlite3_column_int(st, 2);
+        p->kl_mean = col_real(st, 3);
+        p->kl_max = col_real(st, 4);
+        p->n_scored = sqlite3_column_int(st, 5);
+        p->nll_baseline = col_real(st, 6);
+        p->nll_run = col_real(st, 7);
+        p->top1_agree = sqlite3_column_int(st, 8);
+        p->first_divergence = sqlite3_column_int(st, 9);
+        p->text_baseline = col_dup(st, 10);
+        p->text_run = col_dup(st, 11);
+        p->tokens_baseline = blob_ids(st, 12, &p->n_tokens_baseline);
+        p->tokens_run = blob_ids(st, 13, &p->n_tokens_run);
+        oom = !p->tokens_baseline || !p->tokens_run;
+    }
+    sqlite3_finalize(st);
+    if (oom) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    return rc == SQLITE_DONE ? 0 : ms_db_fail(db, err, MS_EDB, "read comparison");
+}
+
+static int read_layers(MsTraceDb *db, MsCompareRows *out, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT DISTINCT layer FROM an_compare_layer WHERE run_id=?1 AND baseline_run_id=?2 "
+                               "ORDER BY layer", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, out->run_id);
+    sqlite3_bind_int64(st, 2, out->baseline_run_id);
+    int layers[MS_TRACE_MAX_LAYER], nl = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && nl < MS_TRACE_MAX_LAYER) layers[nl++] = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    out->n_layers = nl;
+    out->layers = calloc((size_t)(nl ? nl : 1), sizeof *out->layers);
+    out->prompt_layers = calloc((size_t)(nl ? nl : 1) * (size_t)(out->n_prompts ? out->n_prompts : 1),
+                                sizeof *out->prompt_layers);
+    if (!out->layers || !out->prompt_layers) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    for (int l = 0; l < nl; l++) {
+        out->layers[l].layer = layers[l];
+        for (int i = 0; i < out->n_prompts; i++) out->prompt_layers[(size_t)i * nl + l].layer = layers[l];
+    }
+    rc = ms_db_prepare(db, "SELECT idx, layer, n_pos, n_changed, jaccard_sum FROM an_compare_layer WHERE run_id=?1 AND "
+                           "baseline_run_id=?2 ORDER BY idx, layer", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, out->run_id);
+    sqlite3_bind_int64(st, 2, out->baseline_run_id);
+    int pi = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int idx = sqlite3_column_int(st, 0), layer = sqlite3_column_int(st, 1), l = 0;
+        while (pi < out->n_prompts && out->prompts[pi].index < idx) pi++;
+        while (l < nl && layers[l] != layer) l++;
+        if (pi >= out->n_prompts || out->prompts[pi].index != idx || l == nl) continue;
+        MsCompareLayer *pl = &out->prompt_layers[(size_t)pi * nl + l], *tot = &out->layers[l];
+        pl->n_pos = sqlite3_column_int(st, 2);
+        pl->n_changed = sqlite3_column_int(st, 3);
+        pl->jaccard_sum = sqlite3_column_double(st, 4);
+        tot->n_pos += pl->n_pos;
+        tot->n_changed += pl->n_changed;
+        tot->jaccard_sum += pl->jaccard_sum;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : ms_db_fail(db, err, MS_EDB, "read comparison layers");
+}
+
+int ms_trace_compare_rows(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, MsCompareRows *out, MsError *err)
+{
+    memset(out, 0, sizeof *out);
+    out->run_id = run_id;
+    out->baseline_run_id = baseline_run_id;
+    int rc = read_prompts(db, out, err);
+    if (!rc && out->n_prompts == 0)
+        rc = ms_error_set(err, MS_ENOTFOUND, "%s: no comparison of run %lld against baseline %lld", db->path,
+                          (long long)run_id, (long long)baseline_run_id);
+    if (!rc) rc = read_layers(db, out, err);
+    if (rc) ms_trace_compare_rows_clear(out);
+    return rc;
+}
+
+int ms_trace_compare_positions(MsTraceDb *db, int64_t run_id, int index, MsComparePos **out, int *n, MsError *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "SELECT pos, kl, lp_baseline, lp_run, top1_baseline, top1_run FROM an_compare_pos "
+                               "WHERE run_id=?1 AND idx=?2 ORDER BY pos", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, index);
+    int cap = 0;
+    MsComparePos *v = NULL;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            int nc = cap ? 2 * cap : 128;
+            MsComparePos *nv = realloc(v, (size_t)nc * sizeof *nv);
+            if (!nv) break;
+            v = nv;
+            cap = nc;
+        }
+        MsComparePos *p = &v[(*n)++];
+        p->pos = sqlite3_column_int(st, 0);
+        p->kl = (float)sqlite3_column_double(st, 1);
+        p->lp_baseline = (float)col_real(st, 2);
+        p->lp_run = (float)col_real(st, 3);
+        p->top1_baseline = sqlite3_column_int(st, 4);
+        p->top1_run = sqlite3_column_int(st, 5);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        free(v);
+        *n = 0;
+        return rc == SQLITE_ROW ? ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path)
+                                : ms_db_fail(db, err, MS_EDB, "read comparison positions");
+    }
+    *out = v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ sweeps */
+
+int64_t ms_trace_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run_id, const char *settings_json,
+                           MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "INSERT INTO sweep(baseline_run_id, model_id, created, settings, program_version) "
+                               "VALUES(?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?3, ?4)", &st, err);
+    if (rc) return rc;
+    if (baseline_run_id > 0) sqlite3_bind_int64(st, 1, baseline_run_id);
+    sqlite3_bind_int64(st, 2, model_id);
+    if (settings_json) sqlite3_bind_text(st, 3, settings_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, MS_VERSION, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return ms_db_fail(db, err, MS_EDB, "add sweep");
+    return sqlite3_last_insert_rowid(db->h);
+}
+
+int ms_trace_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err)
+{
+    int rc = ms_trace_tx_begin(db, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc) rc = ms_db_prepare(db, "INSERT INTO sweep_candidate VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"
+                                    "?14,?15,?16,?17,?18)", &st, err);
+    for (int i = 0; !rc && i < n; i++) {
+        const MsSweepRow *r = &rows[i];
+        sqlite3_bind_int64(st, 1, sweep_id);
+        sqlite3_bind_int(st, 2, r->cand);
+        sqlite3_bind_text(st, 3, r->kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, r->label, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, r->interventions ? r->interventions : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 6, r->n_experts);
+        sqlite3_bind_int64(st, 7, r->n_positions);
+        const double v[] = { r->kl_mean, r->kl_max, r->top1_agreement, r->ppl_baseline, r->ppl_run, r->dppl,
+                             r->changed_share, r->jaccard_mean, r->z_kl, r->z_dppl };
+        for (int j = 0; j < 10; j++) bind_real(st, 8 + j, v[j]);
+        if (r->rank > 0) sqlite3_bind_int(st, 18, r->rank);
+        else sqlite3_bind_null(st, 18);
+        rc = step_done(db, st, "add sweep result", err);
+    }
+    sqlite3_finalize(st);
+    if (!rc) rc = ms_trace_tx_commit(db, err);
+    if (rc) ms_trace_tx_rollback(db);
+    return rc;
+}
