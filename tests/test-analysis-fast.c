@@ -129,8 +129,8 @@ static char *dump_results(MsTraceDb *db)
 {
     Buf names = {0}, out = {0};
     MsError err = {0};
-    if (ms_trace_query(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'an\\_%' "
-                       "ESCAPE '\\' ORDER BY name", table_name, &names, &err) < 0)
+    /* the analyses' tables (schema tables such as an_compare_pos are not theirs) */
+    if (ms_trace_query(db, "SELECT table_name FROM analysis ORDER BY table_name", table_name, &names, &err) < 0)
         return NULL;
     for (char *p = names.s, *e; p && *p; p = e + 1) {
         e = strchr(p, '\n');
