@@ -7,8 +7,15 @@
 #include <strings.h>
 
 static const MsRgb missing_grey = {0.80, 0.80, 0.80};
+/* a diverging map passes through light greys near its centre: mid grey there */
+static const MsRgb missing_grey_diverging = {0.50, 0.50, 0.50};
 
 MsRgb ms_plot_missing_color(void) { return missing_grey; }
+
+MsRgb ms_plot_cmap_missing(MsColormap map)
+{
+    return ms_plot_cmap_is_diverging(map) ? missing_grey_diverging : missing_grey;
+}
 
 static const char *const cmap_names[MS_CMAP_COUNT] = {"viridis", "cividis", "balance"};
 
@@ -40,7 +47,8 @@ MsRgb ms_plot_cmap_at(MsColormap map, double t)
 {
     int n;
     const float (*tab)[3] = ms_plot_cmap_table_(map, &n);
-    if (!tab || isnan(t)) return missing_grey;
+    if (!tab) return missing_grey;
+    if (isnan(t)) return ms_plot_cmap_missing(map);
     if (t < 0) t = 0;
     if (t > 1) t = 1;
     double pos = t * (n - 1);

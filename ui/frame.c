@@ -533,7 +533,7 @@ static void draw_colorbar(cairo_t *cr, Ctx *c, const MsPlotColorbar *cb, const M
         lab_w = fmax(lab_w, sz.width);
     }
     if (cb->show_missing) {
-        MsRgb m = ms_plot_missing_color();
+        MsRgb m = ms_plot_cmap_missing(cb->scale.map);
         double y = g->plot.y + g->plot.h - r->w;
         set_rgb(cr, m);
         cairo_rectangle(cr, r->x, y, r->w, r->w);

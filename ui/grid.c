@@ -37,10 +37,9 @@ bool ms_plot_grid_hit(const MsPlotGridMap *m, double x, double y, int64_t *row, 
 {
     if (!valid(m) || !ms_plot_rect_contains(&m->rect, x, y)) return false;
     double u = (x - m->rect.x) / m->rect.w, v = (y - m->rect.y) / m->rect.h;
-    if (m->flip_cols) u = 1 - u;
-    if (m->flip_rows) v = 1 - v;
-    double c = floor(m->col0 + u * (m->col1 - m->col0));
-    double r = floor(m->row0 + v * (m->row1 - m->row0));
+    /* half-open cells: a flipped axis runs from col1 at the left edge down */
+    double c = m->flip_cols ? ceil(m->col1 - u * (m->col1 - m->col0)) - 1 : floor(m->col0 + u * (m->col1 - m->col0));
+    double r = m->flip_rows ? ceil(m->row1 - v * (m->row1 - m->row0)) - 1 : floor(m->row0 + v * (m->row1 - m->row0));
     if (c < 0 || c >= (double)m->cols || r < 0 || r >= (double)m->rows) return false;
     *row = (int64_t)r;
     *col = (int64_t)c;

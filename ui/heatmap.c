@@ -45,7 +45,7 @@ typedef struct {
 static void value_map_init(ValueMap *vm, const MsPlotColorScale *s)
 {
     ms_plot_cmap_lut_(s->map, vm->lut, LUT_N);
-    vm->missing = ms_plot_rgb_pack(ms_plot_missing_color());
+    vm->missing = ms_plot_rgb_pack(ms_plot_cmap_missing(s->map));
     double lo = s->lo, hi = s->hi;
     if (ms_plot_cmap_is_diverging(s->map)) {
         double m = fmax(fabs(lo), fabs(hi));

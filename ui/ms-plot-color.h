@@ -2,9 +2,10 @@
  * moescope figure.  Plain C, no cairo: pure functions of their arguments.
  *
  * Colours are sRGB with components in [0,1] (MsRgb).  Missing values (NaN)
- * always come out as one neutral light grey, ms_plot_missing_color(), which is
- * at least 10 CIEDE2000 units away from every colour of every map and of the
- * categorical palette, so a missing cell never reads as a value.
+ * come out as a neutral grey at least 10 CIEDE2000 units away from every
+ * colour of the map (ms_plot_cmap_missing: light grey for the sequential maps
+ * and the categorical palette, mid grey for the diverging map, whose centre is
+ * a light neutral), so a missing cell never reads as a value.
  *
  * Maps (docs/figures.md "Drawing conventions" explains when to use which):
  *   MS_CMAP_VIRIDIS   sequential, dark blue-purple -> yellow, lightness rises
@@ -41,7 +42,7 @@ int ms_plot_cmap_from_name(const char *name);
 bool ms_plot_cmap_is_diverging(MsColormap map);
 
 /* Colour at position t in [0,1] (clamped; linear interpolation between table
- * entries).  NaN t or an unknown map gives the missing-value grey. */
+ * entries).  NaN t gives ms_plot_cmap_missing(map), an unknown map light grey. */
 MsRgb ms_plot_cmap_at(MsColormap map, double t);
 
 /* A colour scale: a map plus the data range mapped onto it. */
@@ -64,14 +65,18 @@ MsRgb ms_plot_cmap_signed(MsColormap map, double v, double absmax);
  * sequential map, [-m, m] for a diverging one.  No finite value: [0, 1]. */
 MsPlotColorScale ms_plot_scale_fit(MsColormap map, const float *values, size_t n);
 
-/* The grey of missing values (NaN). */
+/* The grey of missing values: light grey (sequential maps, categories). */
 MsRgb ms_plot_missing_color(void);
+/* The grey of missing values on `map`. */
+MsRgb ms_plot_cmap_missing(MsColormap map);
 
 /* Stable colour of category (expert) `id`: the same id always gets the same
  * colour, whatever the number of experts.  Ids 0..255 come from a fixed table
- * built in greedy farthest-point order in OKLab (each colour as far as
- * possible from all earlier ones), legible on white (OKLab L 0.40-0.82) and
- * never grey (chroma >= 0.07); ids 0..127 are pairwise >= 6 CIEDE2000 apart.
+ * built in greedy farthest-point order under CIEDE2000 (each colour as far as
+ * possible from all earlier ones; tools/gen-palettes.py), legible on white
+ * (OKLab L 0.40-0.82) and never grey (chroma 0.07-0.22, >= 12 from white and
+ * from the missing grey).  Minimum pairwise CIEDE2000 distance: 18 among ids
+ * 0..19, 11 among 0..63, 8 among 0..127 (tests/test-plot.c checks these).
  * Ids >= 256 step the hue by the golden angle (137.5 deg) in OKLCh with four
  * cycling lightness levels (stable, but no distance guarantee).  A negative id
  * gives the missing-value grey. */
