@@ -250,6 +250,38 @@ int ms_plot_heatmap_draw(cairo_t *cr, const MsPlotGridMap *m, const MsPlotHeatma
     }
     cairo_surface_mark_dirty(img);
 
+    /* Vector targets (PDF, SVG): viewers may ignore the nearest filter and
+     * smooth a few-pixel image into blurred cells, so repeat each cell into a
+     * block of whole pixels close to the device size. */
+    if (cairo_surface_get_type(cairo_get_group_target(cr)) != CAIRO_SURFACE_TYPE_IMAGE) {
+        int64_t kx = device_len(cr, xb - xa, 0) / nbc, ky = device_len(cr, 0, yb - ya) / nbr;
+        if (kx * nbc > 4096) kx = 4096 / nbc;
+        if (ky * nbr > 4096) ky = 4096 / nbr;
+        if (kx < 1) kx = 1;
+        if (ky < 1) ky = 1;
+        if (kx > 1 || ky > 1) {
+            cairo_surface_t *big = cairo_image_surface_create(CAIRO_FORMAT_RGB24, (int)(nbc * kx), (int)(nbr * ky));
+            if (cairo_surface_status(big) != CAIRO_STATUS_SUCCESS) {
+                cairo_surface_destroy(big);
+                rc = ms_error_set(err, MS_ENOMEM, "cannot create a heat map image");
+                goto out;
+            }
+            cairo_surface_flush(big);
+            uint32_t *bp = (uint32_t *)cairo_image_surface_get_data(big);
+            int bstride = cairo_image_surface_get_stride(big) / 4;
+            for (int64_t r = 0; r < nbr * ky; r++) {
+                const uint32_t *src = px + (size_t)(r / ky) * (size_t)stride_px;
+                uint32_t *dst = bp + (size_t)r * (size_t)bstride;
+                for (int64_t c = 0; c < nbc * kx; c++) dst[c] = src[c / kx];
+            }
+            cairo_surface_mark_dirty(big);
+            cairo_surface_destroy(img);
+            img = big;
+            nbc *= kx;
+            nbr *= ky;
+        }
+    }
+
     /* image pixel (i, j) -> user (xa + i (xb - xa) / nbc, ya + j (yb - ya) / nbr) */
     cairo_matrix_t mat;
     cairo_matrix_init(&mat, (xb - xa) / (double)nbc, 0, 0, (yb - ya) / (double)nbr, xa, ya);

@@ -97,8 +97,26 @@ static bool xml_text(Buf *b, const char *s)
     return true;
 }
 
-/* The SVG with the logged text inserted as a transparent layer before </svg>. */
-static int svg_add_text(Buf *svg, const MsPlotTextLog *log, Buf *out)
+/* Copy svg[0..n) to out, marking every <image> for nearest-neighbour scaling:
+ * cairo's SVG surface drops the pattern filter, and a browser would blur a
+ * heat map drawn as a few-pixel image into smeared cells. */
+static bool copy_images_crisp(Buf *out, const unsigned char *svg, size_t n)
+{
+    static const char tag[] = "<image ";
+    size_t start = 0;
+    for (size_t i = 0; i + sizeof tag - 1 <= n; i++) {
+        if (svg[i] != '<' || memcmp(svg + i, tag, sizeof tag - 1) != 0) continue;
+        if (buf_write(out, svg + start, (unsigned)(i + sizeof tag - 1 - start)) != 0 ||
+            !buf_puts(out, "image-rendering=\"optimizeSpeed\" style=\"image-rendering:pixelated\" "))
+            return false;
+        start = i + sizeof tag - 1;
+    }
+    return buf_write(out, svg + start, (unsigned)(n - start)) == 0;
+}
+
+/* The finished SVG: crisp images, and the logged text inserted as a
+ * transparent layer before </svg>. */
+static int svg_finish(Buf *svg, const MsPlotTextLog *log, Buf *out)
 {
     const char *end = NULL;
     for (size_t i = svg->len; i >= 6; i--)
@@ -108,7 +126,7 @@ static int svg_add_text(Buf *svg, const MsPlotTextLog *log, Buf *out)
         }
     if (!end) return MS_EINTERNAL;
     size_t head = (size_t)(end - (const char *)svg->data);
-    bool ok = buf_write(out, svg->data, (unsigned)head) == 0 &&
+    bool ok = copy_images_crisp(out, svg->data, head) &&
               buf_puts(out, "<g id=\"moescope-text\" fill-opacity=\"0\" stroke=\"none\" "
                             "font-family=\"DejaVu Sans, Noto Sans, sans-serif\">\n");
     for (size_t i = 0; ok && i < log->n; i++) {
@@ -205,7 +223,7 @@ static int render_buf(MsPlotFormat fmt, double width, double height, double scal
     }
     cairo_surface_destroy(s);
     if (rc == 0 && fmt == MS_PLOT_SVG) {
-        rc = svg_add_text(&raw, &log, out);
+        rc = svg_finish(&raw, &log, out);
         if (rc < 0) rc = ms_error_set(err, rc, "SVG output failed: %s", ms_strerror(rc));
     }
     ms_plot_text_log_clear(&log);
