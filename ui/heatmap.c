@@ -128,34 +128,35 @@ static int cmp_i32(const void *a, const void *b)
 }
 
 /* Most frequent id >= 0 of a block, ties to the smaller id; -1 if none.
- * counts (size ncount) is all zero on entry and on return; ids beyond it go
- * through the sorted scratch buffer. */
+ * counts (size ncount) is all zero on entry and on return (the ids counted
+ * are remembered in `touched`); ids beyond it go through the sorted scratch
+ * buffer.  touched and scratch hold one entry per cell of the block. */
 static int32_t block_mode(const MsPlotHeatmap *h, int64_t r0, int64_t r1, int64_t c0, int64_t c1, uint32_t *counts,
-                          int64_t ncount, int32_t *scratch)
+                          int64_t ncount, int32_t *touched, int32_t *scratch)
 {
     int32_t best = -1;
     uint32_t best_n = 0;
-    int64_t ns = 0;
+    int64_t ns = 0, nt = 0;
     for (int64_t r = r0; r < r1; r++) {
         const int32_t *src = h->categories + (size_t)r * (size_t)h->cols;
         for (int64_t c = c0; c < c1; c++) {
             int32_t id = src[c];
             if (id < 0) continue;
             if (id < ncount) {
-                uint32_t n = ++counts[id];
-                if (n > best_n || (n == best_n && id < best)) {
-                    best = id;
-                    best_n = n;
-                }
+                if (counts[id]++ == 0) touched[nt++] = id;
             } else {
                 scratch[ns++] = id;
             }
         }
     }
-    for (int64_t r = r0; r < r1; r++) {
-        const int32_t *src = h->categories + (size_t)r * (size_t)h->cols;
-        for (int64_t c = c0; c < c1; c++)
-            if (src[c] >= 0 && src[c] < ncount) counts[src[c]] = 0;
+    for (int64_t i = 0; i < nt; i++) {
+        int32_t id = touched[i];
+        uint32_t n = counts[id];
+        if (n > best_n || (n == best_n && id < best)) {
+            best = id;
+            best_n = n;
+        }
+        counts[id] = 0;
     }
     if (ns > 0) {
         qsort(scratch, (size_t)ns, sizeof *scratch, cmp_i32);
@@ -201,7 +202,7 @@ int ms_plot_heatmap_draw(cairo_t *cr, const MsPlotGridMap *m, const MsPlotHeatma
     double *acc = malloc((size_t)nbc * sizeof *acc);
     int64_t *cnt = malloc((size_t)nbc * sizeof *cnt);
     uint32_t *counts = NULL;
-    int32_t *scratch = NULL;
+    int32_t *scratch = NULL, *touched = NULL;
     ValueMap *vm = NULL;
     cairo_surface_t *img = NULL;
     if (!bc || !br || !acc || !cnt) {
@@ -235,7 +236,8 @@ int ms_plot_heatmap_draw(cairo_t *cr, const MsPlotGridMap *m, const MsPlotHeatma
         const int64_t ncount = 65536;
         counts = calloc((size_t)ncount, sizeof *counts);
         scratch = malloc((size_t)(maxc * maxr) * sizeof *scratch);
-        if (!counts || !scratch) {
+        touched = malloc((size_t)(maxc * maxr) * sizeof *touched);
+        if (!counts || !scratch || !touched) {
             rc = ms_error_set(err, MS_ENOMEM, "out of memory drawing a heat map");
             goto out;
         }
@@ -243,7 +245,7 @@ int ms_plot_heatmap_draw(cairo_t *cr, const MsPlotGridMap *m, const MsPlotHeatma
         for (int64_t r = 0; r < nbr; r++) {
             uint32_t *o = px + (size_t)r * (size_t)stride_px;
             for (int64_t k = 0; k < nbc; k++) {
-                int32_t id = block_mode(h, br[r], br[r + 1], bc[k], bc[k + 1], counts, ncount, scratch);
+                int32_t id = block_mode(h, br[r], br[r + 1], bc[k], bc[k + 1], counts, ncount, touched, scratch);
                 o[k] = id < 0 ? missing : category_pixel(h, id);
             }
         }
@@ -304,6 +306,7 @@ out:
     free(vm);
     free(counts);
     free(scratch);
+    free(touched);
     free(bc);
     free(br);
     free(acc);
