@@ -5,8 +5,12 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config
   libopenblas-dev libpcre2-dev libunistring-dev libsqlite3-dev libjansson-dev
-  libgtk-4-dev libcairo2-dev
+  libgtk-4-dev libcairo2-dev libpango1.0-dev
   sqlite3 postgresql python3 xvfb xauth
+  # figures (ui/): fonts for labels and for token text in every script, and
+  # poppler's pdftoppm, with which the tests read PDF output back
+  fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+  poppler-utils
 )
 missing=()
 for p in "${pkgs[@]}"; do
