@@ -343,6 +343,36 @@ static void test_aggregation(void)
         }
     MT_CHECK(zoom_ok, "window [100,200) of 1000 columns at 4 px per cell: pixel x shows column 100 + x/4");
     cairo_surface_destroy(s);
+    /* panned by half a cell, and flipped */
+    rz.m.col0 = 100.5;
+    rz.m.col1 = 200.5;
+    s = raw_render(&rz, 400, 20);
+    zoom_ok = s != NULL;
+    for (int x = 1; s && x < 400; x += 4)
+        if (chan_diff(pixel(s, x, 10), rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 100 + x / 4, 0, 999))) > 1 ||
+            chan_diff(pixel(s, x + 2, 10), rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 101 + x / 4, 0, 999))) > 1) {
+            zoom_ok = false;
+            mt_diag("pan: x %d shows %06x", x, pixel(s, x, 10));
+            break;
+        }
+    MT_CHECK(zoom_ok, "window [100.5,200.5): the first pixels show the second half of column 100, the rest follow");
+    cairo_surface_destroy(s);
+    rz.m.col0 = 100;
+    rz.m.col1 = 200;
+    rz.m.flip_cols = true;
+    s = raw_render(&rz, 400, 20);
+    zoom_ok = s != NULL;
+    for (int x = 2; s && x < 400; x += 4) {
+        int64_t hr, hc;
+        if (chan_diff(pixel(s, x, 10), rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 199 - x / 4, 0, 999))) > 1 ||
+            !ms_plot_grid_hit(&rz.m, x + 0.5, 10, &hr, &hc) || hc != 199 - x / 4) {
+            zoom_ok = false;
+            mt_diag("flip: x %d shows %06x", x, pixel(s, x, 10));
+            break;
+        }
+    }
+    MT_CHECK(zoom_ok, "flipped columns: pixel x shows (and hits) column 199 - x/4");
+    cairo_surface_destroy(s);
 
     MsError err = {0};
     Raw none = {.m = r.m, .h = {.rows = 2, .cols = n}};
