@@ -845,5 +845,6 @@ int main(void)
     test_tokens();
     test_layouts();
     if (getenv("MS_KEEP_TMP")) mt_diag("images kept in %s", mt_tmpdir());
+    ms_plot_release_caches();
     return mt_done();
 }

@@ -397,5 +397,6 @@ int main(void)
     test_escape();
     test_ticks();
     test_grid();
+    ms_plot_release_caches();
     return mt_done();
 }

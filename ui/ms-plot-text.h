@@ -113,6 +113,12 @@ typedef struct MsPlotRect MsPlotRect;
 int ms_plot_token_flow(MsPlotText *t, const MsPlotPiece *pieces, size_t n, unsigned flags, double width,
                        double pad, MsPlotRect *rects);
 
+/* At program exit (optional): release the caches Pango, fontconfig and cairo
+ * keep for the process, so leak checkers see a clean exit.  Call it once,
+ * from the main thread, after every MsPlotText is freed and when no thread
+ * will draw again. */
+void ms_plot_release_caches(void);
+
 /* ---- text log ----
  * Every text drawn through this API onto a cairo_t that has a log attached is
  * appended to it with its device-space bounding box.  The SVG writer uses it

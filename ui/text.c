@@ -1,6 +1,7 @@
 /* text.c — Pango text for figures: labels, escaped token pieces, the text log. */
 #include "plot-internal.h"
 
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <pango/pangocairo.h>
 #include <stdio.h>
@@ -353,4 +354,12 @@ void ms_plot_text_log_clear(MsPlotTextLog *log)
     free(log->items);
     log->items = NULL;
     log->n = log->cap = 0;
+}
+
+void ms_plot_release_caches(void)
+{
+    /* drop this thread's default font map (its fontconfig patterns with it) */
+    pango_cairo_font_map_set_default(NULL);
+    cairo_debug_reset_static_data();
+    FcFini();
 }
