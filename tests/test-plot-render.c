@@ -797,7 +797,8 @@ static void test_layouts(void)
     b->style.text_scale = 0;
 
     /* linear axes, zoomed category window, no legend */
-    b->f.x = (MsPlotAxis){.kind = MS_PLOT_AXIS_LINEAR, .title = "Cache size", .unit = "\xcf\x81", .lo = 0, .hi = 4, .grid = true};
+    b->f.x = (MsPlotAxis){.kind = MS_PLOT_AXIS_LINEAR, .title = "Cache size relative to the number of active experts per token and layer",
+                          .unit = "\xcf\x81", .lo = 0, .hi = 4, .grid = true};
     b->f.y = (MsPlotAxis){.kind = MS_PLOT_AXIS_LINEAR, .title = "SCH", .lo = -1234.5, .hi = 98765.4321, .grid = true};
     b->f.legend = NULL;
     for (int k = 0; k < 4; k++) check_busy(b, sizes[k][0], sizes[k][1], "linear");

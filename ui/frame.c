@@ -629,7 +629,12 @@ void ms_plot_draw_axes(cairo_t *cr, const MsPlotFrame *f, const MsPlotGeom *g)
     axis_title(&f->x, buf, sizeof buf);
     if (*buf) {
         double y = yb + (f->x.kind != MS_PLOT_AXIS_NONE ? c.tick_len + c.pad * 0.3 + c.tick_h : 0) + c.pad * 0.5;
-        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_LABEL, buf, g->width - 2 * c.pad, p->x + p->w / 2, y, 0.5, 0, 0);
+        /* centred under the plot, but shifted to stay inside the figure */
+        MsPlotTextSize sz;
+        double maxw = g->width - 2 * c.pad;
+        ms_plot_text_measure(t, MS_PLOT_ROLE_LABEL, buf, maxw, &sz);
+        double cx = fmin(fmax(p->x + p->w / 2, c.pad + sz.width / 2), g->width - c.pad - sz.width / 2);
+        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_LABEL, buf, maxw, cx, y, 0.5, 0, 0);
     }
     axis_title(&f->y, buf, sizeof buf);
     if (*buf) {
