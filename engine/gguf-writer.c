@@ -5,7 +5,14 @@
  * tensor bytes are then streamed straight to the file, each followed by
  * padding to the alignment, so large models never sit in memory.
  * Errors are sticky: the first one is kept, later calls return it, and
- * ms_gguf_writer_finish reports it (and removes the incomplete file). */
+ * ms_gguf_writer_finish reports it (and removes the incomplete file).
+ *
+ * Why it stays in the engine library although inference never writes GGUF:
+ * it is the other half of the container format gguf.h defines (same type
+ * table, alignment and key rules), the reader's own tests build valid and
+ * corrupt files with it, and tools/gguf-pack (the trained-model packer) needs
+ * it without needing synth/.  It depends on nothing but libc and quant.h's
+ * block sizes, and a static link pulls it into a program only if called. */
 #include "gguf.h"
 
 #include <errno.h>

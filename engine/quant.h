@@ -1,5 +1,5 @@
 /* quant.h — ggml weight types: block layouts, dequantisation, reference
- * quantisers (for `moescope synth`), and the dot products llama.cpp's CPU
+ * quantisers (for synth/ and tools/gguf-pack), and the dot products llama.cpp's CPU
  * backend computes (activations converted to the weight's vec_dot type
  * first), so that logits and routing match llama.cpp.  Facts: GGUF-MOE.md §2. */
 #ifndef MS_QUANT_H

@@ -1,7 +1,10 @@
 /* synth.h — random-weight MoE models of any shape and supported weight type,
  * written as GGUF through the project's own writer and quantisers, with a
  * valid byte-level BPE tokenizer.  Used by tests, benchmarks and users who
- * want a model of a given shape.  Deterministic given the seed. */
+ * want a model of a given shape.  Deterministic given the seed.
+ *
+ * Library mssynth (synth/): model tooling, kept out of the runtime engine
+ * library; it links msengine for the GGUF writer and the quantisers. */
 #ifndef MS_SYNTH_H
 #define MS_SYNTH_H
 
