@@ -2,7 +2,7 @@
  * (build_moe_ffn: logits -> probs -> selection bias -> top-k -> weights ->
  * normalise -> scale), with the interventions applied where they belong.
  * Pure functions over arrays: forward.c calls them, tests call them directly.
- * Implemented in intervene.c. */
+ * Implemented in route.c. */
 #ifndef MS_ROUTE_H
 #define MS_ROUTE_H
 

@@ -1,0 +1,157 @@
+/* route.c — the router of one MoE layer (route.h), reading an intervention
+ * set's storage (intervene-internal.h) directly: a plain indexed lookup per
+ * (layer, expert). */
+#include <math.h>
+#include <string.h>
+
+#include "intervene-internal.h"
+#include "route.h"
+
+int ms_route_k(const MsRouteCfg *cfg, const MsIntervention *iv, int layer)
+{
+    int e = cfg->n_expert > 0 ? cfg->n_expert : 1;
+    int k = cfg->k;
+    if (iv && iv->n_expert == cfg->n_expert && layer >= 0 && layer < iv->n_layer && iv->k[layer] > 0)
+        k = iv->k[layer];
+    if (k < 1) k = 1;
+    if (k > e) k = e;
+    return k;
+}
+
+/* a ranks before b: forced first, then higher score; NaN ranks like -inf so
+ * a broken logit row still yields a full, valid selection. */
+static inline bool ranks_before(bool fa, float sa, bool fb, float sb)
+{
+    if (fa != fb) return fa;
+    if (isnan(sb)) return !isnan(sa);
+    return sa > sb; /* strict: the scan runs upward, so ties keep the lower id */
+}
+
+/* One token.  f/bias/scale are this layer's rows of iv, or NULL; lam and
+ * margin too, non-NULL only when the layer has steer-std / raise / lower. */
+static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const float *bias,
+                      const float *scale, const float *lam, const float *margin, float *logit, float *prob,
+                      int32_t *ids, float *w)
+{
+    const int E = cfg->n_expert;
+
+    /* The logit operators of METHODS §6.3 / §9.3 read the token's
+     * unmodified logits: population std, max and min. */
+    float zmax = -INFINITY, zmin = INFINITY, zstd = 0.0f;
+    if (lam || margin) {
+        double mean = 0.0, var = 0.0;
+        for (int e = 0; e < E; e++) {
+            mean += logit[e];
+            if (logit[e] > zmax) zmax = logit[e];
+            if (logit[e] < zmin) zmin = logit[e];
+        }
+        mean /= E;
+        for (int e = 0; e < E; e++) var += ((double)logit[e] - mean) * ((double)logit[e] - mean);
+        zstd = (float)sqrt(var / E);
+    }
+    if (bias)
+        for (int e = 0; e < E; e++) logit[e] += bias[e];
+    if (lam)
+        for (int e = 0; e < E; e++) logit[e] += lam[e] * zstd;
+    if (margin)
+        for (int e = 0; e < E; e++) {
+            if (f[e] & F_RAISE) logit[e] = zmax + margin[e];
+            else if (f[e] & F_LOWER) logit[e] = zmin - margin[e];
+        }
+
+    if (cfg->gating == MS_GATING_SIGMOID) {
+        for (int e = 0; e < E; e++) prob[e] = 1.0f / (1.0f + expf(-logit[e]));
+    } else {
+        /* ggml's soft_max order: exp(x - max) in float, sum in double,
+         * then one float multiply by 1/sum. */
+        float max = -INFINITY;
+        for (int e = 0; e < E; e++)
+            if (logit[e] > max) max = logit[e];
+        double sum = 0.0;
+        for (int e = 0; e < E; e++) {
+            float v = expf(logit[e] - max);
+            prob[e] = v;
+            sum += (double)v;
+        }
+        float inv = (float)(1.0 / sum);
+        for (int e = 0; e < E; e++) prob[e] *= inv;
+    }
+
+    /* Selection by repeated scan: k passes over E; k and E are small
+     * (llama.cpp caps E at 512) and this needs no scratch memory. */
+    uint64_t taken_bits[64];
+    const bool use_bits = E <= 64 * 64;
+    if (use_bits) memset(taken_bits, 0, sizeof(uint64_t) * (size_t)((E + 63) / 64));
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        bool bf = false;
+        float bs = 0.0f;
+        for (int e = 0; e < E; e++) {
+            bool taken;
+            if (use_bits) {
+                taken = (taken_bits[e >> 6] >> (e & 63)) & 1;
+            } else {
+                taken = false;
+                for (int i = 0; i < j && !taken; i++) taken = ids[i] == e;
+            }
+            if (taken) continue;
+            bool fe = f && (f[e] & F_FORCE);
+            float se = (f && (f[e] & F_SILENCE)) ? -INFINITY
+                     : prob[e] + (cfg->sel_bias ? cfg->sel_bias[e] : 0.0f);
+            if (best < 0 || ranks_before(fe, se, bf, bs)) {
+                best = e;
+                bf = fe;
+                bs = se;
+            }
+        }
+        ids[j] = best;
+        if (use_bits) taken_bits[best >> 6] |= (uint64_t)1 << (best & 63);
+    }
+
+    /* Weights from the unbiased probs; a silenced expert can only be here as
+     * filler for an inconsistent set, and contributes nothing. */
+    for (int j = 0; j < k; j++)
+        w[j] = (f && (f[ids[j]] & F_SILENCE)) ? 0.0f : prob[ids[j]];
+    if (cfg->norm_w) {
+        double sum = 0.0; /* ggml sum_rows accumulates in double */
+        for (int j = 0; j < k; j++) sum += (double)w[j];
+        float s = (float)sum;
+        /* Feb-2025 llama.cpp does not clamp; we only skip an exact 0 (which
+         * would give NaN there) so forced/filler edge cases stay finite. */
+        if (s != 0.0f)
+            for (int j = 0; j < k; j++) w[j] = w[j] / s;
+    }
+    if (cfg->w_scale != 1.0f)
+        for (int j = 0; j < k; j++) w[j] *= cfg->w_scale;
+    if (f) {
+        for (int j = 0; j < k; j++) {
+            if (f[ids[j]] & F_DROP) w[j] = 0.0f;
+            else w[j] *= scale[ids[j]];
+        }
+    }
+}
+
+void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
+              float *logits, float *probs, int32_t *ids, float *w)
+{
+    if (!cfg || cfg->n_expert <= 0 || n <= 0) return;
+    const int E = cfg->n_expert;
+    const int k = ms_route_k(cfg, iv, layer);
+    /* A set made for another shape is ignored rather than read out of bounds. */
+    const bool use_iv = iv && iv->n_expert == E && layer >= 0 && layer < iv->n_layer;
+    const uint8_t *f = NULL;
+    const float *bias = NULL, *scale = NULL, *lam = NULL, *margin = NULL;
+    if (use_iv) {
+        size_t off = (size_t)layer * (size_t)E;
+        f = iv->flags + off;
+        scale = iv->scale + off;
+        for (int e = 0; e < E; e++) {
+            if (iv->bias[off + e] != 0.0f) bias = iv->bias + off;
+            if (iv->lam[off + e] != 0.0f) lam = iv->lam + off;
+            if (f[e] & (F_RAISE | F_LOWER)) margin = iv->margin + off;
+        }
+    }
+    for (int t = 0; t < n; t++)
+        route_one(cfg, k, f, bias, scale, lam, margin, logits + (size_t)t * E, probs + (size_t)t * E,
+                  ids + (size_t)t * k, w + (size_t)t * k);
+}
