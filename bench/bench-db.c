@@ -99,7 +99,7 @@ static int run(const char *dir, int tokens, bool probs, double *secs, double *ge
             }
             tg += now() - g0;
             cg += cpu() - gc;
-            MsRoutingEvent ev = { l, n, pos, E, K, ex, wt, probs ? pr : NULL, probs ? lg : NULL, NULL, NULL, NULL };
+            MsRoutingEvent ev = { l, n, pos, E, K, ex, wt, probs ? pr : NULL, probs ? lg : NULL, NULL, NULL, NULL, NULL };
             o.on_routing(o.user, &ev);
         }
         if (ms_trace_writer_commit(w, NULL, &err)) { fprintf(stderr, "bench-db: %s\n", err.msg); return 1; }

@@ -70,13 +70,20 @@ typedef struct {
     const int32_t *pos;        /* [n_tokens] 0-based positions in the sequence */
     int n_expert;              /* routed experts E */
     int k;                     /* experts selected per token at this layer (after overrides) */
-    const int32_t *experts;    /* [n_tokens][k] selected ids, ranked (descending selection score) */
-    const float *weights;      /* [n_tokens][k] gate weight actually applied (0 for dropped experts) */
+    const int32_t *experts;    /* [n_tokens][k] selected ids, ranked (descending selection score);
+                                * a token's n_used experts first, then the ones ser left out */
+    const float *weights;      /* [n_tokens][k] gate weight actually applied (0 for dropped experts
+                                * and for those beyond n_used) */
     const float *probs;        /* [n_tokens][E] router probabilities (score function of those logits) */
     const float *logits;       /* [n_tokens][E] router logits as used (raw + any steering bias) */
     const float *out_maxabs;   /* [n_tokens][k] max |x| of each selected expert's down-projection output */
     const float *out_l2;       /* [n_tokens][k] L2 norm of the same */
     const int32_t *out_argmax; /* [n_tokens][k] channel where that max |x| is (first one on ties) */
+    /* [n_tokens] experts each token actually used (computed), 1..k: fewer
+     * than k only under the ser operator, which lists the ones it left out
+     * after them (weight 0, out_maxabs and out_l2 0, out_argmax -1).  NULL
+     * when every token of the batch used all k. */
+    const int32_t *n_used;
 } MsRoutingEvent;
 
 /* Residual stream after a block (every block, dense ones too). */
@@ -98,14 +105,26 @@ typedef struct {
 
 /* ----------------------------------------------------------- interventions */
 
+/* An intervention set: operators on the router of each MoE layer, for a
+ * model of a given shape.  Plain data, owned by whoever made it; the context
+ * takes a copy (ms_context_set_intervention), so a set may be edited and
+ * applied again between evals.  Functions taking a set accept NULL (reads
+ * see an empty set, writes return MS_EINVAL) unless said otherwise. */
 typedef struct MsIntervention MsIntervention;
 
-/* An empty set for a model of n_layer blocks and n_expert routed experts. */
+/* An empty set for a model of n_layer blocks and n_expert routed experts
+ * (both 1..65536; NULL otherwise or when out of memory).  Caller owns. */
 MsIntervention *ms_intervention_new(int n_layer, int n_expert);
 void ms_intervention_free(MsIntervention *iv);   /* accepts NULL */
-MsIntervention *ms_intervention_copy(const MsIntervention *iv);
+MsIntervention *ms_intervention_copy(const MsIntervention *iv); /* caller owns; NULL for NULL */
 void ms_intervention_clear(MsIntervention *iv);
 bool ms_intervention_is_empty(const MsIntervention *iv);
+int ms_intervention_n_layer(const MsIntervention *iv);   /* shape it was made for (0 for NULL) */
+int ms_intervention_n_expert(const MsIntervention *iv);
+/* Same shape and the same operators everywhere (values compared as floats,
+ * so -0 equals 0; a raise/lower margin or a ser threshold only where that
+ * operator is set).  Two NULLs are equal; NULL and a set are not. */
+bool ms_intervention_equal(const MsIntervention *a, const MsIntervention *b);
 
 /* silence: excluded before top-k (the next expert takes the slot).
  * drop: selected as usual, its contribution removed (weight 0, no refill).
@@ -124,13 +143,30 @@ bool ms_intervention_is_empty(const MsIntervention *iv);
  *       scores can differ from the logits', so a raised expert is then not
  *       guaranteed a slot (METHODS §6.5 would move the selection score).
  * top_k: override k for one layer (layer >= 0) or all (layer = -1); 1..E.
- * bias, scale, steer_std, raise/lower and top_k replace any earlier value
- * (0 / 1 / 0 / - / 0 remove them).
- * Setters return MS_ERANGE for a bad layer/expert/k and MS_EINVAL (leaving the
- * set unchanged) for a non-finite value (or d < 0) or a set that breaks a
- * layer's rule: an expert both forced (or raised) and silenced, every expert
- * silenced, or, where a top-k override is set, more forced than k or fewer
- * than k unsilenced.  raise and lower replace each other. */
+ * ser (threshold routing, "smart expert reduction"): per token, of the k
+ *       selected experts keep the first kmin in rank order, and each further
+ *       one only where its score is >= t × the best score among the k.  The
+ *       score is the router probability (softmax), or the sigmoid output for
+ *       sigmoid gating; a selection-only bias is not part of it.  Forced
+ *       experts are always kept.  The others are not computed: they are
+ *       listed after the kept ones with weight 0, and the observer reports
+ *       how many each token used (MsRoutingEvent.n_used).  The kept weights
+ *       follow the model's rule: with norm_w they are renormalised among the
+ *       kept (as llama.cpp-style reduction does, so the layer's output keeps
+ *       its scale), otherwise left as the score function gave them; then
+ *       w_scale, drop and scale as for any expert.  t = 0 is plain top-k;
+ *       t = 1 keeps exactly kmin (more only on exact ties with the best).
+ *       1 <= kmin <= k (k after any top-k override), 0 <= t <= 1.
+ * bias, scale, steer_std, raise/lower, top_k and ser replace any earlier
+ * value (bias 0, scale 1, steer_std 0, and ser kmin 0 remove them; a top-k
+ * override or raise/lower is removed with ms_intervention_set_layer /
+ * ms_intervention_set or ms_intervention_clear_expert).
+ * Setters return MS_ERANGE for a bad layer/expert/k/kmin and MS_EINVAL
+ * (leaving the set unchanged) for a non-finite value (or d < 0, or t outside
+ * [0, 1]) or a set that breaks a layer's rule: an expert both forced (or
+ * raised) and silenced, every expert silenced, or, where a top-k override is
+ * set, more forced than k, fewer than k unsilenced, or ser kmin above k.
+ * raise and lower replace each other. */
 int ms_intervention_silence(MsIntervention *iv, int layer, int expert);
 int ms_intervention_drop(MsIntervention *iv, int layer, int expert);
 int ms_intervention_force(MsIntervention *iv, int layer, int expert);
@@ -140,22 +176,94 @@ int ms_intervention_steer_std(MsIntervention *iv, int layer, int expert, float l
 int ms_intervention_raise(MsIntervention *iv, int layer, int expert, float d);
 int ms_intervention_lower(MsIntervention *iv, int layer, int expert, float d);
 int ms_intervention_top_k(MsIntervention *iv, int layer, int k);
+/* ser for one layer (layer >= 0) or all (layer = -1); kmin 0 removes it. */
+int ms_intervention_ser(MsIntervention *iv, int layer, int kmin, float t);
+
+/* ---- operator by operator (inspection and editing, e.g. a GUI grid) ---- */
+
+/* Raise/lower of one expert's logit. */
+typedef enum { MS_ASSIGN_LOWER = -1, MS_ASSIGN_NONE = 0, MS_ASSIGN_RAISE = 1 } MsLogitAssign;
+
+/* Every operator of one expert at one layer, as a plain value (a copy: it
+ * refers to nothing in the set).  Neutral values mean "not set":
+ * MS_EXPERT_OPS_NONE is the expert with no operator. */
+typedef struct {
+    bool silence, drop, force;
+    float bias;            /* steer: logit delta, 0 = none */
+    float scale;           /* applied-weight factor, 1 = none */
+    float steer_std;       /* steer-std lambda, 0 = none */
+    MsLogitAssign assign;  /* raise / lower / none */
+    float margin;          /* raise/lower margin d >= 0; 0 and ignored without assign */
+} MsExpertOps;
+#define MS_EXPERT_OPS_NONE ((MsExpertOps){ .scale = 1.0f })
+
+/* The operators of one layer as a whole. */
+typedef struct {
+    int top_k;             /* k override, 0 = none (the model's k) */
+    int ser_kmin;          /* ser: experts always kept, 0 = no ser */
+    float ser_t;           /* ser threshold in [0, 1]; 0 and ignored without ser */
+} MsLayerOps;
+
+/* Read one expert's operators into *out (MS_EXPERT_OPS_NONE when nothing is
+ * set).  Returns 0, MS_ERANGE for a bad layer/expert, MS_EINVAL for NULLs. */
+int ms_intervention_get(const MsIntervention *iv, int layer, int expert, MsExpertOps *out);
+/* Replace every operator of one expert with *ops, all or nothing: the value
+ * rules of the setters above (finite values, margin >= 0, assign one of the
+ * three) and the layer's rule.  On error the set is unchanged, err names the
+ * layer, the expert and the problem; MS_ERANGE for a bad layer/expert,
+ * MS_EINVAL otherwise.  Passing MS_EXPERT_OPS_NONE equals clear_expert. */
+int ms_intervention_set(MsIntervention *iv, int layer, int expert, const MsExpertOps *ops, MsError *err);
+/* Remove every operator of one expert (always allowed).  0 or MS_ERANGE. */
+int ms_intervention_clear_expert(MsIntervention *iv, int layer, int expert);
+/* k override at layer (0 = none, and for a NULL set or a bad layer). */
+int ms_intervention_top_k_get(const MsIntervention *iv, int layer);
+/* A layer's own operators: read, and replace all or nothing (top_k 0 and
+ * ser_kmin 0 remove them; top_k in 1..E, ser as ms_intervention_ser, and the
+ * layer's rule with the new k).  Errors as ms_intervention_set. */
+int ms_intervention_get_layer(const MsIntervention *iv, int layer, MsLayerOps *out);
+int ms_intervention_set_layer(MsIntervention *iv, int layer, const MsLayerOps *ops, MsError *err);
+
+/* What is set, in order of layer, then expert: for each layer, first its own
+ * entry (expert = -1, `layer` valid) when it has a top-k override or ser,
+ * then one entry per expert with any operator (`ops` valid).  The entry is
+ * borrowed for the call.  fn returns 0 to go on; any other value stops the
+ * walk and is returned.  Returns 0 at the end, MS_EINVAL for NULL iv/fn. */
+typedef struct {
+    int layer;
+    int expert;            /* routed expert, or -1 for the layer's own entry */
+    MsExpertOps ops;       /* expert >= 0 */
+    MsLayerOps lops;       /* expert == -1 */
+} MsInterventionEntry;
+typedef int (*MsInterventionVisitFn)(void *user, const MsInterventionEntry *entry);
+int ms_intervention_list(const MsIntervention *iv, MsInterventionVisitFn fn, void *user);
+
+/* ---- text form (docs/interventions.md) ---- */
 
 /* Parse a CLI spec and apply it.  kind: "silence" "drop" "force" "steer"
  * (L:E:DELTA) "scale" (L:E:F) "steer-std" (L:E:LAMBDA) "raise" / "lower"
- * (L:E, margin 0.01, or L:E:D) "top-k" (K or L:K).  L and E take comma lists,
- * ranges a-b and '*'.  Errors name the spec and the problem. */
+ * (L:E, margin 0.01, or L:E:D) "top-k" (K or L:K) "ser" (KMIN:T or
+ * L:KMIN:T).  L and E take comma lists, ranges a-b and '*'.  All or nothing;
+ * errors are one line "--KIND SPEC: problem". */
 int ms_intervention_parse(MsIntervention *iv, const char *kind, const char *spec, MsError *err);
-/* Canonical one-line text form (e.g. "silence 3:5; steer 0-2:7:+1.5"), malloc'd. */
+/* Canonical text form (e.g. "silence 3:5; steer 0-2:7:+1.5"), one line,
+ * malloc'd (caller frees); "" for an empty set, NULL when out of memory.
+ * ms_intervention_parse_text reads it back to an equal set. */
 char *ms_intervention_to_string(const MsIntervention *iv);
-/* Parse the text form above back (clauses "KIND SPEC [SPEC...]" separated by
- * ';' or line ends; blank clauses are skipped); applied on top of iv, all or
- * nothing. */
+/* Parse the text form above back, applied on top of iv, all or nothing:
+ * clauses "KIND SPEC [SPEC...]" separated by ';' or line ends, '#' starts a
+ * comment to the end of its line, blank clauses are skipped.  Errors are
+ * "KIND SPEC: problem", preceded by "line N: " when the text has several
+ * lines. */
 int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *err);
+/* The same from a file (a plan written by an analysis, a saved set): errors
+ * are "PATH:LINE: problem" (or "PATH: problem" for I/O, a NUL byte or a file
+ * over 16 MiB). */
+int ms_intervention_load(MsIntervention *iv, const char *path, MsError *err);
 /* Check a set against a model before use: same n_layer/n_expert, and at every
- * layer (k = override or k_default) forced experts <= k <= unsilenced experts.
- * The setters can only check this against overrides, since the set does not
- * know the model's k; ms_context_set_intervention should call this. */
+ * layer (k = override or k_default) forced experts <= k <= unsilenced experts
+ * and ser kmin <= k.  The setters can only check this against overrides,
+ * since the set does not know the model's k; ms_context_set_intervention
+ * calls this. */
 int ms_intervention_validate(const MsIntervention *iv, int n_layer, int n_expert, int k_default,
                              MsError *err);
 

@@ -53,6 +53,7 @@ struct MsContext {
     /* MoE */
     float *rlog, *rprob, *rw;
     int32_t *rids;
+    int32_t *rused;            /* [n_batch] experts each token uses (< k only under ser) */
     float *smax, *sl2;
     int32_t *sargmax;
     int32_t *ecount, *eoff, *efill, *slot_of, *slot_tok;
@@ -501,21 +502,27 @@ static void ffn_moe(MsContext *c, int il, int T)
     mm(c, &ly->gate_inp, c->xn, E, T, c->rlog, NE);
     MsRouteCfg cfg = { NE, MI->n_expert_used, MI->gating, MI->norm_w, MI->w_scale, ly->exp_probs_b };
     const int k = ms_route_k(&cfg, c->iv, il);
-    ms_route(&cfg, c->iv, il, T, c->rlog, c->rprob, c->rids, c->rw);
+    const int32_t *nu = c->rused;   /* experts token t uses: its first nu[t] ids */
+    ms_route_used(&cfg, c->iv, il, T, c->rlog, c->rprob, c->rids, c->rw, c->rused);
+    bool all_k = true;
+    for (int t = 0; t < T; t++) all_k &= nu[t] == k;
 
-    /* Group (token, slot) pairs by expert, like ggml's mul_mat_id. */
+    /* Group (token, slot) pairs by expert, like ggml's mul_mat_id; experts
+     * ser left out get no slot, so they are never computed. */
     memset(c->ecount, 0, (size_t)NE * sizeof *c->ecount);
     for (int i = 0; i < T * k; i++) {
         int e = c->rids[i];
         if (e < 0 || e >= NE) e = 0;   /* defensive: the router guarantees range */
         c->rids[i] = e;
-        c->ecount[e]++;
     }
+    for (int t = 0; t < T; t++)
+        for (int jj = 0; jj < nu[t]; jj++) c->ecount[c->rids[t * k + jj]]++;
     int off = 0;
     for (int e = 0; e < NE; e++) { c->eoff[e] = off; c->efill[e] = 0; off += c->ecount[e]; }
     const int n_slots = off;
     for (int t = 0; t < T; t++)
         for (int jj = 0; jj < k; jj++) {
+            if (jj >= nu[t]) { c->slot_of[t * k + jj] = -1; continue; }
             int e = c->rids[t * k + jj];
             int s = c->eoff[e] + c->efill[e]++;
             c->slot_of[t * k + jj] = s;
@@ -557,7 +564,7 @@ static void ffn_moe(MsContext *c, int il, int T)
     for (int t = 0; t < T; t++) {
         float *o = c->fo + (size_t)t * E;
         bool first = true;
-        for (int jj = 0; jj < k; jj++) {
+        for (int jj = 0; jj < nu[t]; jj++) {
             float w = c->rw[t * k + jj];
             if (w == 0.0f) continue;
             const float *d = c->D + (size_t)c->slot_of[t * k + jj] * E;
@@ -570,6 +577,11 @@ static void ffn_moe(MsContext *c, int il, int T)
     if (c->obs_routing) {
         for (int t = 0; t < T; t++)
             for (int jj = 0; jj < k; jj++) {
+                if (jj >= nu[t]) {   /* not computed (ser) */
+                    c->smax[t * k + jj] = c->sl2[t * k + jj] = 0.0f;
+                    c->sargmax[t * k + jj] = -1;
+                    continue;
+                }
                 const float *d = c->D + (size_t)c->slot_of[t * k + jj] * E;
                 float mx = 0.0f;
                 int am = 0;
@@ -584,7 +596,7 @@ static void ffn_moe(MsContext *c, int il, int T)
                 c->sl2[t * k + jj] = (float)sqrt(ss);
             }
         MsRoutingEvent ev = { il, T, c->pos, NE, k, c->rids, c->rw, c->rprob, c->rlog, c->smax, c->sl2,
-                              c->sargmax };
+                              c->sargmax, all_k ? NULL : nu };
         c->obs.on_routing(c->obs.user, &ev);
     }
 
@@ -708,9 +720,11 @@ static int alloc_slots(MsContext *c, int kcap)
         if (ly->up_exps.type != ly->gate_exps.type) need2 = true;
     }
     bool ok = true;
-    free(c->rids); free(c->rw); free(c->smax); free(c->sl2); free(c->sargmax); free(c->slot_of); free(c->slot_tok);
+    free(c->rids); free(c->rused); free(c->rw); free(c->smax); free(c->sl2); free(c->sargmax); free(c->slot_of);
+    free(c->slot_tok);
     free(c->G); free(c->U); free(c->D); free(c->eact); free(c->eact2); free(c->hact);
     c->rids = xcalloc(B * kcap, sizeof(int32_t), &ok);
+    c->rused = xcalloc(B, sizeof(int32_t), &ok);
     c->rw = xcalloc(B * kcap, sizeof(float), &ok);
     c->smax = xcalloc(B * kcap, sizeof(float), &ok);
     c->sl2 = xcalloc(B * kcap, sizeof(float), &ok);
@@ -856,7 +870,7 @@ void ms_context_free(MsContext *c)
     free(c->kc); free(c->vc);
     void *bufs[] = { c->x, c->xn, c->q, c->k, c->v, c->att, c->tmp, c->fo, c->qa, c->kva, c->lat, c->kvb,
                      c->fg, c->fu, c->zsh, c->rope_cs, c->pos, c->hmax, c->hargmax, c->act, c->act2, c->scores, c->kvf,
-                     c->rlog, c->rprob, c->rw, c->rids, c->smax, c->sl2, c->sargmax, c->ecount, c->eoff, c->efill,
+                     c->rlog, c->rprob, c->rw, c->rids, c->rused, c->smax, c->sl2, c->sargmax, c->ecount, c->eoff, c->efill,
                      c->slot_of, c->slot_tok, c->G, c->U, c->D, c->eact, c->eact2, c->hact, c->jobs };
     for (size_t i = 0; i < MS_ARRAY_LEN(bufs); i++) free(bufs[i]);
     ms_intervention_free(c->iv);

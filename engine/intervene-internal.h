@@ -3,12 +3,14 @@
  * and the consistency rule.  Not an interface for others.
  *
  * Storage is dense: one flag byte, one logit bias, one weight scale, one
- * steer-std lambda and one raise/lower margin per (layer, expert), plus one
- * k override per layer.  That keeps ms_route a plain indexed lookup and
+ * steer-std lambda and one raise/lower margin per (layer, expert), plus a
+ * k override and a ser rule per layer.  That keeps ms_route a plain indexed lookup and
  * makes "changeable between calls" a matter of copying a few arrays. */
 #ifndef MS_INTERVENE_INTERNAL_H
 #define MS_INTERVENE_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -23,6 +25,8 @@ struct MsIntervention {
     float *lam;      /* [n_layer][n_expert] steer-std λ (logit += λ·std), 0 = none */
     float *margin;   /* [n_layer][n_expert] raise/lower margin D (with F_RAISE / F_LOWER) */
     int *k;          /* [n_layer] top-k override, 0 = none */
+    int *ser_kmin;   /* [n_layer] ser: experts always kept, 0 = no ser */
+    float *ser_t;    /* [n_layer] ser threshold in [0, 1] (0 where ser_kmin is 0) */
 };
 
 /* Copy src's contents into dst of the same shape. */
@@ -30,8 +34,12 @@ void ms_iv_assign(MsIntervention *dst, const MsIntervention *src);
 
 /* Consistency rule for one layer with k in force (k <= 0: not known yet,
  * only what can be decided without k is checked): no expert both forced (or
- * raised) and silenced, at least one unsilenced, forced <= k <= unsilenced.
- * Returns 0 or MS_EINVAL with a message "layer L: problem". */
+ * raised) and silenced, at least one unsilenced, forced <= k <= unsilenced,
+ * ser KMIN <= k.  Returns 0 or MS_EINVAL with a message "layer L: problem". */
 int ms_iv_layer_check(const MsIntervention *iv, int layer, int k, MsError *err);
+
+/* Shortest decimal that reads back as the same float, C locale ("+" sign
+ * forced when plus) (intervene-text.c). */
+void ms_iv_fmt_float(char *out, size_t cap, float v, bool plus);
 
 #endif

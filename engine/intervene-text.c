@@ -37,7 +37,7 @@ static int parse_list(const char *s, size_t len, IdxSet *set, const char *what, 
                       const char *spec, MsError *err)
 {
     if (len == 0)
-        return ms_error_set(err, MS_EINVAL, "--%s %.80s: empty %s list", kind, spec, what);
+        return ms_error_set(err, MS_EINVAL, "%s %.80s: empty %s list", kind, spec, what);
     size_t i = 0;
     while (i <= len) {
         size_t j = i;
@@ -45,7 +45,7 @@ static int parse_list(const char *s, size_t len, IdxSet *set, const char *what, 
         const char *it = s + i;
         size_t il = j - i;
         if (il == 0)
-            return ms_error_set(err, MS_EINVAL, "--%s %.80s: empty item in %s list", kind, spec, what);
+            return ms_error_set(err, MS_EINVAL, "%s %.80s: empty item in %s list", kind, spec, what);
         if (il == 1 && it[0] == '*') {
             memset(set->on, 1, (size_t)set->n);
         } else {
@@ -54,19 +54,19 @@ static int parse_list(const char *s, size_t len, IdxSet *set, const char *what, 
             if (dash) {
                 if (parse_index(it, (size_t)(dash - it), &a) ||
                     parse_index(dash + 1, il - (size_t)(dash - it) - 1, &b))
-                    return ms_error_set(err, MS_EINVAL, "--%s %.80s: bad %s range '%.*s'", kind, spec,
+                    return ms_error_set(err, MS_EINVAL, "%s %.80s: bad %s range '%.*s'", kind, spec,
                                         what, (int)MS_MIN(il, 40), it);
                 if (b < a)
-                    return ms_error_set(err, MS_EINVAL, "--%s %.80s: reversed %s range %ld-%ld", kind,
+                    return ms_error_set(err, MS_EINVAL, "%s %.80s: reversed %s range %ld-%ld", kind,
                                         spec, what, a, b);
             } else {
                 if (parse_index(it, il, &a))
-                    return ms_error_set(err, MS_EINVAL, "--%s %.80s: bad %s '%.*s'", kind, spec, what,
+                    return ms_error_set(err, MS_EINVAL, "%s %.80s: bad %s '%.*s'", kind, spec, what,
                                         (int)MS_MIN(il, 40), it);
                 b = a;
             }
             if (b >= set->n)
-                return ms_error_set(err, MS_ERANGE, "--%s %.80s: %s %ld out of range 0..%d", kind, spec,
+                return ms_error_set(err, MS_ERANGE, "%s %.80s: %s %ld out of range 0..%d", kind, spec,
                                     what, b, set->n - 1);
             memset(set->on + a, 1, (size_t)(b - a + 1));
         }
@@ -99,20 +99,34 @@ static int parse_float(const char *s, size_t len, float *out)
     return 0;
 }
 
-typedef enum { K_SILENCE, K_DROP, K_FORCE, K_STEER, K_SCALE, K_STEER_STD, K_RAISE, K_LOWER, K_TOPK, K_COUNT } Kind;
+typedef enum {
+    K_SILENCE, K_DROP, K_FORCE, K_STEER, K_SCALE, K_STEER_STD, K_RAISE, K_LOWER, K_TOPK, K_SER, K_COUNT
+} Kind;
 static const char *const kind_names[K_COUNT] = { "silence", "drop", "force", "steer", "scale", "steer-std",
-                                                 "raise", "lower", "top-k" };
+                                                 "raise", "lower", "top-k", "ser" };
 
-static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *err)
+#define UNKNOWN_KIND \
+    "unknown intervention (silence, drop, force, steer, scale, steer-std, raise, lower, top-k, ser)"
+
+static Kind kind_of(const char *name)
 {
-    const char *kn = kind_names[kind];
+    for (int i = 0; i < K_COUNT; i++)
+        if (strcmp(name, kind_names[i]) == 0) return (Kind)i;
+    return K_COUNT;
+}
+
+/* Apply one spec of one kind to iv; kn labels it in messages ("--silence"
+ * on the command line, "silence" in a text).  On error iv may be partly
+ * changed: callers work on a copy. */
+static int parse_into(MsIntervention *iv, Kind kind, const char *kn, const char *spec, MsError *err)
+{
     const char *f[4];
     size_t fl[4];
     int nf = 0;
     const char *p = spec;
     for (;;) {
         const char *c = strchr(p, ':');
-        if (nf == 4) return ms_error_set(err, MS_EINVAL, "--%s %.80s: too many ':' fields", kn, spec);
+        if (nf == 4) return ms_error_set(err, MS_EINVAL, "%s %.80s: too many ':' fields", kn, spec);
         f[nf] = p;
         fl[nf] = c ? (size_t)(c - p) : strlen(p);
         nf++;
@@ -122,19 +136,21 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
     /* raise / lower take an optional margin (default 0.01, SteerMoE's) */
     bool assign = kind == K_RAISE || kind == K_LOWER;
     int want = kind == K_STEER || kind == K_SCALE || kind == K_STEER_STD ? 3
-             : kind == K_TOPK ? (nf == 1 ? 1 : 2) : assign && nf == 3 ? 3 : 2;
+             : kind == K_TOPK ? (nf == 1 ? 1 : 2) : kind == K_SER ? (nf == 2 ? 2 : 3)
+             : assign && nf == 3 ? 3 : 2;
     if (nf != want) {
         const char *form = kind == K_STEER ? "L:E:DELTA" : kind == K_SCALE ? "L:E:F"
                          : kind == K_STEER_STD ? "L:E:LAMBDA" : kind == K_TOPK ? "K or L:K"
+                         : kind == K_SER ? "KMIN:T or L:KMIN:T"
                          : assign ? "L:E or L:E:D" : "L:E";
-        return ms_error_set(err, MS_EINVAL, "--%s %.80s: expected %s", kn, spec, form);
+        return ms_error_set(err, MS_EINVAL, "%s %.80s: expected %s", kn, spec, form);
     }
 
     int rc = 0;
     IdxSet ls = { iv->n_layer, calloc((size_t)iv->n_layer, 1) };
     IdxSet es = { iv->n_expert, calloc((size_t)iv->n_expert, 1) };
     if (!ls.on || !es.on) {
-        rc = ms_error_set(err, MS_ENOMEM, "--%s: out of memory", kn);
+        rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", kn);
         goto out;
     }
 
@@ -143,11 +159,11 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
         const char *ks = f[nf - 1];
         size_t kl = fl[nf - 1];
         if (parse_index(ks, kl, &k)) {
-            rc = ms_error_set(err, MS_EINVAL, "--%s %.80s: bad k '%.*s'", kn, spec, (int)MS_MIN(kl, 40), ks);
+            rc = ms_error_set(err, MS_EINVAL, "%s %.80s: bad k '%.*s'", kn, spec, (int)MS_MIN(kl, 40), ks);
             goto out;
         }
         if (k < 1 || k > iv->n_expert) {
-            rc = ms_error_set(err, MS_ERANGE, "--%s %.80s: k %ld out of range 1..%d", kn, spec, k,
+            rc = ms_error_set(err, MS_ERANGE, "%s %.80s: k %ld out of range 1..%d", kn, spec, k,
                               iv->n_expert);
             goto out;
         }
@@ -156,7 +172,7 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
         for (int l = 0; l < iv->n_layer; l++) {
             if (!ls.on[l]) continue;
             if ((rc = ms_iv_layer_check(iv, l, (int)k, err))) {
-                ms_error_prefix(err, "--%s %.80s: ", kn, spec);
+                ms_error_prefix(err, "%s %.80s: ", kn, spec);
                 goto out;
             }
         }
@@ -165,11 +181,44 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
         goto out;
     }
 
+    if (kind == K_SER) {
+        long kmin;
+        float t;
+        const char *ks = f[nf - 2], *ts = f[nf - 1];
+        size_t kl = fl[nf - 2], tl = fl[nf - 1];
+        if (parse_index(ks, kl, &kmin)) {
+            rc = ms_error_set(err, MS_EINVAL, "%s %.80s: bad KMIN '%.*s'", kn, spec, (int)MS_MIN(kl, 40), ks);
+            goto out;
+        }
+        if (kmin < 1 || kmin > iv->n_expert) {
+            rc = ms_error_set(err, MS_ERANGE, "%s %.80s: KMIN %ld out of range 1..%d", kn, spec, kmin,
+                              iv->n_expert);
+            goto out;
+        }
+        if (parse_float(ts, tl, &t) || !(t >= 0.0f && t <= 1.0f)) {
+            rc = ms_error_set(err, MS_EINVAL, "%s %.80s: bad threshold T '%.*s' (want a number in 0..1)", kn,
+                              spec, (int)MS_MIN(tl, 40), ts);
+            goto out;
+        }
+        if (nf == 2) memset(ls.on, 1, (size_t)ls.n);
+        else if ((rc = parse_list(f[0], fl[0], &ls, "layer", kn, spec, err))) goto out;
+        for (int l = 0; l < iv->n_layer; l++) {
+            if (!ls.on[l]) continue;
+            iv->ser_kmin[l] = (int)kmin;
+            iv->ser_t[l] = t;
+            if ((rc = ms_iv_layer_check(iv, l, iv->k[l], err))) {
+                ms_error_prefix(err, "%s %.80s: ", kn, spec);
+                goto out;
+            }
+        }
+        goto out;
+    }
+
     if ((rc = parse_list(f[0], fl[0], &ls, "layer", kn, spec, err))) goto out;
     if ((rc = parse_list(f[1], fl[1], &es, "expert", kn, spec, err))) goto out;
     float val = assign ? 0.01f : 0.0f;
     if (nf == 3 && (parse_float(f[2], fl[2], &val) || (assign && val < 0))) {
-        rc = ms_error_set(err, MS_EINVAL, "--%s %.80s: bad %s '%.*s' (want a finite number%s)", kn, spec,
+        rc = ms_error_set(err, MS_EINVAL, "%s %.80s: bad %s '%.*s' (want a finite number%s)", kn, spec,
                           kind == K_STEER ? "delta" : kind == K_STEER_STD ? "lambda" : assign ? "margin" : "factor",
                           (int)MS_MIN(fl[2], 40), f[2], assign ? " >= 0" : "");
         goto out;
@@ -195,7 +244,7 @@ static int parse_into(MsIntervention *iv, Kind kind, const char *spec, MsError *
             }
         }
         if ((rc = ms_iv_layer_check(iv, l, iv->k[l], err))) {
-            ms_error_prefix(err, "--%s %.80s: ", kn, spec);
+            ms_error_prefix(err, "%s %.80s: ", kn, spec);
             goto out;
         }
     }
@@ -209,18 +258,16 @@ int ms_intervention_parse(MsIntervention *iv, const char *kind, const char *spec
 {
     if (!iv) return ms_error_set(err, MS_EINVAL, "intervention: no set to apply the spec to");
     if (!kind) return ms_error_set(err, MS_EINVAL, "intervention: no kind given");
-    Kind kd = K_COUNT;
-    for (int i = 0; i < K_COUNT; i++)
-        if (strcmp(kind, kind_names[i]) == 0) kd = (Kind)i;
+    Kind kd = kind_of(kind);
     if (kd == K_COUNT)
-        return ms_error_set(err, MS_EINVAL,
-                            "--%.40s: unknown intervention (silence, drop, force, steer, scale, steer-std, raise, "
-                            "lower, top-k)", kind);
+        return ms_error_set(err, MS_EINVAL, "--%.40s: " UNKNOWN_KIND, kind);
     if (!spec || !*spec) return ms_error_set(err, MS_EINVAL, "--%s: empty spec", kind);
+    char lab[48];
+    snprintf(lab, sizeof lab, "--%s", kind);
     /* Work on a copy so a failing spec leaves iv exactly as it was. */
     MsIntervention *tmp = ms_intervention_copy(iv);
     if (!tmp) return ms_error_set(err, MS_ENOMEM, "--%s: out of memory", kind);
-    int rc = parse_into(tmp, kd, spec, err);
+    int rc = parse_into(tmp, kd, lab, spec, err);
     if (rc == 0) ms_iv_assign(iv, tmp);
     ms_intervention_free(tmp);
     return rc;
@@ -276,7 +323,7 @@ static void buf_list(Buf *b, const uint8_t *on, int n)
 }
 
 /* Shortest decimal that reads back as the same float, C locale. */
-static void fmt_float(char *out, size_t cap, float v, bool plus)
+void ms_iv_fmt_float(char *out, size_t cap, float v, bool plus)
 {
     locale_t c_loc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     locale_t old = c_loc ? uselocale(c_loc) : (locale_t)0;
@@ -342,7 +389,7 @@ static void print_kind(Buf *b, const MsIntervention *iv, Kind kind, bool *any)
             buf_list(b, es, E);
             if (kind >= K_STEER) {
                 char num[48];
-                fmt_float(num, sizeof num, v, kind == K_STEER || kind == K_STEER_STD);
+                ms_iv_fmt_float(num, sizeof num, v, kind == K_STEER || kind == K_STEER_STD);
                 buf_add(b, ":%s", num);
             }
         }
@@ -387,6 +434,25 @@ char *ms_intervention_to_string(const MsIntervention *iv)
                 buf_add(&b, ":%d", k);
             }
         }
+        /* ser: group layers by (KMIN, T), always with the layer list */
+        if (done) memset(done, 0, (size_t)iv->n_layer);
+        started = false;
+        for (int l = 0; ls && done && l < iv->n_layer; l++) {
+            if (!iv->ser_kmin[l] || done[l]) continue;
+            int km = iv->ser_kmin[l];
+            float t = iv->ser_t[l];
+            for (int m = 0; m < iv->n_layer; m++) ls[m] = iv->ser_kmin[m] == km && iv->ser_t[m] == t;
+            for (int m = 0; m < iv->n_layer; m++) done[m] |= ls[m];
+            if (!started) {
+                buf_add(&b, "%sser", any ? "; " : "");
+                started = any = true;
+            }
+            char num[48];
+            ms_iv_fmt_float(num, sizeof num, t, false);
+            buf_add(&b, " ");
+            buf_list(&b, ls, iv->n_layer);
+            buf_add(&b, ":%d:%s", km, num);
+        }
         free(ls);
         free(done);
     }
@@ -395,6 +461,42 @@ char *ms_intervention_to_string(const MsIntervention *iv)
         return NULL;
     }
     return b.s;
+}
+
+/* Apply a whole text (modified in place) to iv, a scratch copy: partly
+ * changed on error, when *bad_line receives the 1-based line at fault. */
+static int parse_text_into(MsIntervention *iv, char *s, int *bad_line, MsError *err)
+{
+    int line = 0;
+    for (char *ln = s; ln; ) {
+        char *nl = strchr(ln, '\n');
+        if (nl) *nl = '\0';
+        line++;
+        char *hash = strchr(ln, '#');   /* comment to the end of the line */
+        if (hash) *hash = '\0';
+        char *save = NULL;
+        for (char *cl = strtok_r(ln, ";", &save); cl; cl = strtok_r(NULL, ";", &save)) {
+            char *save2 = NULL;
+            char *kind = strtok_r(cl, " \t\r\f\v", &save2);
+            if (!kind) continue;   /* blank clause or trailing ';' */
+            Kind kd = kind_of(kind);
+            int rc = 0, nspec = 0;
+            if (kd == K_COUNT) {
+                rc = ms_error_set(err, MS_EINVAL, "'%.40s': " UNKNOWN_KIND, kind);
+            } else {
+                for (char *sp = strtok_r(NULL, " \t\r\f\v", &save2); sp && !rc;
+                     sp = strtok_r(NULL, " \t\r\f\v", &save2), nspec++)
+                    rc = parse_into(iv, kd, kind, sp, err);
+                if (!rc && nspec == 0) rc = ms_error_set(err, MS_EINVAL, "'%s' without a spec", kind);
+            }
+            if (rc) {
+                *bad_line = line;
+                return rc;
+            }
+        }
+        ln = nl ? nl + 1 : NULL;
+    }
+    return 0;
 }
 
 int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *err)
@@ -406,27 +508,57 @@ int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *er
     int rc = 0;
     if (!s || !tmp) {
         rc = ms_error_set(err, MS_ENOMEM, "intervention: out of memory");
-        goto out;
+    } else {
+        const char *nl = strchr(text, '\n');
+        bool lined = nl && nl[strspn(nl, " \t\r\n\f\v")] != '\0';   /* a second line with content */
+        int line = 0;
+        rc = parse_text_into(tmp, s, &line, err);
+        if (rc == 0) ms_iv_assign(iv, tmp);
+        else if (lined) ms_error_prefix(err, "line %d: ", line);
+        else ms_error_prefix(err, "intervention: ");
     }
-    /* clauses end at ';' or a line end (a file may hold one per line) */
-    char *save = NULL;
-    for (char *cl = strtok_r(s, ";\n", &save); cl; cl = strtok_r(NULL, ";\n", &save)) {
-        char *save2 = NULL;
-        char *kind = strtok_r(cl, " \t\r", &save2);
-        if (!kind) continue;   /* blank line or trailing ';' */
-        int nspec = 0;
-        for (char *sp = strtok_r(NULL, " \t\r", &save2); sp; sp = strtok_r(NULL, " \t\r", &save2)) {
-            if ((rc = ms_intervention_parse(tmp, kind, sp, err))) goto out;
-            nspec++;
-        }
-        if (nspec == 0) {
-            rc = ms_error_set(err, MS_EINVAL, "intervention '%.80s': '%.40s' without a spec", text, kind);
-            goto out;
-        }
-    }
-    ms_iv_assign(iv, tmp);
-out:
     free(s);
     ms_intervention_free(tmp);
+    return rc;
+}
+
+int ms_intervention_load(MsIntervention *iv, const char *path, MsError *err)
+{
+    if (!iv || !path) return ms_error_set(err, MS_EINVAL, "intervention: no set or no file name");
+    enum { MAX_BYTES = 16 << 20 };   /* sets are small; refuse a wrong file early */
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
+    char *s = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *ns = realloc(s, cap);
+            if (!ns) { rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); break; }
+            s = ns;
+        }
+        size_t got = fread(s + len, 1, cap - len - 1, fp);
+        len += got;
+        if (len > MAX_BYTES) { rc = ms_error_set(err, MS_EFORMAT, "%s: larger than 16 MiB, not an intervention set", path); break; }
+        if (got == 0) {
+            if (ferror(fp)) rc = ms_error_set(err, MS_EIO, "%s: read error", path);
+            break;
+        }
+    }
+    fclose(fp);
+    if (rc == 0 && memchr(s, '\0', len))
+        rc = ms_error_set(err, MS_EFORMAT, "%s: NUL byte in intervention text", path);
+    MsIntervention *tmp = rc ? NULL : ms_intervention_copy(iv);
+    if (rc == 0 && !tmp) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    if (rc == 0) {
+        s[len] = '\0';
+        int line = 0;
+        rc = parse_text_into(tmp, s, &line, err);
+        if (rc == 0) ms_iv_assign(iv, tmp);
+        else ms_error_prefix(err, "%s:%d: ", path, line);
+    }
+    ms_intervention_free(tmp);
+    free(s);
     return rc;
 }

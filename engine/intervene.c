@@ -31,7 +31,10 @@ MsIntervention *ms_intervention_new(int n_layer, int n_expert)
     iv->lam = calloc(ne, sizeof(float));
     iv->margin = calloc(ne, sizeof(float));
     iv->k = calloc((size_t)n_layer, sizeof(int));
-    if (!iv->flags || !iv->bias || !iv->scale || !iv->lam || !iv->margin || !iv->k) {
+    iv->ser_kmin = calloc((size_t)n_layer, sizeof(int));
+    iv->ser_t = calloc((size_t)n_layer, sizeof(float));
+    if (!iv->flags || !iv->bias || !iv->scale || !iv->lam || !iv->margin || !iv->k || !iv->ser_kmin ||
+        !iv->ser_t) {
         ms_intervention_free(iv);
         return NULL;
     }
@@ -48,6 +51,8 @@ void ms_intervention_free(MsIntervention *iv)
     free(iv->lam);
     free(iv->margin);
     free(iv->k);
+    free(iv->ser_kmin);
+    free(iv->ser_t);
     free(iv);
 }
 
@@ -60,6 +65,8 @@ void ms_iv_assign(MsIntervention *dst, const MsIntervention *src)
     memcpy(dst->lam, src->lam, ne * sizeof(float));
     memcpy(dst->margin, src->margin, ne * sizeof(float));
     memcpy(dst->k, src->k, (size_t)src->n_layer * sizeof(int));
+    memcpy(dst->ser_kmin, src->ser_kmin, (size_t)src->n_layer * sizeof(int));
+    memcpy(dst->ser_t, src->ser_t, (size_t)src->n_layer * sizeof(float));
 }
 
 MsIntervention *ms_intervention_copy(const MsIntervention *iv)
@@ -80,6 +87,8 @@ void ms_intervention_clear(MsIntervention *iv)
     memset(iv->margin, 0, ne * sizeof(float));
     for (size_t i = 0; i < ne; i++) iv->scale[i] = 1.0f;
     memset(iv->k, 0, (size_t)iv->n_layer * sizeof(int));
+    memset(iv->ser_kmin, 0, (size_t)iv->n_layer * sizeof(int));
+    memset(iv->ser_t, 0, (size_t)iv->n_layer * sizeof(float));
 }
 
 bool ms_intervention_is_empty(const MsIntervention *iv)
@@ -89,7 +98,61 @@ bool ms_intervention_is_empty(const MsIntervention *iv)
     for (size_t i = 0; i < ne; i++)
         if (iv->flags[i] || iv->bias[i] != 0.0f || iv->scale[i] != 1.0f || iv->lam[i] != 0.0f) return false;
     for (int l = 0; l < iv->n_layer; l++)
-        if (iv->k[l]) return false;
+        if (iv->k[l] || iv->ser_kmin[l]) return false;
+    return true;
+}
+
+int ms_intervention_n_layer(const MsIntervention *iv) { return iv ? iv->n_layer : 0; }
+int ms_intervention_n_expert(const MsIntervention *iv) { return iv ? iv->n_expert : 0; }
+
+/* One expert's operators as the public value (margin only with raise/lower). */
+static MsExpertOps expert_ops(const MsIntervention *iv, size_t i)
+{
+    MsExpertOps o = MS_EXPERT_OPS_NONE;
+    uint8_t f = iv->flags[i];
+    o.silence = f & F_SILENCE;
+    o.drop = f & F_DROP;
+    o.force = f & F_FORCE;
+    o.bias = iv->bias[i];
+    o.scale = iv->scale[i];
+    o.steer_std = iv->lam[i];
+    o.assign = f & F_RAISE ? MS_ASSIGN_RAISE : f & F_LOWER ? MS_ASSIGN_LOWER : MS_ASSIGN_NONE;
+    o.margin = o.assign != MS_ASSIGN_NONE ? iv->margin[i] : 0.0f;
+    return o;
+}
+
+static bool ops_equal(const MsExpertOps *a, const MsExpertOps *b)
+{
+    return a->silence == b->silence && a->drop == b->drop && a->force == b->force && a->bias == b->bias &&
+           a->scale == b->scale && a->steer_std == b->steer_std && a->assign == b->assign &&
+           a->margin == b->margin;
+}
+
+static bool ops_is_none(const MsExpertOps *o)
+{
+    const MsExpertOps none = MS_EXPERT_OPS_NONE;
+    return ops_equal(o, &none);
+}
+
+static MsLayerOps layer_ops(const MsIntervention *iv, int l)
+{
+    MsLayerOps o = { iv->k[l], iv->ser_kmin[l], iv->ser_kmin[l] ? iv->ser_t[l] : 0.0f };
+    return o;
+}
+
+bool ms_intervention_equal(const MsIntervention *a, const MsIntervention *b)
+{
+    if (!a || !b) return a == b;
+    if (a->n_layer != b->n_layer || a->n_expert != b->n_expert) return false;
+    for (int l = 0; l < a->n_layer; l++) {
+        MsLayerOps la = layer_ops(a, l), lb = layer_ops(b, l);
+        if (la.top_k != lb.top_k || la.ser_kmin != lb.ser_kmin || la.ser_t != lb.ser_t) return false;
+        for (int e = 0; e < a->n_expert; e++) {
+            size_t i = (size_t)l * a->n_expert + e;
+            MsExpertOps oa = expert_ops(a, i), ob = expert_ops(b, i);
+            if (!ops_equal(&oa, &ob)) return false;
+        }
+    }
     return true;
 }
 
@@ -125,6 +188,12 @@ int ms_iv_layer_check(const MsIntervention *iv, int layer, int k, MsError *err)
         return ms_error_set(err, MS_EINVAL,
                             "layer %d: only %d experts left unsilenced but %d must be selected (top-k)",
                             layer, n_open, k);
+    if (k > 0 && iv->ser_kmin[layer] > k) {
+        char t[32];
+        ms_iv_fmt_float(t, sizeof t, iv->ser_t[layer], false);
+        return ms_error_set(err, MS_EINVAL, "layer %d: ser %d:%d:%s keeps at least %d experts but only %d "
+                            "are selected (top-k)", layer, layer, iv->ser_kmin[layer], t, iv->ser_kmin[layer], k);
+    }
     return 0;
 }
 
@@ -227,6 +296,130 @@ int ms_intervention_top_k(MsIntervention *iv, int layer, int k)
     for (int l = l0; l <= l1; l++)
         if (ms_iv_layer_check(iv, l, k, NULL) != 0) return MS_EINVAL;
     for (int l = l0; l <= l1; l++) iv->k[l] = k;
+    return 0;
+}
+
+int ms_intervention_ser(MsIntervention *iv, int layer, int kmin, float t)
+{
+    if (!iv) return MS_EINVAL;
+    if (layer < -1 || layer >= iv->n_layer || kmin < 0 || kmin > iv->n_expert) return MS_ERANGE;
+    if (kmin > 0 && !(t >= 0.0f && t <= 1.0f)) return MS_EINVAL;   /* NaN fails too */
+    int l0 = layer < 0 ? 0 : layer, l1 = layer < 0 ? iv->n_layer - 1 : layer;
+    for (int l = l0; l <= l1; l++)
+        if (iv->k[l] && kmin > iv->k[l]) return MS_EINVAL;
+    for (int l = l0; l <= l1; l++) {
+        iv->ser_kmin[l] = kmin;
+        iv->ser_t[l] = kmin ? t : 0.0f;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------ operator by operator */
+
+int ms_intervention_get(const MsIntervention *iv, int layer, int expert, MsExpertOps *out)
+{
+    if (!out) return MS_EINVAL;
+    int rc = check_le(iv, layer, expert);
+    if (rc) return rc;
+    *out = expert_ops(iv, (size_t)layer * iv->n_expert + expert);
+    return 0;
+}
+
+int ms_intervention_set(MsIntervention *iv, int layer, int expert, const MsExpertOps *ops, MsError *err)
+{
+    if (!iv || !ops) return ms_error_set(err, MS_EINVAL, "intervention: no set or no operators");
+    if (check_le(iv, layer, expert))
+        return ms_error_set(err, MS_ERANGE, "intervention: layer %d expert %d outside %d layers x %d experts",
+                            layer, expert, iv->n_layer, iv->n_expert);
+    const char *bad = !isfinite(ops->bias) ? "steer delta is not finite"
+                    : !isfinite(ops->scale) ? "scale factor is not finite"
+                    : !isfinite(ops->steer_std) ? "steer-std lambda is not finite"
+                    : ops->assign != MS_ASSIGN_NONE && ops->assign != MS_ASSIGN_RAISE &&
+                      ops->assign != MS_ASSIGN_LOWER ? "raise/lower is neither raise, lower nor none"
+                    : ops->assign != MS_ASSIGN_NONE && !(isfinite(ops->margin) && ops->margin >= 0.0f)
+                      ? "raise/lower margin is not a finite number >= 0" : NULL;
+    if (bad) return ms_error_set(err, MS_EINVAL, "intervention: layer %d expert %d: %s", layer, expert, bad);
+    size_t i = (size_t)layer * iv->n_expert + expert;
+    uint8_t old = iv->flags[i];
+    iv->flags[i] = (uint8_t)((ops->silence ? F_SILENCE : 0) | (ops->drop ? F_DROP : 0) |
+                             (ops->force ? F_FORCE : 0) | (ops->assign == MS_ASSIGN_RAISE ? F_RAISE : 0) |
+                             (ops->assign == MS_ASSIGN_LOWER ? F_LOWER : 0));
+    MsError e2;
+    int rc = ms_iv_layer_check(iv, layer, iv->k[layer], &e2);
+    if (rc) {
+        iv->flags[i] = old;
+        const char *why = strstr(e2.msg, ": ");   /* after the checker's "layer L: " */
+        return ms_error_set(err, rc, "intervention: layer %d expert %d: %s", layer, expert, why ? why + 2 : e2.msg);
+    }
+    iv->bias[i] = ops->bias;
+    iv->scale[i] = ops->scale;
+    iv->lam[i] = ops->steer_std;
+    iv->margin[i] = ops->assign != MS_ASSIGN_NONE ? ops->margin : 0.0f;
+    return 0;
+}
+
+int ms_intervention_clear_expert(MsIntervention *iv, int layer, int expert)
+{
+    const MsExpertOps none = MS_EXPERT_OPS_NONE;
+    int rc = check_le(iv, layer, expert);
+    /* removing operators cannot break a layer's rule */
+    return rc ? rc : ms_intervention_set(iv, layer, expert, &none, NULL);
+}
+
+int ms_intervention_top_k_get(const MsIntervention *iv, int layer)
+{
+    return iv && layer >= 0 && layer < iv->n_layer ? iv->k[layer] : 0;
+}
+
+int ms_intervention_get_layer(const MsIntervention *iv, int layer, MsLayerOps *out)
+{
+    if (!iv || !out) return MS_EINVAL;
+    if (layer < 0 || layer >= iv->n_layer) return MS_ERANGE;
+    *out = layer_ops(iv, layer);
+    return 0;
+}
+
+int ms_intervention_set_layer(MsIntervention *iv, int layer, const MsLayerOps *ops, MsError *err)
+{
+    if (!iv || !ops) return ms_error_set(err, MS_EINVAL, "intervention: no set or no operators");
+    if (layer < 0 || layer >= iv->n_layer)
+        return ms_error_set(err, MS_ERANGE, "intervention: layer %d outside 0..%d", layer, iv->n_layer - 1);
+    if (ops->top_k < 0 || ops->top_k > iv->n_expert)
+        return ms_error_set(err, MS_ERANGE, "intervention: layer %d: top-k %d outside 1..%d (0 = none)", layer,
+                            ops->top_k, iv->n_expert);
+    if (ops->ser_kmin < 0 || ops->ser_kmin > iv->n_expert)
+        return ms_error_set(err, MS_ERANGE, "intervention: layer %d: ser KMIN %d outside 1..%d (0 = none)",
+                            layer, ops->ser_kmin, iv->n_expert);
+    if (ops->ser_kmin > 0 && !(ops->ser_t >= 0.0f && ops->ser_t <= 1.0f))
+        return ms_error_set(err, MS_EINVAL, "intervention: layer %d: ser threshold outside 0..1", layer);
+    MsLayerOps old = layer_ops(iv, layer);
+    iv->k[layer] = ops->top_k;
+    iv->ser_kmin[layer] = ops->ser_kmin;
+    iv->ser_t[layer] = ops->ser_kmin ? ops->ser_t : 0.0f;
+    int rc = ms_iv_layer_check(iv, layer, iv->k[layer], err);
+    if (rc) {
+        iv->k[layer] = old.top_k;
+        iv->ser_kmin[layer] = old.ser_kmin;
+        iv->ser_t[layer] = old.ser_t;
+        ms_error_prefix(err, "intervention: ");
+    }
+    return rc;
+}
+
+int ms_intervention_list(const MsIntervention *iv, MsInterventionVisitFn fn, void *user)
+{
+    if (!iv || !fn) return MS_EINVAL;
+    for (int l = 0; l < iv->n_layer; l++) {
+        MsInterventionEntry en = { .layer = l, .expert = -1, .ops = MS_EXPERT_OPS_NONE, .lops = layer_ops(iv, l) };
+        int rc;
+        if ((en.lops.top_k || en.lops.ser_kmin) && (rc = fn(user, &en))) return rc;
+        en.lops = (MsLayerOps){ 0 };
+        for (int e = 0; e < iv->n_expert; e++) {
+            en.expert = e;
+            en.ops = expert_ops(iv, (size_t)l * iv->n_expert + e);
+            if (!ops_is_none(&en.ops) && (rc = fn(user, &en))) return rc;
+        }
+    }
     return 0;
 }
 

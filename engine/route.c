@@ -28,10 +28,11 @@ static inline bool ranks_before(bool fa, float sa, bool fb, float sb)
 }
 
 /* One token.  f/bias/scale are this layer's rows of iv, or NULL; lam and
- * margin too, non-NULL only when the layer has steer-std / raise / lower. */
+ * margin too, non-NULL only when the layer has steer-std / raise / lower;
+ * ser_kmin 0 = no ser.  *n_used_out receives the count of experts used. */
 static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const float *bias,
-                      const float *scale, const float *lam, const float *margin, float *logit, float *prob,
-                      int32_t *ids, float *w)
+                      const float *scale, const float *lam, const float *margin, int ser_kmin, float ser_t,
+                      float *logit, float *prob, int32_t *ids, float *w, int32_t *n_used_out)
 {
     const int E = cfg->n_expert;
 
@@ -108,31 +109,56 @@ static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const floa
         if (use_bits) taken_bits[best >> 6] |= (uint64_t)1 << (best & 63);
     }
 
-    /* Weights from the unbiased probs; a silenced expert can only be here as
-     * filler for an inconsistent set, and contributes nothing. */
-    for (int j = 0; j < k; j++)
+    /* ser: keep the first kmin in rank order, the forced experts, and those
+     * whose score reaches t x the best score of the k (silenced filler
+     * aside); the others move behind the kept ones, in rank order, and are
+     * not used.  Scores that are NaN compare false, so they are kept, as at
+     * t = 0. */
+    int n_used = k;
+    if (ser_kmin > 0 && ser_kmin < k) {
+        float best = -INFINITY;
+        for (int j = 0; j < k; j++)
+            if (!(f && (f[ids[j]] & F_SILENCE)) && prob[ids[j]] > best) best = prob[ids[j]];
+        const float thr = ser_t * best;
+        n_used = 0;
+        for (int j = 0; j < k; j++) {
+            int32_t e = ids[j];
+            if (j < ser_kmin || (f && (f[e] & F_FORCE)) || !(prob[e] < thr)) {
+                /* stable: shift the left-out ones seen so far one place right */
+                for (int i = j; i > n_used; i--) ids[i] = ids[i - 1];
+                ids[n_used++] = e;
+            }
+        }
+    }
+    *n_used_out = n_used;
+
+    /* Weights from the unbiased probs of the used experts; a silenced expert
+     * can only be here as filler for an inconsistent set, and contributes
+     * nothing. */
+    for (int j = 0; j < n_used; j++)
         w[j] = (f && (f[ids[j]] & F_SILENCE)) ? 0.0f : prob[ids[j]];
     if (cfg->norm_w) {
         double sum = 0.0; /* ggml sum_rows accumulates in double */
-        for (int j = 0; j < k; j++) sum += (double)w[j];
+        for (int j = 0; j < n_used; j++) sum += (double)w[j];
         float s = (float)sum;
         /* Feb-2025 llama.cpp does not clamp; we only skip an exact 0 (which
          * would give NaN there) so forced/filler edge cases stay finite. */
         if (s != 0.0f)
-            for (int j = 0; j < k; j++) w[j] = w[j] / s;
+            for (int j = 0; j < n_used; j++) w[j] = w[j] / s;
     }
     if (cfg->w_scale != 1.0f)
-        for (int j = 0; j < k; j++) w[j] *= cfg->w_scale;
+        for (int j = 0; j < n_used; j++) w[j] *= cfg->w_scale;
     if (f) {
-        for (int j = 0; j < k; j++) {
+        for (int j = 0; j < n_used; j++) {
             if (f[ids[j]] & F_DROP) w[j] = 0.0f;
             else w[j] *= scale[ids[j]];
         }
     }
+    for (int j = n_used; j < k; j++) w[j] = 0.0f;
 }
 
-void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
-              float *logits, float *probs, int32_t *ids, float *w)
+void ms_route_used(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
+                   float *logits, float *probs, int32_t *ids, float *w, int32_t *n_used)
 {
     if (!cfg || cfg->n_expert <= 0 || n <= 0) return;
     const int E = cfg->n_expert;
@@ -141,6 +167,8 @@ void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
     const bool use_iv = iv && iv->n_expert == E && layer >= 0 && layer < iv->n_layer;
     const uint8_t *f = NULL;
     const float *bias = NULL, *scale = NULL, *lam = NULL, *margin = NULL;
+    int ser_kmin = 0;
+    float ser_t = 0.0f;
     if (use_iv) {
         size_t off = (size_t)layer * (size_t)E;
         f = iv->flags + off;
@@ -150,8 +178,19 @@ void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
             if (iv->lam[off + e] != 0.0f) lam = iv->lam + off;
             if (f[e] & (F_RAISE | F_LOWER)) margin = iv->margin + off;
         }
+        ser_kmin = iv->ser_kmin[layer];
+        ser_t = iv->ser_t[layer];
     }
-    for (int t = 0; t < n; t++)
-        route_one(cfg, k, f, bias, scale, lam, margin, logits + (size_t)t * E, probs + (size_t)t * E,
-                  ids + (size_t)t * k, w + (size_t)t * k);
+    for (int t = 0; t < n; t++) {
+        int32_t nu;
+        route_one(cfg, k, f, bias, scale, lam, margin, ser_kmin, ser_t, logits + (size_t)t * E,
+                  probs + (size_t)t * E, ids + (size_t)t * k, w + (size_t)t * k, &nu);
+        if (n_used) n_used[t] = nu;
+    }
+}
+
+void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
+              float *logits, float *probs, int32_t *ids, float *w)
+{
+    ms_route_used(cfg, iv, layer, n, logits, probs, ids, w, NULL);
 }

@@ -44,10 +44,16 @@ int ms_route_k(const MsRouteCfg *cfg, const MsIntervention *iv, int layer);
  * weights = unbiased probs of the chosen; norm_w divides by their sum (summed
  * in double, no clamp; an exact 0 sum is left undivided); times w_scale; then
  * dropped experts get 0 (no renormalisation) and the rest times their
- * steering scale.  A set that leaves fewer than k unsilenced experts (only
+ * steering scale.  ser (engine.h) acts between selection and weights: the
+ * experts it leaves out move behind the used ones in ids and get weight 0,
+ * and the normalisation sums over the used ones only.  A set that leaves fewer than k unsilenced experts (only
  * possible if it skipped ms_intervention_validate) fills the missing slots
  * with silenced experts at weight 0 rather than failing. */
 void ms_route(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
               float *logits, float *probs, int32_t *ids, float *w);
+/* ms_route, and n_used [n] (may be NULL): how many of each token's k experts
+ * are used, k unless ser leaves some out (those follow the used ones). */
+void ms_route_used(const MsRouteCfg *cfg, const MsIntervention *iv, int layer, int n,
+                   float *logits, float *probs, int32_t *ids, float *w, int32_t *n_used);
 
 #endif

@@ -97,7 +97,7 @@ static int make_db(const char *path, MsError *err)
                     lg[t * E + e] = 0;
                 }
             }
-            MsRoutingEvent ev = {l, T, pos, E, K, ex, wt, pr, lg, mx, l2, NULL};
+            MsRoutingEvent ev = {l, T, pos, E, K, ex, wt, pr, lg, mx, l2, NULL, NULL};
             ob.on_routing(ob.user, &ev);
         }
         for (int l = 0; l < NL && rc >= 0; l++) {

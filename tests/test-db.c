@@ -73,7 +73,7 @@ static void synth_feed(const Synth *s, MsObserver *o, int batch)
                 hid[i] = s->hid[t0 + i][l];
             }
             if (l != 1) {
-                MsRoutingEvent ev = { l, n, pos, E, K, ex, w, pr, lg, mx, l2, ch };
+                MsRoutingEvent ev = { l, n, pos, E, K, ex, w, pr, lg, mx, l2, ch, NULL };
                 o->on_routing(o->user, &ev);
             }
             MsHiddenEvent hv = { l, n, pos, hid, hch };
