@@ -327,7 +327,14 @@ static void on_routing(void *user, const MsRoutingEvent *ev)
     bool stats = w->has_stats && ev->out_maxabs && ev->out_l2;
     for (int t = 0; t < ev->n_tokens; t++) {
         size_t o = (size_t)t * (size_t)ev->k;
-        if (add_group(w, ev->pos[t], ev->layer, ev->k, ev->experts + o, ev->weights ? ev->weights + o : NULL,
+        /* only the experts the token used (ser leaves some out): the packed
+         * row's length carries its own count */
+        int nu = ev->n_used ? ev->n_used[t] : ev->k;
+        if (nu < 1 || nu > ev->k) {
+            w->sticky = MS_EINVAL;
+            return;
+        }
+        if (add_group(w, ev->pos[t], ev->layer, nu, ev->experts + o, ev->weights ? ev->weights + o : NULL,
                       stats ? ev->out_maxabs + o : NULL, stats ? ev->out_l2 + o : NULL,
                       stats && ev->out_argmax ? ev->out_argmax + o : NULL)) {
             w->sticky = MS_ENOMEM;
