@@ -168,7 +168,7 @@ int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err)
 static const struct { const char *flag, *kind; } iv_flags[] = {
     { "--silence", "silence" }, { "--drop", "drop" }, { "--force", "force" },
     { "--steer", "steer" }, { "--scale", "scale" }, { "--steer-std", "steer-std" },
-    { "--raise", "raise" }, { "--lower", "lower" }, { "--top-k", "top-k" },
+    { "--raise", "raise" }, { "--lower", "lower" }, { "--top-k", "top-k" }, { "--ser", "ser" },
     { "--interventions", "file" },   /* a whole set in text form, e.g. a plan written by analyze --out */
 };
 
@@ -254,8 +254,12 @@ const char *ms_cli_iv_help(void)
            "                       SteerMoE activation; D 0 = the hard operator)\n"
            "  --lower L:E[:D]      set E's logit to the token's min logit - D (default 0.01)\n"
            "  --top-k K|L:K        use K experts per token (all layers, or layer L)\n"
-           "  --interventions FILE a whole set in text form ('raise 3:5; lower 2:1; ...'), e.g. a\n"
-           "                       plan written by `analyze npmi|riskdiff|crosslingual --out FILE`\n";
+           "  --ser KMIN:T|L:KMIN:T  threshold routing: of the top k keep the best KMIN and each\n"
+           "                       other one whose score is >= T x the best's (T in 0..1); the\n"
+           "                       rest are not computed\n"
+           "  --interventions FILE a whole set in text form ('raise 3:5; lower 2:1; ...', '#'\n"
+           "                       comments; docs/interventions.md), e.g. a plan written by\n"
+           "                       `analyze npmi|riskdiff|crosslingual --out FILE`\n";
 }
 
 void ms_cli_fmt_float(char *buf, size_t cap, float v)
