@@ -34,6 +34,13 @@ run "$M" sql --db "$T/t.db" "SELECT count(*) AS n FROM routing WHERE layer = 1 A
 check "--top-k 1:1 leaves one expert at layer 1" test "$(tail -1 "$T/out")" = 0
 run "$M" sql --db "$T/t.db" "SELECT count(*) FROM routing WHERE layer = 1 AND expert = 3"
 check "--silence 1:3: expert 3 never selected at layer 1" grep -q "^       0$" "$T/out"
+run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/ser.db" --ser 1:1
+check "trace --ser 1:1 (exit 0)" test "$rc" -eq 0
+run "$M" sql --db "$T/ser.db" "SELECT count(*) AS n, max(rank) AS r FROM routing" --csv
+check "--ser 1:1 stores one expert per token and layer: $(tail -1 "$T/out")" test "$(tail -1 "$T/out")" = "$(
+    "$M" sql --db "$T/ser.db" "SELECT count(*) FROM token" --csv | tail -1 | awk '{print $1 * 3}'),0"
+run "$M" sql --db "$T/ser.db" "SELECT interventions FROM run" --csv
+check "the run records 'ser *:1:1'" test "$(tail -1 "$T/out")" = "ser *:1:1"
 run "$M" sql --db "$T/t.db" "SELECT idx, key, value FROM prompt_label ORDER BY idx, key"
 check "labels queryable (prompt_label)" test "$(grep -c 'code\|fr\|7' "$T/out")" -eq 3
 run "$M" sql --db "$T/t.db" "SELECT 1 AS one, 'x' AS txt, NULL AS empty"

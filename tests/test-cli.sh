@@ -179,6 +179,31 @@ run "$M" generate "$G" -p "The students" -n 16 --silence '*:0-3'
 check "generate --silence '*:0-3' changes the output" test "$rc" -eq 0 -a "$out" != "$g1"
 run "$M" generate "$G" -p "The students" -n 16 --top-k 1
 check "generate --top-k 1 changes the output" test "$rc" -eq 0 -a "$out" != "$g1"
+run "$M" generate "$G" -p "The students" -n 16 --ser 1:0
+check "generate --ser 1:0 (T = 0) gives the plain output" test "$rc" -eq 0 -a "$out" = "$g1"
+run "$M" generate "$G" -p "The students" -n 4 --ser 1:1 --routing
+check "generate --ser 1:1 --routing: one nonzero weight per layer and token" python3 -c '
+import sys
+rows = [l for l in open(sys.argv[1], encoding="latin-1") if "| L0:" in l]
+assert rows
+for l in rows:
+    for seg in l.split("| L")[1:]:
+        ws = [float(x.rsplit(":", 1)[1]) for x in seg.split(":", 1)[1].split()]
+        assert sum(w != 0 for w in ws) == 1, seg
+' "$T/out"
+run "$M" generate "$G" -p "The students" -n 4 --ser 1:1.5
+check "--ser with T outside 0..1: usage error, one line naming the spec ($err)" \
+    test "$rc" -eq 2 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F -- "--ser 1:1.5" "$T/err")"
+run "$M" generate "$G" -p "The students" -n 4 --ser 3:0.5
+check "--ser KMIN above the model's k: one line naming ser ($err)" \
+    test "$rc" -ne 0 -a "$rc" -lt 128 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "ser" "$T/err")"
+printf '# a saved set\nsilence *:0   # comment\n\nser 1:1 ; top-k 1:2\n' >"$T/iv.txt"
+run "$M" generate "$G" -p "The students" -n 4 --interventions "$T/iv.txt"
+check "--interventions FILE with '#' comments accepted ($err)" test "$rc" -eq 0
+printf 'silence *:0\n# fine\nsteer 0:1:abc\n' >"$T/ivbad.txt"
+run "$M" generate "$G" -p "The students" -n 4 --interventions "$T/ivbad.txt"
+check "--interventions FILE with a bad line 3: one line naming the file and line 3 ($err)" \
+    test "$rc" -ne 0 -a "$rc" -lt 128 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "$T/ivbad.txt" "$T/err" | grep 'line 3')"
 run "$M" generate "$G" -p "The students" -n 16 --steer '0,1:5:+8' --scale '1:2:0.5'
 check "generate --steer/--scale change the output" test "$rc" -eq 0 -a "$out" != "$g1"
 run "$M" generate "$G" -p "The students" -n 4 --silence 9:0
