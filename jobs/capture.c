@@ -7,6 +7,7 @@
 typedef struct {
     int k, n_expert, cap;   /* k == 0 until the first event */
     int32_t *experts;
+    int32_t *n_used;        /* [cap] experts each position used (k unless ser), 0 = unseen */
     float *weights, *probs;
 } LayerBuf;
 
@@ -37,6 +38,7 @@ void ms_route_capture_free(MsRouteCapture *c)
     if (!c) return;
     for (int l = 0; l < c->n_layer; l++) {
         free(c->lay[l].experts);
+        free(c->lay[l].n_used);
         free(c->lay[l].weights);
         free(c->lay[l].probs);
     }
@@ -69,6 +71,10 @@ static int grow(LayerBuf *b, int need, bool probs)
     float *w = realloc(b->weights, (size_t)nc * (size_t)b->k * sizeof *w);
     if (!w) return MS_ENOMEM;
     b->weights = w;
+    int32_t *u = realloc(b->n_used, (size_t)nc * sizeof *u);
+    if (!u) return MS_ENOMEM;
+    b->n_used = u;
+    memset(u + b->cap, 0, (size_t)(nc - b->cap) * sizeof *u);
     if (probs) {
         float *p = realloc(b->probs, (size_t)nc * (size_t)b->n_expert * sizeof *p);
         if (!p) return MS_ENOMEM;
@@ -108,6 +114,7 @@ static void on_routing(void *user, const MsRoutingEvent *ev)
         if (p < 0) continue;
         memcpy(b->experts + (size_t)p * b->k, ev->experts + (size_t)t * ev->k, (size_t)ev->k * sizeof(int32_t));
         memcpy(b->weights + (size_t)p * b->k, ev->weights + (size_t)t * ev->k, (size_t)ev->k * sizeof(float));
+        b->n_used[p] = ev->n_used ? ev->n_used[t] : ev->k;
         if (c->with_probs)
             memcpy(b->probs + (size_t)p * b->n_expert, ev->probs + (size_t)t * ev->n_expert,
                    (size_t)ev->n_expert * sizeof(float));
@@ -134,6 +141,7 @@ bool ms_route_capture_layer(const MsRouteCapture *c, int layer, MsRouteLayer *ou
     out->n_pos = MS_MIN(c->n_pos, b->cap);
     out->experts = b->experts;
     out->weights = b->weights;
+    out->n_used = b->n_used;
     out->probs = c->with_probs ? b->probs : NULL;
     return true;
 }

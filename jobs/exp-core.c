@@ -175,7 +175,7 @@ static int compare_row(void *user, int pos, const float *row, MsError *err)
     return 0;
 }
 
-/* Set sizes differ under a top-k override: Jaccard of the id sets. */
+/* Set sizes differ under a top-k override or ser: Jaccard of the id sets. */
 static void routing_shift(MsExpCore *x)
 {
     x->n_lay = 0;
@@ -188,11 +188,13 @@ static void routing_shift(MsExpCore *x)
         int n = MS_MIN(x->n, MS_MIN(a.n_pos, b.n_pos));
         for (int p = 0; p < n; p++) {
             const int32_t *ea = a.experts + (size_t)p * a.k, *eb = b.experts + (size_t)p * b.k;
+            /* the experts each position used (ser can leave some of the k out) */
+            const int ka = a.n_used[p], kb = b.n_used[p];
             int na = 0, nb = 0, inter = 0;
-            for (int i = 0; i < a.k; i++) na += ea[i] >= 0;
-            for (int j = 0; j < b.k; j++) nb += eb[j] >= 0;
-            for (int i = 0; i < a.k; i++)
-                for (int j = 0; j < b.k && ea[i] >= 0; j++)
+            for (int i = 0; i < ka; i++) na += ea[i] >= 0;
+            for (int j = 0; j < kb; j++) nb += eb[j] >= 0;
+            for (int i = 0; i < ka; i++)
+                for (int j = 0; j < kb && ea[i] >= 0; j++)
                     if (ea[i] == eb[j]) { inter++; break; }
             int uni = na + nb - inter;
             c->n_pos++;

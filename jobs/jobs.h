@@ -54,6 +54,8 @@ typedef struct {
     int layer, k, n_expert, n_pos;
     const int32_t *experts;   /* [n_pos][k] ranked selected ids */
     const float *weights;     /* [n_pos][k] applied gate weights */
+    const int32_t *n_used;    /* [n_pos] experts each position used: its first n_used ids (k unless
+                               * the ser intervention left some out; 0 for unseen rows) */
     const float *probs;       /* [n_pos][E] router probabilities, NULL without with_probs */
 } MsRouteLayer;
 /* false when the layer is out of range or saw no event (dense block). */

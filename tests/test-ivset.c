@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobs.h"
 #include "mtest.h"
 #include "route.h"
 #include "synth.h"
@@ -775,6 +776,28 @@ static void test_engine_arch(const char *arch)
              "layers untouched (n_used NULL)", arch, L0);
     mt_diag("%s: ser 2:0.5 at layer %d: tokens with 2 used: %s, with more: %s", arch, L0, some_less ? "yes" : "no",
             some_more ? "yes" : "no");
+
+    /* an in-memory comparison (jobs/) sees the experts used: at the first MoE layer the
+     * input is the baseline's, ser 1:1 keeps its top expert, so every position shares
+     * 1 of the baseline's k: Jaccard 1/k */
+    if (!strcmp(arch, "llama")) {
+        MsCompareOptions co;
+        ms_compare_options_init(&co);
+        co.n_gen = 4;
+        co.n_threads = 2;
+        MsPromptCompare pc;
+        memset(&pc, 0, sizeof pc);
+        ms_intervention_clear(iv);
+        ms_intervention_ser(iv, -1, 1, 1.0f);
+        rc = ms_compare_prompt(&co, m, iv, "The river ran past the mill.", 28, &pc, &err);
+        const MsCompareLayer *cl = rc == 0 && pc.n_layers > 0 ? &pc.layers[0] : NULL;
+        MT_CHECK(cl && cl->layer == L0 && cl->n_pos > 0 && cl->n_changed == cl->n_pos &&
+                     fabs(cl->jaccard_sum / cl->n_pos - 1.0 / MK) < 1e-12,
+                 "llama: compare_prompt with ser 1:1: routing shift at layer %d is Jaccard 1/%d at every position "
+                 "(%s: %g over %d)", L0, MK, rc ? err.msg : "ok", cl ? cl->jaccard_sum / cl->n_pos : -1.0,
+                 cl ? cl->n_pos : 0);
+        ms_prompt_compare_clear(&pc);
+    }
 
     /* validation against the model's k */
     ms_intervention_clear(iv);
