@@ -207,15 +207,7 @@ int ms_cli_iv_build(const char *cmd, const MsCliIvSpecs *s, int n_layer, int n_e
     for (int k = 0; k < s->n; k++) {
         MsError err = { 0 };
         if (!strcmp(s->kind[k], "file")) {
-            char *text = NULL;
-            size_t len = 0;
-            int rc = ms_cli_read_file(s->spec[k], &text, &len, &err);
-            if (rc == 0 && strlen(text) != len)
-                rc = ms_error_set(&err, MS_EFORMAT, "%s: NUL byte in intervention text", s->spec[k]);
-            if (rc == 0 && (rc = ms_intervention_parse_text(iv, text, &err)) < 0)
-                ms_error_prefix(&err, "%s: ", s->spec[k]);
-            free(text);
-            if (rc < 0) {
+            if (ms_intervention_load(iv, s->spec[k], &err) < 0) {   /* "FILE:LINE: problem" */
                 ms_intervention_free(iv);
                 ms_cli_fail(cmd, "%s", err.msg);
                 return -1;

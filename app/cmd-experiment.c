@@ -327,3 +327,221 @@ int ms_cmd_compare(int argc, char **argv)
     ms_trace_close(db);
     return rc;
 }
+
+/* ----------------------------------------------------------------- sweep */
+
+static const char sweep_help[] =
+    "usage: moescope sweep MODEL --prompts FILE (--silence-each LAYERS | --from-analysis A)\n"
+    "                      [--db DB] [--run R] [--top N] [--random-controls N] [--seed S]\n"
+    "                      [--gen N] [--format table|json|csv] [-t THREADS]\n"
+    "\n"
+    "Silence candidate experts one set at a time and measure each set's effect\n"
+    "against one baseline per prompt (the model and the baseline are computed\n"
+    "once): mean and max KL(baseline || silenced), the change of perplexity, top-1\n"
+    "agreement and the routing shift.  Random controls of the same shape (the same\n"
+    "number of experts in each layer, drawn from the experts that are not\n"
+    "candidates) give the spread an effect must beat: each candidate gets a z-score\n"
+    "against the controls of its shape.  Results are ranked by mean KL and, with\n"
+    "--db, stored in tables sweep and sweep_candidate.\n"
+    "\n"
+    "  --silence-each LAYERS   each expert of these layers in turn ('1', '0,2', '1-3', '*')\n"
+    "  --from-analysis A       candidates from an analysis already stored in --db:\n"
+    "                          superexperts (each super expert, then all together),\n"
+    "                          npmi:CLASS or riskdiff (the --top N strongest experts,\n"
+    "                          then all together)\n"
+    "  --run R                 the analysed run (default: the one the table holds)\n"
+    "  --top N                 candidates taken from the analysis (default 8; all SEs)\n"
+    "  --random-controls N     N random sets per candidate shape (default 0)\n"
+    "  --seed S                seed of the controls and of sampling (default 0)\n"
+    "  --gen N                 baseline continuation tokens, teacher-forced (default 0)\n"
+    "  --db DB                 store the sweep here (and read --from-analysis from it)\n"
+    "  --format F              table (default), json or csv\n"
+    "  -t THREADS              worker threads (default: all CPUs)\n";
+
+/* "1", "0,2", "1-3", "*" -> block indices */
+static int parse_layers(const char *cmd, const char *s, int n_layer, int *out, int *n)
+{
+    *n = 0;
+    if (!strcmp(s, "*")) {
+        for (int l = 0; l < n_layer; l++) out[(*n)++] = l;
+        return 0;
+    }
+    for (const char *p = s; *p;) {
+        char *e;
+        long a = strtol(p, &e, 10), b = a;
+        if (e == p) return ms_cli_usage(cmd, "--silence-each: '%s' is not a layer list", s), -1;
+        if (*e == '-') {
+            const char *q = e + 1;
+            b = strtol(q, &e, 10);
+            if (e == q || b < a) return ms_cli_usage(cmd, "--silence-each: bad range in '%s'", s), -1;
+        }
+        if (a < 0 || b >= n_layer) return ms_cli_usage(cmd, "--silence-each: layer out of range 0..%d in '%s'", n_layer - 1, s), -1;
+        for (long l = a; l <= b && *n < MS_TRACE_MAX_LAYER; l++) out[(*n)++] = (int)l;
+        if (*e == ',') e++;
+        else if (*e) return ms_cli_usage(cmd, "--silence-each: '%s' is not a layer list", s), -1;
+        p = e;
+    }
+    return 0;
+}
+
+static json_t *sweep_json(const MsSweepResult *r)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < r->n_rows; i++) {
+        const MsSweepRow *w = &r->rows[i];
+        json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                              "cand", w->cand, "kind", w->kind, "label", w->label, "interventions", w->interventions,
+                              "n_experts", w->n_experts, "n_positions", (json_int_t)w->n_positions, "kl_mean",
+                              jreal(w->kl_mean), "kl_max", jreal(w->kl_max), "top1_agreement", jreal(w->top1_agreement),
+                              "ppl_baseline", jreal(w->ppl_baseline), "ppl_run", jreal(w->ppl_run), "dppl",
+                              jreal(w->dppl), "changed_share", jreal(w->changed_share), "jaccard_mean",
+                              jreal(w->jaccard_mean), "z_kl", jreal(w->z_kl), "z_dppl", jreal(w->z_dppl));
+        json_object_set_new(o, "rank", w->rank ? json_integer(w->rank) : json_null());
+        json_array_append_new(a, o);
+    }
+    return json_pack("{s:I, s:o}", "sweep_id", (json_int_t)r->sweep_id, "sets", a);
+}
+
+static void sweep_table(const MsSweepResult *r)
+{
+    printf("%4s  %-28s %9s %9s %7s %9s %8s %7s\n", "rank", "set", "kl_mean", "kl_max", "top1", "Δppl", "changed", "z_kl");
+    for (int rank = 1; rank <= r->n_rows; rank++)
+        for (int i = 0; i < r->n_rows; i++) {
+            const MsSweepRow *w = &r->rows[i];
+            if (w->rank != rank) continue;
+            printf("%4d  %-28.28s %9.5f %9.4f %7.4f %+9.4f %8.4f %7.2f\n", w->rank, w->label, w->kl_mean, w->kl_max,
+                   w->top1_agreement, w->dppl, w->changed_share, w->z_kl);
+        }
+    /* the controls' spread: mean ± sd of each measure over the controls */
+    double s[4] = { 0 }, q[4] = { 0 };
+    int nc = 0;
+    for (int i = 0; i < r->n_rows; i++) {
+        const MsSweepRow *w = &r->rows[i];
+        if (strcmp(w->kind, "control")) continue;
+        double v[4] = { w->kl_mean, w->top1_agreement, w->dppl, w->changed_share };
+        for (int k = 0; k < 4; k++) s[k] += v[k], q[k] += v[k] * v[k];
+        nc++;
+    }
+    if (nc > 1) {
+        printf("controls (%d): kl_mean %.5f ± %.5f, top1 %.4f ± %.4f, Δppl %+.4f ± %.4f, changed %.4f ± %.4f\n", nc,
+               s[0] / nc, sqrt(fmax(0, (q[0] - s[0] * s[0] / nc) / (nc - 1))), s[1] / nc,
+               sqrt(fmax(0, (q[1] - s[1] * s[1] / nc) / (nc - 1))), s[2] / nc,
+               sqrt(fmax(0, (q[2] - s[2] * s[2] / nc) / (nc - 1))), s[3] / nc,
+               sqrt(fmax(0, (q[3] - s[3] * s[3] / nc) / (nc - 1))));
+    }
+}
+
+static void sweep_csv(const MsSweepResult *r)
+{
+    puts("cand,kind,label,n_experts,kl_mean,kl_max,top1_agreement,ppl_baseline,ppl_run,dppl,changed_share,jaccard_mean,"
+         "z_kl,z_dppl,rank");
+    for (int i = 0; i < r->n_rows; i++) {
+        const MsSweepRow *w = &r->rows[i];
+        printf("%d,%s,\"%s\",%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%d\n", w->cand, w->kind, w->label,
+               w->n_experts, w->kl_mean, w->kl_max, w->top1_agreement, w->ppl_baseline, w->ppl_run, w->dppl,
+               w->changed_share, w->jaccard_mean, w->z_kl, w->z_dppl, w->rank);
+    }
+}
+
+typedef struct {
+    const char *each, *from, *dbpath, *format;
+    int64_t run;
+    int top, controls;
+} SweepOpts;
+
+/* The candidate sets the options name, then the controls. */
+static int sweep_sets(const char *cmd, const SweepOpts *so, const MsModel *m, MsTraceDb *db, uint64_t seed,
+                      MsSweepSet *set)
+{
+    MsError err = { 0 };
+    ms_sweep_set_init(set, m);
+    int rc = 0;
+    if (so->each) {
+        int layers[MS_TRACE_MAX_LAYER], nl = 0;
+        if (parse_layers(cmd, so->each, ms_model_info(m)->n_layer, layers, &nl) < 0) return 2;
+        rc = ms_sweep_add_silence_each(set, m, layers, nl, &err);
+    }
+    if (!rc && so->from) rc = ms_sweep_add_from_analysis(set, db, so->run, so->from, so->top, &err);
+    if (!rc) rc = ms_sweep_add_controls(set, so->controls, seed, &err);
+    return rc < 0 ? ms_cli_fail_err(cmd, &err) : 0;
+}
+
+int ms_cmd_sweep(int argc, char **argv)
+{
+    const char *cmd = "sweep";
+    SweepOpts so = { .format = "table" };
+    MsSweepJob j;
+    ms_sweep_job_init(&j);
+    MsCliCommon c = { .groups = MS_CLI_G_MODEL | MS_CLI_G_THREADS | MS_CLI_G_PROMPTS };
+    const MsCliOpt opts[] = {
+        { "--silence-each", NULL, MS_OPT_STR, &so.each, 0, 0 },
+        { "--from-analysis", NULL, MS_OPT_STR, &so.from, 0, 0 },
+        { "--db", NULL, MS_OPT_STR, &so.dbpath, 0, 0 },
+        { "--run", NULL, MS_OPT_I64, &so.run, 1, 2147483647.0 },
+        { "--top", NULL, MS_OPT_INT, &so.top, 1, 100000 },
+        { "--random-controls", NULL, MS_OPT_INT, &so.controls, 0, 100000 },
+        { "--seed", "-s", MS_OPT_U64, &j.seed, 0, 0 },
+        { "--gen", "-n", MS_OPT_INT, &j.n_gen, 0, 1 << 16 },
+        { "--format", "-f", MS_OPT_STR, &so.format, 0, 0 },
+        { 0 },
+    };
+    int rc = ms_cli_parse(cmd, argc, argv, opts, &c, sweep_help);
+    if (!rc && !so.each && !so.from) rc = ms_cli_usage(cmd, "give --silence-each LAYERS or --from-analysis A");
+    if (!rc && so.from && !so.dbpath) rc = ms_cli_usage(cmd, "--from-analysis reads the analysis from --db DB");
+    if (!rc && strcmp(so.format, "table") && strcmp(so.format, "json") && strcmp(so.format, "csv"))
+        rc = ms_cli_usage(cmd, "--format must be table, json or csv (got '%s')", so.format);
+    if (rc) return ms_cli_exit(rc);
+    j.prompts_name = c.prompts;
+    j.n_threads = c.n_threads;
+    MsError err = { 0 };
+    MsPrompt *pr = NULL;
+    size_t npr = 0;
+    MsModel *m = NULL;
+    MsIntervention *iv = NULL;
+    MsTraceDb *db = NULL;
+    MsSweepSet set = { 0 };
+    MsSweepResult res = { 0 };
+    if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
+        goto done;
+    if (npr == 0) rc = ms_cli_fail(cmd, "%s: no prompts", c.prompts);
+    if (!rc && so.dbpath && !(db = ms_trace_open(so.dbpath, MS_TRACE_CREATE, &err))) rc = ms_cli_fail_err(cmd, &err);
+    if (!rc) rc = sweep_sets(cmd, &so, m, db, j.seed, &set);
+    if (rc) goto done;
+    MsCliBar bar;
+    ms_cli_bar_init(&bar, "sets x prompts");
+    j.progress = ms_cli_bar_progress;
+    j.progress_user = &bar;
+    MsCancel cancel;
+    ms_cancel_init(&cancel);
+    j.cancel = &cancel;
+    ms_cli_sigint_cancel(&cancel);
+    int jr = ms_sweep_job_run(&j, m, c.model, pr, npr, &set, db, &res, &err);
+    ms_cli_sigint_restore();
+    if (jr == MS_ECANCELLED) {
+        fprintf(stderr, "%smoescope sweep: interrupted; nothing stored\n", bar.tty ? "\n" : "");
+        rc = 130;
+    } else if (jr < 0) {
+        rc = ms_cli_fail_err(cmd, &err);
+    } else if (!strcmp(so.format, "json")) {
+        json_t *o = sweep_json(&res);
+        char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        if (s) puts(s);
+        free(s);
+        json_decref(o);
+    } else if (!strcmp(so.format, "csv")) {
+        sweep_csv(&res);
+    } else {
+        sweep_table(&res);
+        fprintf(stderr, "moescope sweep: %d sets x %zu prompts in %.1f s%s\n", res.n_rows, npr, res.wall_s,
+                res.sweep_id ? "" : " (not stored: no --db)");
+    }
+done:
+    ms_sweep_result_clear(&res);
+    ms_sweep_set_clear(&set);
+    ms_trace_close(db);
+    ms_intervention_free(iv);
+    ms_model_free(m);
+    ms_prompts_free(pr, npr);
+    ms_cli_common_free(&c);
+    return rc;
+}

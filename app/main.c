@@ -24,6 +24,7 @@ static const Command commands[] = {
     { "sql", ms_cmd_sql, "run a read-only SQL query on a trace database" },
     { "analyze", ms_cmd_analyze, "routing analyses on a trace database" },
     { "experiment", ms_cmd_experiment, "baseline vs intervened model on the same prompts, compared as they run" },
+    { "sweep", ms_cmd_sweep, "silence candidate experts one set at a time, ranked against random controls" },
     { "compare", ms_cmd_compare, "what changed between two runs: KL, perplexity, greedy choices, routing" },
     { "demo", ms_cmd_demo, "the main job: trace the bundled prompts with the default model and report" },
 };

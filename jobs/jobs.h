@@ -260,6 +260,69 @@ int ms_compare_prompt(const MsCompareOptions *o, const MsModel *m, const MsInter
                       size_t len, MsPromptCompare *out, MsError *err);
 void ms_prompt_compare_clear(MsPromptCompare *c);   /* accepts zeroed */
 
+/* ------------------------------------------------------------------ sweeps */
+
+/* Candidate intervention sets compared one by one against one baseline per
+ * prompt (the evidence of MoTE, L³ silencing, SteerMoE and the super-expert
+ * paper: the effect of each expert, and of random experts beside it). */
+typedef struct {
+    char *label;                /* e.g. "silence 3:5", "control 4 of 3:1" */
+    MsIntervention *iv;         /* owned */
+    int n_experts;              /* experts the set touches */
+    bool control;               /* a random control */
+    int shape;                  /* candidates with the same layer histogram share a shape */
+} MsSweepCand;
+
+typedef struct {
+    MsSweepCand *c;
+    int n, cap;
+    int n_layer, n_expert;
+} MsSweepSet;
+
+void ms_sweep_set_init(MsSweepSet *s, const MsModel *m);
+void ms_sweep_set_clear(MsSweepSet *s);
+/* Silence each expert of the given layers in turn (layers[n_layers] block
+ * indices; a dense block is an error). */
+int ms_sweep_add_silence_each(MsSweepSet *s, const MsModel *m, const int *layers, int n_layers, MsError *err);
+/* Candidates from an analysis already in db for run (0 = newest):
+ * "superexperts" (each super expert, then all of them together), "npmi:CLASS"
+ * (the top experts of CLASS by nPMI), "riskdiff" (the top experts by |RD|);
+ * top = how many (0 = all super experts / 8).  Each is silenced; a set of
+ * all of them is added when there is more than one. */
+int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const char *spec, int top, MsError *err);
+/* n random controls for every shape among the candidates: the same number
+ * of experts per layer, drawn (seeded) from experts that are not candidates
+ * where there are enough, silenced like the candidates. */
+int ms_sweep_add_controls(MsSweepSet *s, int n, uint64_t seed, MsError *err);
+
+typedef struct {
+    const char *prompts_name;
+    int n_gen;                  /* baseline continuation tokens, teacher-forced for each candidate */
+    float temp;
+    uint64_t seed;
+    int n_threads, n_batch;
+    MsProgressFn progress;      /* stage "sweep"; done/total = prompts × sets */
+    void *progress_user;
+    const MsCancel *cancel;
+} MsSweepJob;
+
+void ms_sweep_job_init(MsSweepJob *j);
+
+typedef struct {
+    int64_t sweep_id;           /* 0 when db is NULL */
+    MsSweepRow *rows;           /* [n_rows] in set order; strings borrowed from the set */
+    int n_rows;
+    double wall_s;
+} MsSweepResult;
+
+/* Effects of every set (KL, perplexity, greedy agreement, routing shift),
+ * z-scores of the candidates against the controls of their shape, ranks by
+ * mean KL.  Stored in sweep / sweep_candidate when db is non-NULL (model
+ * row by model_path). */
+int ms_sweep_job_run(const MsSweepJob *j, const MsModel *m, const char *model_path, const MsPrompt *prompts,
+                     size_t n_prompts, const MsSweepSet *set, MsTraceDb *db, MsSweepResult *res, MsError *err);
+void ms_sweep_result_clear(MsSweepResult *r);
+
 /* ---------------------------------------------------------------- compare */
 
 /* What changed between a baseline run and another run of the same model on

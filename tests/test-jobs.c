@@ -437,6 +437,44 @@ static void test_prompts_parse(void)
     MT_CHECK(rc == MS_EFORMAT && !strncmp(err.msg, "(typed):2: ", 11), "bad typed line named: %s", err.msg);
 }
 
+static void test_compare_prompt(const MsModel *m, const MsPrompt *p)
+{
+    MsCompareOptions o;
+    ms_compare_options_init(&o);
+    o.n_gen = 12;
+    o.n_threads = 2;
+    MsIntervention *empty = ms_intervention_new(4, 16), *sil = ms_intervention_new(4, 16);
+    ms_intervention_silence(sil, 1, 5);
+    ms_intervention_silence(sil, 2, 11);
+    MsPromptCompare a, b;
+    MsError err = { 0 };
+    int rc = ms_compare_prompt(&o, m, empty, p->text, p->len, &a, &err);
+    double kl = 0;
+    for (int i = 0; rc == 0 && i < a.n_tokens; i++) kl += a.pos[i].kl;
+    MT_CHECK(rc == 0 && kl == 0 && a.summary.top1_agree == a.n_tokens && a.summary.first_divergence == -1,
+             "one prompt, empty set: KL exactly 0 over %d positions", a.n_tokens);
+    MT_CHECK(rc == 0 && a.n_run == a.n_tokens - a.n_prompt &&
+             !memcmp(a.tokens_run, a.tokens + a.n_prompt, (size_t)a.n_run * sizeof(int32_t)) &&
+             !strcmp(a.text_baseline, a.text_run), "... the free continuation equals the baseline's ('%s')",
+             rc ? "" : a.text_run);
+    int changed = 0;
+    for (int l = 0; rc == 0 && l < a.n_layers; l++) changed += a.layers[l].n_changed;
+    MT_CHECK(rc == 0 && a.n_layers == 4 && changed == 0, "... no routing changed at 4 layers");
+    rc = ms_compare_prompt(&o, m, sil, p->text, p->len, &b, &err);
+    MT_CHECK(rc == 0 && b.summary.kl_mean > 0 && b.n_tokens == a.n_tokens &&
+             !memcmp(a.tokens, b.tokens, (size_t)a.n_tokens * sizeof(int32_t)),
+             "silence 1:5, 2:11: KL mean %.4f > 0 on the same teacher-forced tokens", rc ? 0 : b.summary.kl_mean);
+    MsRouteLayer rl;
+    bool never = rc == 0 && ms_route_capture_layer(b.routing_run, 1, &rl);
+    for (int t = 0; never && t < rl.n_pos; t++)
+        for (int k = 0; k < rl.k; k++) never &= rl.experts[(size_t)t * rl.k + k] != 5;
+    MT_CHECK(never, "... and the silenced expert is never routed in the captured routing");
+    ms_prompt_compare_clear(&a);
+    ms_prompt_compare_clear(&b);
+    ms_intervention_free(empty);
+    ms_intervention_free(sil);
+}
+
 int main(void)
 {
     const char *src = getenv("MS_SOURCE_DIR");
@@ -460,6 +498,7 @@ int main(void)
     test_ppl(m);
     test_dump(m, mp, p);
     test_reader(m, mp, p);
+    test_compare_prompt(m, &p[1]);
     ms_prompts_free(p, n);
     ms_model_free(m);
     return mt_done();

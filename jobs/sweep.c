@@ -1,0 +1,401 @@
+/* sweep.c — candidate intervention sets and random controls compared with
+ * one baseline per prompt (jobs.h: MsSweepSet, ms_sweep_job_run). */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job-internal.h"
+#include "ms-rng.h"
+
+void ms_sweep_set_init(MsSweepSet *s, const MsModel *m)
+{
+    memset(s, 0, sizeof *s);
+    s->n_layer = ms_model_info(m)->n_layer;
+    s->n_expert = ms_model_info(m)->n_expert;
+}
+
+void ms_sweep_set_clear(MsSweepSet *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        free(s->c[i].label);
+        ms_intervention_free(s->c[i].iv);
+    }
+    free(s->c);
+    memset(s, 0, sizeof *s);
+}
+
+/* Shape: how many experts the set silences in each layer. */
+static void shape_of(const MsSweepSet *s, const MsIntervention *iv, int *hist)
+{
+    memset(hist, 0, sizeof(int) * (size_t)s->n_layer);
+    for (int l = 0; l < s->n_layer; l++)
+        for (int e = 0; e < s->n_expert; e++) {
+            MsExpertOps ops;
+            if (ms_intervention_get(iv, l, e, &ops) == 0 && ops.silence) hist[l]++;
+        }
+}
+
+static int same_shape(const MsSweepSet *s, const MsIntervention *a, const MsIntervention *b)
+{
+    int ha[MS_TRACE_MAX_LAYER], hb[MS_TRACE_MAX_LAYER];
+    shape_of(s, a, ha);
+    shape_of(s, b, hb);
+    return !memcmp(ha, hb, sizeof(int) * (size_t)s->n_layer);
+}
+
+/* Adds a silencing set of n (layer, expert) pairs; takes label. */
+static int add_set(MsSweepSet *s, char *label, const int *layer, const int *expert, int n, bool control, MsError *err)
+{
+    MsIntervention *iv = label ? ms_intervention_new(s->n_layer, s->n_expert) : NULL;
+    int rc = iv ? 0 : ms_error_set(err, MS_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < n; i++)
+        if ((rc = ms_intervention_silence(iv, layer[i], expert[i])) < 0)
+            ms_error_set(err, rc, "%s: layer %d expert %d cannot be silenced", label, layer[i], expert[i]);
+    if (!rc && s->n == s->cap) {
+        int nc = s->cap ? 2 * s->cap : 32;
+        MsSweepCand *nv = realloc(s->c, (size_t)nc * sizeof *nv);
+        if (!nv) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+        else s->c = nv, s->cap = nc;
+    }
+    if (rc) {
+        free(label);
+        ms_intervention_free(iv);
+        return rc;
+    }
+    MsSweepCand *c = &s->c[s->n];
+    *c = (MsSweepCand){ .label = label, .iv = iv, .n_experts = n, .control = control, .shape = -1 };
+    for (int i = 0; i < s->n && c->shape < 0; i++)
+        if (same_shape(s, s->c[i].iv, iv)) c->shape = s->c[i].shape;
+    if (c->shape < 0) {
+        int mx = -1;
+        for (int i = 0; i < s->n; i++) mx = MS_MAX(mx, s->c[i].shape);
+        c->shape = mx + 1;
+    }
+    s->n++;
+    return 0;
+}
+
+static char *label_of(const int *layer, const int *expert, int n)
+{
+    size_t cap = 32 + (size_t)n * 16;
+    char *b = malloc(cap);
+    if (!b) return NULL;
+    size_t o = (size_t)snprintf(b, cap, "silence");
+    for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(b + o, cap - o, " %d:%d", layer[i], expert[i]);
+    return b;
+}
+
+int ms_sweep_add_silence_each(MsSweepSet *s, const MsModel *m, const int *layers, int n_layers, MsError *err)
+{
+    for (int i = 0; i < n_layers; i++) {
+        int l = layers[i];
+        if (l < 0 || l >= s->n_layer) return ms_error_set(err, MS_ERANGE, "layer %d: the model has %d", l, s->n_layer);
+        if (!ms_model_layer_is_moe(m, l)) return ms_error_set(err, MS_EINVAL, "layer %d has no experts (dense block)", l);
+        for (int e = 0; e < s->n_expert; e++) {
+            int rc = add_set(s, label_of(&l, &e, 1), &l, &e, 1, false, err);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- from an analysis table ---- */
+
+typedef struct {
+    int n, cap;
+    int *layer, *expert;
+    double *score;
+    const char *cls;          /* npmi: only rows of this class */
+    int64_t run;              /* registry run of the table */
+} Picks;
+
+static int pick_row(void *user, int nc, const char *const *names, const char *const *v)
+{
+    Picks *p = user;
+    if (nc < 3 || !v[0] || !v[1] || !v[2]) return 0;
+    if (p->cls && (nc < 4 || !v[3] || strcmp(v[3], p->cls))) return 0;
+    if (p->n == p->cap) {
+        int c = p->cap ? 2 * p->cap : 64;
+        int *l = realloc(p->layer, (size_t)c * sizeof *l);
+        if (l) p->layer = l;
+        int *e = realloc(p->expert, (size_t)c * sizeof *e);
+        if (e) p->expert = e;
+        double *sc = realloc(p->score, (size_t)c * sizeof *sc);
+        if (sc) p->score = sc;
+        if (!l || !e || !sc) return 1;
+        p->cap = c;
+    }
+    p->layer[p->n] = atoi(v[0]);
+    p->expert[p->n] = atoi(v[1]);
+    p->score[p->n++] = atof(v[2]);
+    return 0;
+}
+
+static int registry_run(void *user, int nc, const char *const *names, const char *const *v)
+{
+    ((Picks *)user)->run = nc > 0 && v[0] ? atoll(v[0]) : 0;
+    return 1;
+}
+
+int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const char *spec, int top, MsError *err)
+{
+    const char *table, *sql;
+    Picks p = { 0 };
+    if (!strcmp(spec, "superexperts")) {
+        table = "an_superexperts";
+        sql = "SELECT layer, expert, value FROM an_superexperts ORDER BY rank";
+    } else if (!strncmp(spec, "npmi:", 5) && spec[5]) {
+        table = "an_npmi";
+        p.cls = spec + 5;
+        sql = "SELECT layer, expert, npmi, class FROM an_npmi ORDER BY npmi DESC, count DESC, layer, expert";
+        top = top > 0 ? top : 8;
+    } else if (!strcmp(spec, "riskdiff")) {
+        table = "an_riskdiff";
+        sql = "SELECT layer, expert, rd FROM an_riskdiff ORDER BY abs(rd) DESC, layer, expert";
+        top = top > 0 ? top : 8;
+    } else {
+        return ms_error_set(err, MS_EINVAL, "--from-analysis: '%s' is not superexperts, npmi:CLASS or riskdiff", spec);
+    }
+    char q[256];
+    snprintf(q, sizeof q, "SELECT run_id FROM analysis WHERE table_name = '%s'", table);
+    p.run = -1;
+    int rc = ms_trace_query(db, q, registry_run, &p, err);
+    if (rc < 0) return rc;
+    if (p.run < 0)
+        return ms_error_set(err, MS_ENOTFOUND, "%s: no %s results: run `moescope analyze %.*s --db %s` first",
+                            ms_trace_path(db), table, (int)strcspn(spec, ":"), spec, ms_trace_path(db));
+    if (run > 0 && p.run != run)
+        return ms_error_set(err, MS_EINVAL, "%s: %s holds run %lld, not run %lld: analyze that run first",
+                            ms_trace_path(db), table, (long long)p.run, (long long)run);
+    rc = ms_trace_query(db, sql, pick_row, &p, err);
+    int n = top > 0 ? MS_MIN(top, p.n) : p.n;
+    if (rc == 0 && n == 0)
+        rc = ms_error_set(err, MS_ENOTFOUND, "%s: %s has no %s%s", ms_trace_path(db), table,
+                          p.cls ? "rows of class " : "super experts", p.cls ? p.cls : "");
+    for (int i = 0; rc == 0 && i < n; i++) rc = add_set(s, label_of(&p.layer[i], &p.expert[i], 1), &p.layer[i],
+                                                          &p.expert[i], 1, false, err);
+    if (rc == 0 && n > 1) rc = add_set(s, label_of(p.layer, p.expert, n), p.layer, p.expert, n, false, err);
+    free(p.layer);
+    free(p.expert);
+    free(p.score);
+    return rc;
+}
+
+/* ---- random controls ---- */
+
+int ms_sweep_add_controls(MsSweepSet *s, int n, uint64_t seed, MsError *err)
+{
+    if (n <= 0) return 0;
+    MsRng rng;
+    ms_rng_seed(&rng, seed);
+    int n_cand = s->n, rc = 0;
+    bool *used = calloc((size_t)s->n_layer * (size_t)s->n_expert, 1);
+    int *layer = malloc(sizeof(int) * (size_t)s->n_expert * (size_t)s->n_layer);
+    int *expert = malloc(sizeof(int) * (size_t)s->n_expert * (size_t)s->n_layer);
+    int *pool = malloc(sizeof(int) * (size_t)s->n_expert);
+    int hist[MS_TRACE_MAX_LAYER];
+    if (!used || !layer || !expert || !pool) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < n_cand; i++) {
+        shape_of(s, s->c[i].iv, hist);
+        for (int l = 0; l < s->n_layer; l++)
+            for (int e = 0; e < s->n_expert && hist[l]; e++) {
+                MsExpertOps ops;
+                if (ms_intervention_get(s->c[i].iv, l, e, &ops) == 0 && ops.silence) used[l * s->n_expert + e] = true;
+            }
+    }
+    for (int i = 0; !rc && i < n_cand; i++) {
+        bool first = true;   /* one template per shape */
+        for (int j = 0; j < i && first; j++) first = s->c[j].shape != s->c[i].shape;
+        if (!first) continue;
+        shape_of(s, s->c[i].iv, hist);
+        for (int k = 0; !rc && k < n; k++) {
+            int m = 0;
+            for (int l = 0; l < s->n_layer; l++) {
+                if (!hist[l]) continue;
+                /* experts that are not candidates, unless too few remain */
+                int np = 0;
+                for (int e = 0; e < s->n_expert; e++)
+                    if (!used[l * s->n_expert + e]) pool[np++] = e;
+                if (np < hist[l])
+                    for (np = 0; np < s->n_expert; np++) pool[np] = np;
+                for (int d = 0; d < hist[l]; d++) {   /* partial Fisher–Yates: distinct draws */
+                    int r = d + (int)(ms_rng_uniform01(&rng) * (np - d));
+                    int t = pool[d];
+                    pool[d] = pool[r];
+                    pool[r] = t;
+                    layer[m] = l;
+                    expert[m++] = pool[d];
+                }
+            }
+            char *label = label_of(layer, expert, m);
+            char *full = label ? malloc(strlen(label) + 32) : NULL;
+            if (full) sprintf(full, "control %d: %s", k + 1, label);
+            free(label);
+            rc = add_set(s, full, layer, expert, m, true, err);
+        }
+    }
+    free(used);
+    free(layer);
+    free(expert);
+    free(pool);
+    return rc;
+}
+
+/* ---- running ---- */
+
+void ms_sweep_job_init(MsSweepJob *j)
+{
+    memset(j, 0, sizeof *j);
+    j->prompts_name = "";
+    j->n_batch = 256;
+}
+
+void ms_sweep_result_clear(MsSweepResult *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->n_rows; i++) free((char *)r->rows[i].interventions);
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}
+
+typedef struct {
+    double kl, nll_b, nll_r, changed, jac;
+    double kl_max;
+    int64_t pos, agree, scored, lay_pos;
+} Acc;
+
+static void accumulate(Acc *a, const MsExpCore *x)
+{
+    const MsComparePrompt *s = &x->sum;
+    a->kl += s->kl_mean * s->n_tokens;
+    a->kl_max = MS_MAX(a->kl_max, s->kl_max);
+    a->pos += s->n_tokens;
+    a->agree += s->top1_agree;
+    a->nll_b += s->nll_baseline;
+    a->nll_r += s->nll_run;
+    a->scored += s->n_scored;
+    for (int l = 0; l < x->n_lay; l++) {
+        a->changed += x->lay[l].n_changed;
+        a->jac += x->lay[l].jaccard_sum;
+        a->lay_pos += x->lay[l].n_pos;
+    }
+}
+
+static void finish_rows(const MsSweepSet *set, const Acc *acc, MsSweepRow *rows)
+{
+    for (int i = 0; i < set->n; i++) {
+        const Acc *a = &acc[i];
+        MsSweepRow *r = &rows[i];
+        r->cand = i;
+        r->kind = set->c[i].control ? "control" : "candidate";
+        r->label = set->c[i].label;
+        r->n_experts = set->c[i].n_experts;
+        r->n_positions = a->pos;
+        r->kl_mean = a->pos ? a->kl / (double)a->pos : NAN;
+        r->kl_max = a->kl_max;
+        r->top1_agreement = a->pos ? (double)a->agree / (double)a->pos : NAN;
+        r->ppl_baseline = a->scored ? exp(a->nll_b / (double)a->scored) : NAN;
+        r->ppl_run = a->scored ? exp(a->nll_r / (double)a->scored) : NAN;
+        r->dppl = r->ppl_run - r->ppl_baseline;
+        r->changed_share = a->lay_pos ? a->changed / (double)a->lay_pos : NAN;
+        r->jaccard_mean = a->lay_pos ? a->jac / (double)a->lay_pos : NAN;
+        r->z_kl = r->z_dppl = NAN;
+    }
+    /* z against the controls of the same shape (sample standard deviation) */
+    for (int i = 0; i < set->n; i++) {
+        if (set->c[i].control) continue;
+        double s1 = 0, s2 = 0, d1 = 0, d2 = 0;
+        int nc = 0;
+        for (int k = 0; k < set->n; k++) {
+            if (!set->c[k].control || set->c[k].shape != set->c[i].shape) continue;
+            s1 += rows[k].kl_mean, s2 += rows[k].kl_mean * rows[k].kl_mean;
+            d1 += rows[k].dppl, d2 += rows[k].dppl * rows[k].dppl;
+            nc++;
+        }
+        if (nc < 2) continue;
+        double mk = s1 / nc, sk = sqrt(MS_MAX(0.0, (s2 - nc * mk * mk) / (nc - 1)));
+        double md = d1 / nc, sd = sqrt(MS_MAX(0.0, (d2 - nc * md * md) / (nc - 1)));
+        rows[i].z_kl = sk > 0 ? (rows[i].kl_mean - mk) / sk : NAN;
+        rows[i].z_dppl = sd > 0 ? (rows[i].dppl - md) / sd : NAN;
+    }
+    /* ranks by mean KL among candidates */
+    for (int i = 0; i < set->n; i++) {
+        if (set->c[i].control) continue;
+        int rank = 1;
+        for (int k = 0; k < set->n; k++)
+            if (!set->c[k].control && (rows[k].kl_mean > rows[i].kl_mean || (rows[k].kl_mean == rows[i].kl_mean && k < i)))
+                rank++;
+        rows[i].rank = rank;
+    }
+}
+
+static int store(const MsSweepJob *j, const MsModel *m, const char *model_path, size_t n_prompts, MsTraceDb *db,
+                 MsSweepResult *res, MsError *err)
+{
+    MsTraceModel tm;
+    int rc = ms_trace_model_from_engine(&tm, m, model_path, err);
+    if (rc < 0) return rc;
+    int64_t model_id = ms_trace_model_add(db, &tm, err);
+    if (model_id < 0) return (int)model_id;
+    json_t *js = json_pack("{s:s, s:i, s:i, s:f, s:I}", "prompts", j->prompts_name ? j->prompts_name : "",
+                           "n_prompts", (int)n_prompts, "gen", j->n_gen, "temp", (double)j->temp, "seed",
+                           (json_int_t)j->seed);
+    char *settings = js ? json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(js);
+    if (!settings) return ms_error_set(err, MS_ENOMEM, "out of memory");
+    res->sweep_id = ms_trace_sweep_new(db, model_id, 0, settings, err);
+    free(settings);
+    if (res->sweep_id < 0) return (int)res->sweep_id;
+    return ms_trace_sweep_put(db, res->sweep_id, res->rows, res->n_rows, err);
+}
+
+int ms_sweep_job_run(const MsSweepJob *j, const MsModel *m, const char *model_path, const MsPrompt *prompts,
+                     size_t n_prompts, const MsSweepSet *set, MsTraceDb *db, MsSweepResult *res, MsError *err)
+{
+    memset(res, 0, sizeof *res);
+    if (set->n == 0) return ms_error_set(err, MS_EINVAL, "sweep: no intervention sets");
+    const char *pname = j->prompts_name ? j->prompts_name : "";
+    const MsModelInfo *in = ms_model_info(m);
+    for (int i = 0; i < set->n; i++) {
+        int rc = ms_intervention_validate(set->c[i].iv, in->n_layer, in->n_expert, in->n_expert_used, err);
+        if (rc < 0) return ms_error_prefix(err, "%s: ", set->c[i].label);
+    }
+    int32_t **toks = NULL;
+    int *ntok = NULL, max_tok = 1;
+    int rc = ms_job_tokenize(ms_model_tokenizer(m), prompts, n_prompts, pname, &toks, &ntok, &max_tok, err);
+    if (rc < 0) return rc;
+    Acc *acc = calloc((size_t)set->n, sizeof *acc);
+    res->rows = calloc((size_t)set->n, sizeof *res->rows);
+    res->n_rows = set->n;
+    MsExpCore x;
+    memset(&x, 0, sizeof x);
+    if (!acc || !res->rows) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    if (!rc) rc = ms_exp_core_init(&x, m, max_tok, j->n_batch > 0 ? j->n_batch : 256, j->n_threads, j->n_gen, false,
+                                   j->temp, j->seed, j->cancel, err);
+    MsJobClock clock;
+    ms_job_clock_start(&clock, j->progress, j->progress_user, "sweep", (int64_t)n_prompts * (set->n), 0);
+    x.r.clock = &clock;
+    for (size_t i = 0; !rc && i < n_prompts; i++) {
+        rc = ms_exp_core_baseline(&x, toks[i], ntok[i], i, NULL, err);
+        for (int c = 0; !rc && c < set->n; c++) {
+            if ((rc = ms_exp_core_intervened(&x, set->c[c].iv, i, NULL, err)) == 0) accumulate(&acc[c], &x);
+            ms_job_clock_report(&clock, (int64_t)i * set->n + c + 1);
+        }
+        if (rc < 0 && rc != MS_ECANCELLED) ms_error_prefix(err, "%s:%d: ", pname, prompts[i].line);
+    }
+    if (!rc) {
+        finish_rows(set, acc, res->rows);
+        for (int i = 0; i < set->n && !rc; i++)
+            if (!(res->rows[i].interventions = ms_intervention_to_string(set->c[i].iv)))
+                rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    }
+    if (!rc && db) rc = store(j, m, model_path, n_prompts, db, res, err);
+    res->wall_s = ms_job_now() - clock.t0;
+    free(acc);
+    ms_exp_core_clear(&x);
+    ms_job_tokens_free(toks, ntok, n_prompts);
+    if (rc < 0) ms_sweep_result_clear(res);
+    return rc < 0 ? rc : 0;
+}
