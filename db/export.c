@@ -62,6 +62,27 @@ static const Logical logical[] = {
     { "analysis", "analysis_id,run_id,name,table_name,params,created,program_version", "iittttt", "analysis_id",
       "SELECT analysis_id,run_id,name,table_name,params,created,program_version FROM analysis "
       "ORDER BY analysis_id" },
+    /* experiments and sweeps (schema version 4) */
+    { "an_compare_prompt", "run_id,baseline_run_id,idx,n_tokens,n_prompt_tokens,kl_mean,kl_max,n_scored,nll_baseline,"
+      "nll_run,top1_agree,first_divergence,text_baseline,text_run,tokens_baseline,tokens_run", "iiiiirrirriittbb",
+      "run_id,idx",
+      "SELECT run_id,baseline_run_id,idx,n_tokens,n_prompt_tokens,kl_mean,kl_max,n_scored,nll_baseline,nll_run,"
+      "top1_agree,first_divergence,text_baseline,text_run,tokens_baseline,tokens_run FROM an_compare_prompt "
+      "ORDER BY run_id,idx" },
+    { "an_compare_pos", "run_id,baseline_run_id,idx,pos,kl,lp_baseline,lp_run,top1_baseline,top1_run", "iiiirrrii",
+      "run_id,idx,pos",
+      "SELECT run_id,baseline_run_id,idx,pos,kl,lp_baseline,lp_run,top1_baseline,top1_run FROM an_compare_pos "
+      "ORDER BY run_id,idx,pos" },
+    { "an_compare_layer", "run_id,baseline_run_id,idx,layer,n_pos,n_changed,jaccard_sum", "iiiiiir", "run_id,idx,layer",
+      "SELECT run_id,baseline_run_id,idx,layer,n_pos,n_changed,jaccard_sum FROM an_compare_layer "
+      "ORDER BY run_id,idx,layer" },
+    { "sweep", "sweep_id,baseline_run_id,model_id,created,settings,program_version", "iiittt", "sweep_id",
+      "SELECT sweep_id,baseline_run_id,model_id,created,settings,program_version FROM sweep ORDER BY sweep_id" },
+    { "sweep_candidate", "sweep_id,cand,kind,label,interventions,n_experts,n_positions,kl_mean,kl_max,top1_agreement,"
+      "ppl_baseline,ppl_run,dppl,changed_share,jaccard_mean,z_kl,z_dppl,rank", "iitttiirrrrrrrrrri", "sweep_id,cand",
+      "SELECT sweep_id,cand,kind,label,interventions,n_experts,n_positions,kl_mean,kl_max,top1_agreement,"
+      "ppl_baseline,ppl_run,dppl,changed_share,jaccard_mean,z_kl,z_dppl,rank FROM sweep_candidate "
+      "ORDER BY sweep_id,cand" },
 };
 
 typedef struct {
@@ -463,6 +484,18 @@ int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE 
                       "  sum(weight) AS weight_sum FROM routing GROUP BY run_id, layer, expert;\n"
                       "CREATE VIEW load_entropy AS SELECT run_id, layer, count(*) AS n_used,\n"
                       "  -sum(frac*ln(frac)) AS entropy FROM expert_load GROUP BY run_id, layer;\n", out);
+            if (!tables || listed(tables, "an_compare_prompt"))
+                fputs("CREATE VIEW an_compare AS SELECT run_id, baseline_run_id, count(*) AS n_prompts,\n"
+                      "  sum(n_tokens) AS n_positions, sum(kl_mean*n_tokens)/sum(n_tokens) AS kl_mean,\n"
+                      "  max(kl_max) AS kl_max, sum(top1_agree)*1.0/sum(n_tokens) AS top1_agreement,\n"
+                      "  exp(sum(nll_baseline)/sum(n_scored)) AS ppl_baseline, exp(sum(nll_run)/sum(n_scored)) AS ppl_run,\n"
+                      "  (sum(nll_baseline)-sum(nll_run))/sum(n_scored) AS dlogprob_mean,\n"
+                      "  avg(first_divergence) AS first_divergence_mean, count(first_divergence) AS n_diverged\n"
+                      "  FROM an_compare_prompt GROUP BY run_id, baseline_run_id;\n", out);
+            if (!tables || listed(tables, "an_compare_layer"))
+                fputs("CREATE VIEW an_compare_shift AS SELECT run_id, baseline_run_id, layer,\n"
+                      "  sum(n_changed)*1.0/sum(n_pos) AS changed_share, sum(jaccard_sum)/sum(n_pos) AS jaccard_mean,\n"
+                      "  sum(n_pos) AS n_positions FROM an_compare_layer GROUP BY run_id, baseline_run_id, layer;\n", out);
             fputs("COMMIT;\n", out);
         }
     }

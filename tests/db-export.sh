@@ -42,10 +42,14 @@ printf 'prompt,position,layer,rank,expert,weight\n0,0,0,0,3,\n0,0,0,1,1,\n0,1,2,
 "$M" import --db "$T/t.db" --format csv "$T/i.csv" >"$T/out" 2>"$T/err"
 check "import csv -> $(cat "$T/out")" grep -q '^run 3$' "$T/out"
 # analysis result tables travel too (when the analysis module is available)
+"$M" experiment "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" --silence 1:2 --gen 3 -t 1 >"$T/out" 2>"$T/err"
+check "experiment into the same database (runs 4, 5): $(head -c 120 "$T/err")" grep -q '^baseline run 4, intervened run 5' "$T/out"
+"$M" sweep "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" --silence-each 1 --random-controls 2 -t 1 >/dev/null 2>"$T/err"
+check "sweep into the same database: $(head -c 120 "$T/err")" test "$(sqlite3 "$T/t.db" 'SELECT count(*) FROM sweep_candidate')" = 8
 have_an=0
 "$M" analyze load --db "$T/t.db" --run 1 >/dev/null 2>"$T/err" && have_an=1
 [ "$have_an" = 1 ] || echo "# analyze load failed, result tables not covered: $(head -1 "$T/err")"
-nul=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE instr(text_bytes, x'00') > 0")
+nul=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE run_id = 2 AND instr(text_bytes, x'00') > 0")
 check "a prompt holds a NUL byte in text_bytes" test "$nul" = 1
 bad=$(sqlite3 "$T/t.db" "SELECT count(*) FROM token WHERE CAST(piece AS BLOB) <> piece_bytes")
 check "some pieces are invalid UTF-8 (carried in piece_bytes): $bad" test "$bad" -gt 0
@@ -56,7 +60,8 @@ check "export sql (exit 0)" test $? -eq 0
 sqlite3 "$T/re.db" < "$T/dump.sql" 2>"$T/err"
 check "sqlite3 loads the sql export without errors" test $? -eq 0 -a ! -s "$T/err"
 for t in model intervention_set run prompt token routing_packed router_probs hidden_stats analysis ms_seq \
-         routing expert_stats router_prob expert_load load_entropy routing_entropy prompt_label; do
+         routing expert_stats router_prob expert_load load_entropy routing_entropy prompt_label \
+         an_compare_prompt an_compare_pos an_compare_layer an_compare an_compare_shift sweep sweep_candidate; do
     q="SELECT count(*), hex(sha3_query('SELECT * FROM $t')) FROM $t"
     a=$(sqlite3 "$T/t.db" "$q" 2>&1)
     b=$(sqlite3 "$T/re.db" "$q" 2>&1)
@@ -137,11 +142,18 @@ declare -A COLS=(
   [router_probs]="run_id:i prompt_id:i pos:i layer:i probs:b logits:b"
   [hidden_stats]="run_id:i prompt_id:i pos:i layer:i maxabs:r"
   [analysis]="analysis_id:i run_id:i name:t table_name:t params:t created:t program_version:t"
+  [an_compare_prompt]="run_id:i baseline_run_id:i idx:i n_tokens:i n_prompt_tokens:i kl_mean:r kl_max:r n_scored:i nll_baseline:r nll_run:r top1_agree:i first_divergence:i text_baseline:t text_run:t tokens_baseline:b tokens_run:b"
+  [an_compare_pos]="run_id:i baseline_run_id:i idx:i pos:i kl:r lp_baseline:r lp_run:r top1_baseline:i top1_run:i"
+  [an_compare_layer]="run_id:i baseline_run_id:i idx:i layer:i n_pos:i n_changed:i jaccard_sum:r"
+  [sweep]="sweep_id:i baseline_run_id:i model_id:i created:t settings:t program_version:t"
+  [sweep_candidate]="sweep_id:i cand:i kind:t label:t interventions:t n_experts:i n_positions:i kl_mean:r kl_max:r top1_agreement:r ppl_baseline:r ppl_run:r dppl:r changed_share:r jaccard_mean:r z_kl:r z_dppl:r rank:i"
 )
 declare -A ORDER=([model]=model_id [intervention_set]=set_id [run]=run_id [prompt]=prompt_id [token]="prompt_id,pos"
   [routing]="prompt_id,pos,layer,rank" [expert_stats]="prompt_id,pos,layer,rank" [router_probs]="prompt_id,pos,layer"
-  [hidden_stats]="prompt_id,pos,layer" [analysis]=analysis_id)
-for t in model intervention_set run prompt token routing expert_stats router_probs hidden_stats analysis; do
+  [hidden_stats]="prompt_id,pos,layer" [analysis]=analysis_id [an_compare_prompt]="run_id,idx"
+  [an_compare_pos]="run_id,idx,pos" [an_compare_layer]="run_id,idx,layer" [sweep]=sweep_id [sweep_candidate]="sweep_id,cand")
+for t in model intervention_set run prompt token routing expert_stats router_probs hidden_stats analysis \
+         an_compare_prompt an_compare_pos an_compare_layer sweep sweep_candidate; do
     sj= pj=
     for c in ${COLS[$t]}; do
         name=${c%%:*} kind=${c##*:}
@@ -168,6 +180,9 @@ done
 a=$("${PSQL[@]}" -At -c "SELECT layer, expert, n FROM expert_load WHERE run_id = 1 ORDER BY 1, 2" 2>&1)
 b=$(sqlite3 "$T/t.db" "SELECT layer, expert, n FROM expert_load WHERE run_id = 1 ORDER BY 1, 2")
 check "expert_load view agrees in PostgreSQL" test "$a" = "$b" -a -n "$a"
+a=$("${PSQL[@]}" -At -c "SELECT n_prompts, n_positions, round(kl_mean::numeric, 12), round(ppl_run::numeric, 9), n_diverged FROM an_compare" 2>&1)
+b=$(sqlite3 "$T/t.db" "SELECT n_prompts, n_positions, printf('%.12f', kl_mean), printf('%.9f', ppl_run), n_diverged FROM an_compare")
+check "an_compare view agrees in PostgreSQL ($a)" test "$a" = "$b" -a -n "$a"
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
