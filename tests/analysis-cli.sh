@@ -4,13 +4,11 @@
 # table / csv / json outputs, the result tables in the database, usage
 # errors; then, with ../shared, a real trace of a fixture model (probs and
 # stats on) through every module.
-# Environment (set by tests/meson.build): MOESCOPE, MS_SHARED_DIR (optional).
+# Environment (set by tests/meson.build): MOESCOPE; MS_SHARED_DIR / MS_SHARED_DEFAULT (tap.sh).
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
 T=$(mktemp -d "${TMPDIR:-/tmp}/msana.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
-SHARED=${MS_SHARED_DIR:-}
-[ -n "$SHARED" ] && [ -d "$SHARED/fixtures/models" ] || SHARED=
 
 . "$(dirname "$0")/tap.sh"
 has() { grep -qF -- "$1" "$T/out"; }
@@ -120,7 +118,7 @@ if [ -n "$SHARED" ]; then
     run "$M" sql --db "$T/t.db" "SELECT count(*) FROM an_load" --csv
     check "an_load has one row per MoE layer" test "$(tail -1 "$T/out")" = 2
 else
-    skip "../shared not found: real-trace checks"
+    skip "real trace of a fixture model: $SHARED_WHY"
 fi
 
 echo "1..$n"

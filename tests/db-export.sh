@@ -10,10 +10,11 @@
 #              count and a checksum of exact value encodings (hex of UTF-8
 #              bytes, bytea, IEEE-754 bits) are compared with the source,
 #   * csv   -> row counts and exact piece bytes.
-# Skips (77) only when sqlite3 or the PostgreSQL binaries are missing.
+# Skips (with the reason) only when sqlite3 or the PostgreSQL binaries are missing.
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
-command -v sqlite3 >/dev/null || { echo "1..0 # SKIP sqlite3 CLI not installed"; exit 77; }
+. "$(dirname "$0")/tap.sh"
+command -v sqlite3 >/dev/null || skip_all "sqlite3 CLI not installed"
 T=$(mktemp -d "${TMPDIR:-/tmp}/msdbx.XXXXXX") || exit 99
 PGPID_DIR=
 cleanup() {
@@ -23,8 +24,6 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-
-. "$(dirname "$0")/tap.sh"
 
 # ------------------------------------------------------------ the trace
 "$M" synth --arch qwen2moe --layers 3 --embd 32 --heads 2 --experts 6 --used 2 --ff 16 --vocab 300 \

@@ -7,13 +7,12 @@
 # resumed run equals an uninterrupted one (no duplicates, same routing).
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
-command -v sqlite3 >/dev/null || { echo "1..0 # SKIP sqlite3 CLI not installed"; exit 77; }
+. "$(dirname "$0")/tap.sh"
+command -v sqlite3 >/dev/null || skip_all "sqlite3 CLI not installed"
 T=$(mktemp -d "${TMPDIR:-/tmp}/msdbk.XXXXXX") || exit 99
 PID=
 trap '[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$T"' EXIT
 RANDOM=20261122   # seeded: the same kill moments every run
-
-. "$(dirname "$0")/tap.sh"
 
 "$M" synth --arch olmoe --layers 4 --embd 64 --heads 4 --experts 16 --used 4 --ff 64 --vocab 400 --type Q8_0 \
     "$T/m.gguf" >/dev/null 2>"$T/err" || { echo "Bail out! synth failed: $(cat "$T/err")"; exit 1; }

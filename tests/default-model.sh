@@ -22,9 +22,8 @@ UNI=${MS_DEFAULT_UNIGRAM:-$S/data/models/default.unigram.json}
 HELD=$S/data/heldout
 T=$(mktemp -d "${TMPDIR:-/tmp}/msdefault.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
-if [ ! -x "$PY" ]; then echo "1..0 # SKIP $PY not available"; exit 77; fi
-
 . "$(dirname "$0")/tap.sh"
+[ -x "$PY" ] || skip_all "$PY not available"
 
 size=$(stat -c %s "$MODEL" 2>/dev/null || echo 0)
 check "default model present and at most 10 MB ($size bytes)" test "$size" -gt 0 -a "$size" -le 10000000

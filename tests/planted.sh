@@ -23,7 +23,7 @@ ARCH=${PLANT_ARCH:-olmoe}
 TYPE=${PLANT_TYPE:-F32}
 
 . "$(dirname "$0")/tap.sh"
-if [ ! -x "$PY" ]; then echo "1..0 # SKIP $PY not available"; exit 77; fi
+[ -x "$PY" ] || skip_all "$PY not available"
 
 SHAPE=(--arch "$ARCH" --layers 4 --embd 64 --heads 4 --experts 8 --used 2 --ff 32 --vocab 512 --type "$TYPE")
 # deepseek2: block 0 is dense, so the planted blocks are 1 and 2 anyway

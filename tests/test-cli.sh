@@ -5,13 +5,11 @@
 #   vocabulary test vectors; dump, generate (determinism, interventions,
 #   routing table), perplexity, bench --json; malformed model files give one
 #   line naming the file and exit status 1 (never a crash).
-# Environment (set by tests/meson.build): MOESCOPE, MS_SHARED_DIR (optional).
+# Environment (set by tests/meson.build): MOESCOPE; MS_SHARED_DIR / MS_SHARED_DEFAULT (tap.sh).
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
 T=$(mktemp -d "${TMPDIR:-/tmp}/mscli.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
-SHARED=${MS_SHARED_DIR:-}
-[ -n "$SHARED" ] && [ -d "$SHARED/fixtures" ] || SHARED=
 
 . "$(dirname "$0")/tap.sh"
 
@@ -131,7 +129,7 @@ EOF
     run "$M" tokenize "$SHARED/fixtures/models/olmoe-tiny.F32.gguf" --pieces "Hello world"
     check "tokenize --pieces prints id<TAB>piece lines" test "$rc" -eq 0 -a -n "$(grep -P '^\d+\t' "$T/out")"
 else
-    skip "tokenize vs llama.cpp vectors: ../shared (reference fixtures) not found"
+    skip "tokenize vs llama.cpp vectors: $SHARED_WHY"
 fi
 
 # ------------------------------------------------- dump / generate / ppl

@@ -496,7 +496,7 @@ static void test_reference(void)
 {
     const char *dir = mt_shared_dir();
     if (!dir) {
-        mt_diag("reference comparison skipped: ../shared (fixtures) not found");
+        mt_skip("router vs llama.cpp's reference routing: %s", mt_shared_absent());
         return;
     }
     char rdir[1024];

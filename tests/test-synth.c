@@ -462,6 +462,6 @@ int main(void)
     test_deepseek2_lite();
     const char *shared = mt_shared_dir();
     if (shared) test_dump_vs_reference(shared);
-    else mt_diag("SKIP dump-vs-reference part: ../shared (reference fixtures) not found");
+    else mt_skip("moescope dump vs llama.cpp reference outputs: %s", mt_shared_absent());
     return mt_done();
 }

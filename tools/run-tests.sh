@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds twice (release, and
-# ASan+UBSan), runs `meson test` in both and ends with "N passed, N failed".
+# ASan+UBSan), runs `meson test` in both, lists what was skipped and why, and
+# ends with "N passed, N failed, N skipped" (tests, both builds).  Without
+# ../shared the tests that need it are skipped; MS_SHARED_DIR=DIR points them
+# elsewhere (MS_SHARED_DIR= : none).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -18,19 +21,28 @@ for cfg in "build" "build-asan"; do
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   meson test -C "$cfg" --print-errorlogs --num-processes 2 --timeout-multiplier 3 || true
   log="$cfg/meson-logs/testlog.json"
-  if [ -f "$log" ]; then
-    read -r p f s < <(python3 - "$log" <<'PY'
-import json, sys
+  # first line "passed failed skipped" (tests), then one line per skip
+  # with its reason (a whole test, or one part of it: TAP "# SKIP reason")
+  if [ -f "$log" ] && summary=$(python3 - "$log" "$cfg" <<'PY'
+import json, re, sys
 p = f = s = 0
+why = []
 for line in open(sys.argv[1]):
-    r = json.loads(line).get("result")
+    t = json.loads(line)
+    r = t.get("result")
     if r in ("OK", "EXPECTEDFAIL"): p += 1
     elif r == "SKIP": s += 1
     else: f += 1
+    for m in re.finditer(r"^(?:1\.\.0|ok \d+)\s*#\s*SKIP\S*\s*(.*)$", t.get("stdout") or "", re.M):
+        what = "skipped" if r == "SKIP" else "part skipped"
+        why.append("%s: %s %s: %s" % (sys.argv[2], t.get("name"), what, m.group(1)))
 print(p, f, s)
+print("\n".join(why))
 PY
-)
+  ); then
+    read -r p f s <<<"${summary%%$'\n'*}"
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    printf '%s\n' "$summary" | tail -n +2 | grep -v '^$'
     echo "$cfg: $p passed, $f failed, $s skipped"
   else
     failed=$((failed + 1))
