@@ -1,8 +1,10 @@
-/* test-intervene.c — interventions through the real engine on the fixture
- * models: each operator's exact effect on the routing of the first MoE layer
- * (whose input is the same with and without the intervention), compared with
- * the un-intervened run of the same tokens; that effects reach the output; and
- * that clearing the set restores the original output bit for bit.
+/* test-intervene.c — interventions through the real engine: each operator's
+ * exact effect on the routing of the first MoE layer (whose input is the same
+ * with and without the intervention), compared with the un-intervened run of
+ * the same tokens; that effects reach the output; and that clearing the set
+ * restores the original output bit for bit.  Models: `synth` models of every
+ * architecture (written here), the bundled default model, and the fixture
+ * models of ../shared when it is present.
  *
  * Expected selections and weights are derived here from the baseline run's
  * router probabilities and logits by the documented rules (route.h), not
@@ -13,7 +15,10 @@
 #include <string.h>
 
 #include "engine.h"
+#include "gguf.h"
 #include "mtest.h"
+#include "quant.h"
+#include "synth.h"
 
 #define NT 12 /* tokens per run */
 #define MAXE 64
@@ -97,10 +102,8 @@ static bool match(const Run *r, int L, int t, const int *ids, const double *w, i
     return true;
 }
 
-static void test_model(const char *dir, const char *file)
+static void test_model(const char *path, const char *file)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/fixtures/models/%s", dir, file);
     MsError err;
     MsModel *m = ms_model_load(path, &err);
     if (!MT_CHECK(m != NULL, "%s: loads (%s)", file, m ? "" : err.msg)) return;
@@ -291,6 +294,44 @@ static void test_model(const char *dir, const char *file)
              "%s: steer %d:%d:%+g: logits = raw + delta, probs = score(logits), top-k of them (%d selections gained)",
              file, L0, e_low, delta, moved);
 
+    /* raise / lower (SteerMoE): the logit becomes max(z) + d / min(z) - d of
+     * the token's unmodified logits, the rest as usual.  Without a
+     * selection-only bias the raised expert is then first for every token and
+     * the lowered one is never chosen. */
+    char bias_name[64];
+    snprintf(bias_name, sizeof bias_name, "blk.%d.exp_probs_b.bias", L0);
+    const bool sel_bias = ms_gguf_find_tensor(ms_model_gguf(m), bias_name) != NULL;
+    for (int op = 0; op < 2; op++) {
+        const int e = op == 0 ? e_low : e_top;
+        ms_intervention_clear(iv);
+        rc = op == 0 ? ms_intervention_raise(iv, L0, e, 0.01f) : ms_intervention_lower(iv, L0, e, 0.01f);
+        rc = rc ? rc : run(c, iv, tok, r, &err);
+        ok = rc == 0 && r->k[L0] == K;
+        int placed = 0;
+        for (int t = 0; t < NT && ok; t++) {
+            const float *z = base->logits[L0][t];
+            float zmax = z[0], zmin = z[0];
+            for (int x = 1; x < E; x++) {
+                zmax = fmaxf(zmax, z[x]);
+                zmin = fminf(zmin, z[x]);
+            }
+            const float want = op == 0 ? zmax + 0.01f : zmin - 0.01f;
+            for (int x = 0; x < E; x++) ok &= x == e ? near(r->logits[L0][t][x], want) : r->logits[L0][t][x] == z[x];
+            int ids[MAXE];
+            double w[MAXE];
+            rank(r->probs[L0][t], E, K, -1, -1, ids);
+            weights(mi, r->probs[L0][t], ids, K, w);
+            ok &= match(r, L0, t, ids, w, K);
+            bool in = false;
+            for (int j = 0; j < K; j++) in |= r->ids[L0][t][j] == e;
+            placed += op == 0 ? r->ids[L0][t][0] == e : !in;
+        }
+        MT_CHECK(ok && (sel_bias || placed == NT),
+                 "%s: %s %d:%d:0.01: its logit = %s(z) %s 0.01, top-k of the new probs; %s for %d of %d tokens", file,
+                 op == 0 ? "raise" : "lower", L0, e, op == 0 ? "max" : "min", op == 0 ? "+" : "-",
+                 op == 0 ? "ranked first" : "never chosen", placed, NT);
+    }
+
     /* sets the engine must refuse: wrong shape, and more forced than k */
     MsIntervention *wrong = ms_intervention_new(NL + 1, E);
     ms_intervention_drop(wrong, 0, 0);
@@ -315,11 +356,48 @@ out:
     ms_model_free(m);
 }
 
+/* A synth model of arch with two or more MoE layers (deepseek2: a dense lead). */
+static void test_synth(const char *arch, int type, uint64_t seed)
+{
+    MsSynthParams p = ms_synth_default_params();
+    p.arch = arch;
+    p.n_layer = 3;
+    p.n_embd = 64;
+    p.n_head = 4;
+    p.n_head_kv = strcmp(arch, "olmoe") && strcmp(arch, "deepseek2") ? 2 : 0;
+    p.n_expert = 8;
+    p.n_expert_used = 2;
+    p.n_ff = 32;
+    p.n_vocab = 300;
+    p.type = type;
+    p.seed = seed;
+    p.n_threads = 2;
+    char path[512], name[96];
+    snprintf(name, sizeof name, "synth %s %s", arch, ms_type_name(type));
+    snprintf(path, sizeof path, "%s/%s-%s.gguf", mt_tmpdir(), arch, ms_type_name(type));
+    MsError err = { 0 };
+    if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "%s: written (%s)", name, err.msg)) test_model(path, name);
+    remove(path);
+}
+
 int main(void)
 {
-    const char *dir = mt_require_shared();
+    static const char *archs[] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" };
+    for (size_t i = 0; i < MS_ARRAY_LEN(archs); i++) test_synth(archs[i], MS_TYPE_F32, 11 + i);
+    test_synth("qwen2moe", MS_TYPE_Q4_0, 5);
+
+    const char *src = getenv("MS_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
+    test_model(path, "default model");
+
+    const char *dir = mt_shared_dir();
     const char *models[] = { "olmoe-tiny.F32.gguf", "qwen2moe-tiny.F32.gguf", "deepseek2-tiny.F32.gguf",
                              "granitemoe-tiny.F32.gguf" };
-    for (size_t i = 0; i < MS_ARRAY_LEN(models); i++) test_model(dir, models[i]);
+    for (size_t i = 0; dir && i < MS_ARRAY_LEN(models); i++) {
+        snprintf(path, sizeof path, "%s/fixtures/models/%s", dir, models[i]);
+        test_model(path, models[i]);
+    }
+    if (!dir) mt_skip("the same on the fixture models: %s", mt_shared_absent());
     return mt_done();
 }
