@@ -376,7 +376,7 @@ static void test_synth(const char *arch, int type, uint64_t seed)
     snprintf(name, sizeof name, "synth %s %s", arch, ms_type_name(type));
     snprintf(path, sizeof path, "%s/%s-%s.gguf", mt_tmpdir(), arch, ms_type_name(type));
     MsError err = { 0 };
-    if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "%s: written (%s)", name, err.msg)) test_model(path, name);
+    if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "%s: written (%s)", name, err.msg[0] ? err.msg : "ok")) test_model(path, name);
     remove(path);
 }
 

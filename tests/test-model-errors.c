@@ -1,7 +1,9 @@
 /* test-model-errors.c — ms_model_load rejects broken or unsupported models
  * with one clear line naming the problem, and never crashes; eval rejects
  * impossible requests.  Models are written with the GGUF writer into a temp
- * dir: a tiny olmoe-shaped file, then one defect per variant. */
+ * dir: a tiny olmoe-shaped file, then one defect per variant.  Eval-time
+ * errors on a synth model, the bundled default model and (with ../shared) a
+ * fixture model. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "gguf.h"
 #include "mtest.h"
 #include "quant.h"
+#include "synth.h"
 
 #define EMBD 256
 #define FF 256
@@ -120,6 +123,50 @@ static void expect_fail(const char *what, const Variant *v, int code, const char
     remove(path);
 }
 
+/* Eval-time errors of a loadable model: tokens outside the vocabulary, a
+ * full context (nothing evaluated, n_past unchanged), NULL tokens, bad
+ * context parameters; exactly n_ctx tokens fit and give finite logits. */
+static void eval_errors(const char *path, const char *what)
+{
+    MsError err = {0};
+    MsModel *m = ms_model_load(path, &err);
+    if (MT_CHECK(m != NULL, "%s loads (%s)", what, m ? "ok" : err.msg)) {
+        MsContextParams p = ms_context_default_params();
+        p.n_ctx = 8; p.n_threads = 2;
+        MsContext *c = ms_context_new(m, &p, &err);
+        if (!MT_CHECK(c != NULL, "%s: context (%s)", what, c ? "ok" : err.msg)) {
+            ms_model_free(m);
+            return;
+        }
+        const int V = ms_model_info(m)->n_vocab;
+        int32_t toks[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+        float *lg = malloc(sizeof(float) * 9 * (size_t)V);
+        int32_t bad = V, neg = -1;
+        MT_CHECK(ms_context_eval(c, &bad, 1, lg, false, &err) == MS_ERANGE && one_line(err.msg) &&
+                 ms_context_n_past(c) == 0, "%s: token %d outside the vocabulary: %s", what, bad, err.msg);
+        MT_CHECK(ms_context_eval(c, &neg, 1, lg, false, &err) == MS_ERANGE && one_line(err.msg) &&
+                 ms_context_n_past(c) == 0, "%s: token -1: %s", what, err.msg);
+        MT_CHECK(ms_context_eval(c, toks, 9, lg, true, &err) == MS_ERANGE && ms_context_n_past(c) == 0,
+                 "%s: context full: %s", what, err.msg);
+        MT_CHECK(ms_context_eval(c, toks, 8, lg, true, &err) == 0 && ms_context_n_past(c) == 8, "%s: fills exactly",
+                 what);
+        MT_CHECK(ms_context_eval(c, toks, 1, lg, false, &err) == MS_ERANGE && ms_context_n_past(c) == 8,
+                 "%s: then full: %s", what, err.msg);
+        bool finite = true;
+        for (size_t i = 0; i < 8 * (size_t)V; i++) finite &= isfinite(lg[i]);
+        MT_CHECK(finite, "%s: logits finite", what);
+        ms_context_reset(c);
+        MT_CHECK(ms_context_n_past(c) == 0 && ms_context_eval(c, toks, 1, lg, false, &err) == 0, "%s: reset", what);
+        MT_CHECK(ms_context_eval(c, NULL, 2, lg, false, &err) == MS_EINVAL, "%s: NULL tokens: %s", what, err.msg);
+        free(lg);
+        ms_context_free(c);
+        p.n_ctx = -1;
+        c = ms_context_new(m, &p, &err);
+        MT_CHECK(c == NULL && err.code == MS_EINVAL, "%s: bad params: %s", what, err.msg);
+    }
+    ms_model_free(m);
+}
+
 int main(void)
 {
     Variant v;
@@ -176,42 +223,28 @@ int main(void)
         remove(path);
     }
 
-    /* A real model: eval-time errors (needs the fixtures). */
-    const char *dir = mt_shared_dir();
-    if (dir) {
+    /* A real model: eval-time errors. */
+    {
         char path[1024];
-        snprintf(path, sizeof path, "%s/fixtures/models/olmoe-tiny.F32.gguf", dir);
+        MsSynthParams p = ms_synth_default_params();
+        p.arch = "llama";
+        p.n_layer = 2; p.n_embd = 64; p.n_head = 4; p.n_head_kv = 2;
+        p.n_expert = 4; p.n_expert_used = 2; p.n_ff = 32; p.n_vocab = 300; p.n_threads = 2;
+        snprintf(path, sizeof path, "%s/synth.gguf", mt_tmpdir());
         MsError err = {0};
-        MsModel *m = ms_model_load(path, &err);
-        if (MT_CHECK(m != NULL, "fixture loads (%s)", m ? "ok" : err.msg)) {
-            MsContextParams p = ms_context_default_params();
-            p.n_ctx = 8; p.n_threads = 2;
-            MsContext *c = ms_context_new(m, &p, &err);
-            MT_CHECK(c != NULL, "context (%s)", c ? "ok" : err.msg);
-            int32_t toks[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-            float *lg = malloc(sizeof(float) * 9 * (size_t)ms_model_info(m)->n_vocab);
-            int32_t bad = ms_model_info(m)->n_vocab;
-            MT_CHECK(ms_context_eval(c, &bad, 1, lg, false, &err) == MS_ERANGE && one_line(err.msg),
-                     "token outside the vocabulary: %s", err.msg);
-            MT_CHECK(ms_context_eval(c, toks, 9, lg, true, &err) == MS_ERANGE && ms_context_n_past(c) == 0,
-                     "context full: %s", err.msg);
-            MT_CHECK(ms_context_eval(c, toks, 8, lg, true, &err) == 0 && ms_context_n_past(c) == 8, "fills exactly");
-            MT_CHECK(ms_context_eval(c, toks, 1, lg, false, &err) == MS_ERANGE, "then full: %s", err.msg);
-            bool finite = true;
-            for (size_t i = 0; i < 8 * (size_t)ms_model_info(m)->n_vocab; i++) finite &= isfinite(lg[i]);
-            MT_CHECK(finite, "logits finite");
-            ms_context_reset(c);
-            MT_CHECK(ms_context_n_past(c) == 0 && ms_context_eval(c, toks, 1, lg, false, &err) == 0, "reset");
-            MT_CHECK(ms_context_eval(c, NULL, 2, lg, false, &err) == MS_EINVAL, "NULL tokens: %s", err.msg);
-            free(lg);
-            ms_context_free(c);
-            p.n_ctx = -1;
-            c = ms_context_new(m, &p, &err);
-            MT_CHECK(c == NULL && err.code == MS_EINVAL, "bad params: %s", err.msg);
+        if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "synth model written (%s)", err.msg[0] ? err.msg : "ok"))
+            eval_errors(path, "synth llama");
+        remove(path);
+        const char *src = getenv("MS_SOURCE_DIR");
+        snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
+        eval_errors(path, "default model");
+        const char *dir = mt_shared_dir();
+        if (dir) {
+            snprintf(path, sizeof path, "%s/fixtures/models/olmoe-tiny.F32.gguf", dir);
+            eval_errors(path, "olmoe-tiny fixture");
+        } else {
+            mt_skip("eval-time checks on a fixture model: %s", mt_shared_absent());
         }
-        ms_model_free(m);
-    } else {
-        mt_skip("eval-time checks on a fixture model: %s", mt_shared_absent());
     }
     ms_model_free(NULL);
     ms_context_free(NULL);
