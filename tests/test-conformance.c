@@ -1,8 +1,10 @@
-/* test-conformance.c — every fixture model against llama.cpp's reference
- * outputs (fixtures/README.md, "How to compare"): tokens, per-layer expert
- * sets (near-ties excepted), applied weights and router probabilities,
+/* test-conformance.c — every fixture model of ../shared against llama.cpp's
+ * reference outputs (fixtures/README.md, "How to compare"): tokens, per-layer
+ * expert sets (near-ties excepted), applied weights and router probabilities,
  * logits; plus prefill+decode through the KV cache against the one-batch run,
- * and 1 vs 2 threads bit-identical. */
+ * and 1 vs 2 threads bit-identical.  The engine-only part (synth models of
+ * every weight type and arch: KV path, micro-batches, threads, F16 KV) runs
+ * without ../shared too. */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -315,25 +317,18 @@ out:
     json_decref(root);
 }
 
-/* ---- synthetic models: every weight type and architecture, no reference.
- * Checks what holds without llama.cpp: finite logits, prefill+decode equal
+/* ---- synthetic models of every weight type and architecture, and the
+ * bundled default model: no reference.  Checks what holds without llama.cpp: finite logits, prefill+decode equal
  * to one batch (routing identical, logits close), micro-batching (n_batch 5)
  * equal to one batch, 1/2/3 threads bit-identical, F16 KV cache close to F32.
  * deepseek2 with 27 blocks takes llama.cpp's "lite" path (no q LoRA). */
-static void synth_case(const char *arch, int type, int n_layer, int embd, int ff, bool f16kv)
+static void engine_case(const char *path, const char *what, bool f16kv)
 {
-    MsSynthParams sp = ms_synth_default_params();
-    sp.arch = arch; sp.type = type; sp.n_layer = n_layer; sp.n_embd = embd; sp.n_ff = ff;
-    sp.n_head = 4; sp.n_head_kv = strcmp(arch, "olmoe") == 0 || strcmp(arch, "deepseek2") == 0 ? 4 : 2;
-    sp.n_expert = 8; sp.n_expert_used = 3; sp.n_vocab = 300; sp.seed = 7;
-    char path[512], what[96];
-    snprintf(what, sizeof what, "synth %s %s L%d", arch, ms_type_name(type), n_layer);
-    snprintf(path, sizeof path, "%s/%s-%s-%d.gguf", mt_tmpdir(), arch, ms_type_name(type), n_layer);
     MsError err = {0};
-    if (!MT_CHECK(ms_synth_write(path, &sp, &err) == 0, "%s: written (%s)", what, err.msg)) return;
     MsModel *m = ms_model_load(path, &err);
-    if (!MT_CHECK(m != NULL, "%s: loads (%s)", what, m ? "ok" : err.msg)) { remove(path); return; }
+    if (!MT_CHECK(m != NULL, "%s: loads (%s)", what, m ? "ok" : err.msg)) return;
     const MsModelInfo *I = ms_model_info(m);
+    const int type = I->weight_type;
     const int V = I->n_vocab, L = I->n_layer, E = I->n_expert, n = 23;
     int32_t toks[23];
     for (int i = 0; i < n; i++) toks[i] = (int32_t)((i * 7919 + 13) % V);
@@ -400,24 +395,49 @@ static void synth_case(const char *arch, int type, int n_layer, int embd, int ff
         d = 0;
         for (size_t i = 0; ok && i < (size_t)n * V; i++) d = fmax(d, fabs((double)la[i] - lb[i]));
         same_route = memcmp(ca.ids, cb.ids, (size_t)L * TMAX * E * sizeof(int32_t)) == 0;
-        MT_CHECK(ok && (!same_route || (d > 0 && d < 0.05)), "%s: F16 KV cache close to F32 (%.3g)", what, d);
+        /* F32 weights: within 0.05 (synth olmoe measures 0.003).  Quantised
+         * weights amplify the F16 rounding of K/V through activation rounding
+         * as they do the last-bit differences above (Q8_0 synth models and
+         * the default model measure 0.12-0.15), so they get the same bound. */
+        const double tol16 = type == MS_TYPE_F32 ? 0.05 : tol;
+        MT_CHECK(ok && (!same_route || (d > 0 && d < tol16)), "%s: F16 KV cache close to F32 (%.3g, bound %g%s)", what,
+                 d, tol16, same_route ? "" : "; routing differs, so not bounded");
         ms_context_free(c);
     }
     free(la); free(lb);
     cap_free(&ca); cap_free(&cb);
     ms_model_free(m);
+}
+
+static void synth_case(const char *arch, int type, int n_layer, int embd, int ff, bool f16kv)
+{
+    MsSynthParams sp = ms_synth_default_params();
+    sp.arch = arch; sp.type = type; sp.n_layer = n_layer; sp.n_embd = embd; sp.n_ff = ff;
+    sp.n_head = 4; sp.n_head_kv = strcmp(arch, "olmoe") == 0 || strcmp(arch, "deepseek2") == 0 ? 4 : 2;
+    sp.n_expert = 8; sp.n_expert_used = 3; sp.n_vocab = 300; sp.seed = 7;
+    char path[512], what[96];
+    snprintf(what, sizeof what, "synth %s %s L%d", arch, ms_type_name(type), n_layer);
+    snprintf(path, sizeof path, "%s/%s-%s-%d.gguf", mt_tmpdir(), arch, ms_type_name(type), n_layer);
+    MsError err = {0};
+    if (MT_CHECK(ms_synth_write(path, &sp, &err) == 0, "%s: written (%s)", what, err.msg[0] ? err.msg : "ok"))
+        engine_case(path, what, f16kv);
     remove(path);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-int main(void)
+/* Every fixture model against its llama.cpp reference. */
+static void test_fixtures(const char *only)
 {
-    const char *dir = mt_require_shared();
+    const char *dir = mt_shared_dir();
+    if (!dir) {
+        mt_skip("fixture models vs llama.cpp's reference outputs: %s", mt_shared_absent());
+        return;
+    }
     char mdir[1024];
     snprintf(mdir, sizeof mdir, "%s/fixtures/models", dir);
     DIR *d = opendir(mdir);
-    if (!d) mt_skip_all("fixtures/models not found");
+    if (!MT_CHECK(d != NULL, "%s opens", mdir)) return;
     char *names[256];
     int nn = 0;
     struct dirent *de;
@@ -427,12 +447,17 @@ int main(void)
     }
     closedir(d);
     qsort(names, (size_t)nn, sizeof *names, cmp_str);
-    const char *only = getenv("MS_CONFORMANCE_ONLY");   /* debugging aid: one model */
     for (int i = 0; i < nn; i++) {
         if (!only || strstr(names[i], only)) test_model(dir, names[i]);
         free(names[i]);
     }
     MT_CHECK(nn > 0, "found %d fixture models", nn);
+}
+
+int main(void)
+{
+    const char *only = getenv("MS_CONFORMANCE_ONLY");   /* debugging aid: one fixture model, no synth */
+    test_fixtures(only);
     if (!only) {
         const int types[] = { MS_TYPE_F16, MS_TYPE_BF16, MS_TYPE_Q8_0, MS_TYPE_Q4_0, MS_TYPE_Q4_1, MS_TYPE_Q5_0,
                               MS_TYPE_Q5_1, MS_TYPE_Q2_K, MS_TYPE_Q3_K, MS_TYPE_Q4_K, MS_TYPE_Q5_K, MS_TYPE_Q6_K };
@@ -442,6 +467,10 @@ int main(void)
         synth_case("granitemoe", MS_TYPE_Q8_0, 2, 256, 256, false);
         synth_case("deepseek2", MS_TYPE_F32, 27, 64, 32, true);
         synth_case("deepseek2", MS_TYPE_Q4_K, 3, 256, 256, false);
+        const char *src = getenv("MS_SOURCE_DIR");
+        char path[1024];
+        snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
+        engine_case(path, "default model", true);
     }
     return mt_done();
 }
