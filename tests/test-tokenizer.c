@@ -2,7 +2,9 @@
  * (fixtures/vocab: 10 real vocabularies x 46 strings, and tiny-bpe for the
  * fixture models' own vocabulary), the reference token lists of the fixture
  * models (BOS as their metadata says), round-trip detokenisation, invalid
- * UTF-8 and error handling. */
+ * UTF-8 and error handling.  The tokenizers of `synth` models and of the
+ * bundled default model are checked without ../shared: special ids, BOS,
+ * round trips, random input, invalid UTF-8, control tokens. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "gguf.h"
 #include "mtest.h"
+#include "synth.h"
 #include "tokenizer.h"
 
 static char *read_all(const char *path, size_t *len)
@@ -472,9 +475,139 @@ static void test_errors(void)
     MT_CHECK(try_load(p, &err) == 1, "minimal gpt2 vocabulary without pre: merges apply, no BOS by default");
 }
 
+/* ---- tokenizers the project makes itself (no ../shared) ---- */
+
+/* Strings for the round trips: scripts, digits, code, whitespace runs,
+ * contractions, emoji and combining marks. */
+static const char *const k_texts[] = {
+    "Hello world",
+    " leading space and trailing space ",
+    "The students wrote 42 notes, then 1234567 more.",
+    "def f(x):\n    return x + 1  # comment\n",
+    "tabs\tand\n\nnewlines\r\n",
+    "Die Katze saß auf der Matte; élève, naïve, São Paulo.",
+    "Съешь же ещё этих мягких французских булок",
+    "中文分词测试，日本語のテキスト。한국어 문장",
+    "emoji 😀👍🏽 and a ZWJ family 👨‍👩‍👧",
+    "combining e\xcc\x81 and a\xcc\x8a",
+    "don't can't I'll we've they're",
+    "     many     spaces     ",
+    "{\"json\": [1, 2.5, -3e10], \"k\": null}",
+    "",
+};
+
+static void own_vectors(Vectors *v)
+{
+    memset(v, 0, sizeof *v);
+    v->n = MS_ARRAY_LEN(k_texts);
+    v->s = malloc(v->n * sizeof *v->s);
+    v->len = malloc(v->n * sizeof *v->len);
+    for (size_t i = 0; i < v->n; i++) {
+        v->s[i] = (char *)k_texts[i];
+        v->len[i] = strlen(k_texts[i]);
+    }
+}
+
+/* A byte-level BPE tokenizer made by this project: bos/eos/n_vocab as given
+ * (facts of the file), add_bos on, round trips, random input, invalid UTF-8,
+ * ids out of range, control tokens. */
+static void test_own(const char *path, const char *name, int32_t n_vocab, int32_t bos, int32_t eos)
+{
+    MsGguf *g = NULL;
+    MsTokenizer *t = open_tok(path, &g);
+    if (!MT_CHECK(t != NULL, "%s: tokenizer loads", name)) {
+        ms_gguf_free(g);
+        return;
+    }
+    MT_CHECK(ms_tokenizer_kind(t) == MS_TOK_BPE && ms_tokenizer_n_vocab(t) == n_vocab && ms_tokenizer_bos(t) == bos &&
+                 ms_tokenizer_eos(t) == eos && ms_tokenizer_add_bos(t) && !ms_tokenizer_add_eos(t),
+             "%s: byte-level BPE, %d tokens, bos %d, eos %d, adds BOS only", name, n_vocab, bos, eos);
+    MT_CHECK(ms_tokenizer_is_eog(t, eos) && (bos == eos || !ms_tokenizer_is_eog(t, bos)) && !ms_tokenizer_is_eog(t, 65),
+             "%s: eos ends generation, bos and ordinary tokens do not", name);
+
+    const char *text = "Hello world";
+    int32_t *a = NULL, *b = NULL;
+    int na = ms_tokenizer_encode(t, text, strlen(text), true, &a, NULL);
+    int nb = ms_tokenizer_encode(t, text, strlen(text), false, &b, NULL);
+    MT_CHECK(na > 1 && na == nb + 1 && a[0] == bos && !memcmp(a + 1, b, (size_t)nb * sizeof *a),
+             "%s: add_special prepends BOS %d and changes nothing else", name, bos);
+    bool ordinary = nb > 0;
+    for (int i = 0; i < nb; i++) ordinary &= b[i] != bos && b[i] != eos;
+    MT_CHECK(ordinary && nb < (int)strlen(text), "%s: \"%s\" -> %d ordinary tokens (merges apply)", name, text, nb);
+    free(a);
+    free(b);
+
+    Vectors v;
+    own_vectors(&v);
+    check_roundtrip(name, t, &v);
+    free(v.s);
+    free(v.len);
+    check_random(name, t);
+
+    /* bad bytes become U+FFFD before byte-level BPE, as in llama.cpp */
+    na = ms_tokenizer_encode(t, "ab\xff" "cd\xc3", 6, false, &a, NULL);
+    nb = ms_tokenizer_encode(t, "ab\xef\xbf\xbd" "cd\xef\xbf\xbd", 10, false, &b, NULL);
+    MT_CHECK(na > 0 && na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0, "%s: invalid UTF-8 bytes tokenize as U+FFFD",
+             name);
+    free(a);
+    free(b);
+    char buf[8];
+    MT_CHECK(ms_tokenizer_piece(t, -1, buf, sizeof buf) == MS_ERANGE &&
+                 ms_tokenizer_piece(t, n_vocab, buf, sizeof buf) == MS_ERANGE &&
+                 ms_tokenizer_token_text(t, n_vocab) == NULL && ms_tokenizer_token_text(t, -1) == NULL,
+             "%s: ids outside the vocabulary give MS_ERANGE / NULL", name);
+    const char *et = ms_tokenizer_token_text(t, eos);
+    MT_CHECK(et && !strcmp(et, "<|endoftext|>") && ms_tokenizer_piece(t, eos, buf, sizeof buf) == 0 &&
+                 ms_tokenizer_piece(t, bos, buf, sizeof buf) == 0,
+             "%s: <|endoftext|> and BOS are control tokens with empty pieces", name);
+    int nc = ms_tokenizer_encode(t, "<|endoftext|>", 13, false, &a, NULL);
+    bool has_special = false;
+    for (int i = 0; i < nc; i++) has_special |= a[i] == eos || a[i] == bos;
+    MT_CHECK(nc > 1 && !has_special, "%s: control token text is not parsed as the special token (%d tokens)", name, nc);
+    free(a);
+    size_t dl = 0;
+    char *d = ms_tokenizer_decode(t, NULL, 0, &dl);
+    MT_CHECK(d && dl == 0 && d[0] == '\0', "%s: decode of no ids is the empty string", name);
+    free(d);
+    ms_tokenizer_free(t);
+    ms_gguf_free(g);
+}
+
+static void test_synth_tokenizers(void)
+{
+    /* olmoe writes pre "olmo", the other archs "gpt-2" */
+    static const char *const archs[] = { "olmoe", "llama" };
+    for (size_t i = 0; i < MS_ARRAY_LEN(archs); i++) {
+        MsSynthParams p = ms_synth_default_params();
+        p.arch = archs[i];
+        p.n_layer = 1; p.n_embd = 32; p.n_head = 2; p.n_expert = 2; p.n_expert_used = 1; p.n_ff = 16;
+        p.n_vocab = 700; p.n_threads = 2;
+        char path[512], name[64];
+        snprintf(path, sizeof path, "%s/tok-%s.gguf", mt_tmpdir(), archs[i]);
+        snprintf(name, sizeof name, "synth %s", archs[i]);
+        MsError err = {0};
+        if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "%s: written (%s)", name, err.msg[0] ? err.msg : "ok"))
+            test_own(path, name, 700, 699, 698);
+        remove(path);
+    }
+    const char *src = getenv("MS_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
+    /* the bundled model's tokenizer (data/models/README.md): 4096 tokens,
+     * <|endoftext|> = 4095 serves as BOS and EOS */
+    test_own(path, "default model", 4096, 4095, 4095);
+}
+
 int main(void)
 {
-    const char *shared = mt_require_shared();
+    test_errors();
+    test_synth_tokenizers();
+    const char *shared = mt_shared_dir();
+    if (!shared) {
+        mt_skip("10 vocabularies, tiny-bpe and the fixture models vs llama.cpp's vectors and references: %s",
+                mt_shared_absent());
+        return mt_done();
+    }
     static const struct { const char *name; MsTokKind kind; } vocabs[] = {
         { "bert-bge", MS_TOK_WPM }, { "deepseek-coder", MS_TOK_BPE }, { "deepseek-llm", MS_TOK_BPE },
         { "falcon", MS_TOK_BPE }, { "gpt-2", MS_TOK_BPE }, { "llama-spm", MS_TOK_SPM },
@@ -491,6 +624,5 @@ int main(void)
     test_model(shared, "deepseek2-tiny.F32", true, false);
 
     test_invalid_utf8(shared);
-    test_errors();
     return mt_done();
 }
