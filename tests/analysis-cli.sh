@@ -2,8 +2,9 @@
 # analysis-cli.sh — `moescope analyze` end to end (TAP): an imported trace
 # with hand-countable routing (block 1 = block 0 shifted by 2 experts), the
 # table / csv / json outputs, the result tables in the database, usage
-# errors; then, with ../shared, a real trace of a fixture model (probs and
-# stats on) through every module.
+# errors; then real traces (probs and stats on) of a synth model and, with
+# ../shared, of a fixture model through every module, the stored tokens and
+# routing checked against `moescope tokenize` and `moescope dump`.
 # Environment (set by tests/meson.build): MOESCOPE; MS_SHARED_DIR / MS_SHARED_DEFAULT (tap.sh).
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
@@ -81,42 +82,116 @@ check "--layer that is not a MoE layer: status 1" test "$rc" -eq 1
 run "$M" analyze load --db "$T/a.db" --run 5
 check "unknown run: status 1" test "$rc" -eq 1
 
-# ----------------------------------------- real trace of a fixture model
-if [ -n "$SHARED" ]; then
-    printf '%s\n' '{"text":"The cat sat on the mat 12 times.","labels":{"language":"en","pair_id":"0","set":"a"}}' \
-        '{"text":"Die Katze sass 12 mal auf der Matte.","labels":{"language":"de","pair_id":"0","set":"b"}}' \
-        '{"text":"def f(x): return x + 1","labels":{"language":"en","pair_id":"1","set":"a"}}' \
-        '{"text":"Eine Funktion f gibt x plus 1 zurueck","labels":{"language":"de","pair_id":"1","set":"b"}}' >"$T/p.jsonl"
-    run "$M" trace "$SHARED/fixtures/models/olmoe-tiny.F32.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" \
-        --probs --stats --gen 3 -t 1
-    check "trace olmoe-tiny with probs and stats" test "$rc" -eq 0
+# ------------------------------------------------------- real traces
+# A traced model (probs and stats on) through every module; the stored
+# tokens and routing against `moescope tokenize` and `moescope dump` of the
+# same prompts (the database keeps what the engine decided); plans written by
+# riskdiff / crosslingual load into generate.  On a synth model always, on a
+# fixture model of ../shared in addition.
+printf '%s\n' '{"text":"The cat sat on the mat 12 times.","labels":{"language":"en","pair_id":"0","set":"a"}}' \
+    '{"text":"Die Katze sass 12 mal auf der Matte.","labels":{"language":"de","pair_id":"0","set":"b"}}' \
+    '{"text":"def f(x): return x + 1","labels":{"language":"en","pair_id":"1","set":"a"}}' \
+    '{"text":"Eine Funktion f gibt x plus 1 zurueck","labels":{"language":"de","pair_id":"1","set":"b"}}' >"$T/p.jsonl"
+python3 -c '
+import json, sys
+for i, l in enumerate(open(sys.argv[1])):
+    open("%s.%d.txt" % (sys.argv[2], i), "wb").write(json.loads(l)["text"].encode())' "$T/p.jsonl" "$T/pt"
+real_trace() { # NAME MODEL
+    local d=$1 mdl=$2 db=$T/t-$1.db
+    run "$M" trace "$mdl" --prompts "$T/p.jsonl" --db "$db" --probs --stats --gen 3 -t 1
+    check "$d: trace with probs and stats" test "$rc" -eq 0
     for a in load coactivation affinity consistency superexperts npmi crosslingual pathways; do
-        run "$M" analyze "$a" --db "$T/t.db" --format json
-        check "analyze $a on a real trace: json object" test "$rc" -eq 0 -a "${out:0:1}" = "{"
+        run "$M" analyze "$a" --db "$db" --format json
+        check "$d: analyze $a on a real trace: json object" test "$rc" -eq 0 -a "${out:0:1}" = "{"
     done
-    run "$M" analyze riskdiff --db "$T/t.db" --label set --set1 a --set2 b --activate 1 --deactivate 1 --format json
-    check "analyze riskdiff on a real trace" test "$rc" -eq 0 -a -n "$(grep -F '"selection"' "$T/out")"
+    # what the database holds = what tokenize and dump say for the same prompts
+    "$M" info --json "$mdl" >"$T/info.json"
+    for i in 0 1 2 3; do "$M" tokenize "$mdl" --file "$T/pt.$i.txt"; done >"$T/tok.txt"
+    run "$M" dump "$mdl" --prompts "$T/p.jsonl" --out "$T/dump-$d" -t 2
+    check "$d: dump of the same prompts" test "$rc" -eq 0
+    run "$M" analyze load --db "$db" --format json
+    pycheck "$T/info.json" "$T/tok.txt" "$T/dump-$d.json" "$db" "$T/out" "$d" <<'PY'
+import json, sqlite3, struct, sys
+info = json.load(open(sys.argv[1]))
+toks = [[int(x) for x in l.split()] for l in open(sys.argv[2])]
+dump = json.load(open(sys.argv[3]))
+db = sqlite3.connect(sys.argv[4])
+load = json.load(open(sys.argv[5]))
+d = sys.argv[6]
+k = info["n_expert_used"]
+def say(ok, what):
+    print(("ok - " if ok else "not ok - ") + d + ": " + what)
+q = lambda s: db.execute(s).fetchall()
+pids = [p for (p,) in q("SELECT DISTINCT prompt_id FROM token ORDER BY prompt_id")]
+stored = [[t for (t,) in q("SELECT token_id FROM token WHERE prompt_id = %d AND is_generated = 0 ORDER BY pos" % p)]
+          for p in pids]
+say(stored == toks, "stored prompt tokens = moescope tokenize of each prompt (%s tokens)" % [len(t) for t in toks])
+gen = q("SELECT prompt_id, count(*) FROM token WHERE is_generated = 1 GROUP BY prompt_id")
+say(len(gen) == 4 and all(c == 3 for _, c in gen), "--gen 3: three generated tokens per prompt (%s)" % gen)
+n_tok = q("SELECT count(*) FROM token")[0][0]
+layers = sorted(r["layer"] for r in dump["prompts"][0]["routing"])
+n_route = q("SELECT count(*) FROM routing")[0][0]
+say(n_route == n_tok * len(layers) * k,
+    "routing rows = tokens x MoE layers x k (%d = %d x %d x %d)" % (n_route, n_tok, len(layers), k))
+say([l["layer"] for l in load["layers"]] == layers and
+    all(l["n_tokens"] == n_tok and sum(l["counts"]) == n_tok * k == l["n_selections"] for l in load["layers"]),
+    "analyze load: every MoE layer, n_tokens %d, counts sum to n_tokens x k" % n_tok)
+f32 = lambda x: struct.unpack("f", struct.pack("f", x))[0]
+f16 = lambda x: struct.unpack("e", struct.pack("e", x))[0]
+bad_sel = bad_w = bad_p = n = 0
+for pid, pr in zip(pids, dump["prompts"]):
+    for r in pr["routing"]:
+        rows, probs = {}, {}
+        for pos, rank, e, w in q("SELECT pos, rank, expert, weight FROM routing WHERE prompt_id = %d AND layer = %d"
+                                 % (pid, r["layer"])):
+            rows.setdefault(pos, []).append((rank, e, w))
+        for pos, e, p in q("SELECT pos, expert, prob FROM router_prob WHERE prompt_id = %d AND layer = %d"
+                           % (pid, r["layer"])):
+            probs.setdefault(pos, {})[e] = p
+        for t, (ex, ws, ps) in enumerate(zip(r["experts"], r["weights"], r["probs"])):
+            n += 1
+            got = sorted(rows.get(t, []))
+            bad_sel += [e for _, e, _ in got] != ex
+            bad_w += [f32(w) for _, _, w in got] != [f32(w) for w in ws]
+            bad_p += [probs.get(t, {}).get(e) for e in range(len(ps))] != [f16(f32(p)) for p in ps]
+say(n == sum(len(t) for t in toks) * len(layers) and bad_sel == 0,
+    "stored routing = moescope dump's experts in rank order (%d token-layers, %d differ)" % (n, bad_sel))
+say(bad_w == 0, "stored weights = dump's float32 weights exactly (%d token-layers differ)" % bad_w)
+say(bad_p == 0, "stored probs = dump's probs rounded to binary16 (%d token-layers differ)" % bad_p)
+PY
+    run "$M" analyze riskdiff --db "$db" --label set --set1 a --set2 b --activate 1 --deactivate 1 --format json
+    check "$d: analyze riskdiff on a real trace" test "$rc" -eq 0 -a -n "$(grep -F '"selection"' "$T/out")"
     # plans: METHODS' logit operators, loadable by the engine commands
-    run "$M" analyze riskdiff --db "$T/t.db" --label set --set1 a --set2 b --activate 1 --deactivate 1 \
+    run "$M" analyze riskdiff --db "$db" --label set --set1 a --set2 b --activate 1 --deactivate 1 \
         --role all --out "$T/rd.plan"
-    check "riskdiff plan uses SteerMoE's operators (raise / lower by 0.01)" \
+    check "$d: riskdiff plan uses SteerMoE's operators (raise / lower by 0.01)" \
         grep -Eq '^raise [0-9]+:[0-9]+:0.01; lower [0-9]+:[0-9]+:0.01$' "$T/rd.plan"
-    run "$M" generate "$SHARED/fixtures/models/olmoe-tiny.F32.gguf" -p "The cat" -n 2 -t 1 \
-        --interventions "$T/rd.plan"
-    check "generate --interventions loads the riskdiff plan" test "$rc" -eq 0
-    run "$M" analyze crosslingual --db "$T/t.db" --tau 0 --out "$T/cl.plan"
-    check "crosslingual plan, default soft operator: steer-std with lambda 0.5" \
+    run "$M" generate "$mdl" -p "The cat" -n 2 -t 1 --interventions "$T/rd.plan"
+    check "$d: generate --interventions loads the riskdiff plan" test "$rc" -eq 0
+    run "$M" analyze crosslingual --db "$db" --tau 0 --out "$T/cl.plan"
+    check "$d: crosslingual plan, default soft operator: steer-std with lambda 0.5" \
         grep -Eq '^steer-std [0-9,*-]+:[0-9,*-]+:\+0.5' "$T/cl.plan"
-    run "$M" analyze crosslingual --db "$T/t.db" --tau 0 --operator hard --out "$T/cl2.plan"
-    check "crosslingual --operator hard: raise with margin 0" grep -Eq '^raise [0-9,*-]+:[0-9,*-]+:0$' "$T/cl2.plan"
-    run "$M" analyze crosslingual --db "$T/t.db" --operator gentle
-    check "crosslingual --operator gentle: usage error" test "$rc" -eq 2
+    run "$M" analyze crosslingual --db "$db" --tau 0 --operator hard --out "$T/cl2.plan"
+    check "$d: crosslingual --operator hard: raise with margin 0" grep -Eq '^raise [0-9,*-]+:[0-9,*-]+:0$' "$T/cl2.plan"
+    run "$M" analyze crosslingual --db "$db" --operator gentle
+    check "$d: crosslingual --operator gentle: usage error" test "$rc" -eq 2
     printf 'raise 99:1\n' >"$T/bad.plan"
-    run "$M" generate "$SHARED/fixtures/models/olmoe-tiny.F32.gguf" -p "x" -n 1 --interventions "$T/bad.plan"
-    check "bad plan file: status 2, one line naming the file" \
+    run "$M" generate "$mdl" -p "x" -n 1 --interventions "$T/bad.plan"
+    check "$d: bad plan file: status 2, one line naming the file" \
         test "$rc" -eq 2 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F bad.plan "$T/err")"
-    run "$M" sql --db "$T/t.db" "SELECT count(*) FROM an_load" --csv
-    check "an_load has one row per MoE layer" test "$(tail -1 "$T/out")" = 2
+    local nmoe
+    nmoe=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["prompts"][0]["routing"]))' \
+        "$T/dump-$d.json" 2>/dev/null)
+    run "$M" sql --db "$db" "SELECT count(*) FROM an_load" --csv
+    check "$d: an_load has one row per MoE layer ($nmoe)" test -n "$nmoe" -a "$(tail -1 "$T/out")" = "$nmoe"
+}
+# deepseek2: a dense lead block, so MoE layers are 1 and 2
+run "$M" synth --arch deepseek2 --layers 3 --embd 64 --heads 4 --experts 8 --used 2 --ff 32 --vocab 600 --seed 9 \
+    "$T/synth.gguf"
+check "synth deepseek2 model for the real trace${err:+ ($err)}" test "$rc" -eq 0
+real_trace synth-deepseek2 "$T/synth.gguf"
+if [ -n "$SHARED" ]; then
+    real_trace olmoe-tiny "$SHARED/fixtures/models/olmoe-tiny.F32.gguf"
 else
     skip "real trace of a fixture model: $SHARED_WHY"
 fi
