@@ -131,6 +131,40 @@ EOF
 else
     skip "tokenize vs llama.cpp vectors: $SHARED_WHY"
 fi
+# tokenize on the project's own models: BOS as the metadata says, --no-bos,
+# --file byte for byte, --pieces (escaped) concatenating back to the text
+tok_own() { # DESC MODEL BOS
+    local d=$1 g=$2 bos=$3
+    printf 'Gr\xc3\xbc\xc3\x9fe, world!\tline two\n  x = 42 \\ end\r\n\xf0\x9f\x98\x80' >"$T/own.txt"
+    run "$M" tokenize "$g" --file "$T/own.txt"
+    local with=$out rc1=$rc
+    run "$M" tokenize "$g" --no-bos --file "$T/own.txt"
+    check "tokenize $d: BOS $bos first, --no-bos drops only it (rc $rc1/$rc)" \
+        test "$rc1" -eq 0 -a "$rc" -eq 0 -a -n "$out" -a "$with" = "$bos $out"
+    printf '%s' "$out" >"$T/own.ids"
+    run "$M" tokenize "$g" --no-bos "Hello world"
+    local arg=$out
+    printf 'Hello world' >"$T/hw.txt"
+    run "$M" tokenize "$g" --no-bos --file "$T/hw.txt"
+    check "tokenize $d: TEXT argument and --file give the same ids ($arg)" test "$rc" -eq 0 -a -n "$arg" -a "$out" = "$arg"
+    run "$M" tokenize "$g" --no-bos --pieces --file "$T/own.txt"
+    check "tokenize $d --pieces: ids as without --pieces, unescaped pieces concatenate to the file" python3 -c '
+import re, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+assert lines[-1] == b"", lines[-1]
+ids, text = [], b""
+esc = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"\\": b"\\"}
+for l in lines[:-1]:
+    i, piece = l.split(b"\t", 1)
+    ids.append(i.decode())
+    text += re.sub(rb"\\(x[0-9a-fA-F]{2}|[ntr\\])",
+                   lambda m: bytes([int(m.group(1)[1:], 16)]) if m.group(1)[:1] == b"x" else esc[m.group(1)], piece)
+assert " ".join(ids) == open(sys.argv[2]).read().strip(), (ids, open(sys.argv[2]).read())
+assert text == open(sys.argv[3], "rb").read(), text
+' "$T/out" "$T/own.ids" "$T/own.txt"
+}
+tok_own "on synth olmoe" "$T/olmoe.gguf" 599
+tok_own "on the default model" "${MS_SOURCE_DIR:-.}/data/models/default.gguf" 4095
 
 # ------------------------------------------------- dump / generate / ppl
 G=$T/olmoe.gguf
