@@ -1,8 +1,10 @@
 /* test-synth.c — `moescope synth` models (every architecture and weight
  * type load, are deterministic, have a working tokenizer and spread tokens
- * over the experts), the shortest-float printer, and `moescope dump` on the
- * fixture models compared with llama.cpp's reference outputs using the
- * comparison rules of fixtures/README.md. */
+ * over the experts), the shortest-float printer, `moescope dump` on synth
+ * models against the engine's own run of the same tokens (and with an
+ * intervention), and `moescope dump` on the fixture models compared with
+ * llama.cpp's reference outputs using the comparison rules of
+ * fixtures/README.md. */
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -253,6 +255,197 @@ static void test_fmt_float(void)
     MT_CHECK(!strcmp(b, "0.28740603"), "0.28740603f prints as in the reference (%s)", b);
 }
 
+/* ---- dump vs the engine itself (no ../shared) ---- */
+
+typedef struct {
+    int n_layer, E, n;             /* n tokens */
+    int k[64];
+    int32_t *ids;                  /* [n_layer][n][E] */
+    float *w, *probs;              /* [n_layer][n][E] */
+} Cap;
+
+static void cap_routing(void *user, const MsRoutingEvent *ev)
+{
+    Cap *c = user;
+    if (ev->layer < 0 || ev->layer >= c->n_layer || ev->layer >= 64 || ev->k > c->E || ev->n_expert != c->E) return;
+    c->k[ev->layer] = ev->k;
+    for (int t = 0; t < ev->n_tokens; t++) {
+        int p = ev->pos[t];
+        if (p < 0 || p >= c->n) continue;
+        size_t o = ((size_t)ev->layer * c->n + p) * c->E;
+        memcpy(c->ids + o, ev->experts + (size_t)t * ev->k, sizeof(int32_t) * ev->k);
+        memcpy(c->w + o, ev->weights + (size_t)t * ev->k, sizeof(float) * ev->k);
+        memcpy(c->probs + o, ev->probs + (size_t)t * ev->n_expert, sizeof(float) * ev->n_expert);
+    }
+}
+
+/* JSON number -> float32 (dump prints the shortest text that reads back). */
+static float jf(const json_t *v) { return (float)json_number_value(v); }
+
+/* moescope dump (with extra interventions args) on model: header, tokens,
+ * routing and logits equal the engine's own run of the same tokens with the
+ * same intervention set, bit for bit.  Returns the parsed dump (caller frees). */
+static json_t *dump_vs_engine(const char *model, const char *pfile, const char *what, const char *iv_kind,
+                              const char *iv_spec)
+{
+    char prefix[600], jpath[700];
+    snprintf(prefix, sizeof prefix, "%s/self-%s", mt_tmpdir(), what);
+    char *argv[12] = { "dump", (char *)model, "--prompts", (char *)pfile, "--out", prefix, "-t", "1", NULL };
+    int argc = 8;
+    char opt[32];
+    if (iv_kind) {
+        snprintf(opt, sizeof opt, "--%s", iv_kind);
+        argv[argc++] = opt;
+        argv[argc++] = (char *)iv_spec;
+        argv[argc] = NULL;
+    }
+    int rc = ms_cmd_dump(argc, argv);
+    snprintf(jpath, sizeof jpath, "%s.json", prefix);
+    json_error_t je;
+    json_t *got = rc == 0 ? json_load_file(jpath, 0, &je) : NULL;
+    if (!MT_CHECK(rc == 0 && got, "%s: moescope dump exits 0, JSON parses", what)) return NULL;
+
+    MsError err = { 0 };
+    MsModel *m = ms_model_load(model, &err);
+    if (!MT_CHECK(m != NULL, "%s: model loads (%s)", what, m ? "ok" : err.msg)) return got;
+    const MsModelInfo *in = ms_model_info(m);
+    const MsTokenizer *tok = ms_model_tokenizer(m);
+    MT_CHECK(!strcmp(json_string_value(json_object_get(got, "arch")), in->arch_name) &&
+                 json_integer_value(json_object_get(got, "n_vocab")) == in->n_vocab &&
+                 json_integer_value(json_object_get(got, "n_layer")) == in->n_layer &&
+                 json_integer_value(json_object_get(got, "n_expert")) == in->n_expert &&
+                 json_integer_value(json_object_get(got, "n_expert_used")) == in->n_expert_used &&
+                 json_is_true(json_object_get(got, "add_bos")) == ms_tokenizer_add_bos(tok),
+             "%s: header = the model's arch, sizes and add_bos", what);
+    MsIntervention *iv = NULL;
+    if (iv_kind) {
+        iv = ms_intervention_new(in->n_layer, in->n_expert);
+        MT_CHECK(ms_intervention_parse(iv, iv_kind, iv_spec, &err) == 0, "%s: %s %s parses", what, iv_kind, iv_spec);
+        char *t = ms_intervention_to_string(iv);
+        const char *ds = json_string_value(json_object_get(json_object_get(got, "settings"), "interventions"));
+        MT_CHECK(t && ds && !strcmp(t, ds), "%s: settings.interventions = '%s'", what, t ? t : "");
+        free(t);
+    }
+    MsContextParams cp = ms_context_default_params();
+    cp.n_threads = 2;
+    cp.n_ctx = 256;
+    MsContext *c = ms_context_new(m, &cp, &err);
+    if (iv && c) ms_context_set_intervention(c, iv, &err);
+    json_t *prompts = json_object_get(got, "prompts");
+    size_t np = 0;
+    int tok_bad = 0, sel_bad = 0, w_bad = 0, p_bad = 0, lg_bad = 0, n_tl = 0;
+    for (FILE *pf = fopen(pfile, "r"); pf;) {       /* one JSONL prompt per line */
+        char line[2048];
+        if (!fgets(line, sizeof line, pf)) { fclose(pf); break; }
+        json_t *pj = json_loads(line, 0, &je);
+        const char *text = json_string_value(json_object_get(pj, "text"));
+        json_t *dp = json_array_get(prompts, np);
+        int32_t *ids = NULL;
+        int n = text ? ms_tokenizer_encode(tok, text, strlen(text), true, &ids, &err) : -1;
+        json_t *dt = json_object_get(dp, "tokens");
+        bool same = n > 0 && (size_t)n == json_array_size(dt) && json_equal(json_object_get(dp, "text"), json_object_get(pj, "text"));
+        for (int t = 0; same && t < n; t++) same = json_integer_value(json_array_get(dt, t)) == ids[t];
+        tok_bad += !same;
+        if (same && c) {
+            const int E = in->n_expert, L = in->n_layer;
+            Cap cap = { .n_layer = L, .E = E, .n = n };
+            cap.ids = calloc((size_t)L * n * E, sizeof *cap.ids);
+            cap.w = calloc((size_t)L * n * E, sizeof *cap.w);
+            cap.probs = calloc((size_t)L * n * E, sizeof *cap.probs);
+            float *lg = malloc(sizeof(float) * (size_t)n * in->n_vocab);
+            MsObserver obs = { .on_routing = cap_routing, .user = &cap };
+            ms_context_reset(c);
+            ms_context_set_observer(c, &obs);
+            int erc = ms_context_eval(c, ids, n, lg, true, &err);
+            ms_context_set_observer(c, NULL);
+            json_t *rl = json_object_get(dp, "routing");
+            int n_moe = 0;
+            for (int l = 0; l < L; l++) n_moe += cap.k[l] > 0;
+            if (erc != 0 || (int)json_array_size(rl) != n_moe) sel_bad++;
+            for (size_t li = 0; erc == 0 && li < json_array_size(rl); li++) {
+                json_t *r = json_array_get(rl, li);
+                int l = (int)json_integer_value(json_object_get(r, "layer"));
+                if (l < 0 || l >= L || !cap.k[l]) { sel_bad++; continue; }
+                for (int t = 0; t < n; t++) {
+                    size_t o = ((size_t)l * n + t) * E;
+                    json_t *je_ = json_array_get(json_object_get(r, "experts"), t);
+                    json_t *jw = json_array_get(json_object_get(r, "weights"), t);
+                    json_t *jp = json_array_get(json_object_get(r, "probs"), t);
+                    n_tl++;
+                    bool s_ok = (int)json_array_size(je_) == cap.k[l], w_ok = s_ok, p_ok = (int)json_array_size(jp) == E;
+                    for (int j = 0; s_ok && j < cap.k[l]; j++) {
+                        s_ok = json_integer_value(json_array_get(je_, j)) == cap.ids[o + j];
+                        w_ok = w_ok && jf(json_array_get(jw, j)) == cap.w[o + j];
+                    }
+                    for (int e = 0; p_ok && e < E; e++) p_ok = jf(json_array_get(jp, e)) == cap.probs[o + e];
+                    sel_bad += !s_ok;
+                    w_bad += !w_ok;
+                    p_bad += !p_ok;
+                }
+            }
+            char fpath[700];
+            snprintf(fpath, sizeof fpath, "%s.p%zu.f32", prefix, np);
+            size_t fl = 0;
+            char *fb = read_all(fpath, &fl);
+            lg_bad += erc != 0 || !fb || fl != sizeof(float) * (size_t)n * in->n_vocab || memcmp(fb, lg, fl) != 0;
+            free(fb);
+            free(lg);
+            free(cap.ids);
+            free(cap.w);
+            free(cap.probs);
+        }
+        free(ids);
+        json_decref(pj);
+        np++;
+    }
+    MT_CHECK(np > 0 && np == json_array_size(prompts) && tok_bad == 0,
+             "%s: %zu prompts, text and tokens (BOS per metadata) as the tokenizer gives them", what, np);
+    MT_CHECK(n_tl > 0 && sel_bad == 0, "%s: experts per MoE layer and token = the engine's (%d token-layers)", what, n_tl);
+    MT_CHECK(n_tl > 0 && w_bad == 0 && p_bad == 0, "%s: weights and probs read back as the engine's float32 exactly", what);
+    MT_CHECK(lg_bad == 0, "%s: PREFIX.p<i>.f32 = the engine's logits bit for bit", what);
+    ms_context_free(c);
+    ms_intervention_free(iv);
+    ms_model_free(m);
+    return got;
+}
+
+static void test_dump_self(void)
+{
+    char model[512], pfile[512];
+    snprintf(model, sizeof model, "%s/self.gguf", mt_tmpdir());
+    snprintf(pfile, sizeof pfile, "%s/self-prompts.jsonl", mt_tmpdir());
+    MsSynthParams p = small("qwen2moe", MS_TYPE_Q8_0);
+    p.seed = 21;
+    MsError err = { 0 };
+    if (!MT_CHECK(ms_synth_write(model, &p, &err) == 0, "dump self-check: synth model written (%s)",
+                  err.msg[0] ? err.msg : "ok"))
+        return;
+    FILE *f = fopen(pfile, "w");
+    fputs("{\"text\":\"The router computes a score for every expert.\"}\n"
+          "{\"text\":\"print(add(2, 3))\\n\\tdone \\u00e9\\u4e2d\",\"labels\":{\"x\":\"y\"}}\n"
+          "{\"text\":\"42\"}\n", f);
+    fclose(f);
+    json_decref(dump_vs_engine(model, pfile, "plain", NULL, NULL));
+    /* silence expert 3 at every layer: the dump honours it, the engine run with
+     * the same set agrees, and expert 3 is never selected */
+    json_t *d = dump_vs_engine(model, pfile, "silenced", "silence", "*:3");
+    int seen3 = 0, n = 0;
+    size_t ip, il;
+    json_t *pv, *lv;
+    json_array_foreach(json_object_get(d, "prompts"), ip, pv) json_array_foreach(json_object_get(pv, "routing"), il, lv)
+    {
+        size_t it;
+        json_t *tv;
+        json_array_foreach(json_object_get(lv, "experts"), it, tv) {
+            n++;
+            for (size_t j = 0; j < json_array_size(tv); j++) seen3 += json_integer_value(json_array_get(tv, j)) == 3;
+        }
+    }
+    MT_CHECK(d && n > 0 && seen3 == 0, "silenced: expert 3 in none of %d token-layer selections", n);
+    json_decref(d);
+    remove(model);
+}
+
 /* ---- dump vs llama.cpp references ---- */
 
 static float *read_f32(const char *path, size_t *n)
@@ -460,6 +653,7 @@ int main(void)
     test_types();
     test_determinism();
     test_deepseek2_lite();
+    test_dump_self();
     const char *shared = mt_shared_dir();
     if (shared) test_dump_vs_reference(shared);
     else mt_skip("moescope dump vs llama.cpp reference outputs: %s", mt_shared_absent());
