@@ -5,6 +5,7 @@
  *   mt_skip_all(reason)       nothing can run: prints "1..0 # SKIP reason", exits 0
  *   mt_shared_dir()           the reference fixtures (../shared) or NULL if absent
  *   mt_shared_absent()        why mt_shared_dir() is NULL, for skip reasons
+ *   mt_parts(argc, argv)      --own / --reference: which part of a split program runs
  *   mt_tmpdir()               a fresh private temp directory for this test program
  *   return mt_done();         prints the plan; exit status 1 if anything failed
  *
@@ -113,6 +114,26 @@ static inline const char *mt_require_shared(void)
     const char *d = mt_shared_dir();
     if (!d) mt_skip_all(mt_shared_absent());
     return d;
+}
+
+/* Programs with a large ../shared part are registered twice in
+ * tests/meson.build, so that `meson test` shows the llama.cpp comparisons as
+ * one test that is skipped without ../shared: no argument runs everything,
+ * --own only what needs no reference fixtures, --reference only the
+ * comparisons (the whole program skipped, with the reason, when ../shared is
+ * absent).  Any other argument is a usage error (exit status 99). */
+enum { MT_OWN = 1, MT_REFERENCE = 2, MT_ALL = 3 };
+
+static inline int mt_parts(int argc, char **argv)
+{
+    if (argc < 2) return MT_ALL;
+    if (argc == 2 && !strcmp(argv[1], "--own")) return MT_OWN;
+    if (argc == 2 && !strcmp(argv[1], "--reference")) {
+        mt_require_shared();
+        return MT_REFERENCE;
+    }
+    fprintf(stderr, "usage: %s [--own | --reference]\n", argv[0]);
+    exit(99);
 }
 
 static char mt_tmpdir_path[256];

@@ -598,10 +598,16 @@ static void test_synth_tokenizers(void)
     test_own(path, "default model", 4096, 4095, 4095);
 }
 
-int main(void)
+/* meson runs this twice (mtest.h, mt_parts): "tokenizer" = --own,
+ * "tokenizer-vectors" = --reference. */
+int main(int argc, char **argv)
 {
-    test_errors();
-    test_synth_tokenizers();
+    const int parts = mt_parts(argc, argv);
+    if (parts & MT_OWN) {
+        test_errors();
+        test_synth_tokenizers();
+    }
+    if (!(parts & MT_REFERENCE)) return mt_done();
     const char *shared = mt_shared_dir();
     if (!shared) {
         mt_skip("10 vocabularies, tiny-bpe and the fixture models vs llama.cpp's vectors and references: %s",
