@@ -8,11 +8,11 @@
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
 SRC=${MS_SOURCE_DIR:?}
-command -v sqlite3 >/dev/null || { echo "1..0 # SKIP sqlite3 CLI not installed"; exit 77; }
+. "$(dirname "$0")/tap.sh"
+command -v sqlite3 >/dev/null || skip_all "sqlite3 CLI not installed"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mssig.XXXXXX") || exit 99
 PID=
 trap '[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$T"' EXIT
-. "$(dirname "$0")/tap.sh"
 
 MODEL=$SRC/data/models/default.gguf
 for i in 1 2 3 4; do cat "$SRC/data/prompts/all.jsonl"; done > "$T/p.jsonl"
