@@ -50,5 +50,6 @@ elif [ -n "$SHARED" ]; then
     SHARED_WHY="reference fixtures (../shared) not found: no $SHARED/fixtures"
     SHARED=
 else
-    SHARED_WHY="reference fixtures (../shared) not available: MS_SHARED_DIR empty (or no default)"
+    SHARED_WHY="reference fixtures (../shared) not available: $([ -n "${MS_SHARED_DIR+set}" ] && echo MS_SHARED_DIR ||
+        echo MS_SHARED_DEFAULT) is empty or unset"
 fi
