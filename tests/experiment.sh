@@ -11,11 +11,11 @@
 #   * bad input: one-line errors, non-zero exit, nothing written.
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
-command -v sqlite3 >/dev/null || { echo "1..0 # SKIP sqlite3 CLI not installed"; exit 77; }
 PY=/usr/bin/python3
+. "$(dirname "$0")/tap.sh"
+command -v sqlite3 >/dev/null || skip_all "sqlite3 CLI not installed"
 T=$(mktemp -d "${TMPDIR:-/tmp}/msexp.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
-. "$(dirname "$0")/tap.sh"
 
 SHAPE=(--arch olmoe --layers 4 --embd 64 --heads 4 --experts 8 --used 2 --ff 32 --vocab 512 --type F32)
 "$M" synth "${SHAPE[@]}" --plant-route digit:1:3 "$T/m.gguf" >/dev/null 2>"$T/err" ||
