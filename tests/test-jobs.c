@@ -455,8 +455,8 @@ static void test_compare_prompt(const MsModel *m, const MsPrompt *p)
              "one prompt, empty set: KL exactly 0 over %d positions", a.n_tokens);
     MT_CHECK(rc == 0 && a.n_run == a.n_tokens - a.n_prompt &&
              !memcmp(a.tokens_run, a.tokens + a.n_prompt, (size_t)a.n_run * sizeof(int32_t)) &&
-             !strcmp(a.text_baseline, a.text_run), "... the free continuation equals the baseline's ('%s')",
-             rc ? "" : a.text_run);
+             !strcmp(a.text_baseline, a.text_run), "... the free continuation equals the baseline's (%zu bytes)",
+             rc ? (size_t)0 : strlen(a.text_run));
     int changed = 0;
     for (int l = 0; rc == 0 && l < a.n_layers; l++) changed += a.layers[l].n_changed;
     MT_CHECK(rc == 0 && a.n_layers == 4 && changed == 0, "... no routing changed at 4 layers");
