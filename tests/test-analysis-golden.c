@@ -1,0 +1,668 @@
+/* test-analysis-golden.c — what every analysis module prints and stores,
+ * byte for byte, against golden files recorded from the code before the
+ * typed-results refactor (tests/golden/).  Two deterministic traces made
+ * here through db/'s writer (a planted one and a seeded random one with
+ * probabilities, stats, generated tokens, dense block 0 and short sets);
+ * per case: the JSON document, the display rows and the plan, then every
+ * result table the module wrote (declared column types, values with
+ * typeof() and quote(), row order) and its `analysis` registry rows; and
+ * `moescope analyze` itself (json, table and csv output, captured).
+ *
+ * MS_GOLDEN_RECORD=DIR writes the files into DIR instead of comparing (run
+ * once on the old code to make them). */
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "mtest.h"
+#include "run.h"
+
+/* ------------------------------------------------------------- text buffer */
+
+typedef struct { char *s; size_t n, cap; } Buf;
+
+static void buf_put(Buf *b, const char *s, size_t len)
+{
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = (b->n + len + 1) * 2;
+        char *p = realloc(b->s, cap);
+        if (!p) { perror("realloc"); exit(99); }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, len);
+    b->n += len;
+    b->s[b->n] = 0;
+}
+
+static void buf_str(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
+
+static void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(Buf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < (int)sizeof tmp) { buf_put(b, tmp, (size_t)n); return; }
+    char *big = malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf_put(b, big, (size_t)n);
+    free(big);
+}
+
+static void buf_json(Buf *b, const json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17) | JSON_ENCODE_ANY) : NULL;
+    buf_str(b, s ? s : "(null)");
+    buf_str(b, "\n");
+    free(s);
+}
+
+/* ----------------------------------------------------------------- traces */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+static int rng_int(uint64_t *s, int n) { return (int)((rng_next(s) >> 11) % (uint64_t)n); }
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
+
+static MsTraceWriter *new_run(MsTraceDb *db, int n_layer, int E, int K, int dense0, MsError *err)
+{
+    MsTraceModel m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.file_name, sizeof m.file_name, "golden.gguf");
+    snprintf(m.arch, sizeof m.arch, "test");
+    snprintf(m.score_func, sizeof m.score_func, "softmax");
+    m.n_layer = n_layer;
+    m.n_expert = E;
+    m.n_expert_used = K;
+    m.w_scale = 1;
+    m.n_vocab = 64;
+    for (int l = 0; l < n_layer; l++) m.is_moe[l] = !(dense0 && l == 0);
+    m.n_moe_layers = n_layer - (dense0 ? 1 : 0);
+    int64_t mid = ms_trace_model_add(db, &m, err);
+    MsTraceRunDesc d = {.model_id = mid, .kind = "trace", .has_probs = true, .has_stats = true};
+    int64_t rid = mid > 0 ? ms_trace_run_new(db, &d, err) : -1;
+    return rid > 0 ? ms_trace_writer_new(db, rid, err) : NULL;
+}
+
+/* The planted trace of test-analysis-db.c: 4 blocks (0 dense), E = 8, k = 2. */
+enum { PNL = 4, PE = 8, PK = 2, PT = 20, PNP = 6 };
+static const float P_EN[PE] = {0.5f, 0.25f, 0.125f, 0.125f, 0, 0, 0, 0};
+static const float P_DE[PE] = {0.125f, 0.125f, 0.25f, 0.5f, 0, 0, 0, 0};
+
+static void plant(int prompt, int pos, int l, int32_t out[PK])
+{
+    int en = prompt % 2 == 0;
+    int32_t b1[PK];
+    if (pos % 3 == 0) {
+        b1[0] = 2;
+        b1[1] = 3 + pos % 5;
+    } else {
+        b1[0] = en ? 0 : 1;
+        b1[1] = 4 + pos % 4;
+    }
+    if (l == 1) {
+        memcpy(out, b1, sizeof b1);
+    } else if (l == 2) {
+        for (int j = 0; j < PK; j++) out[j] = (b1[j] + 1) % PE;
+    } else {
+        out[0] = en ? 5 : 6;
+        out[1] = en ? 6 : 7;
+    }
+}
+
+static int make_planted(const char *path, MsError *err)
+{
+    MsTraceDb *db = ms_trace_open(path, MS_TRACE_CREATE, err);
+    if (!db) return -1;
+    MsTraceWriter *w = new_run(db, PNL, PE, PK, 1, err);
+    if (!w) { ms_trace_close(db); return -1; }
+    MsObserver ob = ms_trace_writer_observer(w);
+    int rc = 0;
+    for (int p = 0; p < PNP && rc >= 0; p++) {
+        char labels[128];
+        int en = p % 2 == 0;
+        snprintf(labels, sizeof labels, "{\"language\":\"%s\",\"pair_id\":\"%d\",\"set\":\"%s\"}", en ? "en" : "de",
+                 p / 2, en ? "a" : "b");
+        rc = ms_trace_writer_begin(w, p, "planted", 7, labels, err);
+        for (int pos = 0; pos < PT && rc >= 0; pos++) {
+            const char *piece = pos % 3 == 0 ? "5" : pos % 3 == 1 ? " the" : ",";
+            int32_t tid = pos % 3 == 0 ? 7 : pos % 3 == 1 ? 9 : 11;
+            rc = ms_trace_writer_token(w, pos, tid, piece, strlen(piece), false, NAN, NAN, err);
+        }
+        for (int l = 1; l < PNL && rc >= 0; l++) {
+            int32_t pos[PT], ex[PT * PK], am[PT * PK];
+            float wt[PT * PK], pr[PT * PE], lg[PT * PE], mx[PT * PK], l2[PT * PK];
+            for (int t = 0; t < PT; t++) {
+                pos[t] = t;
+                plant(p, t, l, ex + t * PK);
+                for (int j = 0; j < PK; j++) {
+                    wt[t * PK + j] = j == 0 ? 0.75f : 0.25f;
+                    mx[t * PK + j] = 1.0f;
+                    l2[t * PK + j] = 1.0f;
+                    am[t * PK + j] = (t + j) % 16;
+                    if (l == 1 && p == 2 && t == 15 && ex[t * PK + j] == 3) mx[t * PK + j] = 1000.0f;
+                    if (l == 3 && p == 1 && t == 4 && j == 0) mx[t * PK + j] = 5000.0f;
+                }
+                for (int e = 0; e < PE; e++) {
+                    pr[t * PE + e] = en ? P_EN[e] : P_DE[e];
+                    lg[t * PE + e] = (float)e * 0.5f;
+                }
+            }
+            MsRoutingEvent ev = {l, PT, pos, PE, PK, ex, wt, pr, lg, mx, l2, am};
+            ob.on_routing(ob.user, &ev);
+        }
+        for (int l = 0; l < PNL && rc >= 0; l++) {
+            int32_t pos[PT], am[PT];
+            float hm[PT];
+            for (int t = 0; t < PT; t++) {
+                pos[t] = t;
+                hm[t] = (l == 2 && p == 1 && t == 0) ? 500.0f : 1.0f + 0.01f * (float)t;
+                am[t] = (l * 7 + t) % 32;
+            }
+            MsHiddenEvent hv = {l, PT, pos, hm, am};
+            ob.on_hidden(ob.user, &hv);
+        }
+        if (rc >= 0) rc = ms_trace_writer_commit(w, NULL, err);
+    }
+    ms_trace_writer_free(w);
+    ms_trace_close(db);
+    return rc;
+}
+
+/* A seeded random trace: 5 blocks (0 dense), E = 12, k = 3, sets of 1..3
+ * ids now and then, generated tail tokens on most prompts, languages en /
+ * de / fr with pair ids (one prompt unlabelled, one without a pair), varied
+ * token pieces, skewed and sticky routing, a few large expert outputs. */
+enum { RNL = 5, RE = 12, RK = 3, RNP = 11 };
+
+static int make_random(const char *path, uint64_t seed, MsError *err)
+{
+    MsTraceDb *db = ms_trace_open(path, MS_TRACE_CREATE, err);
+    if (!db) return -1;
+    MsTraceWriter *w = new_run(db, RNL, RE, RK, 1, err);
+    if (!w) { ms_trace_close(db); return -1; }
+    MsObserver ob = ms_trace_writer_observer(w);
+    static const char *const langs[] = {"en", "de", "fr"};
+    static const char *const pieces[] = {"12", " word", ",", " ", "", "\xc3\xa9t\xc3\xa9", "\n", "x7", "!!", "7"};
+    uint64_t rs = seed;
+    int32_t prev[RNL][RK] = {{0}};
+    int rc = 0;
+    for (int p = 0; p < RNP && rc >= 0; p++) {
+        char labels[200];
+        if (p == 7) labels[0] = 0;
+        else if (p == 9)
+            snprintf(labels, sizeof labels, "{\"language\":\"de\",\"set\":\"b\",\"n\":%d}", p);
+        else
+            snprintf(labels, sizeof labels, "{\"language\":\"%s\",\"pair_id\":\"%d\",\"set\":\"%s\",\"n\":%d}",
+                     langs[p % 3], p / 3, rng_int(&rs, 2) ? "a" : "b", p);
+        rc = ms_trace_writer_begin(w, p, "random", 6, labels[0] ? labels : NULL, err);
+        int T = 5 + rng_int(&rs, 20);
+        int gen = p % 4 == 3 ? 0 : 1 + rng_int(&rs, 4);
+        for (int t = 0; t < T && rc >= 0; t++) {
+            int pi = rng_int(&rs, (int)MS_ARRAY_LEN(pieces));
+            rc = ms_trace_writer_token(w, t, pi * 3 + rng_int(&rs, 3), pieces[pi], strlen(pieces[pi]), t >= T - gen,
+                                       NAN, NAN, err);
+            for (int l = 1; l < RNL && rc >= 0; l++) {
+                int k = rng_int(&rs, 6) == 0 ? 1 + rng_int(&rs, RK) : RK;
+                int32_t ex[RK], am[RK];
+                float wt[RK], mx[RK], l2[RK], pr[RE], lg[RE];
+                int n = 0;
+                while (n < k) {
+                    int e = t > 0 && rng_int(&rs, 3) ? prev[l][rng_int(&rs, RK)]
+                                                     : (int)(RE * pow(rng_unit(&rs), 2.0));
+                    e = e < 0 ? 0 : e >= RE ? RE - 1 : e;
+                    bool dup = false;
+                    for (int j = 0; j < n; j++) dup |= ex[j] == e;
+                    if (dup) e = rng_int(&rs, RE);
+                    dup = false;
+                    for (int j = 0; j < n; j++) dup |= ex[j] == e;
+                    if (dup) continue;
+                    ex[n++] = e;
+                }
+                for (int j = 0; j < RK; j++) prev[l][j] = ex[j < k ? j : 0];
+                double z = 0;
+                for (int e = 0; e < RE; e++) {
+                    lg[e] = (float)(3.0 * rng_unit(&rs) - 1.5 + (e < 3 ? 1.0 : 0.0));
+                    z += exp(lg[e]);
+                }
+                for (int e = 0; e < RE; e++) pr[e] = (float)(exp(lg[e]) / z);
+                for (int j = 0; j < k; j++) {
+                    wt[j] = (float)rng_unit(&rs);
+                    mx[j] = (float)(0.5 + 1.5 * rng_unit(&rs));
+                    if (l == 1 && ex[j] == 5 && rng_int(&rs, 9) == 0) mx[j] = 300.0f + (float)p;
+                    if (l == 4 && rng_int(&rs, 50) == 0) mx[j] = 900.0f;
+                    l2[j] = 2 * mx[j];
+                    am[j] = rng_int(&rs, 64);
+                }
+                int32_t pos = t;
+                MsRoutingEvent ev = {l, 1, &pos, RE, k, ex, wt, pr, lg, mx, l2, am};
+                ob.on_routing(ob.user, &ev);
+            }
+            for (int l = 0; l < RNL && rc >= 0; l++) {
+                int32_t pos = t, am = rng_int(&rs, 64);
+                float hm = (float)(1.0 + rng_unit(&rs)) * (l == 2 && rng_int(&rs, 30) == 0 ? 100.0f : 1.0f);
+                MsHiddenEvent hv = {l, 1, &pos, &hm, &am};
+                ob.on_hidden(ob.user, &hv);
+            }
+        }
+        if (rc >= 0) rc = ms_trace_writer_commit(w, NULL, err);
+    }
+    ms_trace_writer_free(w);
+    ms_trace_close(db);
+    return rc;
+}
+
+/* ---------------------------------------------------------- table dumps */
+
+typedef struct { char **v; int n, cap; } StrList;
+
+static int collect(void *user, int n, const char *const *names, const char *const *values)
+{
+    (void)names;
+    StrList *l = user;
+    for (int i = 0; i < n; i++) {
+        if (l->n == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 16;
+            l->v = realloc(l->v, sizeof *l->v * (size_t)l->cap);
+        }
+        l->v[l->n++] = strdup(values[i] ? values[i] : "NULL");
+    }
+    return 0;
+}
+
+static void strlist_free(StrList *l)
+{
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int append_row(void *user, int n, const char *const *names, const char *const *values)
+{
+    (void)names;
+    Buf *b = user;
+    for (int i = 0; i < n; i++) {
+        buf_str(b, i ? "|" : "  ");
+        buf_str(b, values[i] ? values[i] : "NULL");
+    }
+    buf_str(b, "\n");
+    return 0;
+}
+
+/* One result table: declared columns, then every row (typeof:quote). */
+static void dump_table(MsTraceDb *db, const char *table, Buf *out)
+{
+    MsError err = {0};
+    char sql[512];
+    StrList cols = {0};
+    snprintf(sql, sizeof sql, "SELECT name, type FROM pragma_table_info('%s') ORDER BY cid", table);
+    if (ms_trace_query(db, sql, collect, &cols, &err) < 0) {
+        buf_printf(out, "table %s: %s\n", table, err.msg);
+        return;
+    }
+    buf_printf(out, "table %s (", table);
+    for (int i = 0; i + 1 < cols.n; i += 2) buf_printf(out, "%s%s %s", i ? ", " : "", cols.v[i], cols.v[i + 1]);
+    buf_str(out, ")\n");
+    Buf q = {0};
+    buf_str(&q, "SELECT ");
+    for (int i = 0; i + 1 < cols.n; i += 2)
+        buf_printf(&q, "%stypeof(\"%s\")||':'||quote(\"%s\")", i ? ", " : "", cols.v[i], cols.v[i]);
+    buf_printf(&q, " FROM \"%s\" ORDER BY rowid", table);
+    if (ms_trace_query(db, q.s, append_row, out, &err) < 0) buf_printf(out, "  error: %s\n", err.msg);
+    free(q.s);
+    strlist_free(&cols);
+}
+
+/* The registry rows of one analysis (every one when name is NULL) and the
+ * tables they name, in registration order. */
+static void dump_registered(MsTraceDb *db, const char *name, Buf *out)
+{
+    MsError err = {0};
+    char sql[512];
+    StrList reg = {0};
+    snprintf(sql, sizeof sql,
+             "SELECT run_id, name, table_name, coalesce(params, 'NULL'), program_version FROM analysis%s%s%s "
+             "ORDER BY analysis_id", name ? " WHERE name = '" : "", name ? name : "", name ? "'" : "");
+    if (ms_trace_query(db, sql, collect, &reg, &err) < 0) {
+        buf_printf(out, "registry: %s\n", err.msg);
+        return;
+    }
+    for (int i = 0; i + 4 < reg.n; i += 5) {
+        buf_printf(out, "registered run %s analysis %s table %s params %s version %s\n", reg.v[i], reg.v[i + 1],
+                   reg.v[i + 2], reg.v[i + 3], reg.v[i + 4]);
+        dump_table(db, reg.v[i + 2], out);
+    }
+    strlist_free(&reg);
+}
+
+/* Copy the pristine trace (no result tables yet) over the work copy, so
+ * every case starts clean. */
+static int copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char chunk[65536];
+    size_t n;
+    int ok = a && b;
+    while (ok && (n = fread(chunk, 1, sizeof chunk, a)) > 0) ok = fwrite(chunk, 1, n, b) == n;
+    if (a) fclose(a);
+    if (b) ok &= fclose(b) == 0;
+    return ok ? 0 : -1;
+}
+
+/* -------------------------------------------------------- API adapters */
+
+/* The module's document, display rows and plan, as the command prints them. */
+static int api_module(MsTraceDb *db, const char *name, const MsAnOptions *o, Buf *out)
+{
+    MsError err = {0};
+    MsAnResult res;
+    int rc = ms_analyze(db, name, o, &res, &err);
+    if (rc < 0) {
+        buf_printf(out, "error %d: %s\n", rc, err.msg);
+        return rc;
+    }
+    buf_str(out, "doc: ");
+    buf_json(out, res.doc);
+    buf_str(out, "rows: ");
+    buf_json(out, res.rows);
+    buf_printf(out, "plan: %s\n", res.plan ? res.plan : "(none)");
+    ms_an_result_clear(&res);
+    return 0;
+}
+
+/* analyze all without its timings (wall/cpu differ run to run). */
+static int api_all(MsTraceDb *db, const MsAnOptions *o, Buf *out)
+{
+    MsError err = {0};
+    json_t *all = NULL;
+    int rc = ms_analyze_all(db, o, &all, &err);
+    if (rc < 0) {
+        buf_printf(out, "error %d: %s\n", rc, err.msg);
+        return rc;
+    }
+    json_t *tm = json_object_get(all, "timing");
+    const char *k;
+    json_t *v;
+    buf_str(out, "timing keys:");
+    json_object_foreach(tm, k, v) buf_printf(out, " %s", k);
+    buf_str(out, "\n");
+    json_object_del(all, "timing");
+    buf_str(out, "all: ");
+    buf_json(out, all);
+    json_decref(all);
+    return 0;
+}
+
+/* --------------------------------------------------------------- cases */
+
+typedef struct {
+    const char *label;
+    const char *module;   /* "all" = analyze all */
+    void (*setup)(MsAnOptions *o);
+} Case;
+
+static void o_default(MsAnOptions *o) { (void)o; }
+static void o_layer2(MsAnOptions *o) { o->layer = 2; }
+static void o_role_prompt(MsAnOptions *o) { o->role = "prompt"; }
+static void o_role_gen(MsAnOptions *o) { o->role = "generated"; }
+static void o_aff_top1(MsAnOptions *o) { o->variant = "top1"; o->distance = 2; }
+static void o_aff_weighted(MsAnOptions *o) { o->variant = "weighted"; o->top = 3; o->role = "prompt"; }
+static void o_cons_small(MsAnOptions *o)
+{
+    o->cold = true;
+    o->segments[0] = 2; o->segments[1] = 5; o->segments[2] = 3; o->n_segments = 3;
+    o->cache[0] = 1; o->cache[1] = 3; o->cache[2] = 8; o->n_cache = 3;
+}
+static void o_cons_layer(MsAnOptions *o) { o_cons_small(o); o->layer = 3; o->cold = false; }
+static void o_se_rule(MsAnOptions *o) { o->se_rule = MS_SE_MEAN3SD; o->include_frac = 1.0; }
+static void o_se_p995(MsAnOptions *o) { o->se_rule = MS_SE_P995; o->include_frac = 0.5; }
+static void o_npmi_plan(MsAnOptions *o) { o->plan_class = "digit"; o->top = 1; o->beta = 4; }
+static void o_npmi_label(MsAnOptions *o) { o->by = "label:language"; o->plan_class = "de"; o->top = 3; }
+static void o_npmi_token(MsAnOptions *o) { o->by = "token"; o->max_classes = 2; o->min_support = 2; }
+static void o_npmi_pos(MsAnOptions *o) { o->by = "pos:4"; o->min_support = 1; o->role = "all"; }
+static void o_npmi_word(MsAnOptions *o) { o->plan_class = "word"; o->top = 4; o->min_support = 1; }
+static void o_rd(MsAnOptions *o) { o->label = "set"; o->set1 = "a"; o->set2 = "b"; o->n_pos = 2; o->n_neg = 1; }
+static void o_rd_rev(MsAnOptions *o) { o_rd(o); o->reverse = true; o->n_pos = 3; o->n_neg = 4; o->role = "all"; }
+static void o_rd_noplan(MsAnOptions *o) { o_rd(o); o->n_pos = 0; o->n_neg = 0; o->layer = 3; }
+static void o_cl_hard(MsAnOptions *o) { o->cl_hard = true; o->mid_lo = 1; o->mid_hi = 3; o->tau = 0.1; }
+static void o_cl_soft(MsAnOptions *o) { o->tau = 0.05; o->cl_lambda = -1.25; o->ref_lang = "de"; }
+static void o_cl_sparse(MsAnOptions *o) { o->sparse_weights = true; o->tau = 0.02; o->layer = 2; }
+static void o_path_tok(MsAnOptions *o) { o->token_level = true; o->n_pairs = 5; o->seed = 3; }
+static void o_path_sparse(MsAnOptions *o) { o->sparse_weights = true; o->path_tau = 0.5; o->layer = 4; }
+static void o_all(MsAnOptions *o) { o_rd(o); }
+static void o_all_nowrite(MsAnOptions *o) { o_all(o); o->write = false; o->sparse_weights = true; }
+
+static const Case cases[] = {
+    {"load", "load", o_default},
+    {"load-layer2", "load", o_layer2},
+    {"load-prompt", "load", o_role_prompt},
+    {"coactivation", "coactivation", o_default},
+    {"coactivation-gen", "coactivation", o_role_gen},
+    {"affinity", "affinity", o_default},
+    {"affinity-top1-d2", "affinity", o_aff_top1},
+    {"affinity-weighted", "affinity", o_aff_weighted},
+    {"consistency", "consistency", o_default},
+    {"consistency-cold", "consistency", o_cons_small},
+    {"consistency-layer3", "consistency", o_cons_layer},
+    {"superexperts", "superexperts", o_default},
+    {"superexperts-mean3sd", "superexperts", o_se_rule},
+    {"superexperts-p995", "superexperts", o_se_p995},
+    {"npmi", "npmi", o_default},
+    {"npmi-plan-beta", "npmi", o_npmi_plan},
+    {"npmi-label", "npmi", o_npmi_label},
+    {"npmi-token", "npmi", o_npmi_token},
+    {"npmi-pos", "npmi", o_npmi_pos},
+    {"npmi-word", "npmi", o_npmi_word},
+    {"riskdiff", "riskdiff", o_rd},
+    {"riskdiff-reverse", "riskdiff", o_rd_rev},
+    {"riskdiff-noplan", "riskdiff", o_rd_noplan},
+    {"crosslingual", "crosslingual", o_default},
+    {"crosslingual-hard", "crosslingual", o_cl_hard},
+    {"crosslingual-soft", "crosslingual", o_cl_soft},
+    {"crosslingual-sparse", "crosslingual", o_cl_sparse},
+    {"pathways", "pathways", o_default},
+    {"pathways-token", "pathways", o_path_tok},
+    {"pathways-sparse", "pathways", o_path_sparse},
+    {"all", "all", o_all},
+    {"all-nowrite", "all", o_all_nowrite},
+};
+
+static void run_cases(const char *pristine, const char *work, Buf *out)
+{
+    for (size_t c = 0; c < MS_ARRAY_LEN(cases); c++) {
+        MsError err = {0};
+        if (copy_file(pristine, work) < 0) { buf_printf(out, "copy %s failed\n", pristine); return; }
+        MsTraceDb *db = ms_trace_open(work, MS_TRACE_WRITE, &err);
+        if (!db) { buf_printf(out, "open: %s\n", err.msg); return; }
+        MsAnOptions o;
+        ms_an_options_default(&o);
+        cases[c].setup(&o);
+        buf_printf(out, "=== case %s (%s)\n", cases[c].label, cases[c].module);
+        int rc = !strcmp(cases[c].module, "all") ? api_all(db, &o, out) : api_module(db, cases[c].module, &o, out);
+        if (rc >= 0) dump_registered(db, NULL, out);
+        ms_trace_close(db);
+    }
+}
+
+/* `moescope analyze ...` in-process with stdout captured into out. */
+static void run_cli(char **argv, int argc, const char *tmp, Buf *out)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/cli.out", tmp);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (saved < 0 || fd < 0) { perror("capture"); exit(99); }
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+    int rc = ms_cmd_analyze(argc, argv);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    buf_str(out, "$ moescope");
+    for (int i = 0; i < argc; i++) buf_printf(out, " %s", strstr(argv[i], ".db") ? "DB" : argv[i]);
+    buf_printf(out, "\nexit %d\n", rc);
+    FILE *f = fopen(path, "r");
+    char chunk[4096];
+    size_t n;
+    Buf text = {0};
+    while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_put(&text, chunk, n);
+    if (f) fclose(f);
+    if (!text.s) buf_str(&text, "");
+    if (!strcmp(argv[1], "all")) {
+        /* times differ run to run: keep the JSON without "timing", and of
+         * the table the module names and notes */
+        if (!strcmp(argv[argc - 1], "json")) {
+            json_t *j = json_loads(text.s, 0, NULL);
+            json_object_del(j, "timing");
+            buf_json(out, j);
+            json_decref(j);
+        } else {
+            /* every number becomes T, runs of blanks one blank */
+            bool blank = false;
+            for (const char *p = text.s; *p; p++) {
+                if (*p >= '0' && *p <= '9') {
+                    while (p[1] && strchr("0123456789.eE+-", p[1])) p++;
+                    buf_str(out, "T");
+                    blank = false;
+                } else if (*p == ' ') {
+                    if (!blank) buf_str(out, " ");
+                    blank = true;
+                } else {
+                    buf_put(out, p, 1);
+                    blank = false;
+                }
+            }
+        }
+    } else {
+        buf_str(out, text.s);
+    }
+    free(text.s);
+}
+
+static void run_cli_cases(const char *path, const char *tmp, Buf *out)
+{
+    const char *const *mods = ms_analyze_modules();
+    const char *fmts[] = {"json", "table", "csv"};
+    for (int m = 0; mods[m]; m++)
+        for (int f = 0; f < 3; f++) {
+            char *argv[16];
+            int argc = 0;
+            argv[argc++] = "analyze";
+            argv[argc++] = (char *)mods[m];
+            argv[argc++] = "--db";
+            argv[argc++] = (char *)path;
+            argv[argc++] = "--no-write";
+            if (!strcmp(mods[m], "riskdiff")) {
+                argv[argc++] = "--label"; argv[argc++] = "set";
+                argv[argc++] = "--set1"; argv[argc++] = "a";
+                argv[argc++] = "--set2"; argv[argc++] = "b";
+            }
+            if (!strcmp(mods[m], "npmi")) { argv[argc++] = "--plan"; argv[argc++] = "word"; }
+            argv[argc++] = "--format";
+            argv[argc++] = (char *)fmts[f];
+            run_cli(argv, argc, tmp, out);
+        }
+    for (int f = 0; f < 3; f++) {
+        char *argv[] = {"analyze", "all", "--db", (char *)path, "--no-write", "--label", "set", "--set1", "a",
+                        "--set2", "b", "--format", (char *)fmts[f]};
+        run_cli(argv, (int)MS_ARRAY_LEN(argv), tmp, out);
+        /* without --label: riskdiff is skipped with its reason */
+        char *argv2[] = {"analyze", "all", "--db", (char *)path, "--no-write", "--ref", "fr", "--format",
+                         (char *)fmts[f]};
+        run_cli(argv2, (int)MS_ARRAY_LEN(argv2), tmp, out);
+    }
+}
+
+/* ---------------------------------------------------------- comparison */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    Buf b = {0};
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_put(&b, chunk, n);
+    fclose(f);
+    *len = b.n;
+    return b.s ? b.s : strdup("");
+}
+
+static void check_golden(const char *name, const Buf *got)
+{
+    const char *rec = getenv("MS_GOLDEN_RECORD");
+    char path[1024];
+    if (rec && *rec) {
+        snprintf(path, sizeof path, "%s/%s", rec, name);
+        FILE *f = fopen(path, "wb");
+        int ok = f && fwrite(got->s, 1, got->n, f) == got->n;
+        if (f) ok &= fclose(f) == 0;
+        MT_CHECK(ok, "%s recorded (%zu bytes)", path, got->n);
+        return;
+    }
+    const char *src = getenv("MS_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/golden/%s", src ? src : ".", name);
+    size_t n = 0;
+    char *want = slurp(path, &n);
+    if (!MT_CHECK(want != NULL, "%s: golden file readable", name)) return;
+    bool same = n == got->n && !memcmp(want, got->s, n);
+    if (!same) {
+        /* name the first case and line that differ */
+        size_t i = 0, line = 1, case_at = 0;
+        while (i < n && i < got->n && want[i] == got->s[i]) {
+            if (want[i] == '\n') {
+                line++;
+                if (!strncmp(want + i + 1, "===", 3) || !strncmp(want + i + 1, "$ ", 2)) case_at = i + 1;
+            }
+            i++;
+        }
+        const char *e = strchr(want + case_at, '\n');
+        mt_diag("%s: first difference at line %zu (byte %zu), in: %.*s", name, line, i,
+                (int)(e ? e - (want + case_at) : 60), want + case_at);
+        size_t ls = i;
+        while (ls > 0 && want[ls - 1] != '\n') ls--;
+        mt_diag("want: %.200s", want + ls);
+        mt_diag("got:  %.200s", got->s + ls);
+    }
+    MT_CHECK(same, "%s: identical to the golden output (%zu bytes)", name, got->n);
+    free(want);
+}
+
+int main(void)
+{
+    const char *dir = mt_tmpdir();
+    char pp[600], pr[600];
+    snprintf(pp, sizeof pp, "%s/planted.db", dir);
+    snprintf(pr, sizeof pr, "%s/random.db", dir);
+    MsError err = {0};
+    if (!MT_CHECK(make_planted(pp, &err) >= 0, "planted trace written (%s)", err.msg)) return mt_done();
+    if (!MT_CHECK(make_random(pr, 0x5eed2024u, &err) >= 0, "random trace written (%s)", err.msg)) return mt_done();
+
+    char work[600];
+    snprintf(work, sizeof work, "%s/work.db", dir);
+    Buf a = {0}, b = {0}, c = {0}, d = {0};
+    run_cases(pp, work, &a);
+    check_golden("analysis-planted.txt", &a);
+    run_cases(pr, work, &b);
+    check_golden("analysis-random.txt", &b);
+    run_cli_cases(pp, dir, &c);
+    check_golden("analysis-cli-planted.txt", &c);
+    run_cli_cases(pr, dir, &d);
+    check_golden("analysis-cli-random.txt", &d);
+    free(a.s); free(b.s); free(c.s); free(d.s);
+    return mt_done();
+}
