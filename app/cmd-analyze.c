@@ -1,6 +1,8 @@
 /* cmd-analyze.c — `moescope analyze NAME --db DB ...`: runs one analysis
- * module (analysis/run.h) on a stored run, writes its result tables into the
- * database and prints the result as a table, CSV or JSON (docs/analysis.md). */
+ * module (analysis/db/run.h) on a stored run, writes its result tables into
+ * the database and prints the result as a table or CSV (from the typed
+ * result's main table) or JSON (analysis/db/result-json.h), docs/analysis.md. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 
 #include "cli-util.h"
 #include "commands.h"
+#include "result-json.h"
 #include "run.h"
 
 #define CMD "analyze"
@@ -47,18 +50,12 @@ static int parse_list(const char *opt, const char *s, int *out, int cap, int *n)
     return 0;
 }
 
-static void fmt_cell(const json_t *v, char *buf, size_t n, bool csv)
+static void fmt_cell(const MsAnCell *v, char *buf, size_t n, bool csv)
 {
-    if (!v || json_is_null(v)) snprintf(buf, n, "%s", csv ? "" : "-");
-    else if (json_is_integer(v)) snprintf(buf, n, "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v)) snprintf(buf, n, csv ? "%.17g" : "%.6g", json_real_value(v));
-    else if (json_is_string(v)) snprintf(buf, n, "%s", json_string_value(v));
-    else if (json_is_boolean(v)) snprintf(buf, n, "%s", json_is_true(v) ? "1" : "0");
-    else {
-        char *s = json_dumps(v, JSON_COMPACT);
-        snprintf(buf, n, "%s", s ? s : "");
-        free(s);
-    }
+    if (v->type == MS_AN_INT) snprintf(buf, n, "%lld", (long long)v->i);
+    else if (v->type == MS_AN_REAL && isfinite(v->r)) snprintf(buf, n, csv ? "%.17g" : "%.6g", v->r);
+    else if (v->type == MS_AN_TEXT) snprintf(buf, n, "%s", v->s);
+    else snprintf(buf, n, "%s", csv ? "" : "-");   /* NULL, NaN */
 }
 
 static void print_csv_cell(const char *s)
@@ -75,57 +72,90 @@ static void print_csv_cell(const char *s)
     putchar('"');
 }
 
-static void print_rows(const json_t *rows, bool csv)
+/* A table's rows as an aligned table (text left, numbers right) or CSV. */
+static void print_rows(const MsAnTable *t, bool csv)
 {
-    size_t n = json_array_size(rows);
+    int64_t n = t->n_rows;
     if (n == 0) {
         if (!csv) printf("(no rows)\n");
         return;
     }
-    json_t *first = json_array_get(rows, 0);
-    size_t nc = json_object_size(first);
-    const char **keys = calloc(nc, sizeof *keys);
-    int *w = calloc(nc, sizeof *w);
-    if (!keys || !w) { free(keys); free(w); return; }
-    size_t c = 0;
-    const char *key;
-    json_t *val;
-    json_object_foreach(first, key, val) {
-        keys[c] = key;
-        w[c] = (int)strlen(key);
-        c++;
-    }
+    int nc = t->n_cols;
+    int *w = calloc((size_t)nc, sizeof *w);
+    MsAnCell *cells = calloc((size_t)nc, sizeof *cells);
+    if (!w || !cells) { free(w); free(cells); return; }
+    for (int c = 0; c < nc; c++) w[c] = (int)strlen(t->cols[c]);
     char buf[256];
     if (!csv)
-        for (size_t i = 0; i < n; i++)
-            for (c = 0; c < nc; c++) {
-                fmt_cell(json_object_get(json_array_get(rows, i), keys[c]), buf, sizeof buf, false);
+        for (int64_t i = 0; i < n; i++) {
+            ms_an_table_row(t, i, cells);
+            for (int c = 0; c < nc; c++) {
+                fmt_cell(&cells[c], buf, sizeof buf, false);
                 if ((int)strlen(buf) > w[c]) w[c] = (int)strlen(buf);
             }
-    for (c = 0; c < nc; c++) {
+        }
+    for (int c = 0; c < nc; c++) {
         if (csv) {
             if (c) putchar(',');
-            print_csv_cell(keys[c]);
+            print_csv_cell(t->cols[c]);
         } else {
-            printf("%s%-*s", c ? "  " : "", w[c], keys[c]);
+            printf("%s%-*s", c ? "  " : "", w[c], t->cols[c]);
         }
     }
     putchar('\n');
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_array_get(rows, i);
-        for (c = 0; c < nc; c++) {
-            fmt_cell(json_object_get(row, keys[c]), buf, sizeof buf, csv);
+    for (int64_t i = 0; i < n; i++) {
+        ms_an_table_row(t, i, cells);
+        for (int c = 0; c < nc; c++) {
+            fmt_cell(&cells[c], buf, sizeof buf, csv);
             if (csv) {
                 if (c) putchar(',');
                 print_csv_cell(buf);
             } else {
-                printf("%s%*s", c ? "  " : "", json_is_string(json_object_get(row, keys[c])) ? -w[c] : w[c], buf);
+                printf("%s%*s", c ? "  " : "", cells[c].type == MS_AN_TEXT ? -w[c] : w[c], buf);
             }
         }
         putchar('\n');
     }
-    free(keys);
     free(w);
+    free(cells);
+}
+
+/* analyze all as a table: one line per step (decode, modules in module
+ * order, total) with its times, then the skipped modules with the reason. */
+typedef struct {
+    const MsAnAll *a;
+    int n;
+    const char *name[MS_AN_N_MODULES + 2];
+    const MsAnTime *time[MS_AN_N_MODULES + 2];   /* NULL: skipped */
+    const char *note[MS_AN_N_MODULES + 2];
+} AllRows;
+
+static const char *const all_cols[] = {"module", "wall_s", "cpu_s", "note"};
+
+static void all_row(const void *src, int64_t i, MsAnCell *c)
+{
+    const AllRows *r = src;
+    c[0] = (MsAnCell){.type = MS_AN_TEXT, .s = r->name[i]};
+    if (r->time[i]) {
+        c[1] = (MsAnCell){.type = MS_AN_REAL, .r = r->time[i]->wall};
+        c[2] = (MsAnCell){.type = MS_AN_REAL, .r = r->time[i]->cpu};
+    } else {
+        c[1] = c[2] = (MsAnCell){.type = MS_AN_NULL};
+    }
+    c[3] = (MsAnCell){.type = MS_AN_TEXT, .s = r->note[i]};
+}
+
+static void print_all(const MsAnAll *a, bool csv)
+{
+    AllRows r = {.a = a};
+    r.name[r.n] = "decode", r.time[r.n] = &a->decode, r.note[r.n++] = "";
+    for (int m = 0; m < MS_AN_N_MODULES; m++)
+        if (a->ran[m]) r.name[r.n] = ms_an_module_name((MsAnModule)m), r.time[r.n] = &a->time[m], r.note[r.n++] = "";
+    r.name[r.n] = "total", r.time[r.n] = &a->total, r.note[r.n++] = "";
+    for (int m = 0; m < MS_AN_N_MODULES; m++)
+        if (a->skipped[m]) r.name[r.n] = ms_an_module_name((MsAnModule)m), r.time[r.n] = NULL, r.note[r.n++] = a->skipped[m];
+    MsAnTable t = {.name = "all", .n_cols = 4, .cols = all_cols, .n_rows = r.n, .src = &r, .row = all_row};
+    print_rows(&t, csv);
 }
 
 int ms_cmd_analyze(int argc, char **argv)
@@ -235,29 +265,20 @@ int ms_cmd_analyze(int argc, char **argv)
     MsTraceDb *db = ms_trace_open(db_path, o.write ? MS_TRACE_WRITE : MS_TRACE_READ, &err);
     if (!db) return ms_cli_fail_err(CMD, &err);
     if (!strcmp(name, "all")) {
-        json_t *all = NULL;
+        MsAnAll all;
         int rc = ms_analyze_all(db, &o, &all, &err);
         ms_trace_close(db);
         if (rc < 0) return ms_cli_fail_err(CMD, &err);
         if (!strcmp(format, "json")) {
-            char *s = json_dumps(all, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            json_t *doc = ms_an_all_json(&all);
+            char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
             if (s) puts(s);
             free(s);
+            json_decref(doc);
         } else {
-            /* one line per module: its times, or why it was skipped */
-            json_t *rows = json_array(), *t = json_object_get(all, "timing"), *v;
-            const char *k;
-            json_object_foreach(t, k, v) {
-                json_array_append_new(rows, json_pack("{s:s,s:O,s:O,s:s}", "module", k, "wall_s",
-                                                      json_object_get(v, "wall"), "cpu_s", json_object_get(v, "cpu"),
-                                                      "note", ""));
-            }
-            json_object_foreach(json_object_get(all, "skipped"), k, v)
-                json_array_append_new(rows, json_pack("{s:s,s:n,s:n,s:O}", "module", k, "wall_s", "cpu_s", "note", v));
-            print_rows(rows, !strcmp(format, "csv"));
-            json_decref(rows);
+            print_all(&all, !strcmp(format, "csv"));
         }
-        json_decref(all);
+        ms_an_all_clear(&all);
         return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;
     }
     MsAnResult res;
@@ -265,12 +286,17 @@ int ms_cmd_analyze(int argc, char **argv)
     ms_trace_close(db);
     if (rc < 0) return ms_cli_fail_err(CMD, &err);
     if (!strcmp(format, "json")) {
-        char *s = json_dumps(res.doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        json_t *doc = ms_an_result_json(&res);
+        char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
         if (s) puts(s);
         free(s);
+        json_decref(doc);
     } else {
-        print_rows(res.rows, !strcmp(format, "csv"));
-        if (res.plan && strcmp(format, "csv")) printf("plan: %s\n", res.plan);
+        MsAnTable t[MS_AN_MAX_TABLES];
+        int n = ms_an_result_tables(&res, t);
+        if (n > 0) print_rows(&t[n - 1], !strcmp(format, "csv"));
+        const char *plan = ms_an_result_plan(&res);
+        if (plan && strcmp(format, "csv")) printf("plan: %s\n", plan);
     }
     ms_an_result_clear(&res);
     return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;

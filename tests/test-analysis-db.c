@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "mtest.h"
+#include "result-json.h"
 #include "run.h"
 
 enum { NL = 4, E = 8, K = 2, T = 20, NP = 6 };
@@ -117,12 +118,18 @@ static int make_db(const char *path, MsError *err)
     return rc;
 }
 
+/* The module's JSON document (what --format json prints); valid until the
+ * next call. */
+static json_t *cur_doc;
+
 static json_t *run_module(MsTraceDb *db, const char *name, MsAnOptions *o, MsAnResult *res)
 {
     MsError err = {0};
     int rc = ms_analyze(db, name, o, res, &err);
-    MT_CHECK(rc == 0 && res->doc, "analyze %s runs (%s)", name, rc ? err.msg : "ok");
-    return rc == 0 ? res->doc : NULL;
+    json_decref(cur_doc);
+    cur_doc = rc == 0 ? ms_an_result_json(res) : NULL;
+    MT_CHECK(rc == 0 && cur_doc, "analyze %s runs (%s)", name, rc ? err.msg : "ok");
+    return cur_doc;
 }
 
 static double num(json_t *v) { return json_is_number(v) ? json_number_value(v) : NAN; }
@@ -282,11 +289,12 @@ int main(void)
              json_integer_value(json_object_get(best, "expert")) == 2 && num(json_object_get(best, "npmi")) == 1.0 &&
              json_integer_value(json_object_get(best, "count")) == NP * 7,
              "npmi: top digit expert is (1, 2) with nPMI exactly 1 and count 42");
-    MT_CHECK(res.plan && strstr(res.plan, "1:2"), "npmi --plan digit: intervention set targets 1:2 (%s)",
-             res.plan ? res.plan : "none");
-    if (res.plan) {
+    const char *plan = ms_an_result_plan(&res);
+    MT_CHECK(plan && strstr(plan, "1:2"), "npmi --plan digit: intervention set targets 1:2 (%s)",
+             plan ? plan : "none");
+    if (plan) {
         MsIntervention *iv = ms_intervention_new(NL, E);
-        MT_CHECK(ms_intervention_parse_text(iv, res.plan, &err) == 0, "npmi plan parses back as an intervention set");
+        MT_CHECK(ms_intervention_parse_text(iv, plan, &err) == 0, "npmi plan parses back as an intervention set");
         ms_intervention_free(iv);
     }
     ms_an_result_clear(&res);
@@ -325,7 +333,7 @@ int main(void)
     json_t *act = json_object_get(sel, "activate"), *dea = json_object_get(sel, "deactivate");
     MT_CHECK(json_array_size(act) == 2 && json_integer_value(json_object_get(json_array_get(act, 0), "layer")) == 3 &&
              json_integer_value(json_object_get(json_array_get(act, 0), "expert")) == 5 && json_array_size(dea) == 1 &&
-             res.plan != NULL, "riskdiff: activate (3,5) first, deactivate one, plan written");
+             ms_an_result_plan(&res) != NULL, "riskdiff: activate (3,5) first, deactivate one, plan written");
     ms_an_result_clear(&res);
 
     /* crosslingual */
@@ -369,8 +377,11 @@ int main(void)
     o.label = "set";
     o.set1 = "a";
     o.set2 = "b";
-    json_t *all = NULL;
-    MT_CHECK(ms_analyze_all(db, &o, &all, &err) == 0 && all, "analyze all runs (%s)", err.msg);
+    MsAnAll an;
+    int arc = ms_analyze_all(db, &o, &an, &err);
+    json_t *all = arc == 0 ? ms_an_all_json(&an) : NULL;
+    ms_an_all_clear(&an);
+    MT_CHECK(arc == 0 && all, "analyze all runs (%s)", err.msg);
     const char *const *names = ms_analyze_modules();
     int same = 1, nmod = 0;
     for (int i = 0; names[i]; i++) {
@@ -378,10 +389,12 @@ int main(void)
         if (!d) { same = 0; continue; }
         nmod++;
         if (ms_analyze(db, names[i], &o, &res, &err) != 0) { same = 0; continue; }
-        if (!json_equal(d, res.doc)) {
+        json_t *one = ms_an_result_json(&res);
+        if (!json_equal(d, one)) {
             same = 0;
             mt_diag("analyze all: %s differs from the single-module run", names[i]);
         }
+        json_decref(one);
         ms_an_result_clear(&res);
     }
     MT_CHECK(same && nmod == 9, "analyze all: all 9 modules ran and equal the single-module documents");
@@ -399,5 +412,6 @@ int main(void)
     ms_an_options_default(&o);
     MT_CHECK(ms_analyze(db, "nosuch", &o, &res, &err) == MS_ENOTFOUND, "unknown module is MS_ENOTFOUND");
     ms_trace_close(db);
+    json_decref(cur_doc);
     return mt_done();
 }

@@ -19,6 +19,7 @@
 
 #include "commands.h"
 #include "mtest.h"
+#include "result-json.h"
 #include "run.h"
 
 /* ------------------------------------------------------------- text buffer */
@@ -375,11 +376,15 @@ static int api_module(MsTraceDb *db, const char *name, const MsAnOptions *o, Buf
         buf_printf(out, "error %d: %s\n", rc, err.msg);
         return rc;
     }
+    json_t *doc = ms_an_result_json(&res), *rows = ms_an_rows_json(&res);
+    const char *plan = ms_an_result_plan(&res);
     buf_str(out, "doc: ");
-    buf_json(out, res.doc);
+    buf_json(out, doc);
     buf_str(out, "rows: ");
-    buf_json(out, res.rows);
-    buf_printf(out, "plan: %s\n", res.plan ? res.plan : "(none)");
+    buf_json(out, rows);
+    buf_printf(out, "plan: %s\n", plan ? plan : "(none)");
+    json_decref(doc);
+    json_decref(rows);
     ms_an_result_clear(&res);
     return 0;
 }
@@ -388,12 +393,14 @@ static int api_module(MsTraceDb *db, const char *name, const MsAnOptions *o, Buf
 static int api_all(MsTraceDb *db, const MsAnOptions *o, Buf *out)
 {
     MsError err = {0};
-    json_t *all = NULL;
-    int rc = ms_analyze_all(db, o, &all, &err);
+    MsAnAll an;
+    int rc = ms_analyze_all(db, o, &an, &err);
     if (rc < 0) {
         buf_printf(out, "error %d: %s\n", rc, err.msg);
         return rc;
     }
+    json_t *all = ms_an_all_json(&an);
+    ms_an_all_clear(&an);
     json_t *tm = json_object_get(all, "timing");
     const char *k;
     json_t *v;

@@ -1,5 +1,7 @@
 /* run.c — plumbing shared by the db-facing modules: run layout, the
- * token-grouping routing stream, JSON helpers, result-table writing. */
+ * token-grouping routing stream, the decoded routing cache, progress and
+ * cancel, result-table writing, and the dispatch of ms_analyze and
+ * ms_analyze_all. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,40 +12,111 @@
 
 #include <sys/mman.h>
 
+#include "result-json.h"
 #include "run-internal.h"
 
-void ms_an_options_default(MsAnOptions *o)
+static double now_s(clockid_t c)
 {
-    memset(o, 0, sizeof *o);
-    o->layer = -1;
-    o->write = true;
-    o->distance = 1;
-    o->top = 10;
-    const int segs[4] = {4, 16, 64, 256};
-    memcpy(o->segments, segs, sizeof segs);
-    o->n_segments = 4;
-    o->include_frac = 0.75;
-    o->se_rule = MS_SE_PAPER;
-    o->min_support = 5;
-    o->max_classes = 512;
-    o->lang_key = "language";
-    o->pair_key = "pair_id";
-    o->ref_lang = "en";
-    o->tau = 0.3;
-    o->mid_lo = o->mid_hi = -1;
-    o->cl_lambda = 0.5;
-    o->path_tau = 0.7;
-    o->n_pairs = 2000;
-    o->seed = 20240601;
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void ms_an_result_clear(MsAnResult *r)
+/* ------------------------------------------------------------- progress */
+
+void an_progress_init(AnProgress *p, const MsAnOptions *o, int64_t tokens_total, int modules)
 {
-    if (!r) return;
-    json_decref(r->doc);
-    json_decref(r->rows);
-    free(r->plan);
-    memset(r, 0, sizeof *r);
+    memset(p, 0, sizeof *p);
+    p->fn = o->progress;
+    p->user = o->progress_user;
+    p->owner = pthread_self();
+    p->t0 = now_s(CLOCK_MONOTONIC);
+    p->stage = "";
+    atomic_init(&p->tokens, 0);
+    atomic_init(&p->done, 0);
+    p->tokens_total = tokens_total > 0 ? tokens_total : 0;
+    p->total = modules;
+    /* about 200 reports over the whole call */
+    p->step = MS_MAX(1, p->tokens_total / 200);
+    p->last_tokens = -1;
+    p->last_done = -1;
+}
+
+void an_progress_report(AnProgress *p, bool force)
+{
+    if (!p || !p->fn || !pthread_equal(pthread_self(), p->owner)) return;
+    int64_t tok = MS_MIN((int64_t)atomic_load(&p->tokens), p->tokens_total);
+    int done = atomic_load(&p->done);
+    if (!force && p->last_tokens >= 0 && tok - p->last_tokens < p->step && done == p->last_done &&
+        p->stage == p->last_stage)
+        return;
+    if (p->last_tokens >= 0 && tok == p->last_tokens && done == p->last_done && p->stage == p->last_stage)
+        return;   /* nothing new: never the same report twice */
+    double el = now_s(CLOCK_MONOTONIC) - p->t0;
+    MsProgress pr = {
+        .stage = p->stage,
+        .done = done,
+        .total = p->total,
+        .tokens = tok,
+        .tokens_total = p->tokens_total,
+        .elapsed_s = el,
+        .tokens_per_s = el > 0 ? (double)tok / el : 0,
+        .eta_s = tok > 0 && p->tokens_total > 0 ? el * (double)(p->tokens_total - tok) / (double)tok : -1,
+    };
+    p->last_tokens = tok;
+    p->last_done = done;
+    p->last_stage = p->stage;
+    p->fn(p->user, &pr);
+}
+
+void an_meter_add(AnMeter *m, int64_t n)
+{
+    if (!m || n <= 0) return;
+    n = MS_MIN(n, m->total - m->done);
+    if (n <= 0) return;
+    m->done += n;
+    if (m->p) {
+        atomic_fetch_add(&m->p->tokens, n);
+        an_progress_report(m->p, false);
+    }
+}
+
+void an_meter_fill(AnMeter *m)
+{
+    if (m) an_meter_add(m, m->total - m->done);
+}
+
+int an_poll(const AnRun *r, MsError *err)
+{
+    if (ms_cancel_requested(r->cancel)) return ms_error_set(err, MS_ECANCELLED, "analysis cancelled");
+    return 0;
+}
+
+enum { AN_POLL_TOKENS = 1024 };
+
+int an_pass_tick(const AnRun *r, AnPass *p, MsError *err)
+{
+    p->n++;
+    if (p->n % AN_POLL_TOKENS) return 0;
+    int64_t cap = MS_MIN(p->n, r->info.n_tokens);
+    if (cap > p->counted) {
+        an_meter_add(r->meter, cap - p->counted);
+        p->counted = cap;
+    }
+    return an_poll(r, err);
+}
+
+void an_pass_end(const AnRun *r, AnPass *p)
+{
+    /* a pass counts as the run's tokens, whatever it streamed */
+    if (r->info.n_tokens > p->counted) an_meter_add(r->meter, r->info.n_tokens - p->counted);
+    p->counted = MS_MAX(p->counted, r->info.n_tokens);
+}
+
+MsAnHead an_head(const AnRun *r, const MsAnOptions *o)
+{
+    return (MsAnHead){.run_id = r->run_id, .layer = o->layer >= 0 ? o->layer : -1, .n_layer = r->n_layer,
+                      .n_expert = r->E};
 }
 
 /* ------------------------------------------------------------------ run */
@@ -198,6 +271,8 @@ struct AnStream {
     /* decoded-cache replay: next token index, values wanted */
     bool from_cache, want_w, want_mx;
     int64_t ci;
+    AnPass pass;
+    bool ended;
 };
 
 AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, unsigned need, MsError *err)
@@ -267,8 +342,22 @@ static int key_cmp(int64_t p1, int32_t q1, int64_t p2, int32_t q2)
 
 static int stream_next_cached(AnStream *s, AnTok *t, MsError *err);
 static int stream_emit(AnStream *s, AnTok *t, MsError *err);
+static int stream_next_raw(AnStream *s, AnTok *t, MsError *err);
 
 int an_stream_next(AnStream *s, AnTok *t, MsError *err)
+{
+    int rc = stream_next_raw(s, t, err);
+    if (rc == 1) {
+        int pc = an_pass_tick(s->r, &s->pass, err);
+        if (pc < 0) return pc;
+    } else if (rc == 0 && !s->ended) {
+        s->ended = true;
+        an_pass_end(s->r, &s->pass);
+    }
+    return rc;
+}
+
+static int stream_next_raw(AnStream *s, AnTok *t, MsError *err)
 {
     const AnRun *r = s->r;
     if (s->from_cache) return stream_next_cached(s, t, err);
@@ -427,7 +516,7 @@ static int cache_map(FILE *f, size_t len, const unsigned char **out, MsError *er
  * [pid_lo, pid_hi] into cache records (f) and values (fv, layout from
  * r->cache_w / r->cache_mx); checks as an_stream_next does. */
 static int decode_range(MsTraceDb *db, const AnRun *r, int64_t pid_lo, int64_t pid_hi, FILE *f, FILE *fv,
-                        int64_t *n_out, MsError *err)
+                        AnMeter *meter, int64_t *n_out, MsError *err)
 {
     size_t cells = (size_t)r->n_slot * r->k, rec = cache_rec_size(r);
     unsigned char *buf = malloc(rec);
@@ -454,6 +543,10 @@ static int decode_range(MsTraceDb *db, const AnRun *r, int64_t pid_lo, int64_t p
             }
             n++;
             have = false;
+            if (n % AN_POLL_TOKENS == 0) {
+                an_meter_add(meter, AN_POLL_TOKENS);
+                if ((rc = an_poll(r, err)) < 0) break;
+            }
         }
         if (got == 0) break;
         if (!have) {
@@ -522,6 +615,7 @@ typedef struct {
     const AnRun *r;
     int64_t lo, hi, n;
     FILE *f, *fv;
+    AnMeter *meter;
     MsError err;
     int rc;
 } DecodeJob;
@@ -529,14 +623,14 @@ typedef struct {
 static void *decode_thread(void *p)
 {
     DecodeJob *j = p;
-    j->rc = decode_range(j->db, j->r, j->lo, j->hi, j->f, j->fv, &j->n, &j->err);
+    j->rc = decode_range(j->db, j->r, j->lo, j->hi, j->f, j->fv, j->meter, &j->n, &j->err);
     return NULL;
 }
 
 /* Decode the run once into the cache.  The prompts are split in two
  * halves by token count, decoded on two threads (the second through its
  * own read connection) into two segments read in prompt order. */
-int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
+int an_run_cache_build(MsTraceDb *db, AnRun *r, AnMeter *m1, AnMeter *m2, MsError *err)
 {
     if (r->cache) return 0;
     if (r->k > 255 || r->E > 32767) return 0;   /* record layout limits: stream from SQLite */
@@ -554,6 +648,9 @@ int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
     int mid = 0;
     for (int p = 0; p < r->n_prompt; p++) tot += r->prompt_tokens[p] > 0 ? r->prompt_tokens[p] : 0;
     for (; mid < r->n_prompt && 2 * acc < tot; mid++) acc += MS_MAX(r->prompt_tokens[mid], 0);
+    /* the two threads' shares of the progress count */
+    if (m1) m1->total = tot;
+    if (m2) m2->total = 0;
     DecodeJob job;
     memset(&job, 0, sizeof job);
     pthread_t th;
@@ -568,17 +665,24 @@ int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
             setvbuf(job.f, NULL, _IOFBF, 1 << 20);
             setvbuf(job.fv, NULL, _IOFBF, 1 << 20);
             job.r = r;
+            job.meter = m2;
             job.lo = r->prompt_id[mid];
             job.hi = last;
             hi = r->prompt_id[mid] - 1;
+            if (m1) m1->total = acc;
+            if (m2) m2->total = tot - acc;
             split = pthread_create(&th, NULL, decode_thread, &job) == 0;
-            if (!split) hi = last;
+            if (!split) {
+                hi = last;
+                if (m1) m1->total = tot;
+                if (m2) m2->total = 0;
+            }
         }
     }
     if (rc >= 0) {
         setvbuf(f[0], NULL, _IOFBF, 1 << 20);
         setvbuf(fv[0], NULL, _IOFBF, 1 << 20);
-        rc = decode_range(db, r, lo, hi, f[0], fv[0], &n0, err);
+        rc = decode_range(db, r, lo, hi, f[0], fv[0], m1, &n0, err);
     }
     if (split) {
         pthread_join(th, NULL);
@@ -628,11 +732,11 @@ int an_run_cache_build(MsTraceDb *db, AnRun *r, MsError *err)
     return 0;
 }
 
-bool an_role_ok(const char *role, const AnTok *t)
+bool an_role_ok(MsAnRole role, const AnTok *t)
 {
-    if (!role || !strcmp(role, "all")) return true;
+    if (role == MS_AN_ROLE_ALL) return true;
     if (!t->has_token) return false;
-    if (!strcmp(role, "generated")) return t->is_generated;
+    if (role == MS_AN_ROLE_GENERATED) return t->is_generated;
     return !t->is_generated;
 }
 
@@ -642,121 +746,53 @@ int an_run_has_generated(MsTraceDb *db, const AnRun *r, MsError *err)
     if (!c) return err ? err->code : MS_EDB;
     MsTraceToken tk;
     int rc, found = 0;
-    while ((rc = ms_trace_tokens_next(c, &tk, err)) == 1)
+    int64_t n = 0;
+    while ((rc = ms_trace_tokens_next(c, &tk, err)) == 1) {
         if (tk.is_generated) { found = 1; break; }
+        if (++n % AN_POLL_TOKENS == 0 && (rc = an_poll(r, err)) < 0) break;
+    }
     ms_trace_cursor_free(c);
     return rc < 0 ? rc : found;
 }
 
-/* ----------------------------------------------------------------- json */
+/* --------------------------------------------------------------- writing */
 
-json_t *an_real(double v)
+static int write_table(MsTraceDb *db, int64_t run_id, const char *analysis, const char *params,
+                       const MsAnTable *t, MsError *err)
 {
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-json_t *an_real_array(const double *v, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < n; i++) json_array_append_new(a, an_real(v[i]));
-    return a;
-}
-
-json_t *an_int_array(const int64_t *v, int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
-    return a;
-}
-
-json_t *an_real_matrix(const double *m, int rows, int cols)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < rows; i++) json_array_append_new(a, an_real_array(m + (size_t)i * cols, cols));
-    return a;
-}
-
-/* Queue a deferred write (analyze all): the rows and a snapshot of the
- * params, replayed later by an_flush_deferred. */
-static int defer_push(json_t *q, json_t *item, MsError *err)
-{
-    if (!item || json_array_append_new(q, item) != 0)
-        return ms_error_set(err, MS_ENOMEM, "out of memory");
-    return 0;
-}
-
-static int write_rows_now(MsTraceDb *db, int64_t run_id, const char *analysis, const json_t *params,
-                          const char *table, const json_t *rows, MsError *err);
-
-int an_write_rows(MsTraceDb *db, const AnRun *r, const char *analysis, const json_t *params,
-                  const char *table, const json_t *rows, MsError *err)
-{
-    if (json_array_size(rows) == 0) return 0;
-    if (r->defer)
-        return defer_push(r->defer, json_pack("{s:s,s:s,s:o,s:O}", "analysis", analysis, "table", table,
-                                              "params", params ? json_deep_copy(params) : json_null(),
-                                              "rows", rows), err);
-    return write_rows_now(db, r->run_id, analysis, params, table, rows, err);
-}
-
-static int write_rows_now(MsTraceDb *db, int64_t run_id, const char *analysis, const json_t *params,
-                          const char *table, const json_t *rows, MsError *err)
-{
-    size_t nrows = json_array_size(rows);
-    json_t *first = json_array_get(rows, 0);
-    int nc = (int)json_object_size(first) + 1;
+    if (t->n_rows == 0) return 0;
+    int nc = t->n_cols + 1;
     MsColumn *cols = calloc((size_t)nc, sizeof *cols);
-    const char **keys = calloc((size_t)nc, sizeof *keys);
-    if (!cols || !keys) { free(cols); free(keys); return ms_error_set(err, MS_ENOMEM, "out of memory"); }
+    MsAnCell *cells = calloc((size_t)nc, sizeof *cells);
+    if (!cols || !cells) { free(cols); free(cells); return ms_error_set(err, MS_ENOMEM, "out of memory"); }
     cols[0].name = "run_id";
     cols[0].type = MS_COL_INT;
-    int c = 1;
-    const char *key;
-    json_t *val;
-    json_object_foreach(first, key, val) {
-        keys[c] = key;
-        cols[c].name = key;
-        /* type from the first non-null value of the column */
-        MsColType ty = MS_COL_REAL;
-        for (size_t i = 0; i < nrows; i++) {
-            json_t *v = json_object_get(json_array_get(rows, i), key);
-            if (!v || json_is_null(v)) continue;
-            ty = json_is_integer(v) || json_is_boolean(v) ? MS_COL_INT : json_is_string(v) ? MS_COL_TEXT
-                                                                                        : MS_COL_REAL;
-            break;
-        }
-        cols[c].type = ty;
-        c++;
+    for (int c = 0; c < t->n_cols; c++) {
+        MsAnCellType ty = ms_an_table_col_type(t, c);
+        cols[c + 1].name = t->cols[c];
+        cols[c + 1].type = ty == MS_AN_INT ? MS_COL_INT : ty == MS_AN_TEXT ? MS_COL_TEXT : MS_COL_REAL;
     }
-    char *ptext = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    MsTraceResult *res = ms_trace_result_new(db, run_id, analysis, ptext, table, cols, nc, err);
-    free(ptext);
+    MsTraceResult *res = ms_trace_result_new(db, run_id, analysis, params, t->name, cols, nc, err);
     int rc = 0;
     if (!res) { rc = err ? err->code : MS_EDB; goto out; }
-    for (size_t i = 0; i < nrows && rc >= 0; i++) {
-        json_t *row = json_array_get(rows, i);
+    for (int64_t i = 0; i < t->n_rows && rc >= 0; i++) {
+        ms_an_table_row(t, i, cells);
         rc = ms_trace_result_int(res, 0, run_id);
-        for (int j = 1; j < nc && rc >= 0; j++) {
-            json_t *v = json_object_get(row, keys[j]);
-            if (!v || json_is_null(v)) rc = ms_trace_result_null(res, j);
-            else if (json_is_integer(v)) rc = ms_trace_result_int(res, j, json_integer_value(v));
-            else if (json_is_boolean(v)) rc = ms_trace_result_int(res, j, json_is_true(v));
-            else if (json_is_real(v)) rc = ms_trace_result_real(res, j, json_real_value(v));
-            else if (json_is_string(v)) rc = ms_trace_result_text(res, j, json_string_value(v));
-            else {
-                char *s = json_dumps(v, JSON_COMPACT);
-                rc = ms_trace_result_text(res, j, s);
-                free(s);
-            }
+        for (int c = 0; c < t->n_cols && rc >= 0; c++) {
+            const MsAnCell *x = &cells[c];
+            if (x->type == MS_AN_INT) rc = ms_trace_result_int(res, c + 1, x->i);
+            else if (x->type == MS_AN_REAL && isfinite(x->r)) rc = ms_trace_result_real(res, c + 1, x->r);
+            else if (x->type == MS_AN_TEXT) rc = ms_trace_result_text(res, c + 1, x->s);
+            else rc = ms_trace_result_null(res, c + 1);
         }
         if (rc >= 0) rc = ms_trace_result_row(res, err);
     }
     if (rc >= 0) rc = ms_trace_result_commit(res, err);
-    else if (err && err->code == 0) ms_error_set(err, rc, "%s: writing table %s failed", ms_trace_path(db), table);
+    else if (err && err->code == 0) ms_error_set(err, rc, "%s: writing table %s failed", ms_trace_path(db), t->name);
 out:
     ms_trace_result_free(res);
     free(cols);
-    free(keys);
+    free(cells);
     return rc < 0 ? rc : 0;
 }
 
@@ -769,42 +805,33 @@ static int write_plan_file(const char *path, const char *plan, MsError *err)
     return 0;
 }
 
-int an_store_plan(MsTraceDb *db, const AnRun *r, const char *analysis, const json_t *params,
-                  const char *plan, const char *path, bool write, MsError *err)
+int ms_an_result_write(MsTraceDb *db, const MsAnResult *r, const MsAnOptions *o, MsError *err)
 {
-    if (path && r->defer) {
-        int rc = defer_push(r->defer, json_pack("{s:s,s:s}", "plan_file", path, "plan", plan), err);
+    const MsAnHead *h = ms_an_result_head(r);
+    if (!h) return ms_error_set(err, MS_EINVAL, "no analysis result to write");
+    const char *plan = ms_an_result_plan(r);
+    if (plan && o->plan_out) {
+        int rc = write_plan_file(o->plan_out, plan, err);
         if (rc < 0) return rc;
-    } else if (path) {
-        FILE *f = fopen(path, "w");
-        if (!f) return ms_error_set(err, MS_EIO, "%s: cannot write the plan file", path);
-        fprintf(f, "%s\n", plan);
-        if (fclose(f) != 0) return ms_error_set(err, MS_EIO, "%s: write failed", path);
     }
-    if (!write) return 0;
-    json_t *rows = json_array(), *row = json_object();
-    json_object_set_new(row, "analysis", json_string(analysis));
-    json_object_set_new(row, "interventions", json_string(plan));
-    json_array_append_new(rows, row);
-    char table[64];
-    snprintf(table, sizeof table, "an_%s_plan", analysis);
-    int rc = an_write_rows(db, r, analysis, params, table, rows, err);
-    json_decref(rows);
+    if (!o->write) return 0;
+    json_t *params = ms_an_params_json(r);
+    char *ptext = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(params);
+    if (!ptext) return ms_error_set(err, MS_ENOMEM, "out of memory");
+    MsAnTable t[MS_AN_MAX_TABLES];
+    int n = ms_an_result_tables(r, t), rc = 0;
+    for (int i = 0; i < n && rc >= 0; i++)
+        rc = write_table(db, h->run_id, ms_an_module_name(r->module), ptext, &t[i], err);
+    free(ptext);
     return rc;
 }
 
 /* ------------------------------------------------------------- dispatch */
 
-static const struct { const char *name; AnModuleFn fn; } modules[] = {
-    {"load", an_load},
-    {"coactivation", an_coactivation},
-    {"affinity", an_affinity},
-    {"consistency", an_consistency},
-    {"superexperts", an_superexperts},
-    {"npmi", an_npmi},
-    {"riskdiff", an_riskdiff},
-    {"crosslingual", an_crosslingual},
-    {"pathways", an_pathways},
+static const AnModuleFn module_fns[MS_AN_N_MODULES] = {
+    an_load, an_coactivation, an_affinity, an_consistency, an_superexperts,
+    an_npmi, an_riskdiff, an_crosslingual, an_pathways,
 };
 
 const char *const *ms_analyze_modules(void)
@@ -815,94 +842,111 @@ const char *const *ms_analyze_modules(void)
     return names;
 }
 
-static int analyze_on(MsTraceDb *db, AnRun *r, const char *name, AnModuleFn fn, const MsAnOptions *o,
-                      MsAnResult *out, MsError *err)
+int an_module_passes(MsAnModule m, const AnRun *r, const MsAnOptions *o)
 {
-    json_t *params = json_object();
-    json_object_set_new(params, "method_version", json_string(MS_ANALYSIS_VERSION));
-    json_object_set_new(params, "layer", o->layer >= 0 ? json_integer(o->layer) : json_null());
-    int rc = fn(db, r, o, out, params, err);
-    if (rc >= 0) {
-        out->run_id = r->run_id;
-        if (out->doc) {
-            json_object_set_new(out->doc, "run", json_integer(r->run_id));
-            json_object_set(out->doc, "params", params);
-        }
-        if (o->write && out->rows) {
-            char table[64];
-            snprintf(table, sizeof table, "an_%s", name);
-            rc = an_write_rows(db, r, name, params, table, out->rows, err);
-        }
+    switch (m) {
+    case MS_AN_LOAD: return 1 + (r->info.has_probs && (!o->role || !strcmp(o->role, "all")));
+    case MS_AN_SUPEREXPERTS: return 2;   /* routing, residual stats */
+    case MS_AN_NPMI: return 1 + (o->by && !strcmp(o->by, "token"));
+    case MS_AN_CROSSLINGUAL:
+    case MS_AN_PATHWAYS: return 1 + !o->sparse_weights;
+    default: return 1;
     }
+}
+
+/* Compute one module on an open run (no writes). */
+static int analyze_on(MsTraceDb *db, AnRun *r, MsAnModule m, const MsAnOptions *o, MsAnResult *out,
+                      MsError *err)
+{
+    memset(out, 0, sizeof *out);
+    out->module = m;
+    int rc = module_fns[m](db, r, o, out, err);
+    if (rc >= 0 && !out->any) rc = ms_error_set(err, MS_EINTERNAL, "%s: no result", ms_an_module_name(m));
     if (rc < 0) ms_an_result_clear(out);
-    json_decref(params);
     return rc < 0 ? rc : 0;
 }
 
-int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult *out,
-               MsError *err)
+int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult *out, MsError *err)
 {
     memset(out, 0, sizeof *out);
-    AnModuleFn fn = NULL;
-    for (size_t i = 0; i < MS_ARRAY_LEN(modules); i++)
-        if (!strcmp(modules[i].name, name)) fn = modules[i].fn;
-    if (!fn) return ms_error_set(err, MS_ENOTFOUND, "unknown analysis '%s'", name);
+    int m = ms_an_module_from_name(name);
+    if (m < 0) return ms_error_set(err, MS_ENOTFOUND, "unknown analysis '%s'", name ? name : "");
     AnRun r;
     int rc = an_run_open(db, o->run_id, &r, err);
     if (rc < 0) return rc;
-    rc = analyze_on(db, &r, name, fn, o, out, err);
-    an_run_close(&r);
-    return rc;
-}
-
-static double now_s(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Replay a module's deferred writes, in the order the module made them. */
-static int flush_deferred(MsTraceDb *db, int64_t run_id, json_t *q, MsError *err)
-{
-    size_t i;
-    json_t *it;
-    json_array_foreach(q, i, it) {
-        int rc;
-        if (json_object_get(it, "plan_file"))
-            rc = write_plan_file(json_string_value(json_object_get(it, "plan_file")),
-                                 json_string_value(json_object_get(it, "plan")), err);
-        else {
-            json_t *p = json_object_get(it, "params");
-            rc = write_rows_now(db, run_id, json_string_value(json_object_get(it, "analysis")),
-                                json_is_null(p) ? NULL : p, json_string_value(json_object_get(it, "table")),
-                                json_object_get(it, "rows"), err);
-        }
-        if (rc < 0) return rc;
+    AnProgress prog;
+    int passes = an_module_passes((MsAnModule)m, &r, o);
+    an_progress_init(&prog, o, r.info.n_tokens * passes, 1);
+    prog.stage = ms_an_module_name((MsAnModule)m);
+    AnMeter meter = {&prog, 0, r.info.n_tokens * passes};
+    r.cancel = o->cancel;
+    r.meter = &meter;
+    an_progress_report(&prog, true);
+    rc = analyze_on(db, &r, (MsAnModule)m, o, out, err);
+    /* a cancel that came while the module finished still writes nothing */
+    if (rc >= 0 && (rc = an_poll(&r, err)) >= 0) rc = ms_an_result_write(db, out, o, err);
+    if (rc >= 0) {
+        an_meter_fill(&meter);
+        atomic_store(&prog.done, 1);
+        an_progress_report(&prog, true);
+    } else {
+        ms_an_result_clear(out);
     }
-    return 0;
+    an_run_close(&r);
+    return rc < 0 ? rc : 0;
+}
+
+#define TYPED_ENTRY(fn, mod, type, field)                                                          \
+    int fn(MsTraceDb *db, const MsAnOptions *o, type **out, MsError *err)                         \
+    {                                                                                              \
+        MsAnResult res;                                                                            \
+        *out = NULL;                                                                               \
+        int rc = ms_analyze(db, mod, o, &res, err);                                                \
+        if (rc < 0) return rc;                                                                     \
+        *out = res.field;                                                                          \
+        return 0;                                                                                  \
+    }
+TYPED_ENTRY(ms_analyze_load, "load", MsLoadResult, load)
+TYPED_ENTRY(ms_analyze_coactivation, "coactivation", MsCoactivationResult, coactivation)
+TYPED_ENTRY(ms_analyze_affinity, "affinity", MsAffinityResult, affinity)
+TYPED_ENTRY(ms_analyze_consistency, "consistency", MsConsistencyResult, consistency)
+TYPED_ENTRY(ms_analyze_superexperts, "superexperts", MsSuperExpertsResult, superexperts)
+TYPED_ENTRY(ms_analyze_npmi, "npmi", MsNpmiResult, npmi)
+TYPED_ENTRY(ms_analyze_riskdiff, "riskdiff", MsRiskDiffResult, riskdiff)
+TYPED_ENTRY(ms_analyze_crosslingual, "crosslingual", MsCrosslingualResult, crosslingual)
+TYPED_ENTRY(ms_analyze_pathways, "pathways", MsPathwaysResult, pathways)
+
+void ms_an_all_clear(MsAnAll *a)
+{
+    if (!a) return;
+    for (int i = 0; i < MS_AN_N_MODULES; i++) ms_an_result_clear(&a->res[i]);
+    memset(a, 0, sizeof *a);
 }
 
 enum { AN_ALL_THREADS = 2 };
 
 /* analyze all: modules run on AN_ALL_THREADS workers (each with its own
- * read connection and AnRun copy); their table writes and plan files are
- * deferred and replayed afterwards in module order, so the database and
- * the documents do not depend on the scheduling. */
+ * read connection and AnRun copy); nothing is written until every module
+ * has completed, then the tables are written in module order, so the
+ * database and the documents do not depend on the scheduling. */
 typedef struct {
     const MsAnOptions *o;
     const AnRun *base;
-    int n;                       /* runnable modules */
-    int idx[MS_ARRAY_LEN(modules)];
+    AnProgress *prog;
+    int n;                       /* runnable modules, in dispatch order */
+    int idx[MS_AN_N_MODULES];
     atomic_int next;
-    MsAnResult res[MS_ARRAY_LEN(modules)];
-    int rc[MS_ARRAY_LEN(modules)];
-    MsError err[MS_ARRAY_LEN(modules)];
-    json_t *defer[MS_ARRAY_LEN(modules)];
-    double wall[MS_ARRAY_LEN(modules)], cpu[MS_ARRAY_LEN(modules)];
+    MsAnResult res[MS_AN_N_MODULES];
+    int rc[MS_AN_N_MODULES];
+    MsError err[MS_AN_N_MODULES];
+    double wall[MS_AN_N_MODULES], cpu[MS_AN_N_MODULES];
+    /* the second worker's end, for the owner's progress reports */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool second_done;
 } AllJob;
 
-typedef struct { AllJob *j; MsTraceDb *db; } AllWorker;
+typedef struct { AllJob *j; MsTraceDb *db; bool second; } AllWorker;
 
 static void *all_worker(void *p)
 {
@@ -913,136 +957,178 @@ static void *all_worker(void *p)
         if (i >= j->n) break;
         int m = j->idx[i];
         AnRun rr = *j->base;     /* shares the read-only run data and cache */
-        rr.defer = j->defer[i];
+        AnMeter meter = {j->prog, 0, rr.info.n_tokens * an_module_passes((MsAnModule)m, &rr, j->o)};
+        rr.meter = &meter;
         double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
-        j->rc[i] = analyze_on(w->db, &rr, modules[m].name, modules[m].fn, j->o, &j->res[i], &j->err[i]);
+        j->rc[i] = ms_cancel_requested(rr.cancel) ? ms_error_set(&j->err[i], MS_ECANCELLED, "analysis cancelled")
+                                                  : analyze_on(w->db, &rr, (MsAnModule)m, j->o, &j->res[i], &j->err[i]);
         j->wall[i] = now_s(CLOCK_MONOTONIC) - w0;
         j->cpu[i] = now_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+        if (j->rc[i] >= 0) an_meter_fill(&meter);
+        atomic_fetch_add(&j->prog->done, 1);
+        an_progress_report(j->prog, false);
+    }
+    if (w->second) {
+        pthread_mutex_lock(&j->mu);
+        j->second_done = true;
+        pthread_cond_signal(&j->cv);
+        pthread_mutex_unlock(&j->mu);
     }
     return NULL;
 }
 
 /* Largest first, so the two workers end close together (order of
  * execution only; results are placed by module index). */
-static int module_cost_rank(const char *name)
+static int module_cost_rank(MsAnModule m)
 {
-    static const char *const by_cost[] = {"consistency", "coactivation", "affinity", "pathways", "load",
-                                          "npmi", "crosslingual", "superexperts", "riskdiff"};
+    static const MsAnModule by_cost[] = {MS_AN_CONSISTENCY, MS_AN_COACTIVATION, MS_AN_AFFINITY, MS_AN_PATHWAYS,
+                                         MS_AN_LOAD, MS_AN_NPMI, MS_AN_CROSSLINGUAL, MS_AN_SUPEREXPERTS,
+                                         MS_AN_RISKDIFF};
     for (size_t i = 0; i < MS_ARRAY_LEN(by_cost); i++)
-        if (!strcmp(by_cost[i], name)) return (int)i;
+        if (by_cost[i] == m) return (int)i;
     return (int)MS_ARRAY_LEN(by_cost);
 }
 
-int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, json_t **out, MsError *err)
+/* Why a module cannot run on this run, or NULL. */
+static const char *skip_reason(MsAnModule m, const AnRun *r, const MsAnOptions *o)
 {
-    *out = NULL;
+    const char *why = NULL;
+    if (m == MS_AN_SUPEREXPERTS && !r->info.has_stats) why = "run has no expert stats";
+    if ((m == MS_AN_CROSSLINGUAL || m == MS_AN_PATHWAYS) && !r->info.has_probs && !o->sparse_weights)
+        why = "run has no router probabilities (use --sparse-weights)";
+    if (m == MS_AN_RISKDIFF && (!o->label || !o->set1 || !o->set2)) why = "needs --label, --set1, --set2";
+    if (m == MS_AN_CROSSLINGUAL && !why) {
+        int has_ref = 0;
+        char buf[64];
+        for (int p = 0; p < r->n_prompt && !has_ref; p++)
+            has_ref = !strcmp(an_label(r, p, o->lang_key, buf, sizeof buf), o->ref_lang);
+        if (!has_ref) why = "no prompt labelled with the reference language";
+    }
+    return why;
+}
+
+int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, MsAnAll *out, MsError *err)
+{
+    memset(out, 0, sizeof *out);
     AnRun r;
     int rc = an_run_open(db, o->run_id, &r, err);
     if (rc < 0) return rc;
-    json_t *mods = json_object(), *skipped = json_object(), *times = json_object();
+    out->run_id = r.run_id;
+    r.cancel = o->cancel;
     double wt = now_s(CLOCK_MONOTONIC), ct = now_s(CLOCK_PROCESS_CPUTIME_ID);
-    double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
-    rc = an_run_cache_build(db, &r, err);
-    json_object_set_new(times, "decode", json_pack("{s:f,s:f}", "wall", now_s(CLOCK_MONOTONIC) - w0,
-                                                   "cpu", now_s(CLOCK_THREAD_CPUTIME_ID) - c0));
     AllJob *j = calloc(1, sizeof *j);
-    if (!j && rc >= 0) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < MS_ARRAY_LEN(modules) && rc >= 0; i++) {
-        const char *name = modules[i].name, *why = NULL;
-        if (!strcmp(name, "superexperts") && !r.info.has_stats) why = "run has no expert stats";
-        if ((!strcmp(name, "crosslingual") || !strcmp(name, "pathways")) && !r.info.has_probs && !o->sparse_weights)
-            why = "run has no router probabilities (use --sparse-weights)";
-        if (!strcmp(name, "riskdiff") && (!o->label || !o->set1 || !o->set2)) why = "needs --label, --set1, --set2";
-        if (!strcmp(name, "crosslingual")) {
-            int has_ref = 0;
-            char buf[64];
-            for (int p = 0; p < r.n_prompt && !has_ref; p++)
-                has_ref = !strcmp(an_label(&r, p, o->lang_key, buf, sizeof buf), o->ref_lang);
-            if (!has_ref && !why) why = "no prompt labelled with the reference language";
-        }
-        if (why) {
-            json_object_set_new(skipped, name, json_string(why));
-            continue;
-        }
-        j->idx[j->n] = (int)i;
-        if (!(j->defer[j->n] = json_array())) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
-        j->n++;
+    if (!j) {
+        an_run_close(&r);
+        return ms_error_set(err, MS_ENOMEM, "out of memory");
+    }
+    /* the runnable modules and the progress total: the decode and each
+     * module's passes over the run */
+    int64_t passes = 1;
+    for (int i = 0; i < MS_AN_N_MODULES; i++) {
+        out->skipped[i] = skip_reason((MsAnModule)i, &r, o);
+        if (out->skipped[i]) continue;
+        j->idx[j->n++] = i;
+        passes += an_module_passes((MsAnModule)i, &r, o);
+    }
+    AnProgress prog;
+    an_progress_init(&prog, o, r.info.n_tokens * passes, j->n);
+    prog.stage = "decode";
+    an_progress_report(&prog, true);
+    AnMeter d1 = {&prog, 0, 0}, d2 = {&prog, 0, 0};
+    double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
+    rc = an_run_cache_build(db, &r, &d1, &d2, err);
+    out->decode = (MsAnTime){now_s(CLOCK_MONOTONIC) - w0, now_s(CLOCK_THREAD_CPUTIME_ID) - c0};
+    if (rc >= 0) {
+        /* the decode counts as one pass, also when it was not needed */
+        d1.total = r.info.n_tokens - d2.total;
+        an_meter_fill(&d1);
+        an_meter_fill(&d2);
+        prog.stage = "modules";
+        an_progress_report(&prog, true);
     }
     if (rc >= 0) {
         /* dispatch order: insertion sort of the runnable modules by cost */
-        int order[MS_ARRAY_LEN(modules)], slot_of[MS_ARRAY_LEN(modules)];
-        for (int i = 0; i < j->n; i++) order[i] = i;
         for (int i = 1; i < j->n; i++)
-            for (int q = i; q > 0 && module_cost_rank(modules[j->idx[order[q]]].name) <
-                                     module_cost_rank(modules[j->idx[order[q - 1]]].name); q--) {
-                int t = order[q]; order[q] = order[q - 1]; order[q - 1] = t;
+            for (int q = i; q > 0 && module_cost_rank((MsAnModule)j->idx[q]) <
+                                     module_cost_rank((MsAnModule)j->idx[q - 1]); q--) {
+                int t = j->idx[q]; j->idx[q] = j->idx[q - 1]; j->idx[q - 1] = t;
             }
-        /* permute the job arrays into dispatch order; slot_of maps back */
-        int idx2[MS_ARRAY_LEN(modules)];
-        json_t *def2[MS_ARRAY_LEN(modules)];
-        for (int i = 0; i < j->n; i++) {
-            idx2[i] = j->idx[order[i]];
-            def2[i] = j->defer[order[i]];
-            slot_of[order[i]] = i;
-        }
-        memcpy(j->idx, idx2, sizeof(int) * (size_t)j->n);
-        memcpy(j->defer, def2, sizeof(json_t *) * (size_t)j->n);
         j->o = o;
         j->base = &r;
+        j->prog = &prog;
         atomic_store(&j->next, 0);
+        pthread_mutex_init(&j->mu, NULL);
+        pthread_cond_init(&j->cv, NULL);
         /* the second worker reads through its own connection (SQLite
          * handles here are single-threaded); without one, run alone */
         MsError e2;
         memset(&e2, 0, sizeof e2);
         MsTraceDb *db2 = j->n > 1 ? ms_trace_open(ms_trace_path(db), MS_TRACE_READ, &e2) : NULL;
-        AllWorker w1 = {j, db}, w2 = {j, db2};
+        AllWorker w1 = {j, db, false}, w2 = {j, db2, true};
         pthread_t th;
         bool spawned = db2 && pthread_create(&th, NULL, all_worker, &w2) == 0;
         all_worker(&w1);
-        if (spawned) pthread_join(th, NULL);
+        if (spawned) {
+            /* keep reporting while the second worker finishes */
+            pthread_mutex_lock(&j->mu);
+            while (!j->second_done) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+                pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+                pthread_mutex_unlock(&j->mu);
+                an_progress_report(&prog, false);
+                pthread_mutex_lock(&j->mu);
+            }
+            pthread_mutex_unlock(&j->mu);
+            pthread_join(th, NULL);
+        }
+        pthread_cond_destroy(&j->cv);
+        pthread_mutex_destroy(&j->mu);
         ms_trace_close(db2);
-        /* results, times and deferred writes in module order */
+        /* results in module order: the first failure fails the call (a
+         * cancel wins: it explains the others) */
         for (int q = 0; q < j->n; q++) {
-            int i = slot_of[q];
-            const char *name = modules[j->idx[i]].name;
-            json_object_set_new(times, name, json_pack("{s:f,s:f}", "wall", j->wall[i], "cpu", j->cpu[i]));
-            if (rc < 0) continue;
-            if (j->rc[i] < 0) {
-                rc = j->rc[i];
-                if (err) *err = j->err[i];
-                ms_error_prefix(err, "%s: ", name);
-                continue;
+            int m = j->idx[q];
+            out->time[m] = (MsAnTime){j->wall[q], j->cpu[q]};
+            out->res[m] = j->res[q];
+            memset(&j->res[q], 0, sizeof j->res[q]);
+            out->ran[m] = true;
+        }
+        if (ms_cancel_requested(o->cancel)) rc = an_poll(&r, err);
+        for (int m = 0; m < MS_AN_N_MODULES && rc >= 0; m++) {
+            if (!out->ran[m]) continue;
+            int q = 0;
+            while (j->idx[q] != m) q++;
+            if (j->rc[q] < 0) {
+                rc = j->rc[q];
+                if (err) *err = j->err[q];
+                ms_error_prefix(err, "%s: ", ms_an_module_name((MsAnModule)m));
             }
-            json_object_set(mods, name, j->res[i].doc);
-            /* rows are queued only when writing; plan files (--out) always */
-            if (json_array_size(j->defer[i]) > 0) {
-                double fw = now_s(CLOCK_MONOTONIC), fc = now_s(CLOCK_THREAD_CPUTIME_ID);
-                rc = flush_deferred(db, r.run_id, j->defer[i], err);
-                if (rc < 0) ms_error_prefix(err, "%s: ", name);
-                /* the write is part of the module's cost */
-                json_t *tm = json_object_get(times, name);
-                json_object_set_new(tm, "wall", json_real(j->wall[i] + now_s(CLOCK_MONOTONIC) - fw));
-                json_object_set_new(tm, "cpu", json_real(j->cpu[i] + now_s(CLOCK_THREAD_CPUTIME_ID) - fc));
-            }
+        }
+        /* every module completed: write, in module order */
+        for (int m = 0; m < MS_AN_N_MODULES && rc >= 0; m++) {
+            if (!out->ran[m]) continue;
+            double fw = now_s(CLOCK_MONOTONIC), fc = now_s(CLOCK_THREAD_CPUTIME_ID);
+            rc = ms_an_result_write(db, &out->res[m], o, err);
+            if (rc < 0) ms_error_prefix(err, "%s: ", ms_an_module_name((MsAnModule)m));
+            /* the write is part of the module's cost */
+            out->time[m].wall += now_s(CLOCK_MONOTONIC) - fw;
+            out->time[m].cpu += now_s(CLOCK_THREAD_CPUTIME_ID) - fc;
         }
     }
-    if (j)
-        for (int i = 0; i < j->n; i++) {
-            ms_an_result_clear(&j->res[i]);
-            json_decref(j->defer[i]);
-        }
+    for (int i = 0; i < j->n; i++) ms_an_result_clear(&j->res[i]);
     free(j);
-    json_object_set_new(times, "total", json_pack("{s:f,s:f}", "wall", now_s(CLOCK_MONOTONIC) - wt,
-                                                  "cpu", now_s(CLOCK_PROCESS_CPUTIME_ID) - ct));
-    int64_t run_id = r.run_id;
+    out->total = (MsAnTime){now_s(CLOCK_MONOTONIC) - wt, now_s(CLOCK_PROCESS_CPUTIME_ID) - ct};
+    if (rc >= 0) {
+        atomic_fetch_add(&prog.tokens, prog.tokens_total);   /* any pass that streamed less */
+        an_progress_report(&prog, true);
+    }
     an_run_close(&r);
     if (rc < 0) {
-        json_decref(mods);
-        json_decref(skipped);
-        json_decref(times);
+        ms_an_all_clear(out);
         return rc;
     }
-    *out = json_pack("{s:I,s:o,s:o,s:o}", "run", (json_int_t)run_id, "modules", mods, "skipped", skipped,
-                     "timing", times);
     return 0;
 }
