@@ -18,6 +18,9 @@ int ms_db_fail(MsTraceDb *db, MsError *err, int code, const char *what);
 /* Run SQL without results; errors reported like ms_db_fail. */
 int ms_db_exec(MsTraceDb *db, const char *sql, MsError *err);
 int ms_db_prepare(MsTraceDb *db, const char *sql, sqlite3_stmt **st, MsError *err);
+/* A result table or column name: letters, digits, '_', not starting with a
+ * digit, at most 64 bytes (safe to quote into SQL). */
+bool ms_db_ident_ok(const char *s);
 
 /* Little-endian packing of the compact columns (see docs/schema.md). */
 static inline void ms_put_u16(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }

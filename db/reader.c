@@ -192,7 +192,7 @@ int ms_trace_changed(MsTraceDb *db, uint64_t *stamp, MsError *err)
 
 /* ---------------------------------------------------------------- cursors */
 
-typedef enum { CUR_PROMPTS, CUR_TOKENS, CUR_ROUTING, CUR_PROBS, CUR_HIDDEN } CurKind;
+typedef enum { CUR_PROMPTS, CUR_TOKENS, CUR_ROUTING, CUR_PROBS, CUR_HIDDEN, CUR_ANALYSES, CUR_TABLE } CurKind;
 
 struct MsTraceCursor {
     MsTraceDb *db;
@@ -203,6 +203,10 @@ struct MsTraceCursor {
     int pending_from;      /* first rank of that group still to emit */
     float *fbuf;           /* probs: 2 * n floats */
     size_t fcap;
+    /* result table: its columns and one row of values */
+    int n_cols;
+    MsColumn *cols;
+    MsTraceValue *vals;
 };
 
 void ms_trace_cursor_free(MsTraceCursor *c)
@@ -210,6 +214,9 @@ void ms_trace_cursor_free(MsTraceCursor *c)
     if (!c) return;
     sqlite3_finalize(c->st);
     free(c->fbuf);
+    for (int i = 0; c->cols && i < c->n_cols; i++) free((char *)c->cols[i].name);
+    free(c->cols);
+    free(c->vals);
     free(c);
 }
 
@@ -539,4 +546,156 @@ out:
     free(vals);
     sqlite3_finalize(st);
     return rc;
+}
+
+/* ------------------------------------------------------ stored results */
+
+MsTraceCursor *ms_trace_analyses(MsTraceDb *db, int64_t run_id, MsError *err)
+{
+    return cursor_new(db, CUR_ANALYSES, "SELECT analysis_id, run_id, name, table_name, params, created, "
+                      "program_version FROM analysis", run_id ? " WHERE run_id = ?1" : "",
+                      " ORDER BY analysis_id", run_id, 0, err);
+}
+
+int ms_trace_analyses_next(MsTraceCursor *c, MsTraceAnalysis *out, MsError *err)
+{
+    if (c->kind != CUR_ANALYSES) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    int rc = cur_step(c, err);
+    if (rc <= 0) return rc;
+    sqlite3_stmt *st = c->st;
+    out->analysis_id = sqlite3_column_int64(st, 0);
+    out->run_id = sqlite3_column_int64(st, 1);   /* NULL reads as 0 */
+    out->name = (const char *)sqlite3_column_text(st, 2);
+    out->table = (const char *)sqlite3_column_text(st, 3);
+    out->params = (const char *)sqlite3_column_text(st, 4);
+    out->created = (const char *)sqlite3_column_text(st, 5);
+    out->program_version = (const char *)sqlite3_column_text(st, 6);
+    if (!out->name) out->name = "";
+    if (!out->table) out->table = "";
+    if (!out->created) out->created = "";
+    if (!out->program_version) out->program_version = "";
+    return 1;
+}
+
+/* SQLite's affinity rules (§3.1 of its datatype page) on a declared type. */
+static MsColType decl_type(const char *t)
+{
+    if (!t || !*t) return MS_COL_BLOB;
+    char u[64];
+    size_t n = 0;
+    for (; t[n] && n + 1 < sizeof u; n++) u[n] = (char)(t[n] >= 'a' && t[n] <= 'z' ? t[n] - 32 : t[n]);
+    u[n] = 0;
+    if (strstr(u, "INT")) return MS_COL_INT;
+    if (strstr(u, "CHAR") || strstr(u, "CLOB") || strstr(u, "TEXT")) return MS_COL_TEXT;
+    if (strstr(u, "BLOB")) return MS_COL_BLOB;
+    return MS_COL_REAL;
+}
+
+MsTraceCursor *ms_trace_table(MsTraceDb *db, const char *table, int64_t run_id, MsError *err)
+{
+    if (!ms_db_ident_ok(table)) {
+        ms_error_set(err, MS_EINVAL, "%s: bad result table name '%s'", db->path, table ? table : "");
+        return NULL;
+    }
+    /* only tables the registry lists: the core tables are not results */
+    sqlite3_stmt *st;
+    if (ms_db_prepare(db, "SELECT count(*) FROM analysis WHERE table_name = ?1", &st, err)) return NULL;
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int64_t reg = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (reg < 0) { ms_db_fail(db, err, MS_EDB, "read the analysis registry"); return NULL; }
+    if (reg == 0) {
+        ms_error_set(err, MS_ENOTFOUND, "%s: no result table '%s' (not in the analysis registry)", db->path, table);
+        return NULL;
+    }
+    MsTraceCursor *c = calloc(1, sizeof *c);
+    if (!c) { ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path); return NULL; }
+    c->db = db;
+    c->kind = CUR_TABLE;
+    /* columns: names and declared types */
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT name, type FROM pragma_table_info('%s') ORDER BY cid", table);
+    if (ms_db_prepare(db, sql, &st, err)) { free(c); return NULL; }
+    int cap = 0;
+    bool has_run = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (c->n_cols == cap) {
+            cap = cap ? cap * 2 : 16;
+            MsColumn *nc = realloc(c->cols, sizeof *nc * (size_t)cap);
+            if (!nc) break;
+            c->cols = nc;
+        }
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        char *dup = strdup(name ? name : "");
+        if (!dup) break;
+        has_run |= !strcmp(dup, "run_id");
+        c->cols[c->n_cols].name = dup;
+        c->cols[c->n_cols++].type = decl_type((const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        ms_trace_cursor_free(c);
+        if (rc == SQLITE_ROW) ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        else ms_db_fail(db, err, MS_EDB, "read result table columns");
+        return NULL;
+    }
+    if (c->n_cols == 0) {
+        ms_trace_cursor_free(c);
+        ms_error_set(err, MS_ENOTFOUND, "%s: result table '%s' is registered but missing", db->path, table);
+        return NULL;
+    }
+    if (run_id > 0 && !has_run) {
+        ms_trace_cursor_free(c);
+        ms_error_set(err, MS_EINVAL, "%s: result table '%s' has no run_id column", db->path, table);
+        return NULL;
+    }
+    c->vals = calloc((size_t)c->n_cols, sizeof *c->vals);
+    snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"%s ORDER BY rowid", table, run_id > 0 ? " WHERE run_id = ?1" : "");
+    if (!c->vals || ms_db_prepare(db, sql, &c->st, err)) {
+        if (!c->vals) ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        ms_trace_cursor_free(c);
+        return NULL;
+    }
+    if (run_id > 0) sqlite3_bind_int64(c->st, 1, run_id);
+    return c;
+}
+
+int ms_trace_table_columns(const MsTraceCursor *c, const MsColumn **cols)
+{
+    if (!c || c->kind != CUR_TABLE) {
+        if (cols) *cols = NULL;
+        return MS_EINVAL;
+    }
+    if (cols) *cols = c->cols;
+    return c->n_cols;
+}
+
+int ms_trace_table_next(MsTraceCursor *c, const MsTraceValue **vals, MsError *err)
+{
+    if (c->kind != CUR_TABLE) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
+    int rc = cur_step(c, err);
+    if (rc <= 0) return rc;
+    for (int i = 0; i < c->n_cols; i++) {
+        MsTraceValue *v = &c->vals[i];
+        memset(v, 0, sizeof *v);
+        switch (sqlite3_column_type(c->st, i)) {
+        case SQLITE_INTEGER: v->type = MS_COL_INT; v->i = sqlite3_column_int64(c->st, i); break;
+        case SQLITE_FLOAT: v->type = MS_COL_REAL; v->r = sqlite3_column_double(c->st, i); break;
+        case SQLITE_TEXT:
+            v->type = MS_COL_TEXT;
+            v->s = (const char *)sqlite3_column_text(c->st, i);
+            v->len = (size_t)sqlite3_column_bytes(c->st, i);
+            break;
+        case SQLITE_BLOB:
+            v->type = MS_COL_BLOB;
+            v->s = sqlite3_column_blob(c->st, i);
+            v->len = (size_t)sqlite3_column_bytes(c->st, i);
+            if (!v->s) v->s = "";
+            break;
+        default: v->type = MS_COL_NULL; break;
+        }
+    }
+    *vals = c->vals;
+    return 1;
 }

@@ -15,7 +15,7 @@ struct MsTraceResult {
     bool in_tx;
 };
 
-static bool ident_ok(const char *s)
+bool ms_db_ident_ok(const char *s)
 {
     if (!s || !*s || strlen(s) > 64 || isdigit((unsigned char)s[0])) return false;
     for (; *s; s++)
@@ -38,7 +38,7 @@ static bool reserved(const char *t)
 MsTraceResult *ms_trace_result_new(MsTraceDb *db, int64_t run_id, const char *analysis, const char *params_json,
                                    const char *table, const MsColumn *cols, int n_cols, MsError *err)
 {
-    if (!ident_ok(table) || reserved(table)) {
+    if (!ms_db_ident_ok(table) || reserved(table)) {
         ms_error_set(err, MS_EINVAL, "%s: bad result table name '%s'", db->path, table ? table : "");
         return NULL;
     }
@@ -60,7 +60,7 @@ MsTraceResult *ms_trace_result_new(MsTraceDb *db, int64_t run_id, const char *an
     size_t b = (size_t)snprintf(ins, cap, "INSERT INTO \"%s\" VALUES(", table);
     for (int i = 0; i < n_cols; i++) {
         static const char *const ty[] = { "", "INTEGER", "REAL", "TEXT", "BLOB" };
-        if (!ident_ok(cols[i].name) || cols[i].type < MS_COL_INT || cols[i].type > MS_COL_BLOB) {
+        if (!ms_db_ident_ok(cols[i].name) || cols[i].type < MS_COL_INT || cols[i].type > MS_COL_BLOB) {
             ms_error_set(err, MS_EINVAL, "%s: result table %s: bad column %d", db->path, table, i);
             goto fail;
         }

@@ -253,7 +253,7 @@ int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError 
  * named by the caller (letters, digits, '_'; it is created as given, e.g.
  * "an_load"), replaced if it exists, and registered in table `analysis`
  * with the run, analysis name and parameters. */
-typedef enum { MS_COL_INT = 1, MS_COL_REAL = 2, MS_COL_TEXT = 3, MS_COL_BLOB = 4 } MsColType;
+typedef enum { MS_COL_NULL = 0, MS_COL_INT = 1, MS_COL_REAL = 2, MS_COL_TEXT = 3, MS_COL_BLOB = 4 } MsColType;
 typedef struct { const char *name; MsColType type; } MsColumn;
 
 typedef struct MsTraceResult MsTraceResult;
@@ -269,6 +269,42 @@ int ms_trace_result_row(MsTraceResult *r, MsError *err);
 /* Commit the table (everything is one transaction). */
 int ms_trace_result_commit(MsTraceResult *r, MsError *err);
 void ms_trace_result_free(MsTraceResult *r);  /* accepts NULL; uncommitted work rolled back */
+
+/* Reading results back without SQL (a viewer's way in).  The registry:
+ * one row per result table, the latest write of each.  Strings are
+ * borrowed until the next call on the cursor or its free. */
+typedef struct {
+    int64_t analysis_id;
+    int64_t run_id;              /* 0 when the row names no run */
+    const char *name;            /* the analysis: "load", "npmi", ... */
+    const char *table;           /* its result table: "an_load_experts", ... */
+    const char *params;          /* parameters as JSON text, NULL if none */
+    const char *created;         /* "YYYY-MM-DDTHH:MM:SSZ" (UTC) */
+    const char *program_version;
+} MsTraceAnalysis;
+/* The analyses stored for a run (run_id 0 = every run), in registration order. */
+MsTraceCursor *ms_trace_analyses(MsTraceDb *db, int64_t run_id, MsError *err);
+int ms_trace_analyses_next(MsTraceCursor *c, MsTraceAnalysis *out, MsError *err);
+
+/* One value of a result row; SQL NULL is type MS_COL_NULL (a NaN that was
+ * written is NULL too).  Text and blob bytes are borrowed until the next
+ * call on the cursor (text is NUL-terminated). */
+typedef struct {
+    MsColType type;
+    int64_t i;                   /* MS_COL_INT */
+    double r;                    /* MS_COL_REAL */
+    const char *s;               /* MS_COL_TEXT, MS_COL_BLOB */
+    size_t len;
+} MsTraceValue;
+/* The rows of a result table the registry lists (MS_ENOTFOUND otherwise),
+ * in the order they were written, one at a time (bounded memory); run_id 0
+ * = every row, else only rows of that run. */
+MsTraceCursor *ms_trace_table(MsTraceDb *db, const char *table, int64_t run_id, MsError *err);
+/* Its columns (names and declared types, run_id first); returns the count
+ * and points *cols at them (borrowed, live as long as the cursor). */
+int ms_trace_table_columns(const MsTraceCursor *c, const MsColumn **cols);
+/* 1 = *vals points at one value per column, 0 = end, < 0 = MS_E*. */
+int ms_trace_table_next(MsTraceCursor *c, const MsTraceValue **vals, MsError *err);
 
 /* ------------------------------------------------ experiments and sweeps */
 

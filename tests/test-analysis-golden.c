@@ -6,7 +6,9 @@
  * per case: the JSON document, the display rows and the plan, then every
  * result table the module wrote (declared column types, values with
  * typeof() and quote(), row order) and its `analysis` registry rows; and
- * `moescope analyze` itself (json, table and csv output, captured).
+ * `moescope analyze` itself (json, table and csv output, captured).  Each
+ * typed result is also compared field by field with the document the old
+ * code recorded for its case (not with the new JSON conversion).
  *
  * MS_GOLDEN_RECORD=DIR writes the files into DIR instead of comparing (run
  * once on the old code to make them). */
@@ -364,10 +366,398 @@ static int copy_file(const char *from, const char *to)
     return ok ? 0 : -1;
 }
 
+
+/* ------------------------------------- typed results vs recorded documents */
+
+/* Every field of a typed result against the document the old code printed
+ * for the same case (read from the golden file, not made by the new JSON
+ * code): counts mismatches, names the first few. */
+static int t_bad;
+static const char *t_case;
+
+static void t_fail(const char *what)
+{
+    if (t_bad++ < 5) mt_diag("case %s: typed %s differs from the recorded document", t_case, what);
+}
+static void eq_i(const json_t *j, int64_t v, const char *what)
+{
+    if (!json_is_integer(j) || json_integer_value(j) != v) t_fail(what);
+}
+static void eq_r(const json_t *j, double v, const char *what)
+{
+    if (isfinite(v) ? !json_is_number(j) || json_number_value(j) != v : !json_is_null(j)) t_fail(what);
+}
+static void eq_s(const json_t *j, const char *v, const char *what)
+{
+    if (!json_is_string(j) || !v || strcmp(json_string_value(j), v)) t_fail(what);
+}
+static void eq_ra(const json_t *a, const double *v, int n, const char *what)
+{
+    if (json_array_size(a) != (size_t)n) { t_fail(what); return; }
+    for (int i = 0; i < n; i++) eq_r(json_array_get(a, i), v[i], what);
+}
+static void eq_ia(const json_t *a, const int64_t *v, int n, const char *what)
+{
+    if (json_array_size(a) != (size_t)n) { t_fail(what); return; }
+    for (int i = 0; i < n; i++) eq_i(json_array_get(a, i), v[i], what);
+}
+static void eq_ints(const json_t *a, const int *v, int n, const char *what)
+{
+    if (json_array_size(a) != (size_t)n) { t_fail(what); return; }
+    for (int i = 0; i < n; i++) eq_i(json_array_get(a, i), v[i], what);
+}
+static void eq_mat(const json_t *m, const double *v, int E, const char *what)
+{
+    if (json_array_size(m) != (size_t)E) { t_fail(what); return; }
+    for (int i = 0; i < E; i++) eq_ra(json_array_get(m, i), v + (size_t)i * E, E, what);
+}
+#define G(o, k) json_object_get(o, k)
+
+static void typed_load(const MsLoadResult *r, const json_t *d)
+{
+    const json_t *ls = G(d, "layers");
+    int E = r->head.n_expert;
+    if (json_array_size(ls) != (size_t)r->n_layers) { t_fail("load layers"); return; }
+    for (int i = 0; i < r->n_layers; i++) {
+        const MsLoadLayer *l = &r->layers[i];
+        const json_t *j = json_array_get(ls, i);
+        eq_i(G(j, "layer"), l->layer, "layer");
+        eq_ia(G(j, "counts"), l->counts, E, "counts");
+        eq_ra(G(j, "share"), l->share, E, "share");
+        eq_ra(G(j, "coverage"), l->coverage, E, "coverage");
+        eq_r(G(j, "entropy"), l->entropy, "entropy");
+        eq_r(G(j, "entropy_norm"), l->entropy_norm, "entropy_norm");
+        eq_r(G(j, "exp_entropy"), l->exp_entropy, "exp_entropy");
+        eq_r(G(j, "kl_uniform"), l->kl_uniform, "kl_uniform");
+        eq_r(G(j, "gini"), l->gini, "gini");
+        eq_r(G(j, "cv"), l->cv, "cv");
+        eq_r(G(j, "max_over_mean"), l->max_over_mean, "max_over_mean");
+        eq_r(G(j, "maxvio"), l->maxvio, "maxvio");
+        eq_i(G(j, "n_tokens"), l->n_tokens, "n_tokens");
+        eq_i(G(j, "n_selections"), l->n_selections, "n_selections");
+        eq_ints(G(j, "dead"), l->dead, l->n_dead, "dead");
+        eq_ints(G(j, "cold"), l->cold, l->n_cold, "cold");
+        eq_r(G(j, "jaccard_adjacent"), l->jaccard_adjacent, "jaccard_adjacent");
+        if ((l->n_prob_tokens > 0) != (G(j, "pbar") != NULL)) t_fail("probability fields");
+        if (l->n_prob_tokens > 0) {
+            eq_r(G(j, "token_entropy_mean"), l->token_entropy_mean, "token_entropy_mean");
+            eq_r(G(j, "token_entropy_std"), l->token_entropy_std, "token_entropy_std");
+            eq_r(G(j, "top1_margin_mean"), l->top1_margin_mean, "top1_margin_mean");
+            eq_ra(G(j, "pbar"), l->pbar, E, "pbar");
+            eq_ra(G(j, "importance"), l->importance, E, "importance");
+            eq_r(G(j, "importance_cv2"), l->importance_cv2, "importance_cv2");
+            eq_r(G(j, "laux"), l->laux, "laux");
+        }
+    }
+}
+
+static void typed_coact(const MsCoactivationResult *r, const json_t *d)
+{
+    const json_t *ls = G(d, "layers");
+    int E = r->head.n_expert;
+    if (json_array_size(ls) != (size_t)r->n_layers) { t_fail("coactivation layers"); return; }
+    double *Nd = malloc(sizeof *Nd * (size_t)E * E);
+    for (int i = 0; i < r->n_layers; i++) {
+        const MsCoactLayer *l = &r->layers[i];
+        const json_t *j = json_array_get(ls, i);
+        for (int x = 0; x < E * E; x++) Nd[x] = (double)l->N[x];
+        eq_i(G(j, "layer"), l->layer, "layer");
+        eq_i(G(j, "n_tokens"), l->n_tokens, "n_tokens");
+        eq_mat(G(j, "N"), Nd, E, "N");
+        eq_mat(G(j, "coact"), l->coact, E, "coact");
+        eq_mat(G(j, "jaccard"), l->jaccard, E, "jaccard");
+        eq_mat(G(j, "lift"), l->lift, E, "lift");
+    }
+    free(Nd);
+}
+
+static void typed_affinity(const MsAffinityResult *r, const json_t *d)
+{
+    const json_t *ps = G(d, "pairs");
+    int E = r->head.n_expert;
+    if (json_array_size(ps) != (size_t)r->n_pairs) { t_fail("affinity pairs"); return; }
+    for (int i = 0; i < r->n_pairs; i++) {
+        const MsAffPair *p = &r->pairs[i];
+        const json_t *j = json_array_get(ps, i);
+        eq_i(G(j, "from"), p->from, "from");
+        eq_i(G(j, "to"), p->to, "to");
+        eq_mat(G(j, "C"), p->C, E, "C");
+        eq_mat(G(j, "P"), p->P, E, "P");
+        eq_mat(G(j, "Q"), p->Q, E, "Q");
+        eq_mat(G(j, "lift"), p->lift, E, "lift");
+        eq_ra(G(j, "n"), p->n, E, "n");
+        eq_r(G(j, "concentration"), p->concentration, "concentration");
+        eq_r(G(j, "concentration_top1"), p->concentration_top1, "concentration_top1");
+        eq_r(G(j, "nmi_top1"), p->nmi_top1, "nmi_top1");
+        eq_i(G(j, "n_tokens"), p->n_tokens, "n_tokens");
+        if (r->variant != MS_AFF_TOPK) {
+            const json_t *v = G(j, ms_aff_variant_name(r->variant));
+            eq_mat(G(v, "C"), p->var_C, E, "variant C");
+            eq_mat(G(v, "Q"), p->var_Q, E, "variant Q");
+            eq_r(G(v, "concentration"), p->var_concentration, "variant concentration");
+        }
+        const json_t *tp = G(j, "top_paths");
+        if (json_array_size(tp) != (size_t)p->n_top) { t_fail("top_paths"); continue; }
+        for (int t = 0; t < p->n_top; t++) {
+            const json_t *x = json_array_get(tp, t);
+            eq_i(G(x, "i"), p->top[t].i, "top i");
+            eq_i(G(x, "j"), p->top[t].j, "top j");
+            eq_r(G(x, "C"), p->top[t].C, "top C");
+            eq_r(G(x, "P"), p->top[t].P, "top P");
+            eq_r(G(x, "Q"), p->top[t].Q, "top Q");
+            eq_r(G(x, "lift"), p->top[t].lift, "top lift");
+        }
+    }
+}
+
+static const json_t *by_key(const json_t *o, int k)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%d", k);
+    return json_object_get(o, key);
+}
+
+static void typed_consistency(const MsConsistencyResult *r, const json_t *d)
+{
+    const json_t *ls = G(d, "layers");
+    int E = r->head.n_expert;
+    if (json_array_size(ls) != (size_t)r->n_layers) { t_fail("consistency layers"); return; }
+    for (int i = 0; i < r->n_layers; i++) {
+        const MsConsLayer *l = &r->layers[i];
+        const json_t *j = json_array_get(ls, i);
+        eq_i(G(j, "layer"), l->layer, "layer");
+        for (int mi = 0; mi < r->n_m; mi++) {
+            eq_r(by_key(G(j, "srp"), r->m[mi]), l->srp[mi], "srp");
+            eq_r(by_key(G(j, "rho_hat"), r->m[mi]), l->rho_hat[mi], "rho_hat");
+            eq_r(by_key(G(j, "act_r"), r->m[mi]), l->act_r[mi], "act_r");
+            for (int ci = 0; ci < r->n_c; ci++)
+                eq_r(by_key(by_key(G(j, "sch"), r->m[mi]), r->C[ci]), l->sch[mi * r->n_c + ci], "sch");
+            (void)E;
+        }
+    }
+    const json_t *m = G(d, "model");
+    if ((m != NULL) != r->has_model) t_fail("model level");
+    for (int mi = 0; m && mi < r->n_m; mi++) {
+        eq_r(by_key(G(m, "srp"), r->m[mi]), r->model_srp[mi], "model srp");
+        eq_r(by_key(G(m, "rho_hat"), r->m[mi]), r->model_rho_hat[mi], "model rho_hat");
+        for (int ci = 0; ci < r->n_c; ci++)
+            eq_r(by_key(by_key(G(m, "sch"), r->m[mi]), r->C[ci]), r->model_sch[mi * r->n_c + ci], "model sch");
+    }
+    const json_t *p = G(d, "params");
+    eq_ints(G(p, "segments"), r->m, r->n_m, "segments");
+    eq_ints(G(p, "cache"), r->C, r->n_c, "cache");
+}
+
+static void typed_superexperts(const MsSuperExpertsResult *r, const json_t *d)
+{
+    const json_t *se = G(d, "super_experts");
+    int E = r->head.n_expert;
+    if (json_array_size(se) != (size_t)r->n_se) t_fail("super experts");
+    for (int i = 0; i < r->n_se && i < (int)json_array_size(se); i++) {
+        const json_t *x = json_array_get(se, i);
+        const MsSuperExpert *s = &r->se[i];
+        eq_i(G(x, "rank"), s->rank, "rank");
+        eq_i(G(x, "layer"), s->layer, "se layer");
+        eq_i(G(x, "expert"), s->expert, "se expert");
+        eq_r(G(x, "value"), s->value, "se value");
+        eq_i(G(x, "n_routed"), s->n_routed, "n_routed");
+        eq_i(G(x, "prompt"), s->prompt, "se prompt");
+        eq_i(G(x, "pos"), s->pos, "se pos");
+        if (s->channel >= 0) eq_i(G(x, "channel"), s->channel, "se channel");
+        else if (!json_is_null(G(x, "channel"))) t_fail("se channel null");
+    }
+    eq_r(G(d, "p995"), r->info.p995, "p995");
+    eq_r(G(d, "max_div10"), r->info.max_div10, "max_div10");
+    eq_r(G(d, "threshold"), r->info.threshold, "threshold");
+    eq_r(G(d, "max"), r->info.max, "max");
+    eq_i(G(d, "layer_cut"), r->info.layer_cut, "layer_cut");
+    eq_i(G(d, "n_candidates"), r->info.n_candidates, "n_candidates");
+    const json_t *h = G(d, "experts");
+    if (json_array_size(h) != (size_t)r->n_slots) t_fail("heat map rows");
+    for (int s = 0; s < r->n_slots && s < (int)json_array_size(h); s++) {
+        eq_i(G(json_array_get(h, s), "layer"), r->slot_layer[s], "heat layer");
+        eq_ra(G(json_array_get(h, s), "a"), r->a + (size_t)s * E, E, "heat a");
+    }
+    const json_t *ma = G(d, "massive_activations");
+    if (json_array_size(ma) != (size_t)r->n_massive) t_fail("massive activations");
+    for (int i = 0; i < r->n_massive && i < (int)json_array_size(ma); i++) {
+        const json_t *x = json_array_get(ma, i);
+        const MsMassiveAct *m = &r->massive[i];
+        eq_i(G(x, "layer"), m->layer, "massive layer");
+        eq_r(G(x, "max"), m->max, "massive max");
+        eq_r(G(x, "mean_token_max"), m->mean_token_max, "mean_token_max");
+        eq_r(G(x, "ratio"), m->ratio, "ratio");
+        eq_i(G(x, "prompt"), m->prompt, "massive prompt");
+        eq_i(G(x, "pos"), m->pos, "massive pos");
+        if (m->channel >= 0) eq_i(G(x, "channel"), m->channel, "massive channel");
+    }
+}
+
+static void typed_npmi(const MsNpmiResult *r, const json_t *d)
+{
+    const json_t *rows = G(d, "rows");
+    if (json_array_size(rows) != (size_t)r->n_rows) { t_fail("npmi rows"); return; }
+    for (int64_t i = 0; i < r->n_rows; i++) {
+        const json_t *x = json_array_get(rows, (size_t)i);
+        const MsNpmiRow *w = &r->rows[i];
+        eq_i(G(x, "layer"), w->layer, "layer");
+        eq_i(G(x, "expert"), w->expert, "expert");
+        eq_s(G(x, "class"), r->classes[w->cls], "class");
+        eq_r(G(x, "npmi"), w->npmi, "npmi");
+        eq_i(G(x, "count"), w->count, "count");
+        eq_i(G(x, "n_x"), w->n_x, "n_x");
+        eq_i(G(x, "n_y"), w->n_y, "n_y");
+        eq_i(G(x, "N"), w->N, "N");
+    }
+    const json_t *plan = G(d, "plan");
+    if ((plan != NULL) != (r->plan_class != NULL)) { t_fail("plan"); return; }
+    if (!plan) return;
+    eq_s(G(plan, "class"), r->plan_class, "plan class");
+    const json_t *ex = G(plan, "experts");
+    if (json_array_size(ex) != (size_t)r->n_plan) t_fail("plan experts");
+    for (int i = 0; i < r->n_plan && i < (int)json_array_size(ex); i++) {
+        eq_i(G(json_array_get(ex, i), "layer"), r->plan_experts[i].layer, "plan layer");
+        eq_i(G(json_array_get(ex, i), "expert"), r->plan_experts[i].expert, "plan expert");
+        eq_r(G(json_array_get(ex, i), "npmi"), r->plan_experts[i].npmi, "plan npmi");
+    }
+    if (r->plan) eq_s(G(plan, "interventions"), r->plan, "plan text");
+}
+
+static void typed_picks(const json_t *a, const MsRdPick *p, int n, const char *what)
+{
+    if (json_array_size(a) != (size_t)n) { t_fail(what); return; }
+    for (int i = 0; i < n; i++) {
+        eq_i(G(json_array_get(a, i), "layer"), p[i].layer, what);
+        eq_i(G(json_array_get(a, i), "expert"), p[i].expert, what);
+        eq_r(G(json_array_get(a, i), "rd"), p[i].rd, what);
+    }
+}
+
+static void typed_riskdiff(const MsRiskDiffResult *r, const json_t *d)
+{
+    eq_i(G(d, "n1"), r->n1, "n1");
+    eq_i(G(d, "n2"), r->n2, "n2");
+    const json_t *rows = G(d, "rows");
+    if (json_array_size(rows) != (size_t)r->n_rows) { t_fail("riskdiff rows"); return; }
+    for (int i = 0; i < r->n_rows; i++) {
+        const json_t *x = json_array_get(rows, i);
+        eq_i(G(x, "layer"), r->rows[i].layer, "layer");
+        eq_i(G(x, "expert"), r->rows[i].expert, "expert");
+        eq_r(G(x, "rd"), r->rows[i].rd, "rd");
+        eq_i(G(x, "a1"), r->rows[i].a1, "a1");
+        eq_i(G(x, "a2"), r->rows[i].a2, "a2");
+    }
+    const json_t *sel = G(d, "selection");
+    typed_picks(G(sel, "activate"), r->activate, r->n_act, "activate");
+    typed_picks(G(sel, "deactivate"), r->deactivate, r->n_deact, "deactivate");
+    if (json_is_true(G(sel, "reverse")) != r->reverse) t_fail("reverse");
+    if (r->plan) eq_s(G(sel, "interventions"), r->plan, "interventions");
+    else if (G(sel, "interventions")) t_fail("interventions absent");
+}
+
+static void typed_crosslingual(const MsCrosslingualResult *r, const json_t *d)
+{
+    const json_t *langs = G(d, "languages");
+    if (json_array_size(langs) != (size_t)r->n_languages) { t_fail("languages"); return; }
+    for (int j = 0; j < r->n_languages; j++) eq_s(json_array_get(langs, j), r->languages[j], "language");
+    eq_s(G(d, "ref"), r->languages[r->ref], "ref");
+    const json_t *ls = G(d, "layers");
+    if (json_array_size(ls) != (size_t)r->n_layers) { t_fail("crosslingual layers"); return; }
+    for (int i = 0; i < r->n_layers; i++) {
+        const json_t *x = json_array_get(ls, i);
+        eq_i(G(x, "layer"), r->layers[i].layer, "layer");
+        for (int j = 0; j < r->n_languages; j++) {
+            if (j != r->ref) eq_r(G(G(x, "div"), r->languages[j]), r->layers[i].div[j], "div");
+            eq_r(G(G(x, "entropy"), r->languages[j]), r->layers[i].entropy[j], "entropy");
+        }
+    }
+    const json_t *st = G(d, "steer");
+    eq_i(json_array_get(G(st, "layers"), 0), r->mid_lo, "middle from");
+    eq_i(json_array_get(G(st, "layers"), 1), r->mid_hi, "middle to");
+    const json_t *ex = G(st, "experts");
+    if (json_array_size(ex) != (size_t)r->n_steer) { t_fail("steer experts"); return; }
+    for (int i = 0; i < r->n_steer; i++) {
+        eq_i(G(json_array_get(ex, i), "layer"), r->steer[i].layer, "steer layer");
+        eq_i(G(json_array_get(ex, i), "expert"), r->steer[i].expert, "steer expert");
+        eq_r(G(json_array_get(ex, i), "delta"), r->steer[i].delta, "steer delta");
+    }
+}
+
+static void typed_pathways(const MsPathwaysResult *r, const json_t *d)
+{
+    const json_t *sm = G(d, "samples");
+    if (json_array_size(sm) != (size_t)r->n_samples) { t_fail("samples"); return; }
+    for (int i = 0; i < r->n_samples; i++) {
+        const json_t *x = json_array_get(sm, i);
+        const MsPathSample *s = &r->samples[i];
+        eq_i(G(x, "prompt"), s->prompt, "prompt");
+        eq_s(G(x, "pathway"), s->pathway, "pathway");
+        eq_i(G(x, "length"), s->length, "length");
+        /* the per-layer lists spell the string */
+        char buf[4096];
+        size_t n = 0;
+        for (int l = 0, at = 0; l < r->n_layers; l++) {
+            if (l) n += (size_t)snprintf(buf + n, sizeof buf - n, "-");
+            for (int e = 0; e < s->lens[l]; e++)
+                n += (size_t)snprintf(buf + n, sizeof buf - n, e ? ",%d" : "%d", s->experts[at++]);
+        }
+        if (strcmp(buf, s->pathway)) t_fail("pathway lists");
+    }
+    eq_r(G(d, "mean_distance"), r->mean_distance, "mean_distance");
+    eq_i(G(d, "n_pairs"), r->n_pairs, "n_pairs");
+    const json_t *ls = G(d, "layers");
+    if (json_array_size(ls) != (size_t)r->n_layers) { t_fail("pathway layers"); return; }
+    for (int i = 0; i < r->n_layers; i++) {
+        eq_i(G(json_array_get(ls, i), "layer"), r->layers[i], "layer");
+        eq_r(G(json_array_get(ls, i), "mean_distance"), r->layer_mean_distance[i], "layer mean_distance");
+    }
+}
+
+/* The recorded document of a case: the "doc: " line after its header. */
+static json_t *recorded_doc(const char *golden, const char *label)
+{
+    if (!golden) return NULL;
+    char head[128];
+    snprintf(head, sizeof head, "=== case %s (", label);
+    const char *p = strstr(golden, head);
+    if (!p) return NULL;
+    p = strchr(p, '\n');
+    if (!p || strncmp(p + 1, "doc: ", 5)) return NULL;
+    p += 6;
+    const char *e = strchr(p, '\n');
+    return e ? json_loadb(p, (size_t)(e - p), 0, NULL) : NULL;
+}
+
+/* 1 = equal, 0 = differs, −1 = nothing recorded to compare with. */
+static int typed_check(const MsAnResult *res, const json_t *doc, const char *label)
+{
+    if (!doc) return -1;
+    t_bad = 0;
+    t_case = label;
+    const MsAnHead *h = ms_an_result_head(res);
+    eq_i(G(doc, "run"), h->run_id, "run");
+    switch (res->module) {
+    case MS_AN_LOAD: typed_load(res->load, doc); break;
+    case MS_AN_COACTIVATION: typed_coact(res->coactivation, doc); break;
+    case MS_AN_AFFINITY: typed_affinity(res->affinity, doc); break;
+    case MS_AN_CONSISTENCY: typed_consistency(res->consistency, doc); break;
+    case MS_AN_SUPEREXPERTS: typed_superexperts(res->superexperts, doc); break;
+    case MS_AN_NPMI: typed_npmi(res->npmi, doc); break;
+    case MS_AN_RISKDIFF: typed_riskdiff(res->riskdiff, doc); break;
+    case MS_AN_CROSSLINGUAL: typed_crosslingual(res->crosslingual, doc); break;
+    case MS_AN_PATHWAYS: typed_pathways(res->pathways, doc); break;
+    default: t_fail("module"); break;
+    }
+    return t_bad == 0;
+}
+
+static char *slurp(const char *path, size_t *len);
+
 /* -------------------------------------------------------- API adapters */
 
 /* The module's document, display rows and plan, as the command prints them. */
-static int api_module(MsTraceDb *db, const char *name, const MsAnOptions *o, Buf *out)
+static int api_module(MsTraceDb *db, const char *name, const MsAnOptions *o, Buf *out, const char *golden,
+                      const char *label, int *typed_ok, int *typed_n)
 {
     MsError err = {0};
     MsAnResult res;
@@ -375,6 +765,13 @@ static int api_module(MsTraceDb *db, const char *name, const MsAnOptions *o, Buf
     if (rc < 0) {
         buf_printf(out, "error %d: %s\n", rc, err.msg);
         return rc;
+    }
+    json_t *rec = recorded_doc(golden, label);
+    int t = typed_check(&res, rec, label);
+    json_decref(rec);
+    if (t >= 0) {
+        (*typed_n)++;
+        *typed_ok += t;
     }
     json_t *doc = ms_an_result_json(&res), *rows = ms_an_rows_json(&res);
     const char *plan = ms_an_result_plan(&res);
@@ -488,8 +885,17 @@ static const Case cases[] = {
     {"all-nowrite", "all", o_all_nowrite},
 };
 
-static void run_cases(const char *pristine, const char *work, Buf *out)
+static void run_cases(const char *pristine, const char *work, const char *golden_name, Buf *out)
 {
+    char *golden = NULL;
+    if (!getenv("MS_GOLDEN_RECORD")) {
+        const char *src = getenv("MS_SOURCE_DIR");
+        char path[1024];
+        size_t n;
+        snprintf(path, sizeof path, "%s/tests/golden/%s", src ? src : ".", golden_name);
+        golden = slurp(path, &n);
+    }
+    int typed_ok = 0, typed_n = 0, n_api = 0;
     for (size_t c = 0; c < MS_ARRAY_LEN(cases); c++) {
         MsError err = {0};
         if (copy_file(pristine, work) < 0) { buf_printf(out, "copy %s failed\n", pristine); return; }
@@ -499,10 +905,18 @@ static void run_cases(const char *pristine, const char *work, Buf *out)
         ms_an_options_default(&o);
         cases[c].setup(&o);
         buf_printf(out, "=== case %s (%s)\n", cases[c].label, cases[c].module);
-        int rc = !strcmp(cases[c].module, "all") ? api_all(db, &o, out) : api_module(db, cases[c].module, &o, out);
+        bool all = !strcmp(cases[c].module, "all");
+        int rc = all ? api_all(db, &o, out)
+                     : api_module(db, cases[c].module, &o, out, golden, cases[c].label, &typed_ok, &typed_n);
+        n_api += !all && rc >= 0;
         if (rc >= 0) dump_registered(db, NULL, out);
         ms_trace_close(db);
     }
+    if (golden)
+        MT_CHECK(typed_n == n_api && typed_ok == typed_n && typed_n > 20,
+                 "%s: every typed result equals the recorded document field by field (%d of %d cases)",
+                 golden_name, typed_ok, typed_n);
+    free(golden);
 }
 
 /* `moescope analyze ...` in-process with stdout captured into out. */
@@ -662,9 +1076,9 @@ int main(void)
     char work[600];
     snprintf(work, sizeof work, "%s/work.db", dir);
     Buf a = {0}, b = {0}, c = {0}, d = {0};
-    run_cases(pp, work, &a);
+    run_cases(pp, work, "analysis-planted.txt", &a);
     check_golden("analysis-planted.txt", &a);
-    run_cases(pr, work, &b);
+    run_cases(pr, work, "analysis-random.txt", &b);
     check_golden("analysis-random.txt", &b);
     run_cli_cases(pp, dir, &c);
     check_golden("analysis-cli-planted.txt", &c);
