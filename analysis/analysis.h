@@ -1,8 +1,13 @@
 /* analysis.h — the routing studies of ../shared/METHODS.md as plain C over
  * arrays (no database, no GTK).  Every module is an accumulator fed one token
  * (or one sequence) at a time, so traces of any length stream through in
- * bounded memory; the db-facing drivers (analysis/run.h) only read chunks
+ * bounded memory; the db-facing drivers (analysis/db/run.h) only read chunks
  * and call these.
+ *
+ * Library: libmsanalysis (analysis/), the pure half: this header may include
+ * the C library and engine/ms-common.h only; the sources add BLAS.  Never
+ * sqlite3, jansson or db/.  The typed results built from these accumulators
+ * are in results.h.
  *
  * Conventions (METHODS.md §0.3): natural logs, population standard
  * deviations, ties broken by the lower index, a ratio with a zero
