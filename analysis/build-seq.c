@@ -32,8 +32,14 @@ struct MsConsAcc {
     int64_t *sch_n;          /* sequences counted, same index */
     double *msch_sum;        /* model level [mi][ci] */
     int64_t *msch_n;
+    const MsCancel *cancel;  /* polled between simulations */
     ConsWork w[CONS_WORKERS];
 };
+
+void ms_cons_acc_set_cancel(MsConsAcc *a, const MsCancel *cancel)
+{
+    if (a) a->cancel = cancel;
+}
 
 MsConsAcc *ms_cons_acc_new(int n_slot, int n_expert, int k, int lo, int hi, const int *m, int n_m,
                            const int *C, int n_c, bool cold, bool model)
@@ -103,6 +109,7 @@ static int cons_layer(MsConsAcc *a, ConsWork *w, const int32_t *ids, const int *
         w->ntmp[t] = n[(size_t)t * S + s];
     }
     for (int mi = 0; mi < a->nm; mi++) {
+        if (ms_cancel_requested(a->cancel)) return MS_ECANCELLED;
         int rc = ms_srp_hist_add(a->hist[(size_t)(s - a->lo) * a->nm + mi], a->E, a->ms[mi], w->tmp,
                                  w->ntmp, k, T);
         if (rc < 0) return rc;
@@ -132,6 +139,7 @@ static int cons_model(MsConsAcc *a, ConsWork *w, const int32_t *ids, int T)
             }
     for (int mi = 0; mi < a->nm; mi++)
         for (int ci = 0; ci < a->nc; ci++) {
+            if (ms_cancel_requested(a->cancel)) return MS_ECANCELLED;
             int64_t req = 0;
             int64_t h = ms_sch_sim_run(w->msim, w->gtmp, T, K, a->ms[mi], a->cs[ci] * S, a->cold, &req);
             if (h < 0) return (int)h;

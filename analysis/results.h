@@ -232,8 +232,11 @@ enum { MS_CONS_LAYERS = 1, MS_CONS_MODEL = 2 };
 MsConsAcc *ms_cons_acc_new(int n_slot, int n_expert, int k, int lo, int hi, const int *m, int n_m,
                            const int *C, int n_c, bool cold, bool model);
 void ms_cons_acc_free(MsConsAcc *a);
-/* ids: T × n_slot × k (−1 padded, rank order), n: T × n_slot counts. */
+/* ids: T × n_slot × k (−1 padded, rank order), n: T × n_slot counts.
+ * MS_ECANCELLED once the flag of ms_cons_acc_set_cancel is set (polled
+ * between the simulations of a sequence). */
 int ms_cons_acc_add_seq(MsConsAcc *a, unsigned parts, int worker, const int32_t *ids, const int *n, int T);
+void ms_cons_acc_set_cancel(MsConsAcc *a, const MsCancel *cancel);
 /* slot_layer: block of each slot. NULL = no memory. */
 MsConsistencyResult *ms_cons_acc_result(const MsConsAcc *a, const MsAnHead *h, MsAnRole role,
                                         const int *slot_layer);

@@ -32,7 +32,8 @@ static const char usage_text[] =
     "                --middle A-B (block indices; default the middle half)  --out FILE\n"
     "                --operator soft|hard (soft: steer-std LAMBDA; hard: raise to the max)  --lambda L (0.5)\n"
     "  pathways:     --tau T (0.7)  --granularity char|token  --pairs N (2000)  --seed S  --sparse-weights\n"
-    "Results are written to tables an_<module>* of DB (see docs/analysis.md).\n";
+    "Results are written to tables an_<module>* of DB (see docs/analysis.md) once the\n"
+    "computation has completed; Ctrl+C stops it and writes nothing (exit status 130).\n";
 
 static int parse_list(const char *opt, const char *s, int *out, int cap, int *n)
 {
@@ -158,6 +159,12 @@ static void print_all(const MsAnAll *a, bool csv)
     print_rows(&t, csv);
 }
 
+static int interrupted(const char *db_path)
+{
+    fprintf(stderr, "moescope analyze: %s: interrupted: nothing was written\n", db_path);
+    return 130;   /* 128 + SIGINT, as shells report it */
+}
+
 int ms_cmd_analyze(int argc, char **argv)
 {
     if (argc < 2 || ms_cli_is_help(argv[1])) {
@@ -264,10 +271,17 @@ int ms_cmd_analyze(int argc, char **argv)
     MsError err = {0};
     MsTraceDb *db = ms_trace_open(db_path, o.write ? MS_TRACE_WRITE : MS_TRACE_READ, &err);
     if (!db) return ms_cli_fail_err(CMD, &err);
+    /* Ctrl+C: the analysis stops at its next poll and writes nothing */
+    MsCancel cancel;
+    ms_cancel_init(&cancel);
+    o.cancel = &cancel;
     if (!strcmp(name, "all")) {
         MsAnAll all;
+        ms_cli_sigint_cancel(&cancel);
         int rc = ms_analyze_all(db, &o, &all, &err);
+        ms_cli_sigint_restore();
         ms_trace_close(db);
+        if (rc == MS_ECANCELLED) return interrupted(db_path);
         if (rc < 0) return ms_cli_fail_err(CMD, &err);
         if (!strcmp(format, "json")) {
             json_t *doc = ms_an_all_json(&all);
@@ -282,8 +296,11 @@ int ms_cmd_analyze(int argc, char **argv)
         return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;
     }
     MsAnResult res;
+    ms_cli_sigint_cancel(&cancel);
     int rc = ms_analyze(db, name, &o, &res, &err);
+    ms_cli_sigint_restore();
     ms_trace_close(db);
+    if (rc == MS_ECANCELLED) return interrupted(db_path);
     if (rc < 0) return ms_cli_fail_err(CMD, &err);
     if (!strcmp(format, "json")) {
         json_t *doc = ms_an_result_json(&res);

@@ -9,7 +9,8 @@
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
 T=$(mktemp -d "${TMPDIR:-/tmp}/msana.XXXXXX") || exit 99
-trap 'rm -rf "$T"' EXIT
+PID=
+trap '[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$T"' EXIT
 
 . "$(dirname "$0")/tap.sh"
 has() { grep -qF -- "$1" "$T/out"; }
@@ -81,6 +82,49 @@ run "$M" analyze load --db "$T/a.db" --layer 7
 check "--layer that is not a MoE layer: status 1" test "$rc" -eq 1
 run "$M" analyze load --db "$T/a.db" --run 5
 check "unknown run: status 1" test "$rc" -eq 1
+
+# ------------------------------------------ Ctrl+C: stops, writes nothing
+# consistency's default grid (4 windows x 64 cache sizes) on 25,600 tokens
+# of 16 layers, E = 64, k = 8 runs for many seconds: a SIGINT after one
+# second lands mid-way.
+GEN=${MS_BUILD_DIR:-}/bench/bench-analysis-gen
+if [ -x "$GEN" ]; then
+    "$GEN" 400 64 16 64 8 7 >"$T/big.ids"
+    run "$M" import --db "$T/big.db" --format ids "$T/big.ids" --labels "$T/labels.jsonl"
+    check "import of a 25,600-token trace" test "$rc" -eq 0
+    run "$M" analyze load --db "$T/big.db" --format csv
+    state() {
+        "$M" sql --db "$T/big.db" --csv "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+        "$M" sql --db "$T/big.db" --csv "SELECT * FROM analysis ORDER BY analysis_id"
+        "$M" sql --db "$T/big.db" --csv "SELECT * FROM an_load ORDER BY rowid"
+    }
+    state >"$T/state0"
+    for what in consistency all; do
+        "$M" analyze "$what" --db "$T/big.db" --out "$T/sig.plan" >"$T/out" 2>"$T/err" &
+        PID=$!
+        sleep 1
+        alive=no
+        kill -0 "$PID" 2>/dev/null && alive=yes
+        t0=$(date +%s.%N)
+        kill -INT "$PID"
+        wait "$PID"
+        rc=$?
+        t1=$(date +%s.%N)
+        PID=
+        lat=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
+        check "analyze $what: still running after 1 s ($alive), exit 130 after SIGINT (got $rc)" \
+            test "$alive" = yes -a "$rc" -eq 130
+        check "analyze $what: stopped ${lat} s after the signal (< 1 s)" \
+            python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 1.0 else 1)"
+        check "analyze $what: one line says nothing was written ($(cat "$T/err"))" \
+            test "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F 'interrupted: nothing was written' "$T/err")"
+        state >"$T/state1"
+        check "analyze $what: tables and registry unchanged, no plan file" \
+            eval 'cmp -s "$T/state0" "$T/state1" && [ ! -e "$T/sig.plan" ]'
+    done
+else
+    skip "bench-analysis-gen not built: Ctrl+C checks"
+fi
 
 # ------------------------------------------------------- real traces
 # A traced model (probs and stats on) through every module; the stored

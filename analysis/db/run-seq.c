@@ -59,6 +59,7 @@ static int cons_pass(MsTraceDb *db, const AnRun *r, MsAnRole role, MsConsAcc *a,
     }
     if (rc >= 0 && b.T > 0) rc = ms_cons_acc_add_seq(a, parts, worker, b.ids, b.n, b.T);
     if (rc == MS_ENOMEM) ms_error_set(err, rc, "out of memory");
+    if (rc == MS_ECANCELLED) an_poll(r, err);
     an_stream_free(st);
     free(b.ids); free(b.n);
     return rc < 0 ? rc : 0;
@@ -102,6 +103,7 @@ int an_consistency(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *ou
     bool model = o->layer < 0;
     MsConsAcc *a = ms_cons_acc_new(r->n_slot, r->E, r->k, lo, hi, o->segments, nm, cs, nc, o->cold, model);
     if (!a) return ms_error_set(err, MS_ENOMEM, "out of memory");
+    ms_cons_acc_set_cancel(a, r->cancel);
     /* From the decoded cache (no SQLite needed) the model-level cache runs
      * on a second thread over its own stream, the layers on this one. */
     bool split = r->cache && model && role == MS_AN_ROLE_ALL;
