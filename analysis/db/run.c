@@ -1121,10 +1121,7 @@ int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, MsAnAll *out, MsError *e
     for (int i = 0; i < j->n; i++) ms_an_result_clear(&j->res[i]);
     free(j);
     out->total = (MsAnTime){now_s(CLOCK_MONOTONIC) - wt, now_s(CLOCK_PROCESS_CPUTIME_ID) - ct};
-    if (rc >= 0) {
-        atomic_fetch_add(&prog.tokens, prog.tokens_total);   /* any pass that streamed less */
-        an_progress_report(&prog, true);
-    }
+    if (rc >= 0) an_progress_report(&prog, true);   /* every share is filled: the total */
     an_run_close(&r);
     if (rc < 0) {
         ms_an_all_clear(out);
