@@ -514,7 +514,8 @@ typedef struct {
 
 /* One result table as typed rows generated on demand (bounded memory).
  * Columns are the table's after its leading run_id.  A column's SQL type
- * is the type of its first non-NULL cell (REAL when all are NULL). */
+ * is the type of its first non-NULL cell, a non-finite REAL counting as
+ * NULL (REAL when all are NULL). */
 typedef struct {
     char name[48];                   /* "an_load", "an_load_experts", ... */
     int n_cols;

@@ -19,8 +19,9 @@
  * the call has completed, so a cancelled (or failed) call leaves the
  * database and the files as they were.  Progress (o->progress, on the
  * calling thread only): MsProgress.tokens / tokens_total count the tokens
- * streamed over the run's routing (and probabilities / residual stats where
- * a module reads them) against their total from the run info, done / total
+ * streamed over the run's routing (and its probabilities, residual stats
+ * or token rows where a module reads them; analyze all adds its decode)
+ * against their total from the run info (n_tokens per pass), done / total
  * the modules finished; reports come in order and the last one is
  * tokens == tokens_total, done == total.  Safe on a worker thread; one
  * MsTraceDb handle per thread (analyze all opens its own extra read
