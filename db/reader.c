@@ -651,11 +651,21 @@ MsTraceCursor *ms_trace_table(MsTraceDb *db, const char *table, int64_t run_id, 
         return NULL;
     }
     c->vals = calloc((size_t)c->n_cols, sizeof *c->vals);
-    snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"%s ORDER BY rowid", table, run_id > 0 ? " WHERE run_id = ?1" : "");
-    if (!c->vals || ms_db_prepare(db, sql, &c->st, err)) {
-        if (!c->vals) ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    if (!c->vals) {
         ms_trace_cursor_free(c);
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
         return NULL;
+    }
+    /* write order; a WITHOUT ROWID table has none: its key order then */
+    snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"%s ORDER BY rowid", table, run_id > 0 ? " WHERE run_id = ?1" : "");
+    if (sqlite3_prepare_v2(db->h, sql, -1, &c->st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(c->st);
+        c->st = NULL;
+        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"%s", table, run_id > 0 ? " WHERE run_id = ?1" : "");
+        if (ms_db_prepare(db, sql, &c->st, err)) {
+            ms_trace_cursor_free(c);
+            return NULL;
+        }
     }
     if (run_id > 0) sqlite3_bind_int64(c->st, 1, run_id);
     return c;

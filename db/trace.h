@@ -297,8 +297,9 @@ typedef struct {
     size_t len;
 } MsTraceValue;
 /* The rows of a result table the registry lists (MS_ENOTFOUND otherwise),
- * in the order they were written, one at a time (bounded memory); run_id 0
- * = every row, else only rows of that run. */
+ * in the order they were written (key order for a WITHOUT ROWID table), one
+ * at a time (bounded memory); run_id 0 = every row, else only rows of that
+ * run. */
 MsTraceCursor *ms_trace_table(MsTraceDb *db, const char *table, int64_t run_id, MsError *err);
 /* Its columns (names and declared types, run_id first); returns the count
  * and points *cols at them (borrowed, live as long as the cursor). */
