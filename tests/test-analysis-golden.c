@@ -175,7 +175,7 @@ static int make_planted(const char *path, MsError *err)
                     lg[t * PE + e] = (float)e * 0.5f;
                 }
             }
-            MsRoutingEvent ev = {l, PT, pos, PE, PK, ex, wt, pr, lg, mx, l2, am};
+            MsRoutingEvent ev = {l, PT, pos, PE, PK, ex, wt, pr, lg, mx, l2, am, NULL};
             ob.on_routing(ob.user, &ev);
         }
         for (int l = 0; l < PNL && rc >= 0; l++) {
@@ -262,7 +262,7 @@ static int make_random(const char *path, uint64_t seed, MsError *err)
                     am[j] = rng_int(&rs, 64);
                 }
                 int32_t pos = t;
-                MsRoutingEvent ev = {l, 1, &pos, RE, k, ex, wt, pr, lg, mx, l2, am};
+                MsRoutingEvent ev = {l, 1, &pos, RE, k, ex, wt, pr, lg, mx, l2, am, NULL};
                 ob.on_routing(ob.user, &ev);
             }
             for (int l = 0; l < RNL && rc >= 0; l++) {

@@ -100,7 +100,7 @@ static int make_db(const char *path, MsError *err)
                     am[t * K + j] = rng_int(&rs, 32);
                 }
             }
-            MsRoutingEvent ev = {l, T, pos, E, K, ex, wt, pr, lg, mx, l2, am};
+            MsRoutingEvent ev = {l, T, pos, E, K, ex, wt, pr, lg, mx, l2, am, NULL};
             ob.on_routing(ob.user, &ev);
         }
         for (int l = 0; l < NL && rc >= 0; l++) {
