@@ -20,5 +20,6 @@ int ms_cmd_demo(int argc, char **argv);
 int ms_cmd_experiment(int argc, char **argv);
 int ms_cmd_compare(int argc, char **argv);
 int ms_cmd_sweep(int argc, char **argv);
+int ms_cmd_plot(int argc, char **argv);
 
 #endif

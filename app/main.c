@@ -26,6 +26,7 @@ static const Command commands[] = {
     { "experiment", ms_cmd_experiment, "baseline vs intervened model on the same prompts, compared as they run" },
     { "sweep", ms_cmd_sweep, "silence candidate experts one set at a time, ranked against random controls" },
     { "compare", ms_cmd_compare, "what changed between two runs: KL, perplexity, greedy choices, routing" },
+    { "plot", ms_cmd_plot, "draw a view of a trace as a PNG, SVG or PDF figure" },
     { "demo", ms_cmd_demo, "the main job: trace the bundled prompts with the default model and report" },
 };
 

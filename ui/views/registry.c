@@ -1,0 +1,18 @@
+/* registry.c — every view, in the order menus and `moescope plot --help`
+ * list them.  A view file defines one `const MsViewClass ms_view_NAME`. */
+#include <string.h>
+
+#include "ms-view.h"
+
+static const MsViewClass *const all[] = {
+    NULL,
+};
+
+const MsViewClass *const *ms_view_all(void) { return all; }
+
+const MsViewClass *ms_view_find(const char *name)
+{
+    for (size_t i = 0; all[i]; i++)
+        if (!strcmp(all[i]->name, name)) return all[i];
+    return NULL;
+}

@@ -1,0 +1,54 @@
+/* view-common.c — what every view shares: parameter and state defaults,
+ * colour-by names, file rendering (ms-view.h). */
+#include <math.h>
+#include <string.h>
+
+#include "ms-view.h"
+
+static const char *const color_names[MS_VIEW_COLOR_COUNT] = { "default", "expert", "entropy", "weight", "hidden" };
+
+int ms_view_color_from_name(const char *name)
+{
+    for (int i = 1; i < MS_VIEW_COLOR_COUNT; i++)
+        if (!strcmp(name, color_names[i])) return i;
+    return MS_EINVAL;
+}
+
+const char *ms_view_color_name(MsViewColorBy c)
+{
+    return c >= 0 && c < MS_VIEW_COLOR_COUNT ? color_names[c] : "?";
+}
+
+void ms_view_params_init(MsViewParams *p)
+{
+    memset(p, 0, sizeof *p);
+    p->layer = -1;
+    p->layer_lo = p->layer_hi = -1;
+    p->run_missing = true;
+}
+
+void ms_view_state_init(MsViewState *s)
+{
+    memset(s, 0, sizeof *s);
+    s->sel_layer = s->sel_expert = -1;
+    s->hover_row = s->hover_col = -1;
+}
+
+typedef struct {
+    const MsViewClass *v;
+    const void *model;
+    const MsViewState *s;
+} Render;
+
+static int render_cb(void *user, cairo_t *cr, double w, double h, MsError *err)
+{
+    const Render *r = user;
+    return r->v->draw(cr, w, h, r->model, r->s, err);
+}
+
+int ms_view_render_file(const MsViewClass *v, const void *model, const MsViewState *s, const char *path,
+                        double width, double height, double scale, MsError *err)
+{
+    Render r = { v, model, s };
+    return ms_plot_render_file(path, width, height, scale, render_cb, &r, err);
+}
