@@ -320,6 +320,12 @@ static int parse_value(const char *cmd, const MsCliOpt *o, const char *v)
     case MS_OPT_INT: return ms_cli_parse_int(cmd, o->name, v, (long)o->lo, (long)o->hi, o->dst);
     case MS_OPT_U64: return ms_cli_parse_u64(cmd, o->name, v, o->dst);
     case MS_OPT_FLOAT: return ms_cli_parse_float(cmd, o->name, v, o->lo, o->hi, o->dst);
+    case MS_OPT_DOUBLE: {
+        float f;
+        if (ms_cli_parse_float(cmd, o->name, v, o->lo, o->hi, &f) < 0) return -1;
+        *(double *)o->dst = strtod(v, NULL);   /* checked above; keep every digit */
+        return 0;
+    }
     case MS_OPT_I64: {
         int x;
         if (ms_cli_parse_int(cmd, o->name, v, (long)o->lo, (long)o->hi, &x) < 0) return -1;

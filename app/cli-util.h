@@ -90,11 +90,11 @@ double ms_cli_now(void);
  * takes; ms_cli_parse handles --help, NAME VALUE and NAME=VALUE, checked
  * numbers, unknown options and the MODEL positional, so each command's
  * parsing is a table, not a loop. */
-typedef enum { MS_OPT_FLAG = 1, MS_OPT_STR, MS_OPT_INT, MS_OPT_U64, MS_OPT_I64, MS_OPT_FLOAT } MsCliOptKind;
+typedef enum { MS_OPT_FLAG = 1, MS_OPT_STR, MS_OPT_INT, MS_OPT_U64, MS_OPT_I64, MS_OPT_FLOAT, MS_OPT_DOUBLE } MsCliOptKind;
 typedef struct {
     const char *name, *alt;   /* "--gen", "-n" (alt may be NULL) */
     MsCliOptKind kind;
-    void *dst;                /* bool*, const char **, int *, uint64_t *, int64_t *, float * */
+    void *dst;                /* bool*, const char **, int *, uint64_t *, int64_t *, float *, double * */
     double lo, hi;            /* allowed range of INT, I64 and FLOAT values */
 } MsCliOpt;
 

@@ -165,156 +165,155 @@ static int interrupted(const char *db_path)
     return 130;   /* 128 + SIGINT, as shells report it */
 }
 
-int ms_cmd_analyze(int argc, char **argv)
+/* Options given as text, checked and turned into MsAnOptions fields. */
+typedef struct {
+    const char *db, *format, *segments, *cache, *rule, *op, *middle, *granularity;
+    bool no_write;
+    double tau;
+} AnArgs;
+
+static int finish_options(const AnArgs *a, MsAnOptions *o)
 {
-    if (argc < 2 || ms_cli_is_help(argv[1])) {
-        fputs(usage_text, argc < 2 ? stderr : stdout);
-        return argc < 2 ? MS_CLI_EXIT_USAGE : MS_CLI_EXIT_OK;
+    if (!a->db) return ms_cli_usage(CMD, "--db DB is required");
+    if (strcmp(a->format, "table") && strcmp(a->format, "csv") && strcmp(a->format, "json"))
+        return ms_cli_usage(CMD, "--format must be table, csv or json");
+    if (a->segments && parse_list("--segments", a->segments, o->segments, MS_AN_MAX_LIST, &o->n_segments)) return 2;
+    if (a->cache && parse_list("--cache", a->cache, o->cache, MS_AN_MAX_LIST * 4, &o->n_cache)) return 2;
+    o->write = !a->no_write;
+    if (!isnan(a->tau)) o->tau = o->path_tau = a->tau;
+    if (a->rule) {
+        static const char *const rules[] = { "paper", "p99.5", "mean+3sd", "50xmean" };
+        static const MsSeRule ids[] = { MS_SE_PAPER, MS_SE_P995, MS_SE_MEAN3SD, MS_SE_MEAN50 };
+        int k = 0;
+        while (k < 4 && strcmp(a->rule, rules[k])) k++;
+        if (k == 4) return ms_cli_usage(CMD, "--rule must be paper, p99.5, mean+3sd or 50xmean");
+        o->se_rule = ids[k];
     }
-    const char *name = argv[1], *db_path = NULL, *format = "table", *v;
-    bool known = false;
-    for (const char *const *m = ms_analyze_modules(); *m; m++) known |= !strcmp(*m, name);
-    known |= !strcmp(name, "all");
-    if (!known) return ms_cli_usage(CMD, "unknown analysis '%s'", name);
-    MsAnOptions o;
-    ms_an_options_default(&o);
-    for (int i = 2; i < argc; i++) {
-        int r;
-        const char *a = argv[i];
-        if (ms_cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            return MS_CLI_EXIT_OK;
-        }
-#define OPT(n) ((r = ms_cli_opt(CMD, argc, argv, &i, n, NULL, &v)) != 0)
-        if (OPT("--db")) { if (r < 0) return 2; db_path = v; }
-        else if (OPT("--run")) {
-            uint64_t x;
-            if (r < 0 || ms_cli_parse_u64(CMD, "--run", v, &x) < 0) return 2;
-            o.run_id = (int64_t)x;
-        } else if (OPT("--layer")) { if (r < 0 || ms_cli_parse_int(CMD, "--layer", v, 0, 255, &o.layer) < 0) return 2; }
-        else if (OPT("--format")) {
-            if (r < 0) return 2;
-            if (strcmp(v, "table") && strcmp(v, "csv") && strcmp(v, "json"))
-                return ms_cli_usage(CMD, "--format must be table, csv or json");
-            format = v;
-        } else if (OPT("--role")) { if (r < 0) return 2; o.role = v; }
-        else if (!strcmp(a, "--no-write")) o.write = false;
-        else if (OPT("--distance")) { if (r < 0 || ms_cli_parse_int(CMD, "--distance", v, 1, 255, &o.distance) < 0) return 2; }
-        else if (OPT("--variant")) { if (r < 0) return 2; o.variant = v; }
-        else if (OPT("--top")) { if (r < 0 || ms_cli_parse_int(CMD, "--top", v, 1, 1 << 20, &o.top) < 0) return 2; }
-        else if (OPT("--segments")) {
-            if (r < 0 || parse_list("--segments", v, o.segments, MS_AN_MAX_LIST, &o.n_segments)) return 2;
-        } else if (OPT("--cache")) {
-            if (r < 0 || parse_list("--cache", v, o.cache, MS_AN_MAX_LIST * 4, &o.n_cache)) return 2;
-        } else if (!strcmp(a, "--cold")) o.cold = true;
-        else if (OPT("--include-layers")) {
-            float f;
-            if (r < 0 || ms_cli_parse_float(CMD, "--include-layers", v, 1e-6, 1, &f) < 0) return 2;
-            o.include_frac = f;
-        } else if (OPT("--rule")) {
-            if (r < 0) return 2;
-            if (!strcmp(v, "paper")) o.se_rule = MS_SE_PAPER;
-            else if (!strcmp(v, "p99.5")) o.se_rule = MS_SE_P995;
-            else if (!strcmp(v, "mean+3sd")) o.se_rule = MS_SE_MEAN3SD;
-            else if (!strcmp(v, "50xmean")) o.se_rule = MS_SE_MEAN50;
-            else return ms_cli_usage(CMD, "--rule must be paper, p99.5, mean+3sd or 50xmean");
-        } else if (OPT("--by")) { if (r < 0) return 2; o.by = v; }
-        else if (OPT("--min-support")) { if (r < 0 || ms_cli_parse_int(CMD, "--min-support", v, 0, 1 << 30, &o.min_support) < 0) return 2; }
-        else if (OPT("--max-classes")) { if (r < 0 || ms_cli_parse_int(CMD, "--max-classes", v, 1, 1 << 20, &o.max_classes) < 0) return 2; }
-        else if (OPT("--plan")) { if (r < 0) return 2; o.plan_class = v; }
-        else if (OPT("--beta")) {
-            float f;
-            if (r < 0 || ms_cli_parse_float(CMD, "--beta", v, 1e-6, 1e9, &f) < 0) return 2;
-            o.beta = f;
-        } else if (OPT("--out")) { if (r < 0) return 2; o.plan_out = v; }
-        else if (OPT("--label")) { if (r < 0) return 2; o.label = v; }
-        else if (OPT("--set1")) { if (r < 0) return 2; o.set1 = v; }
-        else if (OPT("--set2")) { if (r < 0) return 2; o.set2 = v; }
-        else if (OPT("--activate")) { if (r < 0 || ms_cli_parse_int(CMD, "--activate", v, 0, 1 << 20, &o.n_pos) < 0) return 2; }
-        else if (OPT("--deactivate")) { if (r < 0 || ms_cli_parse_int(CMD, "--deactivate", v, 0, 1 << 20, &o.n_neg) < 0) return 2; }
-        else if (!strcmp(a, "--reverse")) o.reverse = true;
-        else if (OPT("--lang-key")) { if (r < 0) return 2; o.lang_key = v; }
-        else if (OPT("--pair-key")) { if (r < 0) return 2; o.pair_key = v; }
-        else if (OPT("--ref")) { if (r < 0) return 2; o.ref_lang = v; }
-        else if (OPT("--tau")) {
-            float f;
-            if (r < 0 || ms_cli_parse_float(CMD, "--tau", v, 0, 1, &f) < 0) return 2;
-            o.tau = f;
-            o.path_tau = f;
-        } else if (OPT("--operator")) {
-            if (r < 0) return 2;
-            if (!strcmp(v, "hard")) o.cl_hard = true;
-            else if (!strcmp(v, "soft")) o.cl_hard = false;
-            else return ms_cli_usage(CMD, "--operator must be soft or hard (got '%s')", v);
-        } else if (OPT("--lambda")) {
-            float f;
-            if (r < 0 || ms_cli_parse_float(CMD, "--lambda", v, -100, 100, &f) < 0) return 2;
-            o.cl_lambda = f;
-        } else if (OPT("--middle")) {
-            if (r < 0) return 2;
-            if (sscanf(v, "%d-%d", &o.mid_lo, &o.mid_hi) != 2 || o.mid_lo < 0 || o.mid_hi < o.mid_lo)
-                return ms_cli_usage(CMD, "--middle: '%s' is not a range A-B", v);
-        } else if (OPT("--granularity")) {
-            if (r < 0) return 2;
-            if (!strcmp(v, "token")) o.token_level = true;
-            else if (strcmp(v, "char")) return ms_cli_usage(CMD, "--granularity must be char or token");
-        } else if (OPT("--pairs")) { if (r < 0 || ms_cli_parse_int(CMD, "--pairs", v, 1, 1 << 30, &o.n_pairs) < 0) return 2; }
-        else if (OPT("--seed")) { if (r < 0 || ms_cli_parse_u64(CMD, "--seed", v, &o.seed) < 0) return 2; }
-        else if (!strcmp(a, "--sparse-weights")) o.sparse_weights = true;
-        else return ms_cli_usage(CMD, "unknown option '%s'", a);
-#undef OPT
-    }
-    if (!db_path) return ms_cli_usage(CMD, "--db DB is required");
-    /* the co-occurrence GEMMs are small (E×E per chunk): extra BLAS threads
-     * only spin, so the analyses run them on the calling thread */
-    openblas_set_num_threads(1);
-    MsError err = {0};
-    MsTraceDb *db = ms_trace_open(db_path, o.write ? MS_TRACE_WRITE : MS_TRACE_READ, &err);
-    if (!db) return ms_cli_fail_err(CMD, &err);
-    /* Ctrl+C: the analysis stops at its next poll and writes nothing */
-    MsCancel cancel;
-    ms_cancel_init(&cancel);
-    o.cancel = &cancel;
-    if (!strcmp(name, "all")) {
-        MsAnAll all;
-        ms_cli_sigint_cancel(&cancel);
-        int rc = ms_analyze_all(db, &o, &all, &err);
-        ms_cli_sigint_restore();
-        ms_trace_close(db);
-        if (rc == MS_ECANCELLED) return interrupted(db_path);
-        if (rc < 0) return ms_cli_fail_err(CMD, &err);
-        if (!strcmp(format, "json")) {
-            json_t *doc = ms_an_all_json(&all);
-            char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-            if (s) puts(s);
-            free(s);
-            json_decref(doc);
-        } else {
-            print_all(&all, !strcmp(format, "csv"));
-        }
-        ms_an_all_clear(&all);
-        return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;
-    }
-    MsAnResult res;
-    ms_cli_sigint_cancel(&cancel);
-    int rc = ms_analyze(db, name, &o, &res, &err);
-    ms_cli_sigint_restore();
-    ms_trace_close(db);
-    if (rc == MS_ECANCELLED) return interrupted(db_path);
-    if (rc < 0) return ms_cli_fail_err(CMD, &err);
+    if (a->op && strcmp(a->op, "hard") && strcmp(a->op, "soft"))
+        return ms_cli_usage(CMD, "--operator must be soft or hard (got '%s')", a->op);
+    if (a->op) o->cl_hard = !strcmp(a->op, "hard");
+    if (a->middle && (sscanf(a->middle, "%d-%d", &o->mid_lo, &o->mid_hi) != 2 || o->mid_lo < 0 || o->mid_hi < o->mid_lo))
+        return ms_cli_usage(CMD, "--middle: '%s' is not a range A-B", a->middle);
+    if (a->granularity && strcmp(a->granularity, "token") && strcmp(a->granularity, "char"))
+        return ms_cli_usage(CMD, "--granularity must be char or token");
+    if (a->granularity) o->token_level = !strcmp(a->granularity, "token");
+    return 0;
+}
+
+static int print_module(MsAnResult *res, const char *format)
+{
     if (!strcmp(format, "json")) {
-        json_t *doc = ms_an_result_json(&res);
+        json_t *doc = ms_an_result_json(res);
         char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
         if (s) puts(s);
         free(s);
         json_decref(doc);
     } else {
         MsAnTable t[MS_AN_MAX_TABLES];
-        int n = ms_an_result_tables(&res, t);
+        int n = ms_an_result_tables(res, t);
         if (n > 0) print_rows(&t[n - 1], !strcmp(format, "csv"));
-        const char *plan = ms_an_result_plan(&res);
+        const char *plan = ms_an_result_plan(res);
         if (plan && strcmp(format, "csv")) printf("plan: %s\n", plan);
     }
-    ms_an_result_clear(&res);
     return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;
+}
+
+static int print_all_modules(MsAnAll *all, const char *format)
+{
+    if (!strcmp(format, "json")) {
+        json_t *doc = ms_an_all_json(all);
+        char *s = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+        if (s) puts(s);
+        free(s);
+        json_decref(doc);
+    } else {
+        print_all(all, !strcmp(format, "csv"));
+    }
+    return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;
+}
+
+int ms_cmd_analyze(int argc, char **argv)
+{
+    if (argc < 2 || ms_cli_is_help(argv[1])) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? MS_CLI_EXIT_USAGE : MS_CLI_EXIT_OK;
+    }
+    const char *name = argv[1];
+    bool known = !strcmp(name, "all");
+    for (const char *const *m = ms_analyze_modules(); *m; m++) known |= !strcmp(*m, name);
+    if (!known) return ms_cli_usage(CMD, "unknown analysis '%s'", name);
+    MsAnOptions o;
+    ms_an_options_default(&o);
+    AnArgs a = { .format = "table", .tau = NAN };
+    MsCliCommon c = { .groups = 0 };
+    const MsCliOpt opts[] = {
+        { "--db", NULL, MS_OPT_STR, &a.db, 0, 0 },
+        { "--run", NULL, MS_OPT_I64, &o.run_id, 0, 2147483647.0 },
+        { "--layer", NULL, MS_OPT_INT, &o.layer, 0, 255 },
+        { "--format", NULL, MS_OPT_STR, &a.format, 0, 0 },
+        { "--role", NULL, MS_OPT_STR, &o.role, 0, 0 },
+        { "--no-write", NULL, MS_OPT_FLAG, &a.no_write, 0, 0 },
+        { "--distance", NULL, MS_OPT_INT, &o.distance, 1, 255 },
+        { "--variant", NULL, MS_OPT_STR, &o.variant, 0, 0 },
+        { "--top", NULL, MS_OPT_INT, &o.top, 1, 1 << 20 },
+        { "--segments", NULL, MS_OPT_STR, &a.segments, 0, 0 },
+        { "--cache", NULL, MS_OPT_STR, &a.cache, 0, 0 },
+        { "--cold", NULL, MS_OPT_FLAG, &o.cold, 0, 0 },
+        { "--include-layers", NULL, MS_OPT_DOUBLE, &o.include_frac, 1e-6, 1 },
+        { "--rule", NULL, MS_OPT_STR, &a.rule, 0, 0 },
+        { "--by", NULL, MS_OPT_STR, &o.by, 0, 0 },
+        { "--min-support", NULL, MS_OPT_INT, &o.min_support, 0, 1 << 30 },
+        { "--max-classes", NULL, MS_OPT_INT, &o.max_classes, 1, 1 << 20 },
+        { "--plan", NULL, MS_OPT_STR, &o.plan_class, 0, 0 },
+        { "--beta", NULL, MS_OPT_DOUBLE, &o.beta, 1e-6, 1e9 },
+        { "--out", NULL, MS_OPT_STR, &o.plan_out, 0, 0 },
+        { "--label", NULL, MS_OPT_STR, &o.label, 0, 0 },
+        { "--set1", NULL, MS_OPT_STR, &o.set1, 0, 0 },
+        { "--set2", NULL, MS_OPT_STR, &o.set2, 0, 0 },
+        { "--activate", NULL, MS_OPT_INT, &o.n_pos, 0, 1 << 20 },
+        { "--deactivate", NULL, MS_OPT_INT, &o.n_neg, 0, 1 << 20 },
+        { "--reverse", NULL, MS_OPT_FLAG, &o.reverse, 0, 0 },
+        { "--lang-key", NULL, MS_OPT_STR, &o.lang_key, 0, 0 },
+        { "--pair-key", NULL, MS_OPT_STR, &o.pair_key, 0, 0 },
+        { "--ref", NULL, MS_OPT_STR, &o.ref_lang, 0, 0 },
+        { "--tau", NULL, MS_OPT_DOUBLE, &a.tau, 0, 1 },
+        { "--operator", NULL, MS_OPT_STR, &a.op, 0, 0 },
+        { "--lambda", NULL, MS_OPT_DOUBLE, &o.cl_lambda, -100, 100 },
+        { "--middle", NULL, MS_OPT_STR, &a.middle, 0, 0 },
+        { "--granularity", NULL, MS_OPT_STR, &a.granularity, 0, 0 },
+        { "--pairs", NULL, MS_OPT_INT, &o.n_pairs, 1, 1 << 30 },
+        { "--seed", NULL, MS_OPT_U64, &o.seed, 0, 0 },
+        { "--sparse-weights", NULL, MS_OPT_FLAG, &o.sparse_weights, 0, 0 },
+        { 0 },
+    };
+    int rc = ms_cli_parse(CMD, argc - 1, argv + 1, opts, &c, usage_text);
+    if (!rc) rc = finish_options(&a, &o);
+    if (rc) return ms_cli_exit(rc);
+    /* the co-occurrence GEMMs are small (E×E per chunk): extra BLAS threads
+     * only spin, so the analyses run them on the calling thread */
+    openblas_set_num_threads(1);
+    MsError err = {0};
+    MsTraceDb *db = ms_trace_open(a.db, o.write ? MS_TRACE_WRITE : MS_TRACE_READ, &err);
+    if (!db) return ms_cli_fail_err(CMD, &err);
+    /* Ctrl+C: the analysis stops at its next poll and writes nothing */
+    MsCancel cancel;
+    ms_cancel_init(&cancel);
+    o.cancel = &cancel;
+    ms_cli_sigint_cancel(&cancel);
+    bool all = !strcmp(name, "all");
+    MsAnAll everything;
+    MsAnResult res;
+    rc = all ? ms_analyze_all(db, &o, &everything, &err) : ms_analyze(db, name, &o, &res, &err);
+    ms_cli_sigint_restore();
+    ms_trace_close(db);
+    if (rc == MS_ECANCELLED) return interrupted(a.db);
+    if (rc < 0) return ms_cli_fail_err(CMD, &err);
+    if (all) {
+        rc = print_all_modules(&everything, a.format);
+        ms_an_all_clear(&everything);
+    } else {
+        rc = print_module(&res, a.format);
+        ms_an_result_clear(&res);
+    }
+    return rc;
 }
