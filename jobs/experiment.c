@@ -196,10 +196,15 @@ int ms_compare_prompt(const MsCompareOptions *o, const MsModel *m, const MsInter
         return ms_error_set(err, MS_EINVAL, "the prompt has no tokens");
     }
     MsExpCore x;
+    MsJobClock clock;
+    ms_job_clock_start(&clock, o->progress, o->progress_user, "compare", 2, 2 * (int64_t)(n + o->n_gen));
     int rc = ms_exp_core_init(&x, m, n, o->n_batch > 0 ? o->n_batch : 256, o->n_threads, o->n_gen, o->free_gen,
                               o->temp, o->seed, o->cancel, err);
+    x.r.clock = &clock;
     if (rc == 0) rc = ms_exp_core_baseline(&x, ids, n, 0, NULL, err);
+    if (rc == 0) ms_job_clock_report(&clock, 1);
     if (rc == 0) rc = ms_exp_core_intervened(&x, iv, 0, NULL, err);
+    if (rc == 0) ms_job_clock_report(&clock, 2);
     free(ids);
     if (rc < 0) {
         ms_exp_core_clear(&x);

@@ -237,6 +237,8 @@ typedef struct {
     uint64_t seed;
     int n_threads;
     int n_batch;                /* default 256 */
+    MsProgressFn progress;      /* stage "compare"; done/total in passes: baseline, intervened (2) */
+    void *progress_user;
     const MsCancel *cancel;
 } MsCompareOptions;
 

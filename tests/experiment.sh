@@ -85,6 +85,17 @@ at=$(q "SELECT count(*) FROM an_compare_pos c JOIN prompt p ON p.run_id=3 AND p.
         WHERE c.run_id=4 AND c.kl > 0")
 check "KL 0 (< 1e-9) before the first routed position ($pre above), > 0 at $at of $base13 routed ones" \
     [ "$pre" = 0 ] && [ "$at" -gt $((base13 / 2)) ]
+# a control: silencing another block-1 expert leaves the planted association
+# in place and moves the digit positions less
+run "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/c.db" --silence 1:5 --gen 6 -t 2
+ctl13=$(sqlite3 "$T/c.db" "SELECT count(*) FROM routing WHERE run_id=2 AND layer=1 AND expert=3")
+check "control silence 1:5: the digits still go to 1:3 ($ctl13 of $base13)" [ "$ctl13" = "$base13" ]
+kl_dig() {   # mean KL at the positions the baseline routes to 1:3
+    sqlite3 "$1" "SELECT avg(c.kl) FROM an_compare_pos c JOIN prompt p ON p.run_id=$2 AND p.idx=c.idx
+        JOIN routing r ON r.prompt_id=p.prompt_id AND r.pos=c.pos AND r.layer=1 AND r.expert=3 WHERE c.run_id=$3"
+}
+kc=$(kl_dig "$T/e.db" 3 4) kk=$(kl_dig "$T/c.db" 1 2)
+check "mean KL at the digit positions: candidate $kc > control $kk" python3 -c "import sys; sys.exit(0 if $kc > $kk else 1)"
 run "$M" compare --db "$T/e.db" --baseline 3 --run 4
 check "compare prints KL, agreement and the routing shift" grep -q 'KL mean' "$T/out"
 lay1=$(awk '$1 == "layer" && $2 == 1 {print $3}' "$T/out")

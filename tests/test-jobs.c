@@ -448,7 +448,13 @@ static void test_compare_prompt(const MsModel *m, const MsPrompt *p)
     ms_intervention_silence(sil, 2, 11);
     MsPromptCompare a, b;
     MsError err = { 0 };
+    ProgLog lg = { .ordered = true, .tokens_ordered = true };
+    o.progress = prog_log;
+    o.progress_user = &lg;
     int rc = ms_compare_prompt(&o, m, empty, p->text, p->len, &a, &err);
+    MT_CHECK(rc == 0 && lg.n == 2 && lg.last_done == 2 && lg.total == 2 && lg.ordered && lg.last_tokens > 0,
+             "one prompt compare reports both passes in order (%d reports, %lld tokens)", lg.n, (long long)lg.last_tokens);
+    o.progress = NULL;
     double kl = 0;
     for (int i = 0; rc == 0 && i < a.n_tokens; i++) kl += a.pos[i].kl;
     MT_CHECK(rc == 0 && kl == 0 && a.summary.top1_agree == a.n_tokens && a.summary.first_divergence == -1,
@@ -469,6 +475,14 @@ static void test_compare_prompt(const MsModel *m, const MsPrompt *p)
     for (int t = 0; never && t < rl.n_pos; t++)
         for (int k = 0; k < rl.k; k++) never &= rl.experts[(size_t)t * rl.k + k] != 5;
     MT_CHECK(never, "... and the silenced expert is never routed in the captured routing");
+    /* cancelled from the start: MS_ECANCELLED and nothing returned */
+    MsCancel flag;
+    ms_cancel_init(&flag);
+    ms_cancel_request(&flag);
+    o.cancel = &flag;
+    MsPromptCompare cc;
+    rc = ms_compare_prompt(&o, m, sil, p->text, p->len, &cc, &err);
+    MT_CHECK(rc == MS_ECANCELLED && cc.tokens == NULL, "a cancelled compare returns MS_ECANCELLED and no result");
     ms_prompt_compare_clear(&a);
     ms_prompt_compare_clear(&b);
     ms_intervention_free(empty);
