@@ -13,7 +13,7 @@ void ms_an_options_default(MsAnOptions *o)
     o->layer = -1;
     o->write = true;
     o->distance = 1;
-    o->top = 10;
+    o->top = 0;   /* the module's own default: 10 transitions (affinity), 2 plan experts (npmi) */
     const int segs[4] = {4, 16, 64, 256};
     memcpy(o->segments, segs, sizeof segs);
     o->n_segments = 4;

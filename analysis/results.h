@@ -41,7 +41,7 @@ typedef struct {
     /* affinity */
     int distance;            /* d >= 1 (MoE layers), default 1 */
     const char *variant;     /* "topk" (default) | "top1" | "weighted": extra matrices in the doc */
-    int top;                 /* top transitions per pair / plan size, default 10 */
+    int top;                 /* top transitions per pair (default 10) / npmi plan size (default 2); 0 = default */
 
     /* consistency */
     int segments[MS_AN_MAX_LIST], n_segments;   /* default 4,16,64,256 */
