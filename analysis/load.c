@@ -19,7 +19,7 @@ struct MsLoadAcc {
     int64_t jac_n;
     /* probabilities */
     int64_t np;
-    double *psum, hsum, hsq, margin_sum;
+    double *psum, hsum, hmean, hm2, margin_sum;  /* hmean, hm2: Welford's running mean and Σ(h−mean)² */
     /* outputs */
     double *share, *cover, *pbar, *sorted_tmp;
 };
@@ -117,7 +117,10 @@ int ms_load_acc_add_probs(MsLoadAcc *a, const float *p)
         else if (v > b2) b2 = v;
     }
     a->hsum += h;
-    a->hsq += h * h;
+    /* Welford: E[h²]−E[h]² cancels catastrophically when the spread is small */
+    double d = h - a->hmean;
+    a->hmean += d / (double)(a->np + 1);
+    a->hm2 += d * (h - a->hmean);
     a->margin_sum += a->E > 1 ? b1 - b2 : NAN;
     a->np++;
     return 0;
@@ -229,8 +232,7 @@ void ms_load_acc_stats(MsLoadAcc *a, MsLoadStats *o)
         o->laux = E * laux;
         o->importance_cv2 = imu > 0 ? (ivar / E) / (imu * imu) : NAN;
         o->token_entropy_mean = a->hsum / np;
-        double v = a->hsq / np - o->token_entropy_mean * o->token_entropy_mean;
-        o->token_entropy_std = sqrt(v > 0 ? v : 0);
+        o->token_entropy_std = sqrt(a->hm2 / np);
         o->top1_margin_mean = a->margin_sum / np;
     } else {
         o->laux = o->importance_cv2 = NAN;
