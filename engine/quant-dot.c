@@ -8,7 +8,8 @@
  *  - portable scalar code (msq_vec_dot_scalar), always compiled, used when
  *    the build has no AVX2+FMA+F16C and for Q2_K / Q3_K;
  *  - register tiles (AVX2, AVX-VNNI, AVX512-VNNI, AVX512-BF16) for F32 F16
- *    BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K.  ms_vec_dot, ms_gemv and
+ *    BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL MXFP4 Q4_K Q5_K Q6_K (the two look-up
+ *    types map their nibbles to levels with one byte shuffle).  ms_vec_dot, ms_gemv and
  *    ms_gemm with nt < 4 run one weight row at a time (sequential streaming
  *    for decode) and are bit-identical to each other;
  *  - ms_gemm with nt >= 4: 4 rows x 4 tokens tiles, and for the int8 types
@@ -83,8 +84,23 @@ static void unpack32(int type, const uint8_t *b, int *q)
         }
         break;
     }
+    case MS_TYPE_IQ4_NL: case MS_TYPE_MXFP4: {
+        const int8_t *lut = type == MS_TYPE_IQ4_NL ? msq_iq4nl_values : msq_mxfp4_values;
+        const uint8_t *qs = b + (type == MS_TYPE_IQ4_NL ? 2 : 1);
+        for (int j = 0; j < 16; j++) {
+            q[j] = lut[qs[j] & 15];
+            q[j + 16] = lut[qs[j] >> 4];
+        }
+        break;
+    }
     default: break;
     }
+}
+
+/* Scale of a 32-element weight block: f16 d first, except MXFP4's E8M0. */
+static inline float w32_scale(int type, const uint8_t *b)
+{
+    return type == MS_TYPE_MXFP4 ? msq_e8m0_half(b[0]) : h2f(b);
 }
 
 static float dot_q32_scalar(int type, int64_t n, const uint8_t *w, const uint8_t *a)
@@ -100,7 +116,7 @@ static float dot_q32_scalar(int type, int64_t n, const uint8_t *w, const uint8_t
         int isum = 0;
         for (int j = 0; j < 32; j++) isum += q[j] * y[j];
         if (q81) sum += h2f(w) * h2f(a) * (float)isum + h2f(w + 2) * h2f(a + 2);
-        else sum += (float)isum * (h2f(w) * h2f(a));
+        else sum += (float)isum * (w32_scale(type, w) * h2f(a));
     }
     return sum;
 }
@@ -194,7 +210,7 @@ float msq_vec_dot_scalar(int wtype, int64_t n, const void *wrow, const void *act
     case MS_TYPE_F16: return dot_half(n, wrow, act, false);
     case MS_TYPE_BF16: return dot_half(n, wrow, act, true);
     case MS_TYPE_Q8_0: case MS_TYPE_Q4_0: case MS_TYPE_Q4_1:
-    case MS_TYPE_Q5_0: case MS_TYPE_Q5_1:
+    case MS_TYPE_Q5_0: case MS_TYPE_Q5_1: case MS_TYPE_IQ4_NL: case MS_TYPE_MXFP4:
         return dot_q32_scalar(wtype, n, wrow, act);
     case MS_TYPE_Q2_K: case MS_TYPE_Q3_K: case MS_TYPE_Q4_K:
     case MS_TYPE_Q5_K: case MS_TYPE_Q6_K:
@@ -247,7 +263,31 @@ static inline __m256 bcast_h(const uint8_t *p)
 ALWAYS_INLINE size_t q8fam_bytes(int type)
 {
     return type == MS_TYPE_Q8_0 ? 34 : type == MS_TYPE_Q4_0 ? 18 : type == MS_TYPE_Q5_0 ? 22
-         : type == MS_TYPE_Q4_1 ? 20 : 24;
+         : type == MS_TYPE_Q4_1 ? 20 : type == MS_TYPE_IQ4_NL ? 18 : type == MS_TYPE_MXFP4 ? 17 : 24;
+}
+
+/* The offset that makes a block's integer weights non-negative (u = q + off). */
+ALWAYS_INLINE int q8fam_off(int type)
+{
+    return type == MS_TYPE_Q8_0 || type == MS_TYPE_IQ4_NL ? 128 : type == MS_TYPE_Q4_0 ? 8
+         : type == MS_TYPE_MXFP4 ? 12 : 16;
+}
+
+ALWAYS_INLINE bool lut_type(int type) { return type == MS_TYPE_IQ4_NL || type == MS_TYPE_MXFP4; }
+
+/* The 16 levels of a look-up type plus add, in both 128-bit lanes (pshufb table). */
+ALWAYS_INLINE __m256i lut_table(int type, int add)
+{
+    const int8_t *v = type == MS_TYPE_IQ4_NL ? msq_iq4nl_values : msq_mxfp4_values;
+    __m128i t = _mm_loadu_si128((const __m128i *)v);
+    return _mm256_broadcastsi128_si256(_mm_add_epi8(t, _mm_set1_epi8((char)add)));
+}
+
+/* Block scale of the weight as a float vector (f16 d, or MXFP4's E8M0). */
+ALWAYS_INLINE __m256 w32_scale_v(int type, const uint8_t *b)
+{
+    if (type == MS_TYPE_MXFP4) return _mm256_set1_ps(msq_e8m0_half(b[0]));
+    return _mm256_set1_ps(_cvtsh_ss(msq_rd16(b)));
 }
 
 /* Q4_1 / Q5_1 take Q8_1 activations (36-byte blocks, qs at 4, s at 2) and
@@ -259,9 +299,11 @@ ALWAYS_INLINE __m256i q32_unsigned(int type, const uint8_t *b)
     const __m256i m4 = _mm256_set1_epi8(15);
     if (type == MS_TYPE_Q8_0)
         return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), _mm256_set1_epi8((char)0x80));
-    const uint8_t *qs = b + (type == MS_TYPE_Q4_0 ? 2 : type == MS_TYPE_Q5_0 ? 6 : type == MS_TYPE_Q4_1 ? 4 : 8);
+    const uint8_t *qs = b + (type == MS_TYPE_Q4_0 || type == MS_TYPE_IQ4_NL ? 2 : type == MS_TYPE_MXFP4 ? 1
+                             : type == MS_TYPE_Q5_0 ? 6 : type == MS_TYPE_Q4_1 ? 4 : 8);
     __m128i q = _mm_loadu_si128((const __m128i *)qs);
     __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+    if (lut_type(type)) return _mm256_shuffle_epi8(lut_table(type, q8fam_off(type)), u);
     if (type == MS_TYPE_Q5_0 || type == MS_TYPE_Q5_1) {
         /* bit j of qh -> 0x10 in byte j */
         uint32_t qh = msq_rd32(b + (type == MS_TYPE_Q5_0 ? 2 : 4));
@@ -280,7 +322,7 @@ ALWAYS_INLINE void q8fam_block(const int type, const int R, const int T, int64_t
                                const uint8_t *const *w, const uint8_t *const *a, __m256 acc[4][4])
 {
     const size_t wb = q8fam_bytes(type);
-    const int off = type == MS_TYPE_Q8_0 ? 128 : type == MS_TYPE_Q4_0 ? 8 : 16;
+    const int off = q8fam_off(type);
     const __m256i offv = _mm256_set1_epi8((char)off);
     const bool m1 = q81_act(type);
     __m256i y[4], corr[4];
@@ -300,15 +342,22 @@ ALWAYS_INLINE void q8fam_block(const int type, const int R, const int T, int64_t
     }
     UNROLL for (int r = 0; r < R; r++) {
         const uint8_t *wbk = w[r] + wb * i;
-        __m256 dw = bcast_h(wbk);
+        __m256 dw = w32_scale_v(type, wbk);
         if (m1) {
             __m256 mw = bcast_h(wbk + 2);
             UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_fmadd_ps(mw, sy[t], acc[r][t]);
         }
 #if !MSQ_VNNI
-        if (type == MS_TYPE_Q8_0) {
+        if (type == MS_TYPE_Q8_0 || type == MS_TYPE_IQ4_NL) {
             /* u = q + 128 would overflow maddubs: sign trick instead */
-            __m256i q = _mm256_loadu_si256((const __m256i *)(wbk + 2));
+            __m256i q;
+            if (type == MS_TYPE_Q8_0) {
+                q = _mm256_loadu_si256((const __m256i *)(wbk + 2));
+            } else {
+                __m128i h = _mm_loadu_si128((const __m128i *)(wbk + 2));
+                __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(h, 4), h), _mm256_set1_epi8(15));
+                q = _mm256_shuffle_epi8(lut_table(type, 0), nib);
+            }
             __m256i ax = _mm256_sign_epi8(q, q);
             UNROLL for (int t = 0; t < T; t++) {
                 __m256i s = DPBUSD(_mm256_setzero_si256(), ax, _mm256_sign_epi8(y[t], q));
@@ -590,6 +639,8 @@ ALWAYS_INLINE bool tile_any(int type, const int R, const int T, int64_t n,
     case MS_TYPE_Q5_0: tile_q8fam(MS_TYPE_Q5_0, R, T, n / 32, w, a, out); return true;
     case MS_TYPE_Q4_1: tile_q8fam(MS_TYPE_Q4_1, R, T, n / 32, w, a, out); return true;
     case MS_TYPE_Q5_1: tile_q8fam(MS_TYPE_Q5_1, R, T, n / 32, w, a, out); return true;
+    case MS_TYPE_IQ4_NL: tile_q8fam(MS_TYPE_IQ4_NL, R, T, n / 32, w, a, out); return true;
+    case MS_TYPE_MXFP4: tile_q8fam(MS_TYPE_MXFP4, R, T, n / 32, w, a, out); return true;
     case MS_TYPE_Q4_K: tile_q45k(0, R, T, n / 256, w, a, out); return true;
     case MS_TYPE_Q5_K: tile_q45k(1, R, T, n / 256, w, a, out); return true;
     case MS_TYPE_Q6_K: tile_q6k(R, T, n / 256, w, a, out); return true;
@@ -620,6 +671,7 @@ static bool simd_type(int type)
     case MS_TYPE_Q8_0: case MS_TYPE_Q4_0: case MS_TYPE_Q5_0:
     case MS_TYPE_Q4_1: case MS_TYPE_Q5_1:
     case MS_TYPE_Q4_K: case MS_TYPE_Q5_K: case MS_TYPE_Q6_K:
+    case MS_TYPE_IQ4_NL: case MS_TYPE_MXFP4:
         return true;
     default:
         return false;
@@ -669,8 +721,8 @@ typedef __m256 PVf;
 #define PV_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define PV_FNMA(a, b, c) _mm256_fnmadd_ps((a), (b), (c))
 #define PV_HSUM(x) hsum8(x)
-/* the AVX2 dpbusd emulation would saturate on Q8_0's u = q + 128 */
-#define PK_OK(type) (MSQ_VNNI || (type) != MS_TYPE_Q8_0)
+/* the AVX2 dpbusd emulation would saturate on Q8_0's / IQ4_NL's u = q + 128 */
+#define PK_OK(type) (MSQ_VNNI || ((type) != MS_TYPE_Q8_0 && (type) != MS_TYPE_IQ4_NL))
 #endif
 
 typedef struct {
@@ -703,7 +755,7 @@ static inline void transpose8(__m256i *r)
 static bool packed_type(int type)
 {
     return (type == MS_TYPE_Q8_0 || type == MS_TYPE_Q4_0 || type == MS_TYPE_Q5_0 ||
-            type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K || (PK_W == 2 && type == MS_TYPE_Q6_K)) &&
+            type == MS_TYPE_IQ4_NL || type == MS_TYPE_MXFP4 || type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K || (PK_W == 2 && type == MS_TYPE_Q6_K)) &&
            PK_OK(type);
 }
 
@@ -800,7 +852,7 @@ static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
         for (int j = 0; j < 8; j++) {
             const uint8_t *b = row + wb * (size_t)(8 * g + j);
             r[j] = q32_unsigned(type, b);
-            d[j] = _cvtsh_ss(msq_rd16(b));
+            d[j] = type == MS_TYPE_MXFP4 ? msq_e8m0_half(b[0]) : _cvtsh_ss(msq_rd16(b));
         }
         sv = _mm256_loadu_ps(d);
     } else {
@@ -844,8 +896,7 @@ static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
             d[j] = _cvtsh_ss(msq_rd16(b));
         }
         transpose8(r);
-        const int off = type == MS_TYPE_Q8_0 ? 128 : type == MS_TYPE_Q4_0 ? 8 : 16;
-        const __m256i offv = _mm256_set1_epi8((char)off);
+        const __m256i offv = _mm256_set1_epi8((char)q8fam_off(type));
         __m256i c = _mm256_setzero_si256();
         for (int k = 0; k < 8; k++) c = DPBUSD(c, offv, r[k]);
         pk_store(o, h, r, _mm256_loadu_ps(d), _mm256_setzero_ps(),

@@ -12,6 +12,20 @@ static inline uint32_t msq_rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4)
 static inline void msq_wr16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static inline void msq_wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
+/* Level tables of the 4-bit look-up types (quant.c). */
+extern const int8_t msq_iq4nl_values[16];
+extern const int8_t msq_mxfp4_values[16];
+
+/* MXFP4's E8M0 byte as the scale of the doubled levels: 2^(e - 128),
+ * built from its bits (e = 0 and 1 are the subnormals 2^-128, 2^-127). */
+static inline float msq_e8m0_half(uint8_t e)
+{
+    uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
 /* Q3_K: the 16 signed sub-block scales (-32..31) from the 12 scale bytes. */
 void msq_q3k_scales(const uint8_t *b12, int8_t *sc);
 /* Q4_K / Q5_K: the 8 six-bit scales and mins from the 12 scale bytes,

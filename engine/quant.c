@@ -86,6 +86,7 @@ bool ms_type_is_supported(int type)
     case MS_TYPE_Q5_0: case MS_TYPE_Q5_1:
     case MS_TYPE_Q2_K: case MS_TYPE_Q3_K: case MS_TYPE_Q4_K:
     case MS_TYPE_Q5_K: case MS_TYPE_Q6_K:
+    case MS_TYPE_IQ4_NL: case MS_TYPE_MXFP4:
         return true;
     default:
         return false;
@@ -113,6 +114,23 @@ static inline int nearest_int(float v)
 }
 
 /* ------------------------------------------------------------ dequantise */
+
+/* IQ4_NL's non-linear 4-bit levels (GGUF-MOE.md §2.1). */
+const int8_t msq_iq4nl_values[16] = {
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+};
+/* MXFP4: the E2M1 values times two (so the E8M0 scale is halved). */
+const int8_t msq_mxfp4_values[16] = {
+    0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
+};
+
+static void deq_lut4(const uint8_t *qs, float d, const int8_t *lut, float *y)
+{
+    for (int j = 0; j < 16; j++) {
+        y[j] = lut[qs[j] & 15] * d;
+        y[j + 16] = lut[qs[j] >> 4] * d;
+    }
+}
 
 static void deq_q8_0(const uint8_t *b, float *y)
 {
@@ -266,6 +284,8 @@ void ms_dequantize_row(int type, const void *src, float *dst, int64_t n)
         case MS_TYPE_Q4_K: deq_q45_k(s, dst, false); break;
         case MS_TYPE_Q5_K: deq_q45_k(s, dst, true); break;
         case MS_TYPE_Q6_K: deq_q6_k(s, dst); break;
+        case MS_TYPE_IQ4_NL: deq_lut4(s + 2, h2f(s), msq_iq4nl_values, dst); break;
+        case MS_TYPE_MXFP4: deq_lut4(s + 1, msq_e8m0_half(s[0]), msq_mxfp4_values, dst); break;
         case MS_TYPE_Q8_1: {   /* activation type; d @0, s @2, qs @4 */
             float d = h2f(s);
             for (int j = 0; j < 32; j++) dst[j] = (int8_t)s[4 + j] * d;
@@ -543,6 +563,73 @@ static void qnt_q6_k(const float *x, uint8_t *b)
     }
 }
 
+/* Index of the level of lut (16 entries, any order) nearest to v; the
+ * lower index on ties, so the result is deterministic. */
+static int nearest_level(const int8_t *lut, float v)
+{
+    int best = 0;
+    float be = INFINITY;
+    for (int k = 0; k < 16; k++) {
+        float e = fabsf(v - (float)lut[k]);
+        if (e < be) { be = e; best = k; }
+    }
+    return best;
+}
+
+/* IQ4_NL: scale candidates around "largest magnitude onto an end level",
+ * each refitted by least squares for its rounding; the lowest error wins. */
+static void qnt_iq4_nl(const float *x, uint8_t *b)
+{
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++)
+        if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
+    memset(b, 0, 18);
+    if (amax == 0) return;
+    float best_d = max / -127.f, best_err = INFINITY;
+    for (int k = -9; k <= 9; k++) {
+        float d0 = max / (-127.f + 2.0f * (float)k);
+        if (!(d0 != 0)) continue;
+        int L[32];
+        double sxl = 0, sll = 0;
+        for (int j = 0; j < 32; j++) {
+            L[j] = nearest_level(msq_iq4nl_values, x[j] / d0);
+            sxl += (double)x[j] * msq_iq4nl_values[L[j]];
+            sll += (double)msq_iq4nl_values[L[j]] * msq_iq4nl_values[L[j]];
+        }
+        float d = sll > 0 ? (float)(sxl / sll) : d0;
+        float dh = ms_fp16_to_fp32(ms_fp32_to_fp16(d));
+        double err = 0;
+        for (int j = 0; j < 32; j++) {
+            double e = (double)dh * msq_iq4nl_values[nearest_level(msq_iq4nl_values, x[j] / dh)] - x[j];
+            err += e * e;
+        }
+        if (err < best_err) { best_err = (float)err; best_d = dh; }
+    }
+    f2h(b, best_d);
+    float d = h2f(b);
+    for (int j = 0; j < 16; j++) {
+        int lo = d ? nearest_level(msq_iq4nl_values, x[j] / d) : 8;
+        int hi = d ? nearest_level(msq_iq4nl_values, x[j + 16] / d) : 8;
+        b[2 + j] = (uint8_t)(lo | hi << 4);
+    }
+}
+
+/* MXFP4: the smallest power-of-two scale that keeps the largest magnitude
+ * within the top level (12 * 2^(e-128)), then nearest level per element. */
+static void qnt_mxfp4(const float *x, uint8_t *b)
+{
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    int e = 0;
+    while (e < 255 && 12.0f * msq_e8m0_half((uint8_t)e) < amax) e++;
+    b[0] = (uint8_t)e;
+    float d = msq_e8m0_half((uint8_t)e);
+    for (int j = 0; j < 16; j++) {
+        int lo = nearest_level(msq_mxfp4_values, x[j] / d), hi = nearest_level(msq_mxfp4_values, x[j + 16] / d);
+        b[1 + j] = (uint8_t)(lo | hi << 4);
+    }
+}
+
 int ms_quantize_row(int type, const float *src, void *dst, int64_t n)
 {
     if (!ms_type_is_supported(type)) return MS_EUNSUPPORTED;
@@ -572,6 +659,8 @@ int ms_quantize_row(int type, const float *src, void *dst, int64_t n)
         case MS_TYPE_Q4_K: qnt_q45_k(src, d, false); break;
         case MS_TYPE_Q5_K: qnt_q45_k(src, d, true); break;
         case MS_TYPE_Q6_K: qnt_q6_k(src, d); break;
+        case MS_TYPE_IQ4_NL: qnt_iq4_nl(src, d); break;
+        case MS_TYPE_MXFP4: qnt_mxfp4(src, d); break;
         default: return MS_EUNSUPPORTED;
         }
     }
@@ -584,7 +673,8 @@ int ms_vec_dot_type(int wtype)
 {
     switch (wtype) {
     case MS_TYPE_F32: case MS_TYPE_F16: case MS_TYPE_BF16: return wtype;
-    case MS_TYPE_Q4_0: case MS_TYPE_Q5_0: case MS_TYPE_Q8_0: return MS_TYPE_Q8_0;
+    case MS_TYPE_Q4_0: case MS_TYPE_Q5_0: case MS_TYPE_Q8_0:
+    case MS_TYPE_IQ4_NL: case MS_TYPE_MXFP4: return MS_TYPE_Q8_0;
     case MS_TYPE_Q4_1: case MS_TYPE_Q5_1: return MS_TYPE_Q8_1;
     case MS_TYPE_Q2_K: case MS_TYPE_Q3_K: case MS_TYPE_Q4_K:
     case MS_TYPE_Q5_K: case MS_TYPE_Q6_K: return MS_TYPE_Q8_K;

@@ -13,7 +13,8 @@ enum {
     MS_TYPE_F32 = 0, MS_TYPE_F16 = 1, MS_TYPE_Q4_0 = 2, MS_TYPE_Q4_1 = 3,
     MS_TYPE_Q5_0 = 6, MS_TYPE_Q5_1 = 7, MS_TYPE_Q8_0 = 8, MS_TYPE_Q8_1 = 9,
     MS_TYPE_Q2_K = 10, MS_TYPE_Q3_K = 11, MS_TYPE_Q4_K = 12, MS_TYPE_Q5_K = 13,
-    MS_TYPE_Q6_K = 14, MS_TYPE_Q8_K = 15, MS_TYPE_BF16 = 30,
+    MS_TYPE_Q6_K = 14, MS_TYPE_Q8_K = 15, MS_TYPE_IQ4_NL = 20, MS_TYPE_BF16 = 30,
+    MS_TYPE_MXFP4 = 39,
     MS_TYPE_COUNT = 43     /* ids >= this are unknown */
 };
 
@@ -28,7 +29,7 @@ int ms_type_from_name(const char *name);      /* case-insensitive; -1 if unknown
 int64_t ms_type_block_elems(int type);
 size_t ms_type_block_bytes(int type);
 /* True for the weight types the engine computes with: F32 F16 BF16 Q8_0 Q4_0
- * Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K. */
+ * Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL MXFP4. */
 bool ms_type_is_supported(int type);
 size_t ms_row_bytes(int type, int64_t n);     /* n must be a multiple of the block */
 
@@ -38,7 +39,7 @@ void ms_dequantize_row(int type, const void *src, float *dst, int64_t n);
 int ms_quantize_row(int type, const float *src, void *dst, int64_t n);
 
 /* ---- llama.cpp-faithful products ----
- * vec_dot_type(W): F32->F32, F16->F16, BF16->BF16, Q4_0/Q5_0/Q8_0->Q8_0,
+ * vec_dot_type(W): F32->F32, F16->F16, BF16->BF16, Q4_0/Q5_0/Q8_0/IQ4_NL/MXFP4->Q8_0,
  * Q4_1/Q5_1->Q8_1, K-quants->Q8_K. */
 int ms_vec_dot_type(int wtype);
 /* Convert an activation row x[n] into the vec_dot type of wtype; dst must

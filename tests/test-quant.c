@@ -156,6 +156,28 @@ static void make_block(int type, Rng *r, Fields *f, uint8_t *b)
         }
         break;
     }
+    case MS_TYPE_IQ4_NL: case MS_TYPE_MXFP4: {
+        /* 4-bit codes indexing the level table; the block scale is an f16
+         * (IQ4_NL) or an E8M0 byte e meaning 2^(e-128) (MXFP4) */
+        static const int iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+        static const int mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+        bool nl = type == MS_TYPE_IQ4_NL;
+        f->n = 32;
+        if (nl) {
+            put_f16(b, f->d);
+        } else {
+            int e = rng_int(r, 0, 6) == 0 ? rng_int(r, 0, 3) : rng_int(r, 110, 140);  /* subnormal scales too */
+            b[0] = (uint8_t)e;
+            f->d = ldexpf(1.0f, e - 128);
+        }
+        for (int j = 0; j < 32; j++) {
+            int code = rng_int(r, 0, 15);
+            f->q[j] = nl ? iq4nl[code] : mxfp4[code];
+            /* element j < 16: low nibble of byte j; j >= 16: high nibble of byte j-16 */
+            put_bits(b + (nl ? 2 : 1), j < 16 ? 8 * j : 8 * (j - 16) + 4, 4, (unsigned)code);
+        }
+        break;
+    }
     case MS_TYPE_Q6_K:
         f->n = 256;
         put_f16(b + 208, f->d);
@@ -182,11 +204,13 @@ static float field_value(const Fields *f, int e)
 static const int qtypes[] = {
     MS_TYPE_Q8_0, MS_TYPE_Q4_0, MS_TYPE_Q4_1, MS_TYPE_Q5_0, MS_TYPE_Q5_1,
     MS_TYPE_Q2_K, MS_TYPE_Q3_K, MS_TYPE_Q4_K, MS_TYPE_Q5_K, MS_TYPE_Q6_K,
+    MS_TYPE_IQ4_NL, MS_TYPE_MXFP4,
 };
 static const int alltypes[] = {
     MS_TYPE_F32, MS_TYPE_F16, MS_TYPE_BF16,
     MS_TYPE_Q8_0, MS_TYPE_Q4_0, MS_TYPE_Q4_1, MS_TYPE_Q5_0, MS_TYPE_Q5_1,
     MS_TYPE_Q2_K, MS_TYPE_Q3_K, MS_TYPE_Q4_K, MS_TYPE_Q5_K, MS_TYPE_Q6_K,
+    MS_TYPE_IQ4_NL, MS_TYPE_MXFP4,
 };
 
 /* ------------------------------------------------------------ type table */
@@ -227,13 +251,15 @@ static void test_table(void)
              "ms_type_from_name is case-insensitive");
     int nsup = 0;
     for (int i = 0; i < 50; i++) nsup += ms_type_is_supported(i);
-    MT_CHECK(nsup == 13 && ms_type_is_supported(MS_TYPE_Q6_K) && !ms_type_is_supported(MS_TYPE_Q8_K),
-             "13 supported compute types (got %d)", nsup);
+    MT_CHECK(nsup == 15 && ms_type_is_supported(MS_TYPE_Q6_K) && ms_type_is_supported(MS_TYPE_MXFP4) &&
+             ms_type_is_supported(MS_TYPE_IQ4_NL) && !ms_type_is_supported(MS_TYPE_Q8_K),
+             "15 supported compute types (got %d)", nsup);
     MT_CHECK(ms_row_bytes(MS_TYPE_Q4_K, 2048) == 8 * 144 && ms_row_bytes(MS_TYPE_F16, 7) == 14 &&
              ms_row_bytes(MS_TYPE_Q8_0, 96) == 3 * 34, "ms_row_bytes");
     MT_CHECK(ms_vec_dot_type(MS_TYPE_Q4_0) == MS_TYPE_Q8_0 && ms_vec_dot_type(MS_TYPE_Q5_1) == MS_TYPE_Q8_1 &&
              ms_vec_dot_type(MS_TYPE_Q3_K) == MS_TYPE_Q8_K && ms_vec_dot_type(MS_TYPE_BF16) == MS_TYPE_BF16 &&
-             ms_vec_dot_type(MS_TYPE_F16) == MS_TYPE_F16 && ms_vec_dot_type(MS_TYPE_F32) == MS_TYPE_F32,
+             ms_vec_dot_type(MS_TYPE_F16) == MS_TYPE_F16 && ms_vec_dot_type(MS_TYPE_F32) == MS_TYPE_F32 &&
+             ms_vec_dot_type(MS_TYPE_MXFP4) == MS_TYPE_Q8_0 && ms_vec_dot_type(MS_TYPE_IQ4_NL) == MS_TYPE_Q8_0,
              "ms_vec_dot_type");
 }
 
@@ -280,7 +306,7 @@ static void test_roundtrip(void)
         {MS_TYPE_Q8_0, 0.01}, {MS_TYPE_Q4_0, 0.12}, {MS_TYPE_Q4_1, 0.10},
         {MS_TYPE_Q5_0, 0.06}, {MS_TYPE_Q5_1, 0.05}, {MS_TYPE_Q2_K, 0.45},
         {MS_TYPE_Q3_K, 0.25}, {MS_TYPE_Q4_K, 0.10}, {MS_TYPE_Q5_K, 0.05},
-        {MS_TYPE_Q6_K, 0.025},
+        {MS_TYPE_Q6_K, 0.025}, {MS_TYPE_IQ4_NL, 0.10}, {MS_TYPE_MXFP4, 0.20},
     };
     enum { N = 8192 };
     static float x[N], y[N];
@@ -318,7 +344,7 @@ static void test_roundtrip(void)
     }
     MT_CHECK(bad == 0, "zero and constant rows survive every quantiser");
     MT_CHECK(ms_quantize_row(MS_TYPE_Q8_K, x, q, 256) == MS_EUNSUPPORTED &&
-             ms_quantize_row(20, x, q, 32) == MS_EUNSUPPORTED &&
+             ms_quantize_row(16, x, q, 256) == MS_EUNSUPPORTED &&
              ms_quantize_row(99, x, q, 32) == MS_EUNSUPPORTED, "quantise unsupported type -> MS_EUNSUPPORTED");
     /* deterministic */
     static uint8_t q2[N * 4];
@@ -692,15 +718,16 @@ static double type_bound(int type)
     case MS_TYPE_Q4_0: case MS_TYPE_Q4_1: case MS_TYPE_Q4_K: return 0.15;
     case MS_TYPE_Q3_K: return 0.3;
     case MS_TYPE_Q2_K: return 0.5;
+    case MS_TYPE_MXFP4: return 0.2;
     default: return 0;
     }
 }
 
-static void test_fixture_pair(const char *dir, const char *ref_name, const char *q_name)
+static void test_fixture_pair(const char *dir, const char *set, const char *ref_name, const char *q_name)
 {
     char rp[1024], qp[1024];
-    snprintf(rp, sizeof rp, "%s/fixtures/models/%s", dir, ref_name);
-    snprintf(qp, sizeof qp, "%s/fixtures/models/%s", dir, q_name);
+    snprintf(rp, sizeof rp, "%s/%s/models/%s", dir, set, ref_name);
+    snprintf(qp, sizeof qp, "%s/%s/models/%s", dir, set, q_name);
     MsError err = {0};
     MsGguf *rg = ms_gguf_open(rp, &err), *qg = rg ? ms_gguf_open(qp, &err) : NULL;
     if (!rg || !qg) {
@@ -748,12 +775,17 @@ static void test_fixtures(void)
         mt_skip("llama-quantize fixture files decode close to their F32/F16 source: %s", mt_shared_absent());
         return;
     }
-    test_fixture_pair(dir, "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.Q8_0.gguf");
-    test_fixture_pair(dir, "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.Q4_0.gguf");
-    test_fixture_pair(dir, "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.BF16.gguf");
-    test_fixture_pair(dir, "mixtral-256.F16.gguf", "mixtral-256.Q6_K.gguf");
-    test_fixture_pair(dir, "mixtral-256.F16.gguf", "mixtral-256.Q5_K_M.gguf");
-    test_fixture_pair(dir, "mixtral-256.F16.gguf", "mixtral-256.Q4_K_M.gguf");
+    test_fixture_pair(dir, "fixtures", "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.Q8_0.gguf");
+    test_fixture_pair(dir, "fixtures", "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.Q4_0.gguf");
+    test_fixture_pair(dir, "fixtures", "qwen2moe-tiny.F32.gguf", "qwen2moe-tiny.BF16.gguf");
+    test_fixture_pair(dir, "fixtures", "mixtral-256.F16.gguf", "mixtral-256.Q6_K.gguf");
+    test_fixture_pair(dir, "fixtures", "mixtral-256.F16.gguf", "mixtral-256.Q5_K_M.gguf");
+    test_fixture_pair(dir, "fixtures", "mixtral-256.F16.gguf", "mixtral-256.Q4_K_M.gguf");
+    /* llama-quantize's MXFP4_MOE: experts in MXFP4, the other matrices Q8_0 */
+    test_fixture_pair(dir, "fixtures2", "gpt-oss-tiny.F32.gguf", "gpt-oss-tiny.MXFP4_MOE.gguf");
+    test_fixture_pair(dir, "fixtures2", "gpt-oss-tiny.F32.gguf", "gpt-oss-tiny.BF16.gguf");
+    test_fixture_pair(dir, "fixtures2", "qwen3moe-tiny.F32.gguf", "qwen3moe-tiny.Q8_0.gguf");
+    test_fixture_pair(dir, "fixtures-dsv3", "dsv3-tiny.F32.gguf", "dsv3-tiny.Q8_0.gguf");
 }
 
 int main(void)
