@@ -19,10 +19,16 @@
 
 typedef enum {
     MS_ARCH_OLMOE, MS_ARCH_QWEN2MOE, MS_ARCH_LLAMA, MS_ARCH_GRANITEMOE, MS_ARCH_DEEPSEEK2,
+    MS_ARCH_QWEN3MOE, MS_ARCH_GPTOSS, MS_ARCH_PHIMOE,
     MS_ARCH_COUNT
 } MsArch;
 
-typedef enum { MS_GATING_SOFTMAX = 1, MS_GATING_SIGMOID = 2 } MsGating;
+/* The router's score function.  SOFTMAX: probs = softmax over all experts;
+ * SIGMOID: per expert.  SOFTMAX_TOPK (gpt-oss, llama.cpp's
+ * "softmax_weight"): there are no probabilities over all experts — the
+ * router selects by the (biased) logits themselves, which are what `probs`
+ * then holds, and the k weights are the softmax over the k selected logits. */
+typedef enum { MS_GATING_SOFTMAX = 1, MS_GATING_SIGMOID = 2, MS_GATING_SOFTMAX_TOPK = 3 } MsGating;
 
 /* Public description of a loaded model (read-only; owned by the model). */
 typedef struct {
@@ -38,6 +44,15 @@ typedef struct {
     bool norm_w;               /* top-k weights renormalised */
     float w_scale;             /* expert_weights_scale (1 if none) */
     bool shexp_gated;          /* qwen2moe: shared expert scaled by sigmoid(w.x) */
+    int n_expert_groups;       /* group-limited routing: E experts in this many groups (1 = none) */
+    int n_group_used;          /* ... of which the best this many may supply experts */
+    bool router_bias;          /* gpt-oss: the router adds a bias to its logits */
+    int n_swa;                 /* sliding-window width in tokens (0 = none) */
+    int n_swa_layers;          /* blocks that use it (gpt-oss: the even ones) */
+    bool attn_sinks;           /* gpt-oss: one learned sink logit per head */
+    bool mla_absorbed;         /* deepseek2: attn_k_b / attn_v_b (head_dim_k/v are then the MLA sizes) */
+    int kv_lora_rank;          /* deepseek2 latent width (0 otherwise) */
+    bool rope_factors;         /* per-pair RoPE frequency factors (LongRoPE or rope_freqs) */
     float rope_base;
     bool rope_neox;
     float rms_eps;

@@ -32,13 +32,20 @@ struct MsContext {
     MsIntervention *iv;
     int kcap;                  /* experts per token the slot buffers hold */
 
-    /* KV cache, per layer [n_ctx][kv_dim] (float or uint16) */
+    /* KV cache, per layer [n_ctx][kv_dim] (float or uint16).  Absorbed MLA
+     * caches K rows only: [k_pe | latent], the value being the latent. */
     void **kc, **vc;
     int kv_dim_k, kv_dim_v;
+    /* attention geometry: per-head query/key and value widths, KV heads,
+     * and where V lives (v_off >= 0: inside the K row at that offset) */
+    int att_dk, att_dv, att_hkv, v_off;
+    const float *rope_ff;             /* per-pair RoPE frequency factors, or NULL */
 
     /* activations [n_batch][...] */
     float *x, *xn, *q, *k, *v, *att, *tmp, *fo;
+    float *qkv;                       /* fused q|k|v projection output */
     float *qa, *kva, *lat, *kvb;      /* deepseek2 */
+    float *qm, *attv;                 /* absorbed MLA: [q_pe | q_abs] per head; heads after attn_v_b */
     float *fg, *fu, *zsh;             /* dense / shared FFN */
     float *rope_cs;                   /* [n_batch][n_rot] cos, sin pairs */
     int32_t *pos;
@@ -56,7 +63,7 @@ struct MsContext {
     int32_t *rused;            /* [n_batch] experts each token uses (< k only under ser) */
     float *smax, *sl2;
     int32_t *sargmax;
-    int32_t *ecount, *eoff, *efill, *slot_of, *slot_tok;
+    int32_t *ecount, *eoff, *efill, *slot_of, *slot_tok, *slot_exp;
     float *G, *U, *D;
     uint8_t *eact, *eact2, *hact;
     size_t eact_cap, hact_cap;
@@ -83,6 +90,14 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     const float mean = (float)(sum / (double)n);
     const float scale = 1.0f / sqrtf(mean + eps);
     for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+/* llama.cpp's build_norm with a bias (phimoe): RMS norm, * w, + b. */
+static void rmsnorm_b(float *out, const float *x, const float *w, const float *b, int64_t n, float eps)
+{
+    rmsnorm(out, x, w, n, eps);
+    if (b)
+        for (int64_t i = 0; i < n; i++) out[i] += b[i];
 }
 
 static int64_t row_block(int64_t rows)
@@ -193,8 +208,10 @@ static float yarn_ramp(float low, float high, int i0)
 }
 
 /* cos/sin for each rotated pair at position p, as ggml_rope_cache_init:
- * theta starts at p and is multiplied by base^(-2/n_rot) once per pair. */
-static void rope_cache(const MsModel *m, int32_t p, float *cs)
+ * theta starts at p and is multiplied by base^(-2/n_rot) once per pair;
+ * a per-pair frequency factor ff (LongRoPE, rope_freqs) divides the angle
+ * of its pair only. */
+static void rope_cache(const MsModel *m, const float *ff, int32_t p, float *cs)
 {
     const int n_rot = m->info.n_rot;
     const float theta_scale = powf(m->info.rope_base, -2.0f / (float)n_rot);
@@ -202,11 +219,11 @@ static void rope_cache(const MsModel *m, int32_t p, float *cs)
     float theta = (float)p;
     for (int i0 = 0; i0 < n_rot; i0 += 2) {
         float mscale = m->rope_attn_factor;
-        float th_interp = fs * theta;
+        float th_interp = fs * (ff ? theta / ff[i0 / 2] : theta);
         float th = th_interp;
         if (ext != 0.0f) {
             float mix = yarn_ramp(m->rope_corr_lo, m->rope_corr_hi, i0) * ext;
-            th = th_interp * (1 - mix) + theta * mix;
+            th = th_interp * (1 - mix) + (ff ? theta / ff[i0 / 2] : theta) * mix;
             mscale *= 1.0f + 0.1f * logf(1.0f / fs);
         }
         cs[i0] = cosf(th) * mscale;
@@ -241,14 +258,21 @@ typedef struct {
     MsContext *c;
     int layer, T;
     float scale;
+    const float *Q;            /* [T][H * att_dk] */
+    const float *sinks;        /* [H] or NULL */
+    int swa;                   /* window in tokens, 0 = full causal */
 } AttJob;
 
+/* One head over one block of query rows: scores, softmax (causal, the
+ * sliding window when set, a sink logit when set), times V.  With a sink
+ * the softmax denominator also holds exp(sink - max) and the sink has no
+ * value (ggml_soft_max_add_sinks). */
 static void att_task(void *p, int task, int thread)
 {
     AttJob *j = p;
     MsContext *c = j->c;
     const MsModelInfo *MI = &c->m->info;
-    const int H = MI->n_head, HKV = MI->n_head_kv, dk = MI->head_dim_k, dv = MI->head_dim_v;
+    const int H = MI->n_head, HKV = c->att_hkv, dk = c->att_dk, dv = c->att_dv;
     const int nblk = (j->T + ATT_TBLOCK - 1) / ATT_TBLOCK;
     const int h = task / nblk, b = task % nblk;
     const int t0 = b * ATT_TBLOCK, nt = MS_MIN(ATT_TBLOCK, j->T - t0);
@@ -262,35 +286,43 @@ static void att_task(void *p, int task, int thread)
         float *kf = c->kvf + (size_t)thread * c->kvf_per_thread;
         float *vf = kf + (size_t)c->n_ctx * dk;
         const uint16_t *k16 = (const uint16_t *)c->kc[j->layer] + (size_t)kvh * dk;
-        const uint16_t *v16 = (const uint16_t *)c->vc[j->layer] + (size_t)kvh * dv;
+        const uint16_t *v16 = c->v_off >= 0 ? k16 + c->v_off : (const uint16_t *)c->vc[j->layer] + (size_t)kvh * dv;
+        const int ldv16 = c->v_off >= 0 ? c->kv_dim_k : c->kv_dim_v;
         for (int r = 0; r < n_kv; r++) {
             for (int i = 0; i < dk; i++) kf[(size_t)r * dk + i] = ms_fp16_to_fp32(k16[(size_t)r * c->kv_dim_k + i]);
-            for (int i = 0; i < dv; i++) vf[(size_t)r * dv + i] = ms_fp16_to_fp32(v16[(size_t)r * c->kv_dim_v + i]);
+            for (int i = 0; i < dv; i++) vf[(size_t)r * dv + i] = ms_fp16_to_fp32(v16[(size_t)r * ldv16 + i]);
         }
         K = kf; ldk = dk; V = vf; ldv = dv;
     } else {
         K = (const float *)c->kc[j->layer] + (size_t)kvh * dk; ldk = c->kv_dim_k;
-        V = (const float *)c->vc[j->layer] + (size_t)kvh * dv; ldv = c->kv_dim_v;
+        if (c->v_off >= 0) { V = K + c->v_off; ldv = c->kv_dim_k; }
+        else { V = (const float *)c->vc[j->layer] + (size_t)kvh * dv; ldv = c->kv_dim_v; }
     }
-    const float *Q = c->q + (size_t)t0 * H * dk + (size_t)h * dk;
+    const float *Q = j->Q + (size_t)t0 * H * dk + (size_t)h * dk;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, n_kv, dk, 1.0f, Q, H * dk, K, ldk,
                 0.0f, S, n_kv);
+    const float sink = j->sinks ? j->sinks[h] : 0.0f;
     for (int t = 0; t < nt; t++) {
         float *s = S + (size_t)t * n_kv;
-        const int lim = c->n_past + t0 + t + 1;   /* causal: keys 0..pos */
+        const int pos = c->n_past + t0 + t;
+        const int lim = pos + 1;                               /* causal: keys 0..pos */
+        const int lo = j->swa > 0 ? MS_MAX(0, pos - j->swa + 1) : 0;   /* window: pos-swa+1..pos */
         float mx = -INFINITY;
-        for (int i = 0; i < lim; i++) {
+        for (int i = lo; i < lim; i++) {
             s[i] = s[i] * j->scale;
             if (s[i] > mx) mx = s[i];
         }
+        if (j->sinks && sink > mx) mx = sink;
         double sum = 0.0;
-        for (int i = 0; i < lim; i++) {
+        for (int i = lo; i < lim; i++) {
             float e = expf(s[i] - mx);
             s[i] = e;
             sum += (double)e;
         }
+        if (j->sinks) sum += (double)expf(sink - mx);
         const float inv = (float)(1.0 / sum);
-        for (int i = 0; i < lim; i++) s[i] *= inv;
+        for (int i = 0; i < lo; i++) s[i] = 0.0f;
+        for (int i = lo; i < lim; i++) s[i] *= inv;
         for (int i = lim; i < n_kv; i++) s[i] = 0.0f;
     }
     float *O = c->att + (size_t)t0 * H * dv + (size_t)h * dv;
@@ -305,12 +337,70 @@ static void kv_store(MsContext *c, int layer, int T)
         size_t row = (size_t)(c->n_past + t);
         const float *ks = c->k + (size_t)t * dk, *vs = c->v + (size_t)t * dv;
         if (c->kv_type == MS_KV_F16) {
-            uint16_t *kd = (uint16_t *)c->kc[layer] + row * dk, *vd = (uint16_t *)c->vc[layer] + row * dv;
+            uint16_t *kd = (uint16_t *)c->kc[layer] + row * dk;
             for (int i = 0; i < dk; i++) kd[i] = ms_fp32_to_fp16(ks[i]);
-            for (int i = 0; i < dv; i++) vd[i] = ms_fp32_to_fp16(vs[i]);
+            if (dv > 0) {
+                uint16_t *vd = (uint16_t *)c->vc[layer] + row * dv;
+                for (int i = 0; i < dv; i++) vd[i] = ms_fp32_to_fp16(vs[i]);
+            }
         } else {
             memcpy((float *)c->kc[layer] + row * dk, ks, (size_t)dk * sizeof(float));
-            memcpy((float *)c->vc[layer] + row * dv, vs, (size_t)dv * sizeof(float));
+            if (dv > 0) memcpy((float *)c->vc[layer] + row * dv, vs, (size_t)dv * sizeof(float));
+        }
+    }
+}
+
+/* deepseek2 MLA, decompressed form (attn_kv_b): per-head k = [k_nope | k_pe],
+ * v from the latent; q, kva, lat computed by the caller. */
+static void mla_decompressed(MsContext *c, const MsLayer *ly, int T)
+{
+    const MsModel *m = c->m;
+    const MsModelInfo *MI = &m->info;
+    const int H = MI->n_head, dk = MI->head_dim_k, dv = MI->head_dim_v, n_rot = MI->n_rot;
+    const int kvr = m->kv_lora_rank, nope = m->n_embd_head_nope, kva_w = kvr + n_rot;
+    const int kvb_w = H * (nope + dv);
+    mm(c, &ly->wkv_b, c->lat, kvr, T, c->kvb, kvb_w);
+    for (int t = 0; t < T; t++) {
+        const float *cs = c->rope_cs + (size_t)t * n_rot;
+        float *kpe = c->kva + (size_t)t * kva_w + kvr;
+        rope_apply(kpe, n_rot, cs, false);
+        for (int h = 0; h < H; h++) {
+            float *qh = c->q + (size_t)t * H * dk + (size_t)h * dk;
+            rope_apply(qh + nope, n_rot, cs, false);
+            const float *src = c->kvb + (size_t)t * kvb_w + (size_t)h * (nope + dv);
+            float *kh = c->k + (size_t)t * H * dk + (size_t)h * dk;
+            memcpy(kh, src, (size_t)nope * sizeof(float));
+            memcpy(kh + nope, kpe, (size_t)n_rot * sizeof(float));
+            memcpy(c->v + (size_t)t * H * dv + (size_t)h * dv, src + nope, (size_t)dv * sizeof(float));
+        }
+    }
+}
+
+/* deepseek2 MLA, absorbed form (attn_k_b / attn_v_b), as llama.cpp runs it:
+ * per head q_abs = k_b[h] . q_nope (kv_lora_rank values), query [q_pe | q_abs],
+ * one shared key [k_pe | latent] per token, the latent as value; the
+ * attention output per head is decompressed by v_b[h] (into c->attv). */
+static void mla_absorbed_q(MsContext *c, const MsLayer *ly, int T)
+{
+    const MsModel *m = c->m;
+    const MsModelInfo *MI = &m->info;
+    const int H = MI->n_head, dk = MI->head_dim_k, n_rot = MI->n_rot;
+    const int kvr = m->kv_lora_rank, nope = m->n_embd_head_nope, kva_w = kvr + n_rot;
+    const int dq = n_rot + kvr;
+    for (int h = 0; h < H; h++)
+        mm_ex(c, &ly->wk_b, (size_t)h * ly->wk_b.stride, c->q + (size_t)h * dk, H * dk, T, NULL, 0,
+              c->qm + (size_t)h * dq + n_rot, H * dq);
+    for (int t = 0; t < T; t++) {
+        const float *cs = c->rope_cs + (size_t)t * n_rot;
+        float *kva = c->kva + (size_t)t * kva_w;
+        rope_apply(kva + kvr, n_rot, cs, false);
+        float *kt = c->k + (size_t)t * dq;
+        memcpy(kt, kva + kvr, (size_t)n_rot * sizeof(float));
+        memcpy(kt + n_rot, c->lat + (size_t)t * kvr, (size_t)kvr * sizeof(float));
+        for (int h = 0; h < H; h++) {
+            float *qpe = c->q + (size_t)t * H * dk + (size_t)h * dk + nope;
+            rope_apply(qpe, n_rot, cs, false);
+            memcpy(c->qm + (size_t)t * H * dq + (size_t)h * dq, qpe, (size_t)n_rot * sizeof(float));
         }
     }
 }
@@ -323,9 +413,11 @@ static void attention(MsContext *c, int il, int T)
     const MsLayer *ly = &m->layers[il];
     const int E = MI->n_embd, H = MI->n_head, HKV = MI->n_head_kv, dk = MI->head_dim_k, dv = MI->head_dim_v;
     const int n_rot = MI->n_rot;
+    const float *Q = c->q;
+    const float *att_out = c->att;
 
     if (MI->arch == MS_ARCH_DEEPSEEK2) {
-        const int qr = m->q_lora_rank, kvr = m->kv_lora_rank, nope = m->n_embd_head_nope;
+        const int qr = m->q_lora_rank, kvr = m->kv_lora_rank;
         if (qr > 0) {
             mm(c, &ly->wq_a, c->xn, E, T, c->qa, qr);
             for (int t = 0; t < T; t++)
@@ -338,51 +430,70 @@ static void attention(MsContext *c, int il, int T)
         mm(c, &ly->wkv_a, c->xn, E, T, c->kva, kva_w);
         for (int t = 0; t < T; t++)
             rmsnorm(c->lat + (size_t)t * kvr, c->kva + (size_t)t * kva_w, ly->kv_a_norm, kvr, MI->rms_eps);
-        const int kvb_w = H * (nope + dv);
-        mm(c, &ly->wkv_b, c->lat, kvr, T, c->kvb, kvb_w);
-        for (int t = 0; t < T; t++) {
-            const float *cs = c->rope_cs + (size_t)t * n_rot;
-            float *kpe = c->kva + (size_t)t * kva_w + kvr;
-            rope_apply(kpe, n_rot, cs, false);
-            for (int h = 0; h < H; h++) {
-                float *qh = c->q + (size_t)t * H * dk + (size_t)h * dk;
-                rope_apply(qh + nope, n_rot, cs, false);
-                const float *src = c->kvb + (size_t)t * kvb_w + (size_t)h * (nope + dv);
-                float *kh = c->k + (size_t)t * H * dk + (size_t)h * dk;
-                memcpy(kh, src, (size_t)nope * sizeof(float));
-                memcpy(kh + nope, kpe, (size_t)n_rot * sizeof(float));
-                memcpy(c->v + (size_t)t * H * dv + (size_t)h * dv, src + nope, (size_t)dv * sizeof(float));
-            }
+        if (MI->mla_absorbed) {
+            mla_absorbed_q(c, ly, T);
+            Q = c->qm;
+        } else {
+            mla_decompressed(c, ly, T);
         }
     } else {
-        /* q, k, v share the input: convert once when their types agree. */
-        const uint8_t *A = NULL;
-        size_t as = 0;
-        if (ly->wq.type != MS_TYPE_F32 && ly->wq.type == ly->wk.type && ly->wq.type == ly->wv.type) {
-            as = convert_rows(c, ly->wq.type, E, c->xn, E, T, c->act2);
-            A = c->act2;
+        if (ly->wqkv.data) {
+            /* fused projection: rows q | k | v, one bias */
+            const int R = H * dk + HKV * dk + HKV * dv;
+            mm(c, &ly->wqkv, c->xn, E, T, c->qkv, R);
+            for (int t = 0; t < T; t++) {
+                float *r = c->qkv + (size_t)t * R;
+                if (ly->bqkv) for (int i = 0; i < R; i++) r[i] += ly->bqkv[i];
+                memcpy(c->q + (size_t)t * H * dk, r, (size_t)H * dk * sizeof(float));
+                memcpy(c->k + (size_t)t * HKV * dk, r + H * dk, (size_t)HKV * dk * sizeof(float));
+                memcpy(c->v + (size_t)t * HKV * dv, r + H * dk + HKV * dk, (size_t)HKV * dv * sizeof(float));
+            }
+        } else {
+            /* q, k, v share the input: convert once when their types agree. */
+            const uint8_t *A = NULL;
+            size_t as = 0;
+            if (ly->wq.type != MS_TYPE_F32 && ly->wq.type == ly->wk.type && ly->wq.type == ly->wv.type) {
+                as = convert_rows(c, ly->wq.type, E, c->xn, E, T, c->act2);
+                A = c->act2;
+            }
+            mm_ex(c, &ly->wq, 0, c->xn, E, T, A, as, c->q, H * dk);
+            mm_ex(c, &ly->wk, 0, c->xn, E, T, A, as, c->k, HKV * dk);
+            mm_ex(c, &ly->wv, 0, c->xn, E, T, A, as, c->v, HKV * dv);
         }
-        mm_ex(c, &ly->wq, 0, c->xn, E, T, A, as, c->q, H * dk);
-        mm_ex(c, &ly->wk, 0, c->xn, E, T, A, as, c->k, HKV * dk);
-        mm_ex(c, &ly->wv, 0, c->xn, E, T, A, as, c->v, HKV * dv);
         for (int t = 0; t < T; t++) {
             float *q = c->q + (size_t)t * H * dk, *k = c->k + (size_t)t * HKV * dk, *v = c->v + (size_t)t * HKV * dv;
             if (ly->bq) for (int i = 0; i < H * dk; i++) q[i] += ly->bq[i];
             if (ly->bk) for (int i = 0; i < HKV * dk; i++) k[i] += ly->bk[i];
             if (ly->bv) for (int i = 0; i < HKV * dv; i++) v[i] += ly->bv[i];
-            if (ly->q_norm) rmsnorm(q, q, ly->q_norm, (int64_t)H * dk, MI->rms_eps);
-            if (ly->k_norm) rmsnorm(k, k, ly->k_norm, (int64_t)HKV * dk, MI->rms_eps);
+            if (ly->qk_norm_head) {
+                /* qwen3moe: each head's head_dim values, one shared weight */
+                for (int h = 0; h < H; h++) rmsnorm(q + (size_t)h * dk, q + (size_t)h * dk, ly->q_norm, dk, MI->rms_eps);
+                for (int h = 0; h < HKV; h++) rmsnorm(k + (size_t)h * dk, k + (size_t)h * dk, ly->k_norm, dk, MI->rms_eps);
+            } else {
+                if (ly->q_norm) rmsnorm(q, q, ly->q_norm, (int64_t)H * dk, MI->rms_eps);
+                if (ly->k_norm) rmsnorm(k, k, ly->k_norm, (int64_t)HKV * dk, MI->rms_eps);
+            }
             if (n_rot > 0) {
                 const float *cs = c->rope_cs + (size_t)t * n_rot;
                 for (int h = 0; h < H; h++) rope_apply(q + (size_t)h * dk, n_rot, cs, MI->rope_neox);
                 for (int h = 0; h < HKV; h++) rope_apply(k + (size_t)h * dk, n_rot, cs, MI->rope_neox);
             }
+            if (m->q_prescale)
+                for (int i = 0; i < H * dk; i++) q[i] *= m->kq_scale;
         }
     }
     kv_store(c, il, T);
-    AttJob aj = { c, il, T, m->kq_scale };
+    AttJob aj = { c, il, T, m->q_prescale ? 1.0f : m->kq_scale, Q, ly->sinks, ly->swa ? MI->n_swa : 0 };
     ms_tp_run(c->tp, H * ((T + ATT_TBLOCK - 1) / ATT_TBLOCK), att_task, &aj);
-    mm(c, &ly->wo, c->att, H * dv, T, c->tmp, E);
+    if (MI->mla_absorbed) {
+        /* decompress each head's latent output: attn_v_b[h] . o[h] */
+        const int kvr = m->kv_lora_rank;
+        for (int h = 0; h < H; h++)
+            mm_ex(c, &ly->wv_b, (size_t)h * ly->wv_b.stride, c->att + (size_t)h * kvr, H * kvr, T, NULL, 0,
+                  c->attv + (size_t)h * dv, H * dv);
+        att_out = c->attv;
+    }
+    mm(c, &ly->wo, att_out, H * dv, T, c->tmp, E);
     if (ly->bo)
         for (int t = 0; t < T; t++)
             for (int i = 0; i < E; i++) c->tmp[(size_t)t * E + i] += ly->bo[i];
@@ -457,18 +568,32 @@ static void moe_task(void *p, int task, int thread)
     }
 }
 
-typedef struct { MsContext *c; int wtype; int F; size_t sa_h; int n_slots; } ActJob;
+typedef struct { MsContext *c; const MsLayer *ly; int wtype; int F; size_t sa_h; int n_slots; } ActJob;
 #define ACT_SLOTS 16
+#define OAI_ALPHA 1.702f
+#define OAI_LIMIT 7.0f
 static void act_task(void *p, int task, int thread)
 {
     ActJob *j = p;
     MsContext *c = j->c;
+    const MsLayer *ly = j->ly;
     (void)thread;
     int s0 = task * ACT_SLOTS, s1 = MS_MIN(s0 + ACT_SLOTS, j->n_slots);
     for (int s = s0; s < s1; s++) {
         float *g = c->G + (size_t)s * j->F;
-        const float *u = c->U + (size_t)s * j->F;
-        for (int i = 0; i < j->F; i++) g[i] = silu(g[i]) * u[i];
+        float *u = c->U + (size_t)s * j->F;
+        const size_t eo = (size_t)c->slot_exp[s] * j->F;
+        if (ly->gate_exps_b) for (int i = 0; i < j->F; i++) g[i] += ly->gate_exps_b[eo + i];
+        if (ly->up_exps_b) for (int i = 0; i < j->F; i++) u[i] += ly->up_exps_b[eo + i];
+        if (c->m->swiglu_oai) {
+            /* gpt-oss (ggml swiglu_oai): gate clamped above, up both ways */
+            for (int i = 0; i < j->F; i++) {
+                float x = fminf(g[i], OAI_LIMIT), y = fminf(fmaxf(u[i], -OAI_LIMIT), OAI_LIMIT);
+                g[i] = x / (1.0f + expf(OAI_ALPHA * (-x))) * (y + 1.0f);
+            }
+        } else {
+            for (int i = 0; i < j->F; i++) g[i] = silu(g[i]) * u[i];
+        }
         if (j->wtype != MS_TYPE_F32) ms_quantize_act(j->wtype, g, c->hact + (size_t)s * j->sa_h, j->F);
     }
 }
@@ -500,7 +625,11 @@ static void ffn_moe(MsContext *c, int il, int T)
     const int E = MI->n_embd, NE = MI->n_expert, F = MI->n_ff_exp;
 
     mm(c, &ly->gate_inp, c->xn, E, T, c->rlog, NE);
-    MsRouteCfg cfg = { NE, MI->n_expert_used, MI->gating, MI->norm_w, MI->w_scale, ly->exp_probs_b };
+    if (ly->gate_inp_b)
+        for (int t = 0; t < T; t++)
+            for (int e = 0; e < NE; e++) c->rlog[(size_t)t * NE + e] += ly->gate_inp_b[e];
+    MsRouteCfg cfg = { NE, MI->n_expert_used, MI->gating, MI->norm_w, MI->w_scale, ly->exp_probs_b,
+                       MI->n_expert_groups, MI->n_group_used };
     const int k = ms_route_k(&cfg, c->iv, il);
     const int32_t *nu = c->rused;   /* experts token t uses: its first nu[t] ids */
     ms_route_used(&cfg, c->iv, il, T, c->rlog, c->rprob, c->rids, c->rw, c->rused);
@@ -527,6 +656,7 @@ static void ffn_moe(MsContext *c, int il, int T)
             int s = c->eoff[e] + c->efill[e]++;
             c->slot_of[t * k + jj] = s;
             c->slot_tok[s] = t;
+            c->slot_exp[s] = e;
         }
 
     MoeJob mj = { c, ly, 0, row_block(F), row_block(E), 0, 0, 0 };
@@ -550,7 +680,7 @@ static void ffn_moe(MsContext *c, int il, int T)
     /* silu(gate) * up, converted for the down projection */
     const int dtype = ly->down_exps.type;
     mj.sa_h = dtype == MS_TYPE_F32 ? (size_t)F * sizeof(float) : act_row_bytes(dtype, F);
-    ActJob aj = { c, dtype, F, mj.sa_h, n_slots };
+    ActJob aj = { c, ly, dtype, F, mj.sa_h, n_slots };
     ms_tp_run(c->tp, (n_slots + ACT_SLOTS - 1) / ACT_SLOTS, act_task, &aj);
 
     nj = 0;
@@ -559,6 +689,12 @@ static void ffn_moe(MsContext *c, int il, int T)
         for (int b = 0; b < nb_e; b++) c->jobs[nj++] = JOB_DOWN | (e << 2) | (b << 14);
     }
     ms_tp_run(c->tp, nj, moe_task, &mj);
+    if (ly->down_exps_b)   /* the expert's output bias, before its routing weight */
+        for (int s = 0; s < n_slots; s++) {
+            float *d = c->D + (size_t)s * E;
+            const float *b = ly->down_exps_b + (size_t)c->slot_exp[s] * E;
+            for (int i = 0; i < E; i++) d[i] += b[i];
+        }
 
     /* Weighted sum in top-k order; dropped experts (weight 0) add nothing. */
     for (int t = 0; t < T; t++) {
@@ -635,14 +771,14 @@ static bool run_batch(MsContext *c, const int32_t *tokens, int T, float *logits,
         ms_dequantize_row(m->tok_embd.type, (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
                           x, E);
         if (m->embd_scale != 1.0f) for (int i = 0; i < E; i++) x[i] *= m->embd_scale;
-        if (MI->n_rot > 0) rope_cache(m, c->pos[t], c->rope_cs + (size_t)t * MI->n_rot);
+        if (MI->n_rot > 0) rope_cache(m, c->rope_ff, c->pos[t], c->rope_cs + (size_t)t * MI->n_rot);
     }
 
     for (int il = 0; il < MI->n_layer; il++) {
         if (ms_cancel_requested(c->cancel)) return false;
         const MsLayer *ly = &m->layers[il];
         for (int t = 0; t < T; t++)
-            rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, ly->attn_norm, E, MI->rms_eps);
+            rmsnorm_b(c->xn + (size_t)t * E, c->x + (size_t)t * E, ly->attn_norm, ly->attn_norm_b, E, MI->rms_eps);
         attention(c, il, T);
         const float rs = m->residual_scale;
         for (size_t i = 0; i < (size_t)T * E; i++) {
@@ -651,7 +787,7 @@ static bool run_batch(MsContext *c, const int32_t *tokens, int T, float *logits,
             c->x[i] += a;
         }
         for (int t = 0; t < T; t++)
-            rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, ly->ffn_norm, E, MI->rms_eps);
+            rmsnorm_b(c->xn + (size_t)t * E, c->x + (size_t)t * E, ly->ffn_norm, ly->ffn_norm_b, E, MI->rms_eps);
         if (ly->moe) ffn_moe(c, il, T);
         else ffn_dense(c, &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down, T, c->fo);
         for (size_t i = 0; i < (size_t)T * E; i++) {
@@ -677,8 +813,11 @@ static bool run_batch(MsContext *c, const int32_t *tokens, int T, float *logits,
     if (logits && (all_logits || want_last)) {
         int t0 = all_logits ? 0 : T - 1, nt = all_logits ? T : 1;
         for (int t = t0; t < t0 + nt; t++)
-            rmsnorm(c->xn + (size_t)t * E, c->x + (size_t)t * E, m->output_norm, E, MI->rms_eps);
+            rmsnorm_b(c->xn + (size_t)t * E, c->x + (size_t)t * E, m->output_norm, m->output_norm_b, E, MI->rms_eps);
         mm(c, &m->output, c->xn + (size_t)t0 * E, E, nt, logits, MI->n_vocab);
+        if (m->output_b)
+            for (int t = 0; t < nt; t++)
+                for (int v = 0; v < MI->n_vocab; v++) logits[(size_t)t * MI->n_vocab + v] += m->output_b[v];
         if (m->logit_scale != 1.0f) {
             const float f = 1.0f / m->logit_scale;
             for (size_t i = 0; i < (size_t)nt * MI->n_vocab; i++) logits[i] *= f;
@@ -721,7 +860,7 @@ static int alloc_slots(MsContext *c, int kcap)
     }
     bool ok = true;
     free(c->rids); free(c->rused); free(c->rw); free(c->smax); free(c->sl2); free(c->sargmax); free(c->slot_of);
-    free(c->slot_tok);
+    free(c->slot_tok); free(c->slot_exp);
     free(c->G); free(c->U); free(c->D); free(c->eact); free(c->eact2); free(c->hact);
     c->rids = xcalloc(B * kcap, sizeof(int32_t), &ok);
     c->rused = xcalloc(B, sizeof(int32_t), &ok);
@@ -731,6 +870,7 @@ static int alloc_slots(MsContext *c, int kcap)
     c->sargmax = xcalloc(B * kcap, sizeof(int32_t), &ok);
     c->slot_of = xcalloc(S, sizeof(int32_t), &ok);
     c->slot_tok = xcalloc(S, sizeof(int32_t), &ok);
+    c->slot_exp = xcalloc(S, sizeof(int32_t), &ok);
     c->G = xcalloc(S * F, sizeof(float), &ok);
     c->U = xcalloc(S * F, sizeof(float), &ok);
     c->D = xcalloc(S * E, sizeof(float), &ok);
@@ -775,9 +915,20 @@ MsContext *ms_context_new(const MsModel *m, const MsContextParams *pp, MsError *
     const size_t B = (size_t)c->n_batch;
     const int H = MI->n_head, HKV = MI->n_head_kv, dk = MI->head_dim_k, dv = MI->head_dim_v;
     const size_t E = (size_t)MI->n_embd;
-    const bool ds = MI->arch == MS_ARCH_DEEPSEEK2;
-    c->kv_dim_k = (ds ? H : HKV) * dk;
-    c->kv_dim_v = (ds ? H : HKV) * dv;
+    const bool ds = MI->arch == MS_ARCH_DEEPSEEK2, mla = MI->mla_absorbed;
+    const int kvr = m->kv_lora_rank;
+    /* attention geometry (see the struct) */
+    if (mla) {
+        c->att_dk = MI->n_rot + kvr; c->att_dv = kvr; c->att_hkv = 1; c->v_off = MI->n_rot;
+        c->kv_dim_k = c->att_dk; c->kv_dim_v = 0;
+    } else {
+        c->att_dk = dk; c->att_dv = dv; c->att_hkv = ds ? H : HKV; c->v_off = -1;
+        c->kv_dim_k = c->att_hkv * dk; c->kv_dim_v = c->att_hkv * dv;
+    }
+    /* LongRoPE: llama.cpp takes the long factors only when the context is
+     * larger than the original training context */
+    c->rope_ff = m->rope_freqs ? m->rope_freqs : !m->rope_short ? NULL
+               : c->n_ctx > m->n_ctx_orig ? m->rope_long : m->rope_short;
     const size_t esz = c->kv_type == MS_KV_F16 ? 2 : 4;
     bool ok = true;
 
@@ -785,13 +936,14 @@ MsContext *ms_context_new(const MsModel *m, const MsContextParams *pp, MsError *
     c->vc = xcalloc((size_t)MI->n_layer, sizeof(void *), &ok);
     for (int il = 0; ok && il < MI->n_layer; il++) {
         c->kc[il] = xcalloc((size_t)c->n_ctx * c->kv_dim_k, esz, &ok);
-        c->vc[il] = xcalloc((size_t)c->n_ctx * c->kv_dim_v, esz, &ok);
+        c->vc[il] = c->kv_dim_v ? xcalloc((size_t)c->n_ctx * c->kv_dim_v, esz, &ok) : NULL;
     }
     size_t F_dense = 1, max_cols = E;
     size_t abytes = E * sizeof(float);
     for (int il = 0; il < MI->n_layer; il++) {
         const MsLayer *ly = &m->layers[il];
         const MsMat *all[] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->wq_a, &ly->wq_b, &ly->wkv_a, &ly->wkv_b,
+                               &ly->wqkv, &ly->wk_b, &ly->wv_b,
                                &ly->ffn_gate, &ly->ffn_up, &ly->ffn_down, &ly->gate_inp, &ly->gate_exps,
                                &ly->up_exps, &ly->down_exps, &ly->gate_shexp, &ly->up_shexp, &ly->down_shexp,
                                &ly->gate_inp_shexp };
@@ -813,12 +965,18 @@ MsContext *ms_context_new(const MsModel *m, const MsContextParams *pp, MsError *
     c->q = xcalloc(B * H * dk, sizeof(float), &ok);
     c->k = xcalloc(B * c->kv_dim_k, sizeof(float), &ok);
     c->v = xcalloc(B * c->kv_dim_v, sizeof(float), &ok);
-    c->att = xcalloc(B * H * dv, sizeof(float), &ok);
+    c->att = xcalloc(B * H * (size_t)c->att_dv, sizeof(float), &ok);
+    for (int il = 0; il < MI->n_layer && !c->qkv; il++)
+        if (m->layers[il].wqkv.data) c->qkv = xcalloc(B * (size_t)(H * dk + HKV * dk + HKV * dv), sizeof(float), &ok);
+    if (mla) {
+        c->qm = xcalloc(B * H * (size_t)c->att_dk, sizeof(float), &ok);
+        c->attv = xcalloc(B * H * (size_t)dv, sizeof(float), &ok);
+    }
     if (ds) {
         c->qa = xcalloc(B * (size_t)MS_MAX(m->q_lora_rank, 1), sizeof(float), &ok);
         c->kva = xcalloc(B * (size_t)(m->kv_lora_rank + MI->n_rot), sizeof(float), &ok);
         c->lat = xcalloc(B * (size_t)m->kv_lora_rank, sizeof(float), &ok);
-        c->kvb = xcalloc(B * (size_t)H * (m->n_embd_head_nope + dv), sizeof(float), &ok);
+        if (!mla) c->kvb = xcalloc(B * (size_t)H * (m->n_embd_head_nope + dv), sizeof(float), &ok);
     }
     c->fg = xcalloc(B * F_dense, sizeof(float), &ok);
     c->fu = xcalloc(B * F_dense, sizeof(float), &ok);
@@ -830,7 +988,7 @@ MsContext *ms_context_new(const MsModel *m, const MsContextParams *pp, MsError *
     c->scores_per_thread = (size_t)MS_MIN((int)B, ATT_TBLOCK) * c->n_ctx;
     c->scores = xcalloc((size_t)c->n_threads * c->scores_per_thread, sizeof(float), &ok);
     if (c->kv_type == MS_KV_F16) {
-        c->kvf_per_thread = (size_t)c->n_ctx * (dk + dv);
+        c->kvf_per_thread = (size_t)c->n_ctx * (c->att_dk + c->att_dv);
         c->kvf = xcalloc((size_t)c->n_threads * c->kvf_per_thread, sizeof(float), &ok);
     }
     if (MI->n_expert > 0) {
@@ -869,6 +1027,7 @@ void ms_context_free(MsContext *c)
     if (c->vc) for (int il = 0; il < c->m->info.n_layer; il++) free(c->vc[il]);
     free(c->kc); free(c->vc);
     void *bufs[] = { c->x, c->xn, c->q, c->k, c->v, c->att, c->tmp, c->fo, c->qa, c->kva, c->lat, c->kvb,
+                     c->qkv, c->qm, c->attv,
                      c->fg, c->fu, c->zsh, c->rope_cs, c->pos, c->hmax, c->hargmax, c->act, c->act2, c->scores, c->kvf,
                      c->rlog, c->rprob, c->rw, c->rids, c->rused, c->smax, c->sl2, c->sargmax, c->ecount, c->eoff, c->efill,
                      c->slot_of, c->slot_tok, c->G, c->U, c->D, c->eact, c->eact2, c->hact, c->jobs };
@@ -915,7 +1074,8 @@ int ms_context_set_intervention(MsContext *c, const MsIntervention *iv, MsError 
         if (rc) return rc;
         cp = ms_intervention_copy(iv);
         if (!cp) return ms_error_set(err, MS_ENOMEM, "intervention: out of memory");
-        MsRouteCfg cfg = { MI->n_expert, MI->n_expert_used, MI->gating, MI->norm_w, MI->w_scale, NULL };
+        MsRouteCfg cfg = { MI->n_expert, MI->n_expert_used, MI->gating, MI->norm_w, MI->w_scale, NULL,
+                           MI->n_expert_groups, MI->n_group_used };
         int kmax = MI->n_expert_used;
         for (int il = 0; il < MI->n_layer; il++) kmax = MS_MAX(kmax, ms_route_k(&cfg, cp, il));
         int old = c->kcap;

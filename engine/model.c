@@ -10,7 +10,7 @@
 #include "model-internal.h"
 
 static const char *const arch_names[MS_ARCH_COUNT] = {
-    "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2",
+    "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2", "qwen3moe", "gpt-oss", "phimoe",
 };
 
 typedef struct {
@@ -178,15 +178,18 @@ static int own_push(MsModel *m, float *p)
     return 0;
 }
 
-/* 1-D vector of n floats; non-F32 (or misaligned) data is dequantised. */
-static int vec(Loader *L, const float **out, bool required, int64_t n, const char *fmt, int layer)
+/* A vector of n0 x n1 floats (1-D when n1 == 0): F32 data is used in
+ * place, anything else (or misaligned) is dequantised into an owned array. */
+static int vecn(Loader *L, const float **out, bool required, int64_t n0, int64_t n1, const char *fmt, int layer)
 {
     char name[128];
     snprintf(name, sizeof name, fmt, layer);
     int rc;
-    const MsGgufTensor *t = find_t(L, name, 1, &n, required, &rc);
+    int64_t ne[2] = {n0, n1};
+    const MsGgufTensor *t = find_t(L, name, n1 > 0 ? 2 : 1, ne, required, &rc);
     *out = NULL;
     if (!t) return rc;
+    int64_t n = n0 * (n1 > 0 ? n1 : 1);
     if (t->type == MS_TYPE_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
         *out = t->data;
         return 0;
@@ -202,6 +205,11 @@ static int vec(Loader *L, const float **out, bool required, int64_t n, const cha
     ms_dequantize_row(t->type, t->data, p, n);
     *out = p;
     return 0;
+}
+
+static int vec(Loader *L, const float **out, bool required, int64_t n, const char *fmt, int layer)
+{
+    return vecn(L, out, required, n, 0, fmt, layer);
 }
 
 #define TRY(x) do { int rc_ = (x); if (rc_) return rc_; } while (0)
@@ -258,10 +266,15 @@ static int load_hparams(Loader *L)
                             "%s: expert_used_count %d must be in 1..expert_count (%d)",
                             L->path, I->n_expert_used, I->n_expert);
 
-    /* RoPE scaling (YaRN or linear); defaults = none. */
+    /* RoPE scaling (YaRN or linear); defaults = none.  attn_factor multiplies
+     * cos and sin (LongRoPE's magnitude, phimoe). */
     m->rope_freq_scale = 1.0f;
     m->rope_ext_factor = 0.0f;
-    m->rope_attn_factor = 1.0f;
+    TRY(get_f32(L, "rope.scaling.attn_factor", false, 1.0f, &m->rope_attn_factor));
+    if (!(m->rope_attn_factor > 0) || !isfinite(m->rope_attn_factor))
+        return ms_error_set(L->err, MS_EFORMAT, "%s: rope.scaling.attn_factor must be > 0", L->path);
+    TRY(get_u32(L, "rope.scaling.original_context_length", false, (uint32_t)I->n_ctx_train, &u));
+    m->n_ctx_orig = (int)MS_MIN(u, (uint32_t)INT32_MAX);
     {
         char key[256];
         const char *s; uint64_t slen;
@@ -295,7 +308,33 @@ static int load_hparams(Loader *L)
     I->gating = MS_GATING_SOFTMAX;
     I->w_scale = 1.0f;
     I->norm_w = false;
-    I->rope_neox = (a == MS_ARCH_OLMOE || a == MS_ARCH_QWEN2MOE);
+    I->rope_neox = (a == MS_ARCH_OLMOE || a == MS_ARCH_QWEN2MOE || a == MS_ARCH_QWEN3MOE || a == MS_ARCH_GPTOSS ||
+                    a == MS_ARCH_PHIMOE);
+
+    /* Group-limited routing (written by 2025+ converters for DeepSeek-V3
+     * and relatives; llama.cpp applies it whenever the count is > 1). */
+    uint32_t groups = 1, gused = 1;
+    TRY(get_u32(L, "expert_group_count", false, 1, &groups));
+    TRY(get_u32(L, "expert_group_used_count", false, groups, &gused));
+    if (groups == 0) groups = 1;
+    if (groups > 64)
+        return ms_error_set(L->err, MS_EUNSUPPORTED, "%s: expert_group_count %u: at most 64 groups are supported",
+                            L->path, groups);
+    if (groups > 1) {
+        if (I->n_expert % (int)groups != 0 || (uint32_t)I->n_expert / groups < 2)
+            return ms_error_set(L->err, MS_EFORMAT, "%s: expert_group_count %u must divide expert_count %d into "
+                                "groups of at least 2", L->path, groups, I->n_expert);
+        if (gused < 1 || gused > groups)
+            return ms_error_set(L->err, MS_EFORMAT, "%s: expert_group_used_count %u must be in 1..%u",
+                                L->path, gused, groups);
+        if ((int)(gused * ((uint32_t)I->n_expert / groups)) < I->n_expert_used)
+            return ms_error_set(L->err, MS_EFORMAT, "%s: %u groups of %u experts cannot supply expert_used_count %d",
+                                L->path, gused, (uint32_t)I->n_expert / groups, I->n_expert_used);
+    } else {
+        gused = 1;
+    }
+    I->n_expert_groups = (int)groups;
+    I->n_group_used = (int)gused;
 
     switch (a) {
     case MS_ARCH_OLMOE:
@@ -308,6 +347,24 @@ static int load_hparams(Loader *L)
         break;
     case MS_ARCH_LLAMA:
         I->norm_w = true;
+        break;
+    case MS_ARCH_QWEN3MOE:
+        I->norm_w = true;   /* llama.cpp renormalises for every qwen3moe file */
+        break;
+    case MS_ARCH_PHIMOE:
+        I->norm_w = true;
+        m->q_prescale = true;
+        break;
+    case MS_ARCH_GPTOSS:
+        I->gating = MS_GATING_SOFTMAX_TOPK;
+        I->router_bias = true;
+        I->attn_sinks = true;
+        m->swiglu_oai = true;
+        TRY(get_u32(L, "attention.sliding_window", true, 0, &u));
+        TRY(check_pos(L, "attention.sliding_window", u, 1, 1 << 24)); I->n_swa = (int)u;
+        if (I->n_rot < 1)
+            return ms_error_set(L->err, MS_EFORMAT, "%s: gpt-oss needs rope.dimension_count >= 1", L->path);
+        m->kq_scale = 1.0f / sqrtf((float)I->n_rot);   /* llama.cpp scales by the rotated width */
         break;
     case MS_ARCH_GRANITEMOE: {
         I->norm_w = true;
@@ -324,7 +381,10 @@ static int load_hparams(Loader *L)
     case MS_ARCH_DEEPSEEK2: {
         TRY(get_u32(L, "leading_dense_block_count", false, 0, &u));
         TRY(check_pos(L, "leading_dense_block_count", u, 0, I->n_layer)); I->n_layer_dense_lead = (int)u;
-        bool lite = I->n_layer == 27;   /* llama.cpp's rule, by layer count */
+        /* llama.cpp's rule for the q-without-LoRA ("lite") path, by layer
+         * count (and, for 48 blocks, the vocabulary size) */
+        const MsGgufTensor *te = ms_gguf_find_tensor(m->gguf, "token_embd.weight");
+        bool lite = I->n_layer == 27 || I->n_layer == 26 || (I->n_layer == 48 && te && te->ne[1] == 128256);
         if (!lite) {
             TRY(get_u32(L, "attention.q_lora_rank", true, 0, &u));
             TRY(check_pos(L, "attention.q_lora_rank", u, 1, 1 << 20)); m->q_lora_rank = (int)u;
@@ -334,10 +394,18 @@ static int load_hparams(Loader *L)
         uint32_t kmla = 0, vmla = 0;
         TRY(get_u32(L, "attention.key_length_mla", false, 0, &kmla));
         TRY(get_u32(L, "attention.value_length_mla", false, 0, &vmla));
-        if (kmla && vmla)
-            return ms_error_set(L->err, MS_EUNSUPPORTED,
-                                "%s: deepseek2 absorbed-MLA form (attn_k_b/attn_v_b) is not supported; "
-                                "reconvert with attn_kv_b", L->path);
+        if (kmla && vmla) {
+            /* Absorbed MLA (2025+ converters): key/value_length describe the
+             * cached latent (kv_lora_rank + rope, kv_lora_rank); the per-head
+             * sizes are the *_mla keys, and so is the KQ scale. */
+            TRY(check_pos(L, "attention.key_length_mla", kmla, 1, 1 << 16));
+            TRY(check_pos(L, "attention.value_length_mla", vmla, 1, 1 << 16));
+            I->mla_absorbed = true;
+            I->head_dim_k = (int)kmla;
+            I->head_dim_v = (int)vmla;
+            m->kq_scale = 1.0f / sqrtf((float)kmla);
+        }
+        I->kv_lora_rank = m->kv_lora_rank;
         if (I->n_rot >= I->head_dim_k)
             return ms_error_set(L->err, MS_EFORMAT, "%s: deepseek2 key_length %d must exceed rope dims %d",
                                 L->path, I->head_dim_k, I->n_rot);
@@ -358,12 +426,6 @@ static int load_hparams(Loader *L)
             m->kq_scale = ms * ms / sqrtf((float)I->head_dim_k);
             m->rope_attn_factor = 1.0f / (1.0f + 0.1f * logf(1.0f / m->rope_freq_scale));
         }
-        uint32_t groups = 0;
-        TRY(get_u32(L, "expert_group_count", false, 0, &groups));
-        if (groups > 1)
-            return ms_error_set(L->err, MS_EUNSUPPORTED,
-                                "%s: deepseek2 group-limited routing (expert_group_count %u) is not supported",
-                                L->path, groups);
         break;
     }
     default:
@@ -388,8 +450,22 @@ static int load_tensors(Loader *L, const int *ff)
     I->n_vocab = (int)n_vocab;
     TRY(mat(L, &m->tok_embd, true, E, n_vocab, 0, "token_embd.weight", 0));
     TRY(vec(L, &m->output_norm, true, E, "output_norm.weight", 0));
+    const bool phi = I->arch == MS_ARCH_PHIMOE;
+    TRY(vec(L, &m->output_norm_b, phi, E, "output_norm.bias", 0));
     TRY(mat(L, &m->output, false, E, n_vocab, 0, "output.weight", 0));
-    if (!m->output.data) m->output = m->tok_embd;   /* tied embeddings */
+    TRY(vec(L, &m->output_b, false, n_vocab, "output.bias", 0));
+    if (!m->output.data) m->output = m->tok_embd;   /* tied embeddings (llama.cpp's fallback) */
+    /* per-pair RoPE frequency factors: LongRoPE's short/long pair, or one
+     * rope_freqs tensor that always applies */
+    if (I->n_rot >= 2) {
+        TRY(vec(L, &m->rope_freqs, false, I->n_rot / 2, "rope_freqs.weight", 0));
+        TRY(vec(L, &m->rope_short, false, I->n_rot / 2, "rope_factors_short.weight", 0));
+        TRY(vec(L, &m->rope_long, false, I->n_rot / 2, "rope_factors_long.weight", 0));
+        if (!m->rope_short != !m->rope_long)
+            return ms_error_set(L->err, MS_ENOTFOUND, "%s: missing tensor %s", L->path,
+                                m->rope_short ? "rope_factors_long.weight" : "rope_factors_short.weight");
+        I->rope_factors = m->rope_freqs || m->rope_short;
+    }
 
     const int64_t H = I->n_head, HKV = I->n_head_kv, dk = I->head_dim_k, dv = I->head_dim_v;
     const int64_t NE = I->n_expert;
@@ -412,17 +488,27 @@ static int load_tensors(Loader *L, const int *ff)
         n_ff_exp = ff[0];
         TRY(get_u32(L, "expert_shared_feed_forward_length", false, 0, &u));
         n_ff_shexp = (int)u;
+    } else if (I->arch == MS_ARCH_QWEN3MOE || I->arch == MS_ARCH_GPTOSS) {
+        TRY(get_u32(L, "expert_feed_forward_length", I->arch == MS_ARCH_GPTOSS, (uint32_t)ff[0], &u));
+        n_ff_exp = (int)u;
     } else {
         n_ff_exp = ff[0];
     }
     TRY(check_pos(L, "expert feed_forward_length", n_ff_exp, I->n_expert > 0 ? 1 : 0, 1 << 24));
     TRY(check_pos(L, "expert_shared_feed_forward_length", n_ff_shexp, 0, 1 << 24));
 
+    const bool oss = I->arch == MS_ARCH_GPTOSS;
     for (int il = 0; il < I->n_layer; il++) {
         MsLayer *ly = &m->layers[il];
         ly->n_ff = ff[il];
         TRY(vec(L, &ly->attn_norm, true, E, "blk.%d.attn_norm.weight", il));
-        TRY(vec(L, &ly->ffn_norm, true, E, "blk.%d.ffn_norm.weight", il));
+        /* gpt-oss names its pre-FFN norm post_attention_norm */
+        TRY(vec(L, &ly->ffn_norm, true, E, oss ? "blk.%d.post_attention_norm.weight" : "blk.%d.ffn_norm.weight", il));
+        TRY(vec(L, &ly->attn_norm_b, phi, E, "blk.%d.attn_norm.bias", il));
+        TRY(vec(L, &ly->ffn_norm_b, phi, E, "blk.%d.ffn_norm.bias", il));
+        /* llama.cpp's default pattern for gpt-oss: every even block slides */
+        ly->swa = I->n_swa > 0 && il % 2 == 0;
+        I->n_swa_layers += ly->swa;
         if (I->arch == MS_ARCH_DEEPSEEK2) {
             const int64_t kvr = m->kv_lora_rank, qr = m->q_lora_rank, nope = m->n_embd_head_nope;
             if (qr > 0) {
@@ -434,22 +520,41 @@ static int load_tensors(Loader *L, const int *ff)
             }
             TRY(mat(L, &ly->wkv_a, true, E, kvr + I->n_rot, 0, "blk.%d.attn_kv_a_mqa.weight", il));
             TRY(vec(L, &ly->kv_a_norm, true, kvr, "blk.%d.attn_kv_a_norm.weight", il));
-            TRY(mat(L, &ly->wkv_b, true, kvr, H * (nope + dv), 0, "blk.%d.attn_kv_b.weight", il));
+            if (I->mla_absorbed) {
+                TRY(mat(L, &ly->wk_b, true, nope, kvr, H, "blk.%d.attn_k_b.weight", il));
+                TRY(mat(L, &ly->wv_b, true, kvr, dv, H, "blk.%d.attn_v_b.weight", il));
+            } else {
+                TRY(mat(L, &ly->wkv_b, true, kvr, H * (nope + dv), 0, "blk.%d.attn_kv_b.weight", il));
+            }
             TRY(mat(L, &ly->wo, true, H * dv, E, 0, "blk.%d.attn_output.weight", il));
         } else {
-            TRY(mat(L, &ly->wq, true, E, H * dk, 0, "blk.%d.attn_q.weight", il));
-            TRY(mat(L, &ly->wk, true, E, HKV * dk, 0, "blk.%d.attn_k.weight", il));
-            TRY(mat(L, &ly->wv, true, E, HKV * dv, 0, "blk.%d.attn_v.weight", il));
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", il);
+            const int64_t qkv_rows = H * dk + HKV * dk + HKV * dv;
+            if (ms_gguf_find_tensor(m->gguf, nm)) {   /* fused projection (phi3 style) */
+                TRY(mat(L, &ly->wqkv, true, E, qkv_rows, 0, "blk.%d.attn_qkv.weight", il));
+                TRY(vec(L, &ly->bqkv, phi, qkv_rows, "blk.%d.attn_qkv.bias", il));
+            } else {
+                TRY(mat(L, &ly->wq, true, E, H * dk, 0, "blk.%d.attn_q.weight", il));
+                TRY(mat(L, &ly->wk, true, E, HKV * dk, 0, "blk.%d.attn_k.weight", il));
+                TRY(mat(L, &ly->wv, true, E, HKV * dv, 0, "blk.%d.attn_v.weight", il));
+                bool need_b = phi || oss;   /* optional for the other archs */
+                TRY(vec(L, &ly->bq, need_b, H * dk, "blk.%d.attn_q.bias", il));
+                TRY(vec(L, &ly->bk, need_b, HKV * dk, "blk.%d.attn_k.bias", il));
+                TRY(vec(L, &ly->bv, need_b, HKV * dv, "blk.%d.attn_v.bias", il));
+            }
             TRY(mat(L, &ly->wo, true, H * dv, E, 0, "blk.%d.attn_output.weight", il));
-            bool need_b = false;   /* biases optional for every supported arch */
-            TRY(vec(L, &ly->bq, need_b, H * dk, "blk.%d.attn_q.bias", il));
-            TRY(vec(L, &ly->bk, need_b, HKV * dk, "blk.%d.attn_k.bias", il));
-            TRY(vec(L, &ly->bv, need_b, HKV * dv, "blk.%d.attn_v.bias", il));
-            TRY(vec(L, &ly->bo, false, E, "blk.%d.attn_output.bias", il));
+            TRY(vec(L, &ly->bo, phi || oss, E, "blk.%d.attn_output.bias", il));
             if (I->arch == MS_ARCH_OLMOE) {
                 TRY(vec(L, &ly->q_norm, true, H * dk, "blk.%d.attn_q_norm.weight", il));
                 TRY(vec(L, &ly->k_norm, true, HKV * dk, "blk.%d.attn_k_norm.weight", il));
+            } else if (I->arch == MS_ARCH_QWEN3MOE) {
+                /* one head_dim-wide weight shared by every head */
+                TRY(vec(L, &ly->q_norm, true, dk, "blk.%d.attn_q_norm.weight", il));
+                TRY(vec(L, &ly->k_norm, true, dk, "blk.%d.attn_k_norm.weight", il));
+                ly->qk_norm_head = true;
             }
+            if (oss) TRY(vec(L, &ly->sinks, true, H, "blk.%d.attn_sinks.weight", il));
         }
 
         /* Which FFN: deepseek2 by leading count, llama by the router's presence. */
@@ -473,10 +578,14 @@ static int load_tensors(Loader *L, const int *ff)
         }
         const int64_t F = n_ff_exp;
         TRY(mat(L, &ly->gate_inp, true, E, NE, 0, "blk.%d.ffn_gate_inp.weight", il));
+        TRY(vec(L, &ly->gate_inp_b, oss, NE, "blk.%d.ffn_gate_inp.bias", il));
         TRY(vec(L, &ly->exp_probs_b, false, NE, "blk.%d.exp_probs_b.bias", il));
         TRY(mat(L, &ly->gate_exps, true, E, F, NE, "blk.%d.ffn_gate_exps.weight", il));
         TRY(mat(L, &ly->up_exps, true, E, F, NE, "blk.%d.ffn_up_exps.weight", il));
         TRY(mat(L, &ly->down_exps, true, F, E, NE, "blk.%d.ffn_down_exps.weight", il));
+        TRY(vecn(L, &ly->gate_exps_b, oss, F, NE, "blk.%d.ffn_gate_exps.bias", il));
+        TRY(vecn(L, &ly->up_exps_b, oss, F, NE, "blk.%d.ffn_up_exps.bias", il));
+        TRY(vecn(L, &ly->down_exps_b, oss, E, NE, "blk.%d.ffn_down_exps.bias", il));
         bool need_sh = (I->arch == MS_ARCH_QWEN2MOE)
                     || (I->arch == MS_ARCH_DEEPSEEK2 && I->n_expert_shared > 0);
         bool may_sh = need_sh || (I->arch == MS_ARCH_GRANITEMOE && n_ff_shexp > 0);
@@ -557,7 +666,8 @@ MsModel *ms_model_load(const char *path, MsError *err)
         if (strlen(arch_names[i]) == len && memcmp(arch_names[i], s, len) == 0) arch = i;
     if (arch < 0) {
         ms_error_set(err, MS_EUNSUPPORTED, "%s: unsupported architecture '%.*s' (supported: olmoe, qwen2moe, "
-                     "llama with experts, granitemoe, deepseek2)", path, (int)(len > 64 ? 64 : len), s);
+                     "qwen3moe, llama with experts, granitemoe, deepseek2, gpt-oss, phimoe)", path,
+                     (int)(len > 64 ? 64 : len), s);
         goto fail;
     }
     m->info.arch = (MsArch)arch;

@@ -27,6 +27,63 @@ static inline bool ranks_before(bool fa, float sa, bool fb, float sb)
     return sa > sb; /* strict: the scan runs upward, so ties keep the lower id */
 }
 
+/* ggml's soft_max order: exp(x - max) in float, sum in double, then one
+ * float multiply by 1/sum. */
+static void softmax_row(float *out, const float *x, int n)
+{
+    float max = -INFINITY;
+    for (int e = 0; e < n; e++)
+        if (x[e] > max) max = x[e];
+    double sum = 0.0;
+    for (int e = 0; e < n; e++) {
+        float v = expf(x[e] - max);
+        out[e] = v;
+        sum += (double)v;
+    }
+    float inv = (float)(1.0 / sum);
+    for (int e = 0; e < n; e++) out[e] *= inv;
+}
+
+/* Selection score of expert e: probs + selection bias, -inf if silenced. */
+static inline float sel_score(const MsRouteCfg *cfg, const uint8_t *f, const float *prob, int e)
+{
+    if (f && (f[e] & F_SILENCE)) return -INFINITY;
+    return prob[e] + (cfg->sel_bias ? cfg->sel_bias[e] : 0.0f);
+}
+
+/* Group-limited routing (route.h): set open_bits to the experts of the
+ * kept groups.  need = slots to fill after the forced experts. */
+static void group_mask(const MsRouteCfg *cfg, int need, const uint8_t *f, const float *prob, uint64_t *open_bits)
+{
+    const int E = cfg->n_expert, G = cfg->n_group, gs = E / G;
+    float gscore[64];
+    int n_open[64];
+    for (int g = 0; g < G; g++) {
+        float a = -INFINITY, b = -INFINITY;   /* the two largest scores (NaN ignored) */
+        n_open[g] = 0;
+        for (int e = g * gs; e < (g + 1) * gs; e++) {
+            if (f && (f[e] & F_SILENCE)) continue;   /* silenced: not in the group score */
+            /* forced experts score for their group as usual, but fill their own slot */
+            if (!(f && (f[e] & F_FORCE))) n_open[g]++;
+            float v = sel_score(cfg, f, prob, e);
+            if (v > a) { b = a; a = v; }
+            else if (v > b) b = v;
+        }
+        gscore[g] = b == -INFINITY ? a : a + b;
+    }
+    memset(open_bits, 0, sizeof(uint64_t) * (size_t)((E + 63) / 64));
+    bool kept[64] = { false };
+    int have = 0;
+    for (int used = 0; used < G && (used < cfg->n_group_used || have < need); used++) {
+        int best = -1;
+        for (int g = 0; g < G; g++)
+            if (!kept[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
+        kept[best] = true;
+        have += n_open[best];
+        for (int e = best * gs; e < (best + 1) * gs; e++) open_bits[e >> 6] |= (uint64_t)1 << (e & 63);
+    }
+}
+
 /* One token.  f/bias/scale are this layer's rows of iv, or NULL; lam and
  * margin too, non-NULL only when the layer has steer-std / raise / lower;
  * ser_kmin 0 = no ser.  *n_used_out receives the count of experts used. */
@@ -62,20 +119,19 @@ static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const floa
 
     if (cfg->gating == MS_GATING_SIGMOID) {
         for (int e = 0; e < E; e++) prob[e] = 1.0f / (1.0f + expf(-logit[e]));
+    } else if (cfg->gating == MS_GATING_SOFTMAX_TOPK) {
+        memcpy(prob, logit, (size_t)E * sizeof *prob);   /* selection by the logits themselves */
     } else {
-        /* ggml's soft_max order: exp(x - max) in float, sum in double,
-         * then one float multiply by 1/sum. */
-        float max = -INFINITY;
-        for (int e = 0; e < E; e++)
-            if (logit[e] > max) max = logit[e];
-        double sum = 0.0;
-        for (int e = 0; e < E; e++) {
-            float v = expf(logit[e] - max);
-            prob[e] = v;
-            sum += (double)v;
-        }
-        float inv = (float)(1.0 / sum);
-        for (int e = 0; e < E; e++) prob[e] *= inv;
+        softmax_row(prob, logit, E);
+    }
+
+    /* Group limit: which experts may be chosen (besides forced ones). */
+    uint64_t open_bits[64];
+    const bool grouped = cfg->n_group > 1 && cfg->n_group <= 64 && E % cfg->n_group == 0 && E <= 64 * 64;
+    if (grouped) {
+        int n_force = 0;
+        for (int e = 0; f && e < E; e++) n_force += (f[e] & F_FORCE) != 0;
+        group_mask(cfg, k - n_force, f, prob, open_bits);
     }
 
     /* Selection by repeated scan: k passes over E; k and E are small
@@ -97,8 +153,8 @@ static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const floa
             }
             if (taken) continue;
             bool fe = f && (f[e] & F_FORCE);
-            float se = (f && (f[e] & F_SILENCE)) ? -INFINITY
-                     : prob[e] + (cfg->sel_bias ? cfg->sel_bias[e] : 0.0f);
+            float se = sel_score(cfg, f, prob, e);
+            if (grouped && !fe && !((open_bits[e >> 6] >> (e & 63)) & 1)) se = -INFINITY;
             if (best < 0 || ranks_before(fe, se, bf, bs)) {
                 best = e;
                 bf = fe;
@@ -119,11 +175,15 @@ static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const floa
         float best = -INFINITY;
         for (int j = 0; j < k; j++)
             if (!(f && (f[ids[j]] & F_SILENCE)) && prob[ids[j]] > best) best = prob[ids[j]];
-        const float thr = ser_t * best;
+        /* SOFTMAX_TOPK compares weights, whose ratio to the best one's is
+         * exp(logit - best logit): that against t */
+        const bool topk = cfg->gating == MS_GATING_SOFTMAX_TOPK;
+        const float thr = topk ? ser_t : ser_t * best;
         n_used = 0;
         for (int j = 0; j < k; j++) {
             int32_t e = ids[j];
-            if (j < ser_kmin || (f && (f[e] & F_FORCE)) || !(prob[e] < thr)) {
+            float sc = topk ? expf(prob[e] - best) : prob[e];
+            if (j < ser_kmin || (f && (f[e] & F_FORCE)) || !(sc < thr)) {
                 /* stable: shift the left-out ones seen so far one place right */
                 for (int i = j; i > n_used; i--) ids[i] = ids[i - 1];
                 ids[n_used++] = e;
@@ -137,14 +197,26 @@ static void route_one(const MsRouteCfg *cfg, int k, const uint8_t *f, const floa
      * nothing. */
     for (int j = 0; j < n_used; j++)
         w[j] = (f && (f[ids[j]] & F_SILENCE)) ? 0.0f : prob[ids[j]];
+    if (cfg->gating == MS_GATING_SOFTMAX_TOPK) {
+        /* softmax over the chosen (used) logits in ggml's order; fillers stay at 0 */
+        float max = -INFINITY;
+        for (int j = 0; j < n_used; j++)
+            if (!(f && (f[ids[j]] & F_SILENCE)) && w[j] > max) max = w[j];
+        double sum = 0.0;
+        for (int j = 0; j < n_used; j++) {
+            if (f && (f[ids[j]] & F_SILENCE)) continue;
+            w[j] = expf(w[j] - max);
+            sum += (double)w[j];
+        }
+        const float inv = sum > 0 ? (float)(1.0 / sum) : 0.0f;
+        for (int j = 0; j < n_used; j++) w[j] *= inv;
+    }
     if (cfg->norm_w) {
         double sum = 0.0; /* ggml sum_rows accumulates in double */
         for (int j = 0; j < n_used; j++) sum += (double)w[j];
         float s = (float)sum;
-        /* Feb-2025 llama.cpp does not clamp; we only skip an exact 0 (which
-         * would give NaN there) so forced/filler edge cases stay finite. */
-        if (s != 0.0f)
-            for (int j = 0; j < n_used; j++) w[j] = w[j] / s;
+        if (s < 6.103515625e-5f) s = 6.103515625e-5f;   /* llama.cpp's clamp (late 2025 on) */
+        for (int j = 0; j < n_used; j++) w[j] = w[j] / s;
     }
     if (cfg->w_scale != 1.0f)
         for (int j = 0; j < n_used; j++) w[j] *= cfg->w_scale;
