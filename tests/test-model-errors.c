@@ -27,6 +27,8 @@ typedef struct {
     const char *bad_shape_tensor;
     int used;                  /* expert_used_count */
     const char *missing_key;   /* suffix after "<arch>." */
+    const char *extra_key;     /* suffix after "<arch>.", written as u32 extra_val */
+    uint32_t extra_val;
 } Variant;
 
 static int add(MsGgufWriter *w, const Variant *v, const char *name, int nd, int64_t a, int64_t b, int64_t c,
@@ -61,6 +63,10 @@ static int write_model(const char *path, const Variant *v)
         if (v->missing_key && strcmp(v->missing_key, u32s[i].k) == 0) continue;
         snprintf(key, sizeof key, "%s.%s", arch, u32s[i].k);
         ms_gguf_writer_set_u32(w, key, u32s[i].val);
+    }
+    if (v->extra_key) {
+        snprintf(key, sizeof key, "%s.%s", arch, v->extra_key);
+        ms_gguf_writer_set_u32(w, key, v->extra_val);
     }
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     ms_gguf_writer_set_f32(w, key, 1e-5f);
@@ -177,8 +183,26 @@ int main(void)
     memset(&v, 0, sizeof v); v.bad_type_tensor = "blk.0.ffn_up_exps.weight"; v.bad_type = 16; /* IQ2_XXS */
     expect_fail("IQ2_XXS weight", &v, MS_EUNSUPPORTED, "IQ2_XXS", "blk.0.ffn_up_exps.weight");
 
-    memset(&v, 0, sizeof v); v.bad_type_tensor = "blk.0.attn_q.weight"; v.bad_type = 39; /* MXFP4 */
-    expect_fail("MXFP4 weight", &v, MS_EUNSUPPORTED, "MXFP4", "blk.0.attn_q.weight");
+    memset(&v, 0, sizeof v); v.bad_type_tensor = "blk.0.attn_q.weight"; v.bad_type = 23; /* IQ4_XS */
+    expect_fail("IQ4_XS weight", &v, MS_EUNSUPPORTED, "IQ4_XS", "blk.0.attn_q.weight");
+
+    /* group-limited routing that cannot be satisfied */
+    memset(&v, 0, sizeof v); v.extra_key = "expert_group_count"; v.extra_val = 3;
+    expect_fail("experts not divisible into groups", &v, MS_EFORMAT, "expert_group_count 3", NULL);
+    memset(&v, 0, sizeof v); v.extra_key = "expert_group_count"; v.extra_val = 128;
+    expect_fail("too many expert groups", &v, MS_EUNSUPPORTED, "expert_group_count 128", NULL);
+    memset(&v, 0, sizeof v); v.extra_key = "expert_group_count"; v.extra_val = 2;
+    expect_fail("groups of one expert", &v, MS_EFORMAT, "groups of at least 2", NULL);
+
+    /* the 2026 architectures: their own required keys and tensor shapes */
+    memset(&v, 0, sizeof v); v.arch = "gpt-oss";
+    expect_fail("gpt-oss without a sliding window", &v, MS_ENOTFOUND, "gpt-oss.attention.sliding_window", NULL);
+    memset(&v, 0, sizeof v); v.arch = "gpt-oss"; v.extra_key = "attention.sliding_window"; v.extra_val = 128;
+    expect_fail("gpt-oss without its expert width", &v, MS_ENOTFOUND, "gpt-oss.expert_feed_forward_length", NULL);
+    memset(&v, 0, sizeof v); v.arch = "qwen3moe";
+    expect_fail("qwen3moe QK norm of the whole width", &v, MS_EFORMAT, "blk.0.attn_q_norm.weight", "expected {64}");
+    memset(&v, 0, sizeof v); v.arch = "phimoe";
+    expect_fail("phimoe without norm biases", &v, MS_ENOTFOUND, "output_norm.bias", NULL);
 
     memset(&v, 0, sizeof v); v.missing_tensor = "blk.0.ffn_down_exps.weight";
     expect_fail("missing tensor", &v, MS_ENOTFOUND, "blk.0.ffn_down_exps.weight", NULL);
