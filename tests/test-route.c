@@ -492,17 +492,87 @@ static void test_sampler(void)
  * back the same probabilities up to rounding) and compare the selected set,
  * its order and the applied weights.  Exact/near ties (gap < 1e-5 relative)
  * at the k-th place are counted as ambiguous, as GGUF-MOE.md section 6 says. */
-static void test_reference(void)
+/* Group-limited routing, gpt-oss weights and the renormalisation clamp, on
+ * hand-ranked rows (SOFTMAX_TOPK makes the selection scores the logits). */
+static void test_groups(void)
 {
-    const char *dir = mt_shared_dir();
-    if (!dir) {
-        mt_skip("router vs llama.cpp's reference routing: %s", mt_shared_absent());
-        return;
-    }
+    /* groups {0,1} {2,3} {4,5} {6,7}; sums of the two best: 2, 8, 2, 6.5 */
+    const float row[8] = { 5.0f, -3.0f, 4.0f, 4.0f, 1.0f, 1.0f, 4.5f, 2.0f };
+    MsRouteCfg c = { .n_expert = 8, .k = 2, .gating = MS_GATING_SOFTMAX_TOPK, .w_scale = 1.0f,
+                     .n_group = 4, .n_group_used = 2 };
+    float lg[8], pb[8], w[8];
+    int32_t ids[8];
+    memcpy(lg, row, sizeof row);
+    ms_route(&c, NULL, 0, 1, lg, pb, ids, w);
+    double w1 = 1.0 / (1.0 + exp(-0.5));   /* softmax over the chosen logits 4.5, 4 */
+    MT_CHECK(ids[0] == 6 && ids[1] == 2 && near(w[0], w1) && near(w[1], 1.0 - w1) && pb[0] == 5.0f,
+             "groups: the best two groups supply the experts (6, 2, not the ungrouped 0, 6); probs are the "
+             "logits and the weights their softmax over the chosen (%d %d %.6f %.6f)", ids[0], ids[1], w[0], w[1]);
+    MsRouteCfg c0 = c;
+    c0.n_group = 0;
+    memcpy(lg, row, sizeof row);
+    ms_route(&c0, NULL, 0, 1, lg, pb, ids, w);
+    MT_CHECK(ids[0] == 0 && ids[1] == 6, "without groups: 0, 6 (%d %d)", ids[0], ids[1]);
+
+    MsIntervention *iv = ms_intervention_new(1, 8);
+    /* silencing 6 leaves its group with one open expert (score 2): the tie of
+     * groups 0, 2, 3 at 2 goes to group 0 */
+    ms_intervention_silence(iv, 0, 6);
+    memcpy(lg, row, sizeof row);
+    ms_route(&c, iv, 0, 1, lg, pb, ids, w);
+    MT_CHECK(ids[0] == 0 && ids[1] == 2, "silence under groups: out of its group's score too (%d %d)", ids[0], ids[1]);
+    ms_intervention_clear(iv);
+    /* a forced expert takes its slot whatever its group; the rest from the kept groups */
+    ms_intervention_force(iv, 0, 5);
+    memcpy(lg, row, sizeof row);
+    ms_route(&c, iv, 0, 1, lg, pb, ids, w);
+    double wf = 1.0 / (1.0 + exp(-3.5));
+    MT_CHECK(ids[0] == 5 && ids[1] == 6 && near(w[1], wf) && near(w[0], 1.0 - wf),
+             "force under groups: 5 (dropped group) then 6 (%d %d)", ids[0], ids[1]);
+    ms_intervention_clear(iv);
+    /* top-k 5 > the 4 experts of the kept groups: the next best group opens */
+    ms_intervention_top_k(iv, 0, 5);
+    memcpy(lg, row, sizeof row);
+    ms_route(&c, iv, 0, 1, lg, pb, ids, w);
+    MT_CHECK(ms_route_k(&c, iv, 0) == 5 && ids[0] == 0 && ids[1] == 6 && ids[2] == 2 && ids[3] == 3 && ids[4] == 7,
+             "top-k beyond the kept groups opens the next group (%d %d %d %d %d)", ids[0], ids[1], ids[2], ids[3], ids[4]);
+    ms_intervention_free(iv);
+
+    /* renormalisation clamps the sum at 6.103515625e-5 (llama.cpp since late 2025) */
+    MsRouteCfg cs = { .n_expert = 6, .k = 2, .gating = MS_GATING_SIGMOID, .norm_w = true, .w_scale = 1.0f };
+    float tiny[6] = { -20.0f, -21.0f, -22.0f, -23.0f, -24.0f, -25.0f };
+    ms_route(&cs, NULL, 0, 1, tiny, pb, ids, w);
+    double p0 = 1.0 / (1.0 + exp(20.0));
+    MT_CHECK(ids[0] == 0 && ids[1] == 1 && near(w[0], p0 / 6.103515625e-5), "tiny weight sums are clamped (%g)", w[0]);
+}
+
+/* k-th minus (k+1)-th largest of v[n]. */
+static float kth_gap(const float *v, int n, int k)
+{
+    float s[256];
+    memcpy(s, v, sizeof(float) * (size_t)n);
+    for (int a = 0; a < n && a <= k; a++)
+        for (int b = a + 1; b < n; b++)
+            if (s[b] > s[a]) { float x = s[a]; s[a] = s[b]; s[b] = x; }
+    return k < n ? s[k - 1] - s[k] : INFINITY;
+}
+
+/* The router replayed on one reference set: logits rebuilt from the
+ * reference `probs` (log p for softmax routers, log(p/(1-p)) for sigmoid
+ * ones; gpt-oss stores the logits themselves), routed with the options of
+ * GGUF-MOE.md 4.1 per architecture (deepseek2 reads its own keys, selection
+ * bias and groups from the model file), compared set, order and weights.
+ * Decisions whose selection scores (or, with groups, group scores) nearly
+ * tie are counted as ambiguous. */
+static int test_reference_set(const char *dir, const char *set)
+{
     char rdir[1024];
-    snprintf(rdir, sizeof rdir, "%s/fixtures/reference", dir);
+    snprintf(rdir, sizeof rdir, "%s/%s/reference", dir, set);
     DIR *d = opendir(rdir);
-    if (!MT_CHECK(d != NULL, "open %s", rdir)) return;
+    if (!d) {
+        mt_diag("%s not found: set skipped", rdir);
+        return 0;
+    }
     struct dirent *de;
     int n_files = 0;
     while ((de = readdir(d))) {
@@ -525,19 +595,27 @@ static void test_reference(void)
         /* Routing options as GGUF-MOE.md 4.1 gives them per architecture;
          * deepseek2 takes its own keys from the model file. */
         MsRouteCfg cfg = { .n_expert = E, .k = K, .gating = MS_GATING_SOFTMAX, .w_scale = 1.0f };
-        cfg.norm_w = strcmp(arch, "llama") == 0 || strcmp(arch, "granitemoe") == 0 || strcmp(arch, "qwen3moe") == 0;
+        cfg.norm_w = strcmp(arch, "llama") == 0 || strcmp(arch, "granitemoe") == 0 || strcmp(arch, "qwen3moe") == 0 ||
+                     strcmp(arch, "phimoe") == 0;
+        if (strcmp(arch, "gpt-oss") == 0) cfg.gating = MS_GATING_SOFTMAX_TOPK;
+        MsGguf *g = NULL;
         if (strcmp(arch, "deepseek2") == 0) {
-            snprintf(mpath, sizeof mpath, "%s/fixtures/models/%s", dir, model);
-            MsGguf *g = ms_gguf_open(mpath, NULL);
-            uint32_t gf;
+            snprintf(mpath, sizeof mpath, "%s/%s/models/%s", dir, set, model);
+            g = ms_gguf_open(mpath, NULL);
+            uint32_t gf, ng, gu;
             bool nb;
             float sc;
             if (g && ms_gguf_get_f32(g, "deepseek2.expert_weights_scale", &sc, NULL) == 0) cfg.w_scale = sc;
             if (g && ms_gguf_get_bool(g, "deepseek2.expert_weights_norm", &nb, NULL) == 0) cfg.norm_w = nb;
             if (g && ms_gguf_get_u32(g, "deepseek2.expert_gating_func", &gf, NULL) == 0 && gf == 2)
                 cfg.gating = MS_GATING_SIGMOID;
-            MT_CHECK(g != NULL, "%s: read routing keys (scale %g, norm %d)", model, cfg.w_scale, cfg.norm_w);
-            ms_gguf_free(g);
+            if (g && ms_gguf_get_u32(g, "deepseek2.expert_group_count", &ng, NULL) == 0 &&
+                ms_gguf_get_u32(g, "deepseek2.expert_group_used_count", &gu, NULL) == 0) {
+                cfg.n_group = (int)ng;
+                cfg.n_group_used = (int)gu;
+            }
+            MT_CHECK(g != NULL, "%s: read routing keys (scale %g, norm %d, groups %d/%d)", model, cfg.w_scale,
+                     cfg.norm_w, cfg.n_group_used, cfg.n_group);
         }
         long n_tok = 0, n_amb = 0, n_bad_set = 0, n_bad_w = 0;
         double max_dw = 0;
@@ -549,26 +627,57 @@ static void test_reference(void)
             json_array_foreach(json_object_get(pr, "routing"), li, lr) {
                 json_t *jex = json_object_get(lr, "experts"), *jw = json_object_get(lr, "weights"),
                        *jp = json_object_get(lr, "probs");
+                int layer = (int)json_integer_value(json_object_get(lr, "layer"));
+                const float *selb = NULL;
+                if (g) {
+                    char nm[64];
+                    snprintf(nm, sizeof nm, "blk.%d.exp_probs_b.bias", layer);
+                    const MsGgufTensor *bt = ms_gguf_find_tensor(g, nm);
+                    if (bt && bt->type == 0 && bt->ne[0] == E) selb = bt->data;
+                }
+                cfg.sel_bias = selb;
                 for (size_t t = 0; t < json_array_size(jp); t++) {
-                    float lg[256], pb[256], w[256], rp[256];
+                    float lg[256], pb[256], w[256], rp[256], sc[256];
                     int32_t ids[256];
                     json_t *row = json_array_get(jp, t);
                     if ((int)json_array_size(row) != E) continue;
                     for (int e = 0; e < E; e++) {
                         rp[e] = (float)json_number_value(json_array_get(row, e));
-                        lg[e] = logf(rp[e]);
+                        lg[e] = cfg.gating == MS_GATING_SOFTMAX_TOPK ? rp[e]
+                              : cfg.gating == MS_GATING_SIGMOID ? logf(rp[e] / (1.0f - rp[e])) : logf(rp[e]);
+                        sc[e] = rp[e] + (selb ? selb[e] : 0.0f);
                     }
                     ms_route(&cfg, NULL, 0, 1, lg, pb, ids, w);
                     n_tok++;
-                    /* ambiguous when the k-th and (k+1)-th probabilities nearly tie */
-                    float s[256];
-                    memcpy(s, rp, sizeof(float) * E);
-                    for (int a = 0; a < E; a++)
-                        for (int b = a + 1; b < E; b++)
-                            if (s[b] > s[a]) { float x = s[a]; s[a] = s[b]; s[b] = x; }
-                    bool amb = false;
-                    for (int j = 0; j + 1 < E && j <= K; j++)
-                        if (s[j] - s[j + 1] <= 1e-5f * s[j]) amb = true;
+                    /* ambiguous: near-tied selection or group scores */
+                    float gap = INFINITY;
+                    if (cfg.n_group > 1) {
+                        float gsc[64];
+                        int gs = E / cfg.n_group;
+                        for (int q = 0; q < cfg.n_group; q++) {
+                            float a = -INFINITY, b = -INFINITY;
+                            for (int e = q * gs; e < (q + 1) * gs; e++) {
+                                if (sc[e] > a) { b = a; a = sc[e]; } else if (sc[e] > b) b = sc[e];
+                            }
+                            gsc[q] = a + b;
+                        }
+                        gap = kth_gap(gsc, cfg.n_group, cfg.n_group_used);
+                        float kept = -INFINITY;  /* k-th over the kept groups only */
+                        float tmp[64];
+                        memcpy(tmp, gsc, sizeof(float) * (size_t)cfg.n_group);
+                        for (int a = 0; a < cfg.n_group_used; a++) {
+                            int bi = 0;
+                            for (int q = 1; q < cfg.n_group; q++) if (tmp[q] > tmp[bi]) bi = q;
+                            kept = tmp[bi];
+                            tmp[bi] = -INFINITY;
+                        }
+                        for (int q = 0; q < cfg.n_group; q++)
+                            if (gsc[q] < kept)
+                                for (int e = q * gs; e < (q + 1) * gs; e++) sc[e] = -INFINITY;
+                    }
+                    gap = fminf(gap, fminf(kth_gap(sc, E, K), K > 1 ? kth_gap(sc, E, 1) : INFINITY));
+                    for (int j = 2; j < K; j++) gap = fminf(gap, kth_gap(sc, E, j));  /* order too */
+                    bool amb = gap <= 1e-5f * fmaxf(1.0f, fabsf(sc[ids[0]]));
                     json_t *rex = json_array_get(jex, t), *rw = json_array_get(jw, t);
                     bool set_ok = (int)json_array_size(rex) == K;
                     for (int j = 0; j < K && set_ok; j++)
@@ -584,13 +693,26 @@ static void test_reference(void)
             }
         }
         MT_CHECK(n_tok > 0 && n_bad_set == 0 && n_bad_w == 0,
-                 "%s: router on reference probs: %ld token-layers, %ld ambiguous, %ld set/order mismatches, "
-                 "%ld weights off by > 1e-6 (max %.2g)", de->d_name, n_tok, n_amb, n_bad_set, n_bad_w, max_dw);
+                 "%s/%s: router on reference probs: %ld token-layers, %ld ambiguous, %ld set/order mismatches, "
+                 "%ld weights off by > 1e-6 (max %.2g)", set, de->d_name, n_tok, n_amb, n_bad_set, n_bad_w, max_dw);
         n_files++;
+        ms_gguf_free(g);
         json_decref(root);
     }
     closedir(d);
-    MT_CHECK(n_files >= 5, "%d reference files compared", n_files);
+    return n_files;
+}
+
+static void test_reference(void)
+{
+    const char *dir = mt_shared_dir();
+    if (!dir) {
+        mt_skip("router vs llama.cpp's reference routing: %s", mt_shared_absent());
+        return;
+    }
+    int n1 = test_reference_set(dir, "fixtures"), n2 = test_reference_set(dir, "fixtures2"),
+        n3 = test_reference_set(dir, "fixtures-dsv3");
+    MT_CHECK(n1 >= 5 && n2 >= 6 && n3 >= 2, "%d + %d + %d reference files compared", n1, n2, n3);
 }
 
 /* Random specs over the spec alphabet: never crash, every failure carries a
@@ -704,6 +826,7 @@ static void test_logit_operators(void)
 
 int main(void)
 {
+    test_groups();
     test_router();
     test_logit_operators();
     test_text();
