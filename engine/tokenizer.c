@@ -14,7 +14,13 @@ static const char *const eot_texts[] = {
 };
 static const char *const eog_texts[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|eom_id|>", "<EOT>", "_<EOT>",
+    "<|eom_id|>", "<EOT>", "_<EOT>", "<|return|>", "<|call|>",
+};
+/* gpt-oss (harmony) tokens llama.cpp re-marks as user-defined whenever a
+ * vocabulary has them, so they are matched in raw text without parsing
+ * special tokens, whatever the GGUF token type says */
+static const char *const harmony_user_texts[] = {
+    "<|channel|>", "<|message|>", "<|start|>", "<|constrain|>",
 };
 /* FIM markers llama.cpp recognises by text and turns into control tokens */
 static const char *const fim_texts[] = {
@@ -225,6 +231,10 @@ static void setup_specials(MsTokenizer *t, const MsGguf *g)
     if (t->eos >= 0) t->eog[t->eos] = 1;
     if (t->eot >= 0) t->eog[t->eot] = 1;
     if (t->eom >= 0) t->eog[t->eom] = 1;
+    for (size_t k = 0; k < MS_ARRAY_LEN(harmony_user_texts); k++) {
+        int32_t id = find_text(t, harmony_user_texts[k]);
+        if (id >= 0) t->attr[id] = TOK_ATTR_USER;
+    }
 
     size_t n = 0;
     for (int32_t i = 0; i < t->n_vocab; i++)

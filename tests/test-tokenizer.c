@@ -1,11 +1,16 @@
 /* test-tokenizer.c — tokenizers against llama.cpp's public test vectors
  * (fixtures/vocab: 10 real vocabularies x 46 strings, and tiny-bpe for the
- * fixture models' own vocabulary), the reference token lists of the fixture
- * models (BOS as their metadata says), round-trip detokenisation, invalid
- * UTF-8 and error handling.  The tokenizers of `synth` models and of the
- * bundled default model are checked without ../shared: special ids, BOS,
- * round trips, random input, invalid UTF-8, control tokens. */
+ * fixture models' own vocabulary), the real Qwen3, DeepSeek-V3 and gpt-oss
+ * vocabularies of fixtures2/vocab (gzip-compressed there, unpacked into the
+ * test's temp dir) with llama.cpp's expectations, the tiny vocabulary under
+ * the qwen2 and gpt-4o pre-tokenizers, the reference token lists of every
+ * fixture model (BOS as their metadata says), user-defined tokens matched in
+ * raw text, round-trip detokenisation, invalid UTF-8 and error handling.
+ * The tokenizers of `synth` models and of the bundled default model are
+ * checked without ../shared: special ids, BOS, round trips, random input,
+ * invalid UTF-8, control tokens. */
 #include <jansson.h>
+#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,12 +275,25 @@ static MsTokenizer *open_tok(const char *path, MsGguf **g)
     return t;
 }
 
-static void test_vocab(const char *shared, const char *name, MsTokKind kind)
+/* Unpack a .gz file into dst; 0 on success. */
+static int gunzip_to(const char *src, const char *dst)
 {
-    char gp[1024], ip[1100], op[1100];
-    snprintf(gp, sizeof gp, "%s/fixtures/vocab/ggml-vocab-%s.gguf", shared, name);
-    snprintf(ip, sizeof ip, "%s.inp", gp);
-    snprintf(op, sizeof op, "%s.out", gp);
+    gzFile in = gzopen(src, "rb");
+    FILE *out = in ? fopen(dst, "wb") : NULL;
+    int rc = in && out ? 0 : -1;
+    char buf[1 << 16];
+    int n;
+    while (rc == 0 && (n = gzread(in, buf, sizeof buf)) > 0)
+        if (fwrite(buf, 1, (size_t)n, out) != (size_t)n) rc = -1;
+    if (rc == 0 && n < 0) rc = -1;
+    if (in) gzclose(in);
+    if (out && fclose(out) != 0) rc = -1;
+    return rc;
+}
+
+/* Vocabulary gp tested against the vectors ip / op (llama.cpp's ids). */
+static void test_vocab_at(const char *gp, const char *ip, const char *op, const char *name, MsTokKind kind)
+{
     MsGguf *g = NULL;
     MsTokenizer *t = open_tok(gp, &g);
     if (!MT_CHECK(t != NULL, "%s: tokenizer loads", name)) {
@@ -302,14 +320,134 @@ static void test_vocab(const char *shared, const char *name, MsTokKind kind)
     ms_gguf_free(g);
 }
 
+static void test_vocab(const char *shared, const char *name, MsTokKind kind)
+{
+    char gp[1024], ip[1100], op[1100];
+    snprintf(gp, sizeof gp, "%s/fixtures/vocab/ggml-vocab-%s.gguf", shared, name);
+    snprintf(ip, sizeof ip, "%s.inp", gp);
+    snprintf(op, sizeof op, "%s.out", gp);
+    test_vocab_at(gp, ip, op, name, kind);
+}
+
+/* How many lines of two id files differ (Hugging Face vs llama.cpp). */
+static int count_differing_lines(const char *a, const char *b, char *which, size_t cap)
+{
+    size_t la, lb;
+    char *x = read_all(a, &la), *y = read_all(b, &lb);
+    int nd = 0, line = 0;
+    which[0] = '\0';
+    for (char *p = x, *q = y; p && q && *p && *q; line++) {
+        char *pe = strchr(p, '\n'), *qe = strchr(q, '\n');
+        size_t pl = pe ? (size_t)(pe - p) : strlen(p), ql = qe ? (size_t)(qe - q) : strlen(q);
+        if (pl != ql || memcmp(p, q, pl) != 0) {
+            size_t o = strlen(which);
+            snprintf(which + o, cap - o, "%s%d", nd ? "," : "", line);
+            nd++;
+        }
+        if (!pe || !qe) break;
+        p = pe + 1;
+        q = qe + 1;
+    }
+    free(x);
+    free(y);
+    return nd;
+}
+
+/* A real 2025-2026 vocabulary of fixtures2/vocab, unpacked first. */
+static void test_vocab2(const char *shared, const char *name)
+{
+    char gz[1024], gp[1024], ip[1100], op[1100], hp[1100];
+    snprintf(gz, sizeof gz, "%s/fixtures2/vocab/ggml-vocab-%s.gguf.gz", shared, name);
+    snprintf(gp, sizeof gp, "%s/ggml-vocab-%s.gguf", mt_tmpdir(), name);
+    snprintf(ip, sizeof ip, "%s/fixtures2/vocab/ggml-vocab-%s.gguf.inp", shared, name);
+    snprintf(op, sizeof op, "%s/fixtures2/vocab/ggml-vocab-%s.gguf.out", shared, name);
+    snprintf(hp, sizeof hp, "%s/fixtures2/vocab/ggml-vocab-%s.gguf.hf.out", shared, name);
+    if (!MT_CHECK(gunzip_to(gz, gp) == 0, "%s: vocabulary unpacked", name)) return;
+    test_vocab_at(gp, ip, op, name, MS_TOK_BPE);
+    char which[256];
+    int nd = count_differing_lines(op, hp, which, sizeof which);
+    mt_diag("%-15s Hugging Face's tokenizer differs from llama.cpp on %d of 46 strings%s%s (we follow llama.cpp)",
+            name, nd, nd ? ": " : "", which);
+}
+
+/* Tokens the vocabulary marks user-defined are cut out of raw text even
+ * without parsing special tokens; control tokens are not; gpt-oss's four
+ * harmony tokens count as user-defined whatever their GGUF type. */
+static void expect_ids(const MsTokenizer *t, const char *what, const char *text, const int32_t *want, int nw)
+{
+    int32_t *got = NULL;
+    int n = ms_tokenizer_encode(t, text, strlen(text), false, &got, NULL);
+    bool ok = n == nw;
+    for (int i = 0; ok && i < n; i++) ok = got[i] == want[i];
+    MT_CHECK(ok, "%s", what);
+    free(got);
+}
+
+static int32_t vocab_id(const MsTokenizer *t, const char *text)
+{
+    for (int32_t i = 0; i < ms_tokenizer_n_vocab(t); i++)
+        if (strcmp(ms_tokenizer_token_text(t, i), text) == 0) return i;
+    return -1;
+}
+
+static void test_user_defined(void)
+{
+    char gp[1024];
+    MsGguf *g = NULL;
+    snprintf(gp, sizeof gp, "%s/ggml-vocab-qwen3.gguf", mt_tmpdir());
+    MsTokenizer *t = open_tok(gp, &g);
+    if (t) {
+        int32_t th = vocab_id(t, "<think>"), te = vocab_id(t, "</think>"), im = vocab_id(t, "<|im_start|>");
+        int32_t *hi = NULL, *ims = NULL;
+        int nh = ms_tokenizer_encode(t, "hi", 2, false, &hi, NULL);
+        int ni = ms_tokenizer_encode(t, "<|im_start|>", 12, false, &ims, NULL);
+        int32_t want[8] = { th, nh == 1 ? hi[0] : -1, te };
+        MT_CHECK(th > 0 && te > 0 && im > 0, "qwen3: <think>, </think>, <|im_start|> in the vocabulary");
+        expect_ids(t, "qwen3: user-defined <think> ... </think> are single tokens in raw text", "<think>hi</think>",
+                   want, 3);
+        bool split = ni > 1;
+        for (int i = 0; i < ni; i++) split &= ims[i] != im;
+        MT_CHECK(split, "qwen3: the control token <|im_start|> is plain text without special parsing (%d tokens)", ni);
+        free(hi);
+        free(ims);
+    }
+    ms_tokenizer_free(t);
+    ms_gguf_free(g);
+    snprintf(gp, sizeof gp, "%s/ggml-vocab-gpt-oss.gguf", mt_tmpdir());
+    t = open_tok(gp, &g);
+    if (t) {
+        static const char *const harmony[] = { "<|start|>", "<|channel|>", "<|message|>", "<|constrain|>" };
+        int ok = 0;
+        for (int i = 0; i < 4; i++) {
+            int32_t id = vocab_id(t, harmony[i]), *got = NULL;
+            int n = ms_tokenizer_encode(t, harmony[i], strlen(harmony[i]), false, &got, NULL);
+            ok += id >= 0 && n == 1 && got[0] == id;
+            free(got);
+        }
+        MT_CHECK(ok == 4, "gpt-oss: <|start|> <|channel|> <|message|> <|constrain|> match as single tokens (%d/4)", ok);
+        int32_t ret = vocab_id(t, "<|return|>"), *got = NULL;
+        int n = ms_tokenizer_encode(t, "<|return|>", 10, false, &got, NULL);
+        bool plain = n > 1;
+        for (int i = 0; i < n; i++) plain &= got[i] != ret;
+        MT_CHECK(ret >= 0 && plain && ms_tokenizer_is_eog(t, ret),
+                 "gpt-oss: the control token <|return|> stays text, and ends generation");
+        free(got);
+        char piece[32];
+        int pl = ms_tokenizer_piece(t, vocab_id(t, "<|channel|>"), piece, sizeof piece);
+        MT_CHECK(pl == 11 && memcmp(piece, "<|channel|>", 11) == 0, "gpt-oss: a harmony token's piece is its text");
+    }
+    ms_tokenizer_free(t);
+    ms_gguf_free(g);
+}
+
 /* The fixture models' own tokenizer: tiny-bpe vectors and each model's
  * reference prompts (tokens as llama.cpp produced them, BOS included when
  * the model's add_bos_token says so). */
-static void test_model(const char *shared, const char *model, bool want_bos, bool run_tiny)
+static void test_model(const char *shared, const char *set, const char *model, bool want_bos, const char *tiny)
 {
     char gp[1024], rp[1100], ip[1100], op[1100];
-    snprintf(gp, sizeof gp, "%s/fixtures/models/%s.gguf", shared, model);
-    snprintf(rp, sizeof rp, "%s/fixtures/reference/%s.json", shared, model);
+    snprintf(gp, sizeof gp, "%s/%s/models/%s.gguf", shared, set, model);
+    snprintf(rp, sizeof rp, "%s/%s/reference/%s.json", shared, set, model);
     MsGguf *g = NULL;
     MsTokenizer *t = open_tok(gp, &g);
     if (!MT_CHECK(t != NULL, "%s: tokenizer loads", model)) {
@@ -357,16 +495,16 @@ static void test_model(const char *shared, const char *model, bool want_bos, boo
     MT_CHECK(np == 6 && ok == np, "%s: reference prompt tokens match (%d/%d)", model, ok, np);
     json_decref(ref);
 
-    if (run_tiny) {
-        snprintf(ip, sizeof ip, "%s/fixtures/vocab/tiny-bpe.inp", shared);
-        snprintf(op, sizeof op, "%s/fixtures/vocab/tiny-bpe.out", shared);
+    if (tiny) {   /* the tiny vocabulary's vectors for this model's pre-tokenizer */
+        snprintf(ip, sizeof ip, "%s/%s/vocab/%s.inp", shared, set, tiny);
+        snprintf(op, sizeof op, "%s/%s/vocab/%s.out", shared, set, tiny);
         Vectors v;
-        if (MT_CHECK(load_vectors(ip, op, &v) == 0 && v.n == 46, "tiny-bpe: 46 vectors read")) {
+        if (MT_CHECK(load_vectors(ip, op, &v) == 0 && v.n == 46, "%s: 46 vectors read", tiny)) {
             int pass = 0;
             for (size_t i = 0; i < v.n; i++) pass += vector_matches(t, v.s[i], v.len[i], v.ids[i], true);
-            mt_diag("tiny-bpe (%s, pre %s) %2d/%zu vectors pass", model, ms_tokenizer_pre_name(t), pass, v.n);
-            MT_CHECK(pass == (int)v.n, "tiny-bpe via %s: all vectors exact (%d/%zu)", model, pass, v.n);
-            check_roundtrip("tiny-bpe", t, &v);
+            mt_diag("%s (%s, pre %s) %2d/%zu vectors pass", tiny, model, ms_tokenizer_pre_name(t), pass, v.n);
+            MT_CHECK(pass == (int)v.n, "%s via %s: all vectors exact (%d/%zu)", tiny, model, pass, v.n);
+            check_roundtrip(tiny, t, &v);
         }
         vectors_free(&v);
     }
@@ -622,12 +760,21 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof vocabs / sizeof vocabs[0]; i++) test_vocab(shared, vocabs[i].name, vocabs[i].kind);
 
-    /* BOS per the fixtures README: mixtral-256 and deepseek2-tiny add it */
-    test_model(shared, "olmoe-tiny.F32", false, true);
-    test_model(shared, "qwen2moe-tiny.F32", false, true);
-    test_model(shared, "mixtral-256.F16", true, false);
-    test_model(shared, "granitemoe-tiny.F32", false, false);
-    test_model(shared, "deepseek2-tiny.F32", true, false);
+    /* the real 2025-2026 vocabularies (llama.cpp August 2026) */
+    static const char *const vocabs2[] = { "qwen3", "deepseek-v3", "gpt-oss" };
+    for (size_t i = 0; i < sizeof vocabs2 / sizeof vocabs2[0]; i++) test_vocab2(shared, vocabs2[i]);
+    test_user_defined();
+
+    /* BOS per the fixtures READMEs: mixtral-256, deepseek2-tiny, phimoe-dev and dsv3-tiny add it */
+    test_model(shared, "fixtures", "olmoe-tiny.F32", false, "tiny-bpe");
+    test_model(shared, "fixtures", "qwen2moe-tiny.F32", false, "tiny-bpe");
+    test_model(shared, "fixtures", "mixtral-256.F16", true, NULL);
+    test_model(shared, "fixtures", "granitemoe-tiny.F32", false, NULL);
+    test_model(shared, "fixtures", "deepseek2-tiny.F32", true, NULL);
+    test_model(shared, "fixtures2", "qwen3moe-tiny.F32", false, "tiny-bpe-qwen2");
+    test_model(shared, "fixtures2", "gpt-oss-tiny.F32", false, "tiny-bpe-gpt-4o");
+    test_model(shared, "fixtures2", "phimoe-dev.F32", true, NULL);
+    test_model(shared, "fixtures-dsv3", "dsv3-tiny.F32", true, NULL);
 
     test_invalid_utf8(shared);
     return mt_done();
