@@ -145,6 +145,8 @@ int tok_cp_to_byte(uint32_t cp)
 
 /* ---- setup ---- */
 
+static int build_pairs(MsTokenizer *t);
+
 int tok_bpe_setup(MsTokenizer *t, MsError *err)
 {
     const PreType *pt = NULL;
@@ -155,6 +157,7 @@ int tok_bpe_setup(MsTokenizer *t, MsError *err)
     t->clean_spaces = pt->clean_spaces;
     t->ignore_merges = pt->ignore_merges;
     t->add_bos = pt->add_bos;
+    if (build_pairs(t)) return ms_error_set(err, MS_ENOMEM, "out of memory");
 
     size_t n = 0;
     while (pt->rx[n]) n++;
@@ -175,6 +178,72 @@ int tok_bpe_setup(MsTokenizer *t, MsError *err)
         }
         /* JIT is an optimisation only: without it pcre2_match interprets */
         (void)pcre2_jit_compile(t->regex[i].code, PCRE2_JIT_COMPLETE);
+    }
+    return MS_OK;
+}
+
+static inline size_t pair_slot(const TokPairMap *p, uint64_t key)
+{
+    size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (p->cap - 1);
+    while (p->key[i] != key && p->key[i] != UINT64_MAX) i = (i + 1) & (p->cap - 1);
+    return i;
+}
+
+/* Merge rank of the token pair (left, right), -1 if none; *result = the
+ * merged token. */
+static inline int32_t pair_rank(const TokPairMap *p, int32_t left, int32_t right, int32_t *result)
+{
+    if (!p->cap) return -1;
+    size_t i = pair_slot(p, (uint64_t)(uint32_t)left << 32 | (uint32_t)right);
+    if (p->key[i] == UINT64_MAX) return -1;
+    *result = p->result[i];
+    return p->rank[i];
+}
+
+/* The id-keyed merge table and the byte -> token table (tokenizer.c has
+ * loaded the vocabulary and the string-keyed merges). */
+static int build_pairs(MsTokenizer *t)
+{
+    for (unsigned b = 0; b < 256; b++) {
+        char u[4];
+        int k = tok_utf8_encode(tok_byte_to_cp((uint8_t)b), u);
+        t->byte_cp_tok[b] = tokmap_get(&t->vocab, u, (size_t)k);
+    }
+    TokPairMap *p = &t->pairs;
+    size_t n = t->merges.n, cap = 16;
+    while (cap < 2 * n + 16) cap <<= 1;
+    p->key = malloc(cap * sizeof *p->key);
+    p->rank = malloc(cap * sizeof *p->rank);
+    p->result = malloc(cap * sizeof *p->result);
+    if (!p->key || !p->rank || !p->result) return MS_ENOMEM;
+    memset(p->key, 0xff, cap * sizeof *p->key);
+    p->cap = cap;
+    /* walk the string map: each entry is one merge "left right" (its first
+     * occurrence), rank = value; split at the first space after byte 0 */
+    for (size_t i = 0; i < t->merges.cap; i++) {
+        const TokMapEntry *e = &t->merges.slots[i];
+        if (!e->key) continue;
+        const char *sp = memchr(e->key + 1, ' ', e->len - 1);
+        size_t ll = (size_t)(sp - e->key), rl = e->len - ll - 1;
+        int32_t l = tokmap_get(&t->vocab, e->key, ll), r = tokmap_get(&t->vocab, sp + 1, rl);
+        if (l < 0 || r < 0) continue;   /* reachable by string only */
+        char buf[512];
+        int32_t res = -1;
+        if (ll + rl <= sizeof buf) {
+            memcpy(buf, e->key, ll);
+            memcpy(buf + ll, sp + 1, rl);
+            res = tokmap_get(&t->vocab, buf, ll + rl);
+        } else {
+            continue;   /* absurdly long sides: leave it to the string path */
+        }
+        uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
+        size_t s = pair_slot(p, key);
+        /* two merge strings can map to one id pair only through duplicate
+         * token texts; the lower rank wins, as the string lookup would */
+        if (p->key[s] == key && p->rank[s] <= e->val) continue;
+        p->key[s] = key;
+        p->rank[s] = e->val;
+        p->result[s] = res;
     }
     return MS_OK;
 }
@@ -320,6 +389,13 @@ static int bpe_add_bigram(const MsTokenizer *t, BpeScratch *w, const char *word,
 {
     if (l < 0 || r < 0) return MS_OK;
     const TokSym *a = &w->sym[l], *b = &w->sym[r];
+    if (a->id >= 0 && b->id >= 0) {
+        /* both sides are tokens: any merge of their texts is in the id table */
+        int32_t res, rank = pair_rank(&t->pairs, a->id, b->id, &res);
+        if (rank < 0) return MS_OK;
+        TokBigram g = { .key = rank, .left = l, .right = r, .size = a->n + b->n };
+        return tokheap_push(&w->heap, g);
+    }
     w->key.n = 0;
     if (tokstr_append(&w->key, word + a->off, a->n) || tokstr_append(&w->key, " ", 1) ||
         tokstr_append(&w->key, word + b->off, b->n))
@@ -330,7 +406,10 @@ static int bpe_add_bigram(const MsTokenizer *t, BpeScratch *w, const char *word,
     return tokheap_push(&w->heap, g);
 }
 
-static int bpe_word(const MsTokenizer *t, BpeScratch *w, const char *word, size_t len, TokIds *out)
+/* word: the piece in byte-level characters; bytes: its original bytes,
+ * one per character. */
+static int bpe_word(const MsTokenizer *t, BpeScratch *w, const char *word, size_t len, const uint8_t *bytes,
+                    TokIds *out)
 {
     if (t->ignore_merges) {
         /* llama3-style: a pre-token that is itself a token is emitted whole */
@@ -347,7 +426,8 @@ static int bpe_word(const MsTokenizer *t, BpeScratch *w, const char *word, size_
             w->cap_sym = c;
         }
         size_t cl = MS_MIN((size_t)tok_utf8_len((uint8_t)word[off]), len - off);
-        w->sym[n] = (TokSym){ .prev = (int32_t)n - 1, .off = (uint32_t)off, .n = (uint32_t)cl };
+        w->sym[n] = (TokSym){ .prev = (int32_t)n - 1, .off = (uint32_t)off, .n = (uint32_t)cl,
+                              .id = t->byte_cp_tok[bytes[n]] };
         off += cl;
         w->sym[n].next = off == len ? -1 : (int32_t)n + 1;
     }
@@ -359,6 +439,10 @@ static int bpe_word(const MsTokenizer *t, BpeScratch *w, const char *word, size_
         TokSym *a = &w->sym[g.left], *b = &w->sym[g.right];
         /* stale entry: one side was merged away or grew since it was queued */
         if (a->n == 0 || b->n == 0 || a->n + b->n != g.size) continue;
+        int32_t res = -1;
+        if (a->id >= 0 && b->id >= 0) pair_rank(&t->pairs, a->id, b->id, &res);
+        else res = tokmap_get(&t->vocab, word + a->off, a->n + b->n);
+        a->id = res;
         a->n += b->n;
         b->n = 0;
         a->next = b->next;
@@ -369,7 +453,7 @@ static int bpe_word(const MsTokenizer *t, BpeScratch *w, const char *word, size_
     for (size_t i = 0; i < n; i++) {
         const TokSym *s = &w->sym[i];
         if (s->n == 0) continue;
-        int32_t id = tokmap_get(&t->vocab, word + s->off, s->n);
+        int32_t id = s->id;
         if (id >= 0) {
             if (tokids_push(out, id)) return MS_ENOMEM;
             continue;
@@ -387,6 +471,14 @@ struct TokBpeSession {
     Split split;
     BpeScratch w;
     TokStr word;
+    TokStr bytes;        /* the piece's bytes, one per character of word */
+    /* Word cache for this call: BPE of a piece depends on its bytes only,
+     * and text repeats its words, so each distinct short piece is merged
+     * once (llama.cpp merges every time; the ids are the same). */
+    struct { uint64_t h; uint32_t key_off, key_len, ids_off, n_ids; } *cache;
+    size_t cache_cap, cache_n;
+    TokStr cache_keys;
+    TokIds cache_ids;
     pcre2_match_data **md;
     pcre2_match_context *mc;
     pcre2_jit_stack *js;
@@ -402,6 +494,10 @@ void tok_bpe_session_free(TokBpeSession *ss)
     free(ss->w.heap.v);
     free(ss->w.key.s);
     free(ss->word.s);
+    free(ss->bytes.s);
+    free(ss->cache);
+    free(ss->cache_keys.s);
+    free(ss->cache_ids.v);
     if (ss->md) {
         for (size_t i = 0; ss->md[i]; i++) pcre2_match_data_free(ss->md[i]);
         free(ss->md);
@@ -411,10 +507,14 @@ void tok_bpe_session_free(TokBpeSession *ss)
     free(ss);
 }
 
+#define CACHE_KEY_MAX 48
+#define CACHE_MAX (1 << 15)            /* distinct pieces per call */
+
 TokBpeSession *tok_bpe_session_new(const MsTokenizer *t)
 {
     TokBpeSession *ss = calloc(1, sizeof *ss);
     if (!ss) return NULL;
+    /* the word cache is sized by the first text (tok_bpe_encode) */
     ss->md = calloc(t->n_regex + 1, sizeof *ss->md);  /* NULL-terminated */
     ss->mc = pcre2_match_context_create(NULL);
     /* the JIT's default 32 KiB stack is too small for long pieces */
@@ -433,6 +533,13 @@ fail:
 
 int tok_bpe_encode(const MsTokenizer *t, TokBpeSession *ss, const char *text, size_t len, TokIds *out)
 {
+    if (!ss->cache && len >= 256 && !t->no_word_cache) {
+        /* room for a distinct piece per ~8 bytes, load factor <= 1/2; a
+         * failed allocation only means no caching (the ids are the same) */
+        size_t cap = 64;
+        while (cap < 2 * CACHE_MAX && cap < len / 4) cap <<= 1;
+        if ((ss->cache = calloc(cap, sizeof *ss->cache))) ss->cache_cap = cap;
+    }
     Split *s = &ss->split;
     int rc = split_prepare(s, text, len);
     if (rc) return rc;
@@ -443,18 +550,53 @@ int tok_bpe_encode(const MsTokenizer *t, TokBpeSession *ss, const char *text, si
     for (size_t p = 0; p < s->n_pieces; p++) {
         /* the piece's UTF-8 (re-encoded from code points, so bad bytes are
          * U+FFFD), each byte then mapped to its printable code point */
-        TokStr *word = &ss->word;
+        TokStr *word = &ss->word, *bytes = &ss->bytes;
         word->n = 0;
+        bytes->n = 0;
         for (size_t i = start; i < start + s->pieces[p]; i++) {
             char u[4];
             int k = tok_utf8_encode(s->cps[i], u);
+            if (tokstr_append(bytes, u, (size_t)k)) return MS_ENOMEM;
             for (int j = 0; j < k; j++) {
                 uint8_t b = (uint8_t)u[j];
                 if (tokstr_append(word, ss->enc[b], ss->enc_len[b])) return MS_ENOMEM;
             }
         }
         start += s->pieces[p];
-        if (word->n && (rc = bpe_word(t, &ss->w, word->s, word->n, out))) return rc;
+        if (!word->n) continue;
+        /* the word cache (pieces of up to CACHE_KEY_MAX bytes, at most
+         * CACHE_MAX distinct ones per call; beyond that, merges as usual) */
+        size_t slot = 0;
+        uint64_t h = 0;
+        bool cacheable = bytes->n <= CACHE_KEY_MAX && ss->cache;
+        if (cacheable) {
+            h = tok_hash(bytes->s, bytes->n);
+            slot = (size_t)h & (ss->cache_cap - 1);
+            for (;; slot = (slot + 1) & (ss->cache_cap - 1)) {
+                if (!ss->cache[slot].key_len) break;
+                if (ss->cache[slot].h == h && ss->cache[slot].key_len == bytes->n &&
+                    memcmp(ss->cache_keys.s + ss->cache[slot].key_off, bytes->s, bytes->n) == 0) {
+                    for (uint32_t k = 0; k < ss->cache[slot].n_ids; k++)
+                        if (tokids_push(out, ss->cache_ids.v[ss->cache[slot].ids_off + k])) return MS_ENOMEM;
+                    goto next_piece;
+                }
+            }
+        }
+        size_t n0 = out->n;
+        if ((rc = bpe_word(t, &ss->w, word->s, word->n, (const uint8_t *)bytes->s, out))) return rc;
+        if (cacheable && ss->cache_n < ss->cache_cap / 2) {
+            uint32_t key_off = (uint32_t)ss->cache_keys.n, ids_off = (uint32_t)ss->cache_ids.n;
+            if (tokstr_append(&ss->cache_keys, bytes->s, bytes->n)) return MS_ENOMEM;
+            for (size_t k = n0; k < out->n; k++)
+                if (tokids_push(&ss->cache_ids, out->v[k])) return MS_ENOMEM;
+            ss->cache[slot].h = h;
+            ss->cache[slot].key_off = key_off;
+            ss->cache[slot].key_len = (uint32_t)bytes->n;
+            ss->cache[slot].ids_off = ids_off;
+            ss->cache[slot].n_ids = (uint32_t)(out->n - n0);
+            ss->cache_n++;
+        }
+    next_piece:;
     }
     return MS_OK;
 }

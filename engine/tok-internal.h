@@ -80,11 +80,23 @@ typedef struct { TokBigram *v; size_t n, cap; } TokHeap;
 int tokheap_push(TokHeap *h, TokBigram b);
 TokBigram tokheap_pop(TokHeap *h);  /* requires h->n > 0 */
 
-/* Symbol of the merge loops: a byte span of the word with list links. */
+/* Symbol of the merge loops: a byte span of the word with list links, and
+ * the token whose text it is (-1 when the span is not a token). */
 typedef struct {
     int32_t prev, next;
     uint32_t off, n;
+    int32_t id;
 } TokSym;
+
+/* BPE merges keyed by the token ids of their two sides: one probe of a
+ * 64-bit key instead of building and hashing "left right".  Merges whose
+ * sides are not both tokens stay reachable through the string map. */
+typedef struct {
+    uint64_t *key;     /* (left << 32 | right); UINT64_MAX = empty slot */
+    int32_t *rank;     /* merge rank (first occurrence) */
+    int32_t *result;   /* token of left+right, -1 if not in the vocabulary */
+    size_t cap;        /* power of two */
+} TokPairMap;
 
 /* ---- the tokenizer ---- */
 struct TokRegex;
@@ -106,6 +118,9 @@ struct MsTokenizer {
 
     char *merge_pool;         /* BPE merges "left right", rank = index */
     TokMap merges;            /* first occurrence wins */
+    TokPairMap pairs;         /* the same merges by token ids (tok-bpe.c) */
+    int32_t byte_cp_tok[256]; /* BPE: token of each byte's printable character, -1 if none */
+    bool no_word_cache;       /* BPE: merge every piece (tests compare with the cached path) */
 
     int32_t bos, eos, eot, eom, unk, sep, pad;
     bool add_bos, add_eos, add_sep;

@@ -62,6 +62,9 @@ void ms_tokenizer_free(MsTokenizer *t)
     tokmap_clear(&t->vocab);
     free(t->merge_pool);
     tokmap_clear(&t->merges);
+    free(t->pairs.key);
+    free(t->pairs.rank);
+    free(t->pairs.result);
     free(t->special);
     free(t->spm_pairs);
     free(t);

@@ -18,6 +18,7 @@
 #include "gguf.h"
 #include "mtest.h"
 #include "synth.h"
+#include "tok-internal.h"
 #include "tokenizer.h"
 
 static char *read_all(const char *path, size_t *len)
@@ -292,6 +293,29 @@ static int gunzip_to(const char *src, const char *dst)
 }
 
 /* Vocabulary gp tested against the vectors ip / op (llama.cpp's ids). */
+/* BPE's per-call word cache (texts of 256 bytes and more) gives exactly
+ * the ids of merging every piece: all vectors joined into one long text,
+ * three times over, with and without it. */
+static void check_word_cache(const char *name, MsTokenizer *t, const Vectors *v)
+{
+    TokStr all = { 0 };
+    for (int rep = 0; rep < 3; rep++)
+        for (size_t i = 0; i < v->n; i++) {
+            tokstr_append(&all, v->s[i], v->len[i]);
+            tokstr_append(&all, rep ? " \n" : "\n\n", 2);
+        }
+    int32_t *a = NULL, *b = NULL;
+    int na = ms_tokenizer_encode(t, all.s, all.n, false, &a, NULL);
+    t->no_word_cache = true;
+    int nb = ms_tokenizer_encode(t, all.s, all.n, false, &b, NULL);
+    t->no_word_cache = false;
+    MT_CHECK(na > 0 && na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0,
+             "%s: word cache on a %zu-byte text: same %d ids as without it", name, all.n, na);
+    free(a);
+    free(b);
+    free(all.s);
+}
+
 static void test_vocab_at(const char *gp, const char *ip, const char *op, const char *name, MsTokKind kind)
 {
     MsGguf *g = NULL;
@@ -315,6 +339,7 @@ static void test_vocab_at(const char *gp, const char *ip, const char *op, const 
     MT_CHECK(pass == (int)v.n, "%s: all vectors tokenize exactly as llama.cpp (%d/%zu)", name, pass, v.n);
     if (kind != MS_TOK_WPM) check_roundtrip(name, t, &v);
     check_random(name, t);
+    if (kind == MS_TOK_BPE) check_word_cache(name, t, &v);
     vectors_free(&v);
     ms_tokenizer_free(t);
     ms_gguf_free(g);
