@@ -65,6 +65,14 @@ int ms_load_acc_add_probs(MsLoadAcc *a, const float *p);
  * on a or its free. */
 void ms_load_acc_stats(MsLoadAcc *a, MsLoadStats *out);
 
+/* The router's distribution over all E experts from one stored `probs` row
+ * (docs/schema.md), by the model's score_func: "softmax" — as stored;
+ * "sigmoid" — the scores divided by their sum; "softmax_topk" (gpt-oss),
+ * whose stored `probs` are the biased router logits — the softmax of those
+ * logits (renormalised over the chosen k it gives exactly the applied
+ * weights).  Anything else is taken as stored.  Returns p or out (E floats). */
+const float *ms_router_distribution(const char *score_func, const float *p, int E, float *out);
+
 /* Statistics of a bare count vector (the same formulas as above). */
 double ms_gini(const int64_t *c, int n);
 /* Per-token routing entropy −Σ p ln p (0·ln0 = 0). */

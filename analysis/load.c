@@ -126,6 +126,26 @@ int ms_load_acc_add_probs(MsLoadAcc *a, const float *p)
     return 0;
 }
 
+const float *ms_router_distribution(const char *score_func, const float *p, int E, float *out)
+{
+    if (!score_func || E < 1) return p;
+    if (!strcmp(score_func, "softmax_topk")) {
+        float mx = -INFINITY;
+        for (int e = 0; e < E; e++) mx = fmaxf(mx, p[e]);
+        double sum = 0;
+        for (int e = 0; e < E; e++) sum += (out[e] = expf(p[e] - mx));
+        for (int e = 0; e < E; e++) out[e] = sum > 0 ? (float)(out[e] / sum) : 1.0f / (float)E;
+        return out;
+    }
+    if (!strcmp(score_func, "sigmoid")) {
+        double sum = 0;
+        for (int e = 0; e < E; e++) sum += p[e];
+        for (int e = 0; e < E; e++) out[e] = sum > 0 ? (float)(p[e] / sum) : 1.0f / (float)E;
+        return out;
+    }
+    return p;
+}
+
 static int cmp_desc_double(const void *x, const void *y)
 {
     double a = *(const double *)x, b = *(const double *)y;

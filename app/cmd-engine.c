@@ -78,7 +78,16 @@ int ms_cmd_info(int argc, char **argv)
         json_object_set_new(o, "n_ff_dense", json_integer(in->n_ff_dense));
         json_object_set_new(o, "n_vocab", json_integer(in->n_vocab));
         json_object_set_new(o, "n_ctx_train", json_integer(in->n_ctx_train));
-        json_object_set_new(o, "gating", json_string(in->gating == MS_GATING_SIGMOID ? "sigmoid" : "softmax"));
+        json_object_set_new(o, "gating", json_string(ms_gating_name(in->gating)));
+        json_object_set_new(o, "n_expert_groups", json_integer(in->n_expert_groups));
+        json_object_set_new(o, "n_group_used", json_integer(in->n_group_used));
+        json_object_set_new(o, "router_bias", json_boolean(in->router_bias));
+        json_object_set_new(o, "n_swa", json_integer(in->n_swa));
+        json_object_set_new(o, "n_swa_layers", json_integer(in->n_swa_layers));
+        json_object_set_new(o, "attn_sinks", json_boolean(in->attn_sinks));
+        json_object_set_new(o, "mla_absorbed", json_boolean(in->mla_absorbed));
+        json_object_set_new(o, "kv_lora_rank", json_integer(in->kv_lora_rank));
+        json_object_set_new(o, "rope_factors", json_boolean(in->rope_factors));
         json_object_set_new(o, "norm_w", json_boolean(in->norm_w));
         json_object_set_new(o, "w_scale", json_real(in->w_scale));
         json_object_set_new(o, "rope_base", json_real(in->rope_base));
@@ -103,9 +112,19 @@ int ms_cmd_info(int argc, char **argv)
         printf("layers:     %d (%d MoE, %d dense)\n", in->n_layer, n_moe, in->n_layer - n_moe);
         printf("experts:    %d routed, %d used per token, %d shared\n", in->n_expert, in->n_expert_used,
                in->n_expert_shared);
-        printf("routing:    %s, top-k weights %s, scale %g\n",
-               in->gating == MS_GATING_SIGMOID ? "sigmoid" : "softmax",
-               in->norm_w ? "renormalised" : "as is", (double)in->w_scale);
+        printf("routing:    %s, top-k weights %s, scale %g%s", ms_gating_name(in->gating),
+               in->gating == MS_GATING_SOFTMAX_TOPK ? "= softmax of the chosen logits"
+               : in->norm_w ? "renormalised" : "as is", (double)in->w_scale, in->router_bias ? ", router bias" : "");
+        if (in->n_expert_groups > 1) printf(", experts from the best %d of %d groups", in->n_group_used, in->n_expert_groups);
+        printf("\n");
+        if (in->n_swa || in->attn_sinks || in->mla_absorbed || in->rope_factors) {
+            printf("attention: ");
+            if (in->n_swa) printf(" sliding window %d on %d of %d blocks;", in->n_swa, in->n_swa_layers, in->n_layer);
+            if (in->attn_sinks) printf(" sinks;");
+            if (in->mla_absorbed) printf(" absorbed MLA (latent %d);", in->kv_lora_rank);
+            if (in->rope_factors) printf(" RoPE frequency factors;");
+            printf("\n");
+        }
         printf("dims:       embd %d, heads %d (kv %d), head dim k %d / v %d, rope %d (%s, base %g)\n",
                in->n_embd, in->n_head, in->n_head_kv, in->head_dim_k, in->head_dim_v, in->n_rot,
                in->rope_neox ? "neox" : "norm", (double)in->rope_base);

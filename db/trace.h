@@ -64,7 +64,7 @@ typedef struct {
     int n_expert;              /* routed experts E */
     int n_expert_used;         /* k */
     int n_expert_shared;
-    char score_func[16];       /* "softmax" | "sigmoid" | "unknown" */
+    char score_func[16];       /* "softmax" | "sigmoid" | "softmax_topk" (gpt-oss: probs are logits) | "unknown" */
     bool norm_topk;            /* top-k weights renormalised */
     float w_scale;             /* routed scaling factor (1 if none) */
     int n_embd, n_vocab, n_ff_exp;

@@ -28,8 +28,7 @@ int ms_trace_model_from_engine(MsTraceModel *m, const MsModel *model, const char
     m->n_expert = in->n_expert;
     m->n_expert_used = in->n_expert_used;
     m->n_expert_shared = in->n_expert_shared;
-    snprintf(m->score_func, sizeof m->score_func, "%s",
-             in->gating == MS_GATING_SIGMOID ? "sigmoid" : in->gating == MS_GATING_SOFTMAX ? "softmax" : "unknown");
+    snprintf(m->score_func, sizeof m->score_func, "%s", ms_gating_name(in->gating));
     m->norm_topk = in->norm_w;
     m->w_scale = in->w_scale;
     m->n_embd = in->n_embd;

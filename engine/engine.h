@@ -29,6 +29,8 @@ typedef enum {
  * router selects by the (biased) logits themselves, which are what `probs`
  * then holds, and the k weights are the softmax over the k selected logits. */
 typedef enum { MS_GATING_SOFTMAX = 1, MS_GATING_SIGMOID = 2, MS_GATING_SOFTMAX_TOPK = 3 } MsGating;
+/* "softmax", "sigmoid", "softmax_topk" (static string; "unknown" otherwise). */
+const char *ms_gating_name(MsGating g);
 
 /* Public description of a loaded model (read-only; owned by the model). */
 typedef struct {

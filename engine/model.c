@@ -722,6 +722,12 @@ void ms_model_free(MsModel *m)
 }
 
 const MsModelInfo *ms_model_info(const MsModel *m) { return &m->info; }
+
+const char *ms_gating_name(MsGating g)
+{
+    return g == MS_GATING_SOFTMAX ? "softmax" : g == MS_GATING_SIGMOID ? "sigmoid"
+         : g == MS_GATING_SOFTMAX_TOPK ? "softmax_topk" : "unknown";
+}
 const MsTokenizer *ms_model_tokenizer(const MsModel *m) { return m->tok; }
 const MsGguf *ms_model_gguf(const MsModel *m) { return m->gguf; }
 

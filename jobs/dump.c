@@ -44,6 +44,7 @@ static void put_jfloat(FILE *f, float v)
 
 static const char *weights_tensor_name(const MsModelInfo *in)
 {
+    if (in->gating == MS_GATING_SOFTMAX_TOPK) return "ffn_moe_weights_softmax";
     if (in->w_scale != 1.0f) return "ffn_moe_weights_scaled";
     if (in->norm_w) return "ffn_moe_weights_norm";
     return "ffn_moe_weights";

@@ -597,8 +597,37 @@ static void test_invariants(void)
     free(ids);
 }
 
+/* What the analyses read as "the router's distribution" from a stored probs
+ * row: softmax routers as stored, sigmoid scores normalised, gpt-oss's
+ * stored logits through a softmax whose top-k renormalisation is exactly
+ * the softmax over the chosen logits (the applied weights). */
+static void test_router_distribution(void)
+{
+    const float logits[5] = { 2.0f, -1.0f, 0.5f, 3.0f, -4.0f };
+    float out[5];
+    const float *d = ms_router_distribution("softmax_topk", logits, 5, out);
+    double z = 0, sum = 0;
+    for (int e = 0; e < 5; e++) z += exp(logits[e]);
+    bool ok = d == out;
+    for (int e = 0; e < 5; e++) {
+        ok &= fabs(d[e] - exp(logits[e]) / z) < 1e-6;
+        sum += d[e];
+    }
+    /* top-2 = experts 3, 0: renormalised they are the softmax of (3, 2) */
+    double w3 = d[3] / (d[3] + d[0]);
+    MT_CHECK(ok && fabs(sum - 1) < 1e-6 && fabs(w3 - 1.0 / (1.0 + exp(-1.0))) < 1e-6,
+             "softmax_topk: logits -> softmax over all experts, consistent with the applied weights");
+    const float sig[4] = { 0.5f, 0.25f, 0.25f, 1.0f };
+    d = ms_router_distribution("sigmoid", sig, 4, out);
+    MT_CHECK(d == out && fabs(d[0] - 0.25) < 1e-7 && fabs(d[3] - 0.5) < 1e-7, "sigmoid scores normalised to sum 1");
+    const float sm[3] = { 0.2f, 0.3f, 0.5f };
+    MT_CHECK(ms_router_distribution("softmax", sm, 3, out) == sm && ms_router_distribution(NULL, sm, 3, out) == sm,
+             "softmax probabilities are used as stored");
+}
+
 int main(void)
 {
+    test_router_distribution();
     test_load_example();
     test_coact_example();
     test_affinity_example();

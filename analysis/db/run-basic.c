@@ -41,14 +41,19 @@ int an_load(MsTraceDb *db, AnRun *r, const MsAnOptions *o, MsAnResult *out, MsEr
         AnPass pass = {0};
         int64_t lpid = -1;
         int32_t lpos = -1;
+        /* gpt-oss stores logits: entropies of the router's distribution */
+        float *dist = malloc(sizeof(float) * (size_t)r->E);
+        if (!dist) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
         while (rc >= 0 && (rc = ms_trace_probs_next(pc, &p, err)) == 1) {
             if ((p.prompt_id != lpid || p.pos != lpos) && (rc = an_pass_tick(r, &pass, err)) < 0) break;
             lpid = p.prompt_id;
             lpos = p.pos;
             if (p.layer < 0 || p.layer >= r->n_layer || !p.probs || p.n_expert != r->E) continue;
             int s = r->layer_slot[p.layer];
-            if (s >= lo && s < hi) ms_load_acc_add_probs(acc[s - lo], p.probs);
+            if (s >= lo && s < hi)
+                ms_load_acc_add_probs(acc[s - lo], ms_router_distribution(r->info.model.score_func, p.probs, r->E, dist));
         }
+        free(dist);
         ms_trace_cursor_free(pc);
         if (rc >= 0) an_pass_end(r, &pass);
     }

@@ -156,6 +156,9 @@ int an_prompt_means(MsTraceDb *db, const AnRun *r, bool sparse, MsPromptMeans **
             int64_t last_pid = -1;
             int32_t last_pos = -1;
             int pi = -1;
+            /* gpt-oss stores logits: means of the router's distribution */
+            float *dist = malloc(sizeof(float) * (size_t)r->E);
+            if (!dist) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
             while (rc >= 0 && (rc = ms_trace_probs_next(pc, &p, err)) == 1) {
                 if ((p.prompt_id != last_pid || p.pos != last_pos) && (rc = an_pass_tick(r, &pass, err)) < 0) break;
                 last_pos = p.pos;
@@ -167,8 +170,10 @@ int an_prompt_means(MsTraceDb *db, const AnRun *r, bool sparse, MsPromptMeans **
                     p.n_expert != r->E)
                     continue;
                 if (pi < 0) continue;
-                ms_prompt_means_add_probs(pm, pi, r->layer_slot[p.layer], p.probs);
+                ms_prompt_means_add_probs(pm, pi, r->layer_slot[p.layer],
+                                          ms_router_distribution(r->info.model.score_func, p.probs, r->E, dist));
             }
+            free(dist);
             ms_trace_cursor_free(pc);
             if (rc >= 0) an_pass_end(r, &pass);
         }
