@@ -11,7 +11,7 @@
 
 static const char synth_help[] =
     "usage: moescope synth --arch A --layers N --embd D --heads H --experts E --used K\n"
-    "                      --ff F --vocab V [--type T] [--seed S] [--kv-heads H] [-t N]\n"
+    "                      --ff F --vocab V [--type T] [--seed S] [--kv-heads H] [--head-dim W] [-t N]\n"
     "                      [--plant-super L:E:IDS] [--plant-route CLASS:L:E] [--plant-chain]\n"
     "                      OUT.gguf\n"
     "\n"
@@ -19,11 +19,19 @@ static const char synth_help[] =
     "Weights are normal draws scaled by 1/sqrt(fan_in); the file is deterministic\n"
     "given the options and the seed.\n"
     "\n"
-    "  --arch A       olmoe, qwen2moe, llama (Mixtral-style), granitemoe, deepseek2\n"
+    "  --arch A       olmoe, qwen2moe, qwen3moe, llama (Mixtral-style), granitemoe,\n"
+    "                 deepseek2, gpt-oss, phimoe\n"
     "  --layers N     blocks (deepseek2: the first is a dense FFN when N >= 2)\n"
     "  --embd D       model width\n"
     "  --heads H      attention heads (D/H must be even; deepseek2: divisible by 4)\n"
     "  --kv-heads H   key/value heads (default = heads; olmoe needs = heads)\n"
+    "  --head-dim W   head width (qwen3moe, gpt-oss; default D/H), e.g. 128 for\n"
+    "                 Qwen3-30B-A3B's shapes, 64 for gpt-oss-20b's\n"
+    "  --window N     gpt-oss sliding window in tokens (default 128, gpt-oss-20b's)\n"
+    "  --v3           deepseek2 in the DeepSeek-V3 layout: absorbed MLA (attn_k_b,\n"
+    "                 attn_v_b), sigmoid router with a selection bias, group-limited\n"
+    "                 routing (8, 4 or 2 groups, half of them used), weights\n"
+    "                 renormalised x 2.5, one shared expert\n"
     "  --experts E    routed experts (1..256)\n"
     "  --used K       experts selected per token\n"
     "  --ff F         expert FFN width (qwen2moe shared expert 2F; deepseek2 dense 4F,\n"
@@ -31,9 +39,11 @@ static const char synth_help[] =
     "  --vocab V      vocabulary size (>= 258: 256 bytes, learned merges, unused\n"
     "                 fillers, <|endoftext|> and <|startoftext|>)\n"
     "  --type T       weight type of matrices: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1\n"
-    "                 Q2_K Q3_K Q4_K Q5_K Q6_K; norms and routers stay F32.  Rows that\n"
-    "                 are not whole blocks fall back (K-quants to Q4_0/Q5_0/Q5_1/Q8_0,\n"
-    "                 then F16), as llama-quantize does.\n"
+    "                 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL MXFP4; norms, biases and routers\n"
+    "                 stay F32.  MXFP4 is llama-quantize's MXFP4_MOE mix: the expert\n"
+    "                 tensors in MXFP4, every other matrix in Q8_0.  Rows that are not\n"
+    "                 whole blocks fall back (K-quants to IQ4_NL/Q5_0/Q5_1/Q8_0, then\n"
+    "                 F16), as llama-quantize does.\n"
     "  --seed S       PRNG seed (default 42)\n"
     "  -t THREADS     generation threads (default: all CPUs, at most 16); the file\n"
     "                 is the same for any thread count\n"
@@ -134,6 +144,12 @@ static int synth_run(int argc, char **argv, int **super_ids, int **route_ids)
         OPTI("--ff", n_ff, 1, 1 << 20, 5)
         OPTI("--vocab", n_vocab, 258, 1 << 22, 6)
         OPTI("--kv-heads", n_head_kv, 1, 4096, -1)
+        OPTI("--head-dim", head_dim, 2, 4096, -1)
+        OPTI("--window", n_swa, 1, 1 << 20, -1)
+        if (!strcmp(argv[i], "--v3")) {
+            p.v3 = 1;
+            continue;
+        }
         OPTI("--threads", n_threads, 0, 1024, -1)
         if ((r = ms_cli_opt(cmd, argc, argv, &i, "-t", NULL, &v)) != 0) {
             if (r < 0 || ms_cli_parse_int(cmd, "-t", v, 0, 1024, &p.n_threads) < 0) return 2;

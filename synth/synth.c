@@ -30,7 +30,7 @@
 MsSynthParams ms_synth_default_params(void)
 {
     MsSynthParams p = {
-        .arch = "olmoe", .n_layer = 2, .n_embd = 64, .n_head = 4, .n_head_kv = 0,
+        .arch = "olmoe", .n_layer = 2, .n_embd = 64, .n_head = 4, .n_head_kv = 0, .head_dim = 0,
         .n_expert = 8, .n_expert_used = 2, .n_ff = 32, .n_vocab = 512,
         .type = MS_TYPE_F32, .seed = 42, .n_threads = 0,
     };
@@ -392,6 +392,10 @@ enum {
     TK_OTHER, TK_EMBD, TK_ROUTER, TK_FFN_NORM,
     TK_OUTW,       /* 2-D matrix writing the residual stream: row = channel */
     TK_GATE_EXPS, TK_UP_EXPS, TK_DOWN_EXPS,
+    TK_OUTB,       /* bias added to the residual stream: element = channel */
+    TK_DOWN_B,     /* expert output biases [expert][channel] */
+    TK_ROUTER_B,   /* router logit bias (gpt-oss) */
+    TK_FFN_NORM_B, /* pre-FFN norm bias (phimoe): feeds the routers */
 };
 
 typedef struct {
@@ -407,7 +411,7 @@ static int fit_type(int type, int64_t ne0)
 {
     if (ne0 % ms_type_block_elems(type) == 0) return type;
     switch (type) {
-    case MS_TYPE_Q2_K: case MS_TYPE_Q3_K: type = MS_TYPE_Q4_0; break;
+    case MS_TYPE_Q2_K: case MS_TYPE_Q3_K: type = MS_TYPE_IQ4_NL; break;   /* as llama-quantize */
     case MS_TYPE_Q4_K: type = MS_TYPE_Q5_0; break;
     case MS_TYPE_Q5_K: type = MS_TYPE_Q5_1; break;
     case MS_TYPE_Q6_K: type = MS_TYPE_Q8_0; break;
@@ -435,7 +439,9 @@ static void add_t(TList *l, Init init, int n_dims, int64_t ne0, int64_t ne1, int
     t->ne[2] = ne2;
     t->init = init;
     t->gain = 1.0f;
-    t->type = init == INIT_MATRIX ? fit_type(l->wtype, ne0) : MS_TYPE_F32;
+    /* MXFP4: llama-quantize's MXFP4_MOE mix (experts MXFP4, other matrices Q8_0) */
+    int want = l->wtype == MS_TYPE_MXFP4 && n_dims < 3 ? MS_TYPE_Q8_0 : l->wtype;
+    t->type = init == INIT_MATRIX ? fit_type(want, ne0) : MS_TYPE_F32;
     t->kind = TK_OTHER;
     t->layer = layer;
     t->seed_index = -1;
@@ -460,14 +466,18 @@ static void set_gain(TList *l, float g)
 typedef struct {
     int arch;        /* index into arch_names */
     int E, H, Hkv, hd, L, X, K, F, V;
+    int n_rot;       /* rotated dims per head (phimoe: its LongRoPE factors are n_rot/2) */
     /* deepseek2 */
     int q_lora, kv_lora, rope, nope, vdim, dense_lead, n_shared, ff_dense;
     bool lite;
+    bool v3;         /* DeepSeek-V3 layout (synth.h) */
+    int groups, group_used;
     int ff_shexp;    /* qwen2moe */
 } Shape;
 
-enum { A_OLMOE, A_QWEN2MOE, A_LLAMA, A_GRANITEMOE, A_DEEPSEEK2, A_COUNT };
-static const char *const arch_names[A_COUNT] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" };
+enum { A_OLMOE, A_QWEN2MOE, A_LLAMA, A_GRANITEMOE, A_DEEPSEEK2, A_QWEN3MOE, A_GPTOSS, A_PHIMOE, A_COUNT };
+static const char *const arch_names[A_COUNT] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2",
+                                                 "qwen3moe", "gpt-oss", "phimoe" };
 
 static void build_tensors(TList *l, const Shape *s)
 {
@@ -475,16 +485,25 @@ static void build_tensors(TList *l, const Shape *s)
     /* Gains as in the fixtures: embeddings of unit variance (token identity
      * must survive the residual stream), output and router a little sharper
      * so logits and routing are not flat. */
+    const bool phi = s->arch == A_PHIMOE, oss = s->arch == A_GPTOSS;
     MAT(l, E, s->V, "token_embd.weight", 0);
     set_gain(l, sqrtf((float)E));
     set_kind(l, TK_EMBD);
     NORM(l, E, "output_norm.weight", 0);
+    if (phi) BIAS(l, E, "output_norm.bias", 0);
     if (s->arch != A_GRANITEMOE) { /* granite: tied */
         MAT(l, E, s->V, "output.weight", 0);
         set_gain(l, 3.0f);
     }
+    if (phi) {
+        BIAS(l, s->V, "output.bias", 0);
+        /* LongRoPE: per-pair frequency divisors around 1 */
+        NORM(l, s->n_rot / 2, "rope_factors_long.weight", 0);
+        NORM(l, s->n_rot / 2, "rope_factors_short.weight", 0);
+    }
     for (int i = 0; i < s->L; i++) {
         NORM(l, E, "blk.%d.attn_norm.weight", i);
+        if (phi) BIAS(l, E, "blk.%d.attn_norm.bias", i);
         if (s->arch == A_DEEPSEEK2) {
             int qk = s->nope + s->rope;
             if (s->lite) {
@@ -496,25 +515,43 @@ static void build_tensors(TList *l, const Shape *s)
             }
             NORM(l, s->kv_lora, "blk.%d.attn_kv_a_norm.weight", i);
             MAT(l, E, s->kv_lora + s->rope, "blk.%d.attn_kv_a_mqa.weight", i);
-            MAT(l, s->kv_lora, s->H * (s->nope + s->vdim), "blk.%d.attn_kv_b.weight", i);
+            if (s->v3) {   /* kv_b split per head as 2025+ converters write it */
+                EXPS(l, s->nope, s->kv_lora, s->H, "blk.%d.attn_k_b.weight", i);
+                EXPS(l, s->kv_lora, s->vdim, s->H, "blk.%d.attn_v_b.weight", i);
+            } else {
+                MAT(l, s->kv_lora, s->H * (s->nope + s->vdim), "blk.%d.attn_kv_b.weight", i);
+            }
             MAT(l, s->H * s->vdim, E, "blk.%d.attn_output.weight", i);
             set_kind(l, TK_OUTW);
         } else {
+            const bool qkv_b = s->arch == A_QWEN2MOE || phi || oss;
             MAT(l, E, s->H * s->hd, "blk.%d.attn_q.weight", i);
-            if (s->arch == A_QWEN2MOE) BIAS(l, s->H * s->hd, "blk.%d.attn_q.bias", i);
+            if (qkv_b) BIAS(l, s->H * s->hd, "blk.%d.attn_q.bias", i);
             MAT(l, E, s->Hkv * s->hd, "blk.%d.attn_k.weight", i);
-            if (s->arch == A_QWEN2MOE) BIAS(l, s->Hkv * s->hd, "blk.%d.attn_k.bias", i);
+            if (qkv_b) BIAS(l, s->Hkv * s->hd, "blk.%d.attn_k.bias", i);
             MAT(l, E, s->Hkv * s->hd, "blk.%d.attn_v.weight", i);
-            if (s->arch == A_QWEN2MOE) BIAS(l, s->Hkv * s->hd, "blk.%d.attn_v.bias", i);
+            if (qkv_b) BIAS(l, s->Hkv * s->hd, "blk.%d.attn_v.bias", i);
             MAT(l, s->H * s->hd, E, "blk.%d.attn_output.weight", i);
             set_kind(l, TK_OUTW);
+            if (phi || oss) {
+                BIAS(l, E, "blk.%d.attn_output.bias", i);
+                set_kind(l, TK_OUTB);
+            }
             if (s->arch == A_OLMOE) {
                 NORM(l, s->H * s->hd, "blk.%d.attn_q_norm.weight", i);
                 NORM(l, s->Hkv * s->hd, "blk.%d.attn_k_norm.weight", i);
+            } else if (s->arch == A_QWEN3MOE) {   /* per head, shared by the heads */
+                NORM(l, s->hd, "blk.%d.attn_q_norm.weight", i);
+                NORM(l, s->hd, "blk.%d.attn_k_norm.weight", i);
             }
+            if (oss) BIAS(l, s->H, "blk.%d.attn_sinks.weight", i);
         }
-        NORM(l, E, "blk.%d.ffn_norm.weight", i);
+        NORM(l, E, oss ? "blk.%d.post_attention_norm.weight" : "blk.%d.ffn_norm.weight", i);
         set_kind(l, TK_FFN_NORM);
+        if (phi) {
+            BIAS(l, E, "blk.%d.ffn_norm.bias", i);
+            set_kind(l, TK_FFN_NORM_B);
+        }
         if (s->arch == A_DEEPSEEK2 && i < s->dense_lead) {
             MAT(l, E, s->ff_dense, "blk.%d.ffn_gate.weight", i);
             MAT(l, E, s->ff_dense, "blk.%d.ffn_up.weight", i);
@@ -527,12 +564,26 @@ static void build_tensors(TList *l, const Shape *s)
         if (!l->bad) l->v[l->n - 1].type = MS_TYPE_F32;
         set_gain(l, 2.0f);
         set_kind(l, TK_ROUTER);
+        if (oss) {
+            BIAS(l, s->X, "blk.%d.ffn_gate_inp.bias", i);
+            set_kind(l, TK_ROUTER_B);
+        }
+        if (s->v3) {
+            BIAS(l, s->X, "blk.%d.exp_probs_b.bias", i);
+            set_kind(l, TK_ROUTER_B);
+        }
         EXPS(l, E, s->F, s->X, "blk.%d.ffn_gate_exps.weight", i);
         set_kind(l, TK_GATE_EXPS);
         EXPS(l, E, s->F, s->X, "blk.%d.ffn_up_exps.weight", i);
         set_kind(l, TK_UP_EXPS);
         EXPS(l, s->F, E, s->X, "blk.%d.ffn_down_exps.weight", i);
         set_kind(l, TK_DOWN_EXPS);
+        if (oss) {   /* expert biases: [expert][unit] and [expert][channel] */
+            add_t(l, INIT_BIAS, 2, s->F, s->X, 1, "blk.%d.ffn_gate_exps.bias", i);
+            add_t(l, INIT_BIAS, 2, s->F, s->X, 1, "blk.%d.ffn_up_exps.bias", i);
+            add_t(l, INIT_BIAS, 2, E, s->X, 1, "blk.%d.ffn_down_exps.bias", i);
+            set_kind(l, TK_DOWN_B);
+        }
         if (s->arch == A_QWEN2MOE) {
             add_t(l, INIT_MATRIX, 1, E, 1, 1, "blk.%d.ffn_gate_inp_shexp.weight", i);
             if (!l->bad) l->v[l->n - 1].type = MS_TYPE_F32;
@@ -601,6 +652,13 @@ static void plant_row(const Plant *p, const TSpec *t, int64_t r, float *x)
         return;
     case TK_OUTW:
         if (reserved(p, (int)r)) memset(x, 0, (size_t)t->ne[0] * sizeof *x);
+        return;
+    case TK_OUTB: case TK_DOWN_B: case TK_FFN_NORM_B:
+        /* biases on the residual stream (or, for the norm bias, on what the
+         * routers read) leave the reserved channels alone; a 2-D row is one
+         * expert's [channel] vector */
+        for (int64_t c = 0; c < t->ne[0]; c++)
+            if (reserved(p, (int)c)) x[c] = 0.0f;
         return;
     case TK_DOWN_EXPS: {
         int e = (int)(r / E), c = (int)(r % E);
@@ -758,6 +816,8 @@ static int ftype_of(int type)
     case MS_TYPE_Q5_K: return 16;
     case MS_TYPE_Q6_K: return 18;
     case MS_TYPE_BF16: return 32;
+    case MS_TYPE_IQ4_NL: return 25;
+    case MS_TYPE_MXFP4: return 38;   /* llama.cpp's MOSTLY_MXFP4_MOE */
     default: return 0;
     }
 }
@@ -769,12 +829,16 @@ static int check_params(const MsSynthParams *p, Shape *s, MsError *err)
     for (int a = 0; a < A_COUNT; a++)
         if (p->arch && !strcmp(p->arch, arch_names[a])) s->arch = a;
     if (s->arch < 0)
-        return ms_error_set(err, MS_EINVAL, "synth: unknown architecture '%s' (olmoe, qwen2moe, llama, granitemoe, deepseek2)",
-                            p->arch ? p->arch : "(none)");
+        return ms_error_set(err, MS_EINVAL, "synth: unknown architecture '%s' (olmoe, qwen2moe, llama, granitemoe, "
+                            "deepseek2, qwen3moe, gpt-oss, phimoe)", p->arch ? p->arch : "(none)");
 #define NEED(c, ...) do { if (!(c)) return ms_error_set(err, MS_EINVAL, "synth: " __VA_ARGS__); } while (0)
     NEED(p->n_layer >= 1 && p->n_layer <= 1024, "layers must be in 1..1024 (got %d)", p->n_layer);
     NEED(p->n_embd >= 2 && p->n_embd <= 65536, "embd must be in 2..65536 (got %d)", p->n_embd);
-    NEED(p->n_head >= 1 && p->n_embd % p->n_head == 0, "heads (%d) must divide embd (%d)", p->n_head, p->n_embd);
+    const bool free_hd = s->arch == A_QWEN3MOE || s->arch == A_GPTOSS;   /* head width from key_length */
+    NEED(p->head_dim == 0 || free_hd, "a head width of its own (head_dim %d) needs qwen3moe or gpt-oss", p->head_dim);
+    NEED(p->head_dim >= 0 && p->head_dim <= 4096, "head_dim must be in 0..4096 (got %d)", p->head_dim);
+    NEED(p->n_head >= 1 && (p->head_dim > 0 || p->n_embd % p->n_head == 0), "heads (%d) must divide embd (%d)",
+         p->n_head, p->n_embd);
     int hkv = p->n_head_kv ? p->n_head_kv : p->n_head;
     NEED(hkv >= 1 && hkv <= p->n_head && p->n_head % hkv == 0, "kv-heads (%d) must divide heads (%d)", hkv, p->n_head);
     NEED(s->arch != A_OLMOE || hkv == p->n_head, "olmoe needs kv-heads = heads");
@@ -786,9 +850,10 @@ static int check_params(const MsSynthParams *p, Shape *s, MsError *err)
          p->n_vocab);
     NEED(ms_type_is_supported(p->type) && ms_type_block_elems(p->type) > 0,
          "weight type %s is not supported for synthesis", ms_type_name(p->type));
-    s->E = p->n_embd; s->H = p->n_head; s->Hkv = hkv; s->hd = p->n_embd / p->n_head;
+    s->E = p->n_embd; s->H = p->n_head; s->Hkv = hkv; s->hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     s->L = p->n_layer; s->X = p->n_expert; s->K = p->n_expert_used; s->F = p->n_ff; s->V = p->n_vocab;
-    NEED(s->hd % 2 == 0, "head dimension embd/heads (%d) must be even (RoPE pairs)", s->hd);
+    NEED(s->hd % 2 == 0, "head dimension (%d) must be even (RoPE pairs)", s->hd);
+    s->n_rot = s->hd;
     s->ff_shexp = 2 * p->n_ff;
     if (s->arch == A_DEEPSEEK2) {
         /* fixture-like MLA proportions: nope = v = head_dim, rope = head_dim/2 */
@@ -796,12 +861,30 @@ static int check_params(const MsSynthParams *p, Shape *s, MsError *err)
         s->nope = s->hd; s->vdim = s->hd; s->rope = s->hd / 2;
         s->kv_lora = MS_MAX(p->n_embd / 2, 2);
         s->q_lora = MS_MAX(p->n_embd / 2, 2);
-        s->lite = p->n_layer == 27;      /* llama.cpp's "lite" rule: no q LoRA */
+        /* llama.cpp's "lite" rule (no q LoRA): 27 or 26 blocks, or 48 with a 128256 vocabulary */
+        s->lite = p->n_layer == 27 || p->n_layer == 26 || (p->n_layer == 48 && p->n_vocab == 128256);
         s->dense_lead = p->n_layer >= 2 ? 1 : 0;
         s->n_shared = 2;
         s->ff_dense = 4 * p->n_ff;
         s->Hkv = s->H;
+        if (p->v3) {
+            /* groups as DeepSeek-V3 (8 of 256, 4 used), scaled down: the most
+             * groups (8, 4 or 2) of >= 2 experts whose better half can
+             * supply the top-k */
+            s->v3 = true;
+            s->Hkv = 1;
+            s->n_shared = 1;
+            for (int g = 8; g >= 2 && !s->groups; g /= 2)
+                if (p->n_expert % g == 0 && p->n_expert / g >= 2 && (g / 2) * (p->n_expert / g) >= p->n_expert_used) {
+                    s->groups = g;
+                    s->group_used = g / 2;
+                }
+            NEED(s->groups > 0, "the DeepSeek-V3 layout needs experts (%d) in 2, 4 or 8 groups of >= 2 whose "
+                 "better half holds >= used (%d)", p->n_expert, p->n_expert_used);
+        }
     }
+    NEED(!p->v3 || s->arch == A_DEEPSEEK2, "the DeepSeek-V3 layout (v3) is a deepseek2 option");
+    NEED(p->n_swa >= 0 && p->n_swa <= 1 << 20, "sliding window must be in 0..1048576 (got %d)", p->n_swa);
     int first_moe = s->arch == A_DEEPSEEK2 ? s->dense_lead : 0;
     bool route = p->route_class || p->n_route_tokens > 0, super = p->n_super_tokens > 0;
     if (route || super || p->chain)
@@ -860,8 +943,10 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
     m |= KU32("block_count", s.L);
     m |= KU32("attention.head_count", s.H);
     m |= KU32("attention.head_count_kv", s.Hkv);
-    m |= KF32("rope.freq_base", s.arch == A_QWEN2MOE || s.arch == A_LLAMA ? 1e6 : 1e4);
-    m |= KF32("attention.layer_norm_rms_epsilon", s.arch == A_QWEN2MOE || s.arch == A_DEEPSEEK2 ? 1e-6 : 1e-5);
+    m |= KF32("rope.freq_base", s.arch == A_QWEN2MOE || s.arch == A_LLAMA || s.arch == A_QWEN3MOE ? 1e6
+                                : s.arch == A_GPTOSS ? 150000 : 1e4);
+    m |= KF32("attention.layer_norm_rms_epsilon",
+              s.arch == A_QWEN2MOE || s.arch == A_DEEPSEEK2 || s.arch == A_QWEN3MOE ? 1e-6 : 1e-5);
     m |= KU32("expert_count", s.X);
     m |= KU32("expert_used_count", s.K);
     m |= KU32("vocab_size", s.V);
@@ -886,17 +971,50 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
         m |= KF32("attention.scale", 1.0 / sqrt((double)s.hd));
         m |= KF32("logit_scale", 2.0);
         break;
+    case A_QWEN3MOE:   /* as Qwen3-30B-A3B's file: key_length gives the head width */
+        m |= KU32("feed_forward_length", 3 * s.F);
+        m |= KU32("expert_feed_forward_length", s.F);
+        m |= KU32("attention.key_length", s.hd);
+        m |= KU32("attention.value_length", s.hd);
+        break;
+    case A_GPTOSS:     /* as gpt-oss-20b's file: sliding window 128, YaRN 32x from 4096 */
+        m |= KU32("feed_forward_length", s.F);
+        m |= KU32("expert_feed_forward_length", s.F);
+        m |= KU32("attention.key_length", s.hd);
+        m |= KU32("attention.value_length", s.hd);
+        m |= KU32("attention.sliding_window", p->n_swa > 0 ? p->n_swa : 128);
+        m |= (snprintf(key, sizeof key, "%s.rope.scaling.type", an), ms_gguf_writer_set_str(w, key, "yarn"));
+        m |= KF32("rope.scaling.factor", 32.0);
+        m |= KU32("rope.scaling.original_context_length", 4096);
+        break;
+    case A_PHIMOE:     /* as Phi-3.5-MoE's file: LongRoPE, short factors up to 4096 tokens */
+        m |= KU32("feed_forward_length", s.F);
+        m |= KU32("rope.dimension_count", s.n_rot);
+        m |= KU32("rope.scaling.original_context_length", 4096);
+        m |= KF32("rope.scaling.attn_factor", sqrt(1.0 + log(32.0) / log(4096.0)));
+        break;
     case A_DEEPSEEK2:
         m |= KU32("feed_forward_length", s.ff_dense);
         m |= KU32("leading_dense_block_count", s.dense_lead);
         if (!s.lite) m |= KU32("attention.q_lora_rank", s.q_lora);
         m |= KU32("attention.kv_lora_rank", s.kv_lora);
-        m |= KU32("attention.key_length", s.nope + s.rope);
-        m |= KU32("attention.value_length", s.vdim);
+        if (s.v3) {   /* the cached latent's widths, and the per-head ones */
+            m |= KU32("attention.key_length", s.kv_lora + s.rope);
+            m |= KU32("attention.value_length", s.kv_lora);
+            m |= KU32("attention.key_length_mla", s.nope + s.rope);
+            m |= KU32("attention.value_length_mla", s.vdim);
+            m |= KU32("expert_gating_func", 2);
+            m |= ms_gguf_writer_set_bool(w, "deepseek2.expert_weights_norm", true);
+            m |= KU32("expert_group_count", s.groups);
+            m |= KU32("expert_group_used_count", s.group_used);
+        } else {
+            m |= KU32("attention.key_length", s.nope + s.rope);
+            m |= KU32("attention.value_length", s.vdim);
+        }
         m |= KU32("rope.dimension_count", s.rope);
         m |= KU32("expert_feed_forward_length", s.F);
         m |= KU32("expert_shared_count", s.n_shared);
-        m |= KF32("expert_weights_scale", 1.5);
+        m |= KF32("expert_weights_scale", s.v3 ? 2.5 : 1.5);
         m |= KF32("rope.scaling.yarn_log_multiplier", 0.0707);
         break;
     }
@@ -925,7 +1043,8 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
             return ms_error_set(err, MS_ENOMEM, "synth: out of memory");
         }
     }
-    rc = write_tokenizer(w, s.arch == A_OLMOE ? "olmo" : "gpt-2", s.V, digit, err);
+    rc = write_tokenizer(w, s.arch == A_OLMOE ? "olmo" : s.arch == A_QWEN3MOE ? "qwen2" : s.arch == A_GPTOSS ? "gpt-4o"
+                         : "gpt-2", s.V, digit, err);
     if (rc < 0) {
         free(member);
         free(digit);
@@ -949,9 +1068,16 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
             if (tl.v[i].kind == TK_ROUTER && r0 < 0) r0 = i;
             if (tl.v[i].kind == TK_FFN_NORM && tl.v[i].layer == first_moe) n0 = i;
         }
+        int rb0 = -1, nb0 = -1;
+        for (int i = 0; i < tl.n; i++) {
+            if (tl.v[i].kind == TK_ROUTER_B && rb0 < 0) rb0 = i;
+            if (tl.v[i].kind == TK_FFN_NORM_B && tl.v[i].layer == first_moe) nb0 = i;
+        }
         for (int i = 0; i < tl.n; i++) {
             if (tl.v[i].kind == TK_ROUTER) tl.v[i].seed_index = r0;
             if (tl.v[i].kind == TK_FFN_NORM && tl.v[i].layer >= first_moe) tl.v[i].seed_index = n0;
+            if (tl.v[i].kind == TK_ROUTER_B) tl.v[i].seed_index = rb0;
+            if (tl.v[i].kind == TK_FFN_NORM_B && tl.v[i].layer >= first_moe) tl.v[i].seed_index = nb0;
         }
     }
     if (tl.bad) {

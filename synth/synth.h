@@ -13,11 +13,20 @@
 #include "ms-common.h"
 
 typedef struct {
-    const char *arch;      /* "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" */
+    const char *arch;      /* "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2",
+                            * "qwen3moe", "gpt-oss", "phimoe" */
     int n_layer, n_embd, n_head, n_head_kv;  /* n_head_kv 0 = n_head */
+    int head_dim;          /* attention head width; 0 = n_embd / n_head (qwen3moe and
+                            * gpt-oss may set any even width, as their models do) */
     int n_expert, n_expert_used, n_ff;       /* n_ff: expert FFN width */
     int n_vocab;
-    int type;              /* MS_TYPE_* for 2-D weights; norms and router stay F32 */
+    int n_swa;             /* gpt-oss sliding window in tokens (0 = 128, gpt-oss-20b's) */
+    int v3;                /* deepseek2 only, nonzero: the DeepSeek-V3 layout — absorbed MLA
+                            * (attn_k_b / attn_v_b), sigmoid router with a selection bias,
+                            * group-limited routing, renormalised weights x 2.5, one shared expert */
+    int type;              /* MS_TYPE_* for 2-D weights; norms and router stay F32.
+                            * MXFP4 is llama-quantize's MXFP4_MOE mix: the 3-D expert
+                            * tensors in MXFP4, every other matrix in Q8_0 */
     uint64_t seed;
     int n_threads;         /* generation/quantisation threads; 0 = online CPUs (max 16).
                             * The output does not depend on it. */

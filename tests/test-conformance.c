@@ -494,19 +494,27 @@ static void engine_case(const char *path, const char *what, bool f16kv)
     ms_model_free(m);
 }
 
-static void synth_case(const char *arch, int type, int n_layer, int embd, int ff, bool f16kv)
+static void synth_case_ex(const char *arch, int type, int n_layer, int embd, int ff, bool f16kv, int head_dim, int v3,
+                          int window)
 {
     MsSynthParams sp = ms_synth_default_params();
     sp.arch = arch; sp.type = type; sp.n_layer = n_layer; sp.n_embd = embd; sp.n_ff = ff;
+    sp.head_dim = head_dim; sp.v3 = v3; sp.n_swa = window;
     sp.n_head = 4; sp.n_head_kv = strcmp(arch, "olmoe") == 0 || strcmp(arch, "deepseek2") == 0 ? 4 : 2;
     sp.n_expert = 8; sp.n_expert_used = 3; sp.n_vocab = 300; sp.seed = 7;
     char path[512], what[96];
-    snprintf(what, sizeof what, "synth %s %s L%d", arch, ms_type_name(type), n_layer);
-    snprintf(path, sizeof path, "%s/%s-%s-%d.gguf", mt_tmpdir(), arch, ms_type_name(type), n_layer);
+    snprintf(what, sizeof what, "synth %s%s %s L%d%s", arch, v3 ? " (V3 layout)" : "", ms_type_name(type), n_layer,
+             window ? " window" : "");
+    snprintf(path, sizeof path, "%s/%s-%s-%d-%d.gguf", mt_tmpdir(), arch, ms_type_name(type), n_layer, v3);
     MsError err = {0};
     if (MT_CHECK(ms_synth_write(path, &sp, &err) == 0, "%s: written (%s)", what, err.msg[0] ? err.msg : "ok"))
         engine_case(path, what, f16kv);
     remove(path);
+}
+
+static void synth_case(const char *arch, int type, int n_layer, int embd, int ff, bool f16kv)
+{
+    synth_case_ex(arch, type, n_layer, embd, ff, f16kv, 0, 0, 0);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -569,6 +577,16 @@ int main(int argc, char **argv)
         char path[1024];
         snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
         engine_case(path, "default model", true);
+        /* the 2026 architectures: head widths of their own, a sliding window
+         * of 8 that the 23 tokens (prefill 9, then decode) run past, MXFP4 and
+         * IQ4_NL experts, the DeepSeek-V3 layout's K-only cache and groups */
+        synth_case_ex("qwen3moe", MS_TYPE_Q8_0, 2, 128, 64, false, 64, 0, 0);
+        synth_case_ex("qwen3moe", MS_TYPE_F32, 2, 64, 32, true, 32, 0, 0);
+        synth_case_ex("gpt-oss", MS_TYPE_F32, 2, 64, 32, true, 32, 0, 8);
+        synth_case_ex("gpt-oss", MS_TYPE_MXFP4, 2, 64, 64, false, 32, 0, 8);
+        synth_case_ex("phimoe", MS_TYPE_IQ4_NL, 2, 128, 64, false, 0, 0, 0);
+        synth_case_ex("deepseek2", MS_TYPE_F32, 3, 64, 32, true, 0, 1, 0);
+        synth_case_ex("deepseek2", MS_TYPE_Q8_0, 3, 128, 64, false, 0, 1, 0);
     }
     return mt_done();
 }

@@ -81,6 +81,13 @@ static void test_arch(const char *arch)
                  "deepseek2: dense lead layer, 2 shared experts, weight scale 1.5");
     if (!strcmp(arch, "qwen2moe")) MT_CHECK(in->n_ff_shexp == 64 && in->shexp_gated, "qwen2moe: gated shared expert of 2F");
     if (strcmp(arch, "olmoe") && strcmp(arch, "deepseek2")) MT_CHECK(in->n_head_kv == 2, "%s: kv heads 2", arch);
+    if (!strcmp(arch, "gpt-oss"))
+        MT_CHECK(in->gating == MS_GATING_SOFTMAX_TOPK && in->router_bias && in->attn_sinks && in->n_swa == 128 &&
+                     in->n_swa_layers == 2 && !in->norm_w,
+                 "gpt-oss: softmax over the chosen logits, router bias, sinks, window 128 on blocks 0 and 2");
+    if (!strcmp(arch, "qwen3moe")) MT_CHECK(in->norm_w && in->rope_neox, "qwen3moe: renormalised top-k, NEOX RoPE");
+    if (!strcmp(arch, "phimoe"))
+        MT_CHECK(in->norm_w && in->rope_factors && in->n_rot == 16, "phimoe: renormalised top-k, LongRoPE factors");
 
     const MsTokenizer *tok = ms_model_tokenizer(m);
     MT_CHECK(ms_tokenizer_n_vocab(tok) == 600 && ms_tokenizer_bos(tok) == 599 && ms_tokenizer_eos(tok) == 598,
@@ -133,7 +140,7 @@ static void test_types(void)
 {
     static const int types[] = { MS_TYPE_F16, MS_TYPE_BF16, MS_TYPE_Q8_0, MS_TYPE_Q4_0, MS_TYPE_Q4_1,
                                  MS_TYPE_Q5_0, MS_TYPE_Q5_1, MS_TYPE_Q2_K, MS_TYPE_Q3_K, MS_TYPE_Q4_K,
-                                 MS_TYPE_Q5_K, MS_TYPE_Q6_K };
+                                 MS_TYPE_Q5_K, MS_TYPE_Q6_K, MS_TYPE_IQ4_NL };
     for (size_t i = 0; i < MS_ARRAY_LEN(types); i++) {
         char path[512];
         snprintf(path, sizeof path, "%s/llama-%s.gguf", mt_tmpdir(), ms_type_name(types[i]));
@@ -156,6 +163,58 @@ static void test_types(void)
         }
         ms_model_free(m);
     }
+}
+
+/* The 2026 shapes: a head width of its own (qwen3moe, gpt-oss), and
+ * gpt-oss in MXFP4 as llama-quantize's MXFP4_MOE lays it out. */
+static void test_2026_shapes(void)
+{
+    static const struct { const char *arch; int head_dim, type; } cases[] = {
+        { "qwen3moe", 32, MS_TYPE_Q8_0 }, { "gpt-oss", 32, MS_TYPE_MXFP4 }, { "gpt-oss", 24, MS_TYPE_F32 },
+        { "phimoe", 0, MS_TYPE_IQ4_NL },
+    };
+    for (size_t i = 0; i < MS_ARRAY_LEN(cases); i++) {
+        char path[512], what[96];
+        snprintf(what, sizeof what, "%s head_dim %d %s", cases[i].arch, cases[i].head_dim, ms_type_name(cases[i].type));
+        snprintf(path, sizeof path, "%s/shape-%zu.gguf", mt_tmpdir(), i);
+        MsSynthParams p = small(cases[i].arch, cases[i].type);
+        p.head_dim = cases[i].head_dim;
+        MsError err = { 0 };
+        int rc = ms_synth_write(path, &p, &err);
+        MsModel *m = rc == 0 ? ms_model_load(path, &err) : NULL;
+        if (!MT_CHECK(m != NULL, "%s: synth + load (%s)", what, m ? "ok" : err.msg)) continue;
+        const MsModelInfo *in = ms_model_info(m);
+        int hd = cases[i].head_dim ? cases[i].head_dim : 64 / 4;
+        MT_CHECK(in->head_dim_k == hd && in->head_dim_v == hd, "%s: head width %d", what, in->head_dim_k);
+        const MsGgufTensor *q = ms_gguf_find_tensor(ms_model_gguf(m), "blk.0.attn_q.weight");
+        const MsGgufTensor *g = ms_gguf_find_tensor(ms_model_gguf(m), "blk.0.ffn_gate_exps.weight");
+        if (cases[i].type == MS_TYPE_MXFP4)
+            MT_CHECK(q && q->type == MS_TYPE_Q8_0 && g && g->type == MS_TYPE_MXFP4,
+                     "%s: experts MXFP4, attention Q8_0 (MXFP4_MOE)", what);
+        if (cases[i].type == MS_TYPE_IQ4_NL)
+            MT_CHECK(g && g->type == MS_TYPE_IQ4_NL, "%s: experts IQ4_NL", what);
+        MsContextParams cp = ms_context_default_params();
+        cp.n_threads = 2;
+        cp.n_ctx = 64;
+        MsContext *c = ms_context_new(m, &cp, &err);
+        int32_t toks[40];
+        for (int t = 0; t < 40; t++) toks[t] = (t * 37 + 5) % 598;
+        float *lg = malloc(sizeof(float) * 40 * 600);
+        rc = c ? ms_context_eval(c, toks, 40, lg, true, &err) : -1;
+        bool finite = rc == 0;
+        for (int k = 0; finite && k < 40 * 600; k++) finite = isfinite(lg[k]) != 0;
+        MT_CHECK(finite, "%s: 40 tokens run, logits finite (%s)", what, rc ? err.msg : "ok");
+        free(lg);
+        ms_context_free(c);
+        ms_model_free(m);
+    }
+    MsSynthParams p = small("olmoe", MS_TYPE_F32);
+    p.head_dim = 32;
+    char path[512];
+    snprintf(path, sizeof path, "%s/hd.gguf", mt_tmpdir());
+    MsError err = { 0 };
+    int r = ms_synth_write(path, &p, &err);
+    MT_CHECK(r == MS_EINVAL && strstr(err.msg, "head_dim"), "a head width of its own on olmoe rejected: %s", err.msg);
 }
 
 static void test_determinism(void)
@@ -648,9 +707,11 @@ static void test_dump_vs_reference(const char *shared)
 int main(void)
 {
     test_fmt_float();
-    static const char *archs[] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" };
+    static const char *archs[] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2", "qwen3moe", "gpt-oss",
+                                   "phimoe" };
     for (size_t i = 0; i < MS_ARRAY_LEN(archs); i++) test_arch(archs[i]);
     test_types();
+    test_2026_shapes();
     test_determinism();
     test_deepseek2_lite();
     test_dump_self();
