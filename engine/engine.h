@@ -158,7 +158,12 @@ bool ms_intervention_equal(const MsIntervention *a, const MsIntervention *b);
  *       weights follow the new logits through the score function.  With a
  *       selection-only bias (deepseek2 exp_probs_b) the order of selection
  *       scores can differ from the logits', so a raised expert is then not
- *       guaranteed a slot (METHODS §6.5 would move the selection score).
+ *       guaranteed a slot (METHODS §6.5 would move the selection score); nor
+ *       under group-limited routing, where its group must still be chosen.
+ * With group-limited routing (n_expert_groups > 1) silenced experts leave
+ * their group's score, forced experts take their slot whatever their group,
+ * and when the chosen groups hold too few unsilenced experts for the slots
+ * (silence, a top-k override) the next best groups are opened (route.h).
  * top_k: override k for one layer (layer >= 0) or all (layer = -1); 1..E.
  * ser (threshold routing, "smart expert reduction"): per token, of the k
  *       selected experts keep the first kmin in rank order, and each further

@@ -380,6 +380,131 @@ static void test_synth(const char *arch, int type, uint64_t seed)
     remove(path);
 }
 
+/* The 2026 routers through the engine.  DeepSeek-V3's group limit: every
+ * token's experts from at most n_group_used groups; silence and force as
+ * docs/interventions.md says. */
+static void test_groups(const char *path, const char *name)
+{
+    static Run base, r;
+    MsError err = { 0 };
+    MsModel *m = ms_model_load(path, &err);
+    if (!MT_CHECK(m != NULL, "%s: loads (%s)", name, m ? "ok" : err.msg)) return;
+    {
+        const MsModelInfo *mi = ms_model_info(m);
+        const int E = mi->n_expert, K = mi->n_expert_used, G = mi->n_expert_groups, gs = E / G, L1 = 1;
+        MsContextParams cp = ms_context_default_params();
+        cp.n_threads = 2;
+        cp.n_ctx = 64;
+        MsContext *c = ms_context_new(m, &cp, &err);
+        int32_t tok[NT];
+        for (int t = 0; t < NT; t++) tok[t] = (int32_t)((t * 131 + 7) % mi->n_vocab);
+        base.n_expert = r.n_expert = E;
+        base.out = malloc(sizeof(float) * NT * (size_t)mi->n_vocab);
+        r.out = malloc(sizeof(float) * NT * (size_t)mi->n_vocab);
+        int rc = run(c, NULL, tok, &base, &err);
+        bool ok = rc == 0 && G > 1 && base.k[L1] == K;
+        for (int t = 0; t < NT && ok; t++) {
+            bool used[64] = { false };
+            int ng = 0;
+            for (int j = 0; j < K; j++) {
+                int g = base.ids[L1][t][j] / gs;
+                if (!used[g]) { used[g] = true; ng++; }
+            }
+            ok &= ng <= mi->n_group_used;
+        }
+        MT_CHECK(ok, "%s: every token's %d experts come from at most %d of %d groups", name, K, mi->n_group_used, G);
+        /* silence each expert token 0 selected at L1 first: never selected, a full set */
+        MsIntervention *iv = ms_intervention_new(mi->n_layer, E);
+        int e0 = base.ids[L1][0][0];
+        ms_intervention_silence(iv, L1, e0);
+        rc = run(c, iv, tok, &r, &err);
+        ok = rc == 0 && r.k[L1] == K;
+        for (int t = 0; t < NT && ok; t++) {
+            for (int j = 0; j < K; j++) ok &= r.ids[L1][t][j] != e0 && r.ids[L1][t][j] >= 0;
+            for (int j = 0; j < K; j++)
+                for (int jj = j + 1; jj < K; jj++) ok &= r.ids[L1][t][j] != r.ids[L1][t][jj];
+        }
+        MT_CHECK(ok, "%s: silenced expert %d never selected at block %d, every set still full", name, e0, L1);
+        /* force an expert of the group token 0's router dropped */
+        ms_intervention_clear(iv);
+        int fe = -1;
+        for (int e = 0; e < E && fe < 0; e++) {
+            bool kept = false;
+            for (int j = 0; j < K; j++) kept |= base.ids[L1][0][j] / gs == e / gs;
+            if (!kept) fe = e;
+        }
+        ms_intervention_force(iv, L1, fe);
+        rc = run(c, iv, tok, &r, &err);
+        ok = rc == 0 && fe >= 0;
+        for (int t = 0; t < NT && ok; t++) ok &= r.ids[L1][t][0] == fe;
+        /* the other slots: token 0's router choices minus its last one */
+        for (int j = 1; j < K && ok; j++) ok &= r.ids[L1][0][j] == base.ids[L1][0][j - 1];
+        MT_CHECK(ok, "%s: forced expert %d (outside token 0's groups) takes rank 0 everywhere, the rest from the "
+                 "router's own groups", name, fe);
+        ms_intervention_free(iv);
+        ms_context_free(c);
+        free(base.out);
+        free(r.out);
+        ms_model_free(m);
+    }
+}
+
+/* gpt-oss's weights: the softmax over the chosen biased logits, which probs
+ * holds; a forced expert's weight from its own logit. */
+static void test_softmax_topk(const char *path, const char *name)
+{
+    static Run base, r;
+    MsError err = { 0 };
+    MsModel *m = ms_model_load(path, &err);
+    if (!MT_CHECK(m != NULL, "%s: loads (%s)", name, m ? "ok" : err.msg)) return;
+    const MsModelInfo *mi = ms_model_info(m);
+    const int E = mi->n_expert, K = mi->n_expert_used, L0 = 0;
+    MsContextParams cp = ms_context_default_params();
+    cp.n_threads = 2;
+    cp.n_ctx = 64;
+    MsContext *c = ms_context_new(m, &cp, &err);
+    int32_t tok[NT];
+    for (int t = 0; t < NT; t++) tok[t] = (int32_t)((t * 97 + 3) % mi->n_vocab);
+    base.n_expert = r.n_expert = E;
+    base.out = malloc(sizeof(float) * NT * (size_t)mi->n_vocab);
+    r.out = malloc(sizeof(float) * NT * (size_t)mi->n_vocab);
+    int rc = run(c, NULL, tok, &base, &err);
+    bool ok = rc == 0;
+    for (int t = 0; t < NT && ok; t++) {
+        double mx = -INFINITY, s = 0;
+        for (int j = 0; j < K; j++) mx = fmax(mx, base.probs[L0][t][base.ids[L0][t][j]]);
+        for (int j = 0; j < K; j++) s += exp(base.probs[L0][t][base.ids[L0][t][j]] - mx);
+        for (int j = 0; j < K; j++) ok &= near(base.w[L0][t][j], exp(base.probs[L0][t][base.ids[L0][t][j]] - mx) / s);
+        for (int e = 0; e < E; e++) ok &= base.probs[L0][t][e] == base.logits[L0][t][e];
+    }
+    MT_CHECK(ok, "%s: probs are the router logits, weights the softmax over the %d chosen", name, K);
+    MsIntervention *iv = ms_intervention_new(mi->n_layer, E);
+    int fe = base.ids[L0][0][K - 1] == 0 ? 1 : 0;
+    for (int e = 0; e < E; e++) {   /* an expert token 0 did not choose */
+        bool chosen = false;
+        for (int j = 0; j < K; j++) chosen |= base.ids[L0][0][j] == e;
+        if (!chosen) { fe = e; break; }
+    }
+    ms_intervention_force(iv, L0, fe);
+    rc = run(c, iv, tok, &r, &err);
+    ok = rc == 0 && r.ids[L0][0][0] == fe;
+    if (ok) {   /* token 0: fe, then its top K-1; weights = softmax over those K logits */
+        const float *z = base.logits[L0][0];
+        int ids[MAXE] = { fe };
+        for (int j = 1; j < K; j++) ids[j] = base.ids[L0][0][j - 1];
+        double mx = -INFINITY, s = 0;
+        for (int j = 0; j < K; j++) mx = fmax(mx, z[ids[j]]);
+        for (int j = 0; j < K; j++) s += exp(z[ids[j]] - mx);
+        for (int j = 0; j < K; j++) ok &= r.ids[L0][0][j] == ids[j] && near(r.w[L0][0][j], exp(z[ids[j]] - mx) / s);
+    }
+    MT_CHECK(ok, "%s: forced expert %d at rank 0, its weight from its own logit in the softmax", name, fe);
+    ms_intervention_free(iv);
+    ms_context_free(c);
+    free(base.out);
+    free(r.out);
+    ms_model_free(m);
+}
+
 int main(void)
 {
     static const char *archs[] = { "olmoe", "qwen2moe", "llama", "granitemoe", "deepseek2" };
@@ -391,12 +516,34 @@ int main(void)
     snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
     test_model(path, "default model");
 
+    /* the 2026 routers: gpt-oss (softmax over the chosen logits) and the
+     * DeepSeek-V3 layout (8 experts in 4 groups, 2 used) */
+    MsSynthParams p = ms_synth_default_params();
+    p.arch = "gpt-oss"; p.n_layer = 2; p.n_embd = 64; p.n_head = 4; p.n_head_kv = 2; p.head_dim = 16;
+    p.n_expert = 8; p.n_expert_used = 2; p.n_ff = 32; p.n_vocab = 300; p.seed = 21; p.n_threads = 2;
+    MsError err = { 0 };
+    snprintf(path, sizeof path, "%s/gpt-oss-router.gguf", mt_tmpdir());
+    if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "synth gpt-oss: written (%s)", err.msg[0] ? err.msg : "ok"))
+        test_softmax_topk(path, "synth gpt-oss");
+    remove(path);
+    p.arch = "deepseek2"; p.v3 = 1; p.n_layer = 3; p.n_head_kv = 0; p.head_dim = 0; p.seed = 22;
+    snprintf(path, sizeof path, "%s/dsv3-router.gguf", mt_tmpdir());
+    if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "synth deepseek2 V3 layout: written (%s)", err.msg[0] ? err.msg : "ok"))
+        test_groups(path, "synth deepseek2 V3 layout");
+    remove(path);
+
     const char *dir = mt_shared_dir();
     const char *models[] = { "olmoe-tiny.F32.gguf", "qwen2moe-tiny.F32.gguf", "deepseek2-tiny.F32.gguf",
                              "granitemoe-tiny.F32.gguf" };
     for (size_t i = 0; dir && i < MS_ARRAY_LEN(models); i++) {
         snprintf(path, sizeof path, "%s/fixtures/models/%s", dir, models[i]);
         test_model(path, models[i]);
+    }
+    if (dir) {
+        snprintf(path, sizeof path, "%s/fixtures2/models/gpt-oss-tiny.F32.gguf", dir);
+        test_softmax_topk(path, "gpt-oss-tiny.F32");
+        snprintf(path, sizeof path, "%s/fixtures-dsv3/models/dsv3-tiny.F32.gguf", dir);
+        test_groups(path, "dsv3-tiny.F32");
     }
     if (!dir) mt_skip("the same on the fixture models: %s", mt_shared_absent());
     return mt_done();
