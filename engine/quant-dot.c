@@ -842,7 +842,7 @@ static inline void pk_zero(PackBlk *o, int h)
 /* Weights of group g.  Q8_0 family: q = block values + off, s = block d.
  * Q4_K/Q5_K: q = sub-block levels, s = d*sc_j, b = dmin*m_j (both exact
  * in f32: an f16 times a 6-bit integer). */
-static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
+static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, int nb)
 {
     __m256i r[8];
     __m256 sv, bv = _mm256_setzero_ps();
@@ -850,6 +850,11 @@ static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
         size_t wb = q8fam_bytes(type);
         float d[8];
         for (int j = 0; j < 8; j++) {
+            if (j >= nb) {   /* past the row's end (a partial last group): contributes 0 */
+                r[j] = _mm256_setzero_si256();
+                d[j] = 0.0f;
+                continue;
+            }
             const uint8_t *b = row + wb * (size_t)(8 * g + j);
             r[j] = q32_unsigned(type, b);
             d[j] = type == MS_TYPE_MXFP4 ? msq_e8m0_half(b[0]) : _cvtsh_ss(msq_rd16(b));
@@ -885,12 +890,17 @@ static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
 /* Activations of group g.  Q8_0: s = block d, c = -off*sum(block) (so
  * dpbusd from c gives sum(q*y) exactly).  Q8_K: s = d (broadcast),
  * b = sum of each 32-element sub-block (from the bsums). */
-static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h)
+static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, int nb)
 {
     __m256i r[8];
     if (!is_k(type)) {
         float d[8];
         for (int j = 0; j < 8; j++) {
+            if (j >= nb) {
+                r[j] = _mm256_setzero_si256();
+                d[j] = 0.0f;
+                continue;
+            }
             const uint8_t *b = row + 34 * (size_t)(8 * g + j);
             r[j] = _mm256_loadu_si256((const __m256i *)(b + 2));
             d[j] = _cvtsh_ss(msq_rd16(b));
@@ -970,7 +980,11 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
         const int per = q6 ? 1 : PK_W;
         const int64_t kc = (int64_t)PK_NB * per * 256;
         for (int64_t k0 = 0; k0 < n; k0 += kc) {
-            int ng = (int)(MS_MIN(kc, n - k0) / 256), np = (ng + per - 1) / per;
+            /* groups of 256 in this chunk; the Q8_0 family may end with a
+             * partial group of nb_last 32-blocks (zero-padded) */
+            const int64_t kn = MS_MIN(kc, n - k0);
+            int ng = (int)((kn + 255) / 256), np = (ng + per - 1) / per;
+            const int nb_last = (int)((kn - 256 * (int64_t)(ng - 1)) / 32);
             for (int t = 0; t < tn; t++) {
 #if PK_W == 2
                 if (q6) {
@@ -979,7 +993,8 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
                 }
 #endif
                 for (int g = 0; g < ng; g++)
-                    pack_a(type, A + ab * (size_t)(t0 + t), k0 / 256 + g, &apk[t][g / PK_W], g % PK_W);
+                    pack_a(type, A + ab * (size_t)(t0 + t), k0 / 256 + g, &apk[t][g / PK_W], g % PK_W,
+                           g == ng - 1 ? nb_last : 8);
                 if (ng % PK_W) pk_zero(&apk[t][np - 1], ng % PK_W);
             }
             for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
@@ -993,7 +1008,8 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
                         continue;
                     }
 #endif
-                    for (int g = 0; g < ng; g++) pack_w(type, row, k0 / 256 + g, &wpk[r][g / PK_W], g % PK_W);
+                    for (int g = 0; g < ng; g++)
+                        pack_w(type, row, k0 / 256 + g, &wpk[r][g / PK_W], g % PK_W, g == ng - 1 ? nb_last : 8);
                     if (ng % PK_W) pk_zero(&wpk[r][np - 1], ng % PK_W);
                 }
                 const PackBlk *wp[4] = {wpk[0], wpk[1], wpk[2], wpk[3]};
@@ -1052,7 +1068,11 @@ void ms_gemm(int wtype, int64_t n, int64_t nrows, const void *w,
     const uint8_t *W = w, *A = act;
     if (nrows <= 0 || nt <= 0) return;
 #if MSQ_SIMD
-    if (packed_type(wtype) && nt >= MSQ_PACK_MIN_NT && n % 256 == 0) {
+    /* Packed: whole groups of 256, or for the Q8_0 family any whole number of
+     * blocks past one group (the last group zero-padded; rows of 256 or
+     * fewer keep the tile path, whose order is ggml's vec_dot order) */
+    if (packed_type(wtype) && nt >= MSQ_PACK_MIN_NT &&
+        (n % 256 == 0 || (!is_k(wtype) && wtype != MS_TYPE_Q6_K && n % 32 == 0 && n > 256))) {
         gemm_packed(wtype, n, nrows, W, rb, nt, A, ab, Y, ldy);
         return;
     }
