@@ -518,10 +518,10 @@ static float *read_f32(const char *path, size_t *n)
 
 static int is_f32_model(const char *name) { return strstr(name, ".F32.") != NULL; }
 
-static void compare_model(const char *shared, const char *refname)
+static void compare_model(const char *shared, const char *set, const char *refname)
 {
     char refpath[1024], prefix[800], model[1024], ours[1024], pfile[1024];
-    snprintf(refpath, sizeof refpath, "%s/fixtures/reference/%s", shared, refname);
+    snprintf(refpath, sizeof refpath, "%s/%s/reference/%s", shared, set, refname);
     json_error_t je;
     json_t *ref = json_load_file(refpath, 0, &je);
     if (!ref) {
@@ -529,7 +529,7 @@ static void compare_model(const char *shared, const char *refname)
         return;
     }
     const char *mname = json_string_value(json_object_get(ref, "model"));
-    snprintf(model, sizeof model, "%s/fixtures/models/%s", shared, mname ? mname : "?");
+    snprintf(model, sizeof model, "%s/%s/models/%s", shared, set, mname ? mname : "?");
     snprintf(prefix, sizeof prefix, "%s/dump-%s", mt_tmpdir(), mname ? mname : "?");
     snprintf(pfile, sizeof pfile, "%s/prompts-%s.jsonl", mt_tmpdir(), mname ? mname : "?");
     json_t *prompts = json_object_get(ref, "prompts");
@@ -642,7 +642,7 @@ static void compare_model(const char *shared, const char *refname)
         }
         /* logits up to the first routing difference */
         char rf[1200], gf[1200];
-        snprintf(rf, sizeof rf, "%s/fixtures/reference/%s", shared, json_string_value(json_object_get(pv, "logits")));
+        snprintf(rf, sizeof rf, "%s/%s/reference/%s", shared, set, json_string_value(json_object_get(pv, "logits")));
         snprintf(gf, sizeof gf, "%s.p%zu.f32", prefix, ip);
         size_t rn = 0, gn = 0;
         float *rl = read_f32(rf, &rn), *gl = read_f32(gf, &gn);
@@ -676,10 +676,13 @@ static void compare_model(const char *shared, const char *refname)
     json_decref(ref);
 }
 
-static void test_dump_vs_reference(const char *shared)
+/* set: "fixtures" (every model), or a newer set with only_f32 (its F32
+ * models whose probs are probabilities; test-conformance compares the rest
+ * with their README tolerances). */
+static void test_dump_vs_reference(const char *shared, const char *set, bool only_f32)
 {
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/fixtures/reference", shared);
+    snprintf(dir, sizeof dir, "%s/%s/reference", shared, set);
     DIR *d = opendir(dir);
     if (!d) {
         MT_CHECK(0, "reference directory %s opens", dir);
@@ -690,7 +693,8 @@ static void test_dump_vs_reference(const char *shared)
     struct dirent *de;
     while ((de = readdir(d)) && n < 64) {
         size_t l = strlen(de->d_name);
-        if (l > 5 && !strcmp(de->d_name + l - 5, ".json") && strcmp(de->d_name, "prompts.json"))
+        if (l > 5 && !strcmp(de->d_name + l - 5, ".json") && strcmp(de->d_name, "prompts.json") &&
+            (!only_f32 || (strstr(de->d_name, ".F32.") && strncmp(de->d_name, "gpt-oss", 7))))
             names[n++] = strdup(de->d_name);
     }
     closedir(d);
@@ -699,7 +703,7 @@ static void test_dump_vs_reference(const char *shared)
             if (strcmp(names[j], names[i]) < 0) { char *x = names[i]; names[i] = names[j]; names[j] = x; }
     MT_CHECK(n >= 1, "found %d reference files", n);
     for (int i = 0; i < n; i++) {
-        compare_model(shared, names[i]);
+        compare_model(shared, set, names[i]);
         free(names[i]);
     }
 }
@@ -716,7 +720,11 @@ int main(void)
     test_deepseek2_lite();
     test_dump_self();
     const char *shared = mt_shared_dir();
-    if (shared) test_dump_vs_reference(shared);
+    if (shared) {
+        test_dump_vs_reference(shared, "fixtures", false);
+        test_dump_vs_reference(shared, "fixtures2", true);
+        test_dump_vs_reference(shared, "fixtures-dsv3", true);
+    }
     else mt_skip("moescope dump vs llama.cpp reference outputs: %s", mt_shared_absent());
     return mt_done();
 }
