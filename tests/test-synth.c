@@ -217,6 +217,39 @@ static void test_2026_shapes(void)
     MT_CHECK(r == MS_EINVAL && strstr(err.msg, "head_dim"), "a head width of its own on olmoe rejected: %s", err.msg);
 }
 
+/* LongRoPE (phimoe): llama.cpp takes the long factors only when the
+ * context is larger than rope.scaling.original_context_length (4096 in
+ * synth's phimoe), whatever the positions: the same tokens give identical
+ * logits with contexts of 64 and 4096, different ones with 4097. */
+static void test_longrope(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/longrope.gguf", mt_tmpdir());
+    MsSynthParams p = small("phimoe", MS_TYPE_F32);
+    MsError err = { 0 };
+    MsModel *m = ms_synth_write(path, &p, &err) == 0 ? ms_model_load(path, &err) : NULL;
+    if (!MT_CHECK(m != NULL, "phimoe for LongRoPE (%s)", m ? "ok" : err.msg)) return;
+    int32_t tok[16];
+    for (int t = 0; t < 16; t++) tok[t] = (t * 53 + 11) % 598;
+    float *lg[3];
+    const int ctx[3] = { 64, 4096, 4097 };
+    bool ok = true;
+    for (int i = 0; i < 3; i++) {
+        MsContextParams cp = ms_context_default_params();
+        cp.n_threads = 2;
+        cp.n_ctx = ctx[i];
+        cp.n_batch = 16;
+        lg[i] = malloc(sizeof(float) * 16 * 600);
+        MsContext *c = ms_context_new(m, &cp, &err);
+        ok &= c && ms_context_eval(c, tok, 16, lg[i], true, &err) == 0;
+        ms_context_free(c);
+    }
+    MT_CHECK(ok && !memcmp(lg[0], lg[1], sizeof(float) * 16 * 600) && memcmp(lg[1], lg[2], sizeof(float) * 16 * 600),
+             "phimoe: short factors up to a 4096-token context, long ones from 4097");
+    for (int i = 0; i < 3; i++) free(lg[i]);
+    ms_model_free(m);
+}
+
 static void test_determinism(void)
 {
     char a[512], b[512], c[512];
@@ -716,6 +749,7 @@ int main(void)
     for (size_t i = 0; i < MS_ARRAY_LEN(archs); i++) test_arch(archs[i]);
     test_types();
     test_2026_shapes();
+    test_longrope();
     test_determinism();
     test_deepseek2_lite();
     test_dump_self();
