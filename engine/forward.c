@@ -1030,7 +1030,7 @@ void ms_context_free(MsContext *c)
                      c->qkv, c->qm, c->attv,
                      c->fg, c->fu, c->zsh, c->rope_cs, c->pos, c->hmax, c->hargmax, c->act, c->act2, c->scores, c->kvf,
                      c->rlog, c->rprob, c->rw, c->rids, c->rused, c->smax, c->sl2, c->sargmax, c->ecount, c->eoff, c->efill,
-                     c->slot_of, c->slot_tok, c->G, c->U, c->D, c->eact, c->eact2, c->hact, c->jobs };
+                     c->slot_of, c->slot_tok, c->slot_exp, c->G, c->U, c->D, c->eact, c->eact2, c->hact, c->jobs };
     for (size_t i = 0; i < MS_ARRAY_LEN(bufs); i++) free(bufs[i]);
     ms_intervention_free(c->iv);
     free(c);
