@@ -538,6 +538,20 @@ static void test_groups(void)
              "top-k beyond the kept groups opens the next group (%d %d %d %d %d)", ids[0], ids[1], ids[2], ids[3], ids[4]);
     ms_intervention_free(iv);
 
+    /* ser under gpt-oss's router: kept when its weight is >= T x the best's,
+     * i.e. exp(logit - best logit) >= T; weights the softmax over the kept */
+    MsRouteCfg ct = { .n_expert = 8, .k = 3, .gating = MS_GATING_SOFTMAX_TOPK, .w_scale = 1.0f };
+    const float rt[8] = { 0.0f, 3.0f, 2.5f, 1.0f, -1.0f, 0.5f, 2.0f, -2.0f };  /* top-3: 1, 2, 6 */
+    iv = ms_intervention_new(1, 8);
+    ms_intervention_ser(iv, 0, 1, 0.5f);      /* exp(-0.5) = 0.61 kept, exp(-1) = 0.37 left out */
+    int32_t nu = 0;
+    memcpy(lg, rt, sizeof rt);
+    ms_route_used(&ct, iv, 0, 1, lg, pb, ids, w, &nu);
+    double ws = 1.0 / (1.0 + exp(-0.5));
+    MT_CHECK(nu == 2 && ids[0] == 1 && ids[1] == 2 && ids[2] == 6 && near(w[0], ws) && near(w[1], 1.0 - ws) &&
+             w[2] == 0.0f, "ser with gpt-oss gating: 1 and 2 kept (weight ratio 0.61 >= 0.5), 6 left out (0.37)");
+    ms_intervention_free(iv);
+
     /* renormalisation clamps the sum at 6.103515625e-5 (llama.cpp since late 2025) */
     MsRouteCfg cs = { .n_expert = 6, .k = 2, .gating = MS_GATING_SIGMOID, .norm_w = true, .w_scale = 1.0f };
     float tiny[6] = { -20.0f, -21.0f, -22.0f, -23.0f, -24.0f, -25.0f };
