@@ -2,14 +2,41 @@
 
 #include <stdio.h>
 
+/* Messages are one line by contract, whatever text they quote (a spec, a
+ * file name, a line of a file): control characters are written as escapes
+ * (\n \r \t \xNN).  The text is formatted into a scratch buffer first,
+ * so a message may quote the old err->msg. */
+static void set_line(MsError *err, const char *src)
+{
+    size_t o = 0, cap = sizeof err->msg;
+    for (const unsigned char *p = (const unsigned char *)src; *p && o + 1 < cap; p++) {
+        char esc[8];
+        size_t n;
+        if (*p >= 0x20 && *p != 0x7f) {
+            err->msg[o++] = (char)*p;
+            continue;
+        }
+        if (*p == '\n') n = (size_t)snprintf(esc, sizeof esc, "\\n");
+        else if (*p == '\r') n = (size_t)snprintf(esc, sizeof esc, "\\r");
+        else if (*p == '\t') n = (size_t)snprintf(esc, sizeof esc, "\\t");
+        else n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", *p);
+        if (o + n + 1 > cap) break;
+        memcpy(err->msg + o, esc, n);
+        o += n;
+    }
+    err->msg[o] = '\0';
+}
+
 int ms_error_set(MsError *err, int code, const char *fmt, ...)
 {
     if (err) {
+        char buf[MS_ERRMSG_MAX];
         va_list ap;
         va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
+        err->code = code;
+        set_line(err, buf);
     }
     return code;
 }
@@ -17,19 +44,18 @@ int ms_error_set(MsError *err, int code, const char *fmt, ...)
 int ms_error_prefix(MsError *err, const char *fmt, ...)
 {
     if (!err) return MS_OK;
-    char pre[MS_ERRMSG_MAX], old[MS_ERRMSG_MAX];
+    char pre[MS_ERRMSG_MAX], buf[MS_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
     /* both halves are bounded; truncation of an over-long message is fine */
-    size_t pl = strnlen(pre, sizeof pre - 1), ol = strnlen(old, sizeof old - 1);
-    if (pl > sizeof err->msg - 1) pl = sizeof err->msg - 1;
-    if (ol > sizeof err->msg - 1 - pl) ol = sizeof err->msg - 1 - pl;
-    memcpy(err->msg, pre, pl);
-    memcpy(err->msg + pl, old, ol);
-    err->msg[pl + ol] = '\0';
+    size_t pl = strnlen(pre, sizeof buf - 1), ol = strnlen(err->msg, sizeof err->msg - 1);
+    if (ol > sizeof buf - 1 - pl) ol = sizeof buf - 1 - pl;
+    memcpy(buf, pre, pl);
+    memcpy(buf + pl, err->msg, ol);
+    buf[pl + ol] = '\0';
+    set_line(err, buf);
     return err->code;
 }
 
