@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 int ms_prompt_unescape(char *s, size_t len, MsError *err)
@@ -53,6 +54,139 @@ static bool is_blank(const char *s, size_t n)
     return true;
 }
 
+/* ------------------------------------------------------------ text rule */
+
+int ms_text_utf8_check(const char *str, size_t len, size_t *off, const char **why)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        if (c == 0) {
+            if (off) *off = i;
+            if (why) *why = "NUL character";
+            return -1;
+        }
+        if (c < 0x80) { i++; continue; }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
+        else goto bad;
+        if (len - i < n) goto bad;
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) goto bad;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            goto bad;
+        i += n;
+        continue;
+    bad:
+        if (off) *off = i;
+        if (why) *why = "invalid UTF-8";
+        return -1;
+    }
+    return 0;
+}
+
+int ms_text_check(const char *name, int first_line, const char *s, size_t len, MsError *err)
+{
+    size_t off = 0;
+    const char *why = NULL;
+    if (ms_text_utf8_check(s, len, &off, &why) == 0) return 0;
+    char what[64];
+    if (s[off]) snprintf(what, sizeof what, "%s (byte 0x%02x)", why, (unsigned char)s[off]);
+    else snprintf(what, sizeof what, "%s", why);
+    if (first_line <= 0)
+        return ms_error_set(err, MS_EFORMAT, "%s: %s at byte %zu (text must be valid UTF-8 without NUL)", name, what,
+                            off + 1);
+    long line = first_line;
+    size_t bol = 0;
+    for (size_t i = 0; i < off; i++)
+        if (s[i] == '\n') { line++; bol = i + 1; }
+    return ms_error_set(err, MS_EFORMAT, "%s:%ld:%zu: %s (text must be valid UTF-8 without NUL)", name, line,
+                        off - bol + 1, what);
+}
+
+/* Read a whole file, at most max bytes; with max_line > 0 a line longer
+ * than that stops the read at once (an endless line such as /dev/zero). */
+static int read_bounded(const char *path, size_t max, size_t max_line, char **out, size_t *out_len, MsError *err)
+{
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            fclose(f);
+            return ms_error_set(err, MS_EIO, "%s: is a directory", path);
+        }
+        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+            fclose(f);
+            return ms_error_set(err, MS_ERANGE, "%s: %lld bytes, larger than the limit of %zu MiB", path,
+                                (long long)st.st_size, max >> 20);
+        }
+    }
+    size_t cap = 1 << 14, len = 0, bol = 0;   /* bol: start of the current line */
+    long line = 1;
+    char *buf = malloc(cap + 1);
+    int rc = 0;
+    if (!buf) {
+        fclose(f);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (len == cap) {
+            size_t nc = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nb = nc > cap ? realloc(buf, nc + 1) : NULL;
+            if (!nb) {
+                rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        if (r == 0) {
+            if (ferror(f)) rc = ms_error_set(err, MS_EIO, "%s: read error: %s", path, strerror(errno));
+            break;
+        }
+        size_t from = len;
+        len += r;
+        if (max_line) {
+            for (size_t i = from; i < len; i++)
+                if (buf[i] == '\n') { line++; bol = i + 1; }
+            if (len - bol > max_line) {
+                /* the most specific reason first: a binary file shows a NUL */
+                const char *z = memchr(buf + bol, '\0', len - bol);
+                if (z) rc = ms_error_set(err, MS_EFORMAT, "%s:%ld:%zu: NUL character (text must be valid UTF-8 "
+                                         "without NUL)", path, line, (size_t)(z - (buf + bol)) + 1);
+                else rc = ms_error_set(err, MS_ERANGE, "%s:%ld: line longer than the limit of %zu KiB", path, line,
+                                       max_line >> 10);
+                break;
+            }
+        }
+        if (len > max) {
+            rc = ms_error_set(err, MS_ERANGE, "%s: larger than the limit of %zu MiB", path, max >> 20);
+            break;
+        }
+    }
+    fclose(f);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+int ms_text_read_file(const char *path, size_t max, char **buf, size_t *len, MsError *err)
+{
+    return read_bounded(path, max ? max : MS_PROMPT_MAX_FILE, 0, buf, len, err);
+}
+
 static int push(MsPrompt **v, size_t *n, size_t *cap, MsPrompt p)
 {
     if (*n == *cap) {
@@ -78,9 +212,12 @@ static int parse_jsonl(const char *line, size_t len, MsPrompt *p, MsError *err)
     if (!json_is_object(o)) {
         rc = ms_error_set(err, MS_EFORMAT, "expected a JSON object {\"text\": ...}");
     } else if (!json_is_string(t)) {
-        rc = ms_error_set(err, MS_EFORMAT, "missing or non-string \"text\"");
+        rc = ms_error_set(err, MS_EFORMAT, t ? "\"text\" must be a string" : "missing \"text\"");
     } else if (l && !json_is_null(l) && !json_is_object(l)) {
         rc = ms_error_set(err, MS_EFORMAT, "\"labels\" must be an object");
+    } else if (memchr(json_string_value(t), '\0', json_string_length(t))) {
+        rc = ms_error_set(err, MS_EFORMAT, "\"text\" holds a NUL character (\\u0000; text must be valid UTF-8 "
+                          "without NUL)");
     } else {
         size_t n = json_string_length(t);
         p->text = malloc(n + 1);
@@ -106,41 +243,13 @@ static int parse_jsonl(const char *line, size_t len, MsPrompt *p, MsError *err)
 
 int ms_prompts_read(const char *path, MsPrompt **out, size_t *n_out, MsError *err)
 {
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return ms_error_set(err, MS_EIO, "%s: is a directory", path);
-    }
-    /* Whole file in memory: prompt files are small and this keeps line
-     * handling (CRLF, embedded NUL) simple. */
-    size_t cap = 1 << 14, len = 0;
-    char *buf = malloc(cap);
-    int rc = 0;
-    if (!buf) {
-        fclose(f);
-        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) {
-            if (ferror(f)) rc = ms_error_set(err, MS_EIO, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0) rc = ms_prompts_parse(path, buf, len, out, n_out, err);
+    /* Whole file in memory (bounded): line handling (CRLF, escapes) stays
+     * simple and every line is checked before anything runs. */
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = read_bounded(path, MS_PROMPT_MAX_FILE, MS_PROMPT_MAX_LINE, &buf, &len, err);
+    if (rc) return rc;
+    rc = ms_prompts_parse(path, buf, len, out, n_out, err);
     free(buf);
     return rc;
 }
@@ -169,8 +278,18 @@ int ms_prompts_parse(const char *name, const char *buf, size_t len, MsPrompt **o
         const char *line = buf + pos;
         lineno++;
         pos = end + 1;
+        if (ll > MS_PROMPT_MAX_LINE) {
+            const char *z = memchr(line, '\0', ll);
+            if (z) rc = ms_error_set(err, MS_EFORMAT, "%s:%d:%zu: NUL character (text must be valid UTF-8 without NUL)",
+                                     name, lineno, (size_t)(z - line) + 1);
+            else rc = ms_error_set(err, MS_ERANGE, "%s:%d: line longer than the limit of %zu KiB", name, lineno,
+                                   MS_PROMPT_MAX_LINE >> 10);
+            break;
+        }
         if (ll > 0 && line[ll - 1] == '\r') ll--;   /* CRLF files */
         if (is_blank(line, ll)) continue;
+        /* the raw line: valid UTF-8, no NUL (an escape cannot make it invalid) */
+        if ((rc = ms_text_check(name, lineno, line, ll, err)) < 0) break;
         MsPrompt p = { .line = lineno };
         MsError e = { 0 };
         if (jsonl) {
@@ -202,6 +321,8 @@ int ms_prompts_parse(const char *name, const char *buf, size_t len, MsPrompt **o
             rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", name);
         }
     }
+    if (rc == 0 && n == 0)
+        rc = ms_error_set(err, MS_EFORMAT, "%s: no prompts (the file is empty or has only blank lines)", name);
     if (rc < 0) {
         ms_prompts_free(v, n);
         return rc;

@@ -2,6 +2,7 @@
  * labels, error reporting with line numbers. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mtest.h"
 #include "prompts.h"
@@ -66,7 +67,7 @@ int main(void)
     const char jl[] = "{\"text\": \"Hello\\nworld\", \"labels\": {\"topic\": \"greeting\", \"n\": 2}}\r\n"
                       "\n"
                       "{\"text\": \"caf\\u00e9\"}\n"
-                      "  {\"labels\": null, \"text\": \"nul\\u0000byte\"}\n";
+                      "  {\"labels\": null, \"text\": \"tab\\there\"}\n";
     path = write_file("p.jsonl", jl, sizeof jl - 1);
     r = ms_prompts_read(path, &p, &n, &err);
     MT_CHECK(r == 0 && n == 3, "JSONL: 3 prompts (rc %d) %s", r, r ? err.msg : "");
@@ -75,8 +76,8 @@ int main(void)
         MT_CHECK(p[0].labels_json && !strcmp(p[0].labels_json, "{\"n\":2,\"topic\":\"greeting\"}"),
                  "labels as compact JSON: %s", p[0].labels_json ? p[0].labels_json : "(null)");
         MT_CHECK(!strcmp(p[1].text, "caf\xc3\xa9") && p[1].line == 3 && !p[1].labels_json, "unicode, no labels, line 3");
-        MT_CHECK(p[2].len == 8 && !memcmp(p[2].text, "nul\0byte", 8) && p[2].line == 4, "embedded NUL kept (len %zu)",
-                 p[2].len);
+        MT_CHECK(p[2].len == 8 && !memcmp(p[2].text, "tab\there", 8) && p[2].line == 4, "leading blanks, labels null "
+                 "(len %zu)", p[2].len);
     }
     ms_prompts_free(p, n);
     p = NULL;
@@ -99,12 +100,62 @@ int main(void)
     r = ms_prompts_read(path, &p, &n, &err);
     MT_CHECK(r == MS_EFORMAT && strstr(err.msg, ":1:") && strstr(err.msg, "labels"), "non-object labels: %s", err.msg);
 
-    /* empty file, missing file, directory */
-    path = write_file("empty.txt", "\n\n", 2);
+    /* one rule for prompt text: valid UTF-8 without NUL, or the line and
+     * column of the first problem (never a silent change) */
+    const char nul_esc[] = "{\"text\": \"ok\"}\n{\"text\": \"nul\\u0000byte\"}\n";
+    path = write_file("nul.jsonl", nul_esc, sizeof nul_esc - 1);
     r = ms_prompts_read(path, &p, &n, &err);
-    MT_CHECK(r == 0 && n == 0, "blank-only file: 0 prompts");
-    ms_prompts_free(p, n);
-    p = NULL;
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, ":2: ") && strstr(err.msg, "NUL"), "\\u0000 in JSONL text: %s", err.msg);
+    const char nul_raw[] = "fine\nraw \0 byte\n";
+    path = write_file("nul.txt", nul_raw, sizeof nul_raw - 1);
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, ":2:5: NUL character"), "raw NUL byte: line 2 column 5: %s", err.msg);
+    const char bad8[] = "caf\xc3\xa9 is fine\n\nbut \xff is not\n";
+    path = write_file("bad8.txt", bad8, sizeof bad8 - 1);
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, ":3:5: invalid UTF-8 (byte 0xff)"), "invalid UTF-8: line 3 column 5: %s",
+             err.msg);
+    const char over[] = "\xc0\xaf overlong\n";
+    path = write_file("over.txt", over, sizeof over - 1);
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, ":1:1: invalid UTF-8"), "overlong form rejected: %s", err.msg);
+    const char surr[] = "{\"text\": \"\xed\xa0\x80\"}\n";
+    path = write_file("surr.jsonl", surr, sizeof surr - 1);
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, ":1:11: invalid UTF-8"), "encoded surrogate in JSONL rejected: %s",
+             err.msg);
+
+    /* limits: a line over 1 MiB, an endless line (/dev/zero), a file over
+     * 256 MiB; each a clear error, memory bounded */
+    size_t big = MS_PROMPT_MAX_LINE + 10;
+    char *line = malloc(big + 8);
+    memcpy(line, "short\n", 6);
+    memset(line + 6, 'a', big);
+    line[6 + big] = '\n';
+    path = write_file("long.txt", line, big + 7);
+    free(line);
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_ERANGE && strstr(err.msg, ":2: line longer than the limit of 1024 KiB"), "10 MB line: %s", err.msg);
+    r = ms_prompts_read("/dev/zero", &p, &n, &err);
+    MT_CHECK(r == MS_EFORMAT && !strcmp(err.msg, "/dev/zero:1:1: NUL character (text must be valid UTF-8 without NUL)"),
+             "/dev/zero: %s", err.msg);
+    char *txt2 = NULL;
+    size_t tl = 0;
+    r = ms_text_read_file("/dev/zero", 1 << 20, &txt2, &tl, &err);
+    MT_CHECK(r == MS_ERANGE && strstr(err.msg, "/dev/zero: larger than the limit of 1 MiB"), "text file limit: %s", err.msg);
+    path = write_file("sparse.txt", "x", 1);
+    MT_CHECK(truncate(path, (off_t)MS_PROMPT_MAX_FILE + 1) == 0, "a sparse file of 256 MiB + 1");
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_ERANGE && strstr(err.msg, "larger than the limit of 256 MiB"), "file over 256 MiB: %s", err.msg);
+    remove(path);
+
+    /* empty and blank-only files have no prompts: an error, not a run of 0 */
+    path = write_file("empty.txt", "\n \n\t\r\n", 6);
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, "no prompts"), "blank-only file: %s", err.msg);
+    path = write_file("zero.txt", "", 0);
+    r = ms_prompts_read(path, &p, &n, &err);
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, "zero.txt: no prompts"), "empty file: %s", err.msg);
     r = ms_prompts_read("/nonexistent/dir/prompts.txt", &p, &n, &err);
     MT_CHECK(r == MS_EIO && strstr(err.msg, "/nonexistent/dir/prompts.txt:"), "missing file named: %s", err.msg);
     r = ms_prompts_read(mt_tmpdir(), &p, &n, &err);
