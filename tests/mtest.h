@@ -163,6 +163,27 @@ static inline const char *mt_tmpdir(void)
     return dir;
 }
 
+/* Fuzz seeds: with MS_FUZZ_SEEDS=DIR in the environment, a test that
+ * writes an input file (a malformed model, a bad prompt file...) copies it
+ * to DIR/TARGET/NAME, for the fuzz corpora (tests/fuzz/README.md).  No-op
+ * otherwise. */
+static inline void mt_seed(const char *target, const char *name, const char *path)
+{
+    const char *dir = getenv("MS_FUZZ_SEEDS");
+    if (!dir || !*dir) return;
+    char out[1024];
+    mkdir(dir, 0777);
+    snprintf(out, sizeof out, "%s/%s", dir, target);
+    mkdir(out, 0777);
+    snprintf(out, sizeof out, "%s/%s/%s", dir, target, name);
+    FILE *in = fopen(path, "rb"), *o = in ? fopen(out, "wb") : NULL;
+    char buf[1 << 14];
+    size_t n;
+    while (in && o && (n = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, n, o);
+    if (o) fclose(o);
+    if (in) fclose(in);
+}
+
 static inline int mt_done(void)
 {
     /* meson would count an empty plan "1..0" as skipped: a program that

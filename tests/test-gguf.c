@@ -433,6 +433,9 @@ static void test_malformed(const char *dir)
         snprintf(path, sizeof path, "%s/bad-%02d.gguf", dir, m);
         build(&b, m, 3);
         write_bytes(path, b.p, b.n);
+        char seed[64];
+        snprintf(seed, sizeof seed, "container-bad-%02d.gguf", m);
+        mt_seed("gguf", seed, path);
         MsError err = { 0 };
         MsGguf *g = ms_gguf_open(path, &err);
         MT_CHECK(g == NULL && good_failure(&err, path) && strstr(err.msg, k_mut[m].needle),
@@ -532,6 +535,9 @@ static void test_writer_roundtrip(const char *dir, char *sample_path, size_t cap
         MsError err = { 0 };
         int rc = write_sample(path, &d, aligns[k], &err);
         MT_CHECK(rc == 0, "writer (alignment %u) finishes: %s", aligns[k], rc ? err.msg : "ok");
+        char seed[64];
+        snprintf(seed, sizeof seed, "container-sample-%u.gguf", aligns[k]);
+        mt_seed("gguf", seed, path);
         MsGguf *g = ms_gguf_open(path, &err);
         MT_CHECK(g != NULL, "writer output opens: %s", g ? "ok" : err.msg);
         if (!g) continue;

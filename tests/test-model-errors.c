@@ -118,6 +118,9 @@ static void expect_fail(const char *what, const Variant *v, int code, const char
     static int seq;
     snprintf(path, sizeof path, "%s/v%d.gguf", mt_tmpdir(), seq++);
     if (!MT_CHECK(write_model(path, v) == 0, "%s: variant written", what)) return;
+    char seed[64];
+    snprintf(seed, sizeof seed, "model-error-%02d.gguf", seq - 1);
+    mt_seed("gguf", seed, path);
     MsError err = {0};
     MsModel *m = ms_model_load(path, &err);
     MT_CHECK(m == NULL && err.code < 0 && (code == 0 || err.code == code),

@@ -1,0 +1,148 @@
+/* fuzz-tokenizer.c — bytes in, ids out, through every tokenizer kind.
+ *
+ * Tokenizers: the bundled default model's byte-level BPE, and when the
+ * reference fixtures are present (../shared, or MS_SHARED_DIR) the llama.cpp
+ * test vocabularies of fixtures/vocab (BPE with several pre-tokenizers,
+ * SentencePiece, WordPiece).  The first input byte picks the tokenizer,
+ * the second says whether BOS/EOS are added; the rest is the text.
+ * Checks: every id is inside the vocabulary, every piece and the decoded
+ * text come back without error, and for byte-level BPE on valid UTF-8 the
+ * pieces concatenate to exactly the input bytes (encode -> decode round
+ * trip; SentencePiece and WordPiece normalise, so they cannot). */
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+
+static void init(void);
+#define FUZZ_INIT init
+#include "fuzz.h"
+
+#ifndef MS_SHARED_DIR_DEFAULT
+#define MS_SHARED_DIR_DEFAULT MS_SOURCE_ROOT "/../shared"
+#endif
+
+#define MAX_TOK 32
+static MsTokenizer *toks[MAX_TOK];
+static char *names[MAX_TOK];
+static int n_toks;
+
+static void add(const char *path)
+{
+    if (n_toks == MAX_TOK) return;
+    MsError err = { 0 };
+    MsGguf *g = ms_gguf_open(path, &err);
+    MsTokenizer *t = g ? ms_tokenizer_new(g, &err) : NULL;
+    ms_gguf_free(g);
+    if (!t) {
+        fprintf(stderr, "fuzz-tokenizer: skipping %s: %s\n", path, err.msg);
+        return;
+    }
+    names[n_toks] = strdup(path);
+    toks[n_toks++] = t;
+}
+
+static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void init(void)
+{
+    add(MS_SOURCE_ROOT "/data/models/default.gguf");
+    const char *shared = getenv("MS_SHARED_DIR");
+    if (!shared) shared = MS_SHARED_DIR_DEFAULT;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/fixtures/vocab", shared);
+    DIR *d = opendir(dir);
+    char *files[64];
+    int nf = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && nf < 64) {
+        size_t l = strlen(e->d_name);
+        if (l > 5 && !strcmp(e->d_name + l - 5, ".gguf")) files[nf++] = strdup(e->d_name);
+    }
+    if (d) closedir(d);
+    qsort(files, (size_t)nf, sizeof *files, cmp);   /* the same index -> tokenizer every run */
+    for (int i = 0; i < nf; i++) {
+        char p[8192];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        add(p);
+        free(files[i]);
+    }
+    fprintf(stderr, "fuzz-tokenizer: %d tokenizers\n", n_toks);
+    if (n_toks == 0) abort();
+}
+
+static bool valid_utf8(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+        else return false;
+        if (i + len > n) return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2) return 0;
+    const MsTokenizer *t = toks[data[0] % n_toks];
+    bool special = data[1] & 1;
+    const char *text = (const char *)data + 2;
+    size_t len = size - 2;
+    int32_t *ids = NULL;
+    MsError err = { 0 };
+    int n = ms_tokenizer_encode(t, text, len, special, &ids, &err);
+    if (n < 0) {
+        if (!err.msg[0] || strchr(err.msg, '\n')) abort();   /* a failure is one line */
+        return 0;
+    }
+    int32_t nv = ms_tokenizer_n_vocab(t);
+    size_t cat_cap = len + 64, cat_n = 0;
+    char *cat = malloc(cat_cap);
+    bool fits = cat != NULL;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= nv) {
+            fprintf(stderr, "fuzz-tokenizer: id %d outside the vocabulary (%d)\n", ids[i], nv);
+            abort();
+        }
+        char piece[256];
+        int pl = ms_tokenizer_piece(t, ids[i], piece, sizeof piece);
+        if (pl < 0 || !ms_tokenizer_token_text(t, ids[i])) abort();
+        if (fits && (size_t)pl <= sizeof piece && cat_n + (size_t)pl <= cat_cap) {
+            memcpy(cat + cat_n, piece, (size_t)pl);
+            cat_n += (size_t)pl;
+        } else {
+            fits = false;
+        }
+    }
+    size_t dl = 0;
+    char *dec = ms_tokenizer_decode(t, ids, (size_t)n, &dl);
+    if (!dec) abort();
+    if (ms_tokenizer_kind(t) == MS_TOK_BPE && fits && valid_utf8(data + 2, len) &&
+        (cat_n != len || memcmp(cat, text, len) != 0)) {
+        fprintf(stderr, "fuzz-tokenizer: %s: round trip changed %zu bytes into %zu\n", names[data[0] % n_toks], len,
+                cat_n);
+        abort();
+    }
+    free(dec);
+    free(cat);
+    free(ids);
+    return 0;
+}
