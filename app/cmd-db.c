@@ -46,14 +46,8 @@ int ms_cmd_export(int argc, char **argv)
     MsError err = { 0 };
     MsTraceDb *db = ms_trace_open(dbp, MS_TRACE_READ, &err);
     if (!db) return ms_cli_fail_err(cmd, &err);
-    FILE *o = stdout;
-    if (out && f != MS_EXPORT_CSV && !(o = fopen(out, "wb"))) {
-        ms_trace_close(db);
-        return ms_cli_fail(cmd, "%s: cannot create", out);
-    }
-    int rc = ms_trace_export(db, f, tables, f == MS_EXPORT_CSV && out ? NULL : o,
-                             f == MS_EXPORT_CSV ? out : NULL, &err);
-    if (o != stdout && fclose(o) && !rc) rc = ms_error_set(&err, MS_EIO, "%s: write failed", out);
+    /* a file is written whole or not at all (temporary name, renamed when complete) */
+    int rc = out ? ms_trace_export_path(db, f, tables, out, &err) : ms_trace_export(db, f, tables, stdout, NULL, &err);
     ms_trace_close(db);
     return rc ? ms_cli_fail_err(cmd, &err) : 0;
 }

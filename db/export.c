@@ -93,6 +93,8 @@ typedef struct {
     int n;
     char types[MAX_COLS + 1];
     int wr_err;
+    MsOutFile *csv;            /* CSV files of this export, renamed into place together at the end */
+    int n_csv, cap_csv;
 } Ex;
 
 /* -------------------------------------------------------------- value out */
@@ -181,6 +183,13 @@ static void emit_row(Ex *x, const Val *v)
         }
     }
     putc('\n', f);
+    if (ferror(f)) x->wr_err = MS_EIO;   /* a full disk: stop at once, not at the end */
+}
+
+static int wr_fail(Ex *x)
+{
+    if (x->wr_err == MS_ENOMEM) return ms_error_set(x->err, MS_ENOMEM, "%s: export: out of memory", x->db->path);
+    return ms_error_set(x->err, MS_EIO, "%s: export: write failed: %s", x->db->path, strerror(errno));
 }
 
 static void read_val(sqlite3_stmt *st, int c, char t, Val *v)
@@ -215,7 +224,7 @@ static int rows_from_select(Ex *x, const char *sql)
         if (x->wr_err) break;
     }
     sqlite3_finalize(st);
-    if (x->wr_err) return ms_error_set(x->err, x->wr_err, "%s: export: out of memory", x->db->path);
+    if (x->wr_err) return wr_fail(x);
     if (rc != SQLITE_DONE) return ms_db_fail(x->db, x->err, MS_EDB, "export");
     return 0;
 }
@@ -257,8 +266,10 @@ static int rows_routing(Ex *x, bool stats)
             }
             emit_row(x, v);
         }
+        if (x->wr_err) break;
     }
     sqlite3_finalize(st);
+    if (x->wr_err) return wr_fail(x);
     if (rc != SQLITE_DONE) return ms_db_fail(x->db, x->err, MS_EDB, "export routing");
     return 0;
 }
@@ -298,8 +309,16 @@ static int export_logical(Ex *x, const char *name, const char *cols, const char 
     if (x->fmt == MS_EXPORT_CSV && out_dir) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.csv", out_dir, name);
-        if (!(file = fopen(path, "wb")))
-            return ms_error_set(x->err, MS_EIO, "%s: %s", path, strerror(errno));
+        if (x->n_csv == x->cap_csv) {
+            int nc = x->cap_csv ? 2 * x->cap_csv : 16;
+            MsOutFile *nv = realloc(x->csv, (size_t)nc * sizeof *nv);
+            if (!nv) return ms_error_set(x->err, MS_ENOMEM, "%s: out of memory", path);
+            x->csv = nv;
+            x->cap_csv = nc;
+        }
+        int rc = ms_outfile_open(&x->csv[x->n_csv], path, x->err);
+        if (rc) return rc;
+        file = x->csv[x->n_csv++].f;
         x->out = file;
     }
     FILE *f = x->out;
@@ -320,9 +339,12 @@ static int export_logical(Ex *x, const char *name, const char *cols, const char 
     int rc = special ? rows_routing(x, special == 2) : rows_from_select(x, select);
     if (!rc && x->fmt == MS_EXPORT_PGSQL) fputs("\\.\n", f);
     if (file) {
-        if (fclose(file) && !rc) rc = ms_error_set(x->err, MS_EIO, "%s/%s.csv: write failed", out_dir, name);
+        if (!rc && (fflush(file) || ferror(file)))
+            rc = ms_error_set(x->err, MS_EIO, "%s/%s.csv: write failed: %s", out_dir, name, strerror(errno));
         x->out = NULL;
     }
+    if (!rc && x->fmt != MS_EXPORT_CSV && ferror(x->out))
+        rc = ms_error_set(x->err, MS_EIO, "%s: export: write failed: %s", x->db->path, strerror(errno));
     return rc;
 }
 
@@ -390,7 +412,10 @@ static int dump_sqlite(Ex *x, const char *tables)
             continue;
         }
         /* one text column per row: INSERT with SQLite's own quote() (exact
-         * for REAL); text with NUL goes as a cast blob */
+         * for REAL); text with NUL goes as a cast blob; CR and LF inside
+         * text as ||char(13)|| and ||char(10)||, as sqlite3's .dump does:
+         * the sqlite3 shell drops the CR of a CR LF inside a literal, and
+         * one INSERT stays one line */
         char sql[8192];
         size_t l = (size_t)snprintf(sql, sizeof sql, "SELECT 'INSERT INTO \"%s\" VALUES('", name);
         char q[512];
@@ -402,8 +427,10 @@ static int dump_sqlite(Ex *x, const char *tables)
             const char *cn = (const char *)sqlite3_column_text(ci, 0);
             l += (size_t)snprintf(sql + l, sizeof sql - l,
                                   "||%sCASE WHEN typeof(\"%s\")='text' AND instr(CAST(\"%s\" AS BLOB),x'00') "
-                                  "THEN 'CAST(X'''||hex(\"%s\")||''' AS TEXT)' ELSE quote(\"%s\") END",
-                                  n ? "','||" : "", cn, cn, cn, cn);
+                                  "THEN 'CAST(X'''||hex(\"%s\")||''' AS TEXT)' WHEN typeof(\"%s\")='text' THEN "
+                                  "replace(replace(quote(\"%s\"),char(13),'''||char(13)||'''),char(10),"
+                                  "'''||char(10)||''') ELSE quote(\"%s\") END",
+                                  n ? "','||" : "", cn, cn, cn, cn, cn, cn);
             n++;
         }
         sqlite3_finalize(ci);
@@ -415,10 +442,14 @@ static int dump_sqlite(Ex *x, const char *tables)
         while ((s = sqlite3_step(rs)) == SQLITE_ROW) {
             fwrite(sqlite3_column_text(rs, 0), 1, (size_t)sqlite3_column_bytes(rs, 0), f);
             putc('\n', f);
+            if (ferror(f)) break;
         }
         sqlite3_finalize(rs);
         free(name);
-        if (s != SQLITE_DONE) rc = ms_db_fail(x->db, x->err, MS_EDB, "export");
+        if (ferror(f)) {
+            x->wr_err = MS_EIO;
+            rc = wr_fail(x);
+        } else if (s != SQLITE_DONE) rc = ms_db_fail(x->db, x->err, MS_EDB, "export");
     }
     sqlite3_finalize(st);
     if (rc && rc != SQLITE_DONE) return rc < 0 ? rc : ms_db_fail(x->db, x->err, MS_EDB, "export");
@@ -500,6 +531,27 @@ int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE 
         }
     }
     sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
-    if (!rc && out && (fflush(out) || ferror(out))) rc = ms_error_set(err, MS_EIO, "%s: export: write failed", db->path);
+    if (!rc && out && (fflush(out) || ferror(out)))
+        rc = ms_error_set(err, MS_EIO, "%s: export: write failed: %s", db->path, strerror(errno));
+    /* CSV files: all renamed into place, or none */
+    for (int i = 0; i < x.n_csv; i++) {
+        if (rc) ms_outfile_abort(&x.csv[i]);
+        else rc = ms_outfile_commit(&x.csv[i], err);
+    }
+    free(x.csv);
     return rc;
+}
+
+int ms_trace_export_path(MsTraceDb *db, MsExportFormat fmt, const char *tables, const char *path, MsError *err)
+{
+    if (fmt == MS_EXPORT_CSV) return ms_trace_export(db, fmt, tables, NULL, path, err);
+    MsOutFile o;
+    int rc = ms_outfile_open(&o, path, err);
+    if (rc) return rc;
+    rc = ms_trace_export(db, fmt, tables, o.f, NULL, err);
+    if (rc) {
+        ms_outfile_abort(&o);
+        return rc;
+    }
+    return ms_outfile_commit(&o, err);
 }

@@ -398,6 +398,12 @@ typedef enum { MS_EXPORT_SQL = 1, MS_EXPORT_PGSQL = 2, MS_EXPORT_CSV = 3 } MsExp
  * out.  See docs/schema.md for what each format carries. */
 int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables,
                     FILE *out, const char *out_dir, MsError *err);
+/* The same into a file (sql, pgsql) or a directory (csv, created when
+ * missing), whole or not at all: written under temporary names and renamed
+ * into place only when complete (ms_outfile_open), so a failure midway (a
+ * corrupt page, a full disk) leaves no partial file and an existing one
+ * unchanged.  Errors name the file. */
+int ms_trace_export_path(MsTraceDb *db, MsExportFormat fmt, const char *tables, const char *path, MsError *err);
 
 typedef enum { MS_IMPORT_IDS = 1, MS_IMPORT_CSV = 2, MS_IMPORT_JSONL = 3 } MsImportFormat;
 typedef struct {

@@ -1,6 +1,12 @@
 #include "ms-common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Messages are one line by contract, whatever text they quote (a spec, a
  * file name, a line of a file): control characters are written as escapes
@@ -110,4 +116,84 @@ uint16_t ms_fp32_to_fp16(float f)
     uint32_t mant_odd = (ax >> 13) & 1;
     ax += 0xc8000fffu + mant_odd; /* rebias exponent (-112<<23) and round */
     return (uint16_t)(sign | (ax >> 13));
+}
+
+/* ---- output files ---- */
+
+int ms_outfile_open(MsOutFile *o, const char *path, MsError *err)
+{
+    memset(o, 0, sizeof *o);
+    if (!path || !*path) return ms_error_set(err, MS_EINVAL, "no output file name");
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return ms_error_set(err, MS_EIO, "%s: is a directory", path);
+    o->path = strdup(path);
+    if (!o->path) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* /dev/stdout, a FIFO: no rename */
+        if (!(o->f = fopen(path, "wb"))) {
+            int e = errno;
+            ms_outfile_abort(o);
+            return ms_error_set(err, MS_EIO, "%s: cannot create: %s", path, strerror(e));
+        }
+        return 0;
+    }
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t cap = strlen(path) + 48;
+    o->tmp = malloc(cap);
+    if (!o->tmp) {
+        ms_outfile_abort(o);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    }
+    /* a name no other writer uses: the pid, and the clock (O_EXCL retries
+     * the rare collision) */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int fd = -1, e = 0;
+    for (int tries = 0; tries < 100 && fd < 0; tries++) {
+        snprintf(o->tmp, cap, "%.*s.%s.tmp-%ld-%lx", (int)dl, path, path + dl, (long)getpid(),
+                 (unsigned long)ts.tv_nsec + (unsigned long)tries);
+        /* mode 0666 less the umask, as fopen would give the final file */
+        fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        e = errno;
+        if (fd < 0 && e != EEXIST) break;
+    }
+    if (fd < 0 || !(o->f = fdopen(fd, "wb"))) {
+        if (fd >= 0) { e = errno; close(fd); unlink(o->tmp); }
+        free(o->tmp);
+        o->tmp = NULL;
+        ms_outfile_abort(o);
+        return ms_error_set(err, MS_EIO, "%s: cannot create: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int ms_outfile_commit(MsOutFile *o, MsError *err)
+{
+    if (!o->f) {
+        ms_outfile_abort(o);
+        return ms_error_set(err, MS_EINVAL, "output file not open");
+    }
+    int e = 0;
+    if (fflush(o->f) != 0 || ferror(o->f)) e = errno ? errno : EIO;
+    if (!e && o->tmp && fsync(fileno(o->f)) != 0 && errno != EINVAL) e = errno;
+    if (fclose(o->f) != 0 && !e) e = errno ? errno : EIO;
+    o->f = NULL;
+    if (!e && o->tmp && rename(o->tmp, o->path) != 0) e = errno;
+    int rc = 0;
+    if (e) rc = ms_error_set(err, MS_EIO, "%s: write failed: %s", o->path, strerror(e));
+    if (o->tmp && e) unlink(o->tmp);
+    free(o->tmp);
+    free(o->path);
+    memset(o, 0, sizeof *o);
+    return rc;
+}
+
+void ms_outfile_abort(MsOutFile *o)
+{
+    if (!o) return;
+    if (o->f) fclose(o->f);
+    if (o->tmp) unlink(o->tmp);
+    free(o->tmp);
+    free(o->path);
+    memset(o, 0, sizeof *o);
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 enum {
@@ -92,6 +93,29 @@ typedef struct {
     double eta_s;            /* estimated seconds left, < 0 = unknown */
 } MsProgress;
 typedef void (*MsProgressFn)(void *user, const MsProgress *p);
+
+/* ---- output files: whole or not at all ----
+ * Every file the program writes goes to a temporary file beside its final
+ * name (".NAME.tmp-PID-N" in the same directory, so the rename is atomic)
+ * and is renamed over it only when complete: a failure, a cancel or a kill
+ * never leaves a partial file (after a kill at most that hidden temporary
+ * remains) and an existing file stays as it was until the new one is whole.
+ * A path that exists and is not a regular file (/dev/stdout, a FIFO) is
+ * written directly.  Usage: open, write to o.f, then commit or abort. */
+typedef struct {
+    FILE *f;            /* write here */
+    char *path;         /* the final name */
+    char *tmp;          /* the temporary name, NULL when writing directly */
+} MsOutFile;
+/* 0 or MS_EIO / MS_ENOMEM with "PATH: problem"; o is zeroed on failure. */
+int ms_outfile_open(MsOutFile *o, const char *path, MsError *err);
+/* Flush, sync, close and rename into place; on failure (a full disk, an
+ * I/O error seen at any write) the temporary is removed and MS_EIO
+ * returned with "PATH: write failed: REASON".  Always releases o. */
+int ms_outfile_commit(MsOutFile *o, MsError *err);
+/* Close and remove the temporary (the final name is untouched).  Accepts a
+ * zeroed or already released o. */
+void ms_outfile_abort(MsOutFile *o);
 
 #define MS_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MS_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -1,8 +1,9 @@
 #!/bin/bash
 # db-export.sh — export round trips through the real programs (TAP output):
-#   a trace (two runs: plain-text prompts with invalid UTF-8, JSONL prompts
-#   with quotes, backslashes, newlines, tabs and NUL; --gen, --probs, --stats)
-#   plus an import run is exported as
+#   a trace (two runs: plain-text prompts with multi-byte characters, JSONL
+#   prompts with quotes, backslashes, newlines, CR LF, a lone CR and tabs;
+#   --gen, --probs, --stats) plus import runs (one with a NUL in its text) is
+#   exported as
 #   * sql   -> loaded by Debian's sqlite3; every table and view hashed with the
 #              shell's sha3_query and compared with the source,
 #   * pgsql -> loaded by psql into a PostgreSQL server this test starts on
@@ -28,10 +29,11 @@ trap cleanup EXIT
 # ------------------------------------------------------------ the trace
 "$M" synth --arch qwen2moe --layers 3 --embd 32 --heads 2 --experts 6 --used 2 --ff 16 --vocab 300 \
     --type F32 --seed 7 "$T/m.gguf" >/dev/null 2>"$T/err" || { echo "Bail out! synth failed: $(cat "$T/err")"; exit 1; }
-printf 'plain \xff\xfe bytes \\t and\\nnewline\nit'"'"'s "quoted" \\\\ back\n' > "$T/p.txt"
+printf 'plain caf\xc3\xa9 \xe2\x98\x83 bytes \\t and\\nnewline\nit'"'"'s "quoted" \\\\ back\n' > "$T/p.txt"
 cat > "$T/p.jsonl" <<'J'
-{"text": "tab\there, nul\u0000byte, quote ' and \" and \\ backslash\nnewline", "labels": {"domain": "code", "pair": 1}}
+{"text": "tab\there, cr lf\r\nand a lone cr\r, quote ' and \" and \\ backslash\nnewline", "labels": {"domain": "code", "pair": 1}}
 {"text": "caf\u00e9 \u2603 ok", "labels": {"language": "fr", "class": "x,y"}}
+{"text": "x'); DROP TABLE prompt; --\n\\.\n\\N\t$$ E'\\\\' \"q\"", "labels": {"evil": "'); DROP TABLE run; --"}}
 J
 "$M" trace "$T/m.gguf" --prompts "$T/p.txt" --db "$T/t.db" --gen 2 --probs --stats -t 1 2>"$T/err"
 check "trace plain prompts (exit 0)" test $? -eq 0
@@ -48,8 +50,15 @@ check "sweep into the same database: $(head -c 120 "$T/err")" test "$(sqlite3 "$
 have_an=0
 "$M" analyze load --db "$T/t.db" --run 1 >/dev/null 2>"$T/err" && have_an=1
 [ "$have_an" = 1 ] || echo "# analyze load failed, result tables not covered: $(head -1 "$T/err")"
-nul=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE run_id = 2 AND instr(text_bytes, x'00') > 0")
-check "a prompt holds a NUL byte in text_bytes" test "$nul" = 1
+# token text that tries to leave its literal: quotes, a COPY terminator, \N, CR LF, a NUL
+printf '%s\n' '{"prompt":0,"position":0,"experts":[[1,2]],"text":"nul\u0000byte","piece":"x\u0027); DROP TABLE token; --"}' \
+    '{"prompt":0,"position":1,"experts":[[3,2]],"piece":"\\.\n\\N\r\n\u0000\t$$"}' > "$T/i.jsonl"
+"$M" import --db "$T/t.db" --format jsonl "$T/i.jsonl" >"$T/out" 2>"$T/err"
+check "import jsonl whose text holds a NUL -> $(cat "$T/out")" grep -q '^run 6$' "$T/out"
+nul=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE run_id = 6 AND instr(text_bytes, x'00') > 0")
+check "an imported prompt holds a NUL byte in text_bytes" test "$nul" = 1
+crlf=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE run_id = 2 AND instr(text, char(13,10)) > 0 AND instr(text, char(13,44)) > 0")
+check "a prompt holds CR LF and a lone CR in its text" test "$crlf" = 1
 bad=$(sqlite3 "$T/t.db" "SELECT count(*) FROM token WHERE CAST(piece AS BLOB) <> piece_bytes")
 check "some pieces are invalid UTF-8 (carried in piece_bytes): $bad" test "$bad" -gt 0
 
@@ -58,6 +67,8 @@ check "some pieces are invalid UTF-8 (carried in piece_bytes): $bad" test "$bad"
 check "export sql (exit 0)" test $? -eq 0
 sqlite3 "$T/re.db" < "$T/dump.sql" 2>"$T/err"
 check "sqlite3 loads the sql export without errors" test $? -eq 0 -a ! -s "$T/err"
+q="SELECT hex(text) FROM prompt WHERE run_id = 2 ORDER BY idx"
+check "CR LF and a lone CR come back exactly through the sqlite3 shell" test "$(sqlite3 "$T/re.db" "$q")" = "$(sqlite3 "$T/t.db" "$q")"
 for t in model intervention_set run prompt token routing_packed router_probs hidden_stats analysis ms_seq \
          routing expert_stats router_prob expert_load load_entropy routing_entropy prompt_label \
          an_compare_prompt an_compare_pos an_compare_layer an_compare an_compare_shift sweep sweep_candidate; do
