@@ -43,9 +43,9 @@ static const Logical logical[] = {
       "score_func,norm_topk,w_scale,n_embd,n_vocab,n_ff_exp,moe_layers FROM model ORDER BY model_id" },
     { "intervention_set", "set_id,spec", "it", "set_id", "SELECT set_id,spec FROM intervention_set ORDER BY set_id" },
     { "run", "run_id,model_id,created,kind,settings,interventions,set_id,program_version,parent_run_id,has_probs,"
-      "has_stats", "iittttitiii", "run_id",
+      "has_stats,status,prompts_sha256", "iittttitiiitt", "run_id",
       "SELECT run_id,model_id,created,kind,settings,interventions,set_id,program_version,parent_run_id,has_probs,"
-      "has_stats FROM run ORDER BY run_id" },
+      "has_stats,status,prompts_sha256 FROM run ORDER BY run_id" },
     { "prompt", "prompt_id,run_id,idx,text,text_bytes,labels,n_tokens", "iiitbti", "prompt_id",
       "SELECT prompt_id,run_id,idx,text,text_bytes,labels,n_tokens FROM prompt ORDER BY prompt_id" },
     { "token", "run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,logprob,entropy", "iiiitbirr",

@@ -512,6 +512,7 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
             sqlite3_finalize(st);
         }
     }
+    if (!rc) rc = ms_trace_run_set_status(db, im.run_id, "complete", err);   /* one transaction: all or nothing */
     ms_trace_writer_free(im.w);
     if (in_tx) {
         if (!rc) rc = ms_db_exec(db, "COMMIT", err);

@@ -41,6 +41,7 @@ void ms_trace_run_info_clear(MsTraceRunInfo *ri)
     if (!ri) return;
     free(ri->kind); free(ri->created); free(ri->settings_json);
     free(ri->interventions); free(ri->program_version);
+    free(ri->status); free(ri->prompts_sha256);
     memset(ri, 0, sizeof *ri);
 }
 
@@ -65,7 +66,8 @@ int ms_trace_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsErro
         "(SELECT count(*) FROM prompt p WHERE p.run_id=r.run_id), "
         "(SELECT coalesce(sum(n_tokens),0) FROM prompt p WHERE p.run_id=r.run_id), "
         "m.file_name, m.file_size, m.sha256, m.arch, m.name, m.n_layer, m.n_expert, m.n_expert_used, "
-        "m.n_expert_shared, m.score_func, m.norm_topk, m.w_scale, m.n_embd, m.n_vocab, m.n_ff_exp, m.moe_layers "
+        "m.n_expert_shared, m.score_func, m.norm_topk, m.w_scale, m.n_embd, m.n_vocab, m.n_ff_exp, m.moe_layers, "
+        "coalesce(r.status, 'complete'), r.prompts_sha256 "
         "FROM run r JOIN model m USING(model_id) WHERE r.run_id=?1", &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, run_id);
@@ -107,8 +109,10 @@ int ms_trace_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsErro
     m->n_ff_exp = sqlite3_column_int(st, 26);
 #undef TXT
     parse_layers(m, (const char *)sqlite3_column_text(st, 27));
+    out->status = dup_col(st, 28);
+    out->prompts_sha256 = dup_col(st, 29);
     sqlite3_finalize(st);
-    if (!out->kind || !out->created || !out->program_version) {
+    if (!out->kind || !out->created || !out->program_version || !out->status) {
         ms_trace_run_info_clear(out);
         return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
     }

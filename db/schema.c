@@ -1,8 +1,10 @@
 /* schema.c — opening trace databases: schema creation, versioning
  * (PRAGMA user_version, forward migrations) and the shared helpers. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "db-internal.h"
 
@@ -123,6 +125,23 @@ static const char migrate_3_4[] =
     "  ppl_baseline REAL, ppl_run REAL, dppl REAL, changed_share REAL, jaccard_mean REAL,\n"
     "  z_kl REAL, z_dppl REAL, rank INTEGER,\n"
     "  PRIMARY KEY(sweep_id, cand)) WITHOUT ROWID;\n";
+
+/* 4 -> 5: runs say whether they are complete and which prompt set they
+ * ran on.  status: 'complete' when every prompt of the set is committed,
+ * 'incomplete' while a trace, an experiment or an import is being written
+ * or after it was interrupted (Ctrl+C, an error, a kill); --resume
+ * completes it.  prompts_sha256: the content of the prompt set (texts and
+ * labels, jobs/prompts.h ms_prompts_sha256), so --resume finds the run
+ * whatever the file is called.  Older runs: complete when their settings
+ * say how many prompts the set had and that many are committed (or when
+ * they say nothing: imports, hand-made runs); no hash. */
+static const char migrate_4_5[] =
+    "ALTER TABLE run ADD COLUMN status TEXT;\n"
+    "ALTER TABLE run ADD COLUMN prompts_sha256 TEXT;\n"
+    "UPDATE run SET status = CASE\n"
+    "  WHEN NOT json_valid(settings) OR json_extract(settings, '$.n_prompts') IS NULL THEN 'complete'\n"
+    "  WHEN (SELECT count(*) FROM prompt p WHERE p.run_id = run.run_id) >= json_extract(settings, '$.n_prompts')\n"
+    "    THEN 'complete' ELSE 'incomplete' END;\n";
 
 const char *const ms_db_schema_v1 =
     "CREATE TABLE model(\n"
@@ -253,6 +272,7 @@ static const char *const migrations[] = {
     migrate_1_2,
     migrate_2_3,
     migrate_3_4,
+    migrate_4_5,
 };
 _Static_assert(MS_ARRAY_LEN(migrations) == MS_TRACE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -302,6 +322,16 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
         return NULL;
     }
     db->writable = mode != MS_TRACE_READ;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        ms_error_set(err, MS_EIO, "%s: is a directory, not a trace database", path);
+        goto fail;
+    }
+    if (mode != MS_TRACE_CREATE && strncmp(path, "file:", 5) != 0 && strcmp(path, ":memory:") != 0 &&
+        stat(path, &st) != 0) {
+        ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
     int flags = SQLITE_OPEN_NOMUTEX;
     if (mode == MS_TRACE_READ) flags |= SQLITE_OPEN_READONLY;
     else flags |= SQLITE_OPEN_READWRITE;
@@ -314,6 +344,16 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
     sqlite3_extended_result_codes(db->h, 0);
     sqlite3_busy_timeout(db->h, 10000);
     if ((rc = pragma_int(db, "PRAGMA user_version", &db->user_version, err))) goto fail;
+    /* one rule for every command: a file with a schema version must carry
+     * moescope's application id (a versioned foreign database is refused,
+     * read-only or not, before anything is changed) */
+    int app = 0;
+    if ((rc = pragma_int(db, "PRAGMA application_id", &app, err))) goto fail;
+    if (db->user_version > 0 && app != MS_APPLICATION_ID) {
+        ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database (application id 0x%08x, schema version %d)",
+                     path, (unsigned)app, db->user_version);
+        goto fail;
+    }
     if (db->user_version > MS_TRACE_SCHEMA_VERSION) {
         ms_error_set(err, MS_EUNSUPPORTED, "%s: schema version %d is newer than this program's (%d)",
                      path, db->user_version, MS_TRACE_SCHEMA_VERSION);
@@ -329,10 +369,8 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
                            "PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824", err)) goto fail;
         if (migrate(db, err)) goto fail;
     } else {
-        int app = 0;
-        if ((rc = pragma_int(db, "PRAGMA application_id", &app, err))) goto fail;
-        if (db->user_version == 0 || app != MS_APPLICATION_ID) {
-            ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database", path);
+        if (db->user_version == 0) {
+            ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database (no schema)", path);
             goto fail;
         }
         if (db->user_version < MS_TRACE_SCHEMA_VERSION) {

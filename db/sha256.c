@@ -6,7 +6,7 @@
 
 #include "trace.h"
 
-typedef struct { uint32_t h[8]; uint64_t len; unsigned char buf[64]; size_t nbuf; } Sha;
+typedef MsSha256 Sha;
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -91,3 +91,7 @@ int ms_sha256_file(const char *path, char out[65], MsError *err)
     sha_final(&s, out);
     return 0;
 }
+
+void ms_sha256_init(MsSha256 *s) { sha_init(s); }
+void ms_sha256_update(MsSha256 *s, const void *p, size_t n) { sha_update(s, p, n); }
+void ms_sha256_final(MsSha256 *s, char out[65]) { sha_final(s, out); }

@@ -29,7 +29,7 @@
 
 /* PRAGMA user_version of the schema this code writes.  Older databases are
  * migrated forward on open (read-write); newer ones are refused. */
-#define MS_TRACE_SCHEMA_VERSION 4
+#define MS_TRACE_SCHEMA_VERSION 5
 #define MS_TRACE_MAX_LAYER 256   /* layer indices 0..255 */
 #define MS_TRACE_MAX_EXPERT 65535
 
@@ -85,18 +85,31 @@ typedef struct {
     const char *kind;          /* "trace" | "import" */
     const char *settings_json; /* free-form JSON object text (gen, probs, stats, prompt file...) or NULL */
     const char *interventions; /* canonical text (ms_intervention_to_string) or NULL / "" = none */
+    const char *prompts_sha256; /* content of the prompt set (ms_prompts_sha256) or NULL (imports) */
     bool has_probs, has_stats;
 } MsTraceRunDesc;
 
+/* A new run, status "incomplete" until ms_trace_run_set_status marks it
+ * "complete".  A parent_run_id that names no run is MS_EINVAL "no run N
+ * (the parent run)". */
 int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
-/* Latest run with this model, kind, settings and interventions text (all
- * compared exactly; NULL matches NULL) for --resume: run_id, 0 if none, or MS_E*. */
+/* Latest run for --resume with this model, kind, prompt set content
+ * (prompts_sha256), interventions text, has_probs/has_stats, parent (when
+ * d->parent_run_id > 0) and settings, where the settings JSON is compared
+ * without its "prompts" member (the prompt file as named: a set is known by
+ * its content, not its path).  A run without a hash (written before schema
+ * version 5) matches when its settings, path included, are equal.  run_id,
+ * 0 if none, or MS_E*. */
 int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
+/* Mark a run "complete" (every prompt of its set committed) or "incomplete". */
+int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, MsError *err);
 
 /* Run description as read back.  Caller owns; release with _clear. */
 typedef struct {
     int64_t run_id, model_id, parent_run_id;
     char *kind, *created, *settings_json, *interventions, *program_version;
+    char *status;                 /* "complete" | "incomplete" (never NULL after a successful read) */
+    char *prompts_sha256;         /* NULL when unknown */
     bool has_probs, has_stats;
     int64_t n_prompts, n_tokens;  /* committed */
     MsTraceModel model;
@@ -417,5 +430,10 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path,
 
 /* SHA-256 of a file as 64 lowercase hex digits + NUL. */
 int ms_sha256_file(const char *path, char out[65], MsError *err);
+/* SHA-256 of bytes fed in pieces. */
+typedef struct { uint32_t h[8]; uint64_t len; unsigned char buf[64]; size_t nbuf; } MsSha256;
+void ms_sha256_init(MsSha256 *s);
+void ms_sha256_update(MsSha256 *s, const void *p, size_t n);
+void ms_sha256_final(MsSha256 *s, char out[65]);
 
 #endif

@@ -117,6 +117,15 @@ int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
     int64_t set_id = 0;
     int rc;
     sqlite3_stmt *st;
+    if (d->parent_run_id > 0) {   /* a clear message, not the foreign key's */
+        if ((rc = ms_db_prepare(db, "SELECT 1 FROM run WHERE run_id = ?1", &st, err))) return rc;
+        sqlite3_bind_int64(st, 1, d->parent_run_id);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_DONE)
+            return ms_error_set(err, MS_EINVAL, "%s: no run %lld (the parent run)", db->path, (long long)d->parent_run_id);
+        if (rc != SQLITE_ROW) return ms_db_fail(db, err, MS_EDB, "find the parent run");
+    }
     if (d->interventions && d->interventions[0]) {
         if ((rc = ms_db_prepare(db, "INSERT INTO intervention_set(spec) VALUES(?1) "
                                     "ON CONFLICT(spec) DO UPDATE SET spec=excluded.spec RETURNING set_id", &st, err)))
@@ -127,9 +136,10 @@ int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
         if (!set_id) return ms_db_fail(db, err, MS_EDB, "add intervention set");
     }
     if ((rc = ms_db_prepare(db, "INSERT INTO run(model_id,created,kind,settings,interventions,set_id,"
-                                "program_version,parent_run_id,has_probs,has_stats) "
-                                "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", &st, err)))
+                                "program_version,parent_run_id,has_probs,has_stats,status,prompts_sha256) "
+                                "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'incomplete',?11)", &st, err)))
         return rc;
+    if (d->prompts_sha256) sqlite3_bind_text(st, 11, d->prompts_sha256, -1, SQLITE_STATIC);
     char now[32];
     utc_now(now, sizeof now);
     sqlite3_bind_int64(st, 1, d->model_id);
@@ -153,8 +163,17 @@ int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
 int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
 {
     sqlite3_stmt *st;
-    int rc = ms_db_prepare(db, "SELECT max(run_id) FROM run WHERE model_id=?1 AND kind=?2 AND settings IS ?3 "
-                               "AND coalesce(interventions,'') = coalesce(?4,'') AND has_probs=?5 AND has_stats=?6",
+    /* settings compared without the prompt file's name: the set is known
+     * by its content (prompts_sha256).  A run from before schema 5 has no
+     * hash: it matches as it did then, settings (with the name) exactly. */
+    int rc = ms_db_prepare(db, "SELECT max(run_id) FROM run WHERE model_id=?1 AND kind=?2 "
+                               "AND CASE WHEN prompts_sha256 IS NULL OR ?7 IS NULL THEN settings IS ?3 "
+                               "WHEN json_valid(settings) AND json_valid(?3) "
+                               "THEN json_remove(settings, '$.prompts') = json_remove(?3, '$.prompts') "
+                               "ELSE settings IS ?3 END "
+                               "AND coalesce(interventions,'') = coalesce(?4,'') AND has_probs=?5 AND has_stats=?6 "
+                               "AND (prompts_sha256 IS ?7 OR prompts_sha256 IS NULL) "
+                               "AND (?8 = 0 OR parent_run_id = ?8)",
                            &st, err);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, d->model_id);
@@ -163,11 +182,29 @@ int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
     if (d->interventions) sqlite3_bind_text(st, 4, d->interventions, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 5, d->has_probs);
     sqlite3_bind_int(st, 6, d->has_stats);
+    if (d->prompts_sha256) sqlite3_bind_text(st, 7, d->prompts_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, d->parent_run_id > 0 ? d->parent_run_id : 0);
     rc = sqlite3_step(st);
     int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW) return ms_db_fail(db, err, MS_EDB, "find run");
     return id;
+}
+
+int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, MsError *err)
+{
+    if (!status || (strcmp(status, "complete") && strcmp(status, "incomplete")))
+        return ms_error_set(err, MS_EINVAL, "%s: run status must be complete or incomplete", db->path);
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, "UPDATE run SET status = ?2 WHERE run_id = ?1", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return ms_db_fail(db, err, MS_EDB, "set the run status");
+    if (sqlite3_changes(db->h) != 1) return ms_error_set(err, MS_ENOTFOUND, "%s: no run %lld", db->path, (long long)run_id);
+    return 0;
 }
 
 /* ----------------------------------------------------------------- writer */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mtest.h"
 #include "trace.h"
@@ -512,15 +513,19 @@ int main(void)
     /* --- forward migration: a version-1 database (old routing view) opened
      * read-only is refused, read-write is migrated and answers again */
     {
-        char cmd[1024];
+        char cmd[2048];
         /* a version-1 file: old views, no channel columns (version 3), no
-         * experiment tables (version 4) */
-        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'DROP VIEW expert_stats; "
+         * experiment tables (version 4), no run status (version 5) */
+        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'ALTER TABLE run DROP COLUMN status; "
+                 "ALTER TABLE run DROP COLUMN prompts_sha256; DROP VIEW expert_stats; "
                  "ALTER TABLE routing_packed DROP COLUMN out_argmax; ALTER TABLE hidden_stats DROP COLUMN channel; "
                  "CREATE VIEW expert_stats AS SELECT 1 AS stale; PRAGMA user_version=1; DROP VIEW routing; "
                  "CREATE VIEW routing AS SELECT 1 AS stale; DROP VIEW an_compare; DROP VIEW an_compare_shift; "
                  "DROP TABLE an_compare_prompt; DROP TABLE an_compare_pos; DROP TABLE an_compare_layer; "
-                 "DROP TABLE sweep_candidate; DROP TABLE sweep'", path);
+                 "DROP TABLE sweep_candidate; DROP TABLE sweep; "
+                 "INSERT INTO run(model_id,created,kind,settings,program_version,has_probs,has_stats) "
+                 "SELECT model_id,created,kind,json_object(\"n_prompts\",9),program_version,0,0 FROM run LIMIT 1'",
+                 path);
         int sys = system(cmd);
         MT_CHECK(sys == 0, "sqlite3 CLI made a version-1 file (exit %d)", sys);
         if (sys == 0) {
@@ -542,6 +547,15 @@ int main(void)
             MT_CHECK(hc && ms_trace_hidden_next(hc, hb, 4, &err) == 4 && hb[0].channel == -1 && hb[3].channel == -1,
                      "migrated hidden_stats: channel −1 in old rows");
             ms_trace_cursor_free(hc);
+            /* version 5: a run whose settings name more prompts than it has
+             * is incomplete; runs that say nothing are complete */
+            QAcc st = { 0 };
+            char q2[256];
+            snprintf(q2, sizeof q2, "SELECT (SELECT status FROM run WHERE run_id = %lld) || ' ' || "
+                     "(SELECT status FROM run ORDER BY run_id DESC LIMIT 1) || ' ' || "
+                     "(SELECT count(*) FROM run WHERE prompts_sha256 IS NOT NULL)", (long long)run);
+            rc = db ? ms_trace_query(db, q2, q_row, &st, &err) : -1;
+            MT_CHECK(rc == 0 && !strcmp(st.last, "complete incomplete 0"), "migrated run status: %s", st.last);
             ms_trace_close(db);
         }
     }
@@ -557,6 +571,69 @@ int main(void)
             if (system(cmd) == 0)
                 MT_CHECK(ms_trace_open(path, MS_TRACE_WRITE, &err) == NULL && err.code == MS_EUNSUPPORTED,
                          "newer schema refused: %s", err.msg);
+        }
+    }
+    /* --- version 5: run status, prompt sets known by content, the parent
+     * run checked, one open rule for every mode */
+    {
+        snprintf(path, sizeof path, "%s/v5.db", dir);
+        db = ms_trace_open(path, MS_TRACE_CREATE, &err);
+        MT_CHECK(db != NULL, "v5 create: %s", db ? "" : err.msg);
+        int64_t r1 = db ? make_run(db, false, false, &err) : -1;
+        MsTraceRunInfo ri = { 0 };
+        MT_CHECK(r1 > 0 && ms_trace_run_info(db, r1, &ri, &err) == 0 && !strcmp(ri.status, "incomplete") &&
+                 ri.prompts_sha256 == NULL, "a new run is incomplete");
+        ms_trace_run_info_clear(&ri);
+        MT_CHECK(r1 > 0 && ms_trace_run_set_status(db, r1, "complete", &err) == 0 &&
+                 ms_trace_run_info(db, r1, &ri, &err) == 0 && !strcmp(ri.status, "complete"), "marked complete");
+        ms_trace_run_info_clear(&ri);
+        MT_CHECK(db && ms_trace_run_set_status(db, r1, "done", &err) == MS_EINVAL, "bad status: %s", err.msg);
+        MT_CHECK(db && ms_trace_run_set_status(db, 999, "complete", &err) == MS_ENOTFOUND, "no run: %s", err.msg);
+
+        const char *sha_a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const char *sha_b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        MsTraceRunDesc d = { .model_id = 1, .kind = "trace", .settings_json = "{\"gen\":0,\"prompts\":\"p.txt\"}",
+                             .prompts_sha256 = sha_a };
+        int64_t r2 = db ? ms_trace_run_new(db, &d, &err) : -1;
+        MT_CHECK(r2 > r1, "run with a prompt-set hash: %s", r2 > 0 ? "" : err.msg);
+        MsTraceRunDesc q = d;
+        q.settings_json = "{\"gen\":0,\"prompts\":\"./sub/../p.txt\"}";
+        MT_CHECK(db && ms_trace_run_find(db, &q, &err) == r2, "found by content, whatever the path");
+        q.prompts_sha256 = sha_b;
+        MT_CHECK(db && ms_trace_run_find(db, &q, &err) == 0, "other content: no run");
+        q = d;
+        q.settings_json = "{\"gen\":1,\"prompts\":\"p.txt\"}";
+        MT_CHECK(db && ms_trace_run_find(db, &q, &err) == 0, "other settings: no run");
+        /* a run without a hash (before version 5) matches by its settings as written */
+        q = (MsTraceRunDesc){ .model_id = 1, .kind = "trace", .settings_json = "{\"gen\":0}",
+                              .interventions = "silence 3:5", .prompts_sha256 = sha_b };
+        MT_CHECK(db && ms_trace_run_find(db, &q, &err) == r1, "old run found by its settings");
+
+        q = d;
+        q.parent_run_id = 99;
+        MT_CHECK(db && ms_trace_run_new(db, &q, &err) == MS_EINVAL && strstr(err.msg, "no run 99") &&
+                 strstr(err.msg, "v5.db") && !strstr(err.msg, "FOREIGN"), "missing parent: %s", err.msg);
+        q.parent_run_id = r2;
+        int64_t r3 = db ? ms_trace_run_new(db, &q, &err) : -1;
+        MT_CHECK(r3 > r2 && ms_trace_run_find(db, &q, &err) == r3, "child run found under its parent");
+        q.parent_run_id = r1;
+        MT_CHECK(db && ms_trace_run_find(db, &q, &err) == 0, "not under another parent");
+        ms_trace_close(db);
+
+        /* open: a directory, a missing file, a versioned foreign database */
+        MT_CHECK(ms_trace_open(dir, MS_TRACE_CREATE, &err) == NULL && strstr(err.msg, "is a directory"),
+                 "directory as database: %s", err.msg);
+        snprintf(p2, sizeof p2, "%s/missing.db", dir);
+        MT_CHECK(ms_trace_open(p2, MS_TRACE_WRITE, &err) == NULL && strstr(err.msg, "No such file") &&
+                 access(p2, F_OK) != 0, "missing file read-write: %s (not created)", err.msg);
+        char cmd[1024];
+        snprintf(p2, sizeof p2, "%s/versioned.db", dir);
+        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'CREATE TABLE x(a); PRAGMA user_version=5' 2>/dev/null", p2);
+        if (system(cmd) == 0) {
+            MT_CHECK(ms_trace_open(p2, MS_TRACE_READ, &err) == NULL && err.code == MS_EFORMAT &&
+                     strstr(err.msg, "not a moescope trace database"), "versioned foreign db read-only: %s", err.msg);
+            MT_CHECK(ms_trace_open(p2, MS_TRACE_CREATE, &err) == NULL && err.code == MS_EFORMAT,
+                     "versioned foreign db read-write: %s", err.msg);
         }
     }
     free(s);
