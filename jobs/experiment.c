@@ -40,9 +40,11 @@ typedef struct {
     MsTraceWriter *wb, *wi;
 } Pair;
 
-static int open_pair(const MsExperimentJob *j, const MsModel *m, const char *model_path, size_t n_prompts,
-                     MsTraceDb *db, Pair *p, MsError *err)
+static int open_pair(const MsExperimentJob *j, const MsModel *m, const char *model_path, const MsPrompt *prompts,
+                     size_t n_prompts, MsTraceDb *db, Pair *p, MsError *err)
 {
+    char sha[65];
+    ms_prompts_sha256(prompts, n_prompts, sha);
     MsTraceModel tm;
     int rc = ms_trace_model_from_engine(&tm, m, model_path, err);
     if (rc < 0) return rc;
@@ -51,10 +53,10 @@ static int open_pair(const MsExperimentJob *j, const MsModel *m, const char *mod
     char *ivtext = j->iv && !ms_intervention_is_empty(j->iv) ? ms_intervention_to_string(j->iv) : NULL;
     char *sb = settings_json(j, n_prompts, "baseline", ivtext), *si = settings_json(j, n_prompts, "intervened", ivtext);
     rc = !sb || !si || (j->iv && !ms_intervention_is_empty(j->iv) && !ivtext) ? ms_error_set(err, MS_ENOMEM, "out of memory") : 0;
-    MsTraceRunDesc b = { .model_id = model_id, .kind = "baseline", .settings_json = sb, .has_probs = j->probs,
-                         .has_stats = j->stats };
-    MsTraceRunDesc r = { .model_id = model_id, .kind = "intervened", .settings_json = si, .interventions = ivtext,
+    MsTraceRunDesc b = { .model_id = model_id, .kind = "baseline", .settings_json = sb, .prompts_sha256 = sha,
                          .has_probs = j->probs, .has_stats = j->stats };
+    MsTraceRunDesc r = { .model_id = model_id, .kind = "intervened", .settings_json = si, .interventions = ivtext,
+                         .prompts_sha256 = sha, .has_probs = j->probs, .has_stats = j->stats };
     if (!rc && j->resume && (p->base = ms_trace_run_find(db, &b, err)) > 0) {
         r.parent_run_id = p->base;
         p->run = ms_trace_run_find(db, &r, err);
@@ -111,7 +113,7 @@ int ms_experiment_job_run(const MsExperimentJob *j, const MsModel *m, const char
     Pair p = { 0 };
     MsExpCore x;
     memset(&x, 0, sizeof x);
-    if ((rc = open_pair(j, m, model_path, n_prompts, db, &p, err)) < 0) goto done;
+    if ((rc = open_pair(j, m, model_path, prompts, n_prompts, db, &p, err)) < 0) goto done;
     res->baseline_run = p.base;
     res->run = p.run;
     if ((rc = ms_exp_core_init(&x, m, max_tok, j->n_batch > 0 ? j->n_batch : 256, j->n_threads, j->n_gen, j->free_gen,
@@ -150,6 +152,10 @@ int ms_experiment_job_run(const MsExperimentJob *j, const MsModel *m, const char
         res->n_written++;
         ms_job_clock_report(&clock, (int64_t)i + 1);
     }
+    /* both runs complete once every prompt of the set is in */
+    if (rc >= 0 && res->n_written + res->n_skipped == n_prompts &&
+        (rc = ms_trace_run_set_status(db, p.base, "complete", err)) >= 0)
+        rc = ms_trace_run_set_status(db, p.run, "complete", err);
     res->tokens = clock.tokens;
     res->wall_s = ms_job_now() - clock.t0;
 done:

@@ -1,6 +1,7 @@
 /* prompts.c — prompt files: plain text (one prompt per line, \n \t \\
  * escapes) or JSONL ({"text": ..., "labels": {...}}), see prompts.h. */
 #include "prompts.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -330,4 +331,23 @@ int ms_prompts_parse(const char *name, const char *buf, size_t len, MsPrompt **o
     *out = v;
     *n_out = n;
     return 0;
+}
+
+void ms_prompts_sha256(const MsPrompt *p, size_t n, char out[65])
+{
+    MsSha256 s;
+    ms_sha256_init(&s);
+    ms_sha256_update(&s, "moescope prompt set 1\n", 22);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char le[8];
+        uint64_t v = p[i].len;
+        for (int b = 0; b < 8; b++) le[b] = (unsigned char)(v >> (8 * b));
+        ms_sha256_update(&s, le, 8);
+        ms_sha256_update(&s, p[i].text, p[i].len);
+        v = p[i].labels_json ? strlen(p[i].labels_json) : UINT64_MAX;   /* none differs from "{}" */
+        for (int b = 0; b < 8; b++) le[b] = (unsigned char)(v >> (8 * b));
+        ms_sha256_update(&s, le, 8);
+        if (p[i].labels_json) ms_sha256_update(&s, p[i].labels_json, strlen(p[i].labels_json));
+    }
+    ms_sha256_final(&s, out);
 }

@@ -37,6 +37,11 @@ int ms_prompts_read(const char *path, MsPrompt **out, size_t *n, MsError *err);
 int ms_prompts_parse(const char *name, const char *buf, size_t len, MsPrompt **out, size_t *n,
                      MsError *err);
 void ms_prompts_free(MsPrompt *p, size_t n);   /* accepts NULL */
+/* The content of a prompt set as 64 hex digits: SHA-256 over each prompt's
+ * text and labels (lengths included, so no two sets collide by
+ * concatenation).  Independent of the file's name, format (plain or
+ * JSONL), line endings and blank lines: runs are resumed by it. */
+void ms_prompts_sha256(const MsPrompt *p, size_t n, char out[65]);
 
 /* 0 when s[0..len) is valid UTF-8 (shortest forms, no surrogates, at most
  * U+10FFFF) without NUL; otherwise -1 with the byte offset of the first

@@ -38,9 +38,11 @@ static void timed_hidden(void *user, const MsHiddenEvent *ev)
 }
 
 /* The run row: found (resume) or new.  Settings identify the run for resume. */
-static int64_t open_run(const MsTraceJob *j, const MsModel *m, const char *model_path, size_t n_prompts,
-                        MsTraceDb *db, MsError *err)
+static int64_t open_run(const MsTraceJob *j, const MsModel *m, const char *model_path, const MsPrompt *prompts,
+                        size_t n_prompts, MsTraceDb *db, MsError *err)
 {
+    char sha[65];
+    ms_prompts_sha256(prompts, n_prompts, sha);
     MsTraceModel tm;
     int rc = ms_trace_model_from_engine(&tm, m, model_path, err);
     if (rc < 0) return rc;
@@ -57,8 +59,8 @@ static int64_t open_run(const MsTraceJob *j, const MsModel *m, const char *model
         run_id = ms_error_set(err, MS_ENOMEM, "out of memory");
     } else {
         MsTraceRunDesc rd = { .model_id = model_id, .parent_run_id = j->parent_run, .kind = "trace",
-                              .settings_json = settings, .interventions = ivtext, .has_probs = j->probs,
-                              .has_stats = j->stats };
+                              .settings_json = settings, .interventions = ivtext, .prompts_sha256 = sha,
+                              .has_probs = j->probs, .has_stats = j->stats };
         if (j->resume) run_id = ms_trace_run_find(db, &rd, err);
         if (run_id == 0) run_id = ms_trace_run_new(db, &rd, err);
     }
@@ -87,7 +89,7 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
     MsSeqRunner sr = { 0 };
     int chunk = MS_MIN(j->n_batch > 0 ? j->n_batch : 256, max_tok);
     if (db) {
-        int64_t run_id = open_run(j, m, model_path, n_prompts, db, err);
+        int64_t run_id = open_run(j, m, model_path, prompts, n_prompts, db, err);
         if (run_id < 0) {
             rc = (int)run_id;
             goto done;
@@ -160,6 +162,10 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
         ms_job_clock_report(&clock, (int64_t)i + 1);
     }
     if (w) ms_trace_writer_abort(w);   /* drops a prompt left in flight */
+    /* every prompt of the set is committed: the run is complete (until then
+     * it says "incomplete", also after a kill) */
+    if (rc >= 0 && db && res->n_written + res->n_skipped == n_prompts)
+        rc = ms_trace_run_set_status(db, res->run_id, "complete", err);
     res->tokens = clock.tokens;
     res->wall_s = ms_job_now() - clock.t0;
     res->cpu_s = ms_job_cpu_now() - cpu0;

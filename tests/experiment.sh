@@ -126,9 +126,11 @@ q "DELETE FROM an_compare_pos WHERE run_id=4 AND idx=4; DELETE FROM an_compare_l
    DELETE FROM an_compare_prompt WHERE run_id=4 AND idx=4;
    DELETE FROM routing_packed WHERE prompt_id IN (SELECT prompt_id FROM prompt WHERE run_id IN (3,4) AND idx=4);
    DELETE FROM token WHERE prompt_id IN (SELECT prompt_id FROM prompt WHERE run_id IN (3,4) AND idx=4);
-   DELETE FROM prompt WHERE run_id IN (3,4) AND idx=4"
-run "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --silence 1:3 --gen 6 --resume -t 2
-check "--resume completes a pair missing its last prompt" grep -q '(1 written, 4 already present)' "$T/out"
+   DELETE FROM prompt WHERE run_id IN (3,4) AND idx=4; UPDATE run SET status='incomplete' WHERE run_id IN (3,4)"
+cp "$T/p.txt" "$T/renamed.txt"
+run "$M" experiment "$T/m.gguf" --prompts "$T/renamed.txt" --db "$T/e.db" --silence 1:3 --gen 6 --resume -t 2
+check "--resume completes a pair missing its last prompt (the prompt file renamed)" grep -q '(1 written, 4 already present)' "$T/out"
+check "... and marks both runs complete" [ "$(q "SELECT group_concat(status) FROM run WHERE run_id IN (3,4)")" = complete,complete ]
 check "... with the same comparison" [ "$(q 'SELECT count(*) FROM an_compare_prompt WHERE run_id=4')" = 5 ]
 
 # ------------------------------------------------------------- bad input

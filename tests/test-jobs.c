@@ -182,14 +182,23 @@ static void test_cancel_resume(const MsModel *m, const char *mp, const MsPrompt 
     int64_t orphans = sql_int(dbc, "SELECT count(*) FROM routing_packed r WHERE r.prompt_id NOT IN "
                                    "(SELECT prompt_id FROM prompt)");
     MT_CHECK(orphans == 0, "no routing rows of a dropped prompt");
+    char *status = sql_text(dbc, "SELECT status FROM run");
+    MT_CHECK(status && !strcmp(status, "incomplete"), "the interrupted run says incomplete (%s)", status ? status : "-");
+    free(status);
 
-    /* resume completes; the result equals an uninterrupted run */
+    /* resume completes, with the prompt file named differently (the set is
+     * known by its content); the result equals an uninterrupted run */
     j.cancel = NULL;
     j.progress = NULL;
     j.resume = true;
+    j.prompts_name = "./elsewhere/../all.jsonl";
     rc = run_trace(m, mp, p, n, dbc, &j, &res, &err);
     MT_CHECK(rc == 0 && res.n_skipped + res.n_written == n && res.n_written == n - (size_t)np,
              "resume: %zu skipped, %zu written (%s)", res.n_skipped, res.n_written, rc ? err.msg : "ok");
+    status = sql_text(dbc, "SELECT status FROM run");
+    MT_CHECK(status && !strcmp(status, "complete"), "the resumed run says complete (%s)", status ? status : "-");
+    free(status);
+    j.prompts_name = "all.jsonl";
     j.resume = false;
     rc = run_trace(m, mp, p, n, dbf, &j, &res, &err);
     MT_CHECK(rc == 0, "uninterrupted run");
