@@ -12,6 +12,7 @@
 #include "cli-util.h"
 #include "commands.h"
 #include "engine.h"
+#include "hf.h"
 #include "jobs.h"
 #include "quant.h"
 
@@ -49,6 +50,7 @@ int ms_cmd_info(int argc, char **argv)
     if (!m) return 1;
     const MsModelInfo *in = ms_model_info(m);
     const MsTokenizer *tok = ms_model_tokenizer(m);
+    const MsGguf *g = ms_model_gguf(m);
     int64_t hist[MS_TYPE_COUNT];
     memset(hist, 0, sizeof hist);
     ms_model_type_histogram(m, hist);
@@ -59,6 +61,11 @@ int ms_cmd_info(int argc, char **argv)
         json_t *o = json_object(), *types = json_object();
         json_object_set_new(o, "file", json_string(path));
         json_object_set_new(o, "file_size", json_integer((json_int_t)in->file_size));
+        json_object_set_new(o, "format", json_string(ms_gguf_format(g)));
+        json_t *files = json_array();
+        for (int i = 0; i < ms_gguf_n_source_files(g); i++)
+            json_array_append_new(files, json_string(ms_gguf_source_file(g, i)));
+        json_object_set_new(o, "files", files);
         json_object_set_new(o, "arch", json_string(in->arch_name));
         json_object_set_new(o, "name", json_string(in->name ? in->name : ""));
         json_object_set_new(o, "n_layer", json_integer(in->n_layer));
@@ -107,6 +114,12 @@ int ms_cmd_info(int argc, char **argv)
         json_decref(o);
     } else {
         printf("file:       %s (%llu bytes)\n", path, (unsigned long long)in->file_size);
+        printf("format:     %s", ms_gguf_format(g));
+        if (!strcmp(ms_gguf_format(g), "GGUF")) printf(" v%u", (unsigned)ms_gguf_version(g));
+        else
+            for (int i = 0; i < ms_gguf_n_source_files(g); i++)
+                printf("%s%s", i ? ", " : " (read ", ms_gguf_source_file(g, i));
+        printf("%s\n", strcmp(ms_gguf_format(g), "GGUF") && ms_gguf_n_source_files(g) ? ")" : "");
         printf("arch:       %s%s%s%s\n", in->arch_name, in->name && in->name[0] ? " (" : "",
                in->name && in->name[0] ? in->name : "", in->name && in->name[0] ? ")" : "");
         printf("layers:     %d (%d MoE, %d dense)\n", in->n_layer, n_moe, in->n_layer - n_moe);
@@ -212,12 +225,8 @@ int ms_cmd_tokenize(int argc, char **argv)
     } else {
         len = strlen(text);
     }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        free(buf);
-        return ms_cli_fail(cmd, "%s: is a directory", path);
-    }
-    MsGguf *g = ms_gguf_open(path, &err);
+    /* a checkpoint directory, its config.json or a tokenizer.json: only the tokenizer is read */
+    MsGguf *g = ms_hf_is_checkpoint(path) ? ms_hf_open_tokenizer(path, &err) : ms_gguf_open(path, &err);
     if (!g) {
         free(buf);
         return ms_cli_fail_path(cmd, path, &err);

@@ -71,8 +71,17 @@ struct MsGguf {
     Kv *kv;
     int64_t n_tensors;
     MsGgufTensor *tensors;
-    Chunk *arena;              /* NUL-terminated keys and tensor names */
+    Chunk *arena;              /* NUL-terminated keys and tensor names (and in-memory values) */
     NameIndex kv_index, tensor_index;
+    /* in-memory descriptions (ms_gguf_new_mem): resources freed with g and
+     * the files the description was read from */
+    bool mem;
+    int64_t cap_kv, cap_t;
+    struct MemRes { void *p; size_t size; bool mapped; } *res;
+    int n_res, cap_res;
+    char *format;
+    char **files;
+    int n_files;
 };
 
 /* Cursor over the mapping; every read is bounds-checked. */
@@ -258,8 +267,8 @@ static void *grow(void *v, int64_t *cap, int64_t i, size_t elem)
 static int parse_kv(MsGguf *g, Rd *r, int64_t i)
 {
     Kv *kv = &g->kv[i];
-    const uint8_t *ks;
-    uint64_t klen;
+    const uint8_t *ks = NULL;
+    uint64_t klen = 0;
     int rc = rd_str(r, &ks, &klen, "key of metadata pair", i);
     if (rc) return rc;
     if (klen == 0)
@@ -368,8 +377,8 @@ static int check_alignment(MsGguf *g, MsError *err)
 static int parse_tensor_info(MsGguf *g, Rd *r, int64_t i)
 {
     MsGgufTensor *t = &g->tensors[i];
-    const uint8_t *ns;
-    uint64_t nlen;
+    const uint8_t *ns = NULL;
+    uint64_t nlen = 0;
     int rc = rd_str(r, &ns, &nlen, "name of tensor", i);
     if (rc) return rc;
     if (nlen == 0)
@@ -602,11 +611,21 @@ bad:
 void ms_gguf_prefetch(const MsGguf *g)
 {
     if (g && g->map && g->size) madvise((void *)g->map, (size_t)g->size, MADV_WILLNEED);
+    for (int i = 0; g && i < g->n_res; i++)
+        if (g->res[i].mapped) madvise(g->res[i].p, g->res[i].size, MADV_WILLNEED);
 }
 
 void ms_gguf_free(MsGguf *g)
 {
     if (!g) return;
+    for (int i = 0; i < g->n_res; i++) {
+        if (g->res[i].mapped) munmap(g->res[i].p, g->res[i].size);
+        else free(g->res[i].p);
+    }
+    free(g->res);
+    for (int i = 0; i < g->n_files; i++) free(g->files[i]);
+    free(g->files);
+    free(g->format);
     if (g->kv)
         for (int64_t i = 0; i < g->n_kv; i++) free(g->kv[i].str_off);
     free(g->kv);
@@ -624,6 +643,13 @@ void ms_gguf_free(MsGguf *g)
 }
 
 const char *ms_gguf_path(const MsGguf *g) { return g ? g->path : NULL; }
+const char *ms_gguf_format(const MsGguf *g) { return g && g->format ? g->format : "GGUF"; }
+int ms_gguf_n_source_files(const MsGguf *g) { return g ? (g->mem ? g->n_files : 1) : 0; }
+const char *ms_gguf_source_file(const MsGguf *g, int i)
+{
+    if (!g || i < 0 || i >= ms_gguf_n_source_files(g)) return NULL;
+    return g->mem ? g->files[i] : g->path;
+}
 uint32_t ms_gguf_version(const MsGguf *g) { return g ? g->version : 0; }
 uint64_t ms_gguf_file_size(const MsGguf *g) { return g ? g->size : 0; }
 uint32_t ms_gguf_alignment(const MsGguf *g) { return g ? g->alignment : 0; }
@@ -857,4 +883,183 @@ const MsGgufTensor *ms_gguf_find_tensor(const MsGguf *g, const char *name)
     if (!g) return NULL;
     int64_t i = index_find(&g->tensor_index, name, tensor_name_of, g);
     return i < 0 ? NULL : &g->tensors[i];
+}
+
+/* ---------------------------------------------------------------- in memory */
+
+MsGguf *ms_gguf_new_mem(const char *path, const char *format, MsError *err)
+{
+    MsGguf *g = calloc(1, sizeof *g);
+    if (!g || !(g->path = strdup(path ? path : "")) || !(g->format = strdup(format ? format : "memory"))) {
+        if (g) free(g->path);
+        free(g);
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", path ? path : "(null)");
+        return NULL;
+    }
+    g->mem = true;
+    g->version = 3;
+    g->alignment = GGUF_DEFAULT_ALIGN;
+    return g;
+}
+
+int ms_gguf_mem_add_file(MsGguf *g, const char *path, uint64_t size)
+{
+    if (!g || !g->mem) return MS_EINVAL;
+    char **f = realloc(g->files, (size_t)(g->n_files + 1) * sizeof *f);
+    if (!f) return MS_ENOMEM;
+    g->files = f;
+    if (!(f[g->n_files] = strdup(path))) return MS_ENOMEM;
+    g->n_files++;
+    g->size += size;
+    return 0;
+}
+
+int ms_gguf_mem_own(MsGguf *g, void *p, size_t size, bool mapped)
+{
+    if (!g || !g->mem) return MS_EINVAL;
+    if (g->n_res == g->cap_res) {
+        int cap = g->cap_res ? g->cap_res * 2 : 16;
+        struct MemRes *r = realloc(g->res, (size_t)cap * sizeof *r);
+        if (!r) return MS_ENOMEM;
+        g->res = r;
+        g->cap_res = cap;
+    }
+    g->res[g->n_res++] = (struct MemRes){ p, size, mapped };
+    return 0;
+}
+
+/* Copy n bytes into the arena (stable address); NULL when out of memory. */
+static const uint8_t *arena_blob(Chunk **arena, const void *p, uint64_t n)
+{
+    return (const uint8_t *)arena_put(arena, p, n);
+}
+
+/* A new pair, or the existing one of that key replaced (last set wins). */
+static Kv *mem_kv(MsGguf *g, const char *key)
+{
+    if (!g || !g->mem || !key || !*key) return NULL;
+    int64_t i = ms_gguf_find_kv(g, key);
+    if (i >= 0) {
+        free(g->kv[i].str_off);
+        g->kv[i].str_off = NULL;
+        return &g->kv[i];
+    }
+    Kv *kv = grow(g->kv, &g->cap_kv, g->n_kv, sizeof *g->kv);
+    if (!kv) return NULL;
+    g->kv = kv;
+    kv = &g->kv[g->n_kv];
+    memset(kv, 0, sizeof *kv);
+    kv->key = arena_put(&g->arena, (const uint8_t *)key, strlen(key));
+    if (!kv->key) return NULL;
+    if (index_insert(&g->kv_index, kv->key, g->n_kv, kv_name_of, g) < -1) return NULL;
+    g->n_kv++;
+    return kv;
+}
+
+int ms_gguf_mem_set(MsGguf *g, const char *key, int type, const void *val)
+{
+    if (type < 0 || type >= MS_GGUF_TYPE_COUNT || type == MS_GGUF_ARRAY) return MS_EINVAL;
+    uint64_t n = type == MS_GGUF_STRING ? strlen(val) : k_value_size[type];
+    Kv *kv = mem_kv(g, key);
+    if (!kv) return MS_ENOMEM;
+    kv->type = type;
+    kv->elem_type = -1;
+    kv->n = type == MS_GGUF_STRING ? n : 1;
+    kv->val = arena_blob(&g->arena, val, n);
+    return kv->val ? 0 : MS_ENOMEM;
+}
+
+int ms_gguf_mem_set_arr(MsGguf *g, const char *key, int elem_type, const void *data, uint64_t n)
+{
+    if (elem_type < 0 || elem_type >= MS_GGUF_TYPE_COUNT || elem_type == MS_GGUF_ARRAY
+        || elem_type == MS_GGUF_STRING || n > GGUF_MAX_ARR) return MS_EINVAL;
+    Kv *kv = mem_kv(g, key);
+    if (!kv) return MS_ENOMEM;
+    kv->type = MS_GGUF_ARRAY;
+    kv->elem_type = elem_type;
+    kv->n = n;
+    kv->val = arena_blob(&g->arena, data, n * k_value_size[elem_type]);
+    return kv->val ? 0 : MS_ENOMEM;
+}
+
+int ms_gguf_mem_set_arr_str(MsGguf *g, const char *key, const char *const *v, const uint64_t *lens, uint64_t n)
+{
+    if (n > GGUF_MAX_ARR) return MS_EINVAL;
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < n; i++) total += 8 + lens[i];
+    uint8_t *buf = malloc(total ? total : 1);
+    uint64_t *off = malloc((n ? n : 1) * sizeof *off);
+    if (!buf || !off) { free(buf); free(off); return MS_ENOMEM; }
+    uint64_t o = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        off[i] = o;
+        memcpy(buf + o, &lens[i], 8);
+        memcpy(buf + o + 8, v[i], lens[i]);
+        o += 8 + lens[i];
+    }
+    Kv *kv = mem_kv(g, key);
+    const uint8_t *val = kv ? arena_blob(&g->arena, buf, total) : NULL;
+    free(buf);
+    if (!val) { free(off); return MS_ENOMEM; }
+    kv->type = MS_GGUF_ARRAY;
+    kv->elem_type = MS_GGUF_STRING;
+    kv->n = n;
+    kv->val = val;
+    kv->str_off = off;
+    return 0;
+}
+
+int ms_gguf_mem_add_tensor(MsGguf *g, const char *name, int type, uint32_t n_dims, const int64_t *ne,
+                           const void *data, MsError *err)
+{
+    if (!g || !g->mem || !name || n_dims < 1 || n_dims > GGUF_MAX_DIMS || !data)
+        return ms_error_set(err, MS_EINVAL, "%s: bad tensor description", g ? g->path : "(null)");
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > GGUF_MAX_NAME)
+        return fail(err, g->path, MS_EFORMAT, "tensor name '%s' is empty or longer than %u bytes",
+                    name, GGUF_MAX_NAME);
+    if (ms_gguf_find_tensor(g, name))
+        return fail(err, g->path, MS_EFORMAT, "two tensors map to '%s'", name);
+    int64_t be = type >= 0 && type < MS_TYPE_COUNT ? ms_type_block_elems(type) : 0;
+    uint64_t bb = type >= 0 && type < MS_TYPE_COUNT ? ms_type_block_bytes(type) : 0;
+    if (be <= 0 || bb == 0)
+        return fail(err, g->path, MS_EFORMAT, "tensor '%s': unsupported type id %d", name, type);
+    int64_t n4[4] = { 1, 1, 1, 1 };
+    for (uint32_t d = 0; d < n_dims; d++) {
+        if (ne[d] < 1) return fail(err, g->path, MS_EFORMAT, "tensor '%s': dimension %u is %" PRId64,
+                                   name, d, ne[d]);
+        n4[d] = ne[d];
+    }
+    if (n4[0] % be)
+        return fail(err, g->path, MS_EFORMAT, "tensor '%s': first dimension %" PRId64
+                    " is not a multiple of the %s block size", name, n4[0], ms_type_name(type));
+    uint64_t nb;
+    if (__builtin_mul_overflow((uint64_t)(n4[0] / be), bb, &nb) ||
+        __builtin_mul_overflow(nb, (uint64_t)n4[1], &nb) ||
+        __builtin_mul_overflow(nb, (uint64_t)n4[2], &nb) ||
+        __builtin_mul_overflow(nb, (uint64_t)n4[3], &nb) || nb > (uint64_t)INT64_MAX)
+        return fail(err, g->path, MS_EFORMAT, "tensor '%s': byte size overflows", name);
+    MsGgufTensor *t = grow(g->tensors, &g->cap_t, g->n_tensors, sizeof *g->tensors);
+    if (!t) return fail(err, g->path, MS_ENOMEM, "out of memory");
+    g->tensors = t;
+    t = &g->tensors[g->n_tensors];
+    memset(t, 0, sizeof *t);
+    t->name = arena_put(&g->arena, (const uint8_t *)name, nl);
+    if (!t->name || index_insert(&g->tensor_index, t->name, g->n_tensors, tensor_name_of, g) < -1)
+        return fail(err, g->path, MS_ENOMEM, "out of memory");
+    t->n_dims = n_dims;
+    memcpy(t->ne, n4, sizeof n4);
+    t->type = type;
+    t->nbytes = nb;
+    t->data = data;
+    /* offsets as a writer would lay the tensors out (informational) */
+    uint64_t off = 0;
+    if (g->n_tensors > 0) {
+        const MsGgufTensor *p = &g->tensors[g->n_tensors - 1];
+        off = p->offset + p->nbytes;
+        off += (g->alignment - off % g->alignment) % g->alignment;
+    }
+    t->offset = off;
+    g->n_tensors++;
+    return 0;
 }

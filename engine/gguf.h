@@ -84,6 +84,33 @@ int64_t ms_gguf_n_tensors(const MsGguf *g);
 const MsGgufTensor *ms_gguf_tensor(const MsGguf *g, int64_t i);            /* borrowed */
 const MsGgufTensor *ms_gguf_find_tensor(const MsGguf *g, const char *name); /* NULL if absent */
 
+/* ---- where the description came from ----
+ * "GGUF" for files opened with ms_gguf_open (one source file: the path), or
+ * the format an in-memory description was built from (e.g. "safetensors")
+ * with the files read to build it. */
+const char *ms_gguf_format(const MsGguf *g);
+int ms_gguf_n_source_files(const MsGguf *g);
+const char *ms_gguf_source_file(const MsGguf *g, int i);   /* borrowed */
+
+/* ---- in-memory descriptions ----
+ * The same metadata + tensor table as a parsed file, built by a loader of
+ * another format (hf.c) so that everything reading an MsGguf (model loader,
+ * tokenizer, converter) works unchanged.  Values are copied; tensor data is
+ * borrowed, and stays valid as long as the resources given to
+ * ms_gguf_mem_own (freed, or unmapped when `mapped`, by ms_gguf_free).
+ * Setting a key again replaces its value.  ms_gguf_file_size() is the sum
+ * of the sizes given to ms_gguf_mem_add_file.  All return 0 or MS_E*. */
+MsGguf *ms_gguf_new_mem(const char *path, const char *format, MsError *err);
+int ms_gguf_mem_add_file(MsGguf *g, const char *path, uint64_t size);
+int ms_gguf_mem_own(MsGguf *g, void *p, size_t size, bool mapped);
+/* scalars (val points at the value; STRING: a NUL-terminated string) */
+int ms_gguf_mem_set(MsGguf *g, const char *key, int type, const void *val);
+int ms_gguf_mem_set_arr(MsGguf *g, const char *key, int elem_type, const void *data, uint64_t n);
+int ms_gguf_mem_set_arr_str(MsGguf *g, const char *key, const char *const *v, const uint64_t *lens, uint64_t n);
+/* ne[0] fastest, as in GGUF; data must hold the tensor's bytes */
+int ms_gguf_mem_add_tensor(MsGguf *g, const char *name, int type, uint32_t n_dims, const int64_t *ne,
+                           const void *data, MsError *err);
+
 /* ---- writer (GGUF v3, little-endian, alignment 32 unless general.alignment set) ----
  * Usage: new -> set_* / add_tensor (infos only, in data order) -> write_header
  * -> write_tensor_data once per tensor, in the order added -> finish.

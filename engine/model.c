@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "hf.h"
 #include "model-internal.h"
 
 static const char *const arch_names[MS_ARCH_COUNT] = {
@@ -653,7 +654,8 @@ MsModel *ms_model_load(const char *path, MsError *err)
     MsModel *m = calloc(1, sizeof *m);
     int *ff = NULL;
     if (!m) { ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); return NULL; }
-    m->gguf = ms_gguf_open(path, err);
+    /* a Hugging Face checkpoint becomes the same description a GGUF gives */
+    m->gguf = ms_hf_is_checkpoint(path) ? ms_hf_open(path, err) : ms_gguf_open(path, err);
     if (!m->gguf) goto fail;
     Loader L = { m, path, NULL, err };
 

@@ -281,13 +281,10 @@ static RouteCmp compare_routing(const MsModelInfo *I, const MsModel *m, const Ca
     return r;
 }
 
-static void test_model(const char *dir, const char *set, const char *file)
+/* One model (a GGUF file or a Hugging Face checkpoint directory) against
+ * the reference JSON jpath of set `set`; file labels the diagnostics. */
+static void test_model_at(const char *file, const char *path, const char *jpath, const char *dir, const char *set)
 {
-    char path[1024], jpath[1024];
-    char base[256];
-    snprintf(base, sizeof base, "%.*s", (int)(strlen(file) - 5), file);
-    snprintf(path, sizeof path, "%s/%s/models/%s", dir, set, file);
-    snprintf(jpath, sizeof jpath, "%s/%s/reference/%s.json", dir, set, base);
     json_error_t jerr;
     json_t *root = json_load_file(jpath, 0, &jerr);
     if (!root) { mt_diag("%s: no reference (%s), skipped", file, jerr.text); return; }
@@ -450,6 +447,116 @@ out:
     json_decref(root);
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void test_model(const char *dir, const char *set, const char *file)
+{
+    char path[1024], jpath[1024];
+    char base[256];
+    snprintf(base, sizeof base, "%.*s", (int)(strlen(file) - 5), file);
+    snprintf(path, sizeof path, "%s/%s/models/%s", dir, set, file);
+    snprintf(jpath, sizeof jpath, "%s/%s/reference/%s.json", dir, set, base);
+    test_model_at(file, path, jpath, dir, set);
+}
+
+/* A checkpoint directory and the GGUF it was made from give the same
+ * tokens, routing and logits, bit for bit: the loader hands the forward
+ * pass the same weights and hyper-parameters. */
+static void hf_vs_gguf(const char *name, const char *hf_path, const char *gguf_path, const char *jpath)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(jpath, 0, &jerr);
+    MsError err = { 0 }, err2 = { 0 };
+    MsModel *a = ms_model_load(hf_path, &err), *b = ms_model_load(gguf_path, &err2);
+    if (!MT_CHECK(root && a && b, "%s: directory and GGUF load (%s / %s)", name, a ? "ok" : err.msg, b ? "ok" : err2.msg)) {
+        ms_model_free(a); ms_model_free(b); json_decref(root);
+        return;
+    }
+    const MsModelInfo *I = ms_model_info(a);
+    const int E = I->n_expert, V = I->n_vocab, L = I->n_layer;
+    const MsModelInfo *J = ms_model_info(b);
+    MT_CHECK(I->arch == J->arch && I->n_layer == J->n_layer && I->n_expert == J->n_expert
+             && I->n_expert_used == J->n_expert_used && I->n_embd == J->n_embd && I->n_head == J->n_head
+             && I->n_head_kv == J->n_head_kv && I->head_dim_k == J->head_dim_k && I->head_dim_v == J->head_dim_v
+             && I->n_rot == J->n_rot && I->n_ff_exp == J->n_ff_exp && I->n_ff_shexp == J->n_ff_shexp
+             && I->n_vocab == J->n_vocab && I->n_ctx_train == J->n_ctx_train && I->gating == J->gating
+             && I->rope_base == J->rope_base && I->rms_eps == J->rms_eps && I->n_swa == J->n_swa
+             && I->w_scale == J->w_scale && I->norm_w == J->norm_w && I->weight_type == J->weight_type,
+             "%s: same hyper-parameters", name);
+    Capture ca, cb;
+    cap_init(&ca, L, E, E); cap_init(&cb, L, E, E);
+    MsContext *xa = mkctx(a, 2, &ca), *xb = mkctx(b, 2, &cb);
+    bool tok_same = true, logit_same = true, route_same = true;
+    int prompts = 0;
+    json_t *pr_all = json_object_get(root, "prompts");
+    for (size_t pi = 0; xa && xb && pi < json_array_size(pr_all); pi++) {
+        const char *text = json_string_value(json_object_get(json_array_get(pr_all, pi), "text"));
+        int32_t *ta = NULL, *tb = NULL;
+        int na = ms_tokenizer_encode(ms_model_tokenizer(a), text, strlen(text), true, &ta, &err);
+        int nb = ms_tokenizer_encode(ms_model_tokenizer(b), text, strlen(text), true, &tb, &err);
+        if (na != nb || na < 1 || memcmp(ta, tb, (size_t)na * sizeof *ta)) tok_same = false;
+        if (nb >= 1 && nb <= TMAX) {
+            float *la = malloc((size_t)nb * V * sizeof *la), *lb = malloc((size_t)nb * V * sizeof *lb);
+            ms_context_reset(xa); ms_context_reset(xb);
+            memset(ca.ids, 0xff, (size_t)L * TMAX * E * sizeof(int32_t));
+            memset(cb.ids, 0xff, (size_t)L * TMAX * E * sizeof(int32_t));
+            int r1 = ms_context_eval(xa, tb, nb, la, true, &err), r2 = ms_context_eval(xb, tb, nb, lb, true, &err2);
+            if (r1 || r2 || memcmp(la, lb, (size_t)nb * V * sizeof *la)) logit_same = false;
+            if (memcmp(ca.ids, cb.ids, (size_t)L * TMAX * E * sizeof(int32_t))
+                || memcmp(ca.w, cb.w, (size_t)L * TMAX * E * sizeof(float)) || ca.events == 0)
+                route_same = false;
+            prompts++;
+            free(la); free(lb);
+        }
+        free(ta); free(tb);
+    }
+    MT_CHECK(prompts > 0 && tok_same, "%s: directory and GGUF tokenize %d prompts identically", name, prompts);
+    MT_CHECK(prompts > 0 && route_same, "%s: directory and GGUF route identically (experts and weights, bit for bit)", name);
+    MT_CHECK(prompts > 0 && logit_same, "%s: directory and GGUF give bit-identical logits", name);
+    ms_context_free(xa); ms_context_free(xb);
+    cap_free(&ca); cap_free(&cb);
+    ms_model_free(a); ms_model_free(b);
+    json_decref(root);
+}
+
+/* Every checkpoint of fixtures-hf/ against the reference of the GGUF it
+ * holds (found by name in the three sets), by the same rules, and against
+ * that GGUF through moescope. */
+static void test_hf(const char *dir, const char *only)
+{
+    char hdir[1024];
+    snprintf(hdir, sizeof hdir, "%s/fixtures-hf", dir);
+    DIR *d = opendir(hdir);
+    if (!d) { mt_skip("Hugging Face checkpoints: %s absent", hdir); return; }
+    char *names[64];
+    int nn = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nn < 64)
+        if (de->d_name[0] != '.' && de->d_type == DT_DIR) names[nn++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof *names, cmp_str);
+    if (!only) MT_CHECK(nn >= 8, "found %d checkpoints in fixtures-hf", nn);
+    static const char *const sets[] = { "fixtures", "fixtures2", "fixtures-dsv3" };
+    for (int i = 0; i < nn; i++) {
+        if (only && !strstr(names[i], only)) { free(names[i]); continue; }
+        char path[1400], jpath[1400], gpath[1400], label[300];
+        snprintf(path, sizeof path, "%s/%s", hdir, names[i]);
+        snprintf(label, sizeof label, "hf/%s", names[i]);
+        const char *set = NULL;
+        for (size_t k = 0; k < sizeof sets / sizeof sets[0] && !set; k++) {
+            snprintf(jpath, sizeof jpath, "%s/%s/reference/%s.json", dir, sets[k], names[i]);
+            FILE *f = fopen(jpath, "r");
+            if (f) { fclose(f); set = sets[k]; }
+        }
+        if (MT_CHECK(set != NULL, "%s: has a reference", label)) {
+            snprintf(gpath, sizeof gpath, "%s/%s/models/%s.gguf", dir, set, names[i]);
+            test_model_at(label, path, jpath, dir, set);
+            hf_vs_gguf(label, path, gpath, jpath);
+        }
+        free(names[i]);
+    }
+}
+
 /* ---- synthetic models of every weight type and architecture, and the
  * bundled default model: no reference.  Checks what holds without llama.cpp: finite logits, prefill+decode equal
  * to one batch (routing identical, logits close), micro-batching (n_batch 5)
@@ -565,7 +672,6 @@ static void synth_case(const char *arch, int type, int n_layer, int embd, int ff
     synth_case_ex(arch, type, n_layer, embd, ff, f16kv, 0, 0, 0);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Every model of one reference set; returns how many there were. */
 static int test_set(const char *dir, const char *set, const char *only)
@@ -603,6 +709,7 @@ static void test_fixtures(const char *only)
         int n = test_set(dir, sets[i], only);
         if (!only) MT_CHECK(n > 0, "found %d models in %s", n, sets[i]);
     }
+    test_hf(dir, only);
 }
 
 /* meson runs this twice (mtest.h, mt_parts): "conformance" = --reference,
