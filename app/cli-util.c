@@ -278,7 +278,9 @@ int ms_cli_fail_path(const char *cmd, const char *path, const MsError *err)
 {
     const char *m = err && err->msg[0] ? err->msg : ms_strerror(err ? err->code : MS_EINTERNAL);
     size_t pl = strlen(path);
-    if (!strncmp(m, path, pl) && m[pl] == ':') return ms_cli_fail_err(cmd, err);
+    /* already named: the path itself, or a file inside it (a checkpoint directory) */
+    if (!strncmp(m, path, pl) && (m[pl] == ':' || (m[pl] == '/' && pl > 0) || (pl > 0 && path[pl - 1] == '/')))
+        return ms_cli_fail_err(cmd, err);
     MsError e2 = { .code = err ? err->code : MS_EINTERNAL };
     snprintf(e2.msg, sizeof e2.msg, "%.200s: %.300s", path, m);
     return ms_cli_fail_err(cmd, &e2);

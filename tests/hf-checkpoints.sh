@@ -1,0 +1,148 @@
+#!/bin/bash
+# hf-checkpoints.sh — Hugging Face checkpoint directories through the CLI (TAP):
+#  * `info DIR` says the format and the files it read; `tokenize` on DIR, on
+#    its tokenizer.json and on the GGUF made from the same model gives the same ids;
+#  * sharded weights (model.safetensors.index.json) load, and shards that
+#    disagree with the index are refused;
+#  * every kind of bad checkpoint (truncated or absurd safetensors header,
+#    offsets out of range, overlapping tensors, a missing tensor, a shape
+#    config.json contradicts, an unknown model_type, an unsupported dtype,
+#    a tokenizer.json of an unsupported model type) exits 1 with one line
+#    naming the file at fault.
+# Uses a copy of fixtures-hf/olmoe-tiny.F32 (skipped without ../shared).
+set -u
+M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
+T=$(mktemp -d "${TMPDIR:-/tmp}/mshf.XXXXXX") || exit 99
+trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/tap.sh"
+[ -x "$PY" ] || skip_all "$PY not available"
+[ -n "$SHARED" ] || skip_all "$SHARED_WHY"
+SRC=$SHARED/fixtures-hf/olmoe-tiny.F32
+[ -d "$SRC" ] || skip_all "no $SRC"
+GG=$SHARED/fixtures/models/olmoe-tiny.F32.gguf
+
+fresh() { rm -rf "$T/ck"; mkdir "$T/ck"; cp "$SRC"/* "$T/ck/"; chmod u+w "$T/ck"/*; }
+
+fresh
+run "$M" info "$T/ck"
+check "info DIR: exit 0" test "$rc" -eq 0
+check "info DIR names the format and files read" grep -q "format: *safetensors (read $T/ck/config.json, $T/ck/model.safetensors, $T/ck/tokenizer.json" "$T/out"
+run "$M" info "$T/ck/config.json"
+check "info DIR/config.json: exit 0" test "$rc" -eq 0
+run "$M" info --json "$T/ck"
+check "info --json: format and files" grep -q '"format": "safetensors"' "$T/out"
+TEXT="Hello world, it's 2026 and the experts route tokens."
+run "$M" tokenize "$GG" "$TEXT"; ids_gguf=$out
+run "$M" tokenize "$T/ck" "$TEXT"; ids_dir=$out
+check "tokenize DIR = tokenize GGUF ($ids_dir)" test -n "$ids_dir" -a "$ids_dir" = "$ids_gguf"
+run "$M" tokenize "$T/ck/tokenizer.json" "$TEXT"
+check "tokenize tokenizer.json = tokenize GGUF" test "$out" = "$ids_gguf"
+run "$M" generate "$T/ck" -p "Hello" -n 3 --seed 1
+gen_dir=$out
+run "$M" generate "$GG" -p "Hello" -n 3 --seed 1
+check "generate DIR = generate GGUF" test -n "$gen_dir" -a "$gen_dir" = "$out"
+
+# sharded: the same file as the only shard, with an index
+fresh
+mv "$T/ck/model.safetensors" "$T/ck/model-00001-of-00001.safetensors"
+"$PY" - "$T/ck" <<'PY'
+import json, struct, sys
+d = sys.argv[1]
+b = open(d + "/model-00001-of-00001.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+wm = {k: "model-00001-of-00001.safetensors" for k in h if k != "__metadata__"}
+json.dump({"metadata": {}, "weight_map": wm}, open(d + "/model.safetensors.index.json", "w"))
+PY
+run "$M" info "$T/ck"
+check "sharded checkpoint loads (index + shard)" test "$rc" -eq 0
+
+bad() { # DESC FILE-NAMED-IN-ERROR: info must exit 1 with one line naming it
+    local d=$1 f=$2 lines
+    run "$M" info "$T/ck"
+    lines=$(wc -l <"$T/err")
+    if [ "$rc" -eq 1 ] && [ "$lines" -eq 1 ] && grep -qF "$f" "$T/err"; then
+        ok "$d: exit 1, one line naming $(basename "$f")"
+        diag "$err"
+    else
+        nok "$d: rc $rc (want 1), $lines lines, want $f: $err"
+    fi
+}
+"$PY" - "$T/ck" <<'PY'
+import json, sys
+d = sys.argv[1]
+ix = json.load(open(d + "/model.safetensors.index.json"))
+ix["weight_map"]["model.layers.0.mlp.gate.weight"] = "model-00002-of-00002.safetensors"
+json.dump(ix, open(d + "/model.safetensors.index.json", "w"))
+PY
+bad "index names a missing shard" "$T/ck/model.safetensors.index.json"
+
+# edit DIR/model.safetensors with a Python snippet
+st_edit() {
+    fresh
+    "$PY" - "$T/ck/model.safetensors" "$1" <<'PY'
+import json, struct, sys
+p, what = sys.argv[1], sys.argv[2]
+b = bytearray(open(p, "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(bytes(b[8:8 + n]))
+data = b[8 + n:]
+names = sorted(k for k in h if k != "__metadata__")
+def write(h, data, n_override=None):
+    hj = json.dumps(h).encode()
+    hj += b" " * (-len(hj) % 8)
+    open(p, "wb").write(struct.pack("<Q", n_override if n_override is not None else len(hj)) + hj + bytes(data))
+if what == "truncate":
+    open(p, "wb").write(bytes(b[:len(b) - 100]))
+elif what == "absurd":
+    open(p, "wb").write(struct.pack("<Q", 1 << 62) + bytes(b[8:]))
+elif what == "short":
+    open(p, "wb").write(bytes(b[:5]))
+elif what == "json":
+    i = bytes(b[8:8 + n]).index(b'"dtype":') + 8 + 7
+    b[i] = ord("@"); open(p, "wb").write(bytes(b))
+elif what == "offsets":
+    h[names[0]]["data_offsets"] = [len(data), len(data) + 4 * 64 * 64]; write(h, data)
+elif what == "overlap":
+    o = h[names[1]]["data_offsets"]; sz = o[1] - o[0]
+    h[names[1]]["data_offsets"] = [o[0] - 4, o[1] - 4]; write(h, data)
+elif what == "missing":
+    del h["model.layers.1.mlp.gate.weight"]
+    # keep the data section tiled: drop that tensor's bytes too
+    write(h, data)
+elif what == "dtype":
+    h[names[0]]["dtype"] = "I32"; write(h, data)
+PY
+}
+st_edit truncate; bad "truncated model.safetensors" "$T/ck/model.safetensors"
+st_edit absurd; bad "absurd header length" "$T/ck/model.safetensors"
+st_edit short; bad "file shorter than the header length field" "$T/ck/model.safetensors"
+st_edit json; bad "corrupt header JSON" "$T/ck/model.safetensors"
+st_edit offsets; bad "data_offsets out of range" "$T/ck/model.safetensors"
+st_edit overlap; bad "overlapping tensors" "$T/ck/model.safetensors"
+st_edit missing; bad "a tensor dropped from the header" "$T/ck/model.safetensors"
+st_edit dtype; bad "unsupported dtype I32" "$T/ck/model.safetensors"
+
+cfg_edit() { # PYTHON-EXPR on c (config.json as a dict)
+    fresh
+    "$PY" - "$T/ck/$2" "$1" <<'PY'
+import json, sys
+p, expr = sys.argv[1], sys.argv[2]
+c = json.load(open(p))
+exec(expr)
+json.dump(c, open(p, "w"))
+PY
+}
+cfg_edit 'c["hidden_size"] = 32' config.json; bad "hidden_size contradicting the tensors" "$T/ck/model.safetensors"
+cfg_edit 'c["model_type"] = "llama4_text"' config.json; bad "unknown model_type" "$T/ck/config.json"
+cfg_edit 'del c["num_experts"]' config.json; bad "missing num_experts" "$T/ck/config.json"
+cfg_edit 'c["model"]["type"] = "Unigram"' tokenizer.json; bad "tokenizer.json of model type Unigram" "$T/ck/tokenizer.json"
+fresh; rm "$T/ck/config.json"; bad "no config.json" "$T/ck/config.json"
+fresh; rm "$T/ck/model.safetensors"; bad "no weights" "$T/ck"
+fresh; printf '{"model": ' >"$T/ck/tokenizer.json"; bad "truncated tokenizer.json" "$T/ck/tokenizer.json"
+mkdir -p "$T/empty"
+run "$M" tokenize "$T/empty" hi
+check "tokenize on a directory without tokenizer.json: exit 1 naming it" grep -q "$T/empty/tokenizer.json" "$T/err"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
