@@ -6,6 +6,7 @@
 
 #include "cli-util.h"
 #include "commands.h"
+#include "hf.h"
 #include "quant.h"
 #include "synth.h"
 
@@ -235,4 +236,53 @@ int ms_cmd_synth(int argc, char **argv)
     free(super_ids);
     free(route_ids);
     return rc;
+}
+
+/* ---- convert ---- */
+
+static const char convert_help[] =
+    "usage: moescope convert MODEL OUT.gguf [--type T]\n"
+    "\n"
+    "Write MODEL (a Hugging Face checkpoint directory or its config.json, or a GGUF\n"
+    "file) as a GGUF v3 file through moescope's own writer and quantisers, so a\n"
+    "checkpoint reaches the quantised kernels and llama.cpp.  Tensor names, layouts\n"
+    "and metadata are llama.cpp's (docs/hf-checkpoints.md).\n"
+    "\n"
+    "  --type T   auto (default: every tensor keeps its type, lossless), F32, F16,\n"
+    "             BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,\n"
+    "             IQ4_NL or MXFP4.  Matrices become T (K types fall back as\n"
+    "             llama-quantize does for rows that are not whole blocks); routers\n"
+    "             (ffn_gate_inp), norms, biases and other 1-D tensors stay F32.\n"
+    "\n"
+    "The file appears only when complete: a failure leaves no partial OUT.gguf.\n";
+
+int ms_cmd_convert(int argc, char **argv)
+{
+    const char *cmd = "convert", *in = NULL, *out = NULL, *tname = "auto";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (ms_cli_is_help(a)) { fputs(convert_help, stdout); return 0; }
+        if (!strcmp(a, "--type")) {
+            if (++i >= argc) return ms_cli_usage(cmd, "--type needs a value");
+            tname = argv[i];
+        } else if (a[0] == '-' && a[1]) return ms_cli_usage(cmd, "unknown option '%s'", a);
+        else if (!in) in = a;
+        else if (!out) out = a;
+        else return ms_cli_usage(cmd, "too many arguments ('%s')", a);
+    }
+    if (!in || !out) return ms_cli_usage(cmd, "need MODEL and OUT.gguf");
+    int type = -1;
+    if (strcmp(tname, "auto")) {
+        type = ms_type_from_name(tname);
+        if (type < 0 || !ms_type_is_supported(type))
+            return ms_cli_usage(cmd, "unknown --type '%s' (auto, F32, F16, BF16, Q8_0, Q4_K, ...)", tname);
+    }
+    MsError err = { 0 };
+    MsGguf *g = ms_hf_is_checkpoint(in) ? ms_hf_open(in, &err) : ms_gguf_open(in, &err);
+    if (!g) return ms_cli_fail_path(cmd, in, &err);
+    int rc = ms_convert_write(g, out, type, NULL, NULL, NULL, &err);
+    ms_gguf_free(g);
+    if (rc) return ms_cli_fail_path(cmd, out, &err);
+    printf("wrote %s (%s)\n", out, type < 0 ? "types kept" : ms_type_name(type));
+    return 0;
 }

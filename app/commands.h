@@ -10,6 +10,7 @@ int ms_cmd_dump(int argc, char **argv);
 int ms_cmd_generate(int argc, char **argv);
 int ms_cmd_perplexity(int argc, char **argv);
 int ms_cmd_synth(int argc, char **argv);
+int ms_cmd_convert(int argc, char **argv);
 int ms_cmd_bench(int argc, char **argv);
 int ms_cmd_trace(int argc, char **argv);
 int ms_cmd_export(int argc, char **argv);

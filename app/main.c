@@ -11,12 +11,13 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
-    { "info", ms_cmd_info, "describe and validate a GGUF model" },
+    { "info", ms_cmd_info, "describe and validate a model (GGUF file or Hugging Face checkpoint)" },
     { "tokenize", ms_cmd_tokenize, "print the token ids (or pieces) of a text" },
     { "generate", ms_cmd_generate, "continue a prompt, optionally with interventions and a routing table" },
     { "perplexity", ms_cmd_perplexity, "perplexity of a text file" },
     { "dump", ms_cmd_dump, "write tokens, routing and logits in the reference-fixture schema" },
     { "synth", ms_cmd_synth, "write a random-weight MoE model of a given shape" },
+    { "convert", ms_cmd_convert, "write a Hugging Face checkpoint (or a GGUF) as GGUF, optionally quantised" },
     { "bench", ms_cmd_bench, "prefill and decode speed (tokens/s)" },
     { "trace", ms_cmd_trace, "run prompts and store every routing decision in SQLite" },
     { "export", ms_cmd_export, "export a trace database as SQL, PostgreSQL SQL or CSV" },

@@ -407,7 +407,7 @@ typedef struct {
 
 /* A weight type that can store rows of ne0 elements: the requested one, or
  * llama-quantize-like fallbacks for rows that are not whole K blocks. */
-static int fit_type(int type, int64_t ne0)
+int ms_synth_fit_type(int type, int64_t ne0)
 {
     if (ne0 % ms_type_block_elems(type) == 0) return type;
     switch (type) {
@@ -441,7 +441,7 @@ static void add_t(TList *l, Init init, int n_dims, int64_t ne0, int64_t ne1, int
     t->gain = 1.0f;
     /* MXFP4: llama-quantize's MXFP4_MOE mix (experts MXFP4, other matrices Q8_0) */
     int want = l->wtype == MS_TYPE_MXFP4 && n_dims < 3 ? MS_TYPE_Q8_0 : l->wtype;
-    t->type = init == INIT_MATRIX ? fit_type(want, ne0) : MS_TYPE_F32;
+    t->type = init == INIT_MATRIX ? ms_synth_fit_type(want, ne0) : MS_TYPE_F32;
     t->kind = TK_OTHER;
     t->layer = layer;
     t->seed_index = -1;
@@ -800,7 +800,7 @@ static int gen_tensor(const TSpec *t, const Plant *plant, int tindex, uint64_t s
 
 /* ------------------------------------------------------------------ write */
 
-static int ftype_of(int type)
+int ms_synth_ftype(int type)
 {
     switch (type) {
     case MS_TYPE_F32: return 0;
@@ -936,7 +936,7 @@ int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err)
     m |= ms_gguf_writer_set_str(w, "general.type", "model");
     m |= ms_gguf_writer_set_str(w, "general.name", name);
     m |= ms_gguf_writer_set_str(w, "general.description", desc);
-    m |= ms_gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype_of(p->type));
+    m |= ms_gguf_writer_set_u32(w, "general.file_type", (uint32_t)ms_synth_ftype(p->type));
     m |= ms_gguf_writer_set_u32(w, "general.quantization_version", 2);
     m |= KU32("context_length", 4096);
     m |= KU32("embedding_length", s.E);

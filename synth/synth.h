@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "gguf.h"
 #include "ms-common.h"
 
 typedef struct {
@@ -51,5 +52,23 @@ typedef struct {
 MsSynthParams ms_synth_default_params(void);
 /* Write the model to path.  Returns 0 or MS_E* (err names the problem). */
 int ms_synth_write(const char *path, const MsSynthParams *p, MsError *err);
+
+/* A weight type that can store rows of ne0 elements: type itself, or
+ * llama-quantize's fallback for rows that are not whole K blocks. */
+int ms_synth_fit_type(int type, int64_t ne0);
+/* llama.cpp's general.file_type value for a file mostly of `type`. */
+int ms_synth_ftype(int type);
+
+/* Write a model description (a GGUF file, or a Hugging Face checkpoint read
+ * by ms_hf_open) as a GGUF v3 file through the project's writer and
+ * quantisers.  type -1 keeps every tensor's own type (lossless); otherwise
+ * matrices (.weight with 2+ dims, except routers, ffn_gate_inp) become
+ * `type` (with ms_synth_fit_type's fallbacks), routers and 1-D tensors F32,
+ * as llama.cpp's converter and llama-quantize do.  Tensors already of the
+ * target type are copied byte for byte.  The output is written to a
+ * temporary name and renamed, so a failure leaves no partial file.
+ * progress/cancel may be NULL.  Returns 0 or MS_E* (err names the file). */
+int ms_convert_write(const MsGguf *src, const char *out, int type, MsProgressFn progress, void *user,
+                     const MsCancel *cancel, MsError *err);
 
 #endif

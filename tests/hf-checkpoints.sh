@@ -144,5 +144,68 @@ mkdir -p "$T/empty"
 run "$M" tokenize "$T/empty" hi
 check "tokenize on a directory without tokenizer.json: exit 1 naming it" grep -q "$T/empty/tokenizer.json" "$T/err"
 
+# convert: each fixtures-hf directory to F32 (mixtral-256: F16, and its own
+# types) reproduces the original fixture's tensors bit for bit
+for d in "$SHARED"/fixtures-hf/*/; do
+    name=$(basename "$d")
+    src=$SHARED/fixtures/models/$name.gguf
+    [ -f "$src" ] || src=$SHARED/fixtures2/models/$name.gguf
+    case $name in *.F16) types="F16 auto" ;; *) types="F32" ;; esac
+    for ty in $types; do
+        run "$M" convert "$d" "$T/conv.gguf" --type "$ty"
+        check "convert $name --type $ty: exit 0" test "$rc" -eq 0
+        pycheck "$src" "$T/conv.gguf" "$name --type $ty" <<'PY'
+import struct, sys
+def read(p):
+    f = open(p, "rb"); b = f.read()
+    o = 4
+    def u32():
+        nonlocal o; v = struct.unpack_from("<I", b, o)[0]; o += 4; return v
+    def u64():
+        nonlocal o; v = struct.unpack_from("<Q", b, o)[0]; o += 8; return v
+    def s():
+        n = u64(); nonlocal o; v = b[o:o + n]; o += n; return v.decode()
+    SZ = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+    def skip(t):
+        nonlocal o
+        if t == 8: s()
+        elif t == 9:
+            et = u32(); n = u64()
+            for _ in range(n): skip(et)
+        else: o += SZ[t]
+    ver = u32(); nt = u64(); nkv = u64(); align = 32
+    for _ in range(nkv):
+        k = s(); t = u32()
+        if k == "general.alignment": align = struct.unpack_from("<I", b, o)[0]
+        skip(t)
+    ts = []
+    for _ in range(nt):
+        n = s(); nd = u32(); ne = [u64() for _ in range(nd)]; ty = u32(); off = u64(); ts.append((n, ne, ty, off))
+    ds = o + (-o % align)
+    offs = sorted(t[3] for t in ts) + [len(b) - ds]
+    out = {}
+    for n, ne, ty, off in ts:
+        end = min(x for x in offs if x > off) if any(x > off for x in offs) else len(b) - ds
+        nel = 1
+        for x in ne: nel *= x
+        size = nel * {0: 4, 1: 2, 30: 2}.get(ty, 0) if ty in (0, 1, 30) else end - off   # F32, F16, BF16: exact
+        out[n] = (ne, ty, b[ds + off: ds + off + size])
+    return out
+a, c = read(sys.argv[1]), read(sys.argv[2])
+what = sys.argv[3]
+bad = [n for n in a if n not in c or a[n] != c[n]]
+extra = [n for n in c if n not in a]
+print(("ok" if not bad and not extra and a else "not ok") + " - convert %s: %d tensors bit-identical to the fixture (differing %s, extra %s)" % (what, len(a), bad[:3], extra[:3]))
+PY
+    done
+done
+run "$M" convert "$T/nonexistent" "$T/out.gguf"
+check "convert of a missing directory: exit 1, no output file" test "$rc" -eq 1 -a ! -e "$T/out.gguf"
+run "$M" convert "$SHARED/fixtures-hf/olmoe-tiny.F32" "$T/q.gguf" --type Q8_0
+run2=$rc
+run "$M" info "$T/q.gguf"
+check "convert --type Q8_0 gives a loadable Q8_0 model" test "$run2" -eq 0 -a "$rc" -eq 0
+check "  whose weights are Q8_0" grep -q "Q8_0" "$T/out"
+
 echo "1..$n"
 [ "$failed" -eq 0 ]
