@@ -1413,6 +1413,21 @@ MsGguf *ms_hf_open_tokenizer(const char *path, MsError *err)
     return g;
 }
 
+MsGguf *ms_hf_tokenizer_from_json(const char *name, const char *json, size_t len, MsError *err)
+{
+    json_error_t je;
+    json_t *j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) { ms_error_set(err, MS_EFORMAT, "%s: line %d: %s", name, je.line, je.text); return NULL; }
+    MsGguf *g = NULL;
+    if (!json_is_object(j)) ms_error_set(err, MS_EFORMAT, "%s: not a JSON object", name);
+    else if ((g = ms_gguf_new_mem(name, "tokenizer.json", err)) && load_tokenizer(g, name, j, NULL, NULL, 0, err)) {
+        ms_gguf_free(g);
+        g = NULL;
+    }
+    json_decref(j);
+    return g;
+}
+
 MsGguf *ms_hf_open(const char *path, MsError *err)
 {
     Hf H = { .err = err };

@@ -40,6 +40,10 @@ MsGguf *ms_hf_open(const char *path, MsError *err);
  * read when present. */
 MsGguf *ms_hf_open_tokenizer(const char *path, MsError *err);
 
+/* The tokenizer keys of a tokenizer.json held in memory (json[0..len));
+ * name is used in messages.  For fuzzing and tests. */
+MsGguf *ms_hf_tokenizer_from_json(const char *name, const char *json, size_t len, MsError *err);
+
 /* Validate one safetensors image (the bytes of a whole file) without
  * keeping anything: the header checks of ms_hf_open.  For fuzzing and
  * tests; name is used in messages. */

@@ -12,7 +12,7 @@ C=tests/fuzz/corpus
 SHARED=${MS_SHARED_DIR-../shared}
 T=$(mktemp -d "${TMPDIR:-/tmp}/msseeds.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-for t in gguf tokenizer prompts import interventions db; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
+for t in gguf tokenizer prompts import interventions db hf; do rm -rf "${C:?}/$t"; mkdir -p "$C/$t"; done
 
 # ---- gguf: tiny models of every architecture and several weight types, and
 # the malformed files of test-gguf and test-model-errors
@@ -162,6 +162,42 @@ printf 'not a database at all\n' > "$C/db/text.db"
 : > "$C/db/empty.db"
 head -c 3000 "$C/db/plain.db" > "$C/db/truncated.db"
 
-for t in gguf tokenizer prompts import interventions db; do
+# ---- hf: byte 0 even + a safetensors image, odd + a tokenizer.json
+# (hand-made small files of each dtype and defect, and the tokenizers of
+# ../shared/fixtures-hf when present)
+python3 - "$C/hf" "$SHARED/fixtures-hf" <<'PY'
+import json, os, struct, sys
+out, hf = sys.argv[1], sys.argv[2]
+def st(tensors, pad=True, meta=True, n_override=None):
+    h, data = {}, b""
+    if meta: h["__metadata__"] = {"format": "pt"}
+    for name, dt, shape, payload in tensors:
+        h[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(payload)]}
+        data += payload
+    hj = json.dumps(h).encode()
+    if pad: hj += b" " * (-len(hj) % 8)
+    return struct.pack("<Q", len(hj) if n_override is None else n_override) + hj + data
+ok = [("a.weight", "F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4)),
+      ("b.weight", "F16", [3], b"\x00\x3c" * 3), ("c.weight", "BF16", [1, 2], b"\x80\x3f" * 2)]
+seeds = {
+    "st-valid": st(ok), "st-nopad": st(ok, pad=False, meta=False),
+    "st-truncated": st(ok)[:-5], "st-absurd-length": st(ok, n_override=1 << 60),
+    "st-i32": st([("x", "I32", [2], b"\0" * 8)]), "st-empty-shape": st([("s", "F32", [], b"\0" * 4)]),
+    "st-zero-dim": st([("z", "F32", [0, 3], b"")] + ok),
+}
+b = bytearray(st(ok)); i = b.index(b'"data_offsets": [0') + 17; b[i] = ord("4"); seeds["st-overlap"] = bytes(b)
+for k, v in seeds.items(): open(os.path.join(out, k), "wb").write(b"\0" + v)
+tok = {"version": "1.0", "added_tokens": [{"id": 5, "content": "<|x|>", "special": True}, {"id": 6, "content": "yo", "special": False}],
+       "normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+       "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|x|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]},
+       "decoder": {"type": "ByteLevel"},
+       "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "Ġ": 3, "Ġa": 4}, "merges": [["a", "b"], "Ġ a"]}}
+open(os.path.join(out, "tok-small"), "wb").write(b"\1" + json.dumps(tok).encode())
+for d in sorted(os.listdir(hf)) if os.path.isdir(hf) else []:
+    if d.startswith(("olmoe", "qwen3moe", "gpt-oss", "mixtral")):
+        open(os.path.join(out, "tok-" + d), "wb").write(b"\1" + open(os.path.join(hf, d, "tokenizer.json"), "rb").read())
+PY
+
+for t in gguf tokenizer prompts import interventions db hf; do
     echo "$t: $(ls "$C/$t" | wc -l) seeds, $(du -sk "$C/$t" | cut -f1) KiB"
 done
