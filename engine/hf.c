@@ -87,7 +87,7 @@ static int map_file(const char *path, const uint8_t **p, uint64_t *size, MsError
     return 0;
 }
 
-static json_t *load_json(const char *path, bool required, MsError *err, int *rc)
+static json_t *load_json_flags(const char *path, bool required, size_t flags, MsError *err, int *rc)
 {
     *rc = 0;
     struct stat st;
@@ -98,7 +98,7 @@ static json_t *load_json(const char *path, bool required, MsError *err, int *rc)
     if (!S_ISREG(st.st_mode)) { *rc = ms_error_set(err, MS_EIO, "%s: not a regular file", path); return NULL; }
     if (st.st_size > HF_MAX_JSON) { *rc = ms_error_set(err, MS_EFORMAT, "%s: larger than 1 GiB", path); return NULL; }
     json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES | flags, &je);
     if (!j) { *rc = ms_error_set(err, MS_EFORMAT, "%s: line %d: %s", path, je.line, je.text); return NULL; }
     if (!json_is_object(j)) {
         json_decref(j);
@@ -106,6 +106,11 @@ static json_t *load_json(const char *path, bool required, MsError *err, int *rc)
         return NULL;
     }
     return j;
+}
+
+static json_t *load_json(const char *path, bool required, MsError *err, int *rc)
+{
+    return load_json_flags(path, required, 0, err, rc);
 }
 
 /* ------------------------------------------------------------------ safetensors */
@@ -1118,23 +1123,36 @@ static void buf_add(Buf *b, const char *s)
     b->n += l;
 }
 
-/* One pre-tokenizer into the description; false when not representable. */
-static bool describe_pre(const json_t *p, Buf *b)
+/* The regex of HF's ByteLevel pre-tokenizer with use_regex (GPT-2's). */
+#define HF_BYTELEVEL_RX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+
+typedef struct { const char *v[16]; int n; } RxList;
+
+/* One pre-tokenizer into the description and its regex into rx; false
+ * when not representable. */
+static bool describe_pre(const json_t *p, Buf *b, RxList *rx)
 {
     const char *ty = json_string_value(json_object_get(p, "type"));
     if (!ty) return false;
     if (!strcmp(ty, "ByteLevel")) {
         if (json_is_true(json_object_get(p, "add_prefix_space"))) return false;
         json_t *ur = json_object_get(p, "use_regex");
-        buf_add(b, ur && !json_is_true(ur) ? "bytelevel" : "bytelevel+regex");
+        bool use = !(ur && !json_is_true(ur));
+        buf_add(b, use ? "bytelevel+regex" : "bytelevel");
+        if (use) {
+            if (rx->n == 16) return false;
+            rx->v[rx->n++] = HF_BYTELEVEL_RX;
+        }
         return true;
     }
     if (!strcmp(ty, "Split")) {
-        const char *rx = json_string_value(json_object_get(json_object_get(p, "pattern"), "Regex"));
+        const char *re = json_string_value(json_object_get(json_object_get(p, "pattern"), "Regex"));
         const char *beh = json_string_value(json_object_get(p, "behavior"));
-        if (!rx || !beh || strcmp(beh, "Isolated") || json_is_true(json_object_get(p, "invert"))) return false;
+        if (!re || !beh || strcmp(beh, "Isolated") || json_is_true(json_object_get(p, "invert"))) return false;
         buf_add(b, "split:");
-        buf_add(b, rx);
+        buf_add(b, re);
+        if (rx->n == 16) return false;
+        rx->v[rx->n++] = re;
         return true;
     }
     return false;
@@ -1190,16 +1208,17 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
     /* pre-tokenizer */
     json_t *pt = json_object_get(tj, "pre_tokenizer");
     Buf d = { 0 };
+    RxList rx = { .n = 0 };
     bool ok = json_is_object(pt);
     if (ok && !strcmp(json_string_value(json_object_get(pt, "type")) ? json_string_value(json_object_get(pt, "type")) : "", "Sequence")) {
         size_t i;
         json_t *p;
         json_array_foreach(json_object_get(pt, "pretokenizers"), i, p) {
             if (i) buf_add(&d, ";");
-            ok = ok && describe_pre(p, &d);
+            ok = ok && describe_pre(p, &d, &rx);
         }
     } else if (ok) {
-        ok = describe_pre(pt, &d);
+        ok = describe_pre(pt, &d, &rx);
     }
     if (d.oom) { free(d.s); return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); }
     const char *pre = NULL;
@@ -1334,6 +1353,19 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         || ms_gguf_mem_set(g, "tokenizer.ggml.add_bos_token", MS_GGUF_BOOL, &add_bos)
         || ms_gguf_mem_set(g, "tokenizer.ggml.add_eos_token", MS_GGUF_BOOL, &add_eos))
         rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    /* Hugging Face's semantics on top (tokenizer.hf.*; convert leaves them
+     * out, so a GGUF follows llama.cpp): the file's own regexes, its
+     * normaliser, ignore_merges, and every added token matched in text */
+    if (!rc && rx.n > 0) {
+        uint64_t rl[16];
+        for (int i = 0; i < rx.n; i++) rl[i] = strlen(rx.v[i]);
+        bool im = json_is_true(json_object_get(model, "ignore_merges"));
+        const char *nzt = nz ? json_string_value(json_object_get(nz, "type")) : NULL;
+        if (ms_gguf_mem_set_arr_str(g, "tokenizer.hf.pre_regex", rx.v, rl, (uint64_t)rx.n)
+            || ms_gguf_mem_set(g, "tokenizer.hf.ignore_merges", MS_GGUF_BOOL, &im)
+            || ms_gguf_mem_set(g, "tokenizer.hf.normalizer", MS_GGUF_STRING, nzt && !strcmp(nzt, "NFC") ? "NFC" : "none"))
+            rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    }
 out:
     free(tok); free(len); free(type); free(pads); free(mg); free(mlen); free(mbuf);
     return rc;
@@ -1379,7 +1411,9 @@ static int open_tokenizer_files(Hf *H, MsError *err)
     H->tokcfg_path = path_join(H->dir, "tokenizer_config.json");
     if (!H->tok_path || !H->tokcfg_path) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", H->dir);
     if (!(H->tokj = load_json(H->tok_path, true, err, &rc))) return rc;
-    H->tokcfg = load_json(H->tokcfg_path, false, err, &rc);
+    /* only strings and booleans are read from it; model_max_length is often
+     * an integer beyond 64 bits (1e30 written out), so numbers load as reals */
+    H->tokcfg = load_json_flags(H->tokcfg_path, false, JSON_DECODE_INT_AS_REAL, err, &rc);
     if (rc) return rc;
     uint64_t z = 0;
     struct stat st;

@@ -161,6 +161,11 @@ int tok_bpe_setup(MsTokenizer *t, MsError *err)
 
     size_t n = 0;
     while (pt->rx[n]) n++;
+    const char *const *rx = pt->rx;
+    if (t->n_hf_rx) {   /* a tokenizer.json's own regexes */
+        rx = (const char *const *)t->hf_rx;
+        n = t->n_hf_rx;
+    }
     t->regex = calloc(n, sizeof *t->regex);
     if (!t->regex) return ms_error_set(err, MS_ENOMEM, "out of memory");
     t->n_regex = n;
@@ -168,12 +173,13 @@ int tok_bpe_setup(MsTokenizer *t, MsError *err)
         int ec;
         PCRE2_SIZE eo;
         /* DOLLAR_ENDONLY: "$" means the end of the piece, as in std::regex */
-        t->regex[i].code = pcre2_compile((PCRE2_SPTR)pt->rx[i], PCRE2_ZERO_TERMINATED,
+        t->regex[i].code = pcre2_compile((PCRE2_SPTR)rx[i], PCRE2_ZERO_TERMINATED,
                                          PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &ec, &eo, NULL);
         if (!t->regex[i].code) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(ec, msg, sizeof msg);
-            return ms_error_set(err, MS_EINTERNAL, "pre-tokenizer '%s': regex %zu does not compile at %zu: %s",
+            return ms_error_set(err, t->n_hf_rx ? MS_EUNSUPPORTED : MS_EINTERNAL,
+                                "pre-tokenizer '%s': regex %zu does not compile at %zu: %s",
                                 t->pre, i, (size_t)eo, (const char *)msg);
         }
         /* JIT is an optimisation only: without it pcre2_match interprets */

@@ -129,6 +129,13 @@ struct MsTokenizer {
     int32_t *special;         /* control/user/unknown ids, longest text first */
     size_t n_special;
 
+    /* Hugging Face semantics (tokenizer.hf.* keys, written only for a
+     * tokenizer.json): the file's own Split regexes replace the
+     * pre-tokenizer's, NFC before splitting, every added token matched */
+    char **hf_rx;
+    size_t n_hf_rx;
+    bool hf_nfc, hf_added_all;
+
     struct TokRegex *regex;   /* BPE pre-tokenizer, applied in order */
     size_t n_regex;
 

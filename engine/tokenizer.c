@@ -1,6 +1,8 @@
 /* tokenizer.c — loading a tokenizer from GGUF metadata, user-defined token
  * partition, dispatch to BPE / SPM / WPM, pieces and detokenisation, all
  * following llama.cpp's llama-vocab.cpp (Feb 2025).  Facts: GGUF-MOE.md §7. */
+#include <uninorm.h>
+
 #include "tok-internal.h"
 
 #include <ctype.h>
@@ -51,6 +53,8 @@ void ms_tokenizer_free(MsTokenizer *t)
 {
     if (!t) return;
     tok_bpe_free(t);
+    for (size_t i = 0; i < t->n_hf_rx; i++) free(t->hf_rx[i]);
+    free(t->hf_rx);
     free(t->model);
     free(t->pre);
     free(t->pool);
@@ -272,6 +276,33 @@ static void setup_specials(MsTokenizer *t, const MsGguf *g)
     }
 }
 
+/* tokenizer.hf.* (engine/hf.c writes them for a tokenizer.json): the
+ * file's Split regexes, NFC, ignore_merges, every added token matched. */
+static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *err)
+{
+    MsGgufArray a;
+    int rc = ms_gguf_get_arr(g, "tokenizer.hf.pre_regex", &a, err);
+    if (rc == MS_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (a.elem_type != MS_GGUF_STRING || a.n == 0 || a.n > 64)
+        return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.hf.pre_regex must be 1 to 64 strings", path);
+    if (!(t->hf_rx = calloc(a.n, sizeof *t->hf_rx))) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    for (uint64_t i = 0; i < a.n; i++) {
+        const char *s;
+        uint64_t len;
+        ms_gguf_arr_str(&a, i, &s, &len);
+        if (!(t->hf_rx[i] = dup_n(s, len))) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        t->n_hf_rx = i + 1;
+    }
+    const char *s;
+    uint64_t len;
+    rc = ms_gguf_get_str(g, "tokenizer.hf.normalizer", &s, &len, err);
+    if (rc && rc != MS_ENOTFOUND) return rc;
+    t->hf_nfc = rc == 0 && len == 3 && !memcmp(s, "NFC", 3);
+    t->hf_added_all = true;
+    return 0;
+}
+
 MsTokenizer *ms_tokenizer_new(const MsGguf *g, MsError *err)
 {
     const char *path = ms_gguf_path(g);
@@ -313,10 +344,12 @@ MsTokenizer *ms_tokenizer_new(const MsGguf *g, MsError *err)
         d_bos = d_eos = 11;
         t->add_bos = false;
         if (load_merges(t, g, path, err)) goto fail;
+        if (load_hf(t, g, path, err)) goto fail;
         if (tok_bpe_setup(t, err)) {  /* sets clean_spaces, ignore_merges, add_bos */
             ms_error_prefix(err, "%s: ", path);
             goto fail;
         }
+        if (t->n_hf_rx && read_bool(g, "tokenizer.hf.ignore_merges", &t->ignore_merges, err)) goto fail;
         break;
     case MS_TOK_SPM:
         d_bos = 1, d_eos = 2, d_unk = 0;
@@ -448,7 +481,7 @@ static int partition(const MsTokenizer *t, const char *text, size_t len, Frags *
      * one pass over the text spares most of the searches. */
     bool bytes[256] = { false };
     for (size_t k = 0; k < t->n_special && !pairs; k++)
-        if (!(t->attr[t->special[k]] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) && len) {
+        if ((t->hf_added_all || !(t->attr[t->special[k]] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) && len) {
             if (!(pairs = calloc(65536 / 8, 1))) {
                 rc = MS_ENOMEM;
                 goto done;
@@ -463,7 +496,7 @@ static int partition(const MsTokenizer *t, const char *text, size_t len, Frags *
         }
     for (size_t k = 0; k < t->n_special && pairs; k++) {
         int32_t id = t->special[k];
-        if (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) continue;
+        if (!t->hf_added_all && (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
         const char *tt = tok_text(t, id);
         size_t tl = t->tok_len[id];
         bool possible = tl > 0 && bytes[(uint8_t)tt[0]];
@@ -540,6 +573,15 @@ int ms_tokenizer_encode(const MsTokenizer *t, const char *text, size_t len,
             if (!bs && !(bs = tok_bpe_session_new(t))) {
                 rc = MS_ENOMEM;
                 break;
+            }
+            if (t->hf_nfc) {   /* tokenizer.json's NFC normaliser (invalid UTF-8 passes unchanged) */
+                size_t nl = 0;
+                uint8_t *nfc = u8_normalize(UNINORM_NFC, (const uint8_t *)text + f->off, f->len, NULL, &nl);
+                if (nfc) {
+                    rc = tok_bpe_encode(t, bs, (const char *)nfc, nl, &ids);
+                    free(nfc);
+                    break;
+                }
             }
             rc = tok_bpe_encode(t, bs, text + f->off, f->len, &ids);
             break;

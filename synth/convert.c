@@ -33,6 +33,9 @@ static int copy_kv(const MsGguf *g, MsGgufWriter *w, int type, MsError *err)
         const char *k = ms_gguf_kv_key(g, i);
         int kt = ms_gguf_kv_type(g, i);
         if (type >= 0 && (!strcmp(k, "general.file_type") || !strcmp(k, "general.quantization_version"))) continue;
+        /* a GGUF's tokenizer follows llama.cpp: tokenizer.json's HF-only
+         * semantics (engine/hf.c) are not carried over */
+        if (!strncmp(k, "tokenizer.hf.", 13)) continue;
         int rc = 0;
         uint32_t u;
         float f;

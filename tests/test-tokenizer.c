@@ -12,11 +12,13 @@
 #include <jansson.h>
 #include <zlib.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gguf.h"
 #include "mtest.h"
+#include "hf.h"
 #include "synth.h"
 #include "tok-internal.h"
 #include "tokenizer.h"
@@ -393,6 +395,66 @@ static void test_vocab2(const char *shared, const char *name)
     int nd = count_differing_lines(op, hp, which, sizeof which);
     mt_diag("%-15s Hugging Face's tokenizer differs from llama.cpp on %d of 46 strings%s%s (we follow llama.cpp)",
             name, nd, nd ? ": " : "", which);
+}
+
+/* The same real vocabulary read from its Hugging Face tokenizer.json (with
+ * tokenizer_config.json beside it) follows Hugging Face: every string gives
+ * exactly the ids of .hf.out (add_special_tokens false). */
+static void test_hf_json(const char *shared, const char *name)
+{
+    char gz[1024], dir[1024], tp[1100], cfg_src[1100], cfg_dst[1100], ip[1100], hp[1100];
+    snprintf(gz, sizeof gz, "%s/fixtures2/vocab/tokenizer-%s.json.gz", shared, name);
+    snprintf(dir, sizeof dir, "%s/hf-%s", mt_tmpdir(), name);
+    snprintf(tp, sizeof tp, "%s/tokenizer.json", dir);
+    snprintf(cfg_src, sizeof cfg_src, "%s/fixtures2/vocab/tokenizer_config-%s.json", shared, name);
+    snprintf(cfg_dst, sizeof cfg_dst, "%s/tokenizer_config.json", dir);
+    snprintf(ip, sizeof ip, "%s/fixtures2/vocab/ggml-vocab-%s.gguf.inp", shared, name);
+    snprintf(hp, sizeof hp, "%s/fixtures2/vocab/ggml-vocab-%s.gguf.hf.out", shared, name);
+    mkdir(dir, 0700);
+    size_t cl;
+    char *cfg = read_all(cfg_src, &cl);
+    FILE *f = cfg ? fopen(cfg_dst, "wb") : NULL;
+    if (f) { fwrite(cfg, 1, cl, f); fclose(f); }
+    free(cfg);
+    if (!MT_CHECK(gunzip_to(gz, tp) == 0, "%s: tokenizer.json unpacked", name)) return;
+    MsError err = { 0 };
+    MsGguf *g = ms_hf_open_tokenizer(tp, &err);
+    MsTokenizer *t = g ? ms_tokenizer_new(g, &err) : NULL;
+    ms_gguf_free(g);
+    if (!MT_CHECK(t != NULL, "%s: tokenizer.json loads (%s)", name, t ? "ok" : err.msg)) return;
+    Vectors v;
+    if (MT_CHECK(load_vectors(ip, hp, &v) == 0, "%s: vectors and Hugging Face ids load", name)) {
+        size_t ok = 0;
+        for (size_t i = 0; i < v.n; i++) ok += vector_matches(t, v.s[i], v.len[i], v.ids[i], true);
+        MT_CHECK(ok == v.n, "%s tokenizer.json: %zu of %zu strings give Hugging Face's ids", name, ok, v.n);
+        vectors_free(&v);
+    }
+    if (!strcmp(name, "qwen3")) {
+        /* where HF and llama.cpp differ: the GGUF of the same vocabulary
+         * (unpacked by test_vocab2) follows llama.cpp */
+        char gp[1024];
+        snprintf(gp, sizeof gp, "%s/ggml-vocab-%s.gguf", mt_tmpdir(), name);
+        MsGguf *g2 = NULL;
+        MsTokenizer *tg = open_tok(gp, &g2);
+        int32_t *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+        static const char composed[] = "caf\xc3\xa9 na\xc3\xafve", decomposed[] = "cafe\xcc\x81 nai\xcc\x88ve";
+        int na = ms_tokenizer_encode(t, composed, strlen(composed), false, &a, &err);
+        int nb = ms_tokenizer_encode(t, decomposed, strlen(decomposed), false, &b, &err);
+        int nc = tg ? ms_tokenizer_encode(tg, decomposed, strlen(decomposed), false, &c, &err) : -1;
+        MT_CHECK(na > 0 && na == nb && !memcmp(a, b, (size_t)na * sizeof *a) && nc > 0 && (nc != na || memcmp(a, c, (size_t)na * sizeof *a)),
+                 "qwen3 tokenizer.json applies NFC (decomposed text = composed: %d ids), the GGUF does not (%d ids)", na, nc);
+        static const char eot[] = "a<|endoftext|>b";
+        free(c);
+        c = NULL;
+        int ne = ms_tokenizer_encode(t, eot, strlen(eot), false, &d, &err);
+        int ng = tg ? ms_tokenizer_encode(tg, eot, strlen(eot), false, &c, &err) : -1;
+        MT_CHECK(ne == 3 && d[1] == 151643 && ng > 3,
+                 "qwen3 tokenizer.json matches the special token <|endoftext|> in text (%d ids), the GGUF does not (%d)", ne, ng);
+        free(a); free(b); free(c); free(d);
+        ms_tokenizer_free(tg);
+        ms_gguf_free(g2);
+    }
+    ms_tokenizer_free(t);
 }
 
 /* Tokens the vocabulary marks user-defined are cut out of raw text even
@@ -788,6 +850,7 @@ int main(int argc, char **argv)
     /* the real 2025-2026 vocabularies (llama.cpp August 2026) */
     static const char *const vocabs2[] = { "qwen3", "deepseek-v3", "gpt-oss" };
     for (size_t i = 0; i < sizeof vocabs2 / sizeof vocabs2[0]; i++) test_vocab2(shared, vocabs2[i]);
+    for (size_t i = 0; i < sizeof vocabs2 / sizeof vocabs2[0]; i++) test_hf_json(shared, vocabs2[i]);
     test_user_defined();
 
     /* BOS per the fixtures READMEs: mixtral-256, deepseek2-tiny, phimoe-dev and dsv3-tiny add it */
