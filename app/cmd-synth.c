@@ -282,7 +282,7 @@ int ms_cmd_convert(int argc, char **argv)
     if (!g) return ms_cli_fail_path(cmd, in, &err);
     int rc = ms_convert_write(g, out, type, NULL, NULL, NULL, &err);
     ms_gguf_free(g);
-    if (rc) return ms_cli_fail_path(cmd, out, &err);
+    if (rc) return ms_cli_fail_err(cmd, &err);   /* names the input or OUT.gguf */
     printf("wrote %s (%s)\n", out, type < 0 ? "types kept" : ms_type_name(type));
     return 0;
 }

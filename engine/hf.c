@@ -1145,6 +1145,13 @@ static bool describe_pre(const json_t *p, Buf *b, RxList *rx)
         }
         return true;
     }
+    if (!strcmp(ty, "Digits")) {   /* digits isolated, one by one or in runs */
+        bool one = json_is_true(json_object_get(p, "individual_digits"));
+        buf_add(b, one ? "digits" : "digits+");
+        if (rx->n == 16) return false;
+        rx->v[rx->n++] = one ? "\\p{N}" : "\\p{N}+";
+        return true;
+    }
     if (!strcmp(ty, "Split")) {
         const char *re = json_string_value(json_object_get(json_object_get(p, "pattern"), "Regex"));
         const char *beh = json_string_value(json_object_get(p, "behavior"));
@@ -1198,11 +1205,22 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         return tok_err(err, path, MS_EFORMAT, "model.vocab must be an object and model.merges an array");
     if (added && !json_is_array(added)) return tok_err(err, path, MS_EFORMAT, "added_tokens must be an array");
 
-    /* normalizer: none, NFC, or an empty sequence */
+    /* normalizer: none, NFC, or a sequence of NFCs (maybe empty) */
+    bool nz_nfc = false;
     json_t *nz = json_object_get(tj, "normalizer");
     if (nz && !json_is_null(nz)) {
         const char *nt = json_string_value(json_object_get(nz, "type"));
-        bool ok = nt && (!strcmp(nt, "NFC") || (!strcmp(nt, "Sequence") && json_array_size(json_object_get(nz, "normalizers")) == 0));
+        /* a Sequence of NFCs is NFC (NFC is idempotent) */
+        json_t *seq = json_object_get(nz, "normalizers");
+        bool ok = nt && (!strcmp(nt, "NFC") || !strcmp(nt, "Sequence"));
+        bool nfc = nt && !strcmp(nt, "NFC");
+        for (size_t i = 0; ok && nt && !strcmp(nt, "Sequence") && i < json_array_size(seq); i++) {
+            const char *st = json_string_value(json_object_get(json_array_get(seq, i), "type"));
+            ok = st && !strcmp(st, "NFC");
+            nfc = true;
+            if (!ok) nt = st ? st : "?";
+        }
+        if (ok) nz_nfc = nfc;
         if (!ok) return ms_error_set(err, MS_EUNSUPPORTED, "%s: normalizer '%.32s' is not supported", path, nt ? nt : "?");
     }
     /* pre-tokenizer */
@@ -1213,21 +1231,34 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
     if (ok && !strcmp(json_string_value(json_object_get(pt, "type")) ? json_string_value(json_object_get(pt, "type")) : "", "Sequence")) {
         size_t i;
         json_t *p;
-        json_array_foreach(json_object_get(pt, "pretokenizers"), i, p) {
+        json_t *seq = json_object_get(pt, "pretokenizers");
+        json_array_foreach(seq, i, p) {
             if (i) buf_add(&d, ";");
             ok = ok && describe_pre(p, &d, &rx);
+            /* byte-level mapping must come last: the regexes see the text */
+            const char *ty = json_string_value(json_object_get(p, "type"));
+            if (ty && !strcmp(ty, "ByteLevel") && i + 1 != json_array_size(seq)) ok = false;
         }
     } else if (ok) {
         ok = describe_pre(pt, &d, &rx);
     }
     if (d.oom) { free(d.s); return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); }
+    /* the llama.cpp name of a setup it knows (for a GGUF written by
+     * convert); another combination of supported pieces still runs, with
+     * the file's regexes, but has no llama.cpp equivalent */
     const char *pre = NULL;
+    bool pre_exact = true;
+    bool ends_bytelevel = ok && d.s && (strstr(d.s, "bytelevel") != NULL);
     for (size_t i = 0; ok && d.s && i < sizeof k_pre / sizeof k_pre[0]; i++)
         if (!strcmp(d.s, k_pre[i].desc)) pre = k_pre[i].pre;
     free(d.s);
+    if (!pre && ok && ends_bytelevel && rx.n > 0) {
+        pre = "gpt-2";   /* flags only: the regexes are the file's */
+        pre_exact = false;
+    }
     if (!pre)
-        return tok_err(err, path, MS_EUNSUPPORTED, "pre_tokenizer is not one the engine supports yet (ByteLevel, or "
-                       "the Split regex of GPT-2, Qwen2/3, Llama 3, o200k or DeepSeek-V3 followed by ByteLevel)");
+        return tok_err(err, path, MS_EUNSUPPORTED, "pre_tokenizer is not supported (ByteLevel last, after Split with "
+                       "a regex in Isolated mode or Digits, in a Sequence)");
     json_t *dec = json_object_get(tj, "decoder");
     const char *dt = json_string_value(json_object_get(dec, "type"));
     if (dec && !json_is_null(dec) && (!dt || strcmp(dt, "ByteLevel")))
@@ -1360,10 +1391,10 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         uint64_t rl[16];
         for (int i = 0; i < rx.n; i++) rl[i] = strlen(rx.v[i]);
         bool im = json_is_true(json_object_get(model, "ignore_merges"));
-        const char *nzt = nz ? json_string_value(json_object_get(nz, "type")) : NULL;
         if (ms_gguf_mem_set_arr_str(g, "tokenizer.hf.pre_regex", rx.v, rl, (uint64_t)rx.n)
             || ms_gguf_mem_set(g, "tokenizer.hf.ignore_merges", MS_GGUF_BOOL, &im)
-            || ms_gguf_mem_set(g, "tokenizer.hf.normalizer", MS_GGUF_STRING, nzt && !strcmp(nzt, "NFC") ? "NFC" : "none"))
+            || ms_gguf_mem_set(g, "tokenizer.hf.pre_exact", MS_GGUF_BOOL, &pre_exact)
+            || ms_gguf_mem_set(g, "tokenizer.hf.normalizer", MS_GGUF_STRING, nz_nfc ? "NFC" : "none"))
             rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
     }
 out:

@@ -105,6 +105,10 @@ int ms_convert_write(const MsGguf *g, const char *out, int type, MsProgressFn pr
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid()) >= (int)sizeof tmp)
         return ms_error_set(err, MS_EINVAL, "%s: path too long", out);
+    bool exact = true;
+    if (ms_gguf_get_bool(g, "tokenizer.hf.pre_exact", &exact, NULL) == 0 && !exact)
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: the tokenizer.json pre-tokenizer has no llama.cpp "
+                            "equivalent (tokenizer.ggml.pre), so no GGUF would tokenize like it", ms_gguf_path(g));
     MsGgufWriter *w = ms_gguf_writer_new(tmp, err);
     if (!w) return err ? err->code : MS_EIO;
     int rc = copy_kv(g, w, type, err);
@@ -112,19 +116,19 @@ int ms_convert_write(const MsGguf *g, const char *out, int type, MsProgressFn pr
     for (int64_t i = 0; i < n && !rc; i++) {
         const MsGgufTensor *t = ms_gguf_tensor(g, i);
         if (ms_gguf_writer_add_tensor(w, t->name, out_type(t, type), t->n_dims, t->ne) < 0)
-            rc = ms_error_set(err, MS_EFORMAT, "%s: cannot add tensor %s", tmp, t->name);
+            rc = ms_error_set(err, MS_EFORMAT, "%s: cannot add tensor %s", out, t->name);
     }
-    if (!rc && ms_gguf_writer_write_header(w) < 0) rc = ms_error_set(err, MS_EIO, "%s: cannot write the header", tmp);
+    if (!rc && ms_gguf_writer_write_header(w) < 0) rc = ms_error_set(err, MS_EIO, "%s: cannot write the header", out);
     float *row = NULL;
     uint8_t *buf = NULL;
     size_t cap_row = 0, cap_buf = 0;
     for (int64_t i = 0; i < n && !rc; i++) {
-        if (ms_cancel_requested(cancel)) { rc = ms_error_set(err, MS_ECANCELLED, "convert: cancelled"); break; }
+        if (ms_cancel_requested(cancel)) { rc = ms_error_set(err, MS_ECANCELLED, "%s: cancelled", out); break; }
         const MsGgufTensor *t = ms_gguf_tensor(g, i);
         const int ot = out_type(t, type);
         if (ot == t->type) {
             if (ms_gguf_writer_write_tensor_data(w, t->data, t->nbytes) < 0)
-                rc = ms_error_set(err, MS_EIO, "%s: write failed", tmp);
+                rc = ms_error_set(err, MS_EIO, "%s: write failed", out);
         } else {
             const int64_t cols = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
             const size_t in_rb = ms_row_bytes(t->type, cols), out_rb = ms_row_bytes(ot, cols);
@@ -142,10 +146,10 @@ int ms_convert_write(const MsGguf *g, const char *out, int type, MsProgressFn pr
             for (int64_t r = 0; r < rows && !rc; r++) {
                 ms_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * in_rb, row, cols);
                 if (ms_quantize_row(ot, row, buf + (size_t)r * out_rb, cols) < 0)
-                    rc = ms_error_set(err, MS_EUNSUPPORTED, "convert: cannot quantise %s to %s", t->name, ms_type_name(ot));
+                    rc = ms_error_set(err, MS_EUNSUPPORTED, "%s: cannot quantise %s to %s", out, t->name, ms_type_name(ot));
             }
             if (!rc && ms_gguf_writer_write_tensor_data(w, buf, need) < 0)
-                rc = ms_error_set(err, MS_EIO, "%s: write failed", tmp);
+                rc = ms_error_set(err, MS_EIO, "%s: write failed", out);
         }
         if (progress && !rc) {
             MsProgress p = { .stage = "convert", .done = i + 1, .total = n, .eta_s = -1 };

@@ -140,6 +140,48 @@ cfg_edit 'c["model"]["type"] = "Unigram"' tokenizer.json; bad "tokenizer.json of
 fresh; rm "$T/ck/config.json"; bad "no config.json" "$T/ck/config.json"
 fresh; rm "$T/ck/model.safetensors"; bad "no weights" "$T/ck"
 fresh; printf '{"model": ' >"$T/ck/tokenizer.json"; bad "truncated tokenizer.json" "$T/ck/tokenizer.json"
+cfg_edit 'c["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581"}' tokenizer.json
+bad "tokenizer.json with a Metaspace pre-tokenizer" "$T/ck/tokenizer.json"
+
+# a pre-tokenizer without a llama.cpp equivalent (Digits before ByteLevel) and
+# a Sequence of NFC: runs with the file's semantics, convert refuses it
+cfg_edit 'c["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True}]}; c["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}]}' tokenizer.json
+run "$M" tokenize "$T/ck" "x 12345"
+ndig=$(echo "$out" | wc -w)
+run "$M" tokenize "$GG" "x 12345"
+check "Digits(individual) splits digits one by one ($ndig ids vs $(echo "$out" | wc -w) in the GGUF)" test "$ndig" -eq 7
+run "$M" convert "$T/ck" "$T/nope.gguf"
+check "convert refuses a tokenizer without a llama.cpp equivalent (one line, no file): $err" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a ! -e "$T/nope.gguf"
+
+# BF16 weights: the checkpoint as BF16 (rounded to nearest even) loads, and
+# gives exactly what the GGUF converted from it gives
+fresh
+"$PY" - "$T/ck" <<'PY'
+import json, struct, sys
+d = sys.argv[1]
+b = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); data = b[8 + n:]
+out, nh = b"", {}
+for k in sorted(x for x in h if x != "__metadata__"):
+    a, e = h[k]["data_offsets"]
+    f = struct.unpack("<%dI" % ((e - a) // 4), data[a:e])
+    bf = struct.pack("<%dH" % len(f), *[((x + 0x7FFF + ((x >> 16) & 1)) >> 16) & 0xFFFF for x in f])
+    nh[k] = {"dtype": "BF16", "shape": h[k]["shape"], "data_offsets": [len(out), len(out) + len(bf)]}
+    out += bf
+hj = json.dumps(nh).encode(); hj += b" " * (-len(hj) % 8)
+open(d + "/model.safetensors", "wb").write(struct.pack("<Q", len(hj)) + hj + out)
+c = json.load(open(d + "/config.json")); c["torch_dtype"] = "bfloat16"; json.dump(c, open(d + "/config.json", "w"))
+PY
+run "$M" info "$T/ck"
+check "BF16 checkpoint loads, weights BF16" grep -q "BF16" "$T/out"
+run "$M" convert "$T/ck" "$T/bf16.gguf"
+run "$M" generate "$T/ck" -p "Hello there" -n 4 --seed 3
+gdir=$out
+run "$M" generate "$T/bf16.gguf" -p "Hello there" -n 4 --seed 3
+check "BF16 checkpoint = its converted GGUF ($gdir)" test -n "$gdir" -a "$gdir" = "$out"
+
 mkdir -p "$T/empty"
 run "$M" tokenize "$T/empty" hi
 check "tokenize on a directory without tokenizer.json: exit 1 naming it" grep -q "$T/empty/tokenizer.json" "$T/err"
@@ -201,6 +243,10 @@ PY
 done
 run "$M" convert "$T/nonexistent" "$T/out.gguf"
 check "convert of a missing directory: exit 1, no output file" test "$rc" -eq 1 -a ! -e "$T/out.gguf"
+run "$M" convert "$SHARED/fixtures-hf/olmoe-tiny.F32" "$T/no-such-dir/out.gguf"
+check "convert into a missing directory: exit 1, one line ($err)" test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1
+run "$M" convert "$SHARED/fixtures-hf/olmoe-tiny.F32" "$T/x.gguf" --type Q9_9
+check "convert --type Q9_9: usage error" test "$rc" -eq 2 -a ! -e "$T/x.gguf"
 run "$M" convert "$SHARED/fixtures-hf/olmoe-tiny.F32" "$T/q.gguf" --type Q8_0
 run2=$rc
 run "$M" info "$T/q.gguf"
