@@ -77,6 +77,46 @@ json.dump(ix, open(d + "/model.safetensors.index.json", "w"))
 PY
 bad "index names a missing shard" "$T/ck/model.safetensors.index.json"
 
+# two real shards (tensors split alternately, each shard with its own
+# header): same generation as the GGUF
+fresh
+"$PY" - "$T/ck" <<'PY'
+import json, os, struct, sys
+d = sys.argv[1]
+b = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); data = b[8 + n:]
+names = sorted(k for k in h if k != "__metadata__")
+wm = {}
+for s in range(2):
+    fn = "model-%05d-of-00002.safetensors" % (s + 1)
+    nh, out = {"__metadata__": {"format": "pt"}}, b""
+    for k in names[s::2]:
+        a, e = h[k]["data_offsets"]
+        nh[k] = {"dtype": h[k]["dtype"], "shape": h[k]["shape"], "data_offsets": [len(out), len(out) + e - a]}
+        out += data[a:e]; wm[k] = fn
+    hj = json.dumps(nh).encode(); hj += b" " * (-len(hj) % 8)
+    open(os.path.join(d, fn), "wb").write(struct.pack("<Q", len(hj)) + hj + out)
+os.remove(d + "/model.safetensors")
+json.dump({"metadata": {"total_size": len(data)}, "weight_map": wm}, open(d + "/model.safetensors.index.json", "w"))
+PY
+run "$M" generate "$T/ck" -p "Hello" -n 3 --seed 1
+check "two shards: generate = GGUF" test -n "$out" -a "$out" = "$gen_dir"
+run "$M" info "$T/ck"
+check "two shards: info lists both files" grep -q "model-00001-of-00002.safetensors, .*model-00002-of-00002.safetensors" "$T/out"
+"$PY" - "$T/ck" <<'PY'
+import json, sys
+d = sys.argv[1]
+ix = json.load(open(d + "/model.safetensors.index.json"))
+k = sorted(ix["weight_map"])[0]
+ix["weight_map"][k] = "model-00002-of-00002.safetensors" if ix["weight_map"][k].startswith("model-00001") else "model-00001-of-00002.safetensors"
+json.dump(ix, open(d + "/model.safetensors.index.json", "w"))
+PY
+run "$M" info "$T/ck"
+check "two shards: a tensor in the other shard than the index says is refused naming the shard ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "of-00002.safetensors: tensor" "$T/err")$(grep -F "of-00001.safetensors: tensor" "$T/err")"
+
+
 # edit DIR/model.safetensors with a Python snippet
 st_edit() {
     fresh
