@@ -23,10 +23,12 @@ static const char *yesno(bool b) { return b ? "yes" : "no"; }
 static const char info_help[] =
     "usage: moescope info MODEL [--json]\n"
     "\n"
-    "Describe a GGUF model: architecture, layers, experts (routed / used / shared),\n"
-    "dimensions, weight types, tokenizer and file size.  The model is loaded and\n"
-    "validated exactly as every other command loads it, so this is the command that\n"
-    "explains why a file is rejected (exit status 1, one line on stderr).\n"
+    "Describe a model (a GGUF file, or a Hugging Face checkpoint directory or its\n"
+    "config.json): format and files read, architecture, layers, experts (routed /\n"
+    "used / shared), dimensions, weight types, tokenizer and size.  The model is\n"
+    "loaded and validated exactly as every other command loads it, so this is the\n"
+    "command that explains why a file is rejected (exit status 1, one line on\n"
+    "stderr).\n"
     "\n"
     "  --json   print one JSON object instead of text\n";
 
@@ -163,6 +165,8 @@ static const char tokenize_help[] =
     "\n"
     "Print the token ids of TEXT (or of the whole file F, byte for byte), separated\n"
     "by spaces.  Works on vocabulary-only GGUF files: only the tokenizer is read.\n"
+    "MODEL may also be a Hugging Face checkpoint directory or a tokenizer.json,\n"
+    "which is tokenized with Hugging Face's semantics (docs/hf-checkpoints.md).\n"
     "\n"
     "  --no-bos     tokenize without BOS/EOS (otherwise as the model's metadata says)\n"
     "  --pieces     print one token per line: id, a tab, and its text (control\n"
