@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuzz-campaign.sh [-n RUNS] [-d BUILD] [TARGET...] — the long fuzz campaign:
-# each target (default: all six) runs RUNS executions (default 10,000,000)
+# each target (default: all seven) runs RUNS executions (default 10,000,000)
 # under ASan+UBSan from a copy of its committed corpus, one target at a
 # time at low priority, and a table of executions, findings, time and rate
 # per target is printed at the end.  BUILD (default build-fuzz) is set up
@@ -18,7 +18,7 @@ while getopts n:d: o; do
 done
 shift $((OPTIND - 1))
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer prompts import interventions db)
+[ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer prompts import interventions db hf)
 if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined >/dev/null || exit 1
 fi
