@@ -461,6 +461,7 @@ static int dump_sqlite(Ex *x, const char *tables)
 int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_dir,
                     MsError *err)
 {
+    if (db->be) return ms_db_unsupported(db, err, "export");
     Ex x = { .db = db, .fmt = fmt, .out = out, .err = err };
     if (fmt != MS_EXPORT_CSV && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);
     if (fmt == MS_EXPORT_CSV && !out_dir && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);
