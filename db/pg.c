@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "db-internal.h"
@@ -353,11 +354,11 @@ static int schema_create(MsTraceDb *db, MsError *err)
 
 /* Create the schema when the database has none (under an advisory lock:
  * workers starting together create it once), check the version. */
-static int schema_open(MsTraceDb *db, bool writable, MsError *err)
+static int schema_open(MsTraceDb *db, bool create, MsError *err)
 {
     int v = schema_version(db, err);
     if (v < 0) return v;
-    if (v == 0 && writable) {
+    if (v == 0 && create) {
         int rc = pg_cmd(db, "SELECT pg_advisory_lock(" PG_LOCK_KEY ")", err);
         if (rc) return rc;
         v = schema_version(db, err);   /* another worker may have made it meanwhile */
@@ -431,7 +432,7 @@ int ms_pg_open(MsTraceDb *db, const char *uri, int mode, MsError *err)
     }
     PQsetNoticeProcessor(p->c, quiet_notice, NULL);
     int rc = pg_cmd(db, "SET client_encoding = 'UTF8'", err);
-    if (!rc) rc = schema_open(db, mode != MS_TRACE_READ, err);
+    if (!rc) rc = schema_open(db, mode == MS_TRACE_CREATE, err);   /* as a file: only CREATE makes one */
     if (!rc && mode == MS_TRACE_READ) rc = pg_cmd(db, "SET default_transaction_read_only = on", err);
     return rc;
 }
@@ -775,15 +776,67 @@ static void f_bytes(Buf *b, const void *p, size_t n)
 
 typedef struct {
     MsTraceDb *db;
+    int64_t run_id;
+    int64_t base;              /* prompt i of the run has id base + i; 0 = not known yet */
+    int64_t n_prompts;         /* size of the run's prompt set (settings), 0 = unknown */
     Buf tok, route, probs, hid;
 } PgWriter;
 
+/* Prompt ids: a run's prompts get one block of ids, prompt i the id
+ * base + i, whichever worker writes it and when.  Ids then follow the
+ * prompt order (the analyses rely on it) and equal SQLite's for a run
+ * traced by one process, even after a kill and --resume (a sequence value
+ * taken by a prompt in flight is not lost).  The block is taken from the
+ * prompt_id sequence with the first prompt of the run, under a lock held
+ * to the end of that prompt's transaction: a later writer finds the base
+ * in the committed prompt.  Runs whose settings do not say how many
+ * prompts they have take ids one at a time. */
+static int prompt_base(PgWriter *w, int index, MsError *err)
+{
+    if (w->base || !w->n_prompts || index >= w->n_prompts) return 0;
+    Args a;
+    a_i(&a, 0, w->run_id);
+    for (int pass = 0; pass < 2 && !w->base; pass++) {
+        PGresult *r = pg_exec(w->db, "SELECT prompt_id - idx FROM prompt WHERE run_id = $1 LIMIT 1", 1, a.v, NULL,
+                              NULL, "find the run's prompt ids", err);
+        if (!r) return MS_EDB;
+        if (PQntuples(r)) w->base = g_i64(r, 0, 0);
+        PQclear(r);
+        if (w->base || pass) break;
+        /* none yet: lock and look again, then take the block */
+        r = pg_exec(w->db, "SELECT pg_advisory_xact_lock(" PG_LOCK_KEY ", 1)", 0, NULL, NULL, NULL, "lock", err);
+        if (!r) return MS_EDB;
+        PQclear(r);
+    }
+    if (w->base) return 0;
+    a_i(&a, 0, w->n_prompts);
+    PGresult *r = pg_exec(w->db, "SELECT setval(pg_get_serial_sequence('prompt', 'prompt_id'), "
+                                 "nextval(pg_get_serial_sequence('prompt', 'prompt_id')) + $1::bigint - 1) - $1::bigint + 1",
+                          1, a.v, NULL, NULL, "reserve prompt ids", err);
+    if (!r) return MS_EDB;
+    w->base = g_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
 static void *pg_writer_new(MsTraceDb *db, int64_t run_id, MsError *err)
 {
-    (void)run_id;
     PgWriter *w = calloc(1, sizeof *w);
-    if (!w) ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
-    else w->db = db;
+    if (!w) {
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        return NULL;
+    }
+    w->db = db;
+    w->run_id = run_id;
+    Args a;
+    a_i(&a, 0, run_id);
+    PGresult *r = pg_exec(db, "SELECT settings FROM run WHERE run_id = $1", 1, a.v, NULL, NULL, "read run", err);
+    if (!r) { free(w); return NULL; }
+    json_t *js = PQntuples(r) && g_str(r, 0, 0) ? json_loads(g_str(r, 0, 0), 0, NULL) : NULL;
+    json_t *np = json_is_object(js) ? json_object_get(js, "n_prompts") : NULL;
+    if (json_is_integer(np) && json_integer_value(np) > 0) w->n_prompts = json_integer_value(np);
+    json_decref(js);
+    PQclear(r);
     return w;
 }
 
@@ -811,17 +864,21 @@ static int sk_prompt(void *u, int64_t run_id, int index, const char *text, size_
                      size_t n_bytes, const char *labels, int64_t n_tokens, int64_t *prompt_id, MsError *err)
 {
     PgWriter *w = u;
+    int rc = prompt_base(w, index, err);
+    if (rc) return rc;
     Args a;
-    const char *v[6];
-    int lens[6] = { 0, 0, (int)text_len, (int)n_bytes, 0, 0 }, fmts[6] = { 0, 0, 0, 1, 0, 0 };
+    const char *v[7];
+    int lens[7] = { 0, 0, (int)text_len, (int)n_bytes, 0, 0, 0 }, fmts[7] = { 0, 0, 0, 1, 0, 0, 0 };
     v[0] = a_i(&a, 0, run_id);
     v[1] = a_i(&a, 1, index);
     v[2] = text;
     v[3] = n_bytes ? bytes : "";
     v[4] = labels;
     v[5] = a_i(&a, 5, n_tokens);
-    PGresult *r = pg_exec(w->db, "INSERT INTO prompt(run_id,idx,text,text_bytes,labels,n_tokens) "
-                                 "VALUES($1,$2,$3,$4,$5,$6) RETURNING prompt_id", 6, v, lens, fmts, "add prompt", err);
+    v[6] = w->base ? a_i(&a, 6, w->base + index) : NULL;
+    PGresult *r = pg_exec(w->db, "INSERT INTO prompt(prompt_id,run_id,idx,text,text_bytes,labels,n_tokens) "
+                                 "VALUES(coalesce($7::bigint, nextval(pg_get_serial_sequence('prompt', 'prompt_id'))),"
+                                 "$1,$2,$3,$4,$5,$6) RETURNING prompt_id", 7, v, lens, fmts, "add prompt", err);
     if (!r) return err ? err->code : MS_EDB;
     *prompt_id = g_i64(r, 0, 0);
     PQclear(r);
