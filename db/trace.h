@@ -436,4 +436,23 @@ void ms_sha256_init(MsSha256 *s);
 void ms_sha256_update(MsSha256 *s, const void *p, size_t n);
 void ms_sha256_final(MsSha256 *s, char out[65]);
 
+/* ------------------------------------------------------------------ merge */
+
+/* Merge every run of the source databases (shards of one prompt set traced
+ * apart, e.g. with trace --shard I/N on machines without a shared server)
+ * into one run of dst, of either backend.  All source runs must have the
+ * same model (sha256 and shape), kind, settings (the prompt file's name
+ * aside), interventions and stored data (probs, stats): otherwise MS_EINVAL
+ * naming the source and what differs, before anything is written.  The
+ * dst run is the latest matching one (made when there is none); a prompt
+ * index dst already holds is skipped, so a merge can be repeated or resumed.
+ * Every prompt is one transaction; progress in prompts (stage "merge"). */
+typedef struct {
+    int64_t run_id;            /* the run in dst */
+    int64_t n_written, n_skipped;
+    int n_sources;
+} MsTraceMergeResult;
+int ms_trace_merge(MsTraceDb *dst, MsTraceDb *const *srcs, int n_src, MsTraceMergeResult *res, MsProgressFn progress,
+                   void *progress_user, const MsCancel *cancel, MsError *err);
+
 #endif
