@@ -49,6 +49,8 @@ struct MsDbBackend {
     int64_t (*model_add)(MsTraceDb *db, const MsTraceModel *m, MsError *err);
     int64_t (*run_new)(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
     int64_t (*run_find)(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
+    int64_t (*run_join)(MsTraceDb *db, const MsTraceRunDesc *d, bool any_status, MsError *err);
+    int (*run_set_status)(MsTraceDb *db, int64_t run_id, const char *status, MsError *err);
     int (*runs)(MsTraceDb *db, int64_t **ids, int *n, MsError *err);
     int (*run_info)(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsError *err);
     int64_t (*prompt_lookup)(MsTraceDb *db, int64_t run_id, int index, MsError *err);
@@ -99,6 +101,10 @@ bool ms_db_is_pg_uri(const char *path);
 int ms_pg_open(MsTraceDb *db, const char *uri, int mode, MsError *err);
 /* err <- "PATH: WHAT is not supported on BACKEND databases yet". */
 int ms_db_unsupported(MsTraceDb *db, MsError *err, const char *what);
+/* Two run settings JSON texts equal but for their "prompts" member (the
+ * prompt file as named); NULL equals NULL; text that is not JSON compares
+ * as text. */
+bool ms_db_settings_same(const char *a, const char *b);
 /* The reserved (core) table and view names an analysis result cannot use. */
 bool ms_db_reserved_name(const char *t);
 /* The SQLite DDL of the current schema's tables (CREATE TABLE statements

@@ -23,6 +23,15 @@ static json_t *settings_key(const char *s)
     return j;
 }
 
+bool ms_db_settings_same(const char *a, const char *b)
+{
+    json_t *s = settings_key(a), *t = settings_key(b);
+    bool same = (!s && !t) || (s && t && json_equal(s, t));
+    json_decref(s);
+    json_decref(t);
+    return same;
+}
+
 static bool str_eq(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
 
 /* What differs between two runs' identities, or NULL when they match. */
@@ -37,11 +46,9 @@ static const char *run_differs(const MsTraceRunInfo *a, const MsTraceRunInfo *b)
     if (!str_eq(a->kind, b->kind)) return "kind";
     if (!str_eq(a->interventions, b->interventions)) return "interventions";
     if (a->has_probs != b->has_probs || a->has_stats != b->has_stats) return "stored data (--probs / --stats)";
-    json_t *s = settings_key(a->settings_json), *t = settings_key(b->settings_json);
-    bool same = (!s && !t) || (s && t && json_equal(s, t));
-    json_decref(s);
-    json_decref(t);
-    return same ? NULL : "settings";
+    if (!str_eq(a->prompts_sha256, b->prompts_sha256) && a->prompts_sha256 && b->prompts_sha256)
+        return "prompt set (content)";
+    return ms_db_settings_same(a->settings_json, b->settings_json) ? NULL : "settings";
 }
 
 typedef struct {

@@ -547,10 +547,20 @@ static int64_t pg_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
     if (d->parent_run_id > 0) a_i(&a, 7, d->parent_run_id); else a.v[7] = NULL;
     a_i(&a, 8, d->has_probs);
     a_i(&a, 9, d->has_stats);
+    a.v[10] = d->prompts_sha256;
+    if (!rc && d->parent_run_id > 0) {   /* a clear message, not the foreign key's */
+        const char *pv[1] = { a.v[7] };
+        if ((r = pg_exec(db, "SELECT 1 FROM run WHERE run_id = $1", 1, pv, NULL, NULL, "find the parent run", err))) {
+            if (PQntuples(r) == 0)
+                rc = ms_error_set(err, MS_EINVAL, "%s: no run %lld (the parent run)", db->path,
+                                  (long long)d->parent_run_id);
+            PQclear(r);
+        } else rc = MS_EDB;
+    }
     if (!rc && (r = pg_exec(db, "INSERT INTO run(model_id,created,kind,settings,interventions,set_id,"
-                                "program_version,parent_run_id,has_probs,has_stats) "
-                                "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING run_id", 10, a.v, NULL, NULL,
-                                "add run", err))) {
+                                "program_version,parent_run_id,has_probs,has_stats,status,prompts_sha256) "
+                                "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'incomplete',$11) RETURNING run_id", 11, a.v,
+                                NULL, NULL, "add run", err))) {
         run_id = g_i64(r, 0, 0);
         PQclear(r);
     } else if (!rc) rc = err ? err->code : MS_EDB;
@@ -559,22 +569,73 @@ static int64_t pg_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
     return rc ? rc : run_id;
 }
 
+/* As the SQLite query (writer.c): settings compared without the prompt
+ * file's name when both runs know their prompt set's content. */
 static int64_t pg_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
 {
     Args a;
     a_i(&a, 0, d->model_id);
     a.v[1] = d->kind ? d->kind : "trace";
-    a.v[2] = d->settings_json;
-    a.v[3] = d->interventions;
-    a_i(&a, 4, d->has_probs);
-    a_i(&a, 5, d->has_stats);
-    PGresult *r = pg_exec(db, "SELECT coalesce(max(run_id), 0) FROM run WHERE model_id=$1 AND kind=$2 "
-                              "AND settings IS NOT DISTINCT FROM $3 AND coalesce(interventions,'') = coalesce($4,'') "
-                              "AND has_probs=$5 AND has_stats=$6", 6, a.v, NULL, NULL, "find run", err);
+    a.v[2] = d->interventions;
+    a_i(&a, 3, d->has_probs);
+    a_i(&a, 4, d->has_stats);
+    a.v[5] = d->prompts_sha256;
+    a_i(&a, 6, d->parent_run_id > 0 ? d->parent_run_id : 0);
+    PGresult *r = pg_exec(db, "SELECT run_id, settings, prompts_sha256 IS NULL FROM run WHERE model_id=$1 AND kind=$2 "
+                              "AND coalesce(interventions,'') = coalesce($3,'') AND has_probs=$4 AND has_stats=$5 "
+                              "AND (prompts_sha256 IS NOT DISTINCT FROM $6 OR prompts_sha256 IS NULL) "
+                              "AND ($7::bigint = 0 OR parent_run_id = $7::bigint) ORDER BY run_id DESC",
+                          7, a.v, NULL, NULL, "find run", err);
     if (!r) return MS_EDB;
-    int64_t id = g_i64(r, 0, 0);
+    int64_t id = 0;
+    for (int i = 0; i < PQntuples(r) && !id; i++) {
+        const char *s = g_str(r, i, 1);
+        bool exact = g_i64(r, i, 2) || !d->prompts_sha256;
+        bool same = exact ? (!s && !d->settings_json) || (s && d->settings_json && !strcmp(s, d->settings_json))
+                          : ms_db_settings_same(s, d->settings_json);
+        if (same) id = g_i64(r, i, 0);
+    }
     PQclear(r);
     return id;
+}
+
+static int pg_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, MsError *err)
+{
+    Args a;
+    a_i(&a, 0, run_id);
+    a.v[1] = status;
+    PGresult *r = pg_exec(db, "UPDATE run SET status = $2 WHERE run_id = $1", 2, a.v, NULL, NULL,
+                          "set the run status", err);
+    if (!r) return MS_EDB;
+    bool one = !strcmp(PQcmdTuples(r), "1");
+    PQclear(r);
+    return one ? 0 : ms_error_set(err, MS_ENOTFOUND, "%s: no run %lld", db->path, (long long)run_id);
+}
+
+/* Find or make the run under a lock held to the end of the transaction:
+ * workers registering together agree on one run. */
+static int64_t pg_run_join(MsTraceDb *db, const MsTraceRunDesc *d, bool any_status, MsError *err)
+{
+    int rc = tx_enter(db, err);
+    if (rc) return rc;
+    int64_t id = 0;
+    PGresult *r = pg_exec(db, "SELECT pg_advisory_xact_lock(" PG_LOCK_KEY ", 2)", 0, NULL, NULL, NULL, "lock", err);
+    if (!r) id = MS_EDB;
+    PQclear(r);
+    if (!id) id = pg_run_find(db, d, err);
+    if (id > 0 && !any_status) {
+        Args a;
+        a_i(&a, 0, id);
+        if (!(r = pg_exec(db, "SELECT coalesce(status, 'complete') = 'incomplete' FROM run WHERE run_id = $1", 1, a.v,
+                          NULL, NULL, "read run", err))) id = MS_EDB;
+        else {
+            if (!PQntuples(r) || !g_i64(r, 0, 0)) id = 0;
+            PQclear(r);
+        }
+    }
+    if (id == 0) id = pg_run_new(db, d, err);
+    rc = tx_leave(db, id > 0, id > 0 ? err : NULL);
+    return id > 0 && rc ? rc : id;
 }
 
 static int pg_runs(MsTraceDb *db, int64_t **ids, int *n, MsError *err)
@@ -613,7 +674,8 @@ static int pg_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsErr
         "(SELECT count(*) FROM prompt p WHERE p.run_id=r.run_id), "
         "(SELECT coalesce(sum(n_tokens),0)::bigint FROM prompt p WHERE p.run_id=r.run_id), "
         "m.file_name, m.file_size, m.sha256, m.arch, m.name, m.n_layer, m.n_expert, m.n_expert_used, "
-        "m.n_expert_shared, m.score_func, m.norm_topk, m.w_scale, m.n_embd, m.n_vocab, m.n_ff_exp, m.moe_layers "
+        "m.n_expert_shared, m.score_func, m.norm_topk, m.w_scale, m.n_embd, m.n_vocab, m.n_ff_exp, m.moe_layers, "
+        "coalesce(r.status, 'complete'), r.prompts_sha256 "
         "FROM run r JOIN model m USING(model_id) WHERE r.run_id=$1", 1, a.v, NULL, NULL, "read run", err);
     if (!r) return MS_EDB;
     if (PQntuples(r) == 0) {
@@ -652,8 +714,10 @@ static int pg_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsErr
     m->n_ff_exp = (int)g_i64(r, 0, 26);
 #undef TXT
     parse_layers(m, g_str(r, 0, 27));
+    out->status = g_dup(r, 0, 28);
+    out->prompts_sha256 = g_dup(r, 0, 29);
     PQclear(r);
-    if (!out->kind || !out->created || !out->program_version) {
+    if (!out->kind || !out->created || !out->program_version || !out->status) {
         ms_trace_run_info_clear(out);
         return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
     }
@@ -1736,6 +1800,8 @@ static const MsDbBackend pg_backend = {
     .model_add = pg_model_add,
     .run_new = pg_run_new,
     .run_find = pg_run_find,
+    .run_join = pg_run_join,
+    .run_set_status = pg_run_set_status,
     .runs = pg_runs,
     .run_info = pg_run_info,
     .prompt_lookup = pg_prompt_lookup,

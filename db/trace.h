@@ -103,6 +103,11 @@ int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
 int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
 /* Mark a run "complete" (every prompt of its set committed) or "incomplete". */
 int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, MsError *err);
+/* For workers that share one run (trace --shard I/N): the run
+ * ms_trace_run_find returns when it is "incomplete" (with any_status:
+ * whatever its status), else a new run — found or made in one transaction,
+ * so that workers starting together agree on one run. */
+int64_t ms_trace_run_join(MsTraceDb *db, const MsTraceRunDesc *d, bool any_status, MsError *err);
 
 /* Run description as read back.  Caller owns; release with _clear. */
 typedef struct {

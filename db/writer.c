@@ -198,6 +198,7 @@ int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, M
 {
     if (!status || (strcmp(status, "complete") && strcmp(status, "incomplete")))
         return ms_error_set(err, MS_EINVAL, "%s: run status must be complete or incomplete", db->path);
+    if (db->be) return db->be->run_set_status(db, run_id, status, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "UPDATE run SET status = ?2 WHERE run_id = ?1", &st, err);
     if (rc) return rc;
@@ -208,6 +209,27 @@ int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, M
     if (rc != SQLITE_DONE) return ms_db_fail(db, err, MS_EDB, "set the run status");
     if (sqlite3_changes(db->h) != 1) return ms_error_set(err, MS_ENOTFOUND, "%s: no run %lld", db->path, (long long)run_id);
     return 0;
+}
+
+int64_t ms_trace_run_join(MsTraceDb *db, const MsTraceRunDesc *d, bool any_status, MsError *err)
+{
+    if (db->be) return db->be->run_join(db, d, any_status, err);
+    /* the write lock first: a second worker waits, then finds this run */
+    int rc = ms_db_exec(db, "BEGIN IMMEDIATE", err);
+    if (rc) return rc;
+    int64_t id = ms_trace_run_find(db, d, err);
+    if (id > 0 && !any_status) {
+        MsTraceRunInfo ri;
+        if ((rc = ms_trace_run_info(db, id, &ri, err)) < 0) id = rc;
+        else {
+            if (strcmp(ri.status, "incomplete")) id = 0;
+            ms_trace_run_info_clear(&ri);
+        }
+    }
+    if (id == 0) id = ms_trace_run_new(db, d, err);
+    if (id > 0 && (rc = ms_db_exec(db, "COMMIT", err))) id = rc;
+    if (id <= 0) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return id;
 }
 
 /* ----------------------------------------------------------------- writer */
