@@ -27,7 +27,8 @@ static inline MsTraceDb *ms_db_of(const void *obj) { return *(MsTraceDb *const *
  * docs/schema.md; a NULL blob is SQL NULL.  Each returns 0 or MS_E*. */
 typedef struct {
     int (*prompt)(void *u, int64_t run_id, int index, const char *text, size_t text_len, const char *bytes,
-                  size_t n_bytes, const char *labels, int64_t n_tokens, int64_t *prompt_id, MsError *err);
+                  size_t n_bytes, const char *labels, int64_t n_tokens, const char *worker, int64_t *prompt_id,
+                  MsError *err);
     int (*token)(void *u, int64_t run_id, int64_t prompt_id, int pos, int32_t token_id, const char *piece,
                  size_t piece_len, const char *bytes, size_t n_bytes, bool is_generated, float logprob,
                  float entropy, MsError *err);

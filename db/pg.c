@@ -295,7 +295,12 @@ static const char pg_views[] =
     "CREATE VIEW an_compare_shift AS SELECT run_id, baseline_run_id, layer,\n"
     "  sum(n_changed)::double precision / sum(n_pos)::double precision AS changed_share,\n"
     "  sum(jaccard_sum) / sum(n_pos)::double precision AS jaccard_mean,\n"
-    "  sum(n_pos) AS n_positions FROM an_compare_layer GROUP BY run_id, baseline_run_id, layer;\n";
+    "  sum(n_pos) AS n_positions FROM an_compare_layer GROUP BY run_id, baseline_run_id, layer;\n"
+    "CREATE VIEW run_progress AS SELECT r.run_id, r.status,\n"
+    "  CASE WHEN r.settings LIKE '{%' THEN (r.settings::json->>'n_prompts')::bigint END AS n_prompts,\n"
+    "  (SELECT count(*) FROM prompt p WHERE p.run_id = r.run_id) AS n_committed,\n"
+    "  (SELECT count(DISTINCT p.worker) FROM prompt p WHERE p.run_id = r.run_id) AS n_workers\n"
+    "  FROM run r;\n";
 
 /* version of the moescope schema in this database: > 0, 0 = none (empty
  * database), MS_EFORMAT = foreign tables, or MS_E*. */
@@ -925,14 +930,15 @@ static int pg_writer_begin(void *u, MsError *err)
 }
 
 static int sk_prompt(void *u, int64_t run_id, int index, const char *text, size_t text_len, const char *bytes,
-                     size_t n_bytes, const char *labels, int64_t n_tokens, int64_t *prompt_id, MsError *err)
+                     size_t n_bytes, const char *labels, int64_t n_tokens, const char *worker, int64_t *prompt_id,
+                     MsError *err)
 {
     PgWriter *w = u;
     int rc = prompt_base(w, index, err);
     if (rc) return rc;
     Args a;
-    const char *v[7];
-    int lens[7] = { 0, 0, (int)text_len, (int)n_bytes, 0, 0, 0 }, fmts[7] = { 0, 0, 0, 1, 0, 0, 0 };
+    const char *v[8];
+    int lens[8] = { 0, 0, (int)text_len, (int)n_bytes, 0, 0, 0, 0 }, fmts[8] = { 0, 0, 0, 1, 0, 0, 0, 0 };
     v[0] = a_i(&a, 0, run_id);
     v[1] = a_i(&a, 1, index);
     v[2] = text;
@@ -940,9 +946,10 @@ static int sk_prompt(void *u, int64_t run_id, int index, const char *text, size_
     v[4] = labels;
     v[5] = a_i(&a, 5, n_tokens);
     v[6] = w->base ? a_i(&a, 6, w->base + index) : NULL;
-    PGresult *r = pg_exec(w->db, "INSERT INTO prompt(prompt_id,run_id,idx,text,text_bytes,labels,n_tokens) "
+    v[7] = worker;
+    PGresult *r = pg_exec(w->db, "INSERT INTO prompt(prompt_id,run_id,idx,text,text_bytes,labels,n_tokens,worker) "
                                  "VALUES(coalesce($7::bigint, nextval(pg_get_serial_sequence('prompt', 'prompt_id'))),"
-                                 "$1,$2,$3,$4,$5,$6) RETURNING prompt_id", 7, v, lens, fmts, "add prompt", err);
+                                 "$1,$2,$3,$4,$5,$6,$8) RETURNING prompt_id", 8, v, lens, fmts, "add prompt", err);
     if (!r) return err ? err->code : MS_EDB;
     *prompt_id = g_i64(r, 0, 0);
     PQclear(r);
@@ -1183,7 +1190,7 @@ static void where_rp(char *buf, size_t cap, int64_t run_id, int64_t lo, int64_t 
 static MsTraceCursor *pg_prompts(MsTraceDb *db, int64_t run_id, MsError *err)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT prompt_id, run_id, idx, text_bytes, labels, n_tokens FROM prompt "
+    snprintf(sql, sizeof sql, "SELECT prompt_id, run_id, idx, text_bytes, labels, n_tokens, worker FROM prompt "
                               "WHERE run_id = %lld ORDER BY idx", (long long)run_id);
     return (MsTraceCursor *)cur_new(db, CUR_PROMPTS, sql, err);
 }
@@ -1202,6 +1209,7 @@ static int pg_prompts_next(MsTraceCursor *cc, MsTracePrompt *out, MsError *err)
     out->text_len = (size_t)PQgetlength(r, i, 3);
     out->labels_json = g_str(r, i, 4);
     out->n_tokens = (int)g_i64(r, i, 5);
+    out->worker = g_str(r, i, 6);
     return 1;
 }
 

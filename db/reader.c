@@ -272,7 +272,7 @@ static int cur_step(MsTraceCursor *c, MsError *err)
 MsTraceCursor *ms_trace_prompts(MsTraceDb *db, int64_t run_id, MsError *err)
 {
     if (db->be) return db->be->prompts(db, run_id, err);
-    return cursor_new(db, CUR_PROMPTS, "SELECT prompt_id, run_id, idx, text_bytes, labels, n_tokens FROM prompt "
+    return cursor_new(db, CUR_PROMPTS, "SELECT prompt_id, run_id, idx, text_bytes, labels, n_tokens, worker FROM prompt "
                       "WHERE run_id=?1", "", " ORDER BY idx", run_id, 0, err);
 }
 
@@ -291,6 +291,7 @@ int ms_trace_prompts_next(MsTraceCursor *c, MsTracePrompt *out, MsError *err)
     if (!out->text) out->text = "";
     out->labels_json = (const char *)sqlite3_column_text(st, 4);
     out->n_tokens = sqlite3_column_int(st, 5);
+    out->worker = (const char *)sqlite3_column_text(st, 6);
     return 1;
 }
 

@@ -29,7 +29,7 @@ bool ms_db_reserved_name(const char *t)
     static const char *const names[] = { "model", "run", "prompt", "token", "routing", "routing_packed",
         "router_probs", "router_prob", "hidden_stats", "expert_stats", "analysis", "intervention_set",
         "ms_seq", "expert_load", "load_entropy", "routing_entropy", "prompt_label", "an_compare",
-        "an_compare_prompt", "an_compare_pos", "an_compare_layer", "an_compare_shift", "sweep", "sweep_candidate" };
+        "an_compare_prompt", "an_compare_pos", "an_compare_layer", "an_compare_shift", "sweep", "sweep_candidate", "run_progress" };
     for (size_t i = 0; i < MS_ARRAY_LEN(names); i++)
         if (!strcasecmp(t, names[i])) return true;
     return !strncasecmp(t, "sqlite_", 7);

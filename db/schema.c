@@ -143,6 +143,19 @@ static const char migrate_4_5[] =
     "  WHEN (SELECT count(*) FROM prompt p WHERE p.run_id = run.run_id) >= json_extract(settings, '$.n_prompts')\n"
     "    THEN 'complete' ELSE 'incomplete' END;\n";
 
+/* 5 -> 6: several workers fill one run (trace --shard I/N, moescope merge).
+ * prompt.worker names the process that wrote the prompt ("host:pid", with
+ * " shard I/N" for a shard; NULL when not recorded); view run_progress:
+ * per run its status, the size of its prompt set (from the settings), the
+ * prompts committed and the workers that wrote them. */
+static const char migrate_5_6[] =
+    "ALTER TABLE prompt ADD COLUMN worker TEXT;\n"
+    "CREATE VIEW run_progress AS SELECT r.run_id, r.status,\n"
+    "  CASE WHEN json_valid(r.settings) THEN json_extract(r.settings, '$.n_prompts') END AS n_prompts,\n"
+    "  (SELECT count(*) FROM prompt p WHERE p.run_id = r.run_id) AS n_committed,\n"
+    "  (SELECT count(DISTINCT p.worker) FROM prompt p WHERE p.run_id = r.run_id) AS n_workers\n"
+    "  FROM run r;\n";
+
 const char *const ms_db_schema_v1 =
     "CREATE TABLE model(\n"
     "  model_id INTEGER PRIMARY KEY,\n"
@@ -273,6 +286,7 @@ static const char *const migrations[] = {
     migrate_2_3,
     migrate_3_4,
     migrate_4_5,
+    migrate_5_6,
 };
 _Static_assert(MS_ARRAY_LEN(migrations) == MS_TRACE_SCHEMA_VERSION, "one migration per schema version");
 

@@ -29,7 +29,7 @@
 
 /* PRAGMA user_version of the schema this code writes.  Older databases are
  * migrated forward on open (read-write); newer ones are refused. */
-#define MS_TRACE_SCHEMA_VERSION 5
+#define MS_TRACE_SCHEMA_VERSION 6
 #define MS_TRACE_MAX_LAYER 256   /* layer indices 0..255 */
 #define MS_TRACE_MAX_EXPERT 65535
 
@@ -164,6 +164,10 @@ void ms_trace_writer_free(MsTraceWriter *w);  /* accepts NULL; drops an uncommit
  * Callback failures (e.g. out of memory) are sticky and reported by commit. */
 MsObserver ms_trace_writer_observer(MsTraceWriter *w);
 
+/* Name the process that writes (stored with every prompt as
+ * prompt.worker, e.g. "host:pid shard 2/3"); NULL = not recorded (the
+ * default).  The text is copied. */
+int ms_trace_writer_set_worker(MsTraceWriter *w, const char *worker, MsError *err);
 /* Start prompt `index` (0-based position in the prompt file).  text may hold
  * NUL bytes (len given); labels_json is a JSON object text or NULL.  An
  * uncommitted previous prompt is dropped.  Buffers are copied. */
@@ -196,6 +200,7 @@ typedef struct {
     const char *text; size_t text_len;   /* exact bytes (may hold NUL), borrowed */
     const char *labels_json;             /* borrowed, NULL if none */
     int n_tokens;
+    const char *worker;                  /* borrowed: the process that wrote it, NULL if not recorded */
 } MsTracePrompt;
 MsTraceCursor *ms_trace_prompts(MsTraceDb *db, int64_t run_id, MsError *err);
 /* 1 = *out filled, 0 = end, < 0 = MS_E*. */

@@ -273,6 +273,7 @@ struct MsTraceWriter {
     int64_t rows;
     sqlite3_stmt *st_prompt, *st_token, *st_route, *st_probs, *st_hidden;
     void *be_w;                 /* another backend's storage state (db->be) */
+    char *worker;               /* prompt.worker, NULL = not recorded */
     unsigned char *scratch; size_t scratch_cap;
 };
 
@@ -319,8 +320,8 @@ MsTraceWriter *ms_trace_writer_new(MsTraceDb *db, int64_t run_id, MsError *err)
         }
         return w;
     }
-    if (ms_db_prepare(db, "INSERT INTO prompt(run_id,idx,text,text_bytes,labels,n_tokens) "
-                          "VALUES(?1,?2,?3,?4,?5,?6)", &w->st_prompt, err) ||
+    if (ms_db_prepare(db, "INSERT INTO prompt(run_id,idx,text,text_bytes,labels,n_tokens,worker) "
+                          "VALUES(?1,?2,?3,?4,?5,?6,?7)", &w->st_prompt, err) ||
         ms_db_prepare(db, "INSERT INTO token(run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,"
                           "logprob,entropy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &w->st_token, err) ||
         ms_db_prepare(db, "INSERT INTO routing_packed(run_id,prompt_id,pos,layer,experts,weights,out_maxabs,"
@@ -348,11 +349,21 @@ void ms_trace_writer_free(MsTraceWriter *w)
     sqlite3_finalize(w->st_probs);
     sqlite3_finalize(w->st_hidden);
     if (w->be_w) w->db->be->writer_free(w->be_w);
+    free(w->worker);
     free(w->scratch);
     free(w);
 }
 
 int64_t ms_trace_writer_rows(const MsTraceWriter *w) { return w->rows; }
+
+int ms_trace_writer_set_worker(MsTraceWriter *w, const char *worker, MsError *err)
+{
+    char *c = worker ? strdup(worker) : NULL;
+    if (worker && !c) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", w->db->path);
+    free(w->worker);
+    w->worker = c;
+    return 0;
+}
 
 /* Buffer one (pos, layer) group. */
 static int add_group(MsTraceWriter *w, int pos, int layer, int k, const int32_t *ex, const float *wt,
@@ -555,7 +566,8 @@ static int step_reset(MsTraceDb *db, sqlite3_stmt *st, const char *what, MsError
 /* ------------------------------------------------- the SQLite row sink */
 
 static int sq_prompt(void *u, int64_t run_id, int index, const char *text, size_t text_len, const char *bytes,
-                     size_t n_bytes, const char *labels, int64_t n_tokens, int64_t *prompt_id, MsError *err)
+                     size_t n_bytes, const char *labels, int64_t n_tokens, const char *worker, int64_t *prompt_id,
+                     MsError *err)
 {
     MsTraceWriter *w = u;
     sqlite3_stmt *st = w->st_prompt;
@@ -566,6 +578,8 @@ static int sq_prompt(void *u, int64_t run_id, int index, const char *text, size_
     if (labels) sqlite3_bind_text(st, 5, labels, -1, SQLITE_STATIC);
     else sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, n_tokens);
+    if (worker) sqlite3_bind_text(st, 7, worker, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 7);
     int rc = step_reset(w->db, st, "add prompt", err);
     sqlite3_clear_bindings(st);
     if (!rc) *prompt_id = sqlite3_last_insert_rowid(w->db->h);
@@ -654,8 +668,8 @@ static int write_prompt(MsTraceWriter *w, const MsDbSink *sk, void *u, int64_t *
     char *txt = ms_db_text_render(w->text, w->text_len, &tl);
     if (!txt) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
     int64_t pid = 0;
-    rc = sk->prompt(u, w->run_id, w->index, txt, tl, w->text, w->text_len, w->labels, (int64_t)w->tokens.n, &pid,
-                    err);
+    rc = sk->prompt(u, w->run_id, w->index, txt, tl, w->text, w->text_len, w->labels, (int64_t)w->tokens.n, w->worker,
+                    &pid, err);
     free(txt);
     if (rc) return rc;
     *prompt_id = pid;
