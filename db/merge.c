@@ -146,6 +146,22 @@ static int copy_rows(MsTraceDb *s, int64_t run_id, int64_t pid, MsTraceWriter *w
     return got < 0 ? got : 0;
 }
 
+typedef struct {
+    int src;                   /* index into the source runs */
+    size_t seq;                /* read order: the first source of an index wins */
+    int index;
+    int64_t prompt_id;
+    char *text; size_t text_len;
+    char *labels, *worker;
+} Item;
+
+static int cmp_item(const void *a, const void *b)
+{
+    const Item *x = a, *y = b;
+    if (x->index != y->index) return x->index < y->index ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 int ms_trace_merge(MsTraceDb *dst, MsTraceDb *const *srcs, int n_src, MsTraceMergeResult *res, MsProgressFn progress,
                    void *progress_user, const MsCancel *cancel, MsError *err)
 {
@@ -156,7 +172,6 @@ int ms_trace_merge(MsTraceDb *dst, MsTraceDb *const *srcs, int n_src, MsTraceMer
     int n_runs = 0, cap = 0, rc = 0;
     MsTraceRunInfo first, ri;
     memset(&first, 0, sizeof first);
-    int64_t total = 0;
     for (int i = 0; i < n_src && !rc; i++) {
         int64_t *ids = NULL;
         int n = 0;
@@ -178,7 +193,6 @@ int ms_trace_merge(MsTraceDb *dst, MsTraceDb *const *srcs, int n_src, MsTraceMer
             if (!rc) {
                 runs[n_runs].db = srcs[i];
                 runs[n_runs].run_id = ids[r];
-                total += ri.n_prompts;
                 if (n_runs++ == 0) { first = ri; memset(&ri, 0, sizeof ri); }
             }
             ms_trace_run_info_clear(&ri);
@@ -190,42 +204,92 @@ int ms_trace_merge(MsTraceDb *dst, MsTraceDb *const *srcs, int n_src, MsTraceMer
     if (!rc) {
         int64_t model_id = ms_trace_model_add(dst, &first.model, err);
         MsTraceRunDesc d = { .model_id = model_id, .kind = first.kind, .settings_json = first.settings_json,
-                             .interventions = first.interventions, .has_probs = first.has_probs,
-                             .has_stats = first.has_stats };
+                             .interventions = first.interventions, .prompts_sha256 = first.prompts_sha256,
+                             .has_probs = first.has_probs, .has_stats = first.has_stats };
         if (model_id < 0) rc = (int)model_id;
-        else if ((run_id = ms_trace_run_find(dst, &d, err)) == 0) run_id = ms_trace_run_new(dst, &d, err);
+        else run_id = ms_trace_run_join(dst, &d, true, err);
         if (!rc && run_id < 0) rc = (int)run_id;
         if (!rc && !(w = ms_trace_writer_new(dst, run_id, err))) rc = err ? err->code : MS_EDB;
     }
     res->run_id = run_id > 0 ? run_id : 0;
     res->n_sources = n_src;
     MsObserver obs = w ? ms_trace_writer_observer(w) : (MsObserver){ 0 };
-    MsProgress pg = { .stage = "merge", .total = total, .eta_s = -1 };
+    /* the prompts of every source, written in index order (SQLite gives
+     * ids in commit order; the analyses want them in prompt order) */
+    Item *items = NULL;
+    size_t n_items = 0, cap_items = 0;
     for (int r = 0; r < n_runs && !rc; r++) {
         MsTraceCursor *pc = ms_trace_prompts(runs[r].db, runs[r].run_id, err);
         if (!pc) { rc = err ? err->code : MS_EDB; break; }
         MsTracePrompt p;
         int got = 0;
-        while (!rc && (got = ms_trace_prompts_next(pc, &p, err)) == 1) {
-            if (ms_cancel_requested(cancel)) { rc = ms_error_set(err, MS_ECANCELLED, "cancelled"); break; }
-            pg.done++;
-            int64_t have = ms_trace_prompt_lookup(dst, run_id, p.index, err);
-            if (have < 0) { rc = (int)have; break; }
-            if (have > 0) {
-                res->n_skipped++;
-            } else {
-                if ((rc = ms_trace_writer_begin(w, p.index, p.text, p.text_len, p.labels_json, err)) < 0) break;
-                if ((rc = copy_rows(runs[r].db, runs[r].run_id, p.prompt_id, w, &obs, first.model.n_expert, err)) < 0)
-                    break;
-                if ((rc = ms_trace_writer_commit(w, NULL, err)) < 0) break;
-                res->n_written++;
+        while ((got = ms_trace_prompts_next(pc, &p, err)) == 1) {
+            if (n_items == cap_items) {
+                cap_items = cap_items ? 2 * cap_items : 256;
+                Item *ni = realloc(items, cap_items * sizeof *ni);
+                if (!ni) { got = ms_error_set(err, MS_ENOMEM, "out of memory"); break; }
+                items = ni;
             }
-            if (progress) progress(progress_user, &pg);
+            Item *it = &items[n_items];
+            memset(it, 0, sizeof *it);
+            it->src = r;
+            it->seq = n_items;
+            it->index = p.index;
+            it->prompt_id = p.prompt_id;
+            it->text = malloc(p.text_len + 1);
+            it->text_len = p.text_len;
+            it->labels = p.labels_json ? strdup(p.labels_json) : NULL;
+            it->worker = strdup(p.worker ? p.worker : ms_trace_path(runs[r].db));
+            n_items++;
+            if (!it->text || (p.labels_json && !it->labels) || !it->worker) {
+                got = ms_error_set(err, MS_ENOMEM, "out of memory");
+                break;
+            }
+            memcpy(it->text, p.text, p.text_len);
+            it->text[p.text_len] = 0;
         }
-        if (!rc && got < 0) rc = got;
+        if (got < 0) rc = got;
         ms_trace_cursor_free(pc);
     }
+    if (n_items) qsort(items, n_items, sizeof *items, cmp_item);
+    MsProgress pg = { .stage = "merge", .total = (int64_t)n_items, .eta_s = -1 };
+    for (size_t i = 0; i < n_items && !rc; i++) {
+        const Item *it = &items[i];
+        if (ms_cancel_requested(cancel)) { rc = ms_error_set(err, MS_ECANCELLED, "cancelled"); break; }
+        pg.done++;
+        int64_t have = ms_trace_prompt_lookup(dst, run_id, it->index, err);
+        if (have < 0) { rc = (int)have; break; }
+        if (have > 0) {
+            res->n_skipped++;
+        } else {
+            MsTraceDb *s = runs[it->src].db;
+            if ((rc = ms_trace_writer_set_worker(w, it->worker, err)) < 0 ||
+                (rc = ms_trace_writer_begin(w, it->index, it->text, it->text_len, it->labels, err)) < 0) break;
+            if ((rc = copy_rows(s, runs[it->src].run_id, it->prompt_id, w, &obs, first.model.n_expert, err)) < 0)
+                break;
+            if ((rc = ms_trace_writer_commit(w, NULL, err)) < 0) break;
+            res->n_written++;
+        }
+        if (progress) progress(progress_user, &pg);
+    }
+    for (size_t i = 0; i < n_items; i++) {
+        free(items[i].text);
+        free(items[i].labels);
+        free(items[i].worker);
+    }
+    free(items);
     if (w) ms_trace_writer_abort(w);
+    if (!rc && run_id > 0) {   /* complete when the set's every prompt is in (settings say how many) */
+        MsTraceRunInfo di;
+        json_t *js = first.settings_json ? json_loads(first.settings_json, 0, NULL) : NULL;
+        json_t *np = json_is_object(js) ? json_object_get(js, "n_prompts") : NULL;
+        if ((rc = ms_trace_run_info(dst, run_id, &di, err)) >= 0) {
+            if (!np || (json_is_integer(np) && di.n_prompts >= json_integer_value(np)))
+                rc = ms_trace_run_set_status(dst, run_id, "complete", err);
+            ms_trace_run_info_clear(&di);
+        }
+        json_decref(js);
+    }
     ms_trace_writer_free(w);
     ms_trace_run_info_clear(&first);
     free(runs);
