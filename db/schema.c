@@ -418,6 +418,8 @@ bool ms_db_is_pg_uri(const char *path)
     return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11));
 }
 
+bool ms_trace_path_is_postgresql(const char *path) { return ms_db_is_pg_uri(path); }
+
 int ms_db_unsupported(MsTraceDb *db, MsError *err, const char *what)
 {
     return ms_error_set(err, MS_EUNSUPPORTED, "%s: %s is not supported on %s databases yet", db->path, what,

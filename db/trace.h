@@ -47,6 +47,9 @@ enum {
  * is not a moescope trace (no schema, foreign tables) is MS_EFORMAT. */
 MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err);
 void ms_trace_close(MsTraceDb *db);                  /* accepts NULL */
+/* True when path is a PostgreSQL connection URI (postgresql:// or
+ * postgres://) rather than a file name. */
+bool ms_trace_path_is_postgresql(const char *path);
 const char *ms_trace_path(const MsTraceDb *db);      /* borrowed */
 int ms_trace_user_version(const MsTraceDb *db);
 
