@@ -268,3 +268,73 @@ int ms_cmd_sql(int argc, char **argv)
     free(o.names);
     return rc ? ms_cli_fail_err(cmd, &err) : 0;
 }
+
+/* ------------------------------------------------------------------ merge */
+
+static const char merge_help[] =
+    "usage: moescope merge SRC... --db DST\n"
+    "\n"
+    "Merges the runs of the trace databases SRC (shards of one prompt set traced\n"
+    "apart, e.g. trace --shard I/N on several machines) into one run of DST, a\n"
+    "file (created if missing) or a postgresql:// URI.  The sources must hold\n"
+    "runs of the same model, settings, interventions and --probs/--stats;\n"
+    "otherwise nothing is written.  Prompts DST already holds are skipped (a\n"
+    "merge can be repeated); every prompt is one transaction.  Prints the run.\n";
+
+int ms_cmd_merge(int argc, char **argv)
+{
+    const char *cmd = "merge", *dbp = NULL;
+    const char **src = calloc((size_t)argc, sizeof *src);
+    int n_src = 0;
+    if (!src) return ms_cli_fail(cmd, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r;
+        if (ms_cli_is_help(a)) { fputs(merge_help, stdout); free(src); return 0; }
+        if ((r = ms_cli_opt(cmd, argc, argv, &i, "--db", NULL, &v)) != 0) {
+            if (r < 0) { free(src); return 2; }
+            dbp = v;
+            continue;
+        }
+        if (a[0] == '-' && a[1]) { free(src); return ms_cli_usage(cmd, "unknown option '%s'", a); }
+        src[n_src++] = a;
+    }
+    if (!dbp || !n_src) {
+        free(src);
+        return ms_cli_usage(cmd, "%s", !dbp ? "--db DST is required" : "no source databases");
+    }
+    MsError err = { 0 };
+    MsTraceDb **dbs = calloc((size_t)n_src, sizeof *dbs);
+    MsTraceDb *dst = NULL;
+    int rc = dbs ? 0 : ms_error_set(&err, MS_ENOMEM, "out of memory");
+    for (int i = 0; i < n_src && !rc; i++) {
+        if (!strcmp(src[i], dbp)) rc = ms_error_set(&err, MS_EINVAL, "%s: source and destination are the same", dbp);
+        else if (!(dbs[i] = ms_trace_open(src[i], MS_TRACE_READ, &err))) rc = err.code;
+    }
+    if (!rc && !(dst = ms_trace_open(dbp, MS_TRACE_CREATE, &err))) rc = err.code;
+    MsTraceMergeResult res = { 0 };
+    if (!rc) {
+        MsCliBar bar;
+        ms_cli_bar_init(&bar, "prompts");
+        MsCancel cancel;
+        ms_cancel_init(&cancel);
+        ms_cli_sigint_cancel(&cancel);
+        rc = ms_trace_merge(dst, dbs, n_src, &res, ms_cli_bar_progress, &bar, &cancel, &err);
+        ms_cli_sigint_restore();
+        if (bar.tty) fputc('\n', stderr);
+    }
+    for (int i = 0; dbs && i < n_src; i++) ms_trace_close(dbs[i]);
+    ms_trace_close(dst);
+    free(dbs);
+    free(src);
+    if (rc == MS_ECANCELLED) {
+        fprintf(stderr, "moescope merge: interrupted: %lld prompts merged; run the same command to complete it\n",
+                (long long)res.n_written);
+        return 130;
+    }
+    if (rc) return ms_cli_fail_err(cmd, &err);
+    printf("run %lld\n", (long long)res.run_id);
+    fprintf(stderr, "moescope merge: %d sources: %lld prompts written, %lld already present\n", res.n_sources,
+            (long long)res.n_written, (long long)res.n_skipped);
+    return 0;
+}

@@ -85,6 +85,11 @@ int ms_cmd_experiment(int argc, char **argv)
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
     }
+    if (ms_trace_path_is_postgresql(dbpath)) {   /* refused before anything is written */
+        rc = ms_cli_fail(cmd, "%s: experiments are not supported on PostgreSQL databases yet (use a SQLite file)",
+                         dbpath);
+        goto done;
+    }
     if (!(db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err))) {
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
@@ -504,6 +509,8 @@ int ms_cmd_sweep(int argc, char **argv)
     if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
         goto done;
     if (npr == 0) rc = ms_cli_fail(cmd, "%s: no prompts", c.prompts);
+    if (!rc && so.dbpath && ms_trace_path_is_postgresql(so.dbpath))
+        rc = ms_cli_fail(cmd, "%s: sweeps are not supported on PostgreSQL databases yet (use a SQLite file)", so.dbpath);
     if (!rc && so.dbpath && !(db = ms_trace_open(so.dbpath, MS_TRACE_CREATE, &err))) rc = ms_cli_fail_err(cmd, &err);
     if (!rc) rc = sweep_sets(cmd, &so, m, db, j.seed, &set);
     if (rc) goto done;

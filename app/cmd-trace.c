@@ -15,7 +15,8 @@ static const char trace_help[] =
     "\n"
     "Runs every prompt (prefill, then optionally N generated tokens, traced too)\n"
     "and stores tokens, log-probabilities and every routing decision in the\n"
-    "SQLite database OUT.db (created if missing; see docs/schema.md).  Each prompt\n"
+    "SQLite database OUT.db (created if missing) or the PostgreSQL database of a\n"
+    "postgresql://user@host:port/dbname URI (docs/schema.md, docs/scale.md).  Each prompt\n"
     "is one transaction.  On a terminal a progress bar shows prompts done,\n"
     "tokens/s and the time left.  Ctrl+C stops after the current layer: the prompt\n"
     "in flight is dropped, every committed prompt stays, and the same command\n"
@@ -23,7 +24,7 @@ static const char trace_help[] =
     "\n"
     "  --prompts FILE  plain text (one prompt per line, escapes \\n \\t \\\\) or JSONL\n"
     "                  ({\"text\": ..., \"labels\": {...}} per line)\n"
-    "  --db OUT.db     the trace database\n"
+    "  --db OUT.db     the trace database (a file or a postgresql:// URI)\n"
     "  --gen N         generate N tokens after each prompt (default 0)\n"
     "  --temp T        sampling temperature for --gen (default 0 = greedy)\n"
     "  --seed S        sampler seed (default 0)\n"
@@ -34,6 +35,12 @@ static const char trace_help[] =
     "  --resume        continue the latest run with the same model, prompt file\n"
     "                  (as named), settings and interventions, skipping prompts\n"
     "                  already committed; otherwise start a new run\n"
+    "  --shard I/N     trace only shard I of N (1 <= I <= N): the prompts whose\n"
+    "                  0-based index modulo N is I - 1.  N workers with the same\n"
+    "                  settings and --db fill one run together: they join the\n"
+    "                  latest matching incomplete run (any matching run with\n"
+    "                  --resume) or register a new one, skip prompts already\n"
+    "                  committed, and record themselves in prompt.worker\n"
     "  -t THREADS      worker threads (default: all CPUs)\n"
     "  --batch N       tokens per prefill chunk (default 256)\n"
     "  --timing        print the time of the prompt loop (inference + storing)\n"
@@ -69,7 +76,7 @@ static void print_cancelled(const MsTraceJobResult *r, int argc, char **argv)
 
 int ms_cmd_trace(int argc, char **argv)
 {
-    const char *cmd = "trace", *dbpath = NULL;
+    const char *cmd = "trace", *dbpath = NULL, *shard = NULL;
     bool no_store = false, no_logprobs = false;
     MsTraceJob j;
     ms_trace_job_init(&j);
@@ -87,10 +94,23 @@ int ms_cmd_trace(int argc, char **argv)
         { "--timing", NULL, MS_OPT_FLAG, &j.timing, 0, 0 },
         { "--no-logprobs", NULL, MS_OPT_FLAG, &no_logprobs, 0, 0 },
         { "--no-store", NULL, MS_OPT_FLAG, &no_store, 0, 0 },
+        { "--shard", NULL, MS_OPT_STR, &shard, 0, 0 },
         { 0 },
     };
     int rc = ms_cli_parse(cmd, argc, argv, opts, &c, trace_help);
     if (!rc && !dbpath && !no_store) rc = ms_cli_usage(cmd, "--db OUT.db is required");
+    if (!rc && shard) {
+        char tail;
+        if (sscanf(shard, "%d/%d%c", &j.shard_i, &j.shard_n, &tail) != 2 || j.shard_n < 1 || j.shard_n > 1000000 ||
+            j.shard_i < 1 || j.shard_i > j.shard_n)
+            rc = ms_cli_usage(cmd, "--shard must be I/N with 1 <= I <= N (got '%s')", shard);
+    }
+    /* who wrote each prompt: this host and process (and shard) */
+    char worker[320], host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "localhost");
+    if (j.shard_n > 1) snprintf(worker, sizeof worker, "%s:%ld shard %d/%d", host, (long)getpid(), j.shard_i, j.shard_n);
+    else snprintf(worker, sizeof worker, "%s:%ld", host, (long)getpid());
+    j.worker = worker;
     if (rc) {
         ms_cli_common_free(&c);
         return ms_cli_exit(rc);

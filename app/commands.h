@@ -15,6 +15,7 @@ int ms_cmd_bench(int argc, char **argv);
 int ms_cmd_trace(int argc, char **argv);
 int ms_cmd_export(int argc, char **argv);
 int ms_cmd_import(int argc, char **argv);
+int ms_cmd_merge(int argc, char **argv);
 int ms_cmd_sql(int argc, char **argv);
 int ms_cmd_analyze(int argc, char **argv);
 int ms_cmd_demo(int argc, char **argv);

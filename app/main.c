@@ -22,6 +22,7 @@ static const Command commands[] = {
     { "trace", ms_cmd_trace, "run prompts and store every routing decision in SQLite" },
     { "export", ms_cmd_export, "export a trace database as SQL, PostgreSQL SQL or CSV" },
     { "import", ms_cmd_import, "import routing traces produced elsewhere" },
+    { "merge", ms_cmd_merge, "merge trace databases (shards of one run) into one" },
     { "sql", ms_cmd_sql, "run a read-only SQL query on a trace database" },
     { "analyze", ms_cmd_analyze, "routing analyses on a trace database" },
     { "experiment", ms_cmd_experiment, "baseline vs intervened model on the same prompts, compared as they run" },

@@ -7,11 +7,20 @@
 
 #include "db-internal.h"
 
-int ms_trace_tx_begin(MsTraceDb *db, MsError *err) { return ms_db_exec(db, "BEGIN IMMEDIATE", err); }
-int ms_trace_tx_commit(MsTraceDb *db, MsError *err) { return ms_db_exec(db, "COMMIT", err); }
+int ms_trace_tx_begin(MsTraceDb *db, MsError *err)
+{
+    if (db->be) return db->be->tx_begin(db, err);
+    return ms_db_exec(db, "BEGIN IMMEDIATE", err);
+}
+int ms_trace_tx_commit(MsTraceDb *db, MsError *err)
+{
+    if (db->be) return db->be->tx_commit(db, err);
+    return ms_db_exec(db, "COMMIT", err);
+}
 
 void ms_trace_tx_rollback(MsTraceDb *db)
 {
+    if (db && db->be) { db->be->tx_rollback(db); return; }
     if (db && !sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -82,6 +91,7 @@ static int put_prompt(MsTraceDb *db, int64_t run, int64_t base, const MsCompareP
 int ms_trace_compare_put(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, const MsComparePrompt *p,
                          const MsComparePos *pos, int n_pos, const MsCompareLayer *lay, int n_lay, MsError *err)
 {
+    if (db->be) return ms_db_unsupported(db, err, "storing experiment comparisons");
     int rc = put_prompt(db, run_id, baseline_run_id, p, err);
     sqlite3_stmt *st = NULL;
     if (!rc) rc = ms_db_prepare(db, "INSERT INTO an_compare_pos VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &st, err);
@@ -116,6 +126,7 @@ int ms_trace_compare_put(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id,
 
 int ms_trace_compare_has(MsTraceDb *db, int64_t run_id, int index, MsError *err)
 {
+    if (db->be) return ms_db_unsupported(db, err, "reading experiment comparisons");
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "SELECT 1 FROM an_compare_prompt WHERE run_id=?1 AND idx=?2", &st, err);
     if (rc) return rc;
@@ -256,6 +267,7 @@ static int read_layers(MsTraceDb *db, MsCompareRows *out, MsError *err)
 int ms_trace_compare_rows(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, MsCompareRows *out, MsError *err)
 {
     memset(out, 0, sizeof *out);
+    if (db->be) return ms_db_unsupported(db, err, "reading experiment comparisons");
     out->run_id = run_id;
     out->baseline_run_id = baseline_run_id;
     int rc = read_prompts(db, out, err);
@@ -271,6 +283,7 @@ int ms_trace_compare_positions(MsTraceDb *db, int64_t run_id, int index, MsCompa
 {
     *out = NULL;
     *n = 0;
+    if (db->be) return ms_db_unsupported(db, err, "reading experiment comparisons");
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "SELECT pos, kl, lp_baseline, lp_run, top1_baseline, top1_run FROM an_compare_pos "
                                "WHERE run_id=?1 AND idx=?2 ORDER BY pos", &st, err);
@@ -311,6 +324,7 @@ int ms_trace_compare_positions(MsTraceDb *db, int64_t run_id, int index, MsCompa
 int64_t ms_trace_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run_id, const char *settings_json,
                            MsError *err)
 {
+    if (db->be) return ms_db_unsupported(db, err, "storing sweeps");
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "INSERT INTO sweep(baseline_run_id, model_id, created, settings, program_version) "
                                "VALUES(?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?3, ?4)", &st, err);
@@ -327,6 +341,7 @@ int64_t ms_trace_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run
 
 int ms_trace_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err)
 {
+    if (db->be) return ms_db_unsupported(db, err, "storing sweeps");
     int rc = ms_trace_tx_begin(db, err);
     sqlite3_stmt *st = NULL;
     if (!rc) rc = ms_db_prepare(db, "INSERT INTO sweep_candidate VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"

@@ -46,8 +46,8 @@ static const Logical logical[] = {
       "has_stats,status,prompts_sha256", "iittttitiiitt", "run_id",
       "SELECT run_id,model_id,created,kind,settings,interventions,set_id,program_version,parent_run_id,has_probs,"
       "has_stats,status,prompts_sha256 FROM run ORDER BY run_id" },
-    { "prompt", "prompt_id,run_id,idx,text,text_bytes,labels,n_tokens", "iiitbti", "prompt_id",
-      "SELECT prompt_id,run_id,idx,text,text_bytes,labels,n_tokens FROM prompt ORDER BY prompt_id" },
+    { "prompt", "prompt_id,run_id,idx,text,text_bytes,labels,n_tokens,worker", "iiitbtit", "prompt_id",
+      "SELECT prompt_id,run_id,idx,text,text_bytes,labels,n_tokens,worker FROM prompt ORDER BY prompt_id" },
     { "token", "run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,logprob,entropy", "iiiitbirr",
       "prompt_id,pos",
       "SELECT run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,logprob,entropy FROM token "
@@ -461,6 +461,7 @@ static int dump_sqlite(Ex *x, const char *tables)
 int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_dir,
                     MsError *err)
 {
+    if (db->be) return ms_db_unsupported(db, err, "export");
     Ex x = { .db = db, .fmt = fmt, .out = out, .err = err };
     if (fmt != MS_EXPORT_CSV && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);
     if (fmt == MS_EXPORT_CSV && !out_dir && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);

@@ -444,6 +444,7 @@ static int import_jsonl(Imp *im, FILE *f)
 int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const MsImportOptions *opt,
                     int64_t *run_id, MsError *err)
 {
+    if (db->be) return ms_db_unsupported(db, err, "import");
     MsImportOptions dflt = { 0 };
     Imp im = { .db = db, .path = path, .opt = opt ? opt : &dflt, .err = err, .cur_prompt = -1, .max_expert = -1 };
     if (im.opt->n_expert < 0 || im.opt->top_k < 0 || (im.opt->n_expert && im.opt->top_k > im.opt->n_expert))

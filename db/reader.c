@@ -15,6 +15,7 @@ static char *dup_col(sqlite3_stmt *st, int i)
 
 int ms_trace_runs(MsTraceDb *db, int64_t **ids, int *n, MsError *err)
 {
+    if (db->be) return db->be->runs(db, ids, n, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "SELECT run_id FROM run ORDER BY run_id", &st, err);
     if (rc) return rc;
@@ -58,6 +59,7 @@ static void parse_layers(MsTraceModel *m, const char *json)
 
 int ms_trace_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsError *err)
 {
+    if (db->be) return db->be->run_info(db, run_id, out, err);
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db,
@@ -121,6 +123,7 @@ int ms_trace_run_info(MsTraceDb *db, int64_t run_id, MsTraceRunInfo *out, MsErro
 
 int64_t ms_trace_prompt_lookup(MsTraceDb *db, int64_t run_id, int index, MsError *err)
 {
+    if (db->be) return db->be->prompt_lookup(db, run_id, index, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "SELECT prompt_id FROM prompt WHERE run_id=?1 AND idx=?2", &st, err);
     if (rc) return rc;
@@ -143,6 +146,7 @@ void ms_trace_prompt_info_clear(MsTracePromptInfo *p)
 
 int ms_trace_prompt_get(MsTraceDb *db, int64_t run_id, int index, MsTracePromptInfo *out, MsError *err)
 {
+    if (db->be) return db->be->prompt_get(db, run_id, index, out, err);
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "SELECT prompt_id, text_bytes, labels, n_tokens FROM prompt WHERE run_id=?1 AND idx=?2",
@@ -180,6 +184,7 @@ int ms_trace_prompt_get(MsTraceDb *db, int64_t run_id, int index, MsTracePromptI
 
 int ms_trace_changed(MsTraceDb *db, uint64_t *stamp, MsError *err)
 {
+    if (db->be) return db->be->changed(db, stamp, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "PRAGMA data_version", &st, err);
     if (rc) return rc;
@@ -215,6 +220,7 @@ struct MsTraceCursor {
 
 void ms_trace_cursor_free(MsTraceCursor *c)
 {
+    if (c && ms_db_of(c)->be) { ms_db_of(c)->be->cursor_free(c); return; }
     if (!c) return;
     sqlite3_finalize(c->st);
     free(c->fbuf);
@@ -265,12 +271,14 @@ static int cur_step(MsTraceCursor *c, MsError *err)
 
 MsTraceCursor *ms_trace_prompts(MsTraceDb *db, int64_t run_id, MsError *err)
 {
-    return cursor_new(db, CUR_PROMPTS, "SELECT prompt_id, run_id, idx, text_bytes, labels, n_tokens FROM prompt "
+    if (db->be) return db->be->prompts(db, run_id, err);
+    return cursor_new(db, CUR_PROMPTS, "SELECT prompt_id, run_id, idx, text_bytes, labels, n_tokens, worker FROM prompt "
                       "WHERE run_id=?1", "", " ORDER BY idx", run_id, 0, err);
 }
 
 int ms_trace_prompts_next(MsTraceCursor *c, MsTracePrompt *out, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->prompts_next(c, out, err);
     if (c->kind != CUR_PROMPTS) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int rc = cur_step(c, err);
     if (rc <= 0) return rc;
@@ -283,11 +291,13 @@ int ms_trace_prompts_next(MsTraceCursor *c, MsTracePrompt *out, MsError *err)
     if (!out->text) out->text = "";
     out->labels_json = (const char *)sqlite3_column_text(st, 4);
     out->n_tokens = sqlite3_column_int(st, 5);
+    out->worker = (const char *)sqlite3_column_text(st, 6);
     return 1;
 }
 
 MsTraceCursor *ms_trace_tokens(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
+    if (db->be) return db->be->tokens(db, run_id, prompt_id, err);
     return cursor_new(db, CUR_TOKENS, "SELECT prompt_id, pos, token_id, piece_bytes, is_generated, logprob, entropy "
                       "FROM token", WHERE_RP(prompt_id), "ORDER BY prompt_id, pos", run_id, prompt_id, err);
 }
@@ -299,6 +309,7 @@ static float col_float(sqlite3_stmt *st, int i)
 
 int ms_trace_tokens_next(MsTraceCursor *c, MsTraceToken *out, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->tokens_next(c, out, err);
     if (c->kind != CUR_TOKENS) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int rc = cur_step(c, err);
     if (rc <= 0) return rc;
@@ -358,12 +369,14 @@ static int packed_row(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err)
 
 MsTraceCursor *ms_trace_routing(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
+    if (db->be) return db->be->routing(db, run_id, prompt_id, prompt_id, err);
     return cursor_new(db, CUR_ROUTING, routing_select(db, run_id), WHERE_RP(prompt_id),
                       "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
 }
 
 int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->routing_next(c, buf, cap, err);
     if (c->kind != CUR_ROUTING) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     if (cap <= 0) return ms_error_set(err, MS_EINVAL, "%s: chunk capacity must be positive", c->db->path);
     int n = 0;
@@ -405,6 +418,7 @@ int ms_trace_routing_next(MsTraceCursor *c, MsTraceRoute *buf, int cap, MsError 
 MsTraceCursor *ms_trace_routing_range(MsTraceDb *db, int64_t run_id, int64_t prompt_lo, int64_t prompt_hi,
                                       MsError *err)
 {
+    if (db->be) return db->be->routing(db, run_id, prompt_lo, prompt_hi, err);
     MsTraceCursor *c = cursor_new(db, CUR_ROUTING, routing_select(db, run_id),
                                   " WHERE run_id = ?1 AND prompt_id BETWEEN ?2 AND ?3 ",
                                   "ORDER BY prompt_id, pos, layer", run_id, prompt_lo, err);
@@ -414,6 +428,7 @@ MsTraceCursor *ms_trace_routing_range(MsTraceDb *db, int64_t run_id, int64_t pro
 
 int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->routing_next_packed(c, out, err);
     if (c->kind != CUR_ROUTING || c->pending)
         return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int rc = cur_step(c, err);
@@ -424,12 +439,14 @@ int ms_trace_routing_next_packed(MsTraceCursor *c, MsTraceRoutePacked *out, MsEr
 
 MsTraceCursor *ms_trace_probs(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
+    if (db->be) return db->be->probs(db, run_id, prompt_id, err);
     return cursor_new(db, CUR_PROBS, "SELECT prompt_id, pos, layer, probs, logits FROM router_probs",
                       WHERE_RP(prompt_id), "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
 }
 
 int ms_trace_probs_next(MsTraceCursor *c, MsTraceProbs *out, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->probs_next(c, out, err);
     if (c->kind != CUR_PROBS) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int rc = cur_step(c, err);
     if (rc <= 0) return rc;
@@ -460,12 +477,14 @@ int ms_trace_probs_next(MsTraceCursor *c, MsTraceProbs *out, MsError *err)
 
 MsTraceCursor *ms_trace_hidden(MsTraceDb *db, int64_t run_id, int64_t prompt_id, MsError *err)
 {
+    if (db->be) return db->be->hidden(db, run_id, prompt_id, err);
     return cursor_new(db, CUR_HIDDEN, "SELECT prompt_id, pos, layer, maxabs, channel FROM hidden_stats",
                       WHERE_RP(prompt_id), "ORDER BY prompt_id, pos, layer", run_id, prompt_id, err);
 }
 
 int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->hidden_next(c, buf, cap, err);
     if (c->kind != CUR_HIDDEN) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int n = 0;
     while (n < cap) {
@@ -486,6 +505,7 @@ int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError 
 
 int ms_trace_query(MsTraceDb *db, const char *sql, MsTraceRowFn row, void *user, MsError *err)
 {
+    if (db->be) return db->be->query(db, sql, row, user, err);
     sqlite3_stmt *st;
     const char *tail = NULL;
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, &tail) != SQLITE_OK)
@@ -556,6 +576,7 @@ out:
 
 MsTraceCursor *ms_trace_analyses(MsTraceDb *db, int64_t run_id, MsError *err)
 {
+    if (db->be) return db->be->analyses(db, run_id, err);
     return cursor_new(db, CUR_ANALYSES, "SELECT analysis_id, run_id, name, table_name, params, created, "
                       "program_version FROM analysis", run_id ? " WHERE run_id = ?1" : "",
                       " ORDER BY analysis_id", run_id, 0, err);
@@ -563,6 +584,7 @@ MsTraceCursor *ms_trace_analyses(MsTraceDb *db, int64_t run_id, MsError *err)
 
 int ms_trace_analyses_next(MsTraceCursor *c, MsTraceAnalysis *out, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->analyses_next(c, out, err);
     if (c->kind != CUR_ANALYSES) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int rc = cur_step(c, err);
     if (rc <= 0) return rc;
@@ -597,6 +619,7 @@ static MsColType decl_type(const char *t)
 
 MsTraceCursor *ms_trace_table(MsTraceDb *db, const char *table, int64_t run_id, MsError *err)
 {
+    if (db->be) return db->be->table(db, table, run_id, err);
     if (!ms_db_ident_ok(table)) {
         ms_error_set(err, MS_EINVAL, "%s: bad result table name '%s'", db->path, table ? table : "");
         return NULL;
@@ -677,6 +700,7 @@ MsTraceCursor *ms_trace_table(MsTraceDb *db, const char *table, int64_t run_id, 
 
 int ms_trace_table_columns(const MsTraceCursor *c, const MsColumn **cols)
 {
+    if (c && ms_db_of(c)->be) return ms_db_of(c)->be->table_columns(c, cols);
     if (!c || c->kind != CUR_TABLE) {
         if (cols) *cols = NULL;
         return MS_EINVAL;
@@ -687,6 +711,7 @@ int ms_trace_table_columns(const MsTraceCursor *c, const MsColumn **cols)
 
 int ms_trace_table_next(MsTraceCursor *c, const MsTraceValue **vals, MsError *err)
 {
+    if (ms_db_of(c)->be) return ms_db_of(c)->be->table_next(c, vals, err);
     if (c->kind != CUR_TABLE) return ms_error_set(err, MS_EINVAL, "%s: wrong cursor", c->db->path);
     int rc = cur_step(c, err);
     if (rc <= 0) return rc;

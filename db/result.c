@@ -24,12 +24,12 @@ bool ms_db_ident_ok(const char *s)
 }
 
 /* Core tables and views an analysis must never replace. */
-static bool reserved(const char *t)
+bool ms_db_reserved_name(const char *t)
 {
     static const char *const names[] = { "model", "run", "prompt", "token", "routing", "routing_packed",
         "router_probs", "router_prob", "hidden_stats", "expert_stats", "analysis", "intervention_set",
         "ms_seq", "expert_load", "load_entropy", "routing_entropy", "prompt_label", "an_compare",
-        "an_compare_prompt", "an_compare_pos", "an_compare_layer", "an_compare_shift", "sweep", "sweep_candidate" };
+        "an_compare_prompt", "an_compare_pos", "an_compare_layer", "an_compare_shift", "sweep", "sweep_candidate", "run_progress" };
     for (size_t i = 0; i < MS_ARRAY_LEN(names); i++)
         if (!strcasecmp(t, names[i])) return true;
     return !strncasecmp(t, "sqlite_", 7);
@@ -38,7 +38,8 @@ static bool reserved(const char *t)
 MsTraceResult *ms_trace_result_new(MsTraceDb *db, int64_t run_id, const char *analysis, const char *params_json,
                                    const char *table, const MsColumn *cols, int n_cols, MsError *err)
 {
-    if (!ms_db_ident_ok(table) || reserved(table)) {
+    if (db->be) return db->be->result_new(db, run_id, analysis, params_json, table, cols, n_cols, err);
+    if (!ms_db_ident_ok(table) || ms_db_reserved_name(table)) {
         ms_error_set(err, MS_EINVAL, "%s: bad result table name '%s'", db->path, table ? table : "");
         return NULL;
     }
@@ -100,29 +101,34 @@ static bool col_ok(MsTraceResult *r, int col) { return r && r->ins && col >= 0 &
 
 int ms_trace_result_int(MsTraceResult *r, int col, int64_t v)
 {
+    if (r && ms_db_of(r)->be) return ms_db_of(r)->be->result_value(r, col, MS_COL_INT, v, 0, NULL);
     if (!col_ok(r, col)) return MS_EINVAL;
     return sqlite3_bind_int64(r->ins, col + 1, v) == SQLITE_OK ? 0 : MS_EDB;
 }
 int ms_trace_result_real(MsTraceResult *r, int col, double v)
 {
+    if (r && ms_db_of(r)->be) return ms_db_of(r)->be->result_value(r, col, MS_COL_REAL, 0, v, NULL);
     if (!col_ok(r, col)) return MS_EINVAL;
     return (isnan(v) ? sqlite3_bind_null(r->ins, col + 1) : sqlite3_bind_double(r->ins, col + 1, v)) == SQLITE_OK
                ? 0 : MS_EDB;
 }
 int ms_trace_result_text(MsTraceResult *r, int col, const char *s)
 {
+    if (r && ms_db_of(r)->be) return ms_db_of(r)->be->result_value(r, col, MS_COL_TEXT, 0, 0, s);
     if (!col_ok(r, col)) return MS_EINVAL;
     return (s ? sqlite3_bind_text(r->ins, col + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(r->ins, col + 1))
                == SQLITE_OK ? 0 : MS_EDB;
 }
 int ms_trace_result_null(MsTraceResult *r, int col)
 {
+    if (r && ms_db_of(r)->be) return ms_db_of(r)->be->result_value(r, col, MS_COL_NULL, 0, 0, NULL);
     if (!col_ok(r, col)) return MS_EINVAL;
     return sqlite3_bind_null(r->ins, col + 1) == SQLITE_OK ? 0 : MS_EDB;
 }
 
 int ms_trace_result_row(MsTraceResult *r, MsError *err)
 {
+    if (r && ms_db_of(r)->be) return ms_db_of(r)->be->result_row(r, err);
     if (!r || !r->ins) return ms_error_set(err, MS_EINVAL, "result table is closed");
     int rc = sqlite3_step(r->ins);
     sqlite3_reset(r->ins);
@@ -133,6 +139,7 @@ int ms_trace_result_row(MsTraceResult *r, MsError *err)
 
 int ms_trace_result_commit(MsTraceResult *r, MsError *err)
 {
+    if (r && ms_db_of(r)->be) return ms_db_of(r)->be->result_commit(r, err);
     if (!r || !r->in_tx) return ms_error_set(err, MS_EINVAL, "result table is closed");
     sqlite3_finalize(r->ins);
     r->ins = NULL;
@@ -145,6 +152,7 @@ int ms_trace_result_commit(MsTraceResult *r, MsError *err)
 void ms_trace_result_free(MsTraceResult *r)
 {
     if (!r) return;
+    if (ms_db_of(r)->be) { ms_db_of(r)->be->result_free(r); return; }
     sqlite3_finalize(r->ins);
     if (r->in_tx) sqlite3_exec(r->db->h, "ROLLBACK", NULL, NULL, NULL);
     free(r);

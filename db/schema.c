@@ -143,6 +143,19 @@ static const char migrate_4_5[] =
     "  WHEN (SELECT count(*) FROM prompt p WHERE p.run_id = run.run_id) >= json_extract(settings, '$.n_prompts')\n"
     "    THEN 'complete' ELSE 'incomplete' END;\n";
 
+/* 5 -> 6: several workers fill one run (trace --shard I/N, moescope merge).
+ * prompt.worker names the process that wrote the prompt ("host:pid", with
+ * " shard I/N" for a shard; NULL when not recorded); view run_progress:
+ * per run its status, the size of its prompt set (from the settings), the
+ * prompts committed and the workers that wrote them. */
+static const char migrate_5_6[] =
+    "ALTER TABLE prompt ADD COLUMN worker TEXT;\n"
+    "CREATE VIEW run_progress AS SELECT r.run_id, r.status,\n"
+    "  CASE WHEN json_valid(r.settings) THEN json_extract(r.settings, '$.n_prompts') END AS n_prompts,\n"
+    "  (SELECT count(*) FROM prompt p WHERE p.run_id = r.run_id) AS n_committed,\n"
+    "  (SELECT count(DISTINCT p.worker) FROM prompt p WHERE p.run_id = r.run_id) AS n_workers\n"
+    "  FROM run r;\n";
+
 const char *const ms_db_schema_v1 =
     "CREATE TABLE model(\n"
     "  model_id INTEGER PRIMARY KEY,\n"
@@ -273,6 +286,7 @@ static const char *const migrations[] = {
     migrate_2_3,
     migrate_3_4,
     migrate_4_5,
+    migrate_5_6,
 };
 _Static_assert(MS_ARRAY_LEN(migrations) == MS_TRACE_SCHEMA_VERSION, "one migration per schema version");
 
@@ -322,6 +336,10 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
         return NULL;
     }
     db->writable = mode != MS_TRACE_READ;
+    if (ms_db_is_pg_uri(path)) {   /* another backend: no file */
+        if (ms_pg_open(db, path, mode, err)) goto fail;
+        return db;
+    }
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         ms_error_set(err, MS_EIO, "%s: is a directory, not a trace database", path);
@@ -389,9 +407,53 @@ fail:
 void ms_trace_close(MsTraceDb *db)
 {
     if (!db) return;
+    if (db->be) db->be->close(db);
     if (db->h) sqlite3_close_v2(db->h);
     free(db->path);
     free(db);
+}
+
+bool ms_db_is_pg_uri(const char *path)
+{
+    return path && (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11));
+}
+
+bool ms_trace_path_is_postgresql(const char *path) { return ms_db_is_pg_uri(path); }
+
+int ms_db_unsupported(MsTraceDb *db, MsError *err, const char *what)
+{
+    return ms_error_set(err, MS_EUNSUPPORTED, "%s: %s is not supported on %s databases yet", db->path, what,
+                        db->be ? db->be->name : "SQLite");
+}
+
+char *ms_db_schema_tables_sqlite(MsError *err)
+{
+    MsTraceDb tmp = { .path = (char *)"(schema)", .writable = true };
+    char *out = NULL;
+    size_t n = 0;
+    if (sqlite3_open(":memory:", &tmp.h) != SQLITE_OK) {
+        ms_error_set(err, MS_ENOMEM, "schema: out of memory");
+        goto done;
+    }
+    if (migrate(&tmp, err)) goto done;
+    sqlite3_stmt *st;
+    if (ms_db_prepare(&tmp, "SELECT sql FROM sqlite_schema WHERE type = 'table' ORDER BY rowid", &st, err))
+        goto done;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        size_t l = strlen(t);
+        char *o = realloc(out, n + l + 3);
+        if (!o) { free(out); out = NULL; break; }
+        out = o;
+        memcpy(out + n, t, l);
+        memcpy(out + n + l, ";\n", 3);
+        n += l + 2;
+    }
+    sqlite3_finalize(st);
+    if (!out) ms_error_set(err, MS_ENOMEM, "schema: out of memory");
+done:
+    if (tmp.h) sqlite3_close(tmp.h);
+    return out;
 }
 
 const char *ms_trace_path(const MsTraceDb *db) { return db->path; }

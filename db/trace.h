@@ -29,7 +29,7 @@
 
 /* PRAGMA user_version of the schema this code writes.  Older databases are
  * migrated forward on open (read-write); newer ones are refused. */
-#define MS_TRACE_SCHEMA_VERSION 5
+#define MS_TRACE_SCHEMA_VERSION 6
 #define MS_TRACE_MAX_LAYER 256   /* layer indices 0..255 */
 #define MS_TRACE_MAX_EXPERT 65535
 
@@ -47,6 +47,9 @@ enum {
  * is not a moescope trace (no schema, foreign tables) is MS_EFORMAT. */
 MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err);
 void ms_trace_close(MsTraceDb *db);                  /* accepts NULL */
+/* True when path is a PostgreSQL connection URI (postgresql:// or
+ * postgres://) rather than a file name. */
+bool ms_trace_path_is_postgresql(const char *path);
 const char *ms_trace_path(const MsTraceDb *db);      /* borrowed */
 int ms_trace_user_version(const MsTraceDb *db);
 
@@ -103,6 +106,11 @@ int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
 int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err);
 /* Mark a run "complete" (every prompt of its set committed) or "incomplete". */
 int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, MsError *err);
+/* For workers that share one run (trace --shard I/N): the run
+ * ms_trace_run_find returns when it is "incomplete" (with any_status:
+ * whatever its status), else a new run — found or made in one transaction,
+ * so that workers starting together agree on one run. */
+int64_t ms_trace_run_join(MsTraceDb *db, const MsTraceRunDesc *d, bool any_status, MsError *err);
 
 /* Run description as read back.  Caller owns; release with _clear. */
 typedef struct {
@@ -159,6 +167,10 @@ void ms_trace_writer_free(MsTraceWriter *w);  /* accepts NULL; drops an uncommit
  * Callback failures (e.g. out of memory) are sticky and reported by commit. */
 MsObserver ms_trace_writer_observer(MsTraceWriter *w);
 
+/* Name the process that writes (stored with every prompt as
+ * prompt.worker, e.g. "host:pid shard 2/3"); NULL = not recorded (the
+ * default).  The text is copied. */
+int ms_trace_writer_set_worker(MsTraceWriter *w, const char *worker, MsError *err);
 /* Start prompt `index` (0-based position in the prompt file).  text may hold
  * NUL bytes (len given); labels_json is a JSON object text or NULL.  An
  * uncommitted previous prompt is dropped.  Buffers are copied. */
@@ -191,6 +203,7 @@ typedef struct {
     const char *text; size_t text_len;   /* exact bytes (may hold NUL), borrowed */
     const char *labels_json;             /* borrowed, NULL if none */
     int n_tokens;
+    const char *worker;                  /* borrowed: the process that wrote it, NULL if not recorded */
 } MsTracePrompt;
 MsTraceCursor *ms_trace_prompts(MsTraceDb *db, int64_t run_id, MsError *err);
 /* 1 = *out filled, 0 = end, < 0 = MS_E*. */
@@ -435,5 +448,24 @@ typedef struct { uint32_t h[8]; uint64_t len; unsigned char buf[64]; size_t nbuf
 void ms_sha256_init(MsSha256 *s);
 void ms_sha256_update(MsSha256 *s, const void *p, size_t n);
 void ms_sha256_final(MsSha256 *s, char out[65]);
+
+/* ------------------------------------------------------------------ merge */
+
+/* Merge every run of the source databases (shards of one prompt set traced
+ * apart, e.g. with trace --shard I/N on machines without a shared server)
+ * into one run of dst, of either backend.  All source runs must have the
+ * same model (sha256 and shape), kind, settings (the prompt file's name
+ * aside), interventions and stored data (probs, stats): otherwise MS_EINVAL
+ * naming the source and what differs, before anything is written.  The
+ * dst run is the latest matching one (made when there is none); a prompt
+ * index dst already holds is skipped, so a merge can be repeated or resumed.
+ * Every prompt is one transaction; progress in prompts (stage "merge"). */
+typedef struct {
+    int64_t run_id;            /* the run in dst */
+    int64_t n_written, n_skipped;
+    int n_sources;
+} MsTraceMergeResult;
+int ms_trace_merge(MsTraceDb *dst, MsTraceDb *const *srcs, int n_src, MsTraceMergeResult *res, MsProgressFn progress,
+                   void *progress_user, const MsCancel *cancel, MsError *err);
 
 #endif

@@ -57,6 +57,7 @@ static char *moe_layers_json(const MsTraceModel *m)
 
 int64_t ms_trace_model_add(MsTraceDb *db, const MsTraceModel *m, MsError *err)
 {
+    if (db->be) return db->be->model_add(db, m, err);
     static const char *find =
         "SELECT model_id FROM model WHERE file_name=?1 AND file_size=?2 AND sha256=?3 AND arch=?4 "
         "AND n_layer=?5 AND n_expert=?6 AND n_expert_used=?7 AND moe_layers=?8";
@@ -114,6 +115,7 @@ static void utc_now(char *buf, size_t cap)
 
 int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
 {
+    if (db->be) return db->be->run_new(db, d, err);
     int64_t set_id = 0;
     int rc;
     sqlite3_stmt *st;
@@ -162,6 +164,7 @@ int64_t ms_trace_run_new(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
 
 int64_t ms_trace_run_find(MsTraceDb *db, const MsTraceRunDesc *d, MsError *err)
 {
+    if (db->be) return db->be->run_find(db, d, err);
     sqlite3_stmt *st;
     /* settings compared without the prompt file's name: the set is known
      * by its content (prompts_sha256).  A run from before schema 5 has no
@@ -195,6 +198,7 @@ int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, M
 {
     if (!status || (strcmp(status, "complete") && strcmp(status, "incomplete")))
         return ms_error_set(err, MS_EINVAL, "%s: run status must be complete or incomplete", db->path);
+    if (db->be) return db->be->run_set_status(db, run_id, status, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "UPDATE run SET status = ?2 WHERE run_id = ?1", &st, err);
     if (rc) return rc;
@@ -205,6 +209,27 @@ int ms_trace_run_set_status(MsTraceDb *db, int64_t run_id, const char *status, M
     if (rc != SQLITE_DONE) return ms_db_fail(db, err, MS_EDB, "set the run status");
     if (sqlite3_changes(db->h) != 1) return ms_error_set(err, MS_ENOTFOUND, "%s: no run %lld", db->path, (long long)run_id);
     return 0;
+}
+
+int64_t ms_trace_run_join(MsTraceDb *db, const MsTraceRunDesc *d, bool any_status, MsError *err)
+{
+    if (db->be) return db->be->run_join(db, d, any_status, err);
+    /* the write lock first: a second worker waits, then finds this run */
+    int rc = ms_db_exec(db, "BEGIN IMMEDIATE", err);
+    if (rc) return rc;
+    int64_t id = ms_trace_run_find(db, d, err);
+    if (id > 0 && !any_status) {
+        MsTraceRunInfo ri;
+        if ((rc = ms_trace_run_info(db, id, &ri, err)) < 0) id = rc;
+        else {
+            if (strcmp(ri.status, "incomplete")) id = 0;
+            ms_trace_run_info_clear(&ri);
+        }
+    }
+    if (id == 0) id = ms_trace_run_new(db, d, err);
+    if (id > 0 && (rc = ms_db_exec(db, "COMMIT", err))) id = rc;
+    if (id <= 0) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return id;
 }
 
 /* ----------------------------------------------------------------- writer */
@@ -247,6 +272,8 @@ struct MsTraceWriter {
     size_t seq;
     int64_t rows;
     sqlite3_stmt *st_prompt, *st_token, *st_route, *st_probs, *st_hidden;
+    void *be_w;                 /* another backend's storage state (db->be) */
+    char *worker;               /* prompt.worker, NULL = not recorded */
     unsigned char *scratch; size_t scratch_cap;
 };
 
@@ -286,8 +313,15 @@ MsTraceWriter *ms_trace_writer_new(MsTraceDb *db, int64_t run_id, MsError *err)
     w->hidden.elem = sizeof(HRow);
     w->tokens.elem = sizeof(TRow);
     w->bytes.elem = 1;
-    if (ms_db_prepare(db, "INSERT INTO prompt(run_id,idx,text,text_bytes,labels,n_tokens) "
-                          "VALUES(?1,?2,?3,?4,?5,?6)", &w->st_prompt, err) ||
+    if (db->be) {
+        if (!(w->be_w = db->be->writer_new(db, run_id, err))) {
+            ms_trace_writer_free(w);
+            return NULL;
+        }
+        return w;
+    }
+    if (ms_db_prepare(db, "INSERT INTO prompt(run_id,idx,text,text_bytes,labels,n_tokens,worker) "
+                          "VALUES(?1,?2,?3,?4,?5,?6,?7)", &w->st_prompt, err) ||
         ms_db_prepare(db, "INSERT INTO token(run_id,prompt_id,pos,token_id,piece,piece_bytes,is_generated,"
                           "logprob,entropy) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &w->st_token, err) ||
         ms_db_prepare(db, "INSERT INTO routing_packed(run_id,prompt_id,pos,layer,experts,weights,out_maxabs,"
@@ -314,11 +348,22 @@ void ms_trace_writer_free(MsTraceWriter *w)
     sqlite3_finalize(w->st_route);
     sqlite3_finalize(w->st_probs);
     sqlite3_finalize(w->st_hidden);
+    if (w->be_w) w->db->be->writer_free(w->be_w);
+    free(w->worker);
     free(w->scratch);
     free(w);
 }
 
 int64_t ms_trace_writer_rows(const MsTraceWriter *w) { return w->rows; }
+
+int ms_trace_writer_set_worker(MsTraceWriter *w, const char *worker, MsError *err)
+{
+    char *c = worker ? strdup(worker) : NULL;
+    if (worker && !c) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", w->db->path);
+    free(w->worker);
+    w->worker = c;
+    return 0;
+}
 
 /* Buffer one (pos, layer) group. */
 static int add_group(MsTraceWriter *w, int pos, int layer, int k, const int32_t *ex, const float *wt,
@@ -506,11 +551,11 @@ static unsigned char *scratch(MsTraceWriter *w, size_t n)
     return w->scratch;
 }
 
-static int step_reset(MsTraceWriter *w, sqlite3_stmt *st, const char *what, MsError *err)
+static int step_reset(MsTraceDb *db, sqlite3_stmt *st, const char *what, MsError *err)
 {
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE) {
-        ms_db_fail(w->db, err, rc == SQLITE_CONSTRAINT ? MS_EINVAL : MS_EDB, what);
+        ms_db_fail(db, err, rc == SQLITE_CONSTRAINT ? MS_EINVAL : MS_EDB, what);
         sqlite3_reset(st);
         return rc == SQLITE_CONSTRAINT ? MS_EINVAL : MS_EDB;
     }
@@ -518,54 +563,131 @@ static int step_reset(MsTraceWriter *w, sqlite3_stmt *st, const char *what, MsEr
     return 0;
 }
 
-static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
+/* ------------------------------------------------- the SQLite row sink */
+
+static int sq_prompt(void *u, int64_t run_id, int index, const char *text, size_t text_len, const char *bytes,
+                     size_t n_bytes, const char *labels, int64_t n_tokens, const char *worker, int64_t *prompt_id,
+                     MsError *err)
+{
+    MsTraceWriter *w = u;
+    sqlite3_stmt *st = w->st_prompt;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int(st, 2, index);
+    sqlite3_bind_text(st, 3, text, (int)text_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, bytes, (int)n_bytes, SQLITE_STATIC);
+    if (labels) sqlite3_bind_text(st, 5, labels, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, n_tokens);
+    if (worker) sqlite3_bind_text(st, 7, worker, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 7);
+    int rc = step_reset(w->db, st, "add prompt", err);
+    sqlite3_clear_bindings(st);
+    if (!rc) *prompt_id = sqlite3_last_insert_rowid(w->db->h);
+    return rc;
+}
+
+static int sq_token(void *u, int64_t run_id, int64_t prompt_id, int pos, int32_t token_id, const char *piece,
+                    size_t piece_len, const char *bytes, size_t n_bytes, bool is_generated, float logprob,
+                    float entropy, MsError *err)
+{
+    MsTraceWriter *w = u;
+    sqlite3_stmt *st = w->st_token;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, prompt_id);
+    sqlite3_bind_int(st, 3, pos);
+    sqlite3_bind_int(st, 4, token_id);
+    sqlite3_bind_text(st, 5, piece, (int)piece_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, n_bytes ? bytes : "", (int)n_bytes, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, is_generated);
+    if (isnan(logprob)) sqlite3_bind_null(st, 8); else sqlite3_bind_double(st, 8, logprob);
+    if (isnan(entropy)) sqlite3_bind_null(st, 9); else sqlite3_bind_double(st, 9, entropy);
+    return step_reset(w->db, st, "add token", err);
+}
+
+static void bind_blob_or_null(sqlite3_stmt *st, int i, const unsigned char *p, int n)
+{
+    if (p) sqlite3_bind_blob(st, i, p, n, SQLITE_STATIC);
+    else sqlite3_bind_null(st, i);
+}
+
+static int sq_route(void *u, int64_t run_id, int64_t prompt_id, int pos, int layer, int k,
+                    const unsigned char *experts, const unsigned char *weights, const unsigned char *maxabs,
+                    const unsigned char *l2, const unsigned char *argmax, MsError *err)
+{
+    MsTraceWriter *w = u;
+    sqlite3_stmt *st = w->st_route;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, prompt_id);
+    sqlite3_bind_int(st, 3, pos);
+    sqlite3_bind_int(st, 4, layer);
+    sqlite3_bind_blob(st, 5, experts, 2 * k, SQLITE_STATIC);
+    bind_blob_or_null(st, 6, weights, 4 * k);
+    bind_blob_or_null(st, 7, maxabs, 4 * k);
+    bind_blob_or_null(st, 8, l2, 4 * k);
+    bind_blob_or_null(st, 9, argmax, 2 * k);
+    return step_reset(w->db, st, "add routing", err);
+}
+
+static int sq_probs(void *u, int64_t run_id, int64_t prompt_id, int pos, int layer, int n_expert,
+                    const unsigned char *probs, const unsigned char *logits, MsError *err)
+{
+    MsTraceWriter *w = u;
+    sqlite3_stmt *st = w->st_probs;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, prompt_id);
+    sqlite3_bind_int(st, 3, pos);
+    sqlite3_bind_int(st, 4, layer);
+    sqlite3_bind_blob(st, 5, probs, 2 * n_expert, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, logits, 2 * n_expert, SQLITE_STATIC);
+    return step_reset(w->db, st, "add router_probs", err);
+}
+
+static int sq_hidden(void *u, int64_t run_id, int64_t prompt_id, int pos, int layer, double maxabs, int channel,
+                     MsError *err)
+{
+    MsTraceWriter *w = u;
+    sqlite3_stmt *st = w->st_hidden;
+    sqlite3_bind_int64(st, 1, run_id);
+    sqlite3_bind_int64(st, 2, prompt_id);
+    sqlite3_bind_int(st, 3, pos);
+    sqlite3_bind_int(st, 4, layer);
+    sqlite3_bind_double(st, 5, maxabs);
+    if (channel >= 0) sqlite3_bind_int(st, 6, channel);
+    else sqlite3_bind_null(st, 6);
+    return step_reset(w->db, st, "add hidden_stats", err);
+}
+
+static const MsDbSink sqlite_sink = { sq_prompt, sq_token, sq_route, sq_probs, sq_hidden };
+
+/* The buffered prompt as rows, in write order, into a backend's sink. */
+static int write_prompt(MsTraceWriter *w, const MsDbSink *sk, void *u, int64_t *prompt_id, MsError *err)
 {
     MsTraceDb *db = w->db;
     int rc;
     size_t tl;
     char *txt = ms_db_text_render(w->text, w->text_len, &tl);
     if (!txt) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
-    sqlite3_stmt *st = w->st_prompt;
-    sqlite3_bind_int64(st, 1, w->run_id);
-    sqlite3_bind_int(st, 2, w->index);
-    sqlite3_bind_text(st, 3, txt, (int)tl, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 4, w->text, (int)w->text_len, SQLITE_STATIC);
-    if (w->labels) sqlite3_bind_text(st, 5, w->labels, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, (int64_t)w->tokens.n);
-    rc = step_reset(w, st, "add prompt", err);
+    int64_t pid = 0;
+    rc = sk->prompt(u, w->run_id, w->index, txt, tl, w->text, w->text_len, w->labels, (int64_t)w->tokens.n, w->worker,
+                    &pid, err);
     free(txt);
-    sqlite3_clear_bindings(st);
     if (rc) return rc;
-    int64_t pid = sqlite3_last_insert_rowid(db->h);
     *prompt_id = pid;
 
     TRow *tk = w->tokens.p;
     if (w->tokens.n) qsort(tk, w->tokens.n, sizeof *tk, cmp_token);
-    st = w->st_token;
     for (size_t i = 0; i < w->tokens.n; i++) {
         const char *pb = (const char *)w->bytes.p + tk[i].off;
         char *pt = ms_db_text_render(pb, tk[i].len, &tl);
         if (!pt) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
-        sqlite3_bind_int64(st, 1, w->run_id);
-        sqlite3_bind_int64(st, 2, pid);
-        sqlite3_bind_int(st, 3, tk[i].pos);
-        sqlite3_bind_int(st, 4, tk[i].id);
-        sqlite3_bind_text(st, 5, pt, (int)tl, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 6, tk[i].len ? pb : "", (int)tk[i].len, SQLITE_STATIC);
-        sqlite3_bind_int(st, 7, tk[i].gen);
-        if (isnan(tk[i].lp)) sqlite3_bind_null(st, 8); else sqlite3_bind_double(st, 8, tk[i].lp);
-        if (isnan(tk[i].ent)) sqlite3_bind_null(st, 9); else sqlite3_bind_double(st, 9, tk[i].ent);
-        rc = step_reset(w, st, "add token", err);
+        rc = sk->token(u, w->run_id, pid, tk[i].pos, tk[i].id, pt, tl, pb, tk[i].len, tk[i].gen, tk[i].lp, tk[i].ent,
+                       err);
         free(pt);
         if (rc) return rc;
     }
 
     Group *g = w->groups.p;
     if (w->groups.n) qsort(g, w->groups.n, sizeof *g, cmp_group);
-    st = w->st_route;
-    sqlite3_bind_int64(st, 1, w->run_id);
-    sqlite3_bind_int64(st, 2, pid);
     const int32_t *ex = w->experts.p;
     const float *wt = w->weights.p, *mx = w->maxabs.p, *l2 = w->l2.p;
     const int32_t *am = w->argmax.p;
@@ -589,21 +711,9 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
             }
             if (g[i].has_argmax) ms_put_u16(s + 14 * k + 2 * j, (uint32_t)am[g[i].off + j]);
         }
-        sqlite3_bind_int(st, 3, g[i].pos);
-        sqlite3_bind_int(st, 4, g[i].layer);
-        sqlite3_bind_blob(st, 5, s, (int)(2 * k), SQLITE_STATIC);
-        if (have_w) sqlite3_bind_blob(st, 6, s + 2 * k, (int)(4 * k), SQLITE_STATIC);
-        else sqlite3_bind_null(st, 6);
-        if (g[i].has_stats) {
-            sqlite3_bind_blob(st, 7, s + 6 * k, (int)(4 * k), SQLITE_STATIC);
-            sqlite3_bind_blob(st, 8, s + 10 * k, (int)(4 * k), SQLITE_STATIC);
-        } else {
-            sqlite3_bind_null(st, 7);
-            sqlite3_bind_null(st, 8);
-        }
-        if (g[i].has_argmax) sqlite3_bind_blob(st, 9, s + 14 * k, (int)(2 * k), SQLITE_STATIC);
-        else sqlite3_bind_null(st, 9);
-        if ((rc = step_reset(w, st, "add routing", err))) {
+        if ((rc = sk->route(u, w->run_id, pid, g[i].pos, g[i].layer, (int)k, s, have_w ? s + 2 * k : NULL,
+                            g[i].has_stats ? s + 6 * k : NULL, g[i].has_stats ? s + 10 * k : NULL,
+                            g[i].has_argmax ? s + 14 * k : NULL, err))) {
             if (rc == MS_EINVAL)
                 ms_error_set(err, MS_EINVAL, "%s: routing of pos %d layer %d recorded twice in one prompt",
                              db->path, g[i].pos, g[i].layer);
@@ -614,35 +724,20 @@ static int write_prompt(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
 
     PGroup *pg = w->pgroups.p;
     if (w->pgroups.n) qsort(pg, w->pgroups.n, sizeof *pg, cmp_pgroup);
-    st = w->st_probs;
-    sqlite3_bind_int64(st, 1, w->run_id);
-    sqlite3_bind_int64(st, 2, pid);
     const uint16_t *hv = w->halves.p;
     for (size_t i = 0; i < w->pgroups.n; i++) {
         size_t E = (size_t)pg[i].n;
         unsigned char *s = scratch(w, 4 * E);
         if (!s) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
         for (size_t e = 0; e < 2 * E; e++) ms_put_u16(s + 2 * e, hv[pg[i].off + e]);
-        sqlite3_bind_int(st, 3, pg[i].pos);
-        sqlite3_bind_int(st, 4, pg[i].layer);
-        sqlite3_bind_blob(st, 5, s, (int)(2 * E), SQLITE_STATIC);
-        sqlite3_bind_blob(st, 6, s + 2 * E, (int)(2 * E), SQLITE_STATIC);
-        if ((rc = step_reset(w, st, "add router_probs", err))) return rc;
+        if ((rc = sk->probs(u, w->run_id, pid, pg[i].pos, pg[i].layer, (int)E, s, s + 2 * E, err))) return rc;
     }
 
     HRow *hr = w->hidden.p;
     if (w->hidden.n) qsort(hr, w->hidden.n, sizeof *hr, cmp_hidden);
-    st = w->st_hidden;
-    sqlite3_bind_int64(st, 1, w->run_id);
-    sqlite3_bind_int64(st, 2, pid);
-    for (size_t i = 0; i < w->hidden.n; i++) {
-        sqlite3_bind_int(st, 3, hr[i].pos);
-        sqlite3_bind_int(st, 4, hr[i].layer);
-        sqlite3_bind_double(st, 5, hr[i].maxabs);
-        if (hr[i].channel >= 0) sqlite3_bind_int(st, 6, hr[i].channel);
-        else sqlite3_bind_null(st, 6);
-        if ((rc = step_reset(w, st, "add hidden_stats", err))) return rc;
-    }
+    for (size_t i = 0; i < w->hidden.n; i++)
+        if ((rc = sk->hidden(u, w->run_id, pid, hr[i].pos, hr[i].layer, hr[i].maxabs, hr[i].channel, err)))
+            return rc;
     return 0;
 }
 
@@ -656,10 +751,20 @@ int ms_trace_writer_commit(MsTraceWriter *w, int64_t *prompt_id, MsError *err)
         return ms_error_set(err, code, "%s: recording routing failed: %s", db->path, ms_strerror(code));
     }
     int64_t pid = 0;
+    if (db->be) {   /* the backend's transaction and row sink */
+        const MsDbBackend *be = db->be;
+        int rc = be->writer_begin(w->be_w, err);
+        if (!rc) rc = write_prompt(w, be->sink, w->be_w, &pid, err);
+        int rc2 = be->writer_end(w->be_w, rc == 0, rc ? NULL : err);
+        if (!rc) rc = rc2;
+        writer_reset(w);
+        if (!rc && prompt_id) *prompt_id = pid;
+        return rc;
+    }
     /* own transaction normally; a savepoint inside a caller's (imports) */
     bool outer = sqlite3_get_autocommit(db->h);
     int rc = ms_db_exec(db, outer ? "BEGIN IMMEDIATE" : "SAVEPOINT ms_prompt", err);
-    if (!rc) rc = write_prompt(w, &pid, err);
+    if (!rc) rc = write_prompt(w, &sqlite_sink, w, &pid, err);
     if (!rc) rc = ms_db_exec(db, outer ? "COMMIT" : "RELEASE ms_prompt", err);
     if (rc) sqlite3_exec(db->h, outer ? "ROLLBACK" : "ROLLBACK TO ms_prompt; RELEASE ms_prompt", NULL, NULL, NULL);
     writer_reset(w);

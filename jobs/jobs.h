@@ -72,6 +72,14 @@ typedef struct {
     bool stats;                 /* store expert output max|x| / L2 and residual max|h| */
     bool logprobs;              /* per-token log-probs and entropies (default true) */
     bool resume;                /* continue the latest matching run, skipping committed prompts */
+    /* shard_i of shard_n (1-based; shard_n 0 or 1 = the whole set): only the
+     * prompts whose index i has i % shard_n == shard_i - 1.  The workers of
+     * one set join one run (ms_trace_run_join: the latest matching
+     * incomplete run, any matching run with resume, else a new one); each
+     * skips prompts already committed; the run is complete when every
+     * prompt of the set is in, whichever worker wrote it. */
+    int shard_i, shard_n;
+    const char *worker;         /* stored with each prompt (prompt.worker), NULL = not recorded */
     bool timing;                /* measure the time spent storing (res->store_s) */
     int64_t parent_run;         /* run.parent_run (0 = none) */
     int n_threads;              /* 0 = all CPUs */

@@ -61,7 +61,8 @@ static int64_t open_run(const MsTraceJob *j, const MsModel *m, const char *model
         MsTraceRunDesc rd = { .model_id = model_id, .parent_run_id = j->parent_run, .kind = "trace",
                               .settings_json = settings, .interventions = ivtext, .prompts_sha256 = sha,
                               .has_probs = j->probs, .has_stats = j->stats };
-        if (j->resume) run_id = ms_trace_run_find(db, &rd, err);
+        if (j->shard_n > 1) run_id = ms_trace_run_join(db, &rd, j->resume, err);
+        else if (j->resume) run_id = ms_trace_run_find(db, &rd, err);
         if (run_id == 0) run_id = ms_trace_run_new(db, &rd, err);
     }
     free(settings);
@@ -95,7 +96,7 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
             goto done;
         }
         res->run_id = run_id;
-        if (!(w = ms_trace_writer_new(db, run_id, err))) {
+        if (!(w = ms_trace_writer_new(db, run_id, err)) || (rc = ms_trace_writer_set_worker(w, j->worker, err)) < 0) {
             rc = err ? err->code : MS_EDB;
             goto done;
         }
@@ -124,8 +125,20 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
         rc = ms_error_set(err, MS_ENOMEM, "out of memory");
         goto done;
     }
+    /* a shard's share: progress counts its prompts only */
+    bool sharded = j->shard_n > 1;
+    size_t n_mine = n_prompts, done_mine = 0;
+    if (sharded) {
+        n_mine = 0;
+        tokens_total = 0;
+        for (size_t i = 0; i < n_prompts; i++)
+            if ((int)(i % (size_t)j->shard_n) == j->shard_i - 1) {
+                n_mine++;
+                tokens_total += ntok[i] + j->n_gen;
+            }
+    }
     MsJobClock clock;
-    ms_job_clock_start(&clock, j->progress, j->progress_user, "trace", (int64_t)n_prompts, tokens_total);
+    ms_job_clock_start(&clock, j->progress, j->progress_user, "trace", (int64_t)n_mine, tokens_total);
     sr.clock = &clock;
     double cpu0 = ms_job_cpu_now();
     for (size_t i = 0; i < n_prompts; i++) {
@@ -133,7 +146,9 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
             rc = ms_error_set(err, MS_ECANCELLED, "cancelled");
             break;
         }
-        if (j->resume && db) {
+        if (sharded && (int)(i % (size_t)j->shard_n) != j->shard_i - 1) continue;
+        done_mine++;
+        if ((j->resume || sharded) && db) {
             int64_t have = ms_trace_prompt_lookup(db, res->run_id, (int)i, err);
             if (have < 0) {
                 rc = (int)have;
@@ -142,7 +157,7 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
             if (have > 0) {
                 res->n_skipped++;
                 clock.skipped++;
-                ms_job_clock_report(&clock, (int64_t)i + 1);
+                ms_job_clock_report(&clock, (int64_t)done_mine);
                 continue;
             }
         }
@@ -159,13 +174,20 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
         if (w && (rc = ms_trace_writer_commit(w, NULL, err)) < 0) break;
         tobs.secs += ms_job_now() - tc;
         res->n_written++;
-        ms_job_clock_report(&clock, (int64_t)i + 1);
+        ms_job_clock_report(&clock, (int64_t)done_mine);
     }
     if (w) ms_trace_writer_abort(w);   /* drops a prompt left in flight */
     /* every prompt of the set is committed: the run is complete (until then
      * it says "incomplete", also after a kill) */
-    if (rc >= 0 && db && res->n_written + res->n_skipped == n_prompts)
+    if (rc >= 0 && db && !sharded && res->n_written + res->n_skipped == n_prompts)
         rc = ms_trace_run_set_status(db, res->run_id, "complete", err);
+    if (rc >= 0 && db && sharded) {   /* the other shards' prompts count too */
+        MsTraceRunInfo ri;
+        if ((rc = ms_trace_run_info(db, res->run_id, &ri, err)) >= 0) {
+            if (ri.n_prompts == (int64_t)n_prompts) rc = ms_trace_run_set_status(db, res->run_id, "complete", err);
+            ms_trace_run_info_clear(&ri);
+        }
+    }
     res->tokens = clock.tokens;
     res->wall_s = ms_job_now() - clock.t0;
     res->cpu_s = ms_job_cpu_now() - cpu0;

@@ -515,8 +515,10 @@ int main(void)
     {
         char cmd[2048];
         /* a version-1 file: old views, no channel columns (version 3), no
-         * experiment tables (version 4), no run status (version 5) */
-        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'ALTER TABLE run DROP COLUMN status; "
+         * experiment tables (version 4), no run status (version 5), no
+         * prompt.worker nor run_progress (version 6) */
+        snprintf(cmd, sizeof cmd, "sqlite3 '%s' 'DROP VIEW run_progress; ALTER TABLE prompt DROP COLUMN worker; "
+                 "ALTER TABLE run DROP COLUMN status; "
                  "ALTER TABLE run DROP COLUMN prompts_sha256; DROP VIEW expert_stats; "
                  "ALTER TABLE routing_packed DROP COLUMN out_argmax; ALTER TABLE hidden_stats DROP COLUMN channel; "
                  "CREATE VIEW expert_stats AS SELECT 1 AS stale; PRAGMA user_version=1; DROP VIEW routing; "

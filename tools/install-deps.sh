@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config
-  libopenblas-dev libpcre2-dev libunistring-dev libsqlite3-dev libjansson-dev zlib1g-dev
+  libopenblas-dev libpcre2-dev libunistring-dev libsqlite3-dev libpq-dev libjansson-dev zlib1g-dev
   libgtk-4-dev libcairo2-dev libpango1.0-dev
   sqlite3 postgresql python3 xvfb xauth
   # figures (ui/): fonts for labels and for token text in every script, and
