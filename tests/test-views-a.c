@@ -520,6 +520,25 @@ static void test_aggregation(const char *dir)
                  "aggregation: the hit names the token and the tokens its pixel column stands for (%s)", h.text);
         MT_CHECK(!strstr(h.text, "E6 0") && strstr(h.text, "layer 0: E6, E2"),
                  "aggregation: a trace without weights lists the experts alone");
+        /* linked selection zoomed out: expert 6 at block 0 marks exactly
+         * the pixel columns of tokens A..B-1; the rest is dimmed */
+        MsViewState sel = s;
+        sel.sel_layer = 0;
+        sel.sel_expert = 6;
+        cairo_surface_t *simg = render(v, m, &sel, W, H);
+        if (simg) {
+            int kept = 0, dim = 0, nin = 0, nout = 0;
+            for (int x = (int)ceil(a.x) + 2; x < (int)b.x - 2; x++, nin++)
+                kept += chan_diff(pixel(simg, x, y), rgb24(ms_plot_category_color(6))) <= 2;
+            MsPlotRect l;
+            ms_view_heatmap_cell_rect(m, &s, W, H, 0, 0, &l);
+            for (int x = (int)ceil(l.x) + 2; x < (int)a.x - 2; x++, nout++)
+                dim += lum(pixel(simg, x, y)) > lum(pixel(img, x, y)) + 40;
+            MT_CHECK(nin > 20 && kept == nin && nout > 100 && dim == nout,
+                     "aggregation: selecting E6 at block 0 keeps the columns of tokens %d-%d (%d of %d) and dims the "
+                     "others (%d of %d)", A, B - 1, kept, nin, dim, nout);
+            cairo_surface_destroy(simg);
+        }
         cairo_surface_destroy(img);
         /* colour by weight: the trace has none */
         p.color_by = MS_VIEW_COLOR_WEIGHT;
@@ -835,6 +854,33 @@ static void test_planted(const char *dir)
                 others++;
         MT_CHECK(others == 0, "planted: no other token selects expert 3 at block 1 (%d)", others);
         if (img) cairo_surface_destroy(img);
+
+        /* the token strip at block 1: digit boxes in expert 3's colour */
+        const MsViewClass *tv = ms_view_find("tokens");
+        MsViewParams tp;
+        ms_view_params_init(&tp);
+        tp.layer = 1;
+        void *tm = prepare(db, "tokens", &tp, &err);
+        const int TW = 1000, TH = 400;
+        cairo_surface_t *timg = tm ? render(tv, tm, &s, TW, TH) : NULL;
+        int tdig = 0, tgood = 0, tother = 0;
+        for (int t = 0; timg && t < g->n_tok; t++) {
+            MsPlotRect b;
+            if (!ms_view_tokens_box(tm, &s, TW, TH, t, &b)) continue;
+            uint32_t px = pixel(timg, (int)ceil(b.x) + 1, (int)(b.y + b.h / 2));
+            bool three = chan_diff(px, rgb24(ms_plot_category_color(3))) <= 2;
+            if (is_digit_piece(g->pieces + g->piece_off[t], (size_t)(g->piece_off[t + 1] - g->piece_off[t]))) {
+                tdig++;
+                tgood += three;
+            } else {
+                tother += three;
+            }
+        }
+        MT_CHECK(tdig == digits && tgood == tdig && tother == 0,
+                 "planted: tokens --layer 1 draws every digit token's box in expert 3's colour (%d of %d) and no "
+                 "other (%d)", tgood, tdig, tother);
+        if (timg) cairo_surface_destroy(timg);
+        if (tm) tv->free_model(tm);
     }
     ms_tokgrid_free(g);
     if (m) v->free_model(m);

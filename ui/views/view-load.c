@@ -267,6 +267,12 @@ static int load_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsErro
                           (long long)run);
         goto out;
     }
+    if (p->layer >= 0 && (p->layer >= info.model.n_layer || p->layer >= MS_TRACE_MAX_LAYER ||
+                          !info.model.is_moe[p->layer])) {
+        rc = ms_error_set(err, MS_EINVAL, "%s: block %d of run %lld is not a MoE layer (the model has %d blocks)",
+                          ms_trace_path(db), p->layer, (long long)run, info.model.n_layer);
+        goto out;
+    }
     rc = from_tables(db, m, &info, p, err);
     if (rc == 1) {
         m->stored = true;

@@ -339,7 +339,9 @@ static int tok_draw(cairo_t *cr, double W, double H, const void *model, const Ms
     if (d.sel_row >= 0)
         n += snprintf(note + n, sizeof note - (size_t)n, "Underlined: routed to E%d at layer %d.  ", s->sel_expert,
                       g->row_layer[d.sel_row]);
-    if (n == 0) snprintf(note, sizeof note, "Each box is one token; escapes (\\n, \\xNN) stand for invisible bytes.");
+    if (n == 0)
+        snprintf(note, sizeof note,
+                 "Each box is one token; newlines, control characters and invalid bytes show as blue escape codes.");
     cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
     ms_plot_text_draw(d.t, cr, MS_PLOT_ROLE_NOTE, note, F->text.w, F->text.x,
                       F->g.plot.y + F->g.plot.h - F->note_h * 0.5 - ms_plot_text_pad(d.t) * 0.3, 0, 0.5, 0);

@@ -442,19 +442,51 @@ bool ms_tokgrid_selects(const MsTokGrid *g, int row, int pos, int e)
     return false;
 }
 
+/* Whether the kmax ids at s hold e: four at a time, a 16-bit lane of
+ * (ids ^ e) is zero where the id is e (unused entries are 0xFFFF, never e). */
+static inline bool sel_has(const uint16_t *s, int K, uint16_t e)
+{
+    const uint64_t lanes = 0x0001000100010001ull, bcast = lanes * e, high = lanes << 15;
+    uint64_t hit = 0;
+    int j = 0;
+    for (; j + 4 <= K; j += 4) {
+        uint64_t v;
+        memcpy(&v, s + j, 8);
+        v ^= bcast;
+        hit |= (v - lanes) & ~v & high;
+    }
+    for (; j < K; j++) hit |= s[j] == e;
+    return hit != 0;
+}
+
 void ms_tokgrid_mark_selects(const MsTokGrid *g, int row, int e, int64_t t0, int64_t t1, double c0,
                              double px_per_tok, uint8_t *mark, int npx)
 {
-    if (e < 0 || e > 0xFFFE || row < 0 || row >= g->n_rows) return;
+    if (e < 0 || e > 0xFFFE || row < 0 || row >= g->n_rows || !(px_per_tok > 0)) return;
     if (t0 < 0) t0 = 0;
     if (t1 > g->n_tok) t1 = g->n_tok;
     const int K = g->kmax;
     const uint16_t ee = (uint16_t)e;
-    const uint16_t *s = g->sel_e + ((size_t)row * (size_t)g->n_tok + (size_t)t0) * (size_t)K;
-    for (int64_t t = t0; t < t1; t++, s += K) {
-        int any = 0;
-        for (int j = 0; j < K; j++) any |= s[j] == ee;
-        if (!any) continue;
+    const uint16_t *base = g->sel_e + (size_t)row * (size_t)g->n_tok * (size_t)K;
+    if (px_per_tok < 1) {
+        /* zoomed out: per pixel column i, the tokens overlapping it, t with
+         * x(t) < i + 1 and x(t) + px_per_tok > i; the first that selects
+         * e marks it and ends the scan (the same marks as token by token) */
+        double tpp = 1 / px_per_tok;
+        for (int i = 0; i < npx; i++) {
+            int64_t ta = (int64_t)floor(c0 + i * tpp), tb = (int64_t)ceil(c0 + (i + 1) * tpp);
+            if (ta < t0) ta = t0;
+            if (tb > t1) tb = t1;
+            for (int64_t t = ta; t < tb; t++)
+                if (sel_has(base + (size_t)t * (size_t)K, K, ee)) {
+                    mark[i] = 1;
+                    break;
+                }
+        }
+        return;
+    }
+    for (int64_t t = t0; t < t1; t++) {
+        if (!sel_has(base + (size_t)t * (size_t)K, K, ee)) continue;
         double xa = ((double)t - c0) * px_per_tok;
         int64_t a = (int64_t)floor(xa), b = (int64_t)ceil(xa + px_per_tok);
         if (a < 0) a = 0;
