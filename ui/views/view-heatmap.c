@@ -40,6 +40,10 @@ static int heat_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsErro
 {
     *out = NULL;
     MsViewColorBy c = p->color_by ? p->color_by : MS_VIEW_COLOR_EXPERT;
+    if (c != MS_VIEW_COLOR_EXPERT && c != MS_VIEW_COLOR_ENTROPY && c != MS_VIEW_COLOR_WEIGHT &&
+        c != MS_VIEW_COLOR_HIDDEN)
+        return ms_error_set(err, MS_EINVAL, "heatmap: --color-by must be expert, entropy, weight or hidden (got %s)",
+                            ms_view_color_name(c));
     MsTokGrid *g = NULL;
     unsigned flags = 0;   /* entropy (a log per weight) only when shown */
     if (c == MS_VIEW_COLOR_ENTROPY) flags |= MS_TOKGRID_PROBS | MS_TOKGRID_WENTROPY;
@@ -134,8 +138,11 @@ static int heat_fig(const HeatModel *hm, const MsViewState *s, double W, double 
 {
     const MsTokGrid *g = hm->g;
     memset(F, 0, sizeof *F);
-    F->c = s->color_by ? s->color_by : hm->color_by;
-    if (F->c <= MS_VIEW_COLOR_DEFAULT || F->c >= MS_VIEW_COLOR_COUNT) F->c = MS_VIEW_COLOR_EXPERT;
+    /* a colouring this view does not draw (another view's) keeps the prepared one */
+    F->c = s->color_by == MS_VIEW_COLOR_EXPERT || s->color_by == MS_VIEW_COLOR_ENTROPY ||
+                   s->color_by == MS_VIEW_COLOR_WEIGHT || s->color_by == MS_VIEW_COLOR_HIDDEN
+               ? s->color_by
+               : hm->color_by;
     double x0, x1, y0, y1;
     window(s->x0, s->x1, g->n_tok, &x0, &x1);
     window(s->y0, s->y1, g->n_rows, &y0, &y1);
