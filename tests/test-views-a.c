@@ -51,6 +51,26 @@ static int chan_diff(uint32_t a, uint32_t b)
     return m;
 }
 
+/* A tooltip on one TAP line: newlines as " | " (four buffers in turn, so
+ * one message may hold several). */
+static const char *flat(const char *s)
+{
+    static char buf[4][4400];
+    static int k;
+    char *b = buf[k++ & 3];
+    size_t o = 0;
+    for (; *s && o + 4 < sizeof buf[0]; s++) {
+        if (*s == '\n') {
+            memcpy(b + o, " | ", 3);
+            o += 3;
+        } else {
+            b[o++] = *s;
+        }
+    }
+    b[o] = 0;
+    return b;
+}
+
 static uint32_t rgb24(MsRgb c) { return ms_plot_rgb_pack(c) & 0xffffff; }
 
 static int lum(uint32_t p) { return (int)(((p >> 16) & 255) * 2126 + ((p >> 8) & 255) * 7152 + (p & 255) * 722) / 10000; }
@@ -343,7 +363,7 @@ static void test_heatmap(MsTraceDb *db)
     MT_CHECK(strstr(h.text, "layer 2, token 3: top-1 expert E0") && strstr(h.text, "\xE2\x90\xA3\xF0\x9F\x98\x80") &&
              strstr(h.text, "layer 1: E4 0.7, E7 0.3") && strstr(h.text, "layer 2: E0 0.7, E6 0.3") &&
              strstr(h.text, "layer 3: E1 0.7, E7 0.3"),
-             "heatmap: the tooltip names the cell, the piece and every layer's experts and weights:\n# %s", h.text);
+             "heatmap: the tooltip names the cell, the piece and every layer's experts and weights (%s)", flat(h.text));
     MT_CHECK(v->hit(m, &s, W, H, 2, 2, &h) == false && h.kind == MS_HIT_NONE, "heatmap: nothing at the corner");
 
     /* the token strip: pieces escaped as msplot shows tokens */
@@ -351,13 +371,13 @@ static void test_heatmap(MsTraceDb *db)
     bool strip = ms_view_heatmap_cell_rect(m, &s, W, H, -1, 4, &sr);
     MT_CHECK(strip && v->hit(m, &s, W, H, sr.x + sr.w / 2, sr.y + sr.h / 2, &h) && h.kind == MS_HIT_TOKEN &&
              h.pos == 4 && strstr(h.text, "\xE4\xB8\xAD\xE6\x96\x87"),
-             "heatmap: the strip above the grid shows pieces; a hit there is the token (%s)", h.text);
+             "heatmap: the strip above the grid shows pieces; a hit there is the token (%s)", flat(h.text));
     ms_view_heatmap_cell_rect(m, &s, W, H, -1, 6, &sr);
     v->hit(m, &s, W, H, sr.x + sr.w / 2, sr.y + sr.h / 2, &h);
-    MT_CHECK(h.pos == 6 && strstr(h.text, "\\xE4\\xB8"), "heatmap: invalid bytes are shown escaped (%s)", h.text);
+    MT_CHECK(h.pos == 6 && strstr(h.text, "\\xE4\\xB8"), "heatmap: invalid bytes are shown escaped (%s)", flat(h.text));
     ms_view_heatmap_cell_rect(m, &s, W, H, -1, 5, &sr);
     v->hit(m, &s, W, H, sr.x + sr.w / 2, sr.y + sr.h / 2, &h);
-    MT_CHECK(h.pos == 5 && strstr(h.text, "\\x07"), "heatmap: a control character is shown escaped (%s)", h.text);
+    MT_CHECK(h.pos == 5 && strstr(h.text, "\\x07"), "heatmap: a control character is shown escaped (%s)", flat(h.text));
 
     /* linked selection: expert 6 at block 2 is chosen by token 3 only */
     MsViewState sel = s;
@@ -517,7 +537,7 @@ static void test_aggregation(const char *dir)
         bool hit = v->hit(m, &s, W, H, (a.x + b.x) / 2, y, &h);
         MT_CHECK(hit && h.kind == MS_HIT_CELL && h.pos >= A && h.pos < B && h.expert == 6 &&
                      strstr(h.text, "this pixel column shows tokens"),
-                 "aggregation: the hit names the token and the tokens its pixel column stands for (%s)", h.text);
+                 "aggregation: the hit names the token and the tokens its pixel column stands for (%s)", flat(h.text));
         MT_CHECK(!strstr(h.text, "E6 0") && strstr(h.text, "layer 0: E6, E2"),
                  "aggregation: a trace without weights lists the experts alone");
         /* linked selection zoomed out: expert 6 at block 0 marks exactly
@@ -600,7 +620,7 @@ static void test_tokens(MsTraceDb *db)
     v->hit(m, &s, W, H, box[3].x + box[3].w / 2, box[3].y + box[3].h / 2, &h);
     MT_CHECK(strstr(h.text, "layer 2: top-1 expert E0") && strstr(h.text, "\xF0\x9F\x98\x80") &&
                  strstr(h.text, "layer 2: E0 0.7, E6 0.3"),
-             "tokens: the tooltip holds the piece and every layer's experts (%s)", h.text);
+             "tokens: the tooltip holds the piece and every layer's experts (%s)", flat(h.text));
 
     /* linked selection: tokens routed to expert 6 at block 2 are underlined */
     MsViewState sel = s;
@@ -714,16 +734,16 @@ static void test_load(MsTraceDb *db, const char *dir)
         bool hit = v->hit(m, &s, W, H, cx, cy, &h);
         MT_CHECK(hit && h.kind == MS_HIT_CELL && h.layer == cells[i].row + 1 && h.expert == cells[i].e &&
                      fabs(h.value - cells[i].share) < 1e-4,
-                 "load: hit at its centre returns the cell and its share %.3f %% (%s)", cells[i].share, h.text);
+                 "load: hit at its centre returns the cell and its share %.3f %% (%s)", cells[i].share, flat(h.text));
     }
     ms_view_load_cell_rect(m, &s, W, H, 0, 5, &c);
     v->hit(m, &s, W, H, c.x + c.w / 2, c.y + c.h / 2, &h);
-    MT_CHECK(strstr(h.text, "dead") && strstr(h.text, "0 selections"), "load: the tooltip says dead (%s)", h.text);
+    MT_CHECK(strstr(h.text, "dead") && strstr(h.text, "0 selections"), "load: the tooltip says dead (%s)", flat(h.text));
     /* the bars panel: a hit there is the layer */
     ms_view_load_cell_rect(m, &s, W, H, 2, NE - 1, &c);
     bool hit = bar_hit(v, m, &s, W, H, c.y + c.h / 2, &h);
     MT_CHECK(hit && h.kind == MS_HIT_LAYER && h.layer == 3 && strstr(h.text, "Gini") && strstr(h.text, "computed from the trace"),
-             "load: the bars beside the heat map hit as the layer (%s)", h.text);
+             "load: the bars beside the heat map hit as the layer (%s)", flat(h.text));
     /* the bars: normalised entropy and Gini of block 3 (counts 72,144/5 per top-1..., 72 for E7) */
     cairo_surface_destroy(img);
 
