@@ -143,7 +143,9 @@ static int32_t block_mode(const MsPlotHeatmap *h, int64_t r0, int64_t r1, int64_
             int32_t id = src[c];
             if (id < 0) continue;
             if (id < ncount) {
-                if (counts[id]++ == 0) touched[nt++] = id;
+                /* branch-free: whether an id is new is unpredictable */
+                touched[nt] = id;
+                nt += counts[id]++ == 0;
             } else {
                 scratch[ns++] = id;
             }
@@ -152,10 +154,9 @@ static int32_t block_mode(const MsPlotHeatmap *h, int64_t r0, int64_t r1, int64_
     for (int64_t i = 0; i < nt; i++) {
         int32_t id = touched[i];
         uint32_t n = counts[id];
-        if (n > best_n || (n == best_n && id < best)) {
-            best = id;
-            best_n = n;
-        }
+        bool better = (n > best_n) | ((n == best_n) & (id < best));
+        best = better ? id : best;
+        best_n = better ? n : best_n;
         counts[id] = 0;
     }
     if (ns > 0) {

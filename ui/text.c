@@ -308,8 +308,10 @@ static double luminance(MsRgb c) { return 0.2126 * c.r + 0.7152 * c.g + 0.0722 *
 void ms_plot_token_draw(MsPlotText *t, cairo_t *cr, const char *bytes, size_t len, unsigned flags,
                         double max_width, double x, double y, MsRgb fg)
 {
-    /* escapes in a blue-grey that stays readable but reads as notation */
-    MsRgb esc = luminance(fg) < 0.5 ? (MsRgb){0.30, 0.42, 0.68} : (MsRgb){0.72, 0.82, 1.0};
+    /* escapes in a blue that reads as notation; on dark text nearly as dark
+     * as the text, so it stays readable on the mid-tone boxes of views that
+     * draw tokens on colour (viridis' middle) */
+    MsRgb esc = luminance(fg) < 0.5 ? (MsRgb){0.06, 0.16, 0.56} : (MsRgb){0.72, 0.82, 1.0};
     if (!setup(t, MS_PLOT_ROLE_TOKEN, bytes, len, flags & MS_PLOT_ESC_SPACE, max_width, &esc)) return;
     cairo_save(cr);
     cairo_set_source_rgb(cr, fg.r, fg.g, fg.b);

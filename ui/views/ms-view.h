@@ -86,7 +86,8 @@ typedef struct {
     int prompt, pos;            /* token position, −1 where not meaningful */
     int64_t row, col, item;
     double value;               /* the cell's value (NaN if none) */
-    char text[1024];            /* what the user reads: piece, position, experts and weights, value */
+    char text[4096];            /* what the user reads: piece, position, experts and weights, value
+                                 * (4096: every layer's top-k of a token, e.g. 16 layers x top-8) */
 } MsViewHit;
 
 typedef struct MsViewClass {

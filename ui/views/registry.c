@@ -4,7 +4,14 @@
 
 #include "ms-view.h"
 
+extern const MsViewClass ms_view_tokens;
+extern const MsViewClass ms_view_heatmap;
+extern const MsViewClass ms_view_load;
+
 static const MsViewClass *const all[] = {
+    &ms_view_tokens,
+    &ms_view_heatmap,
+    &ms_view_load,
     NULL,
 };
 
