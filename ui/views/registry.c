@@ -4,7 +4,12 @@
 
 #include "ms-view.h"
 
+extern const MsViewClass ms_view_coactivation;
+extern const MsViewClass ms_view_affinity;
+
 static const MsViewClass *const all[] = {
+    &ms_view_coactivation,
+    &ms_view_affinity,
     NULL,
 };
 
