@@ -6,10 +6,12 @@
 
 extern const MsViewClass ms_view_coactivation;
 extern const MsViewClass ms_view_affinity;
+extern const MsViewClass ms_view_flow;
 
 static const MsViewClass *const all[] = {
     &ms_view_coactivation,
     &ms_view_affinity,
+    &ms_view_flow,
     NULL,
 };
 
