@@ -7,11 +7,13 @@
 extern const MsViewClass ms_view_coactivation;
 extern const MsViewClass ms_view_affinity;
 extern const MsViewClass ms_view_flow;
+extern const MsViewClass ms_view_consistency;
 
 static const MsViewClass *const all[] = {
     &ms_view_coactivation,
     &ms_view_affinity,
     &ms_view_flow,
+    &ms_view_consistency,
     NULL,
 };
 
