@@ -2,6 +2,8 @@
  * the views coactivation, affinity, flow and consistency (view-b.h). */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,9 +206,27 @@ static void report(MsProgressFn fn, void *user, const char *stage, int64_t done,
     fn(user, &p);
 }
 
-int vb_scan(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const int64_t *prompts, int n_prompts,
-            int64_t n_tokens, VbTokenFn fn, void *user, MsProgressFn progress, void *progress_user,
-            const MsCancel *cancel, const char *stage, MsError *err)
+/* What one scan reads: the whole run, a list of prompts, or a prompt id range. */
+typedef struct {
+    const int64_t *prompts;
+    int n_prompts;
+    int64_t lo, hi;          /* prompt id range when lo > 0 */
+    int64_t total;           /* tokens expected (progress) */
+    atomic_llong *shared;    /* tokens done by all workers (NULL: this one only) */
+    MsCancel *stop;          /* set when any worker fails */
+    bool reporter;           /* this worker reports progress */
+} ScanSrc;
+
+static MsTraceCursor *scan_cursor(MsTraceDb *db, int64_t run, const ScanSrc *src, int *pi, MsError *err)
+{
+    if (src->prompts) return ms_trace_routing(db, run, src->n_prompts > 0 ? src->prompts[(*pi)++] : -1, err);
+    if (src->lo > 0) return ms_trace_routing_range(db, run, src->lo, src->hi, err);
+    return ms_trace_routing(db, run, 0, err);
+}
+
+static int scan_core(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const ScanSrc *src, VbTokenFn fn,
+                     void *user, MsProgressFn progress, void *progress_user, const MsCancel *cancel, const char *stage,
+                     MsError *err)
 {
     int layers[MS_TRACE_MAX_LAYER], slot_of[MS_TRACE_MAX_LAYER];
     int ns = vb_moe_layers(ri, layers), E = ri->model.n_expert;
@@ -215,30 +235,28 @@ int vb_scan(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const int
     if (ns == 0 || E <= 0)
         return ms_error_set(err, MS_EFORMAT, "%s: run %lld: the model has no MoE layer", ms_trace_path(db),
                             (long long)ri->run_id);
-    int stride = E;
+    int stride = E, pi = 0;
     int32_t *ids = malloc(sizeof *ids * (size_t)ns * (size_t)stride);
     int *n = calloc((size_t)ns, sizeof *n);
-    int pi = 0;   /* next prompt of the subset */
-    MsTraceCursor *c = ids && n ? ms_trace_routing(db, ri->run_id, prompts ? (n_prompts > 0 ? prompts[pi++] : -1) : 0, err)
-                                : NULL;
+    MsTraceCursor *c = ids && n ? scan_cursor(db, ri->run_id, src, &pi, err) : NULL;
     int rc = 0;
     if (!ids || !n) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
     else if (!c) rc = err && err->code ? err->code : MS_EDB;
     double t0 = now_s();
-    int64_t tokens = 0, total = prompts ? n_tokens : ri->n_tokens;
+    int64_t tokens = 0, flushed = 0;
     bool have = false;
     VbToken t = { .ids = ids, .n = n, .stride = stride };
     MsTraceRoutePacked row;
-    report(progress, progress_user, stage, 0, total, t0);
+    if (src->reporter) report(progress, progress_user, stage, 0, src->total, t0);
     while (rc >= 0) {
         int got = ms_trace_routing_next_packed(c, &row, err);
         if (got < 0) {
             rc = got;
             break;
         }
-        if (got == 0 && prompts && pi < n_prompts) {   /* the subset's next prompt */
+        if (got == 0 && src->prompts && pi < src->n_prompts) {   /* the list's next prompt */
             ms_trace_cursor_free(c);
-            if (!(c = ms_trace_routing(db, ri->run_id, prompts[pi++], err))) {
+            if (!(c = scan_cursor(db, ri->run_id, src, &pi, err))) {
                 rc = err && err->code ? err->code : MS_EDB;
                 break;
             }
@@ -248,11 +266,16 @@ int vb_scan(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const int
             if ((rc = fn(user, &t, err)) < 0) break;
             have = false;
             if ((++tokens & 1023) == 0) {
-                if (ms_cancel_requested(cancel)) {
+                if (ms_cancel_requested(cancel) || ms_cancel_requested(src->stop)) {
                     rc = ms_error_set(err, MS_ECANCELLED, "cancelled");
                     break;
                 }
-                if ((tokens & 65535) == 0) report(progress, progress_user, stage, tokens, total, t0);
+                if (src->shared) {
+                    atomic_fetch_add(src->shared, tokens - flushed);
+                    flushed = tokens;
+                }
+                if ((tokens & 65535) == 0 && src->reporter)
+                    report(progress, progress_user, stage, src->shared ? atomic_load(src->shared) : tokens, src->total, t0);
             }
         }
         if (got == 0) break;
@@ -281,10 +304,99 @@ int vb_scan(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const int
         }
         n[s] = k;
     }
-    if (rc >= 0) report(progress, progress_user, stage, tokens, tokens > total ? tokens : total, t0);
+    if (src->shared) atomic_fetch_add(src->shared, tokens - flushed);
+    if (rc < 0) ms_cancel_request(src->stop);
+    else if (src->reporter) {
+        int64_t done = src->shared ? atomic_load(src->shared) : tokens;
+        report(progress, progress_user, stage, done, done > src->total ? done : src->total, t0);
+    }
     ms_trace_cursor_free(c);
     free(ids);
     free(n);
+    return rc < 0 ? rc : 0;
+}
+
+int vb_scan(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const int64_t *prompts, int n_prompts,
+            int64_t n_tokens, VbTokenFn fn, void *user, MsProgressFn progress, void *progress_user,
+            const MsCancel *cancel, const char *stage, MsError *err)
+{
+    ScanSrc src = { .prompts = prompts, .n_prompts = n_prompts, .total = prompts ? n_tokens : ri->n_tokens,
+                    .reporter = true };
+    return scan_core(db, ri, want, &src, fn, user, progress, progress_user, cancel, stage, err);
+}
+
+typedef struct {
+    const char *path;
+    const MsTraceRunInfo *ri;
+    const bool *want;
+    ScanSrc src;
+    VbTokenFn fn;
+    void *user;
+    const MsCancel *cancel;
+    const char *stage;
+    MsError err;
+    int rc;
+} ScanJob;
+
+static void *scan_thread(void *p)
+{
+    ScanJob *j = p;
+    MsTraceDb *db = ms_trace_open(j->path, MS_TRACE_READ, &j->err);
+    if (!db) {
+        j->rc = j->err.code ? j->err.code : MS_EDB;
+        ms_cancel_request(j->src.stop);
+        return NULL;
+    }
+    j->rc = scan_core(db, j->ri, j->want, &j->src, j->fn, j->user, NULL, NULL, j->cancel, j->stage, &j->err);
+    ms_trace_close(db);
+    return NULL;
+}
+
+int vb_scan_split(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, VbTokenFn fn, void *user0, void *user1,
+                  bool *split, int64_t min_tokens, MsProgressFn progress, void *progress_user, const MsCancel *cancel, const char *stage,
+                  MsError *err)
+{
+    *split = false;
+    /* the prompt at which half of the tokens are read */
+    MsTraceCursor *pc = ms_trace_prompts(db, ri->run_id, err);
+    if (!pc) return err && err->code ? err->code : MS_EDB;
+    int64_t first = -1, last = -1, mid = -1, seen = 0, half = ri->n_tokens / 2;
+    MsTracePrompt pr;
+    int rc;
+    while ((rc = ms_trace_prompts_next(pc, &pr, err)) == 1) {
+        if (first < 0) first = pr.prompt_id;
+        if (pr.prompt_id <= last) mid = -2;   /* ids not ascending: no split */
+        last = pr.prompt_id;
+        if (mid == -1 && seen >= half && seen > 0) mid = pr.prompt_id;
+        seen += pr.n_tokens;
+    }
+    ms_trace_cursor_free(pc);
+    if (rc < 0) return rc;
+    if (mid < 0 || ri->n_tokens < min_tokens || !ms_trace_path(db) || !*ms_trace_path(db))
+        return vb_scan(db, ri, want, NULL, 0, 0, fn, user0, progress, progress_user, cancel, stage, err);
+    MsCancel stop;
+    ms_cancel_init(&stop);
+    atomic_llong shared;
+    atomic_init(&shared, 0);
+    ScanJob job = { .path = ms_trace_path(db), .ri = ri, .want = want, .fn = fn, .user = user1, .cancel = cancel,
+                    .stage = stage,
+                    .src = { .lo = mid, .hi = last, .total = ri->n_tokens, .shared = &shared, .stop = &stop } };
+    pthread_t th;
+    if (pthread_create(&th, NULL, scan_thread, &job) != 0)
+        return vb_scan(db, ri, want, NULL, 0, 0, fn, user0, progress, progress_user, cancel, stage, err);
+    *split = true;
+    ScanSrc src = { .lo = first, .hi = mid - 1, .total = ri->n_tokens, .shared = &shared, .stop = &stop,
+                    .reporter = true };
+    rc = scan_core(db, ri, want, &src, fn, user0, progress, progress_user, cancel, stage, err);
+    pthread_join(th, NULL);
+    if (rc >= 0 && job.rc < 0) {
+        rc = job.rc;
+        if (err) *err = job.err;
+    }
+    if (rc == MS_ECANCELLED && !ms_cancel_requested(cancel) && job.rc < 0 && job.rc != MS_ECANCELLED) {
+        rc = job.rc;   /* stopped because the other half failed: its error */
+        if (err) *err = job.err;
+    }
     return rc < 0 ? rc : 0;
 }
 

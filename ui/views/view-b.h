@@ -84,6 +84,17 @@ int vb_scan(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const int
             int64_t n_tokens, VbTokenFn fn, void *user, MsProgressFn progress, void *progress_user,
             const MsCancel *cancel, const char *stage, MsError *err);
 
+/* The same scan on two threads: the run's prompts split into two halves by
+ * tokens (prompt ids ascending), the first half read here into user0, the
+ * second by a second read connection (ms_trace_open of the same file) into
+ * user1 — fn must treat the two users independently.  *split says whether
+ * the second thread ran (small runs and unusual prompt ids scan on this
+ * thread only, into user0; so do runs of fewer than min_tokens tokens).
+ * An error of either half stops both. */
+int vb_scan_split(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, VbTokenFn fn, void *user0, void *user1,
+                  bool *split, int64_t min_tokens, MsProgressFn progress, void *progress_user, const MsCancel *cancel, const char *stage,
+                  MsError *err);
+
 /* --------------------------------------------------- clustering order */
 
 /* Leaf order of the average-linkage (UPGMA) hierarchical clustering of n
@@ -95,6 +106,51 @@ int vb_scan(MsTraceDb *db, const MsTraceRunInfo *ri, const bool *want, const int
  * Returns 0, MS_EINVAL (n < 1, dim < 1) or MS_ENOMEM.  O(n^2) memory,
  * O(n^2) to O(n^3) time (n = 256: a few milliseconds). */
 int vb_cluster_order(const double *x, int n, int dim, int *order, MsError *err);
+
+/* ------------------------------------------------------------ models */
+
+/* The prepared models of flow and consistency (the tests read them). */
+typedef struct {
+    int p;              /* pair index: column p -> p + 1 */
+    int i, j;           /* experts */
+    double count;       /* tokens */
+} VbBand;
+
+typedef struct {
+    int64_t run, n_tokens;   /* tokens with routing at some layer */
+    int E, n_cols, top;
+    bool by_load;            /* node order in a column: load (else id) */
+    int *layer;              /* n_cols blocks */
+    double *load;            /* n_cols × E top-1 tokens */
+    double *colsum;          /* n_cols */
+    double *T;               /* (n_cols − 1) × E × E transitions */
+    double *pair_total, *pair_shown;   /* n_cols − 1 */
+    int64_t *pair_n;         /* transitions with count > 0 */
+    int n_bands;
+    VbBand *bands;             /* by pair, then count descending */
+    bool *shown;             /* n_cols × E: the expert has a node */
+    int *n_shown;            /* n_cols */
+    double *other;           /* n_cols: tokens of experts without a node */
+    int *n_other;            /* n_cols: experts with tokens but no node */
+    int n_legend;
+    int *legend_e;           /* experts with a node somewhere, by id */
+} VbFlow;
+
+typedef struct {
+    int64_t run;
+    int E, k;
+    int n_lay, n_m, n_c;
+    int *layer;              /* n_lay blocks */
+    int *m, *C;
+    double *srp, *rho, *act; /* n_lay × n_m (act: activation frequency r, NaN = unknown) */
+    double *sch;             /* n_lay × n_c at m = sch_m */
+    int sch_m;
+    bool has_model;
+    double *model_srp, *model_sch;   /* n_m, n_c */
+    bool stored, cold;
+    int n_prompts, n_used;   /* prompts of the run, and those computed from */
+    int step;                /* every step-th prompt (1 = all) */
+} VbCons;
 
 /* ---------------------------------------------------------- drawing */
 

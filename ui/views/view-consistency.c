@@ -26,25 +26,9 @@
 
 enum { VB_CONS_BUDGET = 100000, VB_CONS_SCH_M = 16 };
 
-typedef struct {
-    int64_t run;
-    int E, k;
-    int n_lay, n_m, n_c;
-    int *layer;              /* n_lay blocks */
-    int *m, *C;
-    double *srp, *rho, *act; /* n_lay × n_m (act: activation frequency r, NaN = unknown) */
-    double *sch;             /* n_lay × n_c at m = sch_m */
-    int sch_m;
-    bool has_model;
-    double *model_srp, *model_sch;   /* n_m, n_c */
-    bool stored, cold;
-    int n_prompts, n_used;   /* prompts of the run, and those computed from */
-    int step;                /* every step-th prompt (1 = all) */
-} Cons;
-
 static void cons_free(void *model)
 {
-    Cons *c = model;
+    VbCons *c = model;
     if (!c) return;
     free(c->layer);
     free(c->m);
@@ -58,7 +42,7 @@ static void cons_free(void *model)
     free(c);
 }
 
-static int cons_alloc(Cons *c)
+static int cons_alloc(VbCons *c)
 {
     size_t lm = (size_t)c->n_lay * c->n_m, lc = (size_t)c->n_lay * c->n_c;
     c->srp = malloc(sizeof(double) * (lm + 1));
@@ -100,7 +84,7 @@ static int int_cmp(const void *a, const void *b)
 
 /* ------------------------------------------------------------- stored */
 
-static int read_stored(MsTraceDb *db, const MsTraceRunInfo *ri, const char *params, Cons *c, MsError *err)
+static int read_stored(MsTraceDb *db, const MsTraceRunInfo *ri, const char *params, VbCons *c, MsError *err)
 {
     int ms[4 * MS_AN_MAX_LIST], cs[4 * MS_AN_MAX_LIST];
     int nm = vb_param_ints(params, "segments", ms, 4 * MS_AN_MAX_LIST);
@@ -236,7 +220,7 @@ static int seq_feed(void *user, const VbToken *t, MsError *err)
     return 0;
 }
 
-static int compute(MsTraceDb *db, const MsTraceRunInfo *ri, const MsViewParams *p, Cons *c, MsError *err)
+static int compute(MsTraceDb *db, const MsTraceRunInfo *ri, const MsViewParams *p, VbCons *c, MsError *err)
 {
     int layers[MS_TRACE_MAX_LAYER], nl = vb_moe_layers(ri, layers), E = ri->model.n_expert;
     int k = ri->model.n_expert_used;
@@ -343,7 +327,7 @@ static int prepare(MsTraceDb *db, const MsViewParams *p, void **model, MsError *
     MsTraceRunInfo ri;
     int rc = vb_run(db, p->run, &ri, err);
     if (rc < 0) return rc;
-    Cons *c = calloc(1, sizeof *c);
+    VbCons *c = calloc(1, sizeof *c);
     if (!c) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
     if (rc >= 0) {
         c->run = ri.run_id;
@@ -362,7 +346,7 @@ static int prepare(MsTraceDb *db, const MsViewParams *p, void **model, MsError *
             rc = vb_not_stored(db, ri.run_id, "consistency analysis", "moescope analyze consistency", err);
         } else {
             /* start over from a clean model (a stored table without rows may have filled parts) */
-            Cons keep = { .run = c->run, .E = c->E, .k = c->k, .step = 1 };
+            VbCons keep = { .run = c->run, .E = c->E, .k = c->k, .step = 1 };
             free(c->layer);
             free(c->m);
             free(c->C);
@@ -414,8 +398,8 @@ typedef struct {
     MsPlotLegend lg;
     MsPlotLegendItem *items;
     char (*labels)[32];
-    char title[256], pt[2][160], xt[2][96], yt[2][64];
-    double pad, legend_title_h;
+    char title[256], note[256], pt[2][160], xt[2][96], yt[2][64];
+    double pad, legend_title_h, title_h;
     int n_items;                /* layers, then model, then the reference */
 } ConsGeom;
 
@@ -427,27 +411,27 @@ static void cgeom_free(ConsGeom *cg)
 
 static const char *m_label(void *user, int64_t i, char *buf, size_t size)
 {
-    const Cons *c = user;
+    const VbCons *c = user;
     if (i < 0 || i >= c->n_m) return NULL;
     snprintf(buf, size, "%d", c->m[i]);
     return buf;
 }
 
 /* Colour of layer index li: viridis by depth (its bright yellow end left out). */
-static MsRgb layer_color(const Cons *c, int li)
+static MsRgb layer_color(const VbCons *c, int li)
 {
     double t = c->n_lay > 1 ? 0.88 * li / (c->n_lay - 1) : 0.4;
     return ms_plot_cmap_at(MS_CMAP_VIRIDIS, t);
 }
 
-static bool has_ref(const Cons *c)
+static bool has_ref(const VbCons *c)
 {
     for (size_t i = 0; i < (size_t)c->n_lay * c->n_m; i++)
         if (isfinite(c->act[i])) return true;
     return false;
 }
 
-static int cons_layout(const Cons *c, const MsViewState *s, double W, double H, ConsGeom *cg, MsError *err)
+static int cons_layout(const VbCons *c, const MsViewState *s, double W, double H, ConsGeom *cg, MsError *err)
 {
     memset(cg, 0, sizeof *cg);
     int n = c->n_lay + 2;
@@ -477,6 +461,11 @@ static int cons_layout(const Cons *c, const MsViewState *s, double W, double H, 
         snprintf(cg->title, sizeof cg->title, "Local routing consistency (estimated from %d of %d prompts)", c->n_used,
                  c->n_prompts);
     else snprintf(cg->title, sizeof cg->title, "Local routing consistency");
+    if (c->stored && (c->n_m < 2 || c->n_c < 2))
+        snprintf(cg->note, sizeof cg->note,
+                 "The stored analysis has %d segment length%s and %d cache size%s: `moescope analyze consistency` "
+                 "without --segments and --cache computes the full grid",
+                 c->n_m, c->n_m == 1 ? "" : "s", c->n_c, c->n_c == 1 ? "" : "s");
     snprintf(cg->pt[0], sizeof cg->pt[0], "SRP: segment routing best performance");
     snprintf(cg->pt[1], sizeof cg->pt[1], "SCH: segment cache best hit rate (m = %d%s)", c->sch_m, c->cold ? ", cold" : "");
     snprintf(cg->xt[0], sizeof cg->xt[0], "Segment length m (tokens)");
@@ -484,7 +473,7 @@ static int cons_layout(const Cons *c, const MsViewState *s, double W, double H, 
     snprintf(cg->yt[0], sizeof cg->yt[0], "SRP (best F1)");
     snprintf(cg->yt[1], sizeof cg->yt[1], "SCH (hit rate)");
     const MsPlotStyle *st = s ? &s->style : NULL;
-    double cmax = c->C[c->n_c - 1];
+    double cmax = c->C[c->n_c - 1] * 1.04;   /* room for the last point's marker */
     cg->f[0] = (MsPlotFrame){
         .title = cg->pt[0],
         .x = { .kind = MS_PLOT_AXIS_CATEGORY, .title = cg->xt[0], .lo = 0, .hi = c->n_m, .count = c->n_m,
@@ -507,7 +496,12 @@ static int cons_layout(const Cons *c, const MsViewState *s, double W, double H, 
     MsPlotTextSize sz;
     cg->pad = ms_plot_text_pad(t);
     ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, cg->title, W - 2 * cg->pad, &sz);
+    cg->title_h = sz.height;
     cg->dy = ceil(sz.height + cg->pad);
+    if (*cg->note) {
+        ms_plot_text_measure(t, MS_PLOT_ROLE_NOTE, cg->note, W - 2 * cg->pad, &sz);
+        cg->dy = ceil(cg->dy + sz.height + cg->pad * 0.3);
+    }
     ms_plot_text_measure(t, MS_PLOT_ROLE_LABEL, cg->lg.title, 0, &sz);
     cg->legend_title_h = sz.height + cg->pad * 0.3;
     ms_plot_text_free(t);
@@ -534,13 +528,14 @@ static int cons_layout(const Cons *c, const MsViewState *s, double W, double H, 
 
 /* ------------------------------------------------------------------ draw */
 
-static double px_x(const Cons *c, const MsPlotGeom *g, int panel, int i)
+static double px_x(const VbCons *c, const MsPlotGeom *g, int panel, int i)
 {
     return panel == 0 ? ms_plot_x_to_px(g, i + 0.5) : ms_plot_x_to_px(g, c->C[i]);
 }
 
-static void curve(cairo_t *cr, const Cons *c, const MsPlotGeom *g, int panel, const double *y, int n, MsRgb col,
-                  double lw, double alpha, bool dashed, bool markers)
+/* markers: 0 none, 1 dots, 2 short horizontal dashes (the reference) */
+static void curve(cairo_t *cr, const VbCons *c, const MsPlotGeom *g, int panel, const double *y, int n, MsRgb col,
+                  double lw, double alpha, bool dashed, int markers)
 {
     cairo_set_source_rgba(cr, col.r, col.g, col.b, alpha);
     cairo_set_line_width(cr, lw);
@@ -561,22 +556,28 @@ static void curve(cairo_t *cr, const Cons *c, const MsPlotGeom *g, int panel, co
     }
     cairo_stroke(cr);
     cairo_set_dash(cr, NULL, 0, 0);
-    if (!markers) return;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; markers && i < n; i++) {
         if (!isfinite(y[i])) continue;
-        cairo_arc(cr, px_x(c, g, panel, i), ms_plot_y_to_px(g, y[i]), lw * 1.6, 0, 2 * M_PI);
-        cairo_fill(cr);
+        double X = px_x(c, g, panel, i), Y = ms_plot_y_to_px(g, y[i]);
+        if (markers == 1) {
+            cairo_arc(cr, X, Y, lw * 1.6, 0, 2 * M_PI);
+            cairo_fill(cr);
+        } else {
+            cairo_move_to(cr, X - lw * 5, Y);
+            cairo_line_to(cr, X + lw * 5, Y);
+            cairo_stroke(cr);
+        }
     }
 }
 
-static bool layer_on(const Cons *c, const MsViewState *s, int li)
+static bool layer_on(const VbCons *c, const MsViewState *s, int li)
 {
     return !s || s->sel_layer < 0 || s->sel_layer == c->layer[li];
 }
 
 static int cons_draw(cairo_t *cr, double width, double height, const void *model, const MsViewState *s, MsError *err)
 {
-    const Cons *c = model;
+    const VbCons *c = model;
     ConsGeom cg;
     int rc = cons_layout(c, s, width, height, &cg, err);
     if (rc < 0) return rc;
@@ -604,6 +605,10 @@ static int cons_draw(cairo_t *cr, double width, double height, const void *model
             cairo_stroke(cr);
             cairo_set_dash(cr, NULL, 0, 0);
         }
+        if (c->has_model) {   /* under the layers: it summarises them */
+            const double *y = p == 0 ? c->model_srp : c->model_sch;
+            curve(cr, c, g, p, y, p == 0 ? c->n_m : c->n_c, (MsRgb){ 0, 0, 0 }, lw * 1.6, sel ? 0.3 : 1, false, 1);
+        }
         for (int li = 0; li < c->n_lay; li++) {
             bool on = layer_on(c, s, li);
             if (sel && on) continue;   /* drawn last, on top */
@@ -612,14 +617,10 @@ static int cons_draw(cairo_t *cr, double width, double height, const void *model
                     double r = c->act[(size_t)li * c->n_m + i];
                     ref[i] = 2 * r / (1 + r);
                 }
-                curve(cr, c, g, 0, ref, c->n_m, (MsRgb){ 0.6, 0.6, 0.6 }, lw * 0.6, sel ? 0.3 : 0.9, true, false);
+                curve(cr, c, g, 0, ref, c->n_m, (MsRgb){ 0.6, 0.6, 0.6 }, lw * 0.6, sel ? 0.3 : 0.9, true, 2);
             }
             const double *y = p == 0 ? c->srp + (size_t)li * c->n_m : c->sch + (size_t)li * c->n_c;
-            curve(cr, c, g, p, y, p == 0 ? c->n_m : c->n_c, layer_color(c, li), lw, sel ? 0.25 : 0.9, false, true);
-        }
-        if (c->has_model) {
-            const double *y = p == 0 ? c->model_srp : c->model_sch;
-            curve(cr, c, g, p, y, p == 0 ? c->n_m : c->n_c, (MsRgb){ 0, 0, 0 }, lw * 1.6, sel ? 0.3 : 1, false, true);
+            curve(cr, c, g, p, y, p == 0 ? c->n_m : c->n_c, layer_color(c, li), lw, sel ? 0.25 : 0.9, false, 1);
         }
         for (int li = 0; sel && li < c->n_lay; li++) {
             if (!layer_on(c, s, li)) continue;
@@ -628,10 +629,10 @@ static int cons_draw(cairo_t *cr, double width, double height, const void *model
                     double r = c->act[(size_t)li * c->n_m + i];
                     ref[i] = 2 * r / (1 + r);
                 }
-                curve(cr, c, g, 0, ref, c->n_m, (MsRgb){ 0.45, 0.45, 0.45 }, lw * 0.8, 1, true, false);
+                curve(cr, c, g, 0, ref, c->n_m, (MsRgb){ 0.45, 0.45, 0.45 }, lw * 0.8, 1, true, 2);
             }
             const double *y = p == 0 ? c->srp + (size_t)li * c->n_m : c->sch + (size_t)li * c->n_c;
-            curve(cr, c, g, p, y, p == 0 ? c->n_m : c->n_c, layer_color(c, li), lw * 1.8, 1, false, true);
+            curve(cr, c, g, p, y, p == 0 ? c->n_m : c->n_c, layer_color(c, li), lw * 1.8, 1, false, 1);
         }
         cairo_restore(cr);
         ms_plot_draw_axes(cr, &cg.f[p], g);
@@ -640,6 +641,15 @@ static int cons_draw(cairo_t *cr, double width, double height, const void *model
     free(ref);
     cairo_restore(cr);
     vb_draw_title(cr, s ? &s->style : NULL, cg.title, width);
+    if (*cg.note) {
+        MsPlotText *t = ms_plot_text_new(s ? &s->style : NULL);
+        if (t) {
+            cairo_set_source_rgb(cr, 0.42, 0.42, 0.42);
+            ms_plot_text_draw(t, cr, MS_PLOT_ROLE_NOTE, cg.note, width - 2 * cg.pad, width / 2,
+                              cg.pad + cg.title_h + cg.pad * 0.3, 0.5, 0, 0);
+            ms_plot_text_free(t);
+        }
+    }
     cgeom_free(&cg);
     return 0;
 }
@@ -649,7 +659,7 @@ static int cons_draw(cairo_t *cr, double width, double height, const void *model
 static bool cons_hit(const void *model, const MsViewState *s, double width, double height, double x, double y,
                      MsViewHit *out)
 {
-    const Cons *c = model;
+    const VbCons *c = model;
     memset(out, 0, sizeof *out);
     out->layer = out->expert = out->prompt = out->pos = -1;
     out->row = out->col = out->item = -1;
@@ -662,22 +672,25 @@ static bool cons_hit(const void *model, const MsViewState *s, double width, doub
         const MsPlotGeom *g = &cg.g[p];
         double px = x - cg.dx[p], py = y - cg.dy;
         if (!ms_plot_rect_contains(&g->plot, px, py)) continue;
-        /* the nearest point of any curve (the model level counts as layer −1) */
+        /* the nearest point of any curve (the model level counts as layer −1);
+         * on ties the one drawn on top: the model first, then the layers,
+         * a selected layer last */
         double best = radius;
-        int bl = -2, bi = -1;
+        int bl = -2, bi = -1, brank = -1;
         int n = p == 0 ? c->n_m : c->n_c;
         for (int li = -1; li < c->n_lay; li++) {
             if (li < 0 && !c->has_model) continue;
             const double *v = li < 0 ? (p == 0 ? c->model_srp : c->model_sch)
                                      : p == 0 ? c->srp + (size_t)li * c->n_m : c->sch + (size_t)li * c->n_c;
+            int rank = li < 0 ? 0 : s && s->sel_layer == c->layer[li] ? c->n_lay + 1 : li + 1;
             for (int i = 0; i < n; i++) {
                 if (!isfinite(v[i])) continue;
                 double d = hypot(px_x(c, g, p, i) - px, ms_plot_y_to_px(g, v[i]) - py);
-                /* a selected layer wins ties, as it is drawn on top */
-                if (d < best || (d == best && li >= 0 && s && s->sel_layer == c->layer[li])) {
+                if (d < best || (d == best && rank > brank)) {
                     best = d;
                     bl = li;
                     bi = i;
+                    brank = rank;
                 }
             }
         }

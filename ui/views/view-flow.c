@@ -21,35 +21,9 @@
 
 #include "view-b.h"
 
-typedef struct {
-    int p;              /* pair index: column p -> p + 1 */
-    int i, j;           /* experts */
-    double count;       /* tokens */
-} Band;
-
-typedef struct {
-    int64_t run, n_tokens;   /* tokens with routing at some layer */
-    int E, n_cols, top;
-    bool by_load;            /* node order in a column: load (else id) */
-    int *layer;              /* n_cols blocks */
-    double *load;            /* n_cols × E top-1 tokens */
-    double *colsum;          /* n_cols */
-    double *T;               /* (n_cols − 1) × E × E transitions */
-    double *pair_total, *pair_shown;   /* n_cols − 1 */
-    int64_t *pair_n;         /* transitions with count > 0 */
-    int n_bands;
-    Band *bands;             /* by pair, then count descending */
-    bool *shown;             /* n_cols × E: the expert has a node */
-    int *n_shown;            /* n_cols */
-    double *other;           /* n_cols: tokens of experts without a node */
-    int *n_other;            /* n_cols: experts with tokens but no node */
-    int n_legend;
-    int *legend_e;           /* experts with a node somewhere, by id */
-} Flow;
-
 static void flow_free(void *model)
 {
-    Flow *f = model;
+    VbFlow *f = model;
     if (!f) return;
     free(f->layer);
     free(f->load);
@@ -69,20 +43,21 @@ static void flow_free(void *model)
 
 /* --------------------------------------------------------------- prepare */
 
+/* Counts of one scanning thread. */
 typedef struct {
-    Flow *f;
-    int slot0;       /* first MoE slot shown */
+    int E, n_cols, slot0;    /* slot0: first MoE slot shown */
+    double *load, *T;        /* n_cols × E, (n_cols − 1) × E × E */
+    int64_t n_tokens;
 } Feed;
 
 static int feed(void *user, const VbToken *t, MsError *err)
 {
     (void)err;
-    Feed *d = user;
-    Flow *f = d->f;
+    Feed *f = user;
     int E = f->E, prev = -1;
     bool any = false;
     for (int c = 0; c < f->n_cols; c++) {
-        int s = d->slot0 + c, e = t->n[s] > 0 ? t->ids[(size_t)s * t->stride] : -1;
+        int s = f->slot0 + c, e = t->n[s] > 0 ? t->ids[(size_t)s * t->stride] : -1;
         if (e >= 0) {
             f->load[(size_t)c * E + e] += 1;
             any = true;
@@ -96,7 +71,7 @@ static int feed(void *user, const VbToken *t, MsError *err)
 
 static int band_cmp(const void *pa, const void *pb)
 {
-    const Band *a = pa, *b = pb;
+    const VbBand *a = pa, *b = pb;
     if (a->p != b->p) return a->p < b->p ? -1 : 1;
     if (a->count != b->count) return a->count > b->count ? -1 : 1;
     if (a->i != b->i) return a->i < b->i ? -1 : 1;
@@ -104,12 +79,12 @@ static int band_cmp(const void *pa, const void *pb)
 }
 
 /* The top bands of each pair, the nodes they need, the "other" nodes. */
-static int select_bands(Flow *f)
+static int select_bands(VbFlow *f)
 {
     int E = f->E, np = f->n_cols - 1;
     size_t EE = (size_t)E * E;
     f->bands = malloc(sizeof *f->bands * ((size_t)np * f->top + 1));
-    Band *cand = malloc(sizeof *cand * (EE ? EE : 1));
+    VbBand *cand = malloc(sizeof *cand * (EE ? EE : 1));
     if (!f->bands || !cand) {
         free(cand);
         return MS_ENOMEM;
@@ -120,7 +95,7 @@ static int select_bands(Flow *f)
         double tot = 0;
         for (size_t q = 0; q < EE; q++)
             if (T[q] > 0) {
-                cand[n++] = (Band){ p, (int)(q / E), (int)(q % E), T[q] };
+                cand[n++] = (VbBand){ p, (int)(q / E), (int)(q % E), T[q] };
                 tot += T[q];
             }
         qsort(cand, n, sizeof *cand, band_cmp);
@@ -176,7 +151,7 @@ static int prepare(MsTraceDb *db, const MsViewParams *p, void **model, MsError *
         if (s0 < 0) s0 = s;
         s1 = s;
     }
-    Flow *f = NULL;
+    VbFlow *f = NULL;
     if (s0 < 0 || s1 <= s0) {
         rc = ms_error_set(err, MS_EINVAL, "%s: run %lld: flow needs two MoE layers%s (the model's MoE layers: %d of %d blocks)",
                           ms_trace_path(db), (long long)ri.run_id, p->layer_lo >= 0 ? " in --layers" : "", nl,
@@ -211,8 +186,21 @@ static int prepare(MsTraceDb *db, const MsViewParams *p, void **model, MsError *
         for (int c = 0; c < f->n_cols; c++) f->layer[c] = layers[s0 + c];
         bool want[MS_TRACE_MAX_LAYER] = { false };
         for (int s = s0; s <= s1; s++) want[s] = true;
-        Feed d = { f, s0 };
-        rc = vb_scan(db, &ri, want, NULL, 0, 0, feed, &d, p->progress, p->progress_user, p->cancel, "flow", err);
+        /* two threads over the two halves of the run, summed */
+        size_t nl = (size_t)f->n_cols * f->E, nt = (size_t)(f->n_cols - 1) * f->E * f->E;
+        Feed d0 = { f->E, f->n_cols, s0, f->load, f->T, 0 };
+        Feed d1 = { f->E, f->n_cols, s0, calloc(nl, sizeof(double)), calloc(nt, sizeof(double)), 0 };
+        bool split = false;
+        if (!d1.load || !d1.T) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+        else rc = vb_scan_split(db, &ri, want, feed, &d0, &d1, &split, 1 << 16, p->progress, p->progress_user, p->cancel,
+                                "flow", err);
+        if (rc >= 0 && split) {
+            for (size_t i = 0; i < nl; i++) f->load[i] += d1.load[i];
+            for (size_t i = 0; i < nt; i++) f->T[i] += d1.T[i];
+        }
+        f->n_tokens = d0.n_tokens + d1.n_tokens;
+        free(d1.load);
+        free(d1.T);
     }
     if (rc >= 0) {
         for (int c = 0; c < f->n_cols; c++)
@@ -269,18 +257,18 @@ static void geom_free(FlowGeom *fg)
 
 static const char *col_label(void *user, int64_t i, char *buf, size_t size)
 {
-    const Flow *f = user;
+    const VbFlow *f = user;
     if (i < 0 || i >= f->n_cols) return NULL;
     snprintf(buf, size, "L%d", f->layer[i]);
     return buf;
 }
 
-static double rank_of(const Flow *f, int c, int e)
+static double rank_of(const VbFlow *f, int c, int e)
 {
     return f->by_load ? -f->load[(size_t)c * f->E + e] : e;
 }
 
-static int flow_layout(const Flow *f, const MsViewState *s, double W, double H, FlowGeom *fg, MsError *err)
+static int flow_layout(const VbFlow *f, const MsViewState *s, double W, double H, FlowGeom *fg, MsError *err)
 {
     memset(fg, 0, sizeof *fg);
     int E = f->E, nc = f->n_cols;
@@ -408,7 +396,7 @@ static int flow_layout(const Flow *f, const MsViewState *s, double W, double H, 
         for (int a = 1; a < nb; a++) {
             int v = bi[a], q = a;
             for (; q > 0; q--) {
-                const Band *x = &f->bands[bi[q - 1]], *y = &f->bands[v];
+                const VbBand *x = &f->bands[bi[q - 1]], *y = &f->bands[v];
                 int xs = fg->node_of[(size_t)x->p * E + x->i], xt = fg->node_of[(size_t)(x->p + 1) * E + x->j];
                 int ys = fg->node_of[(size_t)y->p * E + y->i], yt = fg->node_of[(size_t)(y->p + 1) * E + y->j];
                 int k1 = pass ? xt : xs, k2 = pass ? yt : ys, o1 = pass ? xs : xt, o2 = pass ? ys : yt;
@@ -418,7 +406,7 @@ static int flow_layout(const Flow *f, const MsViewState *s, double W, double H, 
             bi[q] = v;
         }
         for (int a = 0; a < nb; a++) {
-            const Band *bd = &f->bands[bi[a]];
+            const VbBand *bd = &f->bands[bi[a]];
             Ribbon *r = &fg->rib[bi[a]];
             double h = bd->count * k;
             if (pass == 0) {
@@ -459,7 +447,7 @@ static bool node_selected(const MsViewState *s, int layer, int e)
 
 static int flow_draw(cairo_t *cr, double width, double height, const void *model, const MsViewState *s, MsError *err)
 {
-    const Flow *f = model;
+    const VbFlow *f = model;
     FlowGeom fg;
     int rc = flow_layout(f, s, width, height, &fg, err);
     if (rc < 0) return rc;
@@ -475,7 +463,7 @@ static int flow_draw(cairo_t *cr, double width, double height, const void *model
     bool sel = s && s->sel_expert >= 0;
     /* bands: the largest first, so small ones stay visible on top */
     for (int b = 0; b < f->n_bands; b++) {
-        const Band *bd = &f->bands[b];
+        const VbBand *bd = &f->bands[b];
         MsRgb c = ms_plot_category_color(bd->i);
         bool on = node_selected(s, f->layer[bd->p], bd->i) || node_selected(s, f->layer[bd->p + 1], bd->j);
         double a = !sel ? 0.45 : on ? 0.8 : 0.12;
@@ -496,7 +484,7 @@ static int flow_draw(cairo_t *cr, double width, double height, const void *model
             cairo_rectangle(cr, nd->r.x - 1, nd->r.y - 1, nd->r.w + 2, nd->r.h + 2);
             cairo_stroke(cr);
         }
-        if (nd->r.h < fg.text_h * 0.9) continue;
+        if (nd->r.h < fg.text_h) continue;   /* labels never overlap their neighbours */
         char buf[64];
         if (nd->e >= 0) snprintf(buf, sizeof buf, "E%d", nd->e);
         else snprintf(buf, sizeof buf, "other (%d)", f->n_other[nd->c]);
@@ -556,7 +544,7 @@ static bool ribbon_hit(const Ribbon *r, double x, double y)
 static bool flow_hit(const void *model, const MsViewState *s, double width, double height, double x, double y,
                      MsViewHit *out)
 {
-    const Flow *f = model;
+    const VbFlow *f = model;
     memset(out, 0, sizeof *out);
     out->layer = out->expert = out->prompt = out->pos = -1;
     out->row = out->col = out->item = -1;
@@ -589,7 +577,7 @@ static bool flow_hit(const void *model, const MsViewState *s, double width, doub
     }
     for (int bidx = f->n_bands - 1; bidx >= 0 && !found; bidx--) {
         if (!ribbon_hit(&fg.rib[bidx], x, y)) continue;
-        const Band *bd = &f->bands[bidx];
+        const VbBand *bd = &f->bands[bidx];
         double src = f->load[(size_t)bd->p * f->E + bd->i];
         vb_fmt_count(bd->count, a, sizeof a);
         out->kind = MS_HIT_ITEM;
@@ -625,7 +613,7 @@ static bool flow_hit(const void *model, const MsViewState *s, double width, doub
 
 static void flow_default_size(const void *model, double *width, double *height)
 {
-    const Flow *f = model;
+    const VbFlow *f = model;
     *width = fmin(2400, fmax(900, 200 + 110.0 * f->n_cols));
     *height = 760;
 }
