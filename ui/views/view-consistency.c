@@ -502,6 +502,14 @@ static int cons_layout(const VbCons *c, const MsViewState *s, double W, double H
         ms_plot_text_measure(t, MS_PLOT_ROLE_NOTE, cg->note, W - 2 * cg->pad, &sz);
         cg->dy = ceil(cg->dy + sz.height + cg->pad * 0.3);
     }
+    /* panel titles too wide for a narrow figure: the short forms */
+    ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, cg->pt[1], 0, &sz);
+    double wide = sz.width;
+    ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, cg->pt[0], 0, &sz);
+    if (fmax(wide, sz.width) > W * 0.44 - 2 * cg->pad) {
+        snprintf(cg->pt[0], sizeof cg->pt[0], "SRP vs segment length");
+        snprintf(cg->pt[1], sizeof cg->pt[1], "SCH vs cache size (m = %d%s)", c->sch_m, c->cold ? ", cold" : "");
+    }
     ms_plot_text_measure(t, MS_PLOT_ROLE_LABEL, cg->lg.title, 0, &sz);
     cg->legend_title_h = sz.height + cg->pad * 0.3;
     ms_plot_text_free(t);
@@ -604,6 +612,14 @@ static int cons_draw(cairo_t *cr, double width, double height, const void *model
             cairo_line_to(cr, x, g->plot.y + g->plot.h);
             cairo_stroke(cr);
             cairo_set_dash(cr, NULL, 0, 0);
+            MsPlotText *t = ms_plot_text_new(s ? &s->style : NULL);
+            if (t) {
+                char buf[32];
+                snprintf(buf, sizeof buf, "C = k = %d", c->k);
+                ms_plot_text_draw(t, cr, MS_PLOT_ROLE_NOTE, buf, 0, x + cg.pad * 0.4,
+                                  g->plot.y + g->plot.h - cg.pad * 0.4, 0, 1, 0);
+                ms_plot_text_free(t);
+            }
         }
         if (c->has_model) {   /* under the layers: it summarises them */
             const double *y = p == 0 ? c->model_srp : c->model_sch;
