@@ -998,6 +998,56 @@ static void test_plant_chain(void)
     MT_CHECK(c && c->n_lay == 4 && diff == 0, "plant-chain consistency: the four layers' curves coincide (%d differ)", diff);
     if (c) ms_view_find("consistency")->free_model(c);
     ms_trace_close(db);
+
+    /* the command line: each view into each format at its default size, and
+     * bad input as one line on stderr, a non-zero exit and no file */
+    static const char *const views[] = { "coactivation", "affinity", "flow", "consistency" };
+    static const char *const exts[] = { "png", "svg", "pdf" };
+    for (int vi = 0; vi < 4; vi++) {
+        int made = 0;
+        for (int e = 0; e < 3; e++) {
+            char out[600];
+            snprintf(out, sizeof out, "%s/cli-%s.%s", tmp, views[vi], exts[e]);
+            static const char *const opts[] = { "--order cluster", "--order load --color-by lift", "--order load --top 4",
+                                                "--layers 1-3" };
+            snprintf(cmd, sizeof cmd, "'%s' plot %s --db '%s/chain.db' %s -o '%s' 2>/dev/null", M, views[vi], tmp, opts[vi],
+                     out);
+            size_t len = 0;
+            char *b = run_ok(cmd) ? read_all(out, &len) : NULL;
+            made += b && len > 100 &&
+                    (e == 0 ? !memcmp(b, "\x89PNG", 4) : e == 1 ? strstr(b, "<svg") != NULL : !memcmp(b, "%PDF-", 5));
+            free(b);
+        }
+        MT_CHECK(made == 3, "moescope plot %s -o x.png|svg|pdf on the plant-chain trace (%d of 3)", views[vi], made);
+    }
+    static const char *const bad[][2] = {
+        { "coactivation --layer 9", "layer 9 is not a MoE layer" },
+        { "affinity --layer 3", "last MoE layer" },
+        { "flow --layers 1-1", "two MoE layers" },
+        { "coactivation --order bogus", "--order must be id, load or cluster" },
+        { "consistency --run 7", "no run 7" },
+        { "affinity --no-run", "moescope analyze affinity" },
+        { "flow --width 100000", "--width" },
+    };
+    for (size_t i = 0; i < MS_ARRAY_LEN(bad); i++) {
+        char out[600], errf[600];
+        snprintf(out, sizeof out, "%s/bad.png", tmp);
+        snprintf(errf, sizeof errf, "%s/bad.err", tmp);
+        snprintf(cmd, sizeof cmd, "'%s' plot %s --db '%s/chain.db' -o '%s' 2>'%s'", M, bad[i][0], tmp, out, errf);
+        bool failed = !run_ok(cmd);
+        char *msg = read_all(errf, NULL);
+        size_t lines = 0;
+        for (char *q = msg; q && *q; q++) lines += *q == '\n';
+        bool no_file = access(out, F_OK) != 0;
+        MT_CHECK(failed && msg && lines == 1 && strstr(msg, bad[i][1]) && no_file,
+                 "moescope plot %s: fails with one line naming the problem, no file (%s)", bad[i][0],
+                 msg ? strtok(msg, "\n") ? msg : "" : "no stderr");
+        free(msg);
+        remove(out);
+    }
+    /* an output directory that does not exist */
+    snprintf(cmd, sizeof cmd, "'%s' plot flow --db '%s/chain.db' -o '%s/no/such/dir/f.pdf' 2>/dev/null", M, tmp, tmp);
+    MT_CHECK(!run_ok(cmd), "moescope plot flow -o into a missing directory fails");
 }
 
 /* --------------------------------------------------------------- errors */
