@@ -334,7 +334,7 @@ static bool matrix_grid(const VbMatrix *m, const MsViewClass *v, const MsViewSta
     double lo[64], hi[64];
     for (int i = 0; i < m->E; i++) lo[i] = INFINITY, hi[i] = -INFINITY;
     MsViewHit hit;
-    for (double x = 0.5; x < w; x += 1)
+    for (double x = 0.5; x < w; x += 2)
         if (v->hit(m, st, w, h, x, h / 2, &hit) && hit.kind == MS_HIT_CELL) {
             int c = m->pos[hit.col];
             lo[c] = fmin(lo[c], x);
@@ -346,7 +346,7 @@ static bool matrix_grid(const VbMatrix *m, const MsViewClass *v, const MsViewSta
         lo[i] = INFINITY, hi[i] = -INFINITY;
     }
     *cw = fabs(xc[m->E - 1] - xc[0]) / (m->E - 1);
-    for (double y = 0.5; y < h; y += 1)
+    for (double y = 0.5; y < h; y += 2)
         if (v->hit(m, st, w, h, xc[0], y, &hit) && hit.kind == MS_HIT_CELL) {
             int r = m->pos[hit.row];
             lo[r] = fmin(lo[r], y);
@@ -840,8 +840,8 @@ static void test_consistency(const char *blocks_work)
     MsViewHit hit;
     int hits = 0, right = 0, n_pts = 0;
     struct { int panel, item; double sx, sy; int n; } pts[64];
-    for (double y = 0; y < h; y += 10)
-        for (double x = 0; x < w; x += 10) {
+    for (double y = 0; y < h; y += 12)
+        for (double x = 0; x < w; x += 12) {
             if (!v->hit(c, &st, w, h, x, y, &hit) || hit.kind != MS_HIT_LAYER || hit.row < 0) continue;
             int q = 0;
             while (q < n_pts && !(pts[q].panel == hit.row && pts[q].item == hit.item)) q++;
