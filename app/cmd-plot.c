@@ -12,7 +12,7 @@
 static void plot_help(void)
 {
     fputs("usage: moescope plot VIEW --db DB -o FILE.png|svg|pdf [--run R] [--prompt P] [--layer L]\n"
-          "                     [--layers A-B] [--color-by expert|entropy|weight|hidden]\n"
+          "                     [--layers A-B] [--color-by expert|entropy|weight|hidden|lift|jaccard]\n"
           "                     [--order id|load|cluster] [--classes SCHEME] [--top N]\n"
           "                     [--baseline R] [--sweep ID] [--width W --height H] [--scale S]\n"
           "                     [--title T] [--no-run]\n"
@@ -30,7 +30,8 @@ static void plot_help(void)
           "  --prompt P     prompt index for tokens, heatmap and compare (default 0)\n"
           "  --layer L      block index for views of one layer (default: the view's)\n"
           "  --layers A-B   only these blocks (inclusive)\n"
-          "  --color-by C   heatmap / tokens colouring (default: top-1 expert)\n"
+          "  --color-by C   heatmap / tokens colouring (default: top-1 expert);\n"
+          "                 coactivation: lift (default) or jaccard; affinity: lift\n"
           "  --order O      matrix rows and columns: id (default), load, or cluster\n"
           "  --classes S    npmi: the class scheme when the analysis is computed (default text)\n"
           "  --top N        strongest paths / flows / classes shown\n"
@@ -103,7 +104,8 @@ int ms_cmd_plot(int argc, char **argv)
     if (!rc && (!dbpath || !out)) rc = ms_cli_usage(cmd, "--db DB and -o FILE are required");
     if (!rc && layers) rc = parse_range(cmd, layers, &p.layer_lo, &p.layer_hi);
     if (!rc && color && (int)(p.color_by = ms_view_color_from_name(color)) < 0)
-        rc = ms_cli_usage(cmd, "--color-by must be expert, entropy, weight or hidden (got '%s')", color);
+        rc = ms_cli_usage(cmd, "--color-by must be expert, entropy, weight, hidden, lift or jaccard (got '%s')",
+                          color);
     MsError err = { 0 };
     if (!rc && ms_plot_format_from_path(out, &err) < 0) rc = ms_cli_usage(cmd, "%s", err.msg);
     if (rc) return ms_cli_exit(rc);

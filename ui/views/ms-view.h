@@ -31,10 +31,12 @@ typedef enum {
     MS_VIEW_COLOR_ENTROPY,      /* routing entropy of the token (nats) */
     MS_VIEW_COLOR_WEIGHT,       /* top-1 gate weight */
     MS_VIEW_COLOR_HIDDEN,       /* residual max |h| after the block */
+    MS_VIEW_COLOR_LIFT,         /* coactivation / affinity: log2 lift (diverging) */
+    MS_VIEW_COLOR_JACCARD,      /* coactivation: Jaccard index */
     MS_VIEW_COLOR_COUNT
 } MsViewColorBy;
 
-/* "expert" "entropy" "weight" "hidden" -> enum, MS_EINVAL otherwise. */
+/* "expert" "entropy" "weight" "hidden" "lift" "jaccard" -> enum, MS_EINVAL otherwise. */
 int ms_view_color_from_name(const char *name);
 const char *ms_view_color_name(MsViewColorBy c);
 

@@ -7,11 +7,19 @@
 extern const MsViewClass ms_view_tokens;
 extern const MsViewClass ms_view_heatmap;
 extern const MsViewClass ms_view_load;
+extern const MsViewClass ms_view_coactivation;
+extern const MsViewClass ms_view_affinity;
+extern const MsViewClass ms_view_flow;
+extern const MsViewClass ms_view_consistency;
 
 static const MsViewClass *const all[] = {
     &ms_view_tokens,
     &ms_view_heatmap,
     &ms_view_load,
+    &ms_view_coactivation,
+    &ms_view_affinity,
+    &ms_view_flow,
+    &ms_view_consistency,
     NULL,
 };
 

@@ -5,7 +5,8 @@
 
 #include "ms-view.h"
 
-static const char *const color_names[MS_VIEW_COLOR_COUNT] = { "default", "expert", "entropy", "weight", "hidden" };
+static const char *const color_names[MS_VIEW_COLOR_COUNT] = { "default", "expert", "entropy", "weight", "hidden",
+                                                                    "lift", "jaccard" };
 
 int ms_view_color_from_name(const char *name)
 {
