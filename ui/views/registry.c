@@ -4,7 +4,16 @@
 
 #include "ms-view.h"
 
+extern const MsViewClass ms_view_superexperts;
+extern const MsViewClass ms_view_npmi;
+extern const MsViewClass ms_view_compare;
+extern const MsViewClass ms_view_sweep;
+
 static const MsViewClass *const all[] = {
+    &ms_view_superexperts,
+    &ms_view_npmi,
+    &ms_view_compare,
+    &ms_view_sweep,
     NULL,
 };
 
