@@ -298,6 +298,15 @@ static int np_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError 
     m->run = run;
     m->top = p->top > 0 ? p->top : 3;
     const char *want = p->classes && *p->classes ? p->classes : NULL;
+    if (want) {
+        MsNpmiBy kind;
+        const char *label;
+        int bucket;
+        if (ms_npmi_parse_by(want, &kind, &label, &bucket, NULL) < 0) {
+            np_free(m);
+            return ms_error_set(err, MS_EINVAL, "--classes must be text, token, label:NAME or pos[:B] (got '%s')", want);
+        }
+    }
     char *params = NULL, stored_by[128] = "", extra[200] = "", cmd[1400];
     int st = vc_find_stored(db, run, "npmi", "an_npmi", &params, err);
     if (st == 1) params_by(params, stored_by, sizeof stored_by);
