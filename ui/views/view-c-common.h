@@ -44,8 +44,9 @@ void vc_fmt_num(char *buf, size_t size, double v, int decimals);
 
 /* --------------------------------------------------------------- drawing */
 
-/* The figure title centred over the full width: returns the height of the
- * band it takes (0 for no title); draws it when cr is non-NULL. */
+/* The figure title centred over the full width (on two lines when one is
+ * too narrow): returns the height of the band it takes (0 for no title);
+ * draws it when cr is non-NULL. */
 double vc_title_band(cairo_t *cr, const MsPlotStyle *style, const char *title, double width);
 
 /* A key: swatches and labels left to right from (x, y) (top), in TICK-size

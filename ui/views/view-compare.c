@@ -384,7 +384,8 @@ static int flow_strip(const CmpModel *m, int k, MsPlotText *t, const MsPlotRect 
 enum { ROW_KL = 0, ROW_TOP1 = 3, STRIP_ITEMS = 4 };
 
 typedef struct {
-    double title_h, summary_y;
+    double title_h, summary_y, summary_lh;
+    char summary[2][512];            /* the summary line, split in two at a " · " when it does not fit */
     MsPlotRect pa, pb, pc;           /* the three panels (figure coordinates) */
     /* panel A: the strip */
     MsPlotFrame fa;
@@ -429,9 +430,26 @@ static int cmp_layout(const CmpModel *m, const MsViewState *s, double w, double 
     double pad = ms_plot_text_pad(t);
     L->title_h = vc_title_band(NULL, &s->style, s->title ? s->title : m->title, w);
     MsPlotTextSize sz;
-    ms_plot_text_measure(t, MS_PLOT_ROLE_NOTE, m->summary, w - 2 * pad, &sz);
+    snprintf(L->summary[0], sizeof L->summary[0], "%s", m->summary);
+    ms_plot_text_measure(t, MS_PLOT_ROLE_NOTE, m->summary, 0, &sz);
+    L->summary_lh = sz.height;
+    int n_lines = 1;
+    if (sz.width > w - 2 * pad) {
+        /* two lines, broken at the separator nearest the middle (still ellipsized if a half is too wide) */
+        static const char sep[] = " \xC2\xB7 ";
+        size_t len = strlen(m->summary), best = 0;
+        for (const char *q = strstr(m->summary, sep); q; q = strstr(q + 1, sep)) {
+            size_t at = (size_t)(q - m->summary);
+            if (!best || fabs((double)at - len / 2.0) < fabs((double)best - len / 2.0)) best = at;
+        }
+        if (best) {
+            snprintf(L->summary[0], sizeof L->summary[0], "%.*s", (int)best, m->summary);
+            snprintf(L->summary[1], sizeof L->summary[1], "%s", m->summary + best + strlen(sep));
+            n_lines = 2;
+        }
+    }
     L->summary_y = L->title_h + pad * 0.4;
-    double top = ceil(L->summary_y + sz.height + pad * 0.2);
+    double top = ceil(L->summary_y + n_lines * L->summary_lh + pad * 0.2);
     ms_plot_token_measure(t, "Ag", 2, 0, 0, &sz);
     L->b_line_h = ceil(sz.height + pad * 0.4);
     ms_plot_text_free(t);
@@ -602,7 +620,9 @@ static int cmp_draw(cairo_t *cr, double w, double h, const void *model, const Ms
     if (!t) return ms_error_set(err, MS_ENOMEM, "out of memory");
     double pad = ms_plot_text_pad(t);
     cairo_set_source_rgb(cr, VC_MUTED.r, VC_MUTED.g, VC_MUTED.b);
-    ms_plot_text_draw(t, cr, MS_PLOT_ROLE_NOTE, m->summary, w - 2 * pad, w / 2, L.summary_y, 0.5, 0, 0);
+    for (int k = 0; k < 2 && L.summary[k][0]; k++)
+        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_NOTE, L.summary[k], w - 2 * pad, w / 2, L.summary_y + k * L.summary_lh,
+                          0.5, 0, 0);
 
     /* A: the strip */
     cairo_save(cr);

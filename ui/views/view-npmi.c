@@ -364,7 +364,7 @@ static int np_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError 
 typedef struct {
     MsPlotFrame f;
     MsPlotColorbar cb;
-    MsPlotLegendItem li[1];
+    MsPlotLegendItem li[2];
     MsPlotLegend lg;
     char pick_label[64];
     MsPlotGeom g;
@@ -393,7 +393,9 @@ static int np_layout(const NpModel *m, const MsViewState *s, double w, double h,
     L->cb = (MsPlotColorbar){ .scale = { MS_CMAP_BALANCE, -1, 1 }, .title = "nPMI", .show_missing = m->any_missing };
     snprintf(L->pick_label, sizeof L->pick_label, "class's top %d", m->top);
     L->li[0] = (MsPlotLegendItem){ L->pick_label, VC_INK };
-    L->lg = (MsPlotLegend){ NULL, L->li, 1 };
+    /* grey cells are pairs the analysis left out, not nPMI 0: say why */
+    L->li[1] = (MsPlotLegendItem){ "n/a: below min. support", ms_plot_cmap_missing(MS_CMAP_BALANCE) };
+    L->lg = (MsPlotLegend){ NULL, L->li, m->any_missing ? 2 : 1 };
     double x0 = 0, x1 = m->n_cols, y0 = 0, y1 = m->n_classes;
     vc_window(&x0, &x1, s->x0, s->x1, 1);
     vc_window(&y0, &y1, s->y0, s->y1, 1);
