@@ -420,12 +420,19 @@ static void test_superexperts(const char *db)
     View r;
     if (!view_open(&r, "superexperts", db, &p)) return;
     static const char *const texts[] = {"Super experts", "Layer (block)", "Expert", "log\xE2\x82\x81\xE2\x82\x80 max |down-proj output|",
-                                        "channel 60|ch 60", "super expert", NULL};
+                                        "channel 60|ch 60", "super expert",
+                                        "blocks \xE2\x89\xA5 3 excluded", NULL};
     check_files(&r, "superexperts", texts, probe_superexperts);
     MT_CHECK(se_hi - se_lo > 1, "superexperts: the planted maximum is over 10x the smallest (log range %.2f)", se_hi - se_lo);
     check_layout(&r, "superexperts");
     MsViewHit hh;
     MT_CHECK(!hit(&r, 1000, 650, 2, 2, &hh) && hh.kind == MS_HIT_NONE, "superexperts: nothing is hit in the corner");
+    /* 4 blocks: the rule considers blocks below round(0.75 x 4) = 3 only */
+    int le3[2] = {3, 3};
+    double x3, y3;
+    bool got3 = find_cell(&r, 1000, 650, is_cell, le3, &x3, &y3) && hit(&r, 1000, 650, x3, y3, &hh);
+    MT_CHECK(got3 && strstr(hh.text, "not a candidate: the rule considers blocks below 3 only"),
+             "superexperts: a block-3 cell says it is outside the rule's layers (%s)", got3 ? oneline(hh.text) : "no cell");
     /* the stored tables give the same figure as the computation */
     char copy[600], a[600], b[600];
     snprintf(copy, sizeof copy, "%s/se-stored.db", T);

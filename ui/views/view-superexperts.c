@@ -30,6 +30,8 @@ typedef struct {
     SeItem *se;          /* by value, descending */
     MsPlotColorScale scale;
     bool any_missing;
+    int layer_cut;       /* blocks >= this are not candidates (the rule's layer cut), −1 = unknown */
+    char cut_label[96];
     char title[256];
 } SeModel;
 
@@ -211,6 +213,19 @@ static void finish(SeModel *m)
     m->n_se = k;
 }
 
+/* The layer cut of a stored result: round(include_layers x n_layer), half to
+ * even as the analysis computes it (analysis/superexperts.c); −1 when the
+ * params do not say. */
+static int stored_cut(const char *params, int n_layer)
+{
+    const char *k = params ? strstr(params, "\"include_layers\":") : NULL;
+    if (!k || n_layer <= 0) return -1;
+    char *e;
+    double f = strtod(k + strlen("\"include_layers\":"), &e);
+    if (e == k || !(f > 0 && f <= 1)) return -1;
+    return (int)ms_round_half_even(f * n_layer);
+}
+
 static int se_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError *err)
 {
     *out = NULL;
@@ -218,7 +233,7 @@ static int se_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError 
     int rc = vc_run_info(db, p->run, &ri, err);
     if (rc < 0) return rc;
     int64_t run = ri.run_id;
-    int E = ri.model.n_expert;
+    int E = ri.model.n_expert, n_layer = ri.model.n_layer;
     bool stats = ri.has_stats;
     ms_trace_run_info_clear(&ri);
     if (!stats)
@@ -231,7 +246,11 @@ static int se_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError 
     m->run = run;
     char cmd[1200];
     vc_analyze_cmd(cmd, sizeof cmd, db, "superexperts", run, NULL);
-    int st = vc_find_stored(db, run, "superexperts", "an_superexperts_all", NULL, err);
+    char *params = NULL;
+    m->layer_cut = -1;
+    int st = vc_find_stored(db, run, "superexperts", "an_superexperts_all", &params, err);
+    if (st == 1) m->layer_cut = stored_cut(params, n_layer);
+    free(params);
     if (st < 0) {
         rc = st;
     } else if (st == 1) {
@@ -250,6 +269,7 @@ static int se_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError 
         MsSuperExpertsResult *r = NULL;
         rc = ms_analyze_superexperts(db, &o, &r, err);
         if (rc >= 0) rc = from_result(m, r, err);
+        if (rc >= 0) m->layer_cut = r->info.layer_cut;
         ms_superexperts_result_free(r);
     }
     int lo = p->layer_lo, hi = p->layer_hi;
@@ -262,6 +282,10 @@ static int se_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError 
         return rc;
     }
     finish(m);
+    /* say so when shown blocks are outside the rule's layer range (drawn, never
+     * flagged: the rule considers blocks below round(include_layers x layers)) */
+    if (m->layer_cut >= 0 && m->layer[m->rows - 1] >= m->layer_cut)
+        snprintf(m->cut_label, sizeof m->cut_label, "blocks \xE2\x89\xA5 %d excluded", m->layer_cut);
     snprintf(m->title, sizeof m->title, "Super experts: max |down-proj output| per expert (run %lld)", (long long)run);
     *out = m;
     return 0;
@@ -272,7 +296,7 @@ static int se_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError 
 typedef struct {
     MsPlotFrame f;
     MsPlotColorbar cb;
-    MsPlotLegendItem li[1];
+    MsPlotLegendItem li[2];
     MsPlotLegend lg;
     MsPlotGeom g;
     MsPlotGridMap map;
@@ -290,8 +314,10 @@ static int se_layout(const SeModel *m, const MsViewState *s, double w, double h,
     memset(L, 0, sizeof *L);
     L->cb = (MsPlotColorbar){ .scale = m->scale, .title = "log\xE2\x82\x81\xE2\x82\x80 max |down-proj output|",
                               .show_missing = m->any_missing };
-    L->li[0] = (MsPlotLegendItem){ "super expert", VC_HIGHLIGHT };
-    L->lg = (MsPlotLegend){ NULL, L->li, 1 };
+    int n = 0;
+    if (m->n_se > 0) L->li[n++] = (MsPlotLegendItem){ "super expert", VC_HIGHLIGHT };
+    if (m->cut_label[0]) L->li[n++] = (MsPlotLegendItem){ m->cut_label, VC_MUTED };
+    L->lg = (MsPlotLegend){ NULL, L->li, n };
     double x0 = 0, x1 = m->E, y0 = 0, y1 = m->rows;
     vc_window(&x0, &x1, s->x0, s->x1, 1);
     vc_window(&y0, &y1, s->y0, s->y1, 1);
@@ -301,7 +327,7 @@ static int se_layout(const SeModel *m, const MsViewState *s, double w, double h,
         .y = { .kind = MS_PLOT_AXIS_CATEGORY, .title = "Layer (block)", .lo = y0, .hi = y1, .count = m->rows,
                .label = row_label, .label_user = (void *)m },
         .colorbar = &L->cb,
-        .legend = m->n_se > 0 ? &L->lg : NULL,
+        .legend = n > 0 ? &L->lg : NULL,
         .style = &s->style,
     };
     int rc = ms_plot_layout(&L->f, w, h, &L->g, err);
@@ -430,6 +456,9 @@ static void describe(const SeModel *m, int r, int e, MsViewHit *out)
         return;
     }
     if (m->is_se[q]) snprintf(out->text + n, sizeof out->text - (size_t)n, "\nsuper expert");
+    else if (m->layer_cut >= 0 && m->layer[r] >= m->layer_cut && n > 0 && (size_t)n < sizeof out->text)
+        snprintf(out->text + n, sizeof out->text - (size_t)n,
+                 "\nnot a candidate: the rule considers blocks below %d only", m->layer_cut);
 }
 
 static bool se_hit(const void *model, const MsViewState *s, double w, double h, double x, double y, MsViewHit *out)
