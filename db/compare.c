@@ -367,3 +367,91 @@ int ms_trace_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, 
     if (rc) ms_trace_tx_rollback(db);
     return rc;
 }
+
+void ms_trace_sweep_rows_clear(MsSweepRows *r)
+{
+    if (!r) return;
+    for (int i = 0; r->rows && i < r->n_rows; i++) {
+        free((char *)r->rows[i].kind);
+        free((char *)r->rows[i].label);
+        free((char *)r->rows[i].interventions);
+    }
+    free(r->rows);
+    free(r->created);
+    free(r->settings);
+    memset(r, 0, sizeof *r);
+}
+
+static int sweep_head(MsTraceDb *db, int64_t sweep_id, MsSweepRows *out, MsError *err)
+{
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, sweep_id > 0
+                               ? "SELECT s.sweep_id, coalesce(s.baseline_run_id, 0), s.model_id, m.n_layer, m.n_expert, "
+                                 "s.created, s.settings FROM sweep s JOIN model m USING (model_id) WHERE s.sweep_id = ?1"
+                               : "SELECT s.sweep_id, coalesce(s.baseline_run_id, 0), s.model_id, m.n_layer, m.n_expert, "
+                                 "s.created, s.settings FROM sweep s JOIN model m USING (model_id) "
+                                 "ORDER BY s.sweep_id DESC LIMIT 1", &st, err);
+    if (rc) return rc;
+    if (sweep_id > 0) sqlite3_bind_int64(st, 1, sweep_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->sweep_id = sqlite3_column_int64(st, 0);
+        out->baseline_run_id = sqlite3_column_int64(st, 1);
+        out->model_id = sqlite3_column_int64(st, 2);
+        out->n_layer = sqlite3_column_int(st, 3);
+        out->n_expert = sqlite3_column_int(st, 4);
+        out->created = col_dup(st, 5);
+        out->settings = col_dup(st, 6);
+        rc = !out->created ? ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path) : 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = sweep_id > 0 ? ms_error_set(err, MS_ENOTFOUND, "%s: no sweep %lld", db->path, (long long)sweep_id)
+                          : ms_error_set(err, MS_ENOTFOUND, "%s: no sweep stored (`moescope sweep ... --db %s` stores one)",
+                                         db->path, db->path);
+    } else {
+        rc = ms_db_fail(db, err, MS_EDB, "read sweep");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ms_trace_sweep_rows(MsTraceDb *db, int64_t sweep_id, MsSweepRows *out, MsError *err)
+{
+    memset(out, 0, sizeof *out);
+    if (db->user_version < 4)
+        return ms_error_set(err, MS_ENOTFOUND, "%s: no sweep stored (schema version %d predates sweeps)", db->path,
+                            db->user_version);
+    int rc = sweep_head(db, sweep_id, out, err);
+    sqlite3_stmt *st = NULL;
+    if (!rc) rc = ms_db_prepare(db, "SELECT cand, kind, label, interventions, n_experts, n_positions, kl_mean, kl_max, "
+                                    "top1_agreement, ppl_baseline, ppl_run, dppl, changed_share, jaccard_mean, z_kl, "
+                                    "z_dppl, coalesce(rank, 0) FROM sweep_candidate WHERE sweep_id = ?1 ORDER BY cand",
+                                &st, err);
+    if (!rc) sqlite3_bind_int64(st, 1, out->sweep_id);
+    int cap = 0, step = SQLITE_DONE;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n_rows == cap) {
+            int nc = cap ? 2 * cap : 32;
+            MsSweepRow *nv = realloc(out->rows, (size_t)nc * sizeof *nv);
+            if (!nv) { rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path); break; }
+            out->rows = nv;
+            cap = nc;
+        }
+        MsSweepRow *r = &out->rows[out->n_rows++];
+        memset(r, 0, sizeof *r);
+        r->cand = sqlite3_column_int(st, 0);
+        r->kind = col_dup(st, 1);
+        r->label = col_dup(st, 2);
+        r->interventions = col_dup(st, 3);
+        r->n_experts = sqlite3_column_int(st, 4);
+        r->n_positions = sqlite3_column_int64(st, 5);
+        double *v[] = { &r->kl_mean, &r->kl_max, &r->top1_agreement, &r->ppl_baseline, &r->ppl_run, &r->dppl,
+                        &r->changed_share, &r->jaccard_mean, &r->z_kl, &r->z_dppl };
+        for (int j = 0; j < 10; j++) *v[j] = col_real(st, 6 + j);
+        r->rank = sqlite3_column_int(st, 16);
+        if (!r->kind || !r->label || !r->interventions) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    }
+    if (!rc && step != SQLITE_DONE) rc = ms_db_fail(db, err, MS_EDB, "read sweep candidates");
+    sqlite3_finalize(st);
+    if (rc) ms_trace_sweep_rows_clear(out);
+    return rc;
+}

@@ -409,6 +409,24 @@ int64_t ms_trace_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run
                            MsError *err);
 int ms_trace_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err);
 
+/* A stored sweep read back (the `sweep` view, the workbench).  Caller owns;
+ * release with ms_trace_sweep_rows_clear. */
+typedef struct {
+    int64_t sweep_id;
+    int64_t baseline_run_id;      /* 0 when the sweep kept its baselines in memory */
+    int64_t model_id;
+    int n_layer, n_expert;        /* the model's blocks and routed experts */
+    char *created;                /* "YYYY-MM-DDTHH:MM:SSZ" (UTC) */
+    char *settings;               /* JSON text, NULL if none */
+    int n_rows;
+    MsSweepRow *rows;             /* in set order (cand); strings owned here; NULL reals are NaN,
+                                   * a NULL rank (controls) is 0 */
+} MsSweepRows;
+/* The rows of sweep sweep_id (0 = the newest).  MS_ENOTFOUND when there is
+ * no such sweep (or none at all, e.g. in a database older than schema 4). */
+int ms_trace_sweep_rows(MsTraceDb *db, int64_t sweep_id, MsSweepRows *out, MsError *err);
+void ms_trace_sweep_rows_clear(MsSweepRows *r);   /* accepts NULL / zeroed */
+
 /* --------------------------------------------------- query, export, import */
 
 /* Run one read-only statement; row() is called per row with column names

@@ -11,6 +11,10 @@ extern const MsViewClass ms_view_coactivation;
 extern const MsViewClass ms_view_affinity;
 extern const MsViewClass ms_view_flow;
 extern const MsViewClass ms_view_consistency;
+extern const MsViewClass ms_view_superexperts;
+extern const MsViewClass ms_view_npmi;
+extern const MsViewClass ms_view_compare;
+extern const MsViewClass ms_view_sweep;
 
 static const MsViewClass *const all[] = {
     &ms_view_tokens,
@@ -20,6 +24,10 @@ static const MsViewClass *const all[] = {
     &ms_view_affinity,
     &ms_view_flow,
     &ms_view_consistency,
+    &ms_view_superexperts,
+    &ms_view_npmi,
+    &ms_view_compare,
+    &ms_view_sweep,
     NULL,
 };
 
