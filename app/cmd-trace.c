@@ -32,9 +32,11 @@ static const char trace_help[] =
     "  --stats         also store expert output max|x| / L2 and residual max|h|\n"
     "  --no-logprobs   skip per-token log-probabilities and entropies (faster prefill)\n"
     "  --parent RUN    record RUN as the run this one is compared with\n"
-    "  --resume        continue the latest run with the same model, prompt file\n"
-    "                  (as named), settings and interventions, skipping prompts\n"
-    "                  already committed; otherwise start a new run\n"
+    "  --resume        continue the latest run with the same model, prompt set\n"
+    "                  (known by its content, whatever the file is called),\n"
+    "                  settings and interventions, skipping prompts already\n"
+    "                  committed; otherwise start a new run.  A run is marked\n"
+    "                  incomplete until every prompt is in (run.status)\n"
     "  --shard I/N     trace only shard I of N (1 <= I <= N): the prompts whose\n"
     "                  0-based index modulo N is I - 1.  N workers with the same\n"
     "                  settings and --db fill one run together: they join the\n"
@@ -55,7 +57,8 @@ static void print_summary(const MsTraceJob *j, const MsTraceJobResult *r, bool n
                 "(%.2f %%)%s\n", (long long)r->tokens, el, el > 0 ? (double)r->tokens / el : 0.0, r->cpu_s,
                 r->store_s, el > 0 ? 100.0 * r->store_s / el : 0.0, no_store ? " without storing" : "");
     }
-    if (isatty(STDERR_FILENO) || r->n_skipped)
+    /* always, terminal or not: scripts need the run id */
+    if (!no_store)
         fprintf(stderr, "moescope trace: run %lld: %zu prompts written, %zu already present\n",
                 (long long)r->run_id, r->n_written, r->n_skipped);
 }
