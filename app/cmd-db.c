@@ -115,14 +115,7 @@ int ms_cmd_import(int argc, char **argv)
     int64_t run = 0;
     int rc = ms_trace_import(db, f, file, &o, &run, &err);
     ms_trace_close(db);
-    if (rc && !existed) {   /* the import is all or nothing: so is the database it created */
-        char side[4096];
-        unlink(dbp);
-        snprintf(side, sizeof side, "%s-wal", dbp);
-        unlink(side);
-        snprintf(side, sizeof side, "%s-shm", dbp);
-        unlink(side);
-    }
+    if (rc && !existed) ms_cli_remove_db(dbp);   /* the import is all or nothing: so is the database it created */
     if (rc) return ms_cli_fail_err(cmd, &err);
     printf("run %lld\n", (long long)run);
     return 0;

@@ -132,6 +132,7 @@ int ms_cmd_trace(int argc, char **argv)
     if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
         goto done;
     j.iv = iv;
+    bool existed = no_store || access(dbpath, F_OK) == 0;
     if (!no_store && !(db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err))) {
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
@@ -144,7 +145,7 @@ int ms_cmd_trace(int argc, char **argv)
     ms_cancel_init(&cancel);
     j.cancel = &cancel;
     ms_cli_sigint_cancel(&cancel);
-    MsTraceJobResult res;
+    MsTraceJobResult res = { 0 };
     int jr = ms_trace_job_run(&j, m, c.model, pr, npr, db, &res, &err);
     ms_cli_sigint_restore();
     if (jr == MS_ECANCELLED) {
@@ -153,6 +154,11 @@ int ms_cmd_trace(int argc, char **argv)
         rc = 130;   /* 128 + SIGINT, as shells report it */
     } else if (jr < 0) {
         rc = ms_cli_fail_err(cmd, &err);
+        if (!existed && res.n_written == 0) {   /* refused input: no database left behind */
+            ms_trace_close(db);
+            db = NULL;
+            ms_cli_remove_db(dbpath);
+        }
     } else {
         print_summary(&j, &res, no_store);
     }

@@ -103,6 +103,12 @@ run "$M" import --db "$T" --format csv "$T/ok.csv"
 one_line "a directory as --db" "is a directory, not a trace database"
 run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" --parent 99
 one_line "--parent naming no run" "no run 99 (the parent run)"
+"$PY" -c 'print("word " * 6000)' > "$T/long.txt"
+run "$M" trace "$T/m.gguf" --prompts "$T/long.txt" --db "$T/long.db"
+one_line "a prompt longer than the model's context" "long.txt:1: prompt of "
+check "... is refused before anything is written (no database left)" test ! -e "$T/long.db"
+run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/long.db" --gen 5000
+one_line "prompt + --gen past the context" "(+ 5000 generated) is longer than the model's context of 4096 tokens"
 run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t2.db"
 check "trace prints its run id when not on a terminal" grep -q '^moescope trace: run 1: 2 prompts written, 0 already present$' "$T/err"
 
