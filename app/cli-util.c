@@ -123,44 +123,18 @@ int ms_cli_parse_float(const char *cmd, const char *opt, const char *s, double l
 
 int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err)
 {
-    struct stat st;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return ms_error_set(err, MS_EIO, "%s: is a directory", path);
-    }
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    if (!b) {
-        fclose(f);
-        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
-    }
-    for (;;) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t r = fread(b + n, 1, cap - 1 - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return ms_error_set(err, MS_EIO, "%s: read error", path);
-    }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
-    return 0;
+    /* bounded: /dev/zero or a huge file is an error, not memory without end */
+    return ms_text_read_file(path, 0, buf, len, err);
+}
+
+void ms_cli_remove_db(const char *path)
+{
+    char side[4096];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
 }
 
 /* ---- intervention flags ---- */

@@ -48,9 +48,13 @@ int ms_cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, l
 int ms_cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int ms_cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
 
-/* Read a whole file into a malloc'd NUL-terminated buffer (length in *len).
- * Errors as "PATH: problem" in err. */
+/* Read a whole file of at most MS_PROMPT_MAX_FILE bytes into a malloc'd
+ * NUL-terminated buffer (length in *len), byte for byte.  Errors as "PATH:
+ * problem" in err (a larger or endless file: MS_ERANGE). */
 int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err);
+/* Remove a database file this command created and its -wal / -shm files
+ * (after a failure that left nothing worth keeping in it). */
+void ms_cli_remove_db(const char *path);
 
 /* ---- intervention flags ---- */
 typedef struct {

@@ -1,7 +1,9 @@
 /* cmd-db.c — `moescope export`, `import` and `sql` on trace databases. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli-util.h"
 #include "commands.h"
@@ -98,6 +100,14 @@ int ms_cmd_import(int argc, char **argv)
                      : !strcmp(fmt, "jsonl") ? MS_IMPORT_JSONL : 0;
     if (!f) return ms_cli_usage(cmd, "unknown format '%s' (ids, csv or jsonl)", fmt);
     if (E && K > E) return ms_cli_usage(cmd, "--top-k %d is larger than --experts %d", K, E);
+    /* the inputs first: a missing file must not leave a new empty database */
+    const char *in[2] = { file, labels };
+    for (int i = 0; i < 2; i++) {
+        FILE *fi = in[i] ? fopen(in[i], "rb") : NULL;
+        if (in[i] && !fi) return ms_cli_fail(cmd, "%s: %s", in[i], strerror(errno));
+        if (fi) fclose(fi);
+    }
+    bool existed = access(dbp, F_OK) == 0;
     MsError err = { 0 };
     MsTraceDb *db = ms_trace_open(dbp, MS_TRACE_CREATE, &err);
     if (!db) return ms_cli_fail_err(cmd, &err);
@@ -105,6 +115,7 @@ int ms_cmd_import(int argc, char **argv)
     int64_t run = 0;
     int rc = ms_trace_import(db, f, file, &o, &run, &err);
     ms_trace_close(db);
+    if (rc && !existed) ms_cli_remove_db(dbp);   /* the import is all or nothing: so is the database it created */
     if (rc) return ms_cli_fail_err(cmd, &err);
     printf("run %lld\n", (long long)run);
     return 0;

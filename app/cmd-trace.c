@@ -32,9 +32,11 @@ static const char trace_help[] =
     "  --stats         also store expert output max|x| / L2 and residual max|h|\n"
     "  --no-logprobs   skip per-token log-probabilities and entropies (faster prefill)\n"
     "  --parent RUN    record RUN as the run this one is compared with\n"
-    "  --resume        continue the latest run with the same model, prompt file\n"
-    "                  (as named), settings and interventions, skipping prompts\n"
-    "                  already committed; otherwise start a new run\n"
+    "  --resume        continue the latest run with the same model, prompt set\n"
+    "                  (known by its content, whatever the file is called),\n"
+    "                  settings and interventions, skipping prompts already\n"
+    "                  committed; otherwise start a new run.  A run is marked\n"
+    "                  incomplete until every prompt is in (run.status)\n"
     "  --shard I/N     trace only shard I of N (1 <= I <= N): the prompts whose\n"
     "                  0-based index modulo N is I - 1.  N workers with the same\n"
     "                  settings and --db fill one run together: they join the\n"
@@ -55,7 +57,8 @@ static void print_summary(const MsTraceJob *j, const MsTraceJobResult *r, bool n
                 "(%.2f %%)%s\n", (long long)r->tokens, el, el > 0 ? (double)r->tokens / el : 0.0, r->cpu_s,
                 r->store_s, el > 0 ? 100.0 * r->store_s / el : 0.0, no_store ? " without storing" : "");
     }
-    if (isatty(STDERR_FILENO) || r->n_skipped)
+    /* always, terminal or not: scripts need the run id */
+    if (!no_store)
         fprintf(stderr, "moescope trace: run %lld: %zu prompts written, %zu already present\n",
                 (long long)r->run_id, r->n_written, r->n_skipped);
 }
@@ -129,6 +132,7 @@ int ms_cmd_trace(int argc, char **argv)
     if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
         goto done;
     j.iv = iv;
+    bool existed = no_store || access(dbpath, F_OK) == 0;
     if (!no_store && !(db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err))) {
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
@@ -141,7 +145,7 @@ int ms_cmd_trace(int argc, char **argv)
     ms_cancel_init(&cancel);
     j.cancel = &cancel;
     ms_cli_sigint_cancel(&cancel);
-    MsTraceJobResult res;
+    MsTraceJobResult res = { 0 };
     int jr = ms_trace_job_run(&j, m, c.model, pr, npr, db, &res, &err);
     ms_cli_sigint_restore();
     if (jr == MS_ECANCELLED) {
@@ -150,6 +154,11 @@ int ms_cmd_trace(int argc, char **argv)
         rc = 130;   /* 128 + SIGINT, as shells report it */
     } else if (jr < 0) {
         rc = ms_cli_fail_err(cmd, &err);
+        if (!existed && res.n_written == 0) {   /* refused input: no database left behind */
+            ms_trace_close(db);
+            db = NULL;
+            ms_cli_remove_db(dbpath);
+        }
     } else {
         print_summary(&j, &res, no_store);
     }

@@ -19,6 +19,7 @@ typedef struct {
     MsTraceWriter *w;
     int64_t run_id, model_id;
     char **labels;           /* by prompt index */
+    long *label_line;        /* its line in the labels file (0 = none) */
     int n_labels;
     int max_expert, max_k, max_layer;
     uint8_t seen_layer[MS_TRACE_MAX_LAYER];
@@ -43,6 +44,41 @@ static int imp_fail(Imp *im, int code, long line, const char *fmt, ...)
     return ms_error_set(im->err, code, "%s: %s", im->path, msg);
 }
 
+/* One line of a text file into *buf (NUL-terminated, the newline kept):
+ * its length, -1 at the end of the file, or -2 with err set when the line
+ * is longer than MS_IMPORT_MAX_LINE (an endless line such as /dev/zero
+ * stops there) or holds a NUL byte (it would end the text early). */
+static ssize_t read_line(char **buf, size_t *cap, FILE *f, const char *path, long no, MsError *err)
+{
+    size_t n = 0;
+    int c;
+    while ((c = getc(f)) != EOF) {
+        if (n >= MS_IMPORT_MAX_LINE) {
+            if (no > 0) ms_error_set(err, MS_EFORMAT, "%s:%ld: line longer than %zu bytes", path, no, MS_IMPORT_MAX_LINE);
+            else ms_error_set(err, MS_EFORMAT, "%s: a header line longer than %zu bytes", path, MS_IMPORT_MAX_LINE);
+            return -2;
+        }
+        if (n + 2 > *cap) {
+            size_t nc = *cap ? *cap * 2 : 256;
+            char *nb = realloc(*buf, nc);
+            if (!nb) { ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); return -2; }
+            *buf = nb;
+            *cap = nc;
+        }
+        if (c == 0) {
+            if (no > 0) ms_error_set(err, MS_EFORMAT, "%s:%ld: NUL byte in a text line", path, no);
+            else ms_error_set(err, MS_EFORMAT, "%s: NUL byte in a header line", path);
+            return -2;
+        }
+        (*buf)[n++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (ferror(f)) { ms_error_set(err, MS_EIO, "%s: read error: %s", path, strerror(errno)); return -2; }
+    if (n == 0) return -1;
+    (*buf)[n] = '\0';
+    return (ssize_t)n;
+}
+
 static int load_labels(Imp *im, const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -51,8 +87,10 @@ static int load_labels(Imp *im, const char *path)
     size_t cap = 0;
     long no = 0;
     int rc = 0;
-    while (!rc && getline(&line, &cap, f) >= 0) {
+    ssize_t len;
+    while (!rc && (len = read_line(&line, &cap, f, path, no + 1, im->err)) != -1) {
         no++;
+        if (len < 0) { rc = im->err->code; break; }
         const char *p = line;
         while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
         if (!*p) continue;
@@ -73,8 +111,13 @@ static int load_labels(Imp *im, const char *path)
             if (!nl) { json_decref(j); rc = ms_error_set(im->err, MS_ENOMEM, "%s: out of memory", path); break; }
             memset(nl + im->n_labels, 0, (size_t)(nn - im->n_labels) * sizeof *nl);
             im->labels = nl;
+            long *nln = realloc(im->label_line, (size_t)nn * sizeof *nln);
+            if (!nln) { json_decref(j); rc = ms_error_set(im->err, MS_ENOMEM, "%s: out of memory", path); break; }
+            memset(nln + im->n_labels, 0, (size_t)(nn - im->n_labels) * sizeof *nln);
+            im->label_line = nln;
             im->n_labels = nn;
         }
+        im->label_line[idx] = no;
         free(im->labels[idx]);
         im->labels[idx] = json_dumps(lb, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(j);
@@ -207,8 +250,9 @@ static int import_csv(Imp *im, FILE *f)
     int rc = 0;
     CsvRow *rows = NULL;
     size_t n = 0, rcap = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while ((len = read_line(&line, &cap, f, im->path, no + 1, im->err)) != -1) {
         no++;
+        if (len < 0) { rc = im->err->code; break; }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (no == 1) {
             const char *h = line;
@@ -272,7 +316,8 @@ static int import_ids(Imp *im, FILE *f)
     ssize_t len;
     int32_t *ids = NULL;
     float *wts = NULL;
-    while (!rc && (len = getline(&hdr, &cap, f)) >= 0) {
+    while (!rc && (len = read_line(&hdr, &cap, f, im->path, 0, im->err)) != -1) {
+        if (len < 0) { rc = im->err->code; break; }
         if (len == 1 && hdr[0] == '\n') continue;
         json_error_t je;
         json_t *j = json_loads(hdr, 0, &je);
@@ -325,6 +370,14 @@ static int import_ids(Imp *im, FILE *f)
                 break;
             }
             for (size_t i = 0; i < n; i++) wts[i] = ms_get_f32((unsigned char *)&wts[i]);
+            size_t bad = n;
+            for (size_t i = 0; i < n && bad == n; i++)
+                if (!isfinite(wts[i]) && ids[i] >= 0) bad = i;
+            if (bad < n) {
+                json_decref(j);
+                rc = imp_fail(im, MS_EFORMAT, 0, "request %d: weight %zu is not a finite number", req, bad);
+                break;
+            }
         }
         rc = prompt_open(im, req, 0, text, tlen);
         json_decref(j);
@@ -357,8 +410,10 @@ static int import_jsonl(Imp *im, FILE *f)
     long no = 0;
     int rc = 0;
     int last_pos = -1;
-    while (!rc && getline(&line, &cap, f) >= 0) {
+    ssize_t len;
+    while (!rc && (len = read_line(&line, &cap, f, im->path, no + 1, im->err)) != -1) {
         no++;
+        if (len < 0) { rc = im->err->code; break; }
         const char *p = line;
         while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
         if (!*p) continue;
@@ -487,6 +542,10 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
     }
     if (!rc) rc = prompt_close(&im);
     if (!rc && im.max_k < 0 + 1) rc = imp_fail(&im, MS_EFORMAT, 0, "no routing rows");
+    for (int i = 0; !rc && i < im.n_labels; i++)   /* a label for no prompt is a mistake, not dropped */
+        if (im.labels[i] && (i >= im.done_cap || !im.done[i]))
+            rc = ms_error_set(err, MS_EFORMAT, "%s:%ld: labels for prompt %d, which %s has no rows for",
+                              im.opt->labels_path, im.label_line[i], i, path);
     if (!rc) {
         int E = im.opt->n_expert > 0 ? im.opt->n_expert : im.max_expert + 1;
         int K = im.opt->top_k > 0 ? im.opt->top_k : im.max_k;
@@ -522,6 +581,7 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
     fclose(f);
     for (int i = 0; i < im.n_labels; i++) free(im.labels[i]);
     free(im.labels);
+    free(im.label_line);
     free(im.done);
     free(im.has_tok);
     if (!rc && run_id) *run_id = im.run_id;

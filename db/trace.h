@@ -455,7 +455,11 @@ typedef struct {
     const char *labels_path;    /* JSONL {"prompt": i, "labels": {...}} or NULL */
     const char *source_name;    /* recorded as model file_name */
 } MsImportOptions;
-/* Import one file as a new run; *run_id receives its id. */
+/* Import one file as a new run; *run_id receives its id.  Text lines (all
+ * of csv and jsonl, the ids headers, the labels file) are at most
+ * MS_IMPORT_MAX_LINE bytes without NUL; labels must name imported prompts;
+ * weights must be finite. */
+#define MS_IMPORT_MAX_LINE ((size_t)16 << 20)
 int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path,
                     const MsImportOptions *opt, int64_t *run_id, MsError *err);
 

@@ -239,7 +239,7 @@ typedef struct { void *p; size_t n, cap, elem; } Vec;
 
 static void *vec_push(Vec *v, size_t count)
 {
-    if (v->n + count > v->cap) {
+    if (v->n + count > v->cap || !v->p) {   /* also for count 0: NULL + 0 is undefined */
         size_t nc = v->cap ? v->cap * 2 : 1024;
         while (nc < v->n + count) nc *= 2;
         void *np = realloc(v->p, nc * v->elem);

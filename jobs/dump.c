@@ -157,6 +157,10 @@ int ms_dump_job_run(const MsDumpJob *j, const MsModel *m, const char *model_path
     int *ntok = NULL, max_tok = 1;
     int rc = ms_job_tokenize(ms_model_tokenizer(m), prompts, n_prompts, pname, &toks, &ntok, &max_tok, err);
     if (rc < 0) return rc;
+    if ((rc = ms_job_check_context(m, prompts, ntok, n_prompts, 0, pname, err)) < 0) {
+        ms_job_tokens_free(toks, ntok, n_prompts);
+        return rc;
+    }
     size_t plen = strlen(prefix) + 96;
     char *fin = malloc(plen), *tmp = malloc(plen), *jtmp = malloc(plen);
     float *logits = malloc((size_t)max_tok * (size_t)in->n_vocab * sizeof *logits);

@@ -110,6 +110,10 @@ int ms_experiment_job_run(const MsExperimentJob *j, const MsModel *m, const char
     if (rc < 0) return rc;
     rc = ms_job_tokenize(ms_model_tokenizer(m), prompts, n_prompts, pname, &toks, &ntok, &max_tok, err);
     if (rc < 0) return rc;
+    if ((rc = ms_job_check_context(m, prompts, ntok, n_prompts, j->n_gen, pname, err)) < 0) {
+        ms_job_tokens_free(toks, ntok, n_prompts);
+        return rc;
+    }
     Pair p = { 0 };
     MsExpCore x;
     memset(&x, 0, sizeof x);

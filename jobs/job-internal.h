@@ -30,6 +30,12 @@ void ms_job_clock_report(MsJobClock *c, int64_t done);
 int ms_job_tokenize(const MsTokenizer *tok, const MsPrompt *p, size_t n, const char *name,
                     int32_t ***toks, int **ntok, int *max_tok, MsError *err);
 void ms_job_tokens_free(int32_t **toks, int *ntok, size_t n);
+/* Every prompt, with n_gen tokens generated after it, fits the model's
+ * trained context (when the model states one): else MS_ERANGE
+ * "NAME:LINE: prompt of N tokens (+ G generated) is longer than the
+ * model's context of C tokens" — never traced past it silently. */
+int ms_job_check_context(const MsModel *m, const MsPrompt *p, const int *ntok, size_t n, int n_gen,
+                         const char *name, MsError *err);
 
 /* Store one token with its piece text. */
 int ms_job_put_token(MsTraceWriter *w, const MsTokenizer *tok, int pos, int32_t id, bool gen, float lp, float ent,

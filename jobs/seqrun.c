@@ -1,5 +1,6 @@
 /* seqrun.c — the shared plumbing of the jobs (job-internal.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -83,6 +84,21 @@ int ms_job_tokenize(const MsTokenizer *tok, const MsPrompt *p, size_t n, const c
     *toks_out = toks;
     *ntok_out = ntok;
     if (max_tok) *max_tok = mx;
+    return 0;
+}
+
+int ms_job_check_context(const MsModel *m, const MsPrompt *p, const int *ntok, size_t n, int n_gen,
+                         const char *name, MsError *err)
+{
+    int ctx = ms_model_info(m)->n_ctx_train;
+    if (ctx <= 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((int64_t)ntok[i] + (n_gen > 0 ? n_gen : 0) > ctx) {
+            char gen[48] = "";
+            if (n_gen > 0) snprintf(gen, sizeof gen, " (+ %d generated)", n_gen);
+            return ms_error_set(err, MS_ERANGE, "%s:%d: prompt of %d tokens%s is longer than the model's context "
+                                "of %d tokens", name, p[i].line, ntok[i], gen, ctx);
+        }
     return 0;
 }
 

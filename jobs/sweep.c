@@ -366,6 +366,10 @@ int ms_sweep_job_run(const MsSweepJob *j, const MsModel *m, const char *model_pa
     int *ntok = NULL, max_tok = 1;
     int rc = ms_job_tokenize(ms_model_tokenizer(m), prompts, n_prompts, pname, &toks, &ntok, &max_tok, err);
     if (rc < 0) return rc;
+    if ((rc = ms_job_check_context(m, prompts, ntok, n_prompts, j->n_gen, pname, err)) < 0) {
+        ms_job_tokens_free(toks, ntok, n_prompts);
+        return rc;
+    }
     Acc *acc = calloc((size_t)set->n, sizeof *acc);
     res->rows = calloc((size_t)set->n, sizeof *res->rows);
     res->n_rows = set->n;

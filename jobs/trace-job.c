@@ -82,6 +82,10 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
     int *ntok = NULL, max_tok = 1;
     int rc = ms_job_tokenize(tok, prompts, n_prompts, pname, &toks, &ntok, &max_tok, err);
     if (rc < 0) return rc;
+    if ((rc = ms_job_check_context(m, prompts, ntok, n_prompts, j->n_gen, pname, err)) < 0) {
+        ms_job_tokens_free(toks, ntok, n_prompts);
+        return rc;
+    }
     int64_t tokens_total = 0;
     for (size_t i = 0; i < n_prompts; i++) tokens_total += ntok[i] + j->n_gen;
 

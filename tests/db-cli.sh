@@ -27,7 +27,7 @@ check "nothing written for a malformed prompt file" test ! -e "$T/bad.db"
 
 printf '{"text": "hello there", "labels": {"domain": "code", "pair": 7}}\n{"text": "bonjour", "labels": {"language": "fr"}}\n' > "$T/p.jsonl"
 run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" --silence 1:3 --top-k 1:1 --gen 2
-check "trace with interventions (exit 0, quiet when not a terminal)" test "$rc" -eq 0 -a ! -s "$T/err"
+check "trace with interventions (exit 0; no progress bar when not a terminal, the run id and count only)" test "$rc" -eq 0 -a "$err" = "moescope trace: run 1: 2 prompts written, 0 already present"
 run "$M" sql --db "$T/t.db" "SELECT spec FROM intervention_set"
 check "intervention set stored: $(tail -2 "$T/out" | head -1)" grep -q "silence" "$T/out"
 run "$M" sql --db "$T/t.db" "SELECT count(*) AS n FROM routing WHERE layer = 1 AND rank > 0" --csv
@@ -74,6 +74,43 @@ run "$M" sql --db "$T/t.db" "SELECT n_expert, n_expert_used FROM model JOIN run 
 check "import stores --experts/--top-k" test "$(tail -1 "$T/out")" = "8,2"
 run "$M" import --db "$T/t.db" --format csv "$T/ok.csv" --experts 4
 check "import: expert id beyond --experts refused" test "$rc" -eq 1
+# hostile import inputs: one line naming the file, exit 1, nothing stored, no new database
+runs_before=$("$M" sql --db "$T/t.db" "SELECT count(*) FROM run" --csv | tail -1)
+one_line() {   # DESC WANT
+    if [ "$rc" -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -qF -- "$2" "$T/err"; then ok "$1: $err"
+    else nok "$1 (rc $rc): $err"; fi
+}
+printf '{"prompt": 1, "labels": {"a": 1}}\n{"prompt": 7, "labels": {"a": 2}}\n' > "$T/lab7.jsonl"
+run "$M" import --db "$T/t.db" --format csv "$T/ok.csv" --labels "$T/lab7.jsonl"
+one_line "labels naming a prompt the import lacks" "lab7.jsonl:2: labels for prompt 7"
+printf '{"tokens":1,"layers":1,"top_k":1,"weights":true}\n\001\000\000\000\000\000\300\177' > "$T/nan.ids"
+run "$M" import --db "$T/t.db" --format ids "$T/nan.ids"
+one_line "ids weight NaN" "nan.ids: request 0: weight 0 is not a finite number"
+run timeout 60 "$M" import --db "$T/t.db" --format csv /dev/zero
+one_line "/dev/zero as an import file stops at once" "/dev/zero:1: NUL byte"
+yes 0 2>/dev/null | tr -d '\n' | head -c 20000000 > "$T/long.csv"
+run "$M" import --db "$T/t.db" --format jsonl "$T/long.csv"
+one_line "a 20 MB line" "long.csv:1: line longer than 16777216 bytes"
+printf 'prompt,position,layer,rank,expert,weight\n0,0,0,0,1\0001,0.5\n' > "$T/nul.csv"
+run "$M" import --db "$T/t.db" --format csv "$T/nul.csv"
+one_line "a NUL byte inside a csv line" "nul.csv:2: NUL byte"
+check "... none of them stored a run" test "$("$M" sql --db "$T/t.db" "SELECT count(*) FROM run" --csv | tail -1)" = "$runs_before"
+run "$M" import --db "$T/new.db" --format csv "$T/missing.csv"
+one_line "missing import file" "missing.csv: No such file or directory"
+run "$M" import --db "$T/new.db" --format csv "$T/bad.csv"
+check "... and neither it nor a failed import leaves a new database behind" test ! -e "$T/new.db" -a ! -e "$T/new.db-wal"
+run "$M" import --db "$T" --format csv "$T/ok.csv"
+one_line "a directory as --db" "is a directory, not a trace database"
+run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" --parent 99
+one_line "--parent naming no run" "no run 99 (the parent run)"
+"$PY" -c 'print("word " * 6000)' > "$T/long.txt"
+run "$M" trace "$T/m.gguf" --prompts "$T/long.txt" --db "$T/long.db"
+one_line "a prompt longer than the model's context" "long.txt:1: prompt of "
+check "... is refused before anything is written (no database left)" test ! -e "$T/long.db"
+run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/long.db" --gen 5000
+one_line "prompt + --gen past the context" "(+ 5000 generated) is longer than the model's context of 4096 tokens"
+run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t2.db"
+check "trace prints its run id when not on a terminal" grep -q '^moescope trace: run 1: 2 prompts written, 0 already present$' "$T/err"
 
 # progress bar only on a terminal
 if command -v script >/dev/null; then

@@ -161,5 +161,30 @@ int main(void)
     r = ms_prompts_read(mt_tmpdir(), &p, &n, &err);
     MT_CHECK(r < 0 && strstr(err.msg, mt_tmpdir()), "directory rejected: %s", err.msg);
     ms_prompts_free(NULL, 0);   /* must accept NULL (crash = failure) */
+
+    /* the prompt set's identity (--resume): content, not format or line ends */
+    {
+        static const char *const sets[] = {
+            "alpha\nbeta\n",                                        /* 0 plain */
+            "alpha\r\n\r\nbeta",                                  /* 1 plain, CRLF, a blank line */
+            "{\"text\": \"alpha\"}\n{\"text\": \"beta\"}\n",          /* 2 JSONL */
+            "alpha\nbeta gamma\n",                                  /* 3 other text */
+            "{\"text\": \"alpha\", \"labels\": {}}\n{\"text\": \"beta\"}\n", /* 4 labels {} */
+            "alphabeta\n",                                           /* 5 concatenation */
+        };
+        char h[6][65];
+        for (int i = 0; i < 6; i++) {
+            MsPrompt *q = NULL;
+            size_t nq = 0;
+            int rq = ms_prompts_parse("set", sets[i], strlen(sets[i]), &q, &nq, &err);
+            MT_CHECK(rq == 0, "set %d parsed: %s", i, rq ? err.msg : "");
+            ms_prompts_sha256(q, nq, h[i]);
+            ms_prompts_free(q, nq);
+        }
+        MT_CHECK(!strcmp(h[0], h[1]) && !strcmp(h[0], h[2]), "same prompts, same hash (plain, CRLF, JSONL)");
+        MT_CHECK(strcmp(h[0], h[3]) && strcmp(h[0], h[4]) && strcmp(h[0], h[5]),
+                 "other text, labels {} or a concatenation: another hash");
+        MT_CHECK(strlen(h[0]) == 64 && strspn(h[0], "0123456789abcdef") == 64, "64 hex digits");
+    }
     return mt_done();
 }

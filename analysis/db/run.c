@@ -255,6 +255,7 @@ int an_slot_range(const AnRun *r, int layer, int *lo, int *hi, MsError *err)
 enum { AN_CHUNK = 1 << 16 };
 
 struct AnStream {
+    MsTraceDb *db;       /* for messages naming the file */
     const AnRun *r;
     MsTraceCursor *rc, *tc;
     MsTraceRoute *buf;
@@ -280,6 +281,7 @@ AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, unsigne
     AnStream *s = calloc(1, sizeof *s);
     if (!s) { ms_error_set(err, MS_ENOMEM, "out of memory"); return NULL; }
     s->r = r;
+    s->db = db;
     size_t cells = (size_t)r->n_slot * r->k;
     s->buf = r->cache ? NULL : malloc(sizeof *s->buf * AN_CHUNK);
     s->ids = malloc(sizeof *s->ids * cells);
@@ -382,11 +384,11 @@ static int stream_next_raw(AnStream *s, AnTok *t, MsError *err)
         }
         s->ibuf++;
         if (row->layer < 0 || row->layer >= r->n_layer || r->layer_slot[row->layer] < 0)
-            return ms_error_set(err, MS_EFORMAT, "run %lld: routing row at layer %d, not a MoE layer",
-                                (long long)r->run_id, row->layer);
+            return ms_error_set(err, MS_EFORMAT, "%s: run %lld: routing row at layer %d, not a MoE layer",
+                                ms_trace_path(s->db), (long long)r->run_id, row->layer);
         if (row->expert < 0 || row->expert >= r->E || row->rank < 0 || row->rank >= r->k)
-            return ms_error_set(err, MS_EFORMAT, "run %lld: routing row (layer %d, rank %d, expert %d) "
-                                "outside E=%d k=%d", (long long)r->run_id, row->layer, row->rank,
+            return ms_error_set(err, MS_EFORMAT, "%s: run %lld: routing row (layer %d, rank %d, expert %d) "
+                                "outside E=%d k=%d", ms_trace_path(s->db), (long long)r->run_id, row->layer, row->rank,
                                 row->expert, r->E, r->k);
         int sl = r->layer_slot[row->layer];
         size_t ix = (size_t)sl * r->k + row->rank;
@@ -558,16 +560,17 @@ static int decode_range(MsTraceDb *db, const AnRun *r, int64_t pid_lo, int64_t p
             have = true;
         }
         if (row.layer < 0 || row.layer >= r->n_layer || r->layer_slot[row.layer] < 0) {
-            rc = ms_error_set(err, MS_EFORMAT, "run %lld: routing row at layer %d, not a MoE layer",
-                              (long long)r->run_id, row.layer);
+            rc = ms_error_set(err, MS_EFORMAT, "%s: run %lld: routing row at layer %d, not a MoE layer",
+                              ms_trace_path(db), (long long)r->run_id, row.layer);
             break;
         }
         int sl = r->layer_slot[row.layer];
         for (int j = 0; j < row.k; j++) {
             int e = (int)an_le_u16(row.experts + 2 * j);
             if (e >= r->E || j >= r->k) {
-                rc = ms_error_set(err, MS_EFORMAT, "run %lld: routing row (layer %d, rank %d, expert %d) "
-                                  "outside E=%d k=%d", (long long)r->run_id, row.layer, j, e, r->E, r->k);
+                rc = ms_error_set(err, MS_EFORMAT, "%s: run %lld: routing row (layer %d, rank %d, expert %d) "
+                                  "outside E=%d k=%d", ms_trace_path(db), (long long)r->run_id, row.layer, j, e,
+                                  r->E, r->k);
                 break;
             }
             size_t ix = (size_t)sl * r->k + j;
