@@ -323,6 +323,14 @@ static void test_select(void)
     rc = wb_fire_index_update(x, ro, run, NULL, &err);
     MT_CHECK(rc == 0 && wb_fire_index_n_prompts(x) == 5, "fire: an update with nothing new changes nothing");
     MT_CHECK(wb_fire_index_mark(x, 0, 3, 0) == MS_ERANGE, "fire: marking outside the model is refused");
+    WbFireIndex *cp = wb_fire_index_copy(x);
+    add_prompt(db, run, 5, &err);
+    rc = cp ? wb_fire_index_update(cp, ro, run, NULL, &err) : -1;
+    wb_selection_set(&s, 1, 5);
+    MT_CHECK(rc == 0 && wb_fire_index_n_prompts(cp) == 6 && wb_fire_index_n_prompts(x) == 5 &&
+                 wb_prompt_visible(cp, &s, 5) && !wb_prompt_visible(x, &s, 5) && wb_fire_index_fires(cp, 2, 1, 2),
+             "fire: a copy updates on its own, the original unchanged, and only the new prompt is read");
+    wb_fire_index_free(cp);
     wb_fire_index_free(x);
     ms_trace_close(ro);
     ms_trace_close(db);
@@ -397,6 +405,11 @@ static void test_files(void)
     MT_CHECK(wb_file_kind(tpath("p.jsonl"), &err) == WB_FILE_TEXT, "files: UTF-8 text");
     MT_CHECK(wb_file_kind(tpath("bin"), &err) == WB_FILE_UNKNOWN && strstr(err.msg, "not a GGUF model"),
              "files: binary data is unknown, with a message: %s", err.msg);
+    write_file(tpath("set.iv"), "# a plan\n\nsilence 1:3\n", 22);
+    MT_CHECK(wb_text_is_intervention_set(tpath("set.iv")) && !wb_text_is_intervention_set(tpath("p.jsonl")),
+             "files: an intervention set is told from a prompt set by its first clause");
+    write_file(tpath("prose.txt"), "silence is golden\n", 18);
+    MT_CHECK(!wb_text_is_intervention_set(tpath("prose.txt")), "files: prose starting with an operator word is prompts");
     MT_CHECK(wb_file_kind(tpath("empty"), &err) == WB_FILE_UNKNOWN && strstr(err.msg, "empty"), "files: empty file");
     MT_CHECK(wb_file_kind(tpath("nope"), &err) == MS_EIO && strstr(err.msg, "nope"), "files: missing: %s", err.msg);
     MT_CHECK(wb_file_kind(tmp, &err) == MS_EIO && strstr(err.msg, "directory"), "files: a directory: %s", err.msg);
@@ -453,6 +466,8 @@ static void test_text(void)
                        12, 32, b, sizeof b);
     MT_CHECK(!strcmp(b, "#3 · en · prose · set=a · 12 tokens — Hello␉world␤second line \\x01 and \\xff …"),
              "text: prompt row '%s'", b);
+    wb_prompt_row_text(24, "x", 1, "{\"language\":\"code\",\"domain\":\"code\",\"class\":\"code\"}", 5, 30, b, sizeof b);
+    MT_CHECK(!strcmp(b, "#24 · code · 5 tokens — x"), "text: a repeated label value is shown once: '%s'", b);
     wb_prompt_row_text(0, "short", 5, NULL, -1, 30, b, sizeof b);
     MT_CHECK(!strcmp(b, "#0 · not traced — short"), "text: untraced row '%s'", b);
 

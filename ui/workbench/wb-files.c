@@ -64,6 +64,31 @@ int wb_file_kind(const char *path, MsError *err)
     return WB_FILE_UNKNOWN;
 }
 
+bool wb_text_is_intervention_set(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char line[512];
+    bool yes = false;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p || *p == '\n' || *p == '\r' || *p == '#') continue;
+        static const char *const ops[] = { "silence", "drop", "force", "steer-std", "steer", "scale",
+                                            "raise", "lower", "top-k", "ser" };
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0] && !yes; i++) {
+            size_t n = strlen(ops[i]);
+            if (strncmp(p, ops[i], n) || (p[n] != ' ' && p[n] != '\t')) continue;
+            const char *q = p + n;
+            while (*q == ' ' || *q == '\t') q++;
+            yes = (*q >= '0' && *q <= '9') || *q == '*';   /* a spec: L:E, K, ranges, '*' */
+        }
+        break;
+    }
+    fclose(f);
+    return yes;
+}
+
 int wb_view_export_parse(const char *spec, WbViewExport *out, MsError *err)
 {
     memset(out, 0, sizeof *out);

@@ -20,6 +20,10 @@ typedef enum {
  * WB_FILE_UNKNOWN for binary data that is none of them (with a message). */
 int wb_file_kind(const char *path, MsError *err);
 const char *wb_file_kind_name(WbFileKind k);   /* "model", "trace database", "text", "unknown" */
+/* A text file whose first clause (after blank and '#' lines) is an
+ * intervention operator and a spec ("silence 1:3", "top-k 2",
+ * docs/interventions.md) is an intervention set rather than a prompt set. */
+bool wb_text_is_intervention_set(const char *path);
 
 /* win.export-view's parameter: "[WxH[@S]:]PATH" — an optional size in
  * figure units (and device scale) before the path, e.g.

@@ -66,6 +66,35 @@ void wb_fire_index_free(WbFireIndex *x)
     free(x);
 }
 
+WbFireIndex *wb_fire_index_copy(const WbFireIndex *x)
+{
+    if (!x) return NULL;
+    WbFireIndex *c = wb_fire_index_new(x->n_layer, x->n_expert);
+    if (!c) return NULL;
+    c->last_prompt_id = x->last_prompt_id;
+    if (x->n_slots) {
+        c->bits = calloc((size_t)x->n_slots, sizeof *c->bits);
+        if (!c->bits) {
+            wb_fire_index_free(c);
+            return NULL;
+        }
+        c->n_slots = x->n_slots;
+        for (int i = 0; i < x->n_slots; i++) {
+            if (!x->bits[i]) continue;
+            if (!(c->bits[i] = malloc(x->words * sizeof(uint64_t)))) {
+                wb_fire_index_free(c);
+                return NULL;
+            }
+            memcpy(c->bits[i], x->bits[i], x->words * sizeof(uint64_t));
+            c->n_indexed++;
+        }
+    }
+    return c;
+}
+
+int wb_fire_index_n_layer(const WbFireIndex *x) { return x ? x->n_layer : 0; }
+int wb_fire_index_n_expert(const WbFireIndex *x) { return x ? x->n_expert : 0; }
+
 static uint64_t *slot(WbFireIndex *x, int prompt)
 {
     if (prompt < 0) return NULL;

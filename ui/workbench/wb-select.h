@@ -36,6 +36,10 @@ typedef struct WbFireIndex WbFireIndex;
 /* An empty index for a model of n_layer blocks and n_expert experts. */
 WbFireIndex *wb_fire_index_new(int n_layer, int n_expert);
 void wb_fire_index_free(WbFireIndex *x);   /* accepts NULL */
+/* A copy (a worker updates the copy while the window filters with the original). */
+WbFireIndex *wb_fire_index_copy(const WbFireIndex *x);
+int wb_fire_index_n_layer(const WbFireIndex *x);
+int wb_fire_index_n_expert(const WbFireIndex *x);
 /* Read the prompts of run committed since the last call (all on the first)
  * and their routing.  Polls cancel per routing row.  0 or MS_E*; on error
  * the index holds what it held before. */

@@ -152,10 +152,16 @@ void wb_prompt_row_text(int index, const char *text, size_t len, const char *lab
         json_t *v;
         if (json_is_object(j)) {
             /* the short labels, as the bundled sets have them (language, domain) first */
-            const char *pref[] = { "language", "domain", "class" };
+            const char *pref[] = { "language", "domain", "class" }, *shown[3];
+            int ns = 0;
             for (size_t i = 0; i < 3; i++) {
                 v = json_object_get(j, pref[i]);
-                if (json_is_string(v) && o < size) o += (size_t)snprintf(buf + o, size - o, " · %s", json_string_value(v));
+                if (!json_is_string(v)) continue;
+                bool dup = false;   /* "code · code · code" says it once */
+                for (int k = 0; k < ns; k++) dup |= !strcmp(shown[k], json_string_value(v));
+                if (dup) continue;
+                shown[ns++] = json_string_value(v);
+                if (o < size) o += (size_t)snprintf(buf + o, size - o, " · %s", json_string_value(v));
             }
             json_object_foreach(j, k, v) {
                 if (!strcmp(k, "language") || !strcmp(k, "domain") || !strcmp(k, "class") || !strcmp(k, "pair_id"))
