@@ -332,7 +332,7 @@ def view_titles(app):
 
 
 def view_area(app, title):
-    return app.find(role="image", name=title, timeout=5, visible=True)
+    return app.find(role="image", name=title, timeout=5)
 
 
 def wait_view(app, title, timeout=60):
@@ -409,7 +409,8 @@ def main():
     ok(m is not None and int(m.group(1)) == n_small, "the prompt list shows every prompt as traced")
     title = app.find(role="label", name=re.compile(r"default\.gguf · trace-.*\.db \(run %d\)" % run1), timeout=5)
     ok(title is not None, "the window subtitle names the model, the new database and the run")
-    dbs = [os.path.join(trace_db, f) for f in os.listdir(trace_db)] if os.path.isdir(trace_db) else []
+    # the database and, while it is open, its -wal / -shm companions
+    dbs = [os.path.join(trace_db, f) for f in os.listdir(trace_db) if f.endswith(".db")] if os.path.isdir(trace_db) else []
     ok(len(dbs) == 1, "Run without a database created one in the user's data directory")
     db_path = dbs[0] if dbs else None
     if db_path:

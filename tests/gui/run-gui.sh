@@ -34,6 +34,8 @@ unset DISPLAY WAYLAND_DISPLAY DBUS_SESSION_BUS_ADDRESS
 rm -rf "$out"
 mkdir -p "$out"
 # as root dbus-daemon prints harmless "Failed to set fd limit" lines
+# and the accessibility registry announces itself on stdout (not TAP): both filtered
 xvfb-run -a -s "-screen 0 1400x900x24" dbus-run-session -- \
   /usr/bin/python3 "$src/tests/gui/drive.py" --exe "$exe" --source "$src" --out "$out" \
-  2> >(grep -v -e 'fd limit' -e '^dbus-daemon' -e 'SpiRegistry daemon' >&2)
+  2> >(grep -v -e 'fd limit' -e '^dbus-daemon' -e 'SpiRegistry daemon' >&2) | grep --line-buffered -v 'SpiRegistry daemon'
+exit "${PIPESTATUS[0]}"
