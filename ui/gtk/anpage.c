@@ -521,7 +521,7 @@ AnPage *wb_an_page_new(Wb *wb)
     gtk_box_append(GTK_BOX(p->box), g);
 
     GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
-    p->run_btn = gtk_button_new_with_mnemonic("_Run analysis");
+    p->run_btn = wb_mnemonic_button("_Run analysis");
     gtk_widget_add_css_class(p->run_btn, "suggested-action");
     g_signal_connect(p->run_btn, "clicked", G_CALLBACK(run_btn_cb), p);
     gtk_box_append(GTK_BOX(bar), p->run_btn);

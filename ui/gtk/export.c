@@ -153,9 +153,9 @@ void wb_export_dialog(Wb *wb)
     row(g, 2, "To", pb);
     GtkWidget *bb = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
     gtk_widget_set_halign(bb, GTK_ALIGN_END);
-    GtkWidget *cancel = gtk_button_new_with_mnemonic("_Cancel");
+    GtkWidget *cancel = wb_mnemonic_button("_Cancel");
     g_signal_connect(cancel, "clicked", G_CALLBACK(cancel_cb), d);
-    GtkWidget *ok = gtk_button_new_with_mnemonic("_Export");
+    GtkWidget *ok = wb_mnemonic_button("_Export");
     gtk_widget_add_css_class(ok, "suggested-action");
     g_signal_connect(ok, "clicked", G_CALLBACK(export_cb), d);
     gtk_box_append(GTK_BOX(bb), cancel);

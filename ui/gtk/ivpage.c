@@ -77,7 +77,9 @@ void wb_iv_page_model_changed(IvPage *p)
     double w, h;
     wb_grid_size(g, &w, &h);
     gtk_widget_set_size_request(p->grid_area, (int)ceil(w), (int)ceil(h));
+    /* the whole grid when it fits in 300 px (the panels below would squeeze it otherwise) */
     gtk_scrolled_window_set_max_content_height(GTK_SCROLLED_WINDOW(p->grid_scroll), (int)fmin(ceil(h), 300));
+    gtk_scrolled_window_set_min_content_height(GTK_SCROLLED_WINDOW(p->grid_scroll), (int)fmin(ceil(h), 300));
     gtk_spin_button_set_range(GTK_SPIN_BUTTON(p->topk_spin), 0, wb_grid_n_expert(g));
     p->marks.focus_layer = p->marks.focus_expert = -1;
     for (int l = 0; l < wb_grid_n_layer(g); l++)
@@ -598,7 +600,7 @@ static void shift_motion_cb(GtkEventControllerMotion *c, double x, double y, gpo
 /* A button named by its visible label; tip says more. */
 static GtkWidget *button(const char *label, const char *tip, GCallback cb, gpointer user)
 {
-    GtkWidget *b = gtk_button_new_with_mnemonic(label);
+    GtkWidget *b = wb_mnemonic_button(label);
     if (tip) gtk_widget_set_tooltip_text(b, tip);
     g_signal_connect(b, "clicked", cb, user);
     return b;

@@ -177,6 +177,8 @@ void wb_remember_file(Wb *wb, const char *kind, const char *path);
 GtkWidget *wb_labelled(GtkWidget *w, const char *name);   /* sets the accessible label, returns w */
 /* Set a label's text keeping the accessible name wb_labelled gave it (the text stays readable through AT-SPI Text). */
 void wb_label_set(GtkWidget *l, const char *text);
+/* A button with a mnemonic, its accessible name the label without underscores. */
+GtkWidget *wb_mnemonic_button(const char *label);
 /* A drop-down over a GtkStringList whose long items are ellipsized (it never widens the window). */
 GtkWidget *wb_string_dropdown(GtkStringList *list, int max_chars);
 void wb_save_settings(Wb *wb);

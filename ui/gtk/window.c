@@ -22,6 +22,20 @@ GtkWidget *wb_labelled(GtkWidget *w, const char *name)
     return w;
 }
 
+GtkWidget *wb_mnemonic_button(const char *label)
+{
+    GtkWidget *b = gtk_button_new_with_mnemonic(label);
+    /* GTK 4.8 names such a button "_Apply Apply" (its label, raw, through
+     * labelled-by, then the text): name it by its plain text alone */
+    GString *plain = g_string_new(NULL);
+    for (const char *c = label; *c; c++)
+        if (*c != '_' || c[1] == '_') g_string_append_c(plain, *c == '_' ? *++c : *c);
+    wb_labelled(b, plain->str);
+    gtk_accessible_reset_relation(GTK_ACCESSIBLE(b), GTK_ACCESSIBLE_RELATION_LABELLED_BY);
+    g_string_free(plain, TRUE);
+    return b;
+}
+
 void wb_label_set(GtkWidget *l, const char *text)
 {
     gtk_label_set_text(GTK_LABEL(l), text);
