@@ -32,6 +32,7 @@ APP_PATH = "/io/github/moescope/Workbench"
 
 n_run = 0
 n_failed = 0
+shot_n = 0   # screenshots are numbered across both sessions of the app
 
 
 def ok(cond, msg):
@@ -116,7 +117,6 @@ class App:
             if self.app:
                 break
             time.sleep(0.2)
-        self.shot_n = 0
 
     def frame(self):
         for c in children(self.app):
@@ -240,8 +240,9 @@ class App:
         return False
 
     def shot(self, name):
-        self.shot_n += 1
-        path = os.path.join(self.out, "%02d-%s.png" % (self.shot_n, name))
+        global shot_n
+        shot_n += 1
+        path = os.path.join(self.out, "%02d-%s.png" % (shot_n, name))
         time.sleep(0.4)   # let the last frame paint
         subprocess.run(["import", "-window", "root", path], env=self.env, check=False)
         return path
@@ -716,9 +717,10 @@ def main():
     time.sleep(0.5)
 
     # ------------------------------------------------ settings across sessions
-    wid = xdo("search", "--pid", str(app.proc.pid), "--name", "moescope").stdout.split()
+    # the toplevel, not GTK's 1 × 1 client leader window
+    wid = xdo("search", "--onlyvisible", "--pid", str(app.proc.pid)).stdout.split()
     if wid:
-        xdo("windowsize", wid[0], "1100", "760")
+        xdo("windowsize", wid[-1], "1100", "760")
         time.sleep(0.8)
     rc = app.quit()
     ok(rc == 0, "Ctrl+Q quits cleanly (exit %s)" % rc)
@@ -743,8 +745,12 @@ def main():
         app2.shot("restart-recent")
         xdo("key", "Escape")
         xdo("key", "Escape")
+        # with no window manager the keyboard focus stays with the closed
+        # popover: click into the window, as a person would, before Ctrl+Q
+        app2.xclick(app2.find(name="Status", role="label"))
+        time.sleep(0.3)
         rc = app2.quit()
-        ok(rc == 0, "quits again")
+        ok(rc == 0, "quits again (exit %s)" % rc)
 
     print("1..%d" % n_run, flush=True)
     return 1 if n_failed else 0
