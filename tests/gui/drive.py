@@ -449,7 +449,9 @@ def main():
 
     # ------------------------------------------------------- hover, zoom
     hover_view = next((t for t in titles if re.search(r"heat|token", t, re.I)), titles[0] if titles else None)
-    if hover_view:
+    if not hover_view:
+        ok(True, "# SKIP no view is registered in this build: no hover, zoom or pan to try")
+    else:
         app.page(hover_view)
         area, _ = wait_view(app, hover_view)
         x, y, w, h = app.extents(area)
@@ -506,11 +508,14 @@ def main():
                 break
         if sel_done:
             break
+    if titles:
+        ok(sel_done, "an expert is selected by clicking a view")
+    else:
+        ok(True, "# SKIP no view is registered in this build: the expert is selected through win.select-expert")
     if not sel_done:
-        diag("no view selects an expert on click here; selecting through the action")
         app.action("select-expert", "1:3")
     m = app.wait_text("Selection", r"Selected: layer (\d+) · expert (\d+)", 5)
-    ok(m is not None, "an expert is selected by clicking a view: %s" % (m.group(0) if m else "-"))
+    ok(m is not None, "the selection line names it: %s" % (m.group(0) if m else "-"))
     sel = (int(m.group(1)), int(m.group(2))) if m else (1, 3)
     f = app.wait_text("Prompt filter", r"Prompts where layer %d · expert %d fires: (\d+) of (\d+)" % sel, 10)
     ok(f is not None and int(f.group(1)) <= int(f.group(2)) == n_small,
@@ -577,7 +582,9 @@ def main():
     app.shot("apply")
 
     # --------------------------------------------------------- exports
-    if titles:
+    if not titles:
+        ok(True, "# SKIP no view is registered in this build: no figure to export")
+    else:
         app.page(titles[0])
         wait_view(app, titles[0])
         for ext in ("png", "svg", "pdf"):
