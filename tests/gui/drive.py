@@ -40,7 +40,10 @@ def ok(cond, msg):
     n_run += 1
     if not cond:
         n_failed += 1
-    print("%s %d - %s" % ("ok" if cond else "not ok", n_run, msg.replace("\n", " ")), flush=True)
+    msg = msg.replace("\n", " ")
+    # a skipped step is TAP's "ok N # SKIP reason" (tools/run-tests.sh lists those reasons)
+    sep = " " if msg.startswith("# SKIP") else " - "
+    print("%s %d%s%s" % ("ok" if cond else "not ok", n_run, sep, msg), flush=True)
     return cond
 
 
