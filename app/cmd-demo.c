@@ -16,7 +16,7 @@
 #define CMD "demo"
 
 static const char *demo_help =
-    "usage: moescope demo [--model M] [--prompts FILE] [--db OUT.db] [--dir DIR] [-t THREADS]\n"
+    "usage: moescope demo [--model M] [--prompts FILE] [--db OUT.db] [--dir DIR] [-t THREADS] [--gui]\n"
     "\n"
     "The main job: trace the bundled labelled prompts with the default model and\n"
     "print a report (expert load, cross-lingual routing, expert-label association).\n"
@@ -30,7 +30,11 @@ static const char *demo_help =
     "  --db OUT.db    trace database (default: DIR/demo.db, replaced on each run)\n"
     "  --dir DIR      working directory for the synthesised model and database\n"
     "                 (default: the build tree's demo/ directory)\n"
-    "  -t THREADS     worker threads (default: all CPUs)\n";
+    "  -t THREADS     worker threads (default: all CPUs)\n"
+    "  --gui          then open the workbench (moescope-gtk) on the model, the\n"
+    "                 prompts and the trace when a display is there (DISPLAY or\n"
+    "                 WAYLAND_DISPLAY) and moescope-gtk was built; otherwise say\n"
+    "                 why and end with the text report\n";
 
 static bool file_exists(const char *p)
 {
@@ -98,12 +102,36 @@ static int npmi_top(const char *db, const char *label, const char *title, const 
     return step(title2, ms_cmd_sql, (int)MS_ARRAY_LEN(tq), tq) ? 1 : 0;
 }
 
+/* --gui: replace this process by the workbench on the demo's files, the
+ * build's own moescope-gtk first, else the installed one; without a display
+ * or a built workbench the text report above is the result. */
+static int open_workbench(const char *model, const char *prompts, const char *db)
+{
+    const char *d = getenv("DISPLAY"), *w = getenv("WAYLAND_DISPLAY");
+    if (!(d && *d) && !(w && *w)) {
+        printf("\nNo display (DISPLAY / WAYLAND_DISPLAY unset): the report above is the result; "
+               "`moescope-gtk %s --db %s --prompts %s` opens the workbench on it.\n", model, db, prompts);
+        return 0;
+    }
+    char exe[4200];
+    snprintf(exe, sizeof exe, "%s/ui/gtk/moescope-gtk", MS_BUILD_DIR);
+    const char *prog = access(exe, X_OK) == 0 ? exe : "moescope-gtk";
+    printf("\n== the workbench on this trace\n$ moescope-gtk %s --db %s --prompts %s\n", model, db, prompts);
+    fflush(stdout);
+    execlp(prog, "moescope-gtk", model, "--db", db, "--prompts", prompts, (char *)NULL);
+    printf("The workbench is not available (%s: %s; it is built when GTK 4 and libadwaita are installed): "
+           "the report above is the result.\n", prog, strerror(errno));
+    return 0;
+}
+
 int ms_cmd_demo(int argc, char **argv)
 {
     const char *model = NULL, *prompts = NULL, *db = NULL, *dir = NULL, *threads = NULL;
+    bool gui = false;
     for (int i = 1; i < argc; i++) {
         int r;
         if (ms_cli_is_help(argv[i])) { fputs(demo_help, stdout); return 0; }
+        if (!strcmp(argv[i], "--gui")) { gui = true; continue; }
         if ((r = ms_cli_opt(CMD, argc, argv, &i, "--model", NULL, &model))) { if (r < 0) return 2; continue; }
         if ((r = ms_cli_opt(CMD, argc, argv, &i, "--prompts", NULL, &prompts))) { if (r < 0) return 2; continue; }
         if ((r = ms_cli_opt(CMD, argc, argv, &i, "--db", NULL, &db))) { if (r < 0) return 2; continue; }
@@ -185,5 +213,6 @@ int ms_cmd_demo(int argc, char **argv)
 
     printf("\nThe trace is in %s: query it with `moescope sql --db %s '...'` or sqlite3;\n"
            "results of the analyses are in its an_* tables (docs/schema.md, docs/analysis.md).\n", db, db);
+    if (gui) return open_workbench(model, prompts, db);
     return 0;
 }

@@ -5,8 +5,12 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config
   libopenblas-dev libpcre2-dev libunistring-dev libsqlite3-dev libpq-dev libjansson-dev zlib1g-dev
-  libgtk-4-dev libcairo2-dev libpango1.0-dev
+  libgtk-4-dev libadwaita-1-dev libcairo2-dev libpango1.0-dev
   sqlite3 postgresql python3 xvfb xauth
+  # the workbench's end-to-end test (tests/gui): a virtual X server, a session
+  # bus with the accessibility bus, pyatspi to drive the window, xdotool for
+  # pointer and keys, ImageMagick for screenshots, gdbus for actions
+  dbus dbus-x11 at-spi2-core python3-pyatspi libglib2.0-bin xdotool imagemagick
   # figures (ui/): fonts for labels and for token text in every script, and
   # poppler's pdftoppm, with which the tests read PDF output back
   fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji

@@ -92,6 +92,18 @@ typedef struct {
                                  * (4096: every layer's top-k of a token, e.g. 16 layers x top-8) */
 } MsViewHit;
 
+/* Where a zoomable view draws its data window: what the workbench needs to
+ * zoom about the pointer and pan by dragging (ui/workbench/wb-zoom.h). */
+typedef struct {
+    double x_lo, x_hi, y_lo, y_hi;  /* the whole window in data units; an axis with lo >= hi does not zoom */
+    double min_dx, min_dy;          /* smallest span worth zooming to (e.g. 8 tokens, 1 layer); 0 = any */
+    MsPlotRect plot;                /* where the visible window is drawn, figure units */
+    bool x_flip, y_down;            /* as MsPlotGeom: x_lo drawn at the right; y_lo at the top */
+} MsViewFrame;
+
+/* A frame from a laid-out figure (plot rect and orientation of g). */
+MsViewFrame ms_view_frame_from_geom(const MsPlotGeom *g, double x_lo, double x_hi, double y_lo, double y_hi);
+
 typedef struct MsViewClass {
     const char *name;           /* as the command line takes it: "heatmap" */
     const char *title;          /* "Token × layer heat map" */
@@ -103,6 +115,9 @@ typedef struct MsViewClass {
     bool (*hit)(const void *model, const MsViewState *s, double width, double height, double x, double y,
                 MsViewHit *out);
     void (*default_size)(const void *model, double *width, double *height);
+    /* Optional (NULL: the view does not zoom or pan): the frame of a width ×
+     * height figure drawn in state s; false when there is nothing to zoom. */
+    bool (*frame)(const void *model, const MsViewState *s, double width, double height, MsViewFrame *out);
 } MsViewClass;
 
 /* The registry: every view, in the order menus show them. */

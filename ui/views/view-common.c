@@ -35,6 +35,13 @@ void ms_view_state_init(MsViewState *s)
     s->hover_row = s->hover_col = -1;
 }
 
+MsViewFrame ms_view_frame_from_geom(const MsPlotGeom *g, double x_lo, double x_hi, double y_lo, double y_hi)
+{
+    MsViewFrame f = { .x_lo = x_lo, .x_hi = x_hi, .y_lo = y_lo, .y_hi = y_hi, .plot = g->plot,
+                      .x_flip = g->x_flip, .y_down = g->y_down };
+    return f;
+}
+
 typedef struct {
     const MsViewClass *v;
     const void *model;

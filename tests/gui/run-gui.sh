@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# run-gui.sh EXE SOURCE OUTDIR — the workbench's end-to-end test (drive.py)
+# under a virtual X server (Xvfb, 1400×900) with its own session bus, so the
+# accessibility bus and registry start on demand.  User directories are
+# fresh temporary ones (settings, recent files, traces never touch the real
+# ones) and the interface font is fixed, so screenshots are stable.
+# Screenshots and exported files go to OUTDIR (replaced on each run).
+# Skips (TAP "1..0 # SKIP reason", exit 0) only when a tool is missing.
+set -u
+exe=$1 src=$2 out=$3
+skip() { echo "1..0 # SKIP $*"; exit 0; }
+command -v xvfb-run >/dev/null || skip "xvfb-run is missing (Debian package xvfb)"
+command -v Xvfb >/dev/null || skip "Xvfb is missing (Debian package xvfb)"
+command -v xauth >/dev/null || skip "xauth is missing (Debian package xauth)"
+command -v dbus-run-session >/dev/null || skip "dbus-run-session is missing (Debian package dbus)"
+[ -x /usr/libexec/at-spi-bus-launcher ] || skip "the accessibility bus is missing (Debian package at-spi2-core)"
+/usr/bin/python3 -c 'import pyatspi' 2>/dev/null || skip "pyatspi is missing (Debian package python3-pyatspi)"
+command -v xdotool >/dev/null || skip "xdotool is missing (Debian package xdotool)"
+command -v import >/dev/null && command -v convert >/dev/null || skip "ImageMagick is missing (Debian package imagemagick)"
+command -v gdbus >/dev/null || skip "gdbus is missing (Debian package libglib2.0-bin)"
+if [ ! -x "$exe" ]; then
+  echo "1..1"
+  echo "not ok 1 - $exe is not built"
+  exit 1
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/moescope-gui.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/config/gtk-4.0" "$tmp/data" "$tmp/cache" "$tmp/runtime" "$tmp/home"
+chmod 700 "$tmp/runtime"
+printf '[Settings]\ngtk-font-name=DejaVu Sans 10\ngtk-enable-animations=false\n' > "$tmp/config/gtk-4.0/settings.ini"
+export HOME="$tmp/home" XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data" XDG_CACHE_HOME="$tmp/cache" \
+  XDG_RUNTIME_DIR="$tmp/runtime" GSK_RENDERER=cairo GDK_BACKEND=x11 LC_ALL=C.UTF-8 GTK_THEME=Adwaita
+unset DISPLAY WAYLAND_DISPLAY DBUS_SESSION_BUS_ADDRESS
+# in the ASan build: GTK, fontconfig and GLib keep caches to exit on purpose,
+# so leak checking the whole toolkit is noise (memory errors still abort)
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+rm -rf "$out"
+mkdir -p "$out"
+# as root dbus-daemon prints harmless "Failed to set fd limit" lines
+# and the accessibility registry announces itself on stdout (not TAP): both filtered
+xvfb-run -a -s "-screen 0 1400x900x24" dbus-run-session -- \
+  /usr/bin/python3 "$src/tests/gui/drive.py" --exe "$exe" --source "$src" --out "$out" \
+  2> >(grep -v -e 'fd limit' -e '^dbus-daemon' -e 'SpiRegistry daemon' >&2) | grep --line-buffered -v 'SpiRegistry daemon'
+exit "${PIPESTATUS[0]}"
