@@ -12,6 +12,7 @@
 #include "cli-util.h"
 #include "commands.h"
 #include "engine.h"
+#include "ms-cpu.h"
 #include "quant.h"
 
 static const char bench_help[] =
@@ -31,7 +32,15 @@ static const char bench_help[] =
     "  --observer   attach a routing + hidden-state observer that reads every value\n"
     "               it is given (to measure what an observer costs)\n"
     "  --json       one JSON object with prefill_tps and decode_tps (medians) and\n"
-    "               the per-repetition values\n";
+    "               the per-repetition values\n"
+    "\n"
+    "Decode is bound by memory bandwidth: the bytes of weight matrices one token\n"
+    "reads (the routed experts counted k of E, the embedding one row) are printed\n"
+    "with the bandwidth that gives at the median speed (decode_weight_bytes,\n"
+    "decode_gbps), to set against a stream-read benchmark on the same threads\n"
+    "(build/bench/bench-stream).  Also printed: the kernel level in use (isa;\n"
+    "MOESCOPE_ISA=scalar|avx2|avxvnni|avx512|avx512bf16 caps it) and the CPU's\n"
+    "relevant flags.\n";
 
 typedef struct {
     double sum;   /* keeps the compiler from dropping the reads */
@@ -147,9 +156,10 @@ static int bench_measure(Bench *b, MsContext *ctx, const int32_t *toks, float *l
     return 0;
 }
 
-static void bench_print_json(const Bench *b, const MsModelInfo *in, const char *base, int thr)
+static void bench_print_json(const Bench *b, const MsModelInfo *in, const char *base, int thr, uint64_t wbytes)
 {
     Stats sp = stats_of(b->pp, b->reps), sg = stats_of(b->tg, b->reps);
+    char flags[256];
     json_t *o = json_object();
     json_object_set_new(o, "model", json_string(base));
     json_object_set_new(o, "arch", json_string(in->arch_name));
@@ -164,6 +174,10 @@ static void bench_print_json(const Bench *b, const MsModelInfo *in, const char *
     json_object_set_new(o, "decode_tps", b->n_g ? json_real(sg.median) : json_null());
     if (b->n_p) json_object_set_new(o, "prefill", json_stats(&sp, b->pp, b->reps));
     if (b->n_g) json_object_set_new(o, "decode", json_stats(&sg, b->tg, b->reps));
+    json_object_set_new(o, "decode_weight_bytes", json_integer((json_int_t)wbytes));
+    json_object_set_new(o, "decode_gbps", b->n_g ? json_real(1e-9 * (double)wbytes * sg.median) : json_null());
+    json_object_set_new(o, "isa", json_string(ms_isa_name(ms_isa_active())));
+    json_object_set_new(o, "cpu_flags", json_string(ms_cpu_flags(flags, sizeof flags)));
     if (b->observer) json_object_set_new(o, "observer_events", json_integer(b->touch.events));
     char *s = json_dumps(o, JSON_PRESERVE_ORDER);
     if (s) puts(s);
@@ -171,7 +185,7 @@ static void bench_print_json(const Bench *b, const MsModelInfo *in, const char *
     json_decref(o);
 }
 
-static void bench_print_table(const Bench *b, const MsModelInfo *in, const char *base, int thr)
+static void bench_print_table(const Bench *b, const MsModelInfo *in, const char *base, int thr, uint64_t wbytes)
 {
     printf("| %-28s | %-6s | %7s | %8s | %-6s | %12s | %9s | %10s | %10s |\n", "model", "type", "threads",
            "observer", "test", "t/s median", "sd", "min", "max");
@@ -187,6 +201,11 @@ static void bench_print_table(const Bench *b, const MsModelInfo *in, const char 
         printf("| %-28.28s | %-6s | %7d | %8s | %-6s | %12.2f | %9.2f | %10.2f | %10.2f |\n", base,
                ms_type_name(in->weight_type), thr, b->observer ? "yes" : "no", t, s.median, s.sd, s.min, s.max);
     }
+    char flags[256];
+    if (b->n_g)
+        printf("decode reads %.1f MB of weights per token: %.2f GB/s at the median\n", 1e-6 * (double)wbytes,
+               1e-9 * (double)wbytes * stats_of(b->tg, b->reps).median);
+    printf("kernels: %s (cpu: %s)\n", ms_isa_name(ms_isa_active()), ms_cpu_flags(flags, sizeof flags));
 }
 
 int ms_cmd_bench(int argc, char **argv)
@@ -231,8 +250,9 @@ int ms_cmd_bench(int argc, char **argv)
         int thr = c.n_threads > 0 ? c.n_threads : (int)(ncpu > 0 ? ncpu : 1);
         char *pc = strdup(c.model);
         const char *base = pc ? basename(pc) : c.model;
-        if (b.json) bench_print_json(&b, in, base, thr);
-        else bench_print_table(&b, in, base, thr);
+        uint64_t wbytes = ms_model_decode_weight_bytes(m);
+        if (b.json) bench_print_json(&b, in, base, thr, wbytes);
+        else bench_print_table(&b, in, base, thr, wbytes);
         free(pc);
     }
     free(toks);

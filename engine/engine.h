@@ -76,6 +76,13 @@ const MsGguf *ms_model_gguf(const MsModel *m);      /* borrowed */
 bool ms_model_layer_is_moe(const MsModel *m, int layer);
 /* Count of tensors of each type, for `info`: fills counts[MS_TYPE_COUNT]. */
 void ms_model_type_histogram(const MsModel *m, int64_t *counts);
+/* Bytes of weight matrices one decoded token reads: every matrix in full,
+ * except the token embedding (one row) and the routed experts (n_expert_used
+ * of each MoE layer's experts, as selected by default; the tied output
+ * matrix counts in full).  Norm and bias vectors and the KV cache are left
+ * out (small next to the matrices).  Decode is bound by reading these
+ * bytes, so bytes x tokens/s is the bandwidth decode achieves. */
+uint64_t ms_model_decode_weight_bytes(const MsModel *m);
 
 /* --------------------------------------------------------------- observer */
 

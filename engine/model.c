@@ -748,3 +748,29 @@ void ms_model_type_histogram(const MsModel *m, int64_t *counts)
         if (t >= 0 && t < MS_TYPE_COUNT) counts[t]++;
     }
 }
+
+/* Bytes of a matrix (n3 slices of `stride` bytes: experts or heads). */
+static uint64_t mat_bytes(const MsMat *x, int64_t n3)
+{
+    return x->data ? (uint64_t)x->stride * (uint64_t)n3 : 0;
+}
+
+uint64_t ms_model_decode_weight_bytes(const MsModel *m)
+{
+    const MsModelInfo *in = &m->info;
+    uint64_t s = (m->tok_embd.data ? m->tok_embd.row_bytes : 0) + mat_bytes(&m->output, 1);
+    for (int il = 0; il < in->n_layer; il++) {
+        const MsLayer *L = &m->layers[il];
+        const MsMat *full[] = {
+            &L->wq, &L->wk, &L->wv, &L->wo, &L->wqkv, &L->wq_a, &L->wq_b, &L->wkv_a, &L->wkv_b,
+            &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->gate_inp,
+            &L->gate_shexp, &L->up_shexp, &L->down_shexp, &L->gate_inp_shexp,
+        };
+        for (size_t i = 0; i < sizeof full / sizeof full[0]; i++) s += mat_bytes(full[i], 1);
+        s += mat_bytes(&L->wk_b, in->n_head) + mat_bytes(&L->wv_b, in->n_head);
+        if (L->moe)
+            s += mat_bytes(&L->gate_exps, in->n_expert_used) + mat_bytes(&L->up_exps, in->n_expert_used) +
+                 mat_bytes(&L->down_exps, in->n_expert_used);
+    }
+    return s;
+}

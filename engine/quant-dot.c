@@ -3,32 +3,17 @@
  * converted to the weight's vec_dot type (GGUF-MOE.md §2.2), scaled per
  * block and summed in float.
  *
- * Implementations (same integer sums and per-block scaling; results agree
- * up to float summation order, ~1e-7 relative):
- *  - portable scalar code (msq_vec_dot_scalar), always compiled, used when
- *    the build has no AVX2+FMA+F16C and for Q2_K / Q3_K;
- *  - register tiles (AVX2, AVX-VNNI, AVX512-VNNI, AVX512-BF16) for F32 F16
- *    BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL MXFP4 Q4_K Q5_K Q6_K (the two look-up
- *    types map their nibbles to levels with one byte shuffle).  ms_vec_dot, ms_gemv and
- *    ms_gemm with nt < 4 run one weight row at a time (sequential streaming
- *    for decode) and are bit-identical to each other;
- *  - ms_gemm with nt >= 4: 4 rows x 4 tokens tiles, and for the int8 types
- *    with n % 256 == 0 a repacked VNNI path (see "packed prefill path").
- *    A token's result there does not depend on nt or its position.
- * Nothing here allocates (the packed path uses ~52 KB of stack) or keeps
- * state, so every function is thread-safe. */
+ * This file holds the portable scalar code (msq_vec_dot_scalar: the
+ * fallback, and the only path for Q2_K / Q3_K) and the public entry points,
+ * which hand each call to the SIMD kernels of the level chosen at run time
+ * (ms-cpu.h; the kernels and their guarantees: quant-simd.c).  The scalar
+ * path forms the same exact integer block sums but adds the scaled blocks
+ * in another order, so it agrees with the SIMD levels to ~1e-7 relative. */
 #include "quant.h"
 #include "quant-impl.h"
 #include "ms-common.h"
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#define MSQ_SIMD 1
-#include <immintrin.h>
-#else
-#define MSQ_SIMD 0
-#endif
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#include "ms-cpu.h"
 
 static inline float h2f(const uint8_t *p) { return ms_fp16_to_fp32(msq_rd16(p)); }
 static inline float rdf32(const uint8_t *p) { float f; memcpy(&f, p, 4); return f; }
@@ -219,905 +204,90 @@ float msq_vec_dot_scalar(int wtype, int64_t n, const void *wrow, const void *act
     }
 }
 
-/* ======================================================== SIMD kernels */
-#if MSQ_SIMD
-
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-#define MSQ_VNNI 1
-#define DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
-#define DPWSSD(acc, a, b) _mm256_dpwssd_epi32((acc), (a), (b))
-#elif defined(__AVXVNNI__)
-#define MSQ_VNNI 1
-#define DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
-#define DPWSSD(acc, a, b) _mm256_dpwssd_avx_epi32((acc), (a), (b))
-#else
-/* AVX2 emulation; exact as long as the u8*s8 pair sums fit in i16, which
- * the callers guarantee (unsigned operand <= 128 or <= 63). */
-#define MSQ_VNNI 0
-#define DPBUSD(acc, u, s) _mm256_add_epi32((acc), \
-    _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
-#define DPWSSD(acc, a, b) _mm256_add_epi32((acc), _mm256_madd_epi16((a), (b)))
-#endif
-
-#define UNROLL _Pragma("GCC unroll 4")
-
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline __m256 bcast_h(const uint8_t *p)
-{
-    return _mm256_set1_ps(_cvtsh_ss(msq_rd16(p)));
-}
-
-/* ---- Q8_0-activation family: Q8_0, Q4_0, Q5_0 weights ----
- * The weight block is brought to 32 unsigned bytes u = q + off; then
- * sum(q*y) = sum(u*y) - off*sum(y), and off*sum(y) per lane comes from one
- * more dpbusd per activation block (shared by all rows of the tile). */
-/* Block bytes of the Q8_0-activation family, as a constant the compiler
- * can fold (an out-of-line table lookup in the hot loop costs a call). */
-ALWAYS_INLINE size_t q8fam_bytes(int type)
-{
-    return type == MS_TYPE_Q8_0 ? 34 : type == MS_TYPE_Q4_0 ? 18 : type == MS_TYPE_Q5_0 ? 22
-         : type == MS_TYPE_Q4_1 ? 20 : type == MS_TYPE_IQ4_NL ? 18 : type == MS_TYPE_MXFP4 ? 17 : 24;
-}
-
-/* The offset that makes a block's integer weights non-negative (u = q + off). */
-ALWAYS_INLINE int q8fam_off(int type)
-{
-    return type == MS_TYPE_Q8_0 || type == MS_TYPE_IQ4_NL ? 128 : type == MS_TYPE_Q4_0 ? 8
-         : type == MS_TYPE_MXFP4 ? 12 : 16;
-}
-
-ALWAYS_INLINE bool lut_type(int type) { return type == MS_TYPE_IQ4_NL || type == MS_TYPE_MXFP4; }
-
-/* The 16 levels of a look-up type plus add, in both 128-bit lanes (pshufb table). */
-ALWAYS_INLINE __m256i lut_table(int type, int add)
-{
-    const int8_t *v = type == MS_TYPE_IQ4_NL ? msq_iq4nl_values : msq_mxfp4_values;
-    __m128i t = _mm_loadu_si128((const __m128i *)v);
-    return _mm256_broadcastsi128_si256(_mm_add_epi8(t, _mm_set1_epi8((char)add)));
-}
-
-/* Block scale of the weight as a float vector (f16 d, or MXFP4's E8M0). */
-ALWAYS_INLINE __m256 w32_scale_v(int type, const uint8_t *b)
-{
-    if (type == MS_TYPE_MXFP4) return _mm256_set1_ps(msq_e8m0_half(b[0]));
-    return _mm256_set1_ps(_cvtsh_ss(msq_rd16(b)));
-}
-
-/* Q4_1 / Q5_1 take Q8_1 activations (36-byte blocks, qs at 4, s at 2) and
- * have no offset: unsigned levels, plus the m * s term per block. */
-ALWAYS_INLINE bool q81_act(int type) { return type == MS_TYPE_Q4_1 || type == MS_TYPE_Q5_1; }
-
-ALWAYS_INLINE __m256i q32_unsigned(int type, const uint8_t *b)
-{
-    const __m256i m4 = _mm256_set1_epi8(15);
-    if (type == MS_TYPE_Q8_0)
-        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(b + 2)), _mm256_set1_epi8((char)0x80));
-    const uint8_t *qs = b + (type == MS_TYPE_Q4_0 || type == MS_TYPE_IQ4_NL ? 2 : type == MS_TYPE_MXFP4 ? 1
-                             : type == MS_TYPE_Q5_0 ? 6 : type == MS_TYPE_Q4_1 ? 4 : 8);
-    __m128i q = _mm_loadu_si128((const __m128i *)qs);
-    __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-    if (lut_type(type)) return _mm256_shuffle_epi8(lut_table(type, q8fam_off(type)), u);
-    if (type == MS_TYPE_Q5_0 || type == MS_TYPE_Q5_1) {
-        /* bit j of qh -> 0x10 in byte j */
-        uint32_t qh = msq_rd32(b + (type == MS_TYPE_Q5_0 ? 2 : 4));
-        __m256i v = _mm256_set1_epi32((int)qh);
-        const __m256i sh = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                             0x0101010101010101, 0x0000000000000000);
-        v = _mm256_shuffle_epi8(v, sh);
-        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-        v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-        u = _mm256_or_si256(u, _mm256_and_si256(v, _mm256_set1_epi8(16)));
-    }
-    return u;
-}
-
-ALWAYS_INLINE void q8fam_block(const int type, const int R, const int T, int64_t i,
-                               const uint8_t *const *w, const uint8_t *const *a, __m256 acc[4][4])
-{
-    const size_t wb = q8fam_bytes(type);
-    const int off = q8fam_off(type);
-    const __m256i offv = _mm256_set1_epi8((char)off);
-    const bool m1 = q81_act(type);
-    __m256i y[4], corr[4];
-    __m256 dy[4], sy[4];
-    UNROLL for (int t = 0; t < T; t++) {
-        const uint8_t *ab = a[t] + (m1 ? 36 : 34) * i;
-        y[t] = _mm256_loadu_si256((const __m256i *)(ab + (m1 ? 4 : 2)));
-        if (m1) {
-            corr[t] = _mm256_setzero_si256();
-            /* s in lane 0 only: the m*s term enters the sum once */
-            sy[t] = _mm256_set_m128(_mm_setzero_ps(), _mm_set_ss(_cvtsh_ss(msq_rd16(ab + 2))));
-        } else {
-            corr[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                       DPBUSD(_mm256_setzero_si256(), offv, y[t]));
-        }
-        dy[t] = bcast_h(ab);
-    }
-    UNROLL for (int r = 0; r < R; r++) {
-        const uint8_t *wbk = w[r] + wb * i;
-        __m256 dw = w32_scale_v(type, wbk);
-        if (m1) {
-            __m256 mw = bcast_h(wbk + 2);
-            UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_fmadd_ps(mw, sy[t], acc[r][t]);
-        }
-#if !MSQ_VNNI
-        if (type == MS_TYPE_Q8_0 || type == MS_TYPE_IQ4_NL) {
-            /* u = q + 128 would overflow maddubs: sign trick instead */
-            __m256i q;
-            if (type == MS_TYPE_Q8_0) {
-                q = _mm256_loadu_si256((const __m256i *)(wbk + 2));
-            } else {
-                __m128i h = _mm_loadu_si128((const __m128i *)(wbk + 2));
-                __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(h, 4), h), _mm256_set1_epi8(15));
-                q = _mm256_shuffle_epi8(lut_table(type, 0), nib);
-            }
-            __m256i ax = _mm256_sign_epi8(q, q);
-            UNROLL for (int t = 0; t < T; t++) {
-                __m256i s = DPBUSD(_mm256_setzero_si256(), ax, _mm256_sign_epi8(y[t], q));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, dy[t]), acc[r][t]);
-            }
-            continue;
-        }
-#endif
-        __m256i u = q32_unsigned(type, wbk);
-        UNROLL for (int t = 0; t < T; t++) {
-            __m256i s = DPBUSD(corr[t], u, y[t]);
-            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, dy[t]), acc[r][t]);
-        }
-    }
-}
-
-/* Single-row tiles (gemv, vec_dot) alternate two float accumulators over
- * blocks to hide the FMA latency; multi-row tiles have enough chains. */
-ALWAYS_INLINE void tile_q8fam(const int type, const int R, const int T, int64_t nb,
-                              const uint8_t *const *w, const uint8_t *const *a,
-                              float out[4][4])
-{
-    const int ACC = R == 1 ? 2 : 1;
-    __m256 acc[2][4][4];
-    for (int u = 0; u < ACC; u++)
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[u][r][t] = _mm256_setzero_ps();
-    int64_t i = 0;
-    if (ACC == 2)
-        for (; i + 2 <= nb; i += 2) {
-            q8fam_block(type, R, T, i, w, a, acc[0]);
-            q8fam_block(type, R, T, i + 1, w, a, acc[1]);
-        }
-    for (; i < nb; i++) q8fam_block(type, R, T, i, w, a, acc[0]);
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++)
-        out[r][t] = hsum8(ACC == 2 ? _mm256_add_ps(acc[0][r][t], acc[1][r][t]) : acc[0][r][t]);
-}
-
-/* ---- K-quants with Q8_K activations ----
- * Sub-block products: maddubs(u8 weights, s8 activations) -> i16 pairs,
- * then dpwssd with the sub-block scale -> i32 lanes; one float scaling per
- * super-block. */
-ALWAYS_INLINE __m256i scale_pair(int sa, int sb)
-{
-    return _mm256_set_m128i(_mm_set1_epi16((short)sb), _mm_set1_epi16((short)sa));
-}
-
-ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t nb,
-                             const uint8_t *const *w, const uint8_t *const *a,
-                             float out[4][4])
-{
-    const size_t wb = five ? 176 : 144;
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m256 acc[4][4];
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        /* R == 1: one integer chain per 64 elements (cp), summed exactly at the end */
-        __m256i isum[4][4], cp[4][4], sc16[4], mins[4];
-        __m256 dw[4], dmw[4], dy[4];
-        UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *b = w[r] + wb * i;
-            uint64_t s8, m8;
-            msq_q4k_scales8(b + 4, &s8, &m8);
-            /* the 8 scales as i16 in both 128-bit lanes; broadcast per sub-block below */
-            sc16[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s8)));
-            /* mins paired with bsums: lane j of madd = m_j*(bs[2j]+bs[2j+1]) */
-            __m128i mm = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
-            mins[r] = _mm256_set_m128i(_mm_unpackhi_epi16(mm, mm), _mm_unpacklo_epi16(mm, mm));
-            dw[r] = bcast_h(b);
-            dmw[r] = bcast_h(b + 2);
-            UNROLL for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
-        }
-        if (R == 1) UNROLL for (int p = 0; p < 4; p++) UNROLL for (int t = 0; t < T; t++) cp[p][t] = _mm256_setzero_si256();
-        UNROLL for (int t = 0; t < T; t++) dy[t] = _mm256_set1_ps(rdf32(a[t] + 292 * i));
-        UNROLL for (int p = 0; p < 4; p++) {
-            __m256i ylo[4], yhi[4];
-            UNROLL for (int t = 0; t < T; t++) {
-                const uint8_t *ys = a[t] + 292 * i + 4 + 64 * p;
-                ylo[t] = _mm256_loadu_si256((const __m256i *)ys);
-                yhi[t] = _mm256_loadu_si256((const __m256i *)(ys + 32));
-            }
-            UNROLL for (int r = 0; r < R; r++) {
-                const uint8_t *b = w[r] + wb * i;
-                __m256i q = _mm256_loadu_si256((const __m256i *)(b + (five ? 48 : 16) + 32 * p));
-                __m256i lo = _mm256_and_si256(q, m4);
-                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                if (five) {
-                    __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
-                    __m256i bl = _mm256_set1_epi8((char)(1 << (2 * p)));
-                    __m256i bh = _mm256_set1_epi8((char)(2 << (2 * p)));
-                    __m256i x10 = _mm256_set1_epi8(16);
-                    lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), x10));
-                    hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), x10));
-                }
-                __m256i slo = _mm256_shuffle_epi8(sc16[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * 2 * p)));
-                __m256i shi = _mm256_shuffle_epi8(sc16[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * p + 1))));
-                UNROLL for (int t = 0; t < T; t++) {
-                    __m256i *c = R == 1 ? &cp[p][t] : &isum[r][t];
-                    *c = DPWSSD(*c, _mm256_maddubs_epi16(lo, ylo[t]), slo);
-                    *c = DPWSSD(*c, _mm256_maddubs_epi16(hi, yhi[t]), shi);
-                }
-            }
-        }
-        UNROLL for (int t = 0; t < T; t++) {
-            __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
-            UNROLL for (int r = 0; r < R; r++) {
-                if (R == 1) isum[r][t] = _mm256_add_epi32(_mm256_add_epi32(cp[0][t], cp[1][t]),
-                                                          _mm256_add_epi32(cp[2][t], cp[3][t]));
-                __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins[r], bs));
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(dw[r], dy[t]), acc[r][t]);
-                acc[r][t] = _mm256_fnmadd_ps(m, _mm256_mul_ps(dmw[r], dy[t]), acc[r][t]);
-            }
-        }
-    }
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = hsum8(acc[r][t]);
-}
-
-/* Q6_K: u = q + 32 in 0..63; the -32 offset is folded in exactly as
- * -32*sum_j sc_j*bsum_j (one more dpwssd per super-block). */
-ALWAYS_INLINE void tile_q6k(const int R, const int T, int64_t nb,
-                            const uint8_t *const *w, const uint8_t *const *a,
-                            float out[4][4])
-{
-    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc[4][4];
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        /* R == 1: one integer chain per g (cg), summed exactly at the end */
-        __m256i isum[4][4], cg[4][4], sc32[4];
-        __m256 dw[4], dy[4];
-        UNROLL for (int r = 0; r < R; r++) {
-            const uint8_t *b = w[r] + 210 * i;
-            __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
-            sc32[r] = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(s16, 5));
-            dw[r] = bcast_h(b + 208);
-            UNROLL for (int t = 0; t < T; t++) isum[r][t] = _mm256_setzero_si256();
-        }
-        UNROLL for (int t = 0; t < T; t++) {
-            dy[t] = _mm256_set1_ps(rdf32(a[t] + 292 * i));
-            __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
-            UNROLL for (int r = 0; r < R; r++) isum[r][t] = DPWSSD(isum[r][t], sc32[r], bs);
-        }
-        if (R == 1) UNROLL for (int g = 0; g < 4; g++) UNROLL for (int t = 0; t < T; t++) cg[g][t] = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            UNROLL for (int g = 0; g < 4; g++) {
-                __m256i y[4];
-                UNROLL for (int t = 0; t < T; t++)
-                    y[t] = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 4 + 128 * h + 32 * g));
-                UNROLL for (int r = 0; r < R; r++) {
-                    const uint8_t *b = w[r] + 210 * i;
-                    __m256i ql = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32 * (g & 1)));
-                    __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
-                    __m256i lo = g >= 2 ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
-                                        : _mm256_and_si256(ql, m4);
-                    __m256i hb;
-                    switch (g) {
-                    case 0: hb = _mm256_slli_epi16(qh, 4); break;
-                    case 1: hb = _mm256_slli_epi16(qh, 2); break;
-                    case 2: hb = qh; break;
-                    default: hb = _mm256_srli_epi16(qh, 2); break;
-                    }
-                    __m256i u = _mm256_or_si256(lo, _mm256_and_si256(hb, m30));
-                    const int8_t *sc = (const int8_t *)(b + 192 + 8 * h + 2 * g);
-                    __m256i s = scale_pair(sc[0], sc[1]);
-                    UNROLL for (int t = 0; t < T; t++) {
-                        __m256i *c = R == 1 ? &cg[g][t] : &isum[r][t];
-                        *c = DPWSSD(*c, _mm256_maddubs_epi16(u, y[t]), s);
-                    }
-                }
-            }
-        }
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) {
-            if (R == 1) isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_add_epi32(_mm256_add_epi32(cg[0][t], cg[1][t]),
-                                                                             _mm256_add_epi32(cg[2][t], cg[3][t])));
-            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(dw[r], dy[t]), acc[r][t]);
-        }
-    }
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = hsum8(acc[r][t]);
-}
-
-/* ---- F32 / F16 / BF16: convert to f32 and FMA (products of two halves
- * are exact in f32, so only the summation order differs from ggml). */
-ALWAYS_INLINE __m256 load8(int type, const uint8_t *p)
-{
-    if (type == MS_TYPE_F32) return _mm256_loadu_ps((const float *)p);
-    __m128i h = _mm_loadu_si128((const __m128i *)p);
-    if (type == MS_TYPE_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-static inline float scalar_elem(int type, const uint8_t *p, int64_t k)
-{
-    if (type == MS_TYPE_F32) return rdf32(p + 4 * k);
-    uint16_t h = msq_rd16(p + 2 * k);
-    return type == MS_TYPE_F16 ? ms_fp16_to_fp32(h) : ms_bf16_to_fp32(h);
-}
-
-ALWAYS_INLINE void tile_float(const int type, const int R, const int T, int64_t n,
-                              const uint8_t *const *w, const uint8_t *const *a,
-                              float out[4][4])
-{
-    const int es = type == MS_TYPE_F32 ? 4 : 2;
-    __m256 acc[4][4];
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
-    int64_t k = 0;
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
-    if (type == MS_TYPE_BF16) {
-        /* dpbf16ps: 32 bf16 pairs per instruction, f32 accumulation */
-        __m512 acc5[4][4];
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc5[r][t] = _mm512_setzero_ps();
-        if (R == 1) {
-            __m512 acc6[4];
-            UNROLL for (int t = 0; t < T; t++) acc6[t] = _mm512_setzero_ps();
-            for (; k + 64 <= n; k += 64) {
-                __m512i x0 = _mm512_loadu_si512(w[0] + 2 * k), x1 = _mm512_loadu_si512(w[0] + 2 * k + 64);
-                UNROLL for (int t = 0; t < T; t++) {
-                    acc5[0][t] = _mm512_dpbf16_ps(acc5[0][t], (__m512bh)x0, (__m512bh)_mm512_loadu_si512(a[t] + 2 * k));
-                    acc6[t] = _mm512_dpbf16_ps(acc6[t], (__m512bh)x1, (__m512bh)_mm512_loadu_si512(a[t] + 2 * k + 64));
-                }
-            }
-            UNROLL for (int t = 0; t < T; t++) acc5[0][t] = _mm512_add_ps(acc5[0][t], acc6[t]);
-        }
-        for (; k + 32 <= n; k += 32) {
-            __m512i x[4];
-            UNROLL for (int r = 0; r < R; r++) x[r] = _mm512_loadu_si512(w[r] + 2 * k);
-            UNROLL for (int t = 0; t < T; t++) {
-                __m512i y = _mm512_loadu_si512(a[t] + 2 * k);
-                UNROLL for (int r = 0; r < R; r++)
-                    acc5[r][t] = _mm512_dpbf16_ps(acc5[r][t], (__m512bh)x[r], (__m512bh)y);
-            }
-        }
-        UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++)
-            acc[r][t] = _mm256_add_ps(_mm512_castps512_ps256(acc5[r][t]),
-                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc5[r][t]), 1)));
-    }
-#endif
-    if (R == 1) {
-        /* one row: 4 independent chains (FMA latency) */
-        __m256 acc2[3][4];
-        UNROLL for (int u = 0; u < 3; u++) UNROLL for (int t = 0; t < T; t++) acc2[u][t] = _mm256_setzero_ps();
-        for (; k + 32 <= n; k += 32) {
-            UNROLL for (int u = 0; u < 4; u++) {
-                __m256 x = load8(type, w[0] + es * (k + 8 * u));
-                UNROLL for (int t = 0; t < T; t++) {
-                    __m256 y = load8(type, a[t] + es * (k + 8 * u));
-                    if (u == 0) acc[0][t] = _mm256_fmadd_ps(x, y, acc[0][t]);
-                    else acc2[u - 1][t] = _mm256_fmadd_ps(x, y, acc2[u - 1][t]);
-                }
-            }
-        }
-        UNROLL for (int t = 0; t < T; t++)
-            acc[0][t] = _mm256_add_ps(_mm256_add_ps(acc[0][t], acc2[0][t]), _mm256_add_ps(acc2[1][t], acc2[2][t]));
-    }
-    for (; k + 8 <= n; k += 8) {
-        __m256 x[4];
-        UNROLL for (int r = 0; r < R; r++) x[r] = load8(type, w[r] + es * k);
-        UNROLL for (int t = 0; t < T; t++) {
-            __m256 y = load8(type, a[t] + es * k);
-            UNROLL for (int r = 0; r < R; r++) acc[r][t] = _mm256_fmadd_ps(x[r], y, acc[r][t]);
-        }
-    }
-    UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) {
-        float s = hsum8(acc[r][t]);
-        for (int64_t j = k; j < n; j++) s += scalar_elem(type, w[r], j) * scalar_elem(type, a[t], j);
-        out[r][t] = s;
-    }
-}
-
-/* One R x T tile for any SIMD type (R, T compile-time constants after
- * inlining).  Returns false for types without a SIMD kernel. */
-ALWAYS_INLINE bool tile_any(int type, const int R, const int T, int64_t n,
-                            const uint8_t *const *w, const uint8_t *const *a, float out[4][4])
-{
-    switch (type) {
-    case MS_TYPE_F32: tile_float(MS_TYPE_F32, R, T, n, w, a, out); return true;
-    case MS_TYPE_F16: tile_float(MS_TYPE_F16, R, T, n, w, a, out); return true;
-    case MS_TYPE_BF16: tile_float(MS_TYPE_BF16, R, T, n, w, a, out); return true;
-    case MS_TYPE_Q8_0: tile_q8fam(MS_TYPE_Q8_0, R, T, n / 32, w, a, out); return true;
-    case MS_TYPE_Q4_0: tile_q8fam(MS_TYPE_Q4_0, R, T, n / 32, w, a, out); return true;
-    case MS_TYPE_Q5_0: tile_q8fam(MS_TYPE_Q5_0, R, T, n / 32, w, a, out); return true;
-    case MS_TYPE_Q4_1: tile_q8fam(MS_TYPE_Q4_1, R, T, n / 32, w, a, out); return true;
-    case MS_TYPE_Q5_1: tile_q8fam(MS_TYPE_Q5_1, R, T, n / 32, w, a, out); return true;
-    case MS_TYPE_IQ4_NL: tile_q8fam(MS_TYPE_IQ4_NL, R, T, n / 32, w, a, out); return true;
-    case MS_TYPE_MXFP4: tile_q8fam(MS_TYPE_MXFP4, R, T, n / 32, w, a, out); return true;
-    case MS_TYPE_Q4_K: tile_q45k(0, R, T, n / 256, w, a, out); return true;
-    case MS_TYPE_Q5_K: tile_q45k(1, R, T, n / 256, w, a, out); return true;
-    case MS_TYPE_Q6_K: tile_q6k(R, T, n / 256, w, a, out); return true;
-    default: return false;
-    }
-}
-
-/* Out-of-line instances: 4 rows x T tokens, and 1 x 1 for vec_dot. */
-static bool tile_4x4(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
-{ return tile_any(type, 4, 4, n, w, a, o); }
-static bool tile_4x3(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
-{ return tile_any(type, 4, 3, n, w, a, o); }
-static bool tile_4x2(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
-{ return tile_any(type, 4, 2, n, w, a, o); }
-static bool tile_4x1(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
-{ return tile_any(type, 4, 1, n, w, a, o); }
-static bool tile_1x1(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
-{ return tile_any(type, 1, 1, n, w, a, o); }
-static bool tile_1x2(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
-{ return tile_any(type, 1, 2, n, w, a, o); }
-static bool tile_1x3(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
-{ return tile_any(type, 1, 3, n, w, a, o); }
-
-static bool simd_type(int type)
-{
-    switch (type) {
-    case MS_TYPE_F32: case MS_TYPE_F16: case MS_TYPE_BF16:
-    case MS_TYPE_Q8_0: case MS_TYPE_Q4_0: case MS_TYPE_Q5_0:
-    case MS_TYPE_Q4_1: case MS_TYPE_Q5_1:
-    case MS_TYPE_Q4_K: case MS_TYPE_Q5_K: case MS_TYPE_Q6_K:
-    case MS_TYPE_IQ4_NL: case MS_TYPE_MXFP4:
-        return true;
-    default:
-        return false;
-    }
-}
-
-
-/* ---- packed prefill path (nt >= MSQ_PACK_MIN_NT, n a multiple of 256) ----
- * Per group of 256 elements, weights and activations are rearranged so
- * that lane j of an 8 x i32 accumulator sees only unit j (block j of a
- * Q8_0-family row, sub-block j of a Q4_K/Q5_K super-block): an 8x8 dword
- * transpose.  Then one dpbusd per 32 byte pairs does all the integer work
- * and the per-unit scaling happens once per 8 units in float lanes, instead
- * of a float conversion + scaling per 32-element block.  With AVX512-VNNI
- * two groups share one 512-bit vector (16 lanes).  Repacking is amortised:
- * weights over PK_TG tokens, activations over all rows of the call. */
-#define MSQ_PACK_MIN_NT 4
-#define PK_KC 1024         /* elements per chunk of the inner dimension */
-#define PK_TG 32           /* activation rows packed at a time */
-
-#if defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__AVX512BW__)
-#define PK_W 2             /* groups per packed block (vector = 16 lanes) */
-typedef __m512i PVi;
-typedef __m512 PVf;
-#define PV_LOADI(p) _mm512_load_si512((const void *)(p))
-#define PV_LOADF(p) _mm512_load_ps((const void *)(p))
-#define PV_ZEROI() _mm512_setzero_si512()
-#define PV_ZEROF() _mm512_setzero_ps()
-#define PV_DP(acc, u, s) _mm512_dpbusd_epi32((acc), (u), (s))
-#define PV_CVT(x) _mm512_cvtepi32_ps(x)
-#define PV_MUL(a, b) _mm512_mul_ps((a), (b))
-#define PV_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define PV_FNMA(a, b, c) _mm512_fnmadd_ps((a), (b), (c))
-#define PV_HSUM(x) _mm512_reduce_add_ps(x)
-#define PK_OK(type) 1
-#else
-#define PK_W 1
-typedef __m256i PVi;
-typedef __m256 PVf;
-#define PV_LOADI(p) _mm256_load_si256((const __m256i *)(p))
-#define PV_LOADF(p) _mm256_load_ps((const float *)(p))
-#define PV_ZEROI() _mm256_setzero_si256()
-#define PV_ZEROF() _mm256_setzero_ps()
-#define PV_DP(acc, u, s) DPBUSD((acc), (u), (s))
-#define PV_CVT(x) _mm256_cvtepi32_ps(x)
-#define PV_MUL(a, b) _mm256_mul_ps((a), (b))
-#define PV_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
-#define PV_FNMA(a, b, c) _mm256_fnmadd_ps((a), (b), (c))
-#define PV_HSUM(x) hsum8(x)
-/* the AVX2 dpbusd emulation would saturate on Q8_0's / IQ4_NL's u = q + 128 */
-#define PK_OK(type) (MSQ_VNNI || ((type) != MS_TYPE_Q8_0 && (type) != MS_TYPE_IQ4_NL))
-#endif
-
-typedef struct {
-    _Alignas(64) uint8_t q[8][32 * PK_W];  /* transposed bytes, unsigned (weights) / signed (acts) */
-    _Alignas(64) float s[8 * PK_W];        /* see pack_w / pack_a */
-    _Alignas(64) float b[8 * PK_W];
-    _Alignas(64) int32_t c[8 * PK_W];      /* acts of the Q8_0 family: -off * sum(y) per block */
-} PackBlk;
-
-static inline void transpose8(__m256i *r)
-{
-    __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
-    __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-    __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
-    __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
-    __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
-    __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
-    __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-    r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
-    r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
-    r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
-    r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
-    r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
-    r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
-    r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
-    r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
-}
-
-static bool packed_type(int type)
-{
-    return (type == MS_TYPE_Q8_0 || type == MS_TYPE_Q4_0 || type == MS_TYPE_Q5_0 ||
-            type == MS_TYPE_IQ4_NL || type == MS_TYPE_MXFP4 || type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K || (PK_W == 2 && type == MS_TYPE_Q6_K)) &&
-           PK_OK(type);
-}
-
-#if PK_W == 2
-/* Q6_K (AVX512 only): one super-block per packed block, 16 lanes = its 16
- * sub-blocks of 16, so q[0..3] carry the data.  A 4x4 dword transpose
- * inside each 128-bit lane leaves sub-block 4m+l in lane 4l+m; the scale
- * and correction lanes are permuted the same way.  Weights u = q + 32,
- * acts c = -32*bsum_j, s = d*sc_j (weights; exact) and d (acts). */
-static inline void transpose4x4_lanes(__m512i *z)
-{
-    __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-    __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-    z[0] = _mm512_unpacklo_epi64(t0, t2);
-    z[1] = _mm512_unpackhi_epi64(t0, t2);
-    z[2] = _mm512_unpacklo_epi64(t1, t3);
-    z[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
-static inline __m512i q6_lane_perm(void)
-{
-    /* lane p holds sub-block 4*(p%4) + p/4 */
-    return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-}
-
-static void pack_w_q6k(const uint8_t *row, int64_t g, PackBlk *o)
-{
-    const uint8_t *b = row + 210 * (size_t)g;
-    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
-    __m256i u[8];
-    for (int h = 0; h < 2; h++) {
-        __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
-        for (int gg = 0; gg < 4; gg++) {
-            __m256i ql = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32 * (gg & 1)));
-            __m256i lo = gg >= 2 ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4) : _mm256_and_si256(ql, m4);
-            __m256i hb = gg == 0 ? _mm256_slli_epi16(qh, 4) : gg == 1 ? _mm256_slli_epi16(qh, 2)
-                       : gg == 2 ? qh : _mm256_srli_epi16(qh, 2);
-            u[4 * h + gg] = _mm256_or_si256(lo, _mm256_and_si256(hb, m30));
-        }
-    }
-    __m512i z[4];
-    for (int m = 0; m < 4; m++)
-        z[m] = _mm512_inserti64x4(_mm512_castsi256_si512(u[2 * m]), u[2 * m + 1], 1);
-    transpose4x4_lanes(z);
-    for (int k = 0; k < 4; k++) _mm512_store_si512(o->q[k], z[k]);
-    __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192))));
-    sc = _mm512_mul_ps(sc, _mm512_set1_ps(_cvtsh_ss(msq_rd16(b + 208))));
-    _mm512_store_ps(o->s, _mm512_permutexvar_ps(q6_lane_perm(), sc));
-}
-
-static void pack_a_q6k(const uint8_t *row, int64_t g, PackBlk *o)
-{
-    const uint8_t *b = row + 292 * (size_t)g;
-    __m512i z[4];
-    for (int m = 0; m < 4; m++) z[m] = _mm512_loadu_si512(b + 4 + 64 * m);
-    transpose4x4_lanes(z);
-    for (int k = 0; k < 4; k++) _mm512_store_si512(o->q[k], z[k]);
-    __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(b + 260)));
-    __m512i c = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(bs, 5));
-    _mm512_store_si512(o->c, _mm512_permutexvar_epi32(q6_lane_perm(), c));
-    _mm512_store_ps(o->s, _mm512_set1_ps(rdf32(b)));
-}
-#endif
-
-static inline bool is_k(int type) { return type == MS_TYPE_Q4_K || type == MS_TYPE_Q5_K; }
-
-/* Store the 8 transposed vectors and scale lanes of one group into slot h. */
-static inline void pk_store(PackBlk *o, int h, const __m256i *r, __m256 s, __m256 b, __m256i c)
-{
-    for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i *)(o->q[k] + 32 * h), r[k]);
-    _mm256_store_ps(o->s + 8 * h, s);
-    _mm256_store_ps(o->b + 8 * h, b);
-    _mm256_store_si256((__m256i *)(o->c + 8 * h), c);
-}
-
-/* Zero a slot (odd group count): contributes exactly 0. */
-static inline void pk_zero(PackBlk *o, int h)
-{
-    __m256i z[8];
-    for (int k = 0; k < 8; k++) z[k] = _mm256_setzero_si256();
-    pk_store(o, h, z, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_si256());
-}
-
-/* Weights of group g.  Q8_0 family: q = block values + off, s = block d.
- * Q4_K/Q5_K: q = sub-block levels, s = d*sc_j, b = dmin*m_j (both exact
- * in f32: an f16 times a 6-bit integer). */
-static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, int nb)
-{
-    __m256i r[8];
-    __m256 sv, bv = _mm256_setzero_ps();
-    if (!is_k(type)) {
-        size_t wb = q8fam_bytes(type);
-        float d[8];
-        for (int j = 0; j < 8; j++) {
-            if (j >= nb) {   /* past the row's end (a partial last group): contributes 0 */
-                r[j] = _mm256_setzero_si256();
-                d[j] = 0.0f;
-                continue;
-            }
-            const uint8_t *b = row + wb * (size_t)(8 * g + j);
-            r[j] = q32_unsigned(type, b);
-            d[j] = type == MS_TYPE_MXFP4 ? msq_e8m0_half(b[0]) : _cvtsh_ss(msq_rd16(b));
-        }
-        sv = _mm256_loadu_ps(d);
-    } else {
-        bool five = type == MS_TYPE_Q5_K;
-        const uint8_t *b = row + (five ? 176 : 144) * (size_t)g;
-        const __m256i m4 = _mm256_set1_epi8(15);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16)), x10 = _mm256_set1_epi8(16);
-        for (int p = 0; p < 4; p++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(b + (five ? 48 : 16) + 32 * p));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (five) {
-                __m256i bl = _mm256_set1_epi8((char)(1 << (2 * p))), bh = _mm256_set1_epi8((char)(2 << (2 * p)));
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bl), bl), x10));
-                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bh), bh), x10));
-            }
-            r[2 * p] = lo;
-            r[2 * p + 1] = hi;
-        }
-        uint64_t s8, m8;
-        msq_q4k_scales8(b + 4, &s8, &m8);
-        __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s8)));
-        __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8)));
-        sv = _mm256_mul_ps(sc, bcast_h(b));
-        bv = _mm256_mul_ps(mn, bcast_h(b + 2));
-    }
-    transpose8(r);
-    pk_store(o, h, r, sv, bv, _mm256_setzero_si256());
-}
-
-/* Activations of group g.  Q8_0: s = block d, c = -off*sum(block) (so
- * dpbusd from c gives sum(q*y) exactly).  Q8_K: s = d (broadcast),
- * b = sum of each 32-element sub-block (from the bsums). */
-static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, int nb)
-{
-    __m256i r[8];
-    if (!is_k(type)) {
-        float d[8];
-        for (int j = 0; j < 8; j++) {
-            if (j >= nb) {
-                r[j] = _mm256_setzero_si256();
-                d[j] = 0.0f;
-                continue;
-            }
-            const uint8_t *b = row + 34 * (size_t)(8 * g + j);
-            r[j] = _mm256_loadu_si256((const __m256i *)(b + 2));
-            d[j] = _cvtsh_ss(msq_rd16(b));
-        }
-        transpose8(r);
-        const __m256i offv = _mm256_set1_epi8((char)q8fam_off(type));
-        __m256i c = _mm256_setzero_si256();
-        for (int k = 0; k < 8; k++) c = DPBUSD(c, offv, r[k]);
-        pk_store(o, h, r, _mm256_loadu_ps(d), _mm256_setzero_ps(),
-                 _mm256_sub_epi32(_mm256_setzero_si256(), c));
-    } else {
-        const uint8_t *b = row + 292 * (size_t)g;
-        for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_si256((const __m256i *)(b + 4 + 32 * j));
-        transpose8(r);
-        __m256i bs = _mm256_loadu_si256((const __m256i *)(b + 260));
-        pk_store(o, h, r, _mm256_set1_ps(rdf32(b)),
-                 _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, _mm256_set1_epi16(1))), _mm256_setzero_si256());
-    }
-}
-
-ALWAYS_INLINE void tile_packed(const int kq, const int NK, const int T, int np, const PackBlk *const *w,
-                               const PackBlk *const *a, float out[4][4])
-{
-    PVf acc[4][4];
-    UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = PV_ZEROF();
-    for (int g = 0; g < np; g++) {
-        PVi is[4][4];
-        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++)
-            is[r][t] = kq ? PV_ZEROI() : PV_LOADI(a[t][g].c);
-        _Pragma("GCC unroll 8") for (int k = 0; k < NK; k++) {
-            PVi wq[4];
-            UNROLL for (int r = 0; r < 4; r++) wq[r] = PV_LOADI(w[r][g].q[k]);
-            UNROLL for (int t = 0; t < T; t++) {
-                PVi aq = PV_LOADI(a[t][g].q[k]);
-                UNROLL for (int r = 0; r < 4; r++) is[r][t] = PV_DP(is[r][t], wq[r], aq);
-            }
-        }
-        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) {
-            PVf f = PV_CVT(is[r][t]);
-            if (kq) {
-                f = PV_MUL(f, PV_LOADF(w[r][g].s));
-                f = PV_FNMA(PV_LOADF(a[t][g].b), PV_LOADF(w[r][g].b), f);
-                acc[r][t] = PV_FMA(f, PV_LOADF(a[t][g].s), acc[r][t]);
-            } else {
-                acc[r][t] = PV_FMA(f, PV_MUL(PV_LOADF(w[r][g].s), PV_LOADF(a[t][g].s)), acc[r][t]);
-            }
-        }
-    }
-    UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = PV_HSUM(acc[r][t]);
-}
-
-static void tile_packed_any(int type, int T, int np, const PackBlk *const *w,
-                            const PackBlk *const *a, float out[4][4])
-{
-    if (is_k(type)) {
-        if (T == 4) tile_packed(1, 8, 4, np, w, a, out);
-        else tile_packed(1, 8, 1, np, w, a, out);
-    } else if (type == MS_TYPE_Q6_K) {
-        if (T == 4) tile_packed(0, 4, 4, np, w, a, out);
-        else tile_packed(0, 4, 1, np, w, a, out);
-    } else {
-        if (T == 4) tile_packed(0, 8, 4, np, w, a, out);
-        else tile_packed(0, 8, 1, np, w, a, out);
-    }
-}
-
-#define PK_NB (PK_KC / (256 * PK_W))   /* packed blocks per chunk */
-
-static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb,
-                        int64_t nt, const uint8_t *A, size_t ab, float *Y, int64_t ldy)
-{
-    PackBlk apk[PK_TG][PK_NB], wpk[4][PK_NB];
-    for (int64_t t0 = 0; t0 < nt; t0 += PK_TG) {
-        int tn = (int)MS_MIN(PK_TG, nt - t0);
-        /* Q6_K: one super-block per packed block, so a shorter chunk */
-        const bool q6 = type == MS_TYPE_Q6_K;
-        const int per = q6 ? 1 : PK_W;
-        const int64_t kc = (int64_t)PK_NB * per * 256;
-        for (int64_t k0 = 0; k0 < n; k0 += kc) {
-            /* groups of 256 in this chunk; the Q8_0 family may end with a
-             * partial group of nb_last 32-blocks (zero-padded) */
-            const int64_t kn = MS_MIN(kc, n - k0);
-            int ng = (int)((kn + 255) / 256), np = (ng + per - 1) / per;
-            const int nb_last = (int)((kn - 256 * (int64_t)(ng - 1)) / 32);
-            for (int t = 0; t < tn; t++) {
-#if PK_W == 2
-                if (q6) {
-                    for (int g = 0; g < ng; g++) pack_a_q6k(A + ab * (size_t)(t0 + t), k0 / 256 + g, &apk[t][g]);
-                    continue;
-                }
-#endif
-                for (int g = 0; g < ng; g++)
-                    pack_a(type, A + ab * (size_t)(t0 + t), k0 / 256 + g, &apk[t][g / PK_W], g % PK_W,
-                           g == ng - 1 ? nb_last : 8);
-                if (ng % PK_W) pk_zero(&apk[t][np - 1], ng % PK_W);
-            }
-            for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
-                int nr = (int)MS_MIN(4, nrows - r0);
-                for (int r = 0; r < 4; r++) {
-                    if (r >= nr) { memcpy(wpk[r], wpk[nr - 1], sizeof wpk[r]); continue; }
-                    const uint8_t *row = W + rb * (size_t)(r0 + r);
-#if PK_W == 2
-                    if (q6) {
-                        for (int g = 0; g < ng; g++) pack_w_q6k(row, k0 / 256 + g, &wpk[r][g]);
-                        continue;
-                    }
-#endif
-                    for (int g = 0; g < ng; g++)
-                        pack_w(type, row, k0 / 256 + g, &wpk[r][g / PK_W], g % PK_W, g == ng - 1 ? nb_last : 8);
-                    if (ng % PK_W) pk_zero(&wpk[r][np - 1], ng % PK_W);
-                }
-                const PackBlk *wp[4] = {wpk[0], wpk[1], wpk[2], wpk[3]};
-                for (int tt = 0; tt < tn; tt += 4) {
-                    int tcount = MS_MIN(4, tn - tt);
-                    float o[4][4];
-                    if (tcount == 4) {
-                        const PackBlk *ap[4] = {apk[tt], apk[tt + 1], apk[tt + 2], apk[tt + 3]};
-                        tile_packed_any(type, 4, np, wp, ap, o);
-                    } else {
-                        for (int t = 0; t < tcount; t++) {
-                            const PackBlk *ap[1] = {apk[tt + t]};
-                            float o1[4][4];
-                            tile_packed_any(type, 1, np, wp, ap, o1);
-                            for (int r = 0; r < 4; r++) o[r][t] = o1[r][0];
-                        }
-                    }
-                    for (int t = 0; t < tcount; t++) {
-                        float *y = Y + (t0 + tt + t) * ldy + r0;
-                        if (k0 == 0) for (int r = 0; r < nr; r++) y[r] = o[r][t];
-                        else for (int r = 0; r < nr; r++) y[r] += o[r][t];
-                    }
-                }
-            }
-        }
-    }
-}
-
-#endif /* MSQ_SIMD */
-
 /* ====================================================== public entry points */
+
+typedef bool (*GemmFn)(int, int64_t, int64_t, const void *, int64_t, const void *, float *, int64_t);
+typedef bool (*DotFn)(int, int64_t, const void *, const void *, float *);
+
+static GemmFn gemm_fn(int isa)
+{
+#ifdef MSQ_HAVE_X86_KERNELS
+    switch (isa) {
+    case MS_ISA_AVX2: return msq_gemm_avx2;
+    case MS_ISA_AVXVNNI: return msq_gemm_avxvnni;
+    case MS_ISA_AVX512: return msq_gemm_avx512;
+    case MS_ISA_AVX512BF16: return msq_gemm_avx512bf16;
+    default: break;
+    }
+#endif
+    (void)isa;
+    return NULL;
+}
+
+static DotFn dot_fn(int isa)
+{
+#ifdef MSQ_HAVE_X86_KERNELS
+    switch (isa) {
+    case MS_ISA_AVX2: return msq_vec_dot_avx2;
+    case MS_ISA_AVXVNNI: return msq_vec_dot_avxvnni;
+    case MS_ISA_AVX512: return msq_vec_dot_avx512;
+    case MS_ISA_AVX512BF16: return msq_vec_dot_avx512bf16;
+    default: break;
+    }
+#endif
+    (void)isa;
+    return NULL;
+}
+
+static float vec_dot_on(int isa, int wtype, int64_t n, const void *wrow, const void *act)
+{
+    DotFn f = dot_fn(isa);
+    float out;
+    if (f && f(wtype, n, wrow, act, &out)) return out;
+    return msq_vec_dot_scalar(wtype, n, wrow, act);
+}
+
+static void gemm_on(int isa, int wtype, int64_t n, int64_t nrows, const void *w,
+                    int64_t nt, const void *act, float *Y, int64_t ldy)
+{
+    if (nrows <= 0 || nt <= 0) return;
+    GemmFn f = gemm_fn(isa);
+    if (f && f(wtype, n, nrows, w, nt, act, Y, ldy)) return;
+    const size_t rb = ms_row_bytes(wtype, n);
+    const size_t ab = ms_row_bytes(ms_vec_dot_type(wtype), n);
+    const uint8_t *W = w, *A = act;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t r = 0; r < nrows; r++)
+            Y[t * ldy + r] = msq_vec_dot_scalar(wtype, n, W + rb * (size_t)r, A + ab * (size_t)t);
+}
 
 float ms_vec_dot(int wtype, int64_t n, const void *wrow, const void *act)
 {
-#if MSQ_SIMD
-    if (simd_type(wtype)) {
-        const uint8_t *w[1] = {wrow}, *a[1] = {act};
-        float o[4][4];
-        tile_1x1(wtype, n, w, a, o);
-        return o[0][0];
-    }
-#endif
-    return msq_vec_dot_scalar(wtype, n, wrow, act);
+    return vec_dot_on(ms_isa_active(), wtype, n, wrow, act);
 }
 
 void ms_gemv(int wtype, int64_t n, int64_t nrows, const void *w, const void *act, float *y)
 {
-    ms_gemm(wtype, n, nrows, w, 1, act, y, nrows);
+    gemm_on(ms_isa_active(), wtype, n, nrows, w, 1, act, y, nrows);
 }
 
 void ms_gemm(int wtype, int64_t n, int64_t nrows, const void *w,
              int64_t nt, const void *act, float *Y, int64_t ldy)
 {
-    const size_t rb = ms_row_bytes(wtype, n);
-    const size_t ab = ms_row_bytes(ms_vec_dot_type(wtype), n);
-    const uint8_t *W = w, *A = act;
-    if (nrows <= 0 || nt <= 0) return;
-#if MSQ_SIMD
-    /* Packed: whole groups of 256, or for the Q8_0 family any whole number of
-     * blocks past one group (the last group zero-padded; rows of 256 or
-     * fewer keep the tile path, whose order is ggml's vec_dot order) */
-    if (packed_type(wtype) && nt >= MSQ_PACK_MIN_NT &&
-        (n % 256 == 0 || (!is_k(wtype) && wtype != MS_TYPE_Q6_K && n % 32 == 0 && n > 256))) {
-        gemm_packed(wtype, n, nrows, W, rb, nt, A, ab, Y, ldy);
-        return;
-    }
-    if (simd_type(wtype) && nt < MSQ_PACK_MIN_NT) {
-        /* Decode and tiny batches: one weight row at a time, so the weights
-         * stream sequentially (measured ~2x faster from DRAM than 4
-         * interleaved rows); same kernel as ms_vec_dot, so bit-identical. */
-        const uint8_t *at[3] = {A, A + ab, A + 2 * ab};
-        for (int64_t r = 0; r < nrows; r++) {
-            const uint8_t *wr[1] = {W + rb * (size_t)r};
-            float o[4][4];
-            if (nt == 1) tile_1x1(wtype, n, wr, at, o);
-            else if (nt == 2) tile_1x2(wtype, n, wr, at, o);
-            else tile_1x3(wtype, n, wr, at, o);
-            for (int t = 0; t < nt; t++) Y[t * ldy + r] = o[0][t];
-        }
-        return;
-    }
-    if (simd_type(wtype)) {
-        /* Row tiles outer, token tiles inner: 4 weight rows stay in L1 while
-         * every activation row passes over them.  Short tiles at the end of
-         * the range reuse the last valid row (results discarded). */
-        for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
-            const uint8_t *wr[4];
-            for (int r = 0; r < 4; r++) wr[r] = W + rb * (size_t)MS_MIN(r0 + r, nrows - 1);
-            int nr = (int)MS_MIN(4, nrows - r0);
-            for (int64_t t0 = 0; t0 < nt; t0 += 4) {
-                const uint8_t *at[4];
-                int ntt = (int)MS_MIN(4, nt - t0);
-                for (int t = 0; t < 4; t++) at[t] = A + ab * (size_t)MS_MIN(t0 + t, nt - 1);
-                float o[4][4];
-                switch (ntt) {
-                case 4: tile_4x4(wtype, n, wr, at, o); break;
-                case 3: tile_4x3(wtype, n, wr, at, o); break;
-                case 2: tile_4x2(wtype, n, wr, at, o); break;
-                default: tile_4x1(wtype, n, wr, at, o); break;
-                }
-                for (int t = 0; t < ntt; t++)
-                    for (int r = 0; r < nr; r++) Y[(t0 + t) * ldy + r0 + r] = o[r][t];
-            }
-        }
-        return;
-    }
-#endif
-    for (int64_t t = 0; t < nt; t++)
-        for (int64_t r = 0; r < nrows; r++)
-            Y[t * ldy + r] = msq_vec_dot_scalar(wtype, n, W + rb * (size_t)r, A + ab * (size_t)t);
+    gemm_on(ms_isa_active(), wtype, n, nrows, w, nt, act, Y, ldy);
+}
+
+int ms_vec_dot_isa(int isa, int wtype, int64_t n, const void *wrow, const void *act, float *out)
+{
+    if (!ms_isa_available(isa)) return MS_EUNSUPPORTED;
+    *out = vec_dot_on(isa, wtype, n, wrow, act);
+    return 0;
+}
+
+int ms_gemm_isa(int isa, int wtype, int64_t n, int64_t nrows, const void *w,
+                int64_t nt, const void *act, float *Y, int64_t ldy)
+{
+    if (!ms_isa_available(isa)) return MS_EUNSUPPORTED;
+    gemm_on(isa, wtype, n, nrows, w, nt, act, Y, ldy);
+    return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef MS_QUANT_IMPL_H
 #define MS_QUANT_IMPL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -54,5 +55,16 @@ static inline void msq_q4k_scales(const uint8_t *b12, uint8_t *sc, uint8_t *m)
 /* Portable scalar vec_dot (the fallback of ms_vec_dot; exposed so tests can
  * compare it with the SIMD kernels). */
 float msq_vec_dot_scalar(int wtype, int64_t n, const void *wrow, const void *act);
+
+/* The SIMD kernels of one level (quant-simd.c, compiled per level): false
+ * when the type has no SIMD kernel (the caller falls back to scalar). */
+#define MSQ_DECLARE_LEVEL(s) \
+    bool msq_vec_dot_##s(int wtype, int64_t n, const void *wrow, const void *act, float *out); \
+    bool msq_gemm_##s(int wtype, int64_t n, int64_t nrows, const void *w, \
+                      int64_t nt, const void *act, float *Y, int64_t ldy);
+MSQ_DECLARE_LEVEL(avx2)
+MSQ_DECLARE_LEVEL(avxvnni)
+MSQ_DECLARE_LEVEL(avx512)
+MSQ_DECLARE_LEVEL(avx512bf16)
 
 #endif

@@ -55,5 +55,13 @@ void ms_gemv(int wtype, int64_t n, int64_t nrows, const void *w, const void *act
  * the prefill / batched-expert kernel.  ldy = stride of Y rows in floats. */
 void ms_gemm(int wtype, int64_t n, int64_t nrows, const void *w,
              int64_t nt, const void *act, float *Y, int64_t ldy);
+/* The same on one kernel level (ms-cpu.h: MS_ISA_*) rather than the level
+ * chosen at run time, for tests and benchmarks.  Return 0, or
+ * MS_EUNSUPPORTED (nothing computed) when that level is not available on
+ * this CPU / in this build.  The integer types give bit-identical results
+ * on every SIMD level (see engine/quant-simd.c). */
+int ms_vec_dot_isa(int isa, int wtype, int64_t n, const void *wrow, const void *act, float *out);
+int ms_gemm_isa(int isa, int wtype, int64_t n, int64_t nrows, const void *w,
+                int64_t nt, const void *act, float *Y, int64_t ldy);
 
 #endif

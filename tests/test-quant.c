@@ -10,6 +10,7 @@
 #include "quant.h"
 #include "quant-impl.h"
 #include "gguf.h"
+#include "ms-cpu.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -680,6 +681,123 @@ static void test_gemm(void)
     }
 }
 
+/* ---- run-time kernel levels (ms-cpu.h) ----
+ * Raw random blocks (every bit pattern of the levels, Q8_0's -128
+ * included; scale fields set to finite values) against activations
+ * converted from gaussians, on every level this CPU offers.  The integer
+ * types must give bit-identical results on every SIMD level, in decode
+ * (nt < 4, one row at a time) and in the packed prefill path (nt >= 4,
+ * over two token groups of 32); scalar forms the same integer sums but adds
+ * blocks in another order, so it is held to 1e-6 of sum|w*a|. */
+static void random_blocks(int type, uint8_t *w, int64_t n, Rng *r)
+{
+    size_t bb = ms_type_block_bytes(type);
+    int64_t nb = n / ms_type_block_elems(type);
+    for (size_t i = 0; i < bb * (size_t)nb; i++) w[i] = (uint8_t)rng_next(r);
+    for (int64_t k = 0; k < nb; k++) {
+        uint8_t *b = w + bb * (size_t)k;
+        switch (type) {
+        case MS_TYPE_Q8_0: case MS_TYPE_Q4_0: case MS_TYPE_Q5_0: case MS_TYPE_IQ4_NL:
+            put_f16(b, pick_scale(r) * 0.01f);
+            break;
+        case MS_TYPE_Q4_1: case MS_TYPE_Q5_1: case MS_TYPE_Q4_K: case MS_TYPE_Q5_K:
+            put_f16(b, pick_scale(r) * 0.01f);
+            put_f16(b + 2, pick_scale(r) * 0.01f);
+            break;
+        case MS_TYPE_MXFP4: b[0] = (uint8_t)rng_int(r, 118, 130); break;
+        case MS_TYPE_Q6_K: put_f16(b + 208, pick_scale(r) * 0.01f); break;
+        case MS_TYPE_Q2_K: put_f16(b + 80, pick_scale(r) * 0.01f); put_f16(b + 82, pick_scale(r) * 0.01f); break;
+        case MS_TYPE_Q3_K: put_f16(b + 108, pick_scale(r) * 0.01f); break;
+        case MS_TYPE_F16:
+            put_f16(b, rng_gauss(r));
+            break;
+        case MS_TYPE_BF16: { uint32_t u; float f = rng_gauss(r); memcpy(&u, &f, 4); b[0] = (uint8_t)(u >> 16); b[1] = (uint8_t)(u >> 24); break; }
+        case MS_TYPE_F32: { float f = rng_gauss(r); memcpy(b, &f, 4); break; }
+        default: break;
+        }
+    }
+}
+
+static void test_isa_levels(void)
+{
+    char flags[512];
+    int simd[MS_ISA_COUNT], ns = 0;
+    for (int i = MS_ISA_AVX2; i < MS_ISA_COUNT; i++)
+        if (ms_isa_available(i)) simd[ns++] = i;
+    printf("# cpu: %s; levels:", ms_cpu_flags(flags, sizeof flags));
+    for (int i = 0; i < MS_ISA_COUNT; i++) if (ms_isa_available(i)) printf(" %s", ms_isa_name(i));
+    printf("; active %s\n", ms_isa_name(ms_isa_active()));
+    MT_CHECK(ms_isa_available(MS_ISA_SCALAR) && ms_isa_best() >= ms_isa_active() &&
+             ms_isa_available(ms_isa_active()) && ms_isa_from_name("AVX512") == MS_ISA_AVX512 &&
+             ms_isa_from_name("sse9") == -1 && ms_isa_name(MS_ISA_COUNT) == NULL,
+             "kernel levels: scalar always, active <= best, names round-trip");
+    float y0;
+    MT_CHECK(ms_vec_dot_isa(MS_ISA_COUNT, MS_TYPE_Q8_0, 32, flags, flags, &y0) == MS_EUNSUPPORTED &&
+             ms_gemm_isa(-1, MS_TYPE_Q8_0, 32, 1, flags, 1, flags, &y0, 1) == MS_EUNSUPPORTED,
+             "a level out of range is refused (MS_EUNSUPPORTED)");
+    if (ns < 2) mt_skip("only %d SIMD level on this CPU: no cross-level comparison", ns);
+
+    static const int exact_types[] = {
+        MS_TYPE_Q8_0, MS_TYPE_Q4_0, MS_TYPE_Q4_1, MS_TYPE_Q5_0, MS_TYPE_Q5_1, MS_TYPE_IQ4_NL,
+        MS_TYPE_MXFP4, MS_TYPE_Q2_K, MS_TYPE_Q3_K, MS_TYPE_Q4_K, MS_TYPE_Q5_K, MS_TYPE_Q6_K,
+        MS_TYPE_F32, MS_TYPE_F16,
+    };
+    static const int nts[] = {1, 2, 3, 4, 5, 8, 37};
+    Rng r = {777};
+    enum { NR = 7, NTMAX = 37 };
+    for (size_t k = 0; k < MS_ARRAY_LEN(exact_types); k++) {
+        int type = exact_types[k], vt = ms_vec_dot_type(type);
+        int64_t be = ms_type_block_elems(type);
+        const int64_t ns_[] = {be == 32 ? 352 : 256, 768, 2048, 2880};
+        for (size_t q = 0; q < MS_ARRAY_LEN(ns_); q++) {
+            int64_t n = ns_[q];
+            if (be == 256 && n % 256) continue;
+            size_t rb = ms_row_bytes(type, n), ab = ms_row_bytes(vt, n);
+            uint8_t *W = malloc(rb * NR), *A = malloc(ab * NTMAX);
+            float *x = malloc(sizeof(float) * n);
+            float *Yl = malloc(sizeof(float) * NR * NTMAX * MS_ISA_COUNT);
+            random_blocks(type, W, n * NR, &r);
+            for (int t = 0; t < NTMAX; t++) {
+                for (int64_t i = 0; i < n; i++) x[i] = rng_gauss(&r) * (t == 2 ? 50.f : 1.f);
+                ms_quantize_act(type, x, A + ab * t, n);
+            }
+            int differ = 0, far = 0;
+            double worst = 0;
+            for (size_t z = 0; z < MS_ARRAY_LEN(nts); z++) {
+                int nt = nts[z];
+                for (int l = 0; l < MS_ISA_COUNT; l++) {
+                    float *Y = Yl + (size_t)l * NR * NTMAX;
+                    if (!ms_isa_available(l)) continue;
+                    ms_gemm_isa(l, type, n, NR, W, nt, A, Y, NR);
+                }
+                for (int s = 1; s < ns; s++)
+                    differ += memcmp(Yl + (size_t)simd[0] * NR * NTMAX, Yl + (size_t)simd[s] * NR * NTMAX,
+                                     sizeof(float) * NR * (size_t)nt) != 0;
+                for (int t = 0; t < nt; t++)
+                    for (int rr = 0; rr < NR; rr++) {
+                        float a = Yl[(size_t)simd[0] * NR * NTMAX + t * NR + rr], b = Yl[t * NR + rr];
+                        double e = fabs((double)a - b) / (pair_mag(type, n, W + rb * rr, A + ab * t) + 1e-30);
+                        worst = fmax(worst, e);
+                        far += !(e <= 1e-6);
+                    }
+            }
+            /* vec_dot on each level equals that level's gemv */
+            for (int l = 0; l < MS_ISA_COUNT; l++) {
+                if (!ms_isa_available(l)) continue;
+                float v, g;
+                ms_vec_dot_isa(l, type, n, W + rb * 3, A + ab * 2, &v);
+                ms_gemm_isa(l, type, n, 1, W + rb * 3, 1, A + ab * 2, &g, 1);
+                differ += memcmp(&v, &g, sizeof v) != 0;
+            }
+            MT_CHECK(differ == 0 && far == 0,
+                     "%s n=%lld: %d SIMD levels bit-identical for nt 1..37, scalar within 1e-6 "
+                     "(worst %.1e; %d differ, %d far)", ms_type_name(type), (long long)n, ns, worst,
+                     differ, far);
+            free(W); free(A); free(x); free(Yl);
+        }
+    }
+}
+
 /* End to end: dot of quantised weights with converted activations is close
  * to the float dot product (sanity of the whole chain per type). */
 static void test_chain(void)
@@ -801,6 +919,7 @@ int main(void)
     test_act_random();
     test_vec_dot();
     test_gemm();
+    test_isa_levels();
     test_chain();
     test_fixtures();
     return mt_done();

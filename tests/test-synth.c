@@ -89,6 +89,28 @@ static void test_arch(const char *arch)
     if (!strcmp(arch, "phimoe"))
         MT_CHECK(in->norm_w && in->rope_factors && in->n_rot == 16, "phimoe: renormalised top-k, LongRoPE factors");
 
+    /* decode accounting from the file's tensor list: matrices in full, the
+     * embedding one row (in full again when it is the tied output), expert
+     * tensors k of E; vectors and biases not counted */
+    {
+        const MsGguf *g = ms_model_gguf(m);
+        uint64_t want = 0;
+        bool tied = true;
+        for (int64_t i = 0; i < ms_gguf_n_tensors(g); i++) tied &= strcmp(ms_gguf_tensor(g, i)->name, "output.weight") != 0;
+        for (int64_t i = 0; i < ms_gguf_n_tensors(g); i++) {
+            const MsGgufTensor *x = ms_gguf_tensor(g, i);
+            size_t nl = strlen(x->name);
+            bool bias = nl > 5 && !strcmp(x->name + nl - 5, ".bias");
+            if (bias || (x->n_dims < 2 && !strstr(x->name, "gate_inp_shexp"))) continue;
+            if (!strcmp(x->name, "token_embd.weight")) want += x->nbytes / (uint64_t)x->ne[1] + (tied ? x->nbytes : 0);
+            else if (strstr(x->name, "_exps.weight")) want += x->nbytes / (uint64_t)in->n_expert * (uint64_t)in->n_expert_used;
+            else want += x->nbytes;
+        }
+        uint64_t got = ms_model_decode_weight_bytes(m);
+        MT_CHECK(got == want, "%s: decode weight bytes per token %llu (from the tensor list: %llu)", arch,
+                 (unsigned long long)got, (unsigned long long)want);
+    }
+
     const MsTokenizer *tok = ms_model_tokenizer(m);
     MT_CHECK(ms_tokenizer_n_vocab(tok) == 600 && ms_tokenizer_bos(tok) == 599 && ms_tokenizer_eos(tok) == 598,
              "%s: vocab 600, bos 599, eos 598", arch);
