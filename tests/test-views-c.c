@@ -87,7 +87,9 @@ static uint32_t rgb24(MsRgb c) { return ms_plot_rgb_pack(c) & 0xffffff; }
 static const char *oneline(const char *text)
 {
     static char buf[1100];
-    snprintf(buf, sizeof buf, "%s", text);
+    size_t n = strnlen(text, sizeof buf - 1);   /* truncated on purpose */
+    memcpy(buf, text, n);
+    buf[n] = '\0';
     for (char *c = buf; *c; c++)
         if (*c == '\n') *c = '|';
     return buf;
