@@ -9,9 +9,7 @@
 set -u
 exe=$1 src=$2 out=$3
 skip() { echo "1..0 # SKIP $*"; exit 0; }
-command -v xvfb-run >/dev/null || skip "xvfb-run is missing (Debian package xvfb)"
 command -v Xvfb >/dev/null || skip "Xvfb is missing (Debian package xvfb)"
-command -v xauth >/dev/null || skip "xauth is missing (Debian package xauth)"
 command -v dbus-run-session >/dev/null || skip "dbus-run-session is missing (Debian package dbus)"
 [ -x /usr/libexec/at-spi-bus-launcher ] || skip "the accessibility bus is missing (Debian package at-spi2-core)"
 /usr/bin/python3 -c 'import pyatspi' 2>/dev/null || skip "pyatspi is missing (Debian package python3-pyatspi)"
@@ -38,7 +36,17 @@ rm -rf "$out"
 mkdir -p "$out"
 # as root dbus-daemon prints harmless "Failed to set fd limit" lines
 # and the accessibility registry announces itself on stdout (not TAP): both filtered
-xvfb-run -a -s "-screen 0 1400x900x24" dbus-run-session -- \
+# Xvfb picks a free display itself (-displayfd): `xvfb-run -a` races when two
+# runs start together (both take :99, one then talks to the other's server)
+exec 3> "$tmp/display"
+Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+xvfb=$!
+exec 3>&-
+trap 'kill $xvfb 2>/dev/null; wait $xvfb 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
+[ -s "$tmp/display" ] || { echo "1..1"; echo "not ok 1 - Xvfb did not start: $(tail -1 "$tmp/xvfb.log")"; exit 1; }
+export DISPLAY=":$(head -1 "$tmp/display")"
+dbus-run-session -- \
   /usr/bin/python3 "$src/tests/gui/drive.py" --exe "$exe" --source "$src" --out "$out" \
   2> >(grep -v -e 'fd limit' -e '^dbus-daemon' -e 'SpiRegistry daemon' >&2) | grep --line-buffered -v 'SpiRegistry daemon'
 exit "${PIPESTATUS[0]}"
