@@ -4,6 +4,7 @@
  * poppler's pdftoppm), output errors, token text of every script, and figure
  * layouts from 400x300 to 4000x3000 with nothing clipped or overlapping. */
 #include "mtest.h"
+#include "plotcheck.h"
 #include "ms-plot.h"
 
 #include <dirent.h>
@@ -12,49 +13,14 @@
 
 /* ---- helpers ---- */
 
-static uint32_t pixel(cairo_surface_t *s, int x, int y)
-{
-    int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
-    if (x < 0 || y < 0 || x >= w || y >= h) return 0;
-    const unsigned char *d = cairo_image_surface_get_data(s);
-    return *(const uint32_t *)(d + (size_t)y * (size_t)cairo_image_surface_get_stride(s) + (size_t)x * 4) & 0xffffff;
-}
-
-static int chan_diff(uint32_t a, uint32_t b)
-{
-    int m = 0;
-    for (int sh = 0; sh <= 16; sh += 8) {
-        int d = abs((int)((a >> sh) & 255) - (int)((b >> sh) & 255));
-        if (d > m) m = d;
-    }
-    return m;
-}
-
-static uint32_t rgb24(MsRgb c) { return ms_plot_rgb_pack(c) & 0xffffff; }
-
 /* Pixels that are not (near) white in a region. */
 static long ink(cairo_surface_t *s, int x0, int y0, int x1, int y1)
 {
     long n = 0;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++)
-            if (chan_diff(pixel(s, x, y), 0xffffff) > 60) n++;
+            if (pc_chan_diff(pc_pixel(s, x, y), 0xffffff) > 60) n++;
     return n;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
 }
 
 static bool file_exists(const char *p) { return access(p, F_OK) == 0; }
@@ -108,7 +74,7 @@ static void demo_init(Demo *d)
     d->token = true;
 }
 
-static uint32_t demo_expect(const Demo *d, int r, int c) { return rgb24(ms_plot_scale_color(&d->cb.scale, d->v[r * DC + c])); }
+static uint32_t demo_expect(const Demo *d, int r, int c) { return pc_rgb24(ms_plot_scale_color(&d->cb.scale, d->v[r * DC + c])); }
 
 static int demo_draw(void *user, cairo_t *cr, double w, double h, MsError *err)
 {
@@ -148,12 +114,12 @@ static void probe_cells(const char *what, cairo_surface_t *s, Demo *d, double w,
             MsPlotRect cr;
             ms_plot_grid_cell_rect(&m, r, c, &cr);
             int px = (int)floor((cr.x + cr.w * 0.75) * scale), py = (int)floor((cr.y + cr.h * 0.75) * scale);
-            uint32_t want = isnan(d->v[r * DC + c]) ? rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS)) : demo_expect(d, r, c);
-            int diff = chan_diff(pixel(s, px, py), want);
+            uint32_t want = isnan(d->v[r * DC + c]) ? pc_rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS)) : demo_expect(d, r, c);
+            int diff = pc_chan_diff(pc_pixel(s, px, py), want);
             worst = diff > worst ? diff : worst;
             if (diff > tol) {
                 bad++;
-                mt_diag("%s: cell (%d,%d) at %d,%d is %06x, want %06x", what, r, c, px, py, pixel(s, px, py), want);
+                mt_diag("%s: cell (%d,%d) at %d,%d is %06x, want %06x", what, r, c, px, py, pc_pixel(s, px, py), want);
             }
         }
     MT_CHECK(bad == 0, "%s: all %d cells (one NaN) have their colour (worst channel diff %d)", what, DR * DC, worst);
@@ -194,8 +160,8 @@ static void test_probes_and_hits(void)
             /* stay off the cell edges, where a device pixel straddles two cells */
             if (x - cr.x < 1.5 || cr.x + cr.w - x < 1.5 || y - cr.y < 1.5 || cr.y + cr.h - y < 1.5) continue;
             tried++;
-            uint32_t want = isnan(d.v[r * DC + c]) ? rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS)) : demo_expect(&d, (int)r, (int)c);
-            if (chan_diff(pixel(s, (int)(x * sc), (int)(y * sc)), want) <= 1) agree++;
+            uint32_t want = isnan(d.v[r * DC + c]) ? pc_rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS)) : demo_expect(&d, (int)r, (int)c);
+            if (pc_chan_diff(pc_pixel(s, (int)(x * sc), (int)(y * sc)), want) <= 1) agree++;
         }
         MT_CHECK(tried > 1000 && agree == tried, "%s: the cell hit at %d random points is the cell drawn there (%d agree)",
                  what, tried, agree);
@@ -232,7 +198,7 @@ static bool all_pixels(cairo_surface_t *s, uint32_t want, int tol, int *bad_x)
 {
     for (int y = 0; y < cairo_image_surface_get_height(s); y++)
         for (int x = 0; x < cairo_image_surface_get_width(s); x++)
-            if (chan_diff(pixel(s, x, y), want) > tol) {
+            if (pc_chan_diff(pc_pixel(s, x, y), want) > tol) {
                 *bad_x = x;
                 return false;
             }
@@ -259,7 +225,7 @@ static void test_aggregation(void)
     Raw r = {.m = {.rows = 2, .cols = n, .row0 = 0, .row1 = 2, .col0 = 0, .col1 = (double)n},
              .h = {.rows = 2, .cols = n, .values = v, .scale = sc}};
     cairo_surface_t *s = raw_render(&r, 400, 40);
-    MT_CHECK(s && all_pixels(s, rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0.5)), 1, &bad),
+    MT_CHECK(s && all_pixels(s, pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0.5)), 1, &bad),
              "20000 alternating 0/1 columns in 400 px: every pixel is the mean colour (0.5), not a skipped sample (bad x %d)", bad);
     cairo_surface_destroy(s);
 
@@ -269,15 +235,15 @@ static void test_aggregation(void)
     r.h.agg = MS_PLOT_AGG_PEAK;
     s = raw_render(&r, 400, 40);
     int spike_px = (int)(12345 * 400 / n);
-    uint32_t hi = rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1)), lo = rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0));
+    uint32_t hi = pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1)), lo = pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0));
     int n_hi = 0;
-    for (int x = 0; s && x < 400; x++) n_hi += chan_diff(pixel(s, x, 5), hi) <= 1;
-    MT_CHECK(s && n_hi == 1 && chan_diff(pixel(s, spike_px, 5), hi) <= 1 && chan_diff(pixel(s, spike_px, 25), lo) <= 1,
+    for (int x = 0; s && x < 400; x++) n_hi += pc_chan_diff(pc_pixel(s, x, 5), hi) <= 1;
+    MT_CHECK(s && n_hi == 1 && pc_chan_diff(pc_pixel(s, spike_px, 5), hi) <= 1 && pc_chan_diff(pc_pixel(s, spike_px, 25), lo) <= 1,
              "PEAK: one spike among 20000 columns shows in exactly its pixel (x %d) and row", spike_px);
     cairo_surface_destroy(s);
     r.h.agg = MS_PLOT_AGG_MEAN;
     s = raw_render(&r, 400, 40);
-    MT_CHECK(s && chan_diff(pixel(s, spike_px, 5), lo) > 0 && chan_diff(pixel(s, spike_px, 5), hi) > 30,
+    MT_CHECK(s && pc_chan_diff(pc_pixel(s, spike_px, 5), lo) > 0 && pc_chan_diff(pc_pixel(s, spike_px, 5), hi) > 30,
              "MEAN: the spike's bucket shows its mean (1/50), between the ends");
     cairo_surface_destroy(s);
 
@@ -285,8 +251,8 @@ static void test_aggregation(void)
     for (int64_t i = 0; i < 2 * n; i++) v[i] = (i % 2) ? NAN : 1.0f;
     for (int64_t i = n; i < 2 * n; i++) v[i] = NAN;
     s = raw_render(&r, 400, 40);
-    MT_CHECK(s && chan_diff(pixel(s, 200, 5), hi) <= 1 &&
-             chan_diff(pixel(s, 200, 30), rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS))) <= 1,
+    MT_CHECK(s && pc_chan_diff(pc_pixel(s, 200, 5), hi) <= 1 &&
+             pc_chan_diff(pc_pixel(s, 200, 30), pc_rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS))) <= 1,
              "NaN cells are left out of the mean; an all-NaN bucket is the missing grey");
     cairo_surface_destroy(s);
 
@@ -298,8 +264,8 @@ static void test_aggregation(void)
     bad = -1;
     bool row0 = true, row1 = true;
     for (int x = 0; s && x < 400; x++) {
-        if (chan_diff(pixel(s, x, 5), rgb24(ms_plot_category_color(3))) > 0) row0 = false;
-        if (chan_diff(pixel(s, x, 30), rgb24(ms_plot_category_color(2))) > 0) row1 = false;
+        if (pc_chan_diff(pc_pixel(s, x, 5), pc_rgb24(ms_plot_category_color(3))) > 0) row0 = false;
+        if (pc_chan_diff(pc_pixel(s, x, 30), pc_rgb24(ms_plot_category_color(2))) > 0) row1 = false;
     }
     MT_CHECK(s && row0, "categories 3,3,5 repeated: every pixel shows the mode, expert 3");
     MT_CHECK(s && row1, "categories 2,9 alternating (a tie): the smaller id, 2");
@@ -308,7 +274,7 @@ static void test_aggregation(void)
     s = raw_render(&rc, 400, 40);
     row0 = true;
     for (int x = 0; s && x < 400; x++)
-        if (chan_diff(pixel(s, x, 5), rgb24(ms_plot_category_color(70000))) > 0) row0 = false;
+        if (pc_chan_diff(pc_pixel(s, x, 5), pc_rgb24(ms_plot_category_color(70000))) > 0) row0 = false;
     MT_CHECK(s && row0, "large ids (70000) aggregate too");
     cairo_surface_destroy(s);
     MsRgb pal[4] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {0, 0, 0}};
@@ -316,8 +282,8 @@ static void test_aggregation(void)
     rc.h.palette = pal;
     rc.h.n_palette = 4;
     s = raw_render(&rc, 400, 40);
-    MT_CHECK(s && chan_diff(pixel(s, 10, 5), 0x00ff00) == 0 &&
-             chan_diff(pixel(s, 10, 30), rgb24(ms_plot_missing_color())) == 0, "a given palette is used; id < 0 is missing");
+    MT_CHECK(s && pc_chan_diff(pc_pixel(s, 10, 5), 0x00ff00) == 0 &&
+             pc_chan_diff(pc_pixel(s, 10, 30), pc_rgb24(ms_plot_missing_color())) == 0, "a given palette is used; id < 0 is missing");
     cairo_surface_destroy(s);
 
     /* rows aggregate like columns */
@@ -325,7 +291,7 @@ static void test_aggregation(void)
     Raw rr = {.m = {.rows = n, .cols = 2, .row0 = 0, .row1 = (double)n, .col0 = 0, .col1 = 2},
               .h = {.rows = n, .cols = 2, .values = v, .scale = sc}};
     s = raw_render(&rr, 40, 400);
-    MT_CHECK(s && all_pixels(s, rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0.5)), 1, &bad),
+    MT_CHECK(s && all_pixels(s, pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0.5)), 1, &bad),
              "20000 alternating rows in 400 px: the mean colour everywhere");
     cairo_surface_destroy(s);
 
@@ -336,9 +302,9 @@ static void test_aggregation(void)
     s = raw_render(&rz, 400, 20);
     bool zoom_ok = s != NULL;
     for (int x = 2; s && x < 400; x += 4)
-        if (chan_diff(pixel(s, x, 10), rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 100 + x / 4, 0, 999))) > 1) {
+        if (pc_chan_diff(pc_pixel(s, x, 10), pc_rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 100 + x / 4, 0, 999))) > 1) {
             zoom_ok = false;
-            mt_diag("zoom: x %d shows %06x", x, pixel(s, x, 10));
+            mt_diag("zoom: x %d shows %06x", x, pc_pixel(s, x, 10));
             break;
         }
     MT_CHECK(zoom_ok, "window [100,200) of 1000 columns at 4 px per cell: pixel x shows column 100 + x/4");
@@ -349,10 +315,10 @@ static void test_aggregation(void)
     s = raw_render(&rz, 400, 20);
     zoom_ok = s != NULL;
     for (int x = 1; s && x < 400; x += 4)
-        if (chan_diff(pixel(s, x, 10), rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 100 + x / 4, 0, 999))) > 1 ||
-            chan_diff(pixel(s, x + 2, 10), rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 101 + x / 4, 0, 999))) > 1) {
+        if (pc_chan_diff(pc_pixel(s, x, 10), pc_rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 100 + x / 4, 0, 999))) > 1 ||
+            pc_chan_diff(pc_pixel(s, x + 2, 10), pc_rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 101 + x / 4, 0, 999))) > 1) {
             zoom_ok = false;
-            mt_diag("pan: x %d shows %06x", x, pixel(s, x, 10));
+            mt_diag("pan: x %d shows %06x", x, pc_pixel(s, x, 10));
             break;
         }
     MT_CHECK(zoom_ok, "window [100.5,200.5): the first pixels show the second half of column 100, the rest follow");
@@ -364,10 +330,10 @@ static void test_aggregation(void)
     zoom_ok = s != NULL;
     for (int x = 2; s && x < 400; x += 4) {
         int64_t hr, hc;
-        if (chan_diff(pixel(s, x, 10), rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 199 - x / 4, 0, 999))) > 1 ||
+        if (pc_chan_diff(pc_pixel(s, x, 10), pc_rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, 199 - x / 4, 0, 999))) > 1 ||
             !ms_plot_grid_hit(&rz.m, x + 0.5, 10, &hr, &hc) || hc != 199 - x / 4) {
             zoom_ok = false;
-            mt_diag("flip: x %d shows %06x", x, pixel(s, x, 10));
+            mt_diag("flip: x %d shows %06x", x, pc_pixel(s, x, 10));
             break;
         }
     }
@@ -432,7 +398,7 @@ static void test_outputs(void)
         snprintf(path, sizeof path, "%s/fig-%d.png", tmp, k);
         int rc = ms_plot_render_file(path, w, h, sc, demo_draw, &d, &err);
         size_t len = 0;
-        char *data = read_file(path, &len);
+        char *data = pc_read_file(path, &len);
         MT_CHECK(rc == 0 && data && len > 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0, "PNG %dx%d: written with the PNG signature (%s)",
                  W, H, rc ? err.msg : "ok");
         free(data);
@@ -449,14 +415,14 @@ static void test_outputs(void)
 
         snprintf(path, sizeof path, "%s/fig-%d.svg", tmp, k);
         rc = ms_plot_render_file(path, w, h, sc, demo_draw, &d, &err);
-        data = read_file(path, &len);
+        data = pc_read_file(path, &len);
         MT_CHECK(rc == 0 && data && strncmp(data, "<?xml", 5) == 0, "SVG %dx%d: written, starts with <?xml (%s)", W, H,
                  rc ? err.msg : "ok");
         free(data);
         snprintf(out, sizeof out, "%s/svg-%d.txt", tmp, k);
         snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s'", script, path, out);
         bool parsed = have_python && run_ok(cmd);
-        char *words = parsed ? read_file(out, NULL) : NULL;
+        char *words = parsed ? pc_read_file(out, NULL) : NULL;
         MT_CHECK(parsed && words, "SVG %dx%d: parses as XML with an <svg> root", W, H);
         if (words) {
             MT_CHECK(strstr(words, "Expert load") && strstr(words, "Token position") && strstr(words, "Layer") &&
@@ -475,7 +441,7 @@ static void test_outputs(void)
 
         snprintf(path, sizeof path, "%s/fig-%d.pdf", tmp, k);
         rc = ms_plot_render_file(path, w, h, sc, demo_draw, &d, &err);
-        data = read_file(path, &len);
+        data = pc_read_file(path, &len);
         MT_CHECK(rc == 0 && data && strncmp(data, "%PDF-", 5) == 0, "PDF %dx%d: written, starts with %%PDF- (%s)", W, H,
                  rc ? err.msg : "ok");
         free(data);
@@ -549,7 +515,7 @@ static void test_output_errors(void)
     fclose(f);
     before = dir_entries(dir);
     int rc = ms_plot_render_file(path, 400, 300, 1, fail_draw, &d, &err);
-    char *data = read_file(path, NULL);
+    char *data = pc_read_file(path, NULL);
     MT_CHECK(rc == MS_EINVAL && strstr(err.msg, "view has no data") && strstr(err.msg, path) && data &&
              strcmp(data, "old contents") == 0 && dir_entries(dir) == before,
              "draw error: reported with the file name, old file kept, nothing left behind (%s)", err.msg);
@@ -572,7 +538,7 @@ static void test_output_errors(void)
     struct stat st;
     memset(&st, 0, sizeof st);
     bool have_st = stat(path, &st) == 0;
-    data = read_file(path, NULL);
+    data = pc_read_file(path, NULL);
     MT_CHECK(rc == 0 && data && strncmp(data, "%PDF-", 5) == 0 && have_st && (st.st_mode & 0777) == 0644 &&
              dir_entries(dir) == before, "a good render replaces the old file (mode %o), nothing else left", st.st_mode & 0777);
     free(data);
@@ -639,7 +605,7 @@ static void test_tokens(void)
             int coloured = 0;
             for (int y = 0; y < 50; y++)
                 for (int x = 0; x < 200; x++) {
-                    uint32_t p = pixel(s, x, y);
+                    uint32_t p = pc_pixel(s, x, y);
                     int r = (int)(p >> 16 & 255), g = (int)(p >> 8 & 255), b = (int)(p & 255);
                     if (abs(r - b) > 80 || abs(g - b) > 80) coloured++;
                 }

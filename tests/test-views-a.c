@@ -15,6 +15,7 @@
  * digit:1:3` traced over prompts with digits, where block 1 routes exactly
  * the digit tokens to expert 3. */
 #include "mtest.h"
+#include "plotcheck.h"
 #include "ms-view.h"
 #include "run.h"
 #include "view-tokgrid.h"
@@ -32,24 +33,6 @@ static const char *const P0[] = { "Hello", " wor", "ld", " \xF0\x9F\x98\x80", "\
 #define N1 60
 
 /* ------------------------------------------------------------- helpers */
-
-static uint32_t pixel(cairo_surface_t *s, int x, int y)
-{
-    int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
-    if (x < 0 || y < 0 || x >= w || y >= h) return 0;
-    const unsigned char *d = cairo_image_surface_get_data(s);
-    return *(const uint32_t *)(d + (size_t)y * (size_t)cairo_image_surface_get_stride(s) + (size_t)x * 4) & 0xffffff;
-}
-
-static int chan_diff(uint32_t a, uint32_t b)
-{
-    int m = 0;
-    for (int sh = 0; sh <= 16; sh += 8) {
-        int d = abs((int)((a >> sh) & 255) - (int)((b >> sh) & 255));
-        if (d > m) m = d;
-    }
-    return m;
-}
 
 /* A tooltip on one TAP line: newlines as " | " (four buffers in turn, so
  * one message may hold several). */
@@ -71,27 +54,7 @@ static const char *flat(const char *s)
     return b;
 }
 
-static uint32_t rgb24(MsRgb c) { return ms_plot_rgb_pack(c) & 0xffffff; }
-
 static int lum(uint32_t p) { return (int)(((p >> 16) & 255) * 2126 + ((p >> 8) & 255) * 7152 + (p & 255) * 722) / 10000; }
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 static bool run_ok(const char *cmd) { return system(cmd) == 0; }
 
@@ -277,19 +240,19 @@ static void check_files(MsTraceDb *db, const char *view, const MsViewParams *p, 
                   cairo_image_surface_get_height(img) == H;
         long dark = 0;
         for (int y = 0; ok && y < H; y += 2)
-            for (int x = 0; x < W; x += 2) dark += lum(pixel(img, x, y)) < 200;
+            for (int x = 0; x < W; x += 2) dark += lum(pc_pixel(img, x, y)) < 200;
         MT_CHECK(ok && dark > (long)W * H / 4 / 50, "%s: PNG %dx%d written and read back, with ink (%s)", view, W, H,
                  rc ? err.msg : "ok");
         if (img) cairo_surface_destroy(img);
 
         snprintf(path, sizeof path, "%s/%s-%d.svg", tmp, view, k);
         rc = ms_view_render_file(v, m, &s, path, W, H, 1, &err);
-        char *data = rc == 0 ? read_file(path, &len) : NULL;
+        char *data = rc == 0 ? pc_read_file(path, &len) : NULL;
         MT_CHECK(data && !strncmp(data, "<?xml", 5), "%s: SVG %dx%d written (%s)", view, W, H, rc ? err.msg : "ok");
         free(data);
         snprintf(out, sizeof out, "%s/%s-%d.txt", tmp, view, k);
         snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s'", svg_script, path, out);
-        char *text = run_ok(cmd) ? read_file(out, NULL) : NULL;
+        char *text = run_ok(cmd) ? pc_read_file(out, NULL) : NULL;
         MT_CHECK(text != NULL, "%s: SVG %dx%d parses as XML with an <svg> root", view, W, H);
         for (int i = 0; text && words[i]; i++)
             MT_CHECK(strstr(text, words[i]) != NULL, "%s: SVG %dx%d holds \"%s\"", view, W, H, words[i]);
@@ -297,7 +260,7 @@ static void check_files(MsTraceDb *db, const char *view, const MsViewParams *p, 
 
         snprintf(path, sizeof path, "%s/%s-%d.pdf", tmp, view, k);
         rc = ms_view_render_file(v, m, &s, path, W, H, 1, &err);
-        data = rc == 0 ? read_file(path, &len) : NULL;
+        data = rc == 0 ? pc_read_file(path, &len) : NULL;
         MT_CHECK(data && !strncmp(data, "%PDF-", 5), "%s: PDF %dx%d written (%s)", view, W, H, rc ? err.msg : "ok");
         free(data);
         snprintf(out, sizeof out, "%s/%s-%d-pdf", tmp, view, k);
@@ -309,7 +272,7 @@ static void check_files(MsTraceDb *db, const char *view, const MsViewParams *p, 
              abs(cairo_image_surface_get_width(img) - W) <= 1 && abs(cairo_image_surface_get_height(img) - H) <= 1;
         dark = 0;
         for (int y = 0; ok && y < cairo_image_surface_get_height(img); y += 2)
-            for (int x = 0; x < cairo_image_surface_get_width(img); x += 2) dark += lum(pixel(img, x, y)) < 200;
+            for (int x = 0; x < cairo_image_surface_get_width(img); x += 2) dark += lum(pc_pixel(img, x, y)) < 200;
         MT_CHECK(ok && dark > (long)W * H / 4 / 50, "%s: pdftoppm reads the PDF %dx%d (page size, with ink)", view, W,
                  H);
         if (img) cairo_surface_destroy(img);
@@ -344,8 +307,8 @@ static void test_heatmap(MsTraceDb *db)
                 continue;
             }
             double cx = c.x + c.w / 2, cy = c.y + c.h / 2;
-            uint32_t want = rgb24(ms_plot_category_color(top1(t, r + 1)));
-            if (chan_diff(pixel(img, (int)cx, (int)cy), want) > 2) bad++;
+            uint32_t want = pc_rgb24(ms_plot_category_color(top1(t, r + 1)));
+            if (pc_chan_diff(pc_pixel(img, (int)cx, (int)cy), want) > 2) bad++;
             MsViewHit h;
             if (v->hit(m, &s, W, H, cx, cy, &h) && h.kind == MS_HIT_CELL && h.layer == r + 1 && h.pos == t &&
                 h.row == r && h.expert == top1(t, r + 1) && h.value == top1(t, r + 1))
@@ -389,17 +352,17 @@ static void test_heatmap(MsTraceDb *db)
         ms_view_heatmap_cell_rect(m, &s, W, H, 1, 3, &a);
         ms_view_heatmap_cell_rect(m, &s, W, H, 1, 4, &b);
         ms_view_heatmap_cell_rect(m, &s, W, H, 2, 4, &o);
-        uint32_t pa = pixel(simg, (int)(a.x + a.w / 2), (int)(a.y + a.h / 2));
-        uint32_t pb = pixel(simg, (int)(b.x + b.w / 2), (int)(b.y + b.h / 2));
-        uint32_t orig_b = pixel(img, (int)(b.x + b.w / 2), (int)(b.y + b.h / 2));
-        uint32_t po = pixel(simg, (int)(o.x + o.w / 2), (int)(o.y + o.h / 2));
-        int ay = (int)(a.y + a.h / 2), edge = lum(pixel(simg, (int)a.x, ay)) < lum(pixel(simg, (int)a.x + 1, ay))
-                                                 ? lum(pixel(simg, (int)a.x, ay))
-                                                 : lum(pixel(simg, (int)a.x + 1, ay));
-        MT_CHECK(chan_diff(pa, rgb24(ms_plot_category_color(0))) <= 2 && edge < 60,
+        uint32_t pa = pc_pixel(simg, (int)(a.x + a.w / 2), (int)(a.y + a.h / 2));
+        uint32_t pb = pc_pixel(simg, (int)(b.x + b.w / 2), (int)(b.y + b.h / 2));
+        uint32_t orig_b = pc_pixel(img, (int)(b.x + b.w / 2), (int)(b.y + b.h / 2));
+        uint32_t po = pc_pixel(simg, (int)(o.x + o.w / 2), (int)(o.y + o.h / 2));
+        int ay = (int)(a.y + a.h / 2), edge = lum(pc_pixel(simg, (int)a.x, ay)) < lum(pc_pixel(simg, (int)a.x + 1, ay))
+                                                 ? lum(pc_pixel(simg, (int)a.x, ay))
+                                                 : lum(pc_pixel(simg, (int)a.x + 1, ay));
+        MT_CHECK(pc_chan_diff(pa, pc_rgb24(ms_plot_category_color(0))) <= 2 && edge < 60,
                  "heatmap: selected expert 6 at layer 2: the token routed to it keeps its colour and is outlined");
         MT_CHECK(lum(pb) > lum(orig_b) + 40, "heatmap: the other cells of that layer are dimmed (%06x -> %06x)", orig_b, pb);
-        MT_CHECK(chan_diff(po, rgb24(ms_plot_category_color(top1(4, 3)))) <= 2, "heatmap: other layers are untouched");
+        MT_CHECK(pc_chan_diff(po, pc_rgb24(ms_plot_category_color(top1(4, 3)))) <= 2, "heatmap: other layers are untouched");
         cairo_surface_destroy(simg);
     }
 
@@ -416,8 +379,8 @@ static void test_heatmap(MsTraceDb *db)
     MT_CHECK(vis && zc.w > 3 * full.w && zc.h > 1.4 * full.h, "heatmap: zoomed in, a cell is larger (%.0fx%.0f vs %.0fx%.0f)",
              zc.w, zc.h, full.w, full.h);
     if (zimg && vis) {
-        MT_CHECK(chan_diff(pixel(zimg, (int)(zc.x + zc.w / 2), (int)(zc.y + zc.h / 2)),
-                           rgb24(ms_plot_category_color(top1(5, 2)))) <= 2 &&
+        MT_CHECK(pc_chan_diff(pc_pixel(zimg, (int)(zc.x + zc.w / 2), (int)(zc.y + zc.h / 2)),
+                           pc_rgb24(ms_plot_category_color(top1(5, 2)))) <= 2 &&
                      v->hit(m, &z, W, H, zc.x + zc.w / 2, zc.y + zc.h / 2, &h) && h.pos == 5 && h.layer == 2,
                  "heatmap: zoomed, the cell is drawn and hit where the geometry says");
         MT_CHECK(!ms_view_heatmap_cell_rect(m, &z, W, H, 1, 2, &zc) || zc.x + zc.w <= zc.x + 0.001 ||
@@ -432,8 +395,8 @@ static void test_heatmap(MsTraceDb *db)
     cw.color_by = MS_VIEW_COLOR_WEIGHT;
     cairo_surface_t *wimg = render(v, m, &cw, W, H);
     ms_view_heatmap_cell_rect(m, &cw, W, H, 0, 0, &c);
-    MT_CHECK(wimg && chan_diff(pixel(wimg, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)),
-                               rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1))) <= 2,
+    MT_CHECK(wimg && pc_chan_diff(pc_pixel(wimg, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)),
+                               pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1))) <= 2,
              "heatmap: colour by top-1 weight: viridis at the top of the scale");
     if (wimg) cairo_surface_destroy(wimg);
     cw.color_by = MS_VIEW_COLOR_HIDDEN;
@@ -441,16 +404,16 @@ static void test_heatmap(MsTraceDb *db)
     ms_view_heatmap_cell_rect(m, &cw, W, H, 2, N0 - 1, &c);
     MsPlotRect c2;
     ms_view_heatmap_cell_rect(m, &cw, W, H, 0, 0, &c2);
-    MT_CHECK(wimg && chan_diff(pixel(wimg, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)),
-                               rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1))) <= 2 &&
-                 chan_diff(pixel(wimg, (int)(c2.x + c2.w / 2), (int)(c2.y + c2.h / 2)),
-                           rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1.0 / (10 * (N0 - 1) + 3)))) <= 3,
+    MT_CHECK(wimg && pc_chan_diff(pc_pixel(wimg, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)),
+                               pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1))) <= 2 &&
+                 pc_chan_diff(pc_pixel(wimg, (int)(c2.x + c2.w / 2), (int)(c2.y + c2.h / 2)),
+                           pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1.0 / (10 * (N0 - 1) + 3)))) <= 3,
              "heatmap: colour by residual max |h|: largest at the last token of block 3, smallest at token 0 of block 1");
     if (wimg) cairo_surface_destroy(wimg);
     cw.color_by = MS_VIEW_COLOR_ENTROPY;
     wimg = render(v, m, &cw, W, H);
     ms_view_heatmap_cell_rect(m, &cw, W, H, 0, 0, &c);
-    MT_CHECK(wimg && chan_diff(pixel(wimg, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)), rgb24(ms_plot_missing_color())) <= 2,
+    MT_CHECK(wimg && pc_chan_diff(pc_pixel(wimg, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)), pc_rgb24(ms_plot_missing_color())) <= 2,
              "heatmap: entropy asked of a model prepared without it: missing grey (and a note), not a wrong colour");
     if (wimg) cairo_surface_destroy(wimg);
     cairo_surface_destroy(img);
@@ -466,8 +429,8 @@ static void test_heatmap(MsTraceDb *db)
         double H8 = -(0.6 * log(0.6) + 0.25 * log(0.25) + 6 * 0.025 * log(0.025));
         v->hit(m, &s, W, H, c.x + c.w / 2, c.y + c.h / 2, &h);
         MT_CHECK(img && fabs(h.value - H8) < 1e-3 && strstr(h.text, "routing entropy") &&
-                     chan_diff(pixel(img, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)),
-                               rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, H8 / log(NE)))) <= 3,
+                     pc_chan_diff(pc_pixel(img, (int)(c.x + c.w / 2), (int)(c.y + c.h / 2)),
+                               pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, H8 / log(NE)))) <= 3,
                  "heatmap: routing entropy %.4f nats from the probabilities, coloured on [0, ln E] (hit %.4f)", H8, h.value);
         if (img) cairo_surface_destroy(img);
         v->free_model(m);
@@ -528,10 +491,10 @@ static void test_aggregation(const char *dir)
         MT_CHECK(a.w < 0.5, "aggregation: %d tokens in a %dpx figure, a token is %.2f px wide", T, W, a.w);
         int y = (int)(a.y + a.h / 2), in6 = 0, n = 0;
         for (int x = (int)ceil(a.x) + 1; x < (int)b.x - 1; x++, n++)
-            in6 += chan_diff(pixel(img, x, y), rgb24(ms_plot_category_color(6))) <= 2;
+            in6 += pc_chan_diff(pc_pixel(img, x, y), pc_rgb24(ms_plot_category_color(6))) <= 2;
         MT_CHECK(n > 20 && in6 == n, "aggregation: the pixel columns of tokens %d-%d show expert 6 (%d of %d)", A, B - 1,
                  in6, n);
-        MT_CHECK(chan_diff(pixel(img, (int)z.x, y), rgb24(ms_plot_category_color(1))) <= 2,
+        MT_CHECK(pc_chan_diff(pc_pixel(img, (int)z.x, y), pc_rgb24(ms_plot_category_color(1))) <= 2,
                  "aggregation: the others show expert 1");
         MsViewHit h;
         bool hit = v->hit(m, &s, W, H, (a.x + b.x) / 2, y, &h);
@@ -549,11 +512,11 @@ static void test_aggregation(const char *dir)
         if (simg) {
             int kept = 0, dim = 0, nin = 0, nout = 0;
             for (int x = (int)ceil(a.x) + 2; x < (int)b.x - 2; x++, nin++)
-                kept += chan_diff(pixel(simg, x, y), rgb24(ms_plot_category_color(6))) <= 2;
+                kept += pc_chan_diff(pc_pixel(simg, x, y), pc_rgb24(ms_plot_category_color(6))) <= 2;
             MsPlotRect l;
             ms_view_heatmap_cell_rect(m, &s, W, H, 0, 0, &l);
             for (int x = (int)ceil(l.x) + 2; x < (int)a.x - 2; x++, nout++)
-                dim += lum(pixel(simg, x, y)) > lum(pixel(img, x, y)) + 40;
+                dim += lum(pc_pixel(simg, x, y)) > lum(pc_pixel(img, x, y)) + 40;
             MT_CHECK(nin > 20 && kept == nin && nout > 100 && dim == nout,
                      "aggregation: selecting E6 at block 0 keeps the columns of tokens %d-%d (%d of %d) and dims the "
                      "others (%d of %d)", A, B - 1, kept, nin, dim, nout);
@@ -597,8 +560,8 @@ static void test_tokens(MsTraceDb *db)
             continue;
         }
         /* inside the box, left of the text */
-        uint32_t px = pixel(img, (int)ceil(box[t].x) + 1, (int)(box[t].y + box[t].h / 2));
-        if (chan_diff(px, rgb24(ms_plot_category_color(top1(t, 2)))) > 2) bad++;
+        uint32_t px = pc_pixel(img, (int)ceil(box[t].x) + 1, (int)(box[t].y + box[t].h / 2));
+        if (pc_chan_diff(px, pc_rgb24(ms_plot_category_color(top1(t, 2)))) > 2) bad++;
         MsViewHit h;
         if (v->hit(m, &s, W, H, box[t].x + box[t].w / 2, box[t].y + box[t].h / 2, &h) && h.kind == MS_HIT_TOKEN &&
             h.pos == t && h.layer == 2 && h.expert == top1(t, 2))
@@ -613,7 +576,7 @@ static void test_tokens(MsTraceDb *db)
     long ink = 0;
     for (int y = (int)box[0].y; y < (int)(box[0].y + box[0].h); y++)
         for (int x = (int)box[0].x + 3; x < (int)(box[0].x + box[0].w - 2); x++)
-            ink += chan_diff(pixel(img, x, y), rgb24(ms_plot_category_color(top1(0, 2)))) > 60;
+            ink += pc_chan_diff(pc_pixel(img, x, y), pc_rgb24(ms_plot_category_color(top1(0, 2)))) > 60;
     MT_CHECK(ink > 20, "tokens: the piece is drawn inside its box (%ld text pixels)", ink);
 
     MsViewHit h;
@@ -629,9 +592,9 @@ static void test_tokens(MsTraceDb *db)
     cairo_surface_t *simg = render(v, m, &sel, W, H);
     if (simg) {
         int under = (int)(box[3].y + box[3].h + 2);
-        MT_CHECK(lum(pixel(simg, (int)(box[3].x + box[3].w / 2), under)) < 40 &&
-                     lum(pixel(simg, (int)(box[4].x + box[4].w / 2), under)) > 200 &&
-                     lum(pixel(img, (int)(box[3].x + box[3].w / 2), under)) > 200,
+        MT_CHECK(lum(pc_pixel(simg, (int)(box[3].x + box[3].w / 2), under)) < 40 &&
+                     lum(pc_pixel(simg, (int)(box[4].x + box[4].w / 2), under)) > 200 &&
+                     lum(pc_pixel(img, (int)(box[3].x + box[3].w / 2), under)) > 200,
                  "tokens: the token routed to the selected expert is underlined, the others not");
         cairo_surface_destroy(simg);
     }
@@ -646,8 +609,8 @@ static void test_tokens(MsTraceDb *db)
         MsPlotRect b;
         ms_view_tokens_box(m, &s, W, H, 2, &b);
         double H8 = -(0.6 * log(0.6) + 0.25 * log(0.25) + 6 * 0.025 * log(0.025));
-        MT_CHECK(img && chan_diff(pixel(img, (int)ceil(b.x) + 1, (int)(b.y + b.h / 2)),
-                                  rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, H8 / log(NE)))) <= 3,
+        MT_CHECK(img && pc_chan_diff(pc_pixel(img, (int)ceil(b.x) + 1, (int)(b.y + b.h / 2)),
+                                  pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, H8 / log(NE)))) <= 3,
                  "tokens: colour by routing entropy (viridis on [0, ln E])");
         if (img) cairo_surface_destroy(img);
         v->free_model(m);
@@ -720,15 +683,15 @@ static void test_load(MsTraceDb *db, const char *dir)
     for (size_t i = 0; i < MS_ARRAY_LEN(cells); i++) {
         bool vis = ms_view_load_cell_rect(m, &s, W, H, cells[i].row, cells[i].e, &c);
         double cx = c.x + c.w / 2, cy = c.y + c.h / 2, sz = fmin(c.w, c.h);
-        uint32_t centre = pixel(img, (int)cx, (int)cy), ring = pixel(img, (int)(cx + sz * 0.256), (int)cy);
-        uint32_t fill = rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, cells[i].share, 0, smax));
+        uint32_t centre = pc_pixel(img, (int)cx, (int)cy), ring = pc_pixel(img, (int)(cx + sz * 0.256), (int)cy);
+        uint32_t fill = pc_rgb24(ms_plot_cmap_value(MS_CMAP_VIRIDIS, cells[i].share, 0, smax));
         const char *what = cells[i].mark == 2 ? "dead: a cross at its centre"
                            : cells[i].mark == 1 ? "cold: a ring, its centre the cell's colour"
                                                 : "live: its share's colour, no mark";
         bool ok = vis;
-        if (cells[i].mark == 2) ok = ok && lum(centre) > 200 && chan_diff(centre, fill) > 100;
-        else if (cells[i].mark == 1) ok = ok && chan_diff(centre, fill) <= 3 && lum(ring) > 180;
-        else ok = ok && chan_diff(centre, fill) <= 3 && chan_diff(ring, fill) <= 3;
+        if (cells[i].mark == 2) ok = ok && lum(centre) > 200 && pc_chan_diff(centre, fill) > 100;
+        else if (cells[i].mark == 1) ok = ok && pc_chan_diff(centre, fill) <= 3 && lum(ring) > 180;
+        else ok = ok && pc_chan_diff(centre, fill) <= 3 && pc_chan_diff(ring, fill) <= 3;
         MT_CHECK(ok, "load: cell (block %d, E%d) %s (%06x, ring %06x, fill %06x)", cells[i].row + 1, cells[i].e, what,
                  centre, ring, fill);
         bool hit = v->hit(m, &s, W, H, cx, cy, &h);
@@ -753,8 +716,8 @@ static void test_load(MsTraceDb *db, const char *dir)
     sel.sel_expert = 3;
     img = render(v, m, &sel, W, H);
     ms_view_load_cell_rect(m, &s, W, H, 1, 3, &c);
-    MT_CHECK(img && lum(pixel(img, (int)c.x + 1, (int)(c.y + c.h / 2))) < 40 &&
-                 lum(pixel(img, (int)(c.x + c.w / 2), (int)c.y + 1)) < 40,
+    MT_CHECK(img && lum(pc_pixel(img, (int)c.x + 1, (int)(c.y + c.h / 2))) < 40 &&
+                 lum(pc_pixel(img, (int)(c.x + c.w / 2), (int)c.y + 1)) < 40,
              "load: the selected (layer, expert) cell is outlined");
     if (img) cairo_surface_destroy(img);
 
@@ -858,7 +821,7 @@ static void test_planted(const char *dir)
             MsPlotRect c;
             ms_view_heatmap_cell_rect(m, &s, W, H, g->layer_row[1], t, &c);
             double cx = c.x + c.w / 2, cy = c.y + c.h / 2;
-            good += chan_diff(pixel(img, (int)cx, (int)cy), rgb24(ms_plot_category_color(3))) <= 2;
+            good += pc_chan_diff(pc_pixel(img, (int)cx, (int)cy), pc_rgb24(ms_plot_category_color(3))) <= 2;
             MsViewHit h;
             hits += v->hit(m, &s, W, H, cx, cy, &h) && h.kind == MS_HIT_CELL && h.pos == t && h.layer == 1 &&
                     h.expert == 3;
@@ -887,8 +850,8 @@ static void test_planted(const char *dir)
         for (int t = 0; timg && t < g->n_tok; t++) {
             MsPlotRect b;
             if (!ms_view_tokens_box(tm, &s, TW, TH, t, &b)) continue;
-            uint32_t px = pixel(timg, (int)ceil(b.x) + 1, (int)(b.y + b.h / 2));
-            bool three = chan_diff(px, rgb24(ms_plot_category_color(3))) <= 2;
+            uint32_t px = pc_pixel(timg, (int)ceil(b.x) + 1, (int)(b.y + b.h / 2));
+            bool three = pc_chan_diff(px, pc_rgb24(ms_plot_category_color(3))) <= 2;
             if (is_digit_piece(g->pieces + g->piece_off[t], (size_t)(g->piece_off[t + 1] - g->piece_off[t]))) {
                 tdig++;
                 tgood += three;

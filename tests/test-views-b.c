@@ -12,6 +12,7 @@
  * selection; PNG, SVG (axis titles) and PDF (pdftoppm) at two sizes with no
  * text clipped or overlapping; errors as one line naming the problem. */
 #include "mtest.h"
+#include "plotcheck.h"
 
 #include <math.h>
 #include <sys/wait.h>
@@ -101,26 +102,6 @@ static int group_of(int e)
 }
 
 /* ------------------------------------------------------------- pixels */
-
-static uint32_t pixel(cairo_surface_t *s, int x, int y)
-{
-    int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
-    if (x < 0 || y < 0 || x >= w || y >= h) return 0;
-    const unsigned char *d = cairo_image_surface_get_data(s);
-    return *(const uint32_t *)(d + (size_t)y * (size_t)cairo_image_surface_get_stride(s) + (size_t)x * 4) & 0xffffff;
-}
-
-static int chan_diff(uint32_t a, uint32_t b)
-{
-    int m = 0;
-    for (int sh = 0; sh <= 16; sh += 8) {
-        int d = abs((int)((a >> sh) & 255) - (int)((b >> sh) & 255));
-        if (d > m) m = d;
-    }
-    return m;
-}
-
-static uint32_t rgb24(MsRgb c) { return ms_plot_rgb_pack(c) & 0xffffff; }
 
 typedef struct {
     const MsViewClass *v;
@@ -385,9 +366,9 @@ static void check_matrix_hits(const VbMatrix *m, const MsViewClass *v, const MsV
                 tried++;
                 if (v->hit(m, st, w, h, x, y, &hit) && hit.kind == MS_HIT_CELL && hit.row == ii && hit.col == jj) named++;
                 float val = m->cells[k][(size_t)r * m->E + c];
-                uint32_t want = rgb24(isnan(val) ? ms_plot_cmap_missing(m->scale[k].map) : ms_plot_scale_color(&m->scale[k], val));
-                uint32_t got = pixel(s, (int)x, (int)y);
-                if (chan_diff(got, want) <= 2) agree++;
+                uint32_t want = pc_rgb24(isnan(val) ? ms_plot_cmap_missing(m->scale[k].map) : ms_plot_scale_color(&m->scale[k], val));
+                uint32_t got = pc_pixel(s, (int)x, (int)y);
+                if (pc_chan_diff(got, want) <= 2) agree++;
                 else if (tried - agree < 4) mt_diag("%s: cell E%d,E%d at %.1f,%.1f is %06x, want %06x", what, ii, jj, x, y, got, want);
                 if (!extra || extra(m, ii, jj, got)) extra_ok++;
             }
@@ -403,8 +384,8 @@ static void check_matrix_hits(const VbMatrix *m, const MsViewClass *v, const MsV
  * the diagonal the n/a grey */
 static bool coact_planted(const VbMatrix *m, int i, int j, uint32_t got)
 {
-    if (i == j) return chan_diff(got, rgb24(ms_plot_cmap_missing(MS_CMAP_BALANCE))) <= 2;
-    if (group_of(i) != group_of(j)) return chan_diff(got, rgb24(ms_plot_cmap_at(MS_CMAP_BALANCE, 0))) <= 2;
+    if (i == j) return pc_chan_diff(got, pc_rgb24(ms_plot_cmap_missing(MS_CMAP_BALANCE))) <= 2;
+    if (group_of(i) != group_of(j)) return pc_chan_diff(got, pc_rgb24(ms_plot_cmap_at(MS_CMAP_BALANCE, 0))) <= 2;
     (void)m;
     int r = (int)(got >> 16) & 255, b = (int)got & 255;
     return r > b + 20;
@@ -469,7 +450,7 @@ static void test_coactivation(const char *blocks_db, const char *work_db)
     int changed = 0, outside = 0, probed = 0;
     for (int y = 0; a && b && y < 900; y += 1)
         for (int x = 0; x < 1400; x += 1) {
-            if (pixel(a, x, y) == pixel(b, x, y)) continue;
+            if (pc_pixel(a, x, y) == pc_pixel(b, x, y)) continue;
             /* every 8th changed pixel: some point of it or its neighbours
              * (anti-aliased edges) lies in the row or column of the expert */
             if (changed++ % 8) continue;
@@ -548,7 +529,7 @@ static void test_coactivation(const char *blocks_db, const char *work_db)
 static bool aff_identity(const VbMatrix *m, int i, int j, uint32_t got)
 {
     (void)m;
-    return chan_diff(got, rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, i == j ? 1 : 0))) <= 2;
+    return pc_chan_diff(got, pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, i == j ? 1 : 0))) <= 2;
 }
 
 static void test_affinity(const char *chain_db, const char *blocks_work)
@@ -722,7 +703,7 @@ static void test_flow(const char *blocks_db)
              * or over a band it crosses (away from its edges) */
             MsRgb c = ms_plot_category_color(bd->i);
             MsRgb blend = { 0.45 * c.r + 0.55, 0.45 * c.g + 0.55, 0.45 * c.b + 0.55 };
-            uint32_t got = pixel(s, (int)x, (int)y);
+            uint32_t got = pc_pixel(s, (int)x, (int)y);
             MsViewHit a1, a2;
             bool by_label = false;   /* node labels sit on a 75 % white box beside their node */
             for (int k = 0; k < n_col; k++)
@@ -730,16 +711,16 @@ static void test_flow(const char *blocks_db)
             if (!by_label && v->hit(f, &st, w, h, x, y - 2, &a1) && v->hit(f, &st, w, h, x, y + 2, &a2) && a1.item == hit.item &&
                 a2.item == hit.item) {
                 colour_tried++;
-                bool ok = chan_diff(got, rgb24(blend)) <= 3;
+                bool ok = pc_chan_diff(got, pc_rgb24(blend)) <= 3;
                 for (int b2 = 0; b2 < f->n_bands && !ok; b2++) {
                     MsRgb u = ms_plot_category_color(f->bands[b2].i);
                     MsRgb ub = { 0.45 * u.r + 0.55, 0.45 * u.g + 0.55, 0.45 * u.b + 0.55 };
                     MsRgb two = { 0.45 * c.r + 0.55 * ub.r, 0.45 * c.g + 0.55 * ub.g, 0.45 * c.b + 0.55 * ub.b };
-                    ok = b2 != hit.item && chan_diff(got, rgb24(two)) <= 3;
+                    ok = b2 != hit.item && pc_chan_diff(got, pc_rgb24(two)) <= 3;
                 }
                 if (ok) colour_ok++;
                 else if (colour_tried - colour_ok < 4)
-                    mt_diag("flow: band %lld at %.0f,%.0f is %06x, want %06x", (long long)hit.item, x, y, got, rgb24(blend));
+                    mt_diag("flow: band %lld at %.0f,%.0f is %06x, want %06x", (long long)hit.item, x, y, got, pc_rgb24(blend));
             }
         }
     for (int k = 0; k < n_col; k++)
@@ -748,9 +729,9 @@ static void test_flow(const char *blocks_db)
             MsViewHit hit;
             if (!v->hit(f, &st, w, h, x, y, &hit) || hit.kind != MS_HIT_EXPERT) continue;
             nodes++;
-            uint32_t got = pixel(s, (int)x, (int)y);
+            uint32_t got = pc_pixel(s, (int)x, (int)y);
             MsRgb c = hit.expert >= 0 ? ms_plot_category_color(hit.expert) : ms_plot_missing_color();
-            if (chan_diff(got, rgb24(c)) <= 2) node_ok++;
+            if (pc_chan_diff(got, pc_rgb24(c)) <= 2) node_ok++;
         }
     int seen = 0;
     for (int b = 0; b < f->n_bands; b++) seen += band_seen[b];
@@ -870,11 +851,11 @@ static void test_consistency(const char *blocks_work)
      * its colour: viridis at 0.88 (the deepest layer's) */
     st.sel_layer = 3;
     cairo_surface_t *img = render(v, c, &st, w, h);
-    uint32_t want3 = rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0.88));
+    uint32_t want3 = pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0.88));
     int colour_ok = 0;
     for (int q = 0; img && q < n_pts; q++) {
-        uint32_t got = pts[q].n ? pixel(img, (int)(pts[q].sx / pts[q].n), (int)(pts[q].sy / pts[q].n)) : 0;
-        if (chan_diff(got, want3) <= 3) colour_ok++;
+        uint32_t got = pts[q].n ? pc_pixel(img, (int)(pts[q].sx / pts[q].n), (int)(pts[q].sy / pts[q].n)) : 0;
+        if (pc_chan_diff(got, want3) <= 3) colour_ok++;
         else mt_diag("consistency: point %d/%d at %.1f,%.1f is %06x, want %06x", pts[q].panel, pts[q].item,
                      pts[q].sx / pts[q].n, pts[q].sy / pts[q].n, got, want3);
     }
@@ -961,14 +942,14 @@ static void test_plant_chain(void)
                 int i = m->order[r], j = m->order[c];
                 MsViewHit h;
                 if (!va->hit(m, &st, 900, 700, xc[c], yc[r], &h) || h.kind != MS_HIT_CELL || h.row != i || h.col != j) continue;
-                uint32_t got = pixel(s, (int)xc[c], (int)yc[r]);
-                uint32_t top = rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1)), bottom = rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0));
-                if (i == j) diag_ok += chan_diff(got, top) <= 2 ? 100 : 0;
+                uint32_t got = pc_pixel(s, (int)xc[c], (int)yc[r]);
+                uint32_t top = pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1)), bottom = pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0));
+                if (i == j) diag_ok += pc_chan_diff(got, top) <= 2 ? 100 : 0;
                 else if (m->count[i * 8 + j] == 0) {
                     zeros++;
-                    zero_ok += chan_diff(got, bottom) <= 2;
+                    zero_ok += pc_chan_diff(got, bottom) <= 2;
                 } else {
-                    other_ok += chan_diff(got, top) > 30;
+                    other_ok += pc_chan_diff(got, top) > 30;
                 }
             }
         int offdiag = 0;

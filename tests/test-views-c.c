@@ -15,6 +15,7 @@
  * figure without overlapping; hit tests return the cell drawn at the point
  * (every cell is probed where the hit test finds it). */
 #include "mtest.h"
+#include "plotcheck.h"
 #include "ms-view.h"
 
 #include <jansson.h>
@@ -43,24 +44,6 @@ static bool sh(const char *fmt, ...)
     return true;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static uint32_t pixel(cairo_surface_t *s, double sc, double x, double y)
 {
     int w = cairo_image_surface_get_width(s), h = cairo_image_surface_get_height(s);
@@ -69,18 +52,6 @@ static uint32_t pixel(cairo_surface_t *s, double sc, double x, double y)
     const unsigned char *d = cairo_image_surface_get_data(s);
     return *(const uint32_t *)(d + (size_t)py * (size_t)cairo_image_surface_get_stride(s) + (size_t)px * 4) & 0xffffff;
 }
-
-static int chan_diff(uint32_t a, uint32_t b)
-{
-    int m = 0;
-    for (int sh_ = 0; sh_ <= 16; sh_ += 8) {
-        int d = abs((int)((a >> sh_) & 255) - (int)((b >> sh_) & 255));
-        if (d > m) m = d;
-    }
-    return m;
-}
-
-static uint32_t rgb24(MsRgb c) { return ms_plot_rgb_pack(c) & 0xffffff; }
 
 /* A tooltip on one line, for TAP messages (one use per message: the
  * buffer is static). */
@@ -235,7 +206,7 @@ static bool svg_words(const char *svg, char **words)
     }
     *words = NULL;
     if (!have_python || !sh("python3 '%s' '%s' '%s'", script, svg, out)) return false;
-    *words = slurp(out, NULL);
+    *words = pc_read_file(out, NULL);
     return *words != NULL;
 }
 
@@ -256,7 +227,7 @@ static void check_files(View *r, const char *name, const char *const *texts, Pro
         snprintf(path, sizeof path, "%s/%s-%d.png", T, name, k);
         int rc = ms_view_render_file(r->v, r->model, &r->st, path, w, h, sc, &err);
         size_t len = 0;
-        char *data = slurp(path, &len);
+        char *data = pc_read_file(path, &len);
         cairo_surface_t *s = cairo_image_surface_create_from_png(path);
         MT_CHECK(rc == 0 && data && len > 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8) &&
                  cairo_surface_status(s) == CAIRO_STATUS_SUCCESS && cairo_image_surface_get_width(s) == W &&
@@ -293,7 +264,7 @@ static void check_files(View *r, const char *name, const char *const *texts, Pro
 
         snprintf(path, sizeof path, "%s/%s-%d.pdf", T, name, k);
         rc = ms_view_render_file(r->v, r->model, &r->st, path, w, h, sc, &err);
-        data = slurp(path, &len);
+        data = pc_read_file(path, &len);
         MT_CHECK(rc == 0 && data && !strncmp(data, "%PDF-", 5), "%s PDF %dx%d: written (%s)", name, W, H, rc ? err.msg : "ok");
         free(data);
         char out[600];
@@ -393,13 +364,13 @@ static void probe_superexperts(View *r, cairo_surface_t *s, double w, double h, 
                     continue;
                 }
                 MsPlotColorScale sc_ = {MS_CMAP_VIRIDIS, lo, hi};
-                uint32_t want = hh.value > 0 ? rgb24(ms_plot_scale_color(&sc_, log10(hh.value)))
-                                             : rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS));
+                uint32_t want = hh.value > 0 ? pc_rgb24(ms_plot_scale_color(&sc_, log10(hh.value)))
+                                             : pc_rgb24(ms_plot_cmap_missing(MS_CMAP_VIRIDIS));
                 missing += !(hh.value > 0);
                 double px = cx - cw * 0.3, py = cy - ch * 0.3;   /* off the outline and the label */
                 uint32_t got = pixel(s, sc, px, py);
                 n++;
-                if (chan_diff(got, want) > tol) {
+                if (pc_chan_diff(got, want) > tol) {
                     bad++;
                     mt_diag("%s: cell (%d, %d) value %g is %06x, want %06x", what, row, e, hh.value, got, want);
                 }
@@ -410,9 +381,9 @@ static void probe_superexperts(View *r, cairo_surface_t *s, double w, double h, 
              what, missing);
     double sx = gx + 3 * cw, sy = gy + 1 * ch;
     uint32_t top = pixel(s, sc, sx + cw * 0.2, sy + ch * 0.2), edge = pixel(s, sc, sx + 0.6 / sc, sy + ch / 2);
-    MT_CHECK(chan_diff(top, rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1))) <= tol,
+    MT_CHECK(pc_chan_diff(top, pc_rgb24(ms_plot_cmap_at(MS_CMAP_VIRIDIS, 1))) <= tol,
              "%s: the planted super expert (1, 3) is the top of the map (%06x)", what, top);
-    MT_CHECK(chan_diff(edge, rgb24((MsRgb){0.85, 0.10, 0.10})) <= tol + 2, "%s: and outlined in red (%06x)", what, edge);
+    MT_CHECK(pc_chan_diff(edge, pc_rgb24((MsRgb){0.85, 0.10, 0.10})) <= tol + 2, "%s: and outlined in red (%06x)", what, edge);
 }
 
 static void test_superexperts(const char *db)
@@ -447,7 +418,7 @@ static void test_superexperts(const char *db)
         view_open(&r, "superexperts", copy, &p)) {
         ms_view_render_file(r.v, r.model, &r.st, b, 800, 500, 1, &err);
         size_t la, lb;
-        char *da = slurp(a, &la), *dbb = slurp(b, &lb);
+        char *da = pc_read_file(a, &la), *dbb = pc_read_file(b, &lb);
         MT_CHECK(da && dbb && la == lb && !memcmp(da, dbb, la), "superexperts: from the stored tables, the same figure byte for byte");
         free(da);
         free(dbb);
@@ -498,17 +469,17 @@ static void probe_npmi(View *r, cairo_surface_t *s, double w, double h, double s
                 bad++;
                 mt_diag("%s: cell (%d, %d) hit as (%lld, %lld)", what, row, col, (long long)hh.row, (long long)hh.col);
             }
-            uint32_t want = isnan(hh.value) ? rgb24(ms_plot_cmap_missing(MS_CMAP_BALANCE))
-                                            : rgb24(ms_plot_cmap_signed(MS_CMAP_BALANCE, hh.value, 1));
+            uint32_t want = isnan(hh.value) ? pc_rgb24(ms_plot_cmap_missing(MS_CMAP_BALANCE))
+                                            : pc_rgb24(ms_plot_cmap_signed(MS_CMAP_BALANCE, hh.value, 1));
             uint32_t at = pixel(s, sc, cx - cw * 0.3, cy - ch * 0.3);
-            if (chan_diff(at, want) > tol) {
+            if (pc_chan_diff(at, want) > tol) {
                 bad++;
                 mt_diag("%s: %s: %06x, want %06x", what, oneline(hh.text), at, want);
             }
             if (is_digit_cell(&hh, NULL)) {
                 digit++;
                 MT_CHECK(hh.value == 1 && strstr(hh.text, "nPMI 1.0000") &&
-                             chan_diff(at, rgb24(ms_plot_cmap_signed(MS_CMAP_BALANCE, 1, 1))) <= tol,
+                             pc_chan_diff(at, pc_rgb24(ms_plot_cmap_signed(MS_CMAP_BALANCE, 1, 1))) <= tol,
                          "%s: (digit, 2:5) has nPMI 1, drawn in the map's strongest red (%06x; %s)", what, at, oneline(hh.text));
             }
         }
@@ -583,8 +554,8 @@ static void probe_compare(View *r, cairo_surface_t *s, double w, double h, doubl
                 continue;
             }
             MsPlotColorScale scale = {MS_CMAP_VIRIDIS, 0, kmax > 0 ? kmax : 1};
-            uint32_t want = rgb24(ms_plot_scale_color(&scale, hh.value)), got = pixel(s, sc, cx, top + 1);
-            if (chan_diff(got, want) > tol) {
+            uint32_t want = pc_rgb24(ms_plot_scale_color(&scale, hh.value)), got = pixel(s, sc, cx, top + 1);
+            if (pc_chan_diff(got, want) > tol) {
                 bad++;
                 mt_diag("%s: position %d KL %g is %06x, want %06x", what, p, hh.value, got, want);
             }
@@ -593,8 +564,8 @@ static void probe_compare(View *r, cairo_surface_t *s, double w, double h, doubl
             double gy = y1 + (y1 - y0) / 6;   /* the greedy row: a third of the KL row's height below it */
             bool in_row = hit(r, w, h, cx, gy, &gh) && gh.kind == MS_HIT_TOKEN && gh.pos == p && gh.row == 3;
             bool d = strstr(hh.text, "(differ)") != NULL;
-            uint32_t g = pixel(s, sc, cx, gy), gw = d ? rgb24((MsRgb){0.85, 0.10, 0.10}) : rgb24((MsRgb){0.95, 0.95, 0.95});
-            if (!in_row || chan_diff(g, gw) > tol) {
+            uint32_t g = pixel(s, sc, cx, gy), gw = d ? pc_rgb24((MsRgb){0.85, 0.10, 0.10}) : pc_rgb24((MsRgb){0.95, 0.95, 0.95});
+            if (!in_row || pc_chan_diff(g, gw) > tol) {
                 bad++;
                 mt_diag("%s: greedy row at position %d: %s %06x, want %06x", what, p, in_row ? "hit" : "no hit", g, gw);
             }
@@ -675,7 +646,7 @@ static void probe_sweep(View *r, cairo_surface_t *s, double w, double h, double 
     if (!MT_CHECK(find_point(r, w, h, is_row, NULL, &x, &y), "%s: the hit test finds the first row", what)) return;
     bounds(r, w, h, x, y, &x0, &x1, &y0, &y1);
     double rh = y1 - y0;
-    uint32_t bar = rgb24((MsRgb){0.27, 0.47, 0.75});
+    uint32_t bar = pc_rgb24((MsRgb){0.27, 0.47, 0.75});
     MsViewHit hh;
     int rows = 0, bad = 0;
     double len1 = 0, kl1 = 0, zero = -1;
@@ -692,7 +663,7 @@ static void probe_sweep(View *r, cairo_surface_t *s, double w, double h, double 
         /* the bar: the run of bar-coloured pixels along the row's centre line */
         int first = -1, last = -1;
         for (int px = (int)(x0 * sc); px < (int)(x1 * sc); px++)
-            if (chan_diff(pixel(s, 1, px, cy * sc), bar) <= 3) {
+            if (pc_chan_diff(pixel(s, 1, px, cy * sc), bar) <= 3) {
                 if (first < 0) first = px;
                 last = px;
             }
