@@ -252,15 +252,22 @@ int an_slot_range(const AnRun *r, int layer, int *lo, int *hi, MsError *err)
 
 /* --------------------------------------------------------------- stream */
 
-enum { AN_CHUNK = 1 << 16 };
+static inline float le_f32(const unsigned char *p)
+{
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 struct AnStream {
     MsTraceDb *db;       /* for messages naming the file */
     const AnRun *r;
     MsTraceCursor *rc, *tc;
-    MsTraceRoute *buf;
-    int nbuf, ibuf;
-    bool eof;
+    /* streamed from SQLite: one packed row per (token, MoE layer); a row
+     * of the next token is held (its blobs stay valid until the next read) */
+    MsTraceRoutePacked row;
+    bool held, eof;
     int32_t *ids;
     float *w, *mx;
     int *n;
@@ -283,12 +290,11 @@ AnStream *an_stream_new(MsTraceDb *db, const AnRun *r, bool with_tokens, unsigne
     s->r = r;
     s->db = db;
     size_t cells = (size_t)r->n_slot * r->k;
-    s->buf = r->cache ? NULL : malloc(sizeof *s->buf * AN_CHUNK);
     s->ids = malloc(sizeof *s->ids * cells);
     s->w = malloc(sizeof *s->w * cells);
     s->mx = malloc(sizeof *s->mx * cells);
     s->n = calloc((size_t)r->n_slot, sizeof *s->n);
-    if ((!r->cache && !s->buf) || !s->ids || !s->w || !s->mx || !s->n) {
+    if (!s->ids || !s->w || !s->mx || !s->n) {
         an_stream_free(s);
         ms_error_set(err, MS_ENOMEM, "out of memory");
         return NULL;
@@ -317,7 +323,6 @@ void an_stream_free(AnStream *s)
     if (!s) return;
     ms_trace_cursor_free(s->rc);
     ms_trace_cursor_free(s->tc);
-    free(s->buf);
     free(s->ids);
     free(s->w);
     free(s->mx);
@@ -363,39 +368,42 @@ static int stream_next_raw(AnStream *s, AnTok *t, MsError *err)
 {
     const AnRun *r = s->r;
     if (s->from_cache) return stream_next_cached(s, t, err);
+    /* packed rows read as they are stored (no per-rank unpacking): the
+     * same decode and checks as decode_range */
     for (;;) {
-        if (s->ibuf == s->nbuf && !s->eof) {
-            int n = ms_trace_routing_next(s->rc, s->buf, AN_CHUNK, err);
-            if (n < 0) return n;
-            if (n == 0) s->eof = true;
-            s->nbuf = n;
-            s->ibuf = 0;
+        if (!s->held && !s->eof) {
+            int got = ms_trace_routing_next_packed(s->rc, &s->row, err);
+            if (got < 0) return got;
+            s->eof = got == 0;
+            s->held = got == 1;
         }
-        bool end = s->ibuf == s->nbuf;
-        const MsTraceRoute *row = end ? NULL : &s->buf[s->ibuf];
-        if (s->have_cur && (end || row->prompt_id != s->cur_pid || row->pos != s->cur_pos))
+        const MsTraceRoutePacked *row = s->held ? &s->row : NULL;
+        if (s->have_cur && (!row || row->prompt_id != s->cur_pid || row->pos != s->cur_pos))
             break;   /* the current token is complete */
-        if (end) return 0;
+        if (!row) return 0;
         if (!s->have_cur) {
             stream_reset_token(s);
             s->cur_pid = row->prompt_id;
             s->cur_pos = row->pos;
             s->have_cur = true;
         }
-        s->ibuf++;
+        s->held = false;
         if (row->layer < 0 || row->layer >= r->n_layer || r->layer_slot[row->layer] < 0)
             return ms_error_set(err, MS_EFORMAT, "%s: run %lld: routing row at layer %d, not a MoE layer",
                                 ms_trace_path(s->db), (long long)r->run_id, row->layer);
-        if (row->expert < 0 || row->expert >= r->E || row->rank < 0 || row->rank >= r->k)
-            return ms_error_set(err, MS_EFORMAT, "%s: run %lld: routing row (layer %d, rank %d, expert %d) "
-                                "outside E=%d k=%d", ms_trace_path(s->db), (long long)r->run_id, row->layer, row->rank,
-                                row->expert, r->E, r->k);
         int sl = r->layer_slot[row->layer];
-        size_t ix = (size_t)sl * r->k + row->rank;
-        if (s->ids[ix] < 0) s->n[sl]++;
-        s->ids[ix] = row->expert;
-        s->w[ix] = row->weight;
-        s->mx[ix] = row->maxabs;
+        for (int j = 0; j < row->k; j++) {
+            int e = (int)an_le_u16(row->experts + 2 * j);
+            if (e >= r->E || j >= r->k)
+                return ms_error_set(err, MS_EFORMAT, "%s: run %lld: routing row (layer %d, rank %d, expert %d) "
+                                    "outside E=%d k=%d", ms_trace_path(s->db), (long long)r->run_id, row->layer, j,
+                                    e, r->E, r->k);
+            size_t ix = (size_t)sl * r->k + j;
+            if (s->ids[ix] < 0) s->n[sl]++;
+            s->ids[ix] = e;
+            s->w[ix] = row->weights ? le_f32(row->weights + 4 * j) : NAN;
+            s->mx[ix] = row->maxabs ? le_f32(row->maxabs + 4 * j) : NAN;
+        }
     }
     return stream_emit(s, t, err);
 }
@@ -493,14 +501,6 @@ static int stream_next_cached(AnStream *s, AnTok *t, MsError *err)
     return stream_emit(s, t, err);
 }
 
-
-static inline float le_f32(const unsigned char *p)
-{
-    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
 
 /* Write a FILE (already flushed) as a read-only mapping; the FILE is closed. */
 static int cache_map(FILE *f, size_t len, const unsigned char **out, MsError *err)
