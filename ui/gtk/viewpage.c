@@ -147,11 +147,15 @@ static void prep_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
     } else if (rc != MS_ECANCELLED) {
         wb_view_model_unref(p->vm);
         p->vm = NULL;
-        snprintf(p->msg, sizeof p->msg, "%s: %s", p->v->title, err->msg);
-        char *d = g_strdup_printf("Error: %s", err->msg);
+        /* MS_ENOTFOUND: what the view draws is not stored yet (no
+         * intervened run to compare, no sweep): a state, not a failure */
+        gboolean missing = rc == MS_ENOTFOUND;
+        snprintf(p->msg, sizeof p->msg, "%s%s: %s", missing ? "Nothing to show yet in " : "", p->v->title,
+                 err->msg);
+        char *d = g_strdup_printf("%s: %s", missing ? "Nothing to show yet" : "Error", err->msg);
         gtk_accessible_update_property(GTK_ACCESSIBLE(p->area), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, d, -1);
         g_free(d);
-        wb_status(wb, "%s", p->msg);
+        if (!missing) wb_status(wb, "%s", p->msg);
     }
     update_zoom_controls(p);
     gtk_widget_queue_draw(p->area);
