@@ -501,6 +501,8 @@ def main():
             xdo("mouseup", "1")
             m = app.wait_text(zoom_label, r"Showing x ([\d.]+)–([\d.]+)", 5)
             ok(m is not None and m.group(0) != before, "dragging pans the zoomed figure (%s → %s)" % (before, m.group(0) if m else "-"))
+            seltxt = app.label_text("Selection") or ""
+            ok(re.search(r"nothing selected", seltxt) is not None, "a drag is a pan, not a click: nothing selected (%r)" % seltxt)
             app.shot("zoomed")
             app.click(app.find(role="push button", name="%s: whole figure" % hover_view))
             ok(app.wait_text(zoom_label, r"^Whole figure", 5) is not None, "'whole figure' resets the zoom")
