@@ -336,6 +336,86 @@ static void test_select(void)
     ms_trace_close(db);
 }
 
+
+/* A 40-token prompt over 3 layers: at layer l token pos's top-1 expert is
+ * (pos + l) % 8, so a hit names the cell it is on. */
+static int add_long_prompt(MsTraceDb *db, int64_t run, MsError *err)
+{
+    MsTraceWriter *w = ms_trace_writer_new(db, run, err);
+    if (!w) return -1;
+    int rc = ms_trace_writer_begin(w, 0, "x", 1, NULL, err);
+    for (int pos = 0; pos < 40 && rc >= 0; pos++) {
+        rc = ms_trace_writer_token(w, pos, 3, "a", 1, false, NAN, NAN, err);
+        for (int l = 0; l < 3 && rc >= 0; l++) {
+            int32_t ex[2] = { (pos + l) % 8, (pos + l + 1) % 8 };
+            rc = ms_trace_writer_route(w, pos, l, 2, ex, NULL, err);
+        }
+    }
+    if (rc >= 0) rc = ms_trace_writer_commit(w, NULL, err);
+    ms_trace_writer_free(w);
+    return rc;
+}
+
+/* The real heat map view's frame: the data point wb-zoom puts under a
+ * pixel is the cell the view's own hit test finds there, before and after
+ * zooming about that pixel and dragging. */
+static bool frame_agrees(const MsViewClass *v, const void *model, const MsViewState *s, const MsViewFrame *f,
+                         double W, double H, double px, double py)
+{
+    double x, y;
+    MsViewHit h;
+    if (!wb_zoom_data_at(s, f, px, py, &x, &y) || !v->hit(model, s, W, H, px, py, &h)) return false;
+    return h.kind == MS_HIT_CELL && h.col == (int64_t)floor(x) && h.row == (int64_t)floor(y) &&
+           h.expert == (int)((h.col + h.row) % 8);
+}
+
+static void test_zoom_heatmap(void)
+{
+    const MsViewClass *v = ms_view_find("heatmap");
+    MT_CHECK(v && v->frame, "zoom: the heat map view has a frame");
+    if (!v || !v->frame) return;
+    MsError err = { 0 };
+    MsTraceDb *db = ms_trace_open(tpath("zoom.db"), MS_TRACE_CREATE, &err);
+    int64_t run = db ? make_trace(db, &err) : -1;
+    int rc = run > 0 ? add_long_prompt(db, run, &err) : -1;
+    MsViewParams p;
+    ms_view_params_init(&p);
+    void *model = NULL;
+    if (rc >= 0) rc = v->prepare(db, &p, &model, &err);
+    MT_CHECK(rc >= 0 && model, "zoom: heat map prepared (%s)", err.msg);
+    if (rc < 0 || !model) {
+        ms_trace_close(db);
+        return;
+    }
+    const double W = 900, H = 420;
+    MsViewState s;
+    ms_view_state_init(&s);
+    MsViewFrame f;
+    bool has = v->frame(model, &s, W, H, &f);
+    MT_CHECK(has && f.x_lo == 0 && f.x_hi == 40 && f.y_lo == 0 && f.y_hi == 3 &&
+                 f.plot.w > 100 && f.plot.h > 50 && f.plot.x > 0 && f.plot.x + f.plot.w < W,
+             "zoom: heat map frame is 40 tokens x 3 layers in a %gx%g plot", f.plot.w, f.plot.h);
+    double px = f.plot.x + 0.37 * f.plot.w, py = f.plot.y + 0.62 * f.plot.h;
+    MT_CHECK(frame_agrees(v, model, &s, &f, W, H, px, py), "zoom: whole figure: data point = hit cell");
+    double ax, ay, bx, by;
+    wb_zoom_data_at(&s, &f, px, py, &ax, &ay);
+    MT_CHECK(wb_zoom_at(&s, &f, px, py, 0.25, WB_AXIS_X | WB_AXIS_Y) && wb_zoom_active(&s),
+             "zoom: the heat map zooms in");
+    v->frame(model, &s, W, H, &f);
+    wb_zoom_data_at(&s, &f, px, py, &bx, &by);
+    /* zoomed in, the token strip may appear above the grid and shift it
+     * down a little: x stays exactly, y within a tenth of a row */
+    MT_CHECK(near(ax, bx) && fabs(ay - by) < 0.1 && frame_agrees(v, model, &s, &f, W, H, px, py) &&
+                 frame_agrees(v, model, &s, &f, W, H, f.plot.x + 3, f.plot.y + 3),
+             "zoom: zoomed: the point under the pointer stays (%g,%g -> %g,%g) and matches the hit cell", ax, ay,
+             bx, by);
+    MT_CHECK(wb_zoom_pan(&s, &f, -80, 0), "zoom: the heat map pans");
+    v->frame(model, &s, W, H, &f);
+    MT_CHECK(frame_agrees(v, model, &s, &f, W, H, px, py), "zoom: panned: data point = hit cell");
+    v->free_model(model);
+    ms_trace_close(db);
+}
+
 /* -------------------------------------------------------------- settings */
 
 static void test_settings(void)
@@ -738,6 +818,7 @@ int main(void)
     test_grid();
     test_zoom();
     test_select();
+    test_zoom_heatmap();
     test_settings();
     test_files();
     test_text();

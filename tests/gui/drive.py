@@ -352,6 +352,10 @@ def view_area(app, title):
     return app.find(role="image", name=title, timeout=5)
 
 
+# views whose data a plain trace does not store, and what they say is missing
+LATER_VIEWS = {"Baseline vs intervened": r"no parent run", "Sweep": r"no sweep stored"}
+
+
 def wait_view(app, title, timeout=60):
     """Wait until a view page has drawn its figure (or said why not)."""
     t0 = time.time()
@@ -443,7 +447,14 @@ def main():
     for t in titles:
         ok(app.page(t), "page %s is chosen in the page list" % t)
         area, d = wait_view(app, t)
-        ok(area is not None and d != "timeout" and not d.startswith("Error"), "view %s draws (%s)" % (t, d[:120]))
+        # a fresh trace has no intervened run and no sweep: those two views
+        # say so (naming what is missing) instead of drawing
+        later = LATER_VIEWS.get(t)
+        if later and d.startswith("Nothing to show yet"):
+            ok(re.search(later, d) is not None, "view %s says what it is waiting for (%s)" % (t, d[:120]))
+            app.shot("view-" + re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-"))
+            continue
+        ok(area is not None and d != "timeout" and not d.startswith(("Error", "Nothing")), "view %s draws (%s)" % (t, d[:120]))
         png = app.shot("view-" + re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-"))
         if area is not None:
             x, y, w, h = app.extents(area)
@@ -451,7 +462,9 @@ def main():
     audit_names(app, "window with a trace")
 
     # ------------------------------------------------------- hover, zoom
-    hover_view = next((t for t in titles if re.search(r"heat|token", t, re.I)), titles[0] if titles else None)
+    # the token x layer heat map is the view that zooms (issue: zoom and pan on it)
+    hover_view = next((t for t in titles if re.search(r"heat", t, re.I)),
+                      next((t for t in titles if re.search(r"token", t, re.I)), titles[0] if titles else None))
     if not hover_view:
         ok(True, "# SKIP no view is registered in this build: no hover, zoom or pan to try")
     else:
@@ -488,6 +501,8 @@ def main():
             xdo("mouseup", "1")
             m = app.wait_text(zoom_label, r"Showing x ([\d.]+)–([\d.]+)", 5)
             ok(m is not None and m.group(0) != before, "dragging pans the zoomed figure (%s → %s)" % (before, m.group(0) if m else "-"))
+            seltxt = app.label_text("Selection") or ""
+            ok(re.search(r"nothing selected", seltxt) is not None, "a drag is a pan, not a click: nothing selected (%r)" % seltxt)
             app.shot("zoomed")
             app.click(app.find(role="push button", name="%s: whole figure" % hover_view))
             ok(app.wait_text(zoom_label, r"^Whole figure", 5) is not None, "'whole figure' resets the zoom")
@@ -499,7 +514,7 @@ def main():
     for t in titles:
         app.page(t)
         area, d = wait_view(app, t)
-        if area is None or d.startswith("Error"):
+        if area is None or d.startswith(("Error", "Nothing")):
             continue
         x, y, w, h = app.extents(area)
         for fx, fy in ((0.3, 0.5), (0.5, 0.5), (0.45, 0.3), (0.6, 0.7), (0.35, 0.6)):

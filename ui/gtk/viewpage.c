@@ -24,6 +24,7 @@ struct ViewPage {
     double px, py;
     gboolean pointer_in;
     double drag_dx, drag_dy;
+    gboolean drag_moved;   /* this press became a pan: its release is not a click */
     double pinch_scale;
     MsViewHit hover;
 };
@@ -147,11 +148,19 @@ static void prep_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
     } else if (rc != MS_ECANCELLED) {
         wb_view_model_unref(p->vm);
         p->vm = NULL;
-        snprintf(p->msg, sizeof p->msg, "%s: %s", p->v->title, err->msg);
-        char *d = g_strdup_printf("Error: %s", err->msg);
+        /* MS_ENOTFOUND: what the view draws is not stored yet (no
+         * intervened run to compare, no sweep): a state, not a failure */
+        gboolean missing = rc == MS_ENOTFOUND;
+        /* the figure area says why without the database's path (the
+         * window shows which database is open): the reason stays readable */
+        const char *why = err->msg;
+        size_t n = x->db_path ? strlen(x->db_path) : 0;
+        if (n && !strncmp(why, x->db_path, n) && !strncmp(why + n, ": ", 2)) why += n + 2;
+        snprintf(p->msg, sizeof p->msg, "%s%s: %s", missing ? "Nothing to show yet in " : "", p->v->title, why);
+        char *d = g_strdup_printf("%s: %s", missing ? "Nothing to show yet" : "Error", err->msg);
         gtk_accessible_update_property(GTK_ACCESSIBLE(p->area), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, d, -1);
         g_free(d);
-        wb_status(wb, "%s", p->msg);
+        if (!missing) wb_status(wb, "%s", p->msg);
     }
     update_zoom_controls(p);
     gtk_widget_queue_draw(p->area);
@@ -286,7 +295,7 @@ static void click_cb(GtkGestureClick *g, int n_press, double x, double y, gpoint
 {
     ViewPage *p = user;
     gtk_widget_grab_focus(p->area);
-    if (!p->vm || !p->v->hit || n_press != 1) return;
+    if (!p->vm || !p->v->hit || n_press != 1 || p->drag_moved) return;
     MsViewHit h;
     memset(&h, 0, sizeof h);
     h.layer = h.expert = h.prompt = h.pos = -1;
@@ -339,11 +348,13 @@ static void drag_begin_cb(GtkGestureDrag *g, double x, double y, gpointer user)
 {
     ViewPage *p = user;
     p->drag_dx = p->drag_dy = 0;
+    p->drag_moved = FALSE;
 }
 
 static void drag_update_cb(GtkGestureDrag *g, double ox, double oy, gpointer user)
 {
     ViewPage *p = user;
+    if (fabs(ox) + fabs(oy) > 4) p->drag_moved = TRUE;
     pan_by(p, ox - p->drag_dx, oy - p->drag_dy);
     p->drag_dx = ox;
     p->drag_dy = oy;

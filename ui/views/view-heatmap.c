@@ -514,6 +514,25 @@ bool ms_view_heatmap_cell_rect(const void *model, const MsViewState *s, double W
     return ok;
 }
 
+/* Zoom and pan: tokens on x, layer rows on y, both in cell units; the
+ * plot is the grid below the token strip (F->g.plot after heat_fig). */
+static bool heat_frame(const void *model, const MsViewState *s, double W, double H, MsViewFrame *out)
+{
+    const HeatModel *hm = model;
+    const MsTokGrid *g = hm->g;
+    if (g->n_tok <= 0 || g->n_rows <= 0) return false;
+    HeatFig *F = malloc(sizeof *F);
+    bool ok = F && heat_fig(hm, s, W, H, F, NULL) == 0 && F->g.plot.w > 0 && F->g.plot.h > 0;
+    if (ok) {
+        *out = ms_view_frame_from_geom(&F->g, 0, g->n_tok, 0, g->n_rows);
+        /* a few tokens and one layer are the closest worth looking */
+        out->min_dx = g->n_tok < 8 ? g->n_tok : 8;
+        out->min_dy = 1;
+    }
+    free(F);
+    return ok;
+}
+
 static void heat_size(const void *model, double *w, double *h)
 {
     const HeatModel *hm = model;
@@ -531,4 +550,5 @@ const MsViewClass ms_view_heatmap = {
     .draw = heat_draw,
     .hit = heat_hit,
     .default_size = heat_size,
+    .frame = heat_frame,
 };
