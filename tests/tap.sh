@@ -7,8 +7,11 @@
 # nothing but skips ("1..0 # SKIP reason"); exit status 77 is an error there.
 n=0
 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+# a description is one line: captured command output often holds newlines,
+# and a bare line is not TAP (meson reports it as an error)
+tap_line() { local d="$*"; printf '%s\n' "${d//$'\n'/ }"; }
+ok() { n=$((n + 1)); tap_line "ok $n - $*"; }
+nok() { n=$((n + 1)); failed=$((failed + 1)); tap_line "not ok $n - $*"; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $*"; }
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 diag() { echo "# $*"; }

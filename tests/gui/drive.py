@@ -114,7 +114,10 @@ class App:
         t0 = time.time()
         while time.time() - t0 < 30 and self.proc.poll() is None:
             for a in pyatspi.Registry.getDesktop(0):
-                if a is not None and name_of(a) == "moescope-gtk" and any(roles_of(c) == "frame" for c in children(a)):
+                # the frame counts once its title is there: on a fast machine
+                # it is on the bus a moment before its name is
+                if a is not None and name_of(a) == "moescope-gtk" and any(
+                        roles_of(c) == "frame" and name_of(c).startswith("moescope") for c in children(a)):
                     self.app = a
                     break
             if self.app:
@@ -386,6 +389,12 @@ def main():
     # ------------------------------------------------------ start, model
     app = App(o.exe, env, o.out)
     if not ok(app.app is not None and app.frame() is not None, "moescope-gtk starts and shows its window on the accessibility bus"):
+        # say why: the program's exit status and its last words
+        print("# moescope-gtk %s" % ("exited with status %s" % app.proc.returncode
+                                     if app.proc.poll() is not None else "is running, but no titled window is on the bus"))
+        app.log.flush()
+        for line in open(os.path.join(o.out, "app.log")).read().splitlines()[-10:]:
+            print("#   " + line)
         print("1..%d" % n_run)
         return 1
     f = app.frame()
