@@ -398,7 +398,13 @@ def main():
         print("1..%d" % n_run)
         return 1
     f = app.frame()
-    x, y, w, h = app.extents(f)
+    # the window may be on the bus before it is mapped at its size
+    t0 = time.time()
+    while True:
+        x, y, w, h = app.extents(f)
+        if (w > 200 and h > 200) or time.time() - t0 > 10:
+            break
+        time.sleep(0.2)
     # the default size is 1280 × 820; GTK's client-side frame takes a few pixels of it
     ok(abs(w - 1280) <= 16 and abs(h - 820) <= 16, "the first window is about 1280 × 820 (got %d × %d)" % (w, h))
     ok(app.find(role="label", name="moescope") is not None, "the title says moescope")
