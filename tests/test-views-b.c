@@ -869,8 +869,9 @@ static void test_consistency(const char *blocks_work)
         for (double x = w * 0.8; x < w && !legend; x += 4)
             legend = v->hit(c, &st, w, h, x, y, &hit) && hit.kind == MS_HIT_LAYER && hit.row < 0 && hit.layer == 2;
     MT_CHECK(legend, "consistency: the legend entry of layer 2 is hit-testable");
-    const char *words[] = { "Segment length m (tokens)", "Layer cache size C", "SRP (best F1)", "SCH (hit rate)" };
-    check_files(v, c, words, 4);
+    const char *words[] = { "Segment length m (tokens)", "Layer cache size C", "SRP (best F1)", "SCH (hit rate)",
+                            "No SRP at m = 256: no prompt has that many tokens" };
+    check_files(v, c, words, 5);
     v->free_model(c);
 
     /* stored: the same numbers, with the model level and the reference */

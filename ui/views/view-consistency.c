@@ -466,6 +466,23 @@ static int cons_layout(const VbCons *c, const MsViewState *s, double W, double H
                  "The stored analysis has %d segment length%s and %d cache size%s: `moescope analyze consistency` "
                  "without --segments and --cache computes the full grid",
                  c->n_m, c->n_m == 1 ? "" : "s", c->n_c, c->n_c == 1 ? "" : "s");
+    {
+        /* segment lengths no prompt reaches have no SRP: say so rather than
+           leave their columns silently empty */
+        char miss[96] = "";
+        int n_miss = 0;
+        for (int mi = 0; mi < c->n_m; mi++) {
+            bool any = false;
+            for (int l = 0; l < c->n_lay && !any; l++) any = isfinite(c->srp[(size_t)l * c->n_m + mi]);
+            if (!any && strlen(miss) + 16 < sizeof miss)
+                snprintf(miss + strlen(miss), sizeof miss - strlen(miss), "%s%d", n_miss++ ? ", " : "", c->m[mi]);
+        }
+        if (n_miss) {
+            size_t at = strlen(cg->note);
+            snprintf(cg->note + at, sizeof cg->note - at, "%sNo SRP at m = %s: no prompt%s has that many tokens",
+                     at ? ". " : "", miss, c->step > 1 ? " read" : "");
+        }
+    }
     snprintf(cg->pt[0], sizeof cg->pt[0], "SRP: segment routing best performance");
     snprintf(cg->pt[1], sizeof cg->pt[1], "SCH: segment cache best hit rate (m = %d%s)", c->sch_m, c->cold ? ", cold" : "");
     snprintf(cg->xt[0], sizeof cg->xt[0], "Segment length m (tokens)");
