@@ -24,7 +24,11 @@ static const char export_help[] =
     "  --tables LIST  comma list: model,intervention_set,run,prompt,token,routing,\n"
     "                 expert_stats,router_probs,hidden_stats,analysis or analysis\n"
     "                 result tables (default: all)\n"
-    "  -o OUT         output file (sql, pgsql; default standard output) or directory (csv)\n";
+    "  -o OUT         output file (sql, pgsql; default standard output) or directory (csv)\n"
+    "DB is a trace file or a PostgreSQL URI (postgresql://...): a PostgreSQL\n"
+    "database is copied as one snapshot into a temporary SQLite file in TMPDIR\n"
+    "(about its size on disk, removed afterwards) and exported from there, so\n"
+    "each format holds the same bytes as for a SQLite trace with the same rows.\n";
 
 int ms_cmd_export(int argc, char **argv)
 {
@@ -107,7 +111,7 @@ int ms_cmd_import(int argc, char **argv)
         if (in[i] && !fi) return ms_cli_fail(cmd, "%s: %s", in[i], strerror(errno));
         if (fi) fclose(fi);
     }
-    bool existed = access(dbp, F_OK) == 0;
+    bool existed = ms_trace_path_is_postgresql(dbp) || access(dbp, F_OK) == 0;
     MsError err = { 0 };
     MsTraceDb *db = ms_trace_open(dbp, MS_TRACE_CREATE, &err);
     if (!db) return ms_cli_fail_err(cmd, &err);

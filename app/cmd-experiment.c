@@ -13,7 +13,8 @@
 
 static const char experiment_help[] =
     "usage: moescope experiment MODEL --prompts FILE --db DB (--interventions FILE | operators)\n"
-    "                           [--gen N] [--temp T] [--seed S] [--resume] [-t THREADS]\n"
+    "                           [--gen N] [--temp T] [--seed S] [--resume] [--shard I/N]\n"
+    "                           [-t THREADS]\n"
     "\n"
     "Run the baseline and the intervened model on the same prompts and store both\n"
     "as traces in DB (kinds 'baseline' and 'intervened', linked by parent_run),\n"
@@ -36,12 +37,17 @@ static const char experiment_help[] =
     "  --probs         also store router probabilities in both traces\n"
     "  --stats         also store expert output statistics in both traces\n"
     "  --resume        complete the latest matching pair of runs\n"
+    "  --shard I/N     only shard I of N (1 <= I <= N): the prompts whose 0-based\n"
+    "                  index modulo N is I - 1.  N workers with the same options\n"
+    "                  (on one machine or several, one --db, e.g. a PostgreSQL URI)\n"
+    "                  fill one pair of runs; a restarted worker skips the prompts\n"
+    "                  already compared; each prompt records its worker\n"
     "  -t THREADS      worker threads (default: all CPUs)\n"
     "  --batch N       tokens per prefill chunk (default 256)\n";
 
 int ms_cmd_experiment(int argc, char **argv)
 {
-    const char *cmd = "experiment", *dbpath = NULL;
+    const char *cmd = "experiment", *dbpath = NULL, *shard = NULL;
     bool no_free = false;
     MsExperimentJob j;
     ms_experiment_job_init(&j);
@@ -56,10 +62,23 @@ int ms_cmd_experiment(int argc, char **argv)
         { "--probs", NULL, MS_OPT_FLAG, &j.probs, 0, 0 },
         { "--stats", NULL, MS_OPT_FLAG, &j.stats, 0, 0 },
         { "--resume", NULL, MS_OPT_FLAG, &j.resume, 0, 0 },
+        { "--shard", NULL, MS_OPT_STR, &shard, 0, 0 },
         { 0 },
     };
     int rc = ms_cli_parse(cmd, argc, argv, opts, &c, experiment_help);
     if (!rc && !dbpath) rc = ms_cli_usage(cmd, "--db DB is required");
+    if (!rc && shard) {
+        char tail;
+        if (sscanf(shard, "%d/%d%c", &j.shard_i, &j.shard_n, &tail) != 2 || j.shard_n < 1 || j.shard_n > 1000000 ||
+            j.shard_i < 1 || j.shard_i > j.shard_n)
+            rc = ms_cli_usage(cmd, "--shard must be I/N with 1 <= I <= N (got '%s')", shard);
+    }
+    /* who wrote each prompt: this host and process (and shard) */
+    char worker[320], host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "localhost");
+    if (j.shard_n > 1) snprintf(worker, sizeof worker, "%s:%ld shard %d/%d", host, (long)getpid(), j.shard_i, j.shard_n);
+    else snprintf(worker, sizeof worker, "%s:%ld", host, (long)getpid());
+    j.worker = worker;
     if (!rc && c.ivs.n == 0) rc = ms_cli_usage(cmd, "no intervention: give --interventions FILE or operators such as --silence L:E");
     if (rc) {
         ms_cli_common_free(&c);
@@ -83,11 +102,6 @@ int ms_cmd_experiment(int argc, char **argv)
     const MsModelInfo *in = ms_model_info(m);
     if (iv && ms_intervention_validate(iv, in->n_layer, in->n_expert, in->n_expert_used, &err) < 0) {
         rc = ms_cli_fail_err(cmd, &err);
-        goto done;
-    }
-    if (ms_trace_path_is_postgresql(dbpath)) {   /* refused before anything is written */
-        rc = ms_cli_fail(cmd, "%s: experiments are not supported on PostgreSQL databases yet (use a SQLite file)",
-                         dbpath);
         goto done;
     }
     if (!(db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err))) {
@@ -509,8 +523,6 @@ int ms_cmd_sweep(int argc, char **argv)
     if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
         goto done;
     if (npr == 0) rc = ms_cli_fail(cmd, "%s: no prompts", c.prompts);
-    if (!rc && so.dbpath && ms_trace_path_is_postgresql(so.dbpath))
-        rc = ms_cli_fail(cmd, "%s: sweeps are not supported on PostgreSQL databases yet (use a SQLite file)", so.dbpath);
     if (!rc && so.dbpath && !(db = ms_trace_open(so.dbpath, MS_TRACE_CREATE, &err))) rc = ms_cli_fail_err(cmd, &err);
     if (!rc) rc = sweep_sets(cmd, &so, m, db, j.seed, &set);
     if (rc) goto done;

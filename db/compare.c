@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db-internal.h"
 
@@ -88,10 +89,310 @@ static int put_prompt(MsTraceDb *db, int64_t run, int64_t base, const MsCompareP
     return rc;
 }
 
+
+/* ------------------------------------------- another backend (PostgreSQL)
+ * The same statements through the backend's exec (SQLite's ?N numbering;
+ * the SQL here is the portable subset both dialects read alike). */
+
+#define VI(x) ((MsTraceValue){ .type = MS_COL_INT, .i = (x) })
+#define VR(x) ((MsTraceValue){ .type = isfinite(x) ? MS_COL_REAL : MS_COL_NULL, .r = (x) })
+static inline MsTraceValue VT(const char *x) { return (MsTraceValue){ .type = x ? MS_COL_TEXT : MS_COL_NULL, .s = x }; }
+#define VB(p, n) ((MsTraceValue){ .type = MS_COL_BLOB, .s = (const char *)(p), .len = (n) })
+
+static int bx(MsTraceDb *db, const char *sql, int n, const MsTraceValue *p, MsDbRows *out, MsError *err)
+{
+    if (!db->be->exec) return ms_db_unsupported(db, err, "experiments and sweeps");
+    return db->be->exec(db, sql, n, p, out, err);
+}
+static const MsTraceValue *rv(const MsDbRows *r, int row, int col) { return &r->v[(size_t)row * r->n_cols + col]; }
+static int64_t rv_i(const MsDbRows *r, int row, int col)
+{
+    const MsTraceValue *v = rv(r, row, col);
+    return v->type == MS_COL_INT ? v->i : v->type == MS_COL_REAL ? (int64_t)v->r : 0;
+}
+static double rv_r(const MsDbRows *r, int row, int col)
+{
+    const MsTraceValue *v = rv(r, row, col);
+    return v->type == MS_COL_REAL ? v->r : v->type == MS_COL_INT ? (double)v->i : NAN;
+}
+static char *rv_dup(const MsDbRows *r, int row, int col)
+{
+    const MsTraceValue *v = rv(r, row, col);
+    return v->type == MS_COL_TEXT ? strdup(v->s) : NULL;
+}
+static int32_t *rv_ids(const MsDbRows *r, int row, int col, int *n)
+{
+    const MsTraceValue *v = rv(r, row, col);
+    int len = v->type == MS_COL_BLOB ? (int)(v->len / 4) : 0;
+    const unsigned char *b = (const unsigned char *)v->s;
+    int32_t *o = malloc((size_t)(len > 0 ? len : 1) * sizeof *o);
+    for (int i = 0; o && i < len; i++)
+        o[i] = (int32_t)((uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
+                         (uint32_t)b[4 * i + 3] << 24);
+    *n = o ? len : 0;
+    return o;
+}
+
+/* INSERT of n rows of w values each, in statements of up to 100 rows */
+static int be_insert_rows(MsTraceDb *db, const char *table, int w, const MsTraceValue *vals, int n, MsError *err)
+{
+    char *sql = malloc((size_t)100 * (size_t)w * 8 + 128);
+    if (!sql) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    int rc = 0;
+    for (int at = 0; !rc && at < n; at += 100) {
+        int m = MS_MIN(100, n - at);
+        size_t l = (size_t)sprintf(sql, "INSERT INTO %s VALUES", table);
+        for (int i = 0; i < m; i++) {
+            l += (size_t)sprintf(sql + l, "%s(", i ? "," : "");
+            for (int c = 0; c < w; c++) l += (size_t)sprintf(sql + l, "%s?%d", c ? "," : "", i * w + c + 1);
+            sql[l++] = ')';
+            sql[l] = '\0';
+        }
+        rc = bx(db, sql, m * w, vals + (size_t)at * w, NULL, err);
+    }
+    free(sql);
+    return rc;
+}
+
+static int be_compare_put(MsTraceDb *db, int64_t run_id, int64_t base, const MsComparePrompt *p,
+                          const MsComparePos *pos, int n_pos, const MsCompareLayer *lay, int n_lay, MsError *err)
+{
+    unsigned char *tb = ids_blob(p->tokens_baseline, p->n_tokens_baseline);
+    unsigned char *tr = ids_blob(p->tokens_run, p->n_tokens_run);
+    MsTraceValue *v = malloc((size_t)(MS_MAX(n_pos * 9, n_lay * 7) + 1) * sizeof *v);
+    int rc = !tb || !tr || !v ? ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path) : 0;
+    if (!rc) {
+        MsTraceValue a[16] = { VI(run_id), VI(base), VI(p->index), VI(p->n_tokens), VI(p->n_prompt_tokens),
+            VR(p->kl_mean), VR(p->kl_max), VI(p->n_scored), VR(p->nll_baseline), VR(p->nll_run), VI(p->top1_agree),
+            p->first_divergence >= 0 ? VI(p->first_divergence) : (MsTraceValue){ 0 }, VT(p->text_baseline),
+            VT(p->text_run), VB(tb, 4 * (size_t)p->n_tokens_baseline), VB(tr, 4 * (size_t)p->n_tokens_run) };
+        rc = bx(db, "INSERT INTO an_compare_prompt VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)", 16,
+                a, NULL, err);
+    }
+    for (int i = 0; !rc && i < n_pos; i++) {
+        MsTraceValue *r = v + (size_t)i * 9;
+        r[0] = VI(run_id); r[1] = VI(base); r[2] = VI(p->index); r[3] = VI(pos[i].pos);
+        r[4] = (MsTraceValue){ .type = MS_COL_REAL, .r = pos[i].kl };
+        r[5] = VR((double)pos[i].lp_baseline); r[6] = VR((double)pos[i].lp_run);
+        r[7] = VI(pos[i].top1_baseline); r[8] = VI(pos[i].top1_run);
+    }
+    if (!rc) rc = be_insert_rows(db, "an_compare_pos", 9, v, n_pos, err);
+    for (int i = 0; !rc && i < n_lay; i++) {
+        MsTraceValue *r = v + (size_t)i * 7;
+        r[0] = VI(run_id); r[1] = VI(base); r[2] = VI(p->index); r[3] = VI(lay[i].layer); r[4] = VI(lay[i].n_pos);
+        r[5] = VI(lay[i].n_changed); r[6] = (MsTraceValue){ .type = MS_COL_REAL, .r = lay[i].jaccard_sum };
+    }
+    if (!rc) rc = be_insert_rows(db, "an_compare_layer", 7, v, n_lay, err);
+    free(tb);
+    free(tr);
+    free(v);
+    return rc;
+}
+
+static int be_compare_has(MsTraceDb *db, int64_t run_id, int index, MsError *err)
+{
+    MsTraceValue a[2] = { VI(run_id), VI(index) };
+    MsDbRows r;
+    int rc = bx(db, "SELECT 1 FROM an_compare_prompt WHERE run_id=?1 AND idx=?2", 2, a, &r, err);
+    if (rc) return rc;
+    rc = r.n_rows > 0;
+    db->be->rows_free(&r);
+    return rc;
+}
+
+static int be_read_prompts(MsTraceDb *db, MsCompareRows *out, MsError *err)
+{
+    MsTraceValue a[2] = { VI(out->run_id), VI(out->baseline_run_id) };
+    MsDbRows r;
+    int rc = bx(db, "SELECT idx, n_tokens, n_prompt_tokens, kl_mean, kl_max, n_scored, nll_baseline, "
+                    "nll_run, top1_agree, coalesce(first_divergence, -1), text_baseline, text_run, "
+                    "tokens_baseline, tokens_run FROM an_compare_prompt WHERE run_id=?1 AND "
+                    "baseline_run_id=?2 ORDER BY idx", 2, a, &r, err);
+    if (rc) return rc;
+    out->prompts = calloc((size_t)MS_MAX(r.n_rows, 1), sizeof *out->prompts);
+    bool oom = !out->prompts;
+    for (int t = 0; !oom && t < r.n_rows; t++) {
+        MsComparePrompt *p = &out->prompts[out->n_prompts++];
+        p->index = (int)rv_i(&r, t, 0);
+        p->n_tokens = (int)rv_i(&r, t, 1);
+        p->n_prompt_tokens = (int)rv_i(&r, t, 2);
+        p->kl_mean = rv_r(&r, t, 3);
+        p->kl_max = rv_r(&r, t, 4);
+        p->n_scored = (int)rv_i(&r, t, 5);
+        p->nll_baseline = rv_r(&r, t, 6);
+        p->nll_run = rv_r(&r, t, 7);
+        p->top1_agree = (int)rv_i(&r, t, 8);
+        p->first_divergence = (int)rv_i(&r, t, 9);
+        p->text_baseline = rv_dup(&r, t, 10);
+        p->text_run = rv_dup(&r, t, 11);
+        p->tokens_baseline = rv_ids(&r, t, 12, &p->n_tokens_baseline);
+        p->tokens_run = rv_ids(&r, t, 13, &p->n_tokens_run);
+        oom = !p->tokens_baseline || !p->tokens_run;
+    }
+    db->be->rows_free(&r);
+    return oom ? ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path) : 0;
+}
+
+static int be_read_layers(MsTraceDb *db, MsCompareRows *out, MsError *err)
+{
+    MsTraceValue a[2] = { VI(out->run_id), VI(out->baseline_run_id) };
+    MsDbRows r;
+    int rc = bx(db, "SELECT DISTINCT layer FROM an_compare_layer WHERE run_id=?1 AND baseline_run_id=?2 "
+                    "ORDER BY layer", 2, a, &r, err);
+    if (rc) return rc;
+    int layers[MS_TRACE_MAX_LAYER], nl = 0;
+    for (int t = 0; t < r.n_rows && nl < MS_TRACE_MAX_LAYER; t++) layers[nl++] = (int)rv_i(&r, t, 0);
+    db->be->rows_free(&r);
+    out->n_layers = nl;
+    out->layers = calloc((size_t)(nl ? nl : 1), sizeof *out->layers);
+    out->prompt_layers = calloc((size_t)(nl ? nl : 1) * (size_t)(out->n_prompts ? out->n_prompts : 1),
+                                sizeof *out->prompt_layers);
+    if (!out->layers || !out->prompt_layers) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    for (int l = 0; l < nl; l++) {
+        out->layers[l].layer = layers[l];
+        for (int i = 0; i < out->n_prompts; i++) out->prompt_layers[(size_t)i * nl + l].layer = layers[l];
+    }
+    rc = bx(db, "SELECT idx, layer, n_pos, n_changed, jaccard_sum FROM an_compare_layer WHERE run_id=?1 AND "
+                "baseline_run_id=?2 ORDER BY idx, layer", 2, a, &r, err);
+    if (rc) return rc;
+    int pi = 0;
+    for (int t = 0; t < r.n_rows; t++) {
+        int idx = (int)rv_i(&r, t, 0), layer = (int)rv_i(&r, t, 1), l = 0;
+        while (pi < out->n_prompts && out->prompts[pi].index < idx) pi++;
+        while (l < nl && layers[l] != layer) l++;
+        if (pi >= out->n_prompts || out->prompts[pi].index != idx || l == nl) continue;
+        MsCompareLayer *pl = &out->prompt_layers[(size_t)pi * nl + l], *tot = &out->layers[l];
+        pl->n_pos = (int)rv_i(&r, t, 2);
+        pl->n_changed = (int)rv_i(&r, t, 3);
+        pl->jaccard_sum = rv_r(&r, t, 4);
+        tot->n_pos += pl->n_pos;
+        tot->n_changed += pl->n_changed;
+        tot->jaccard_sum += pl->jaccard_sum;
+    }
+    db->be->rows_free(&r);
+    return 0;
+}
+
+static int be_compare_positions(MsTraceDb *db, int64_t run_id, int index, MsComparePos **out, int *n, MsError *err)
+{
+    MsTraceValue a[2] = { VI(run_id), VI(index) };
+    MsDbRows r;
+    int rc = bx(db, "SELECT pos, kl, lp_baseline, lp_run, top1_baseline, top1_run FROM an_compare_pos "
+                    "WHERE run_id=?1 AND idx=?2 ORDER BY pos", 2, a, &r, err);
+    if (rc) return rc;
+    MsComparePos *v = malloc((size_t)MS_MAX(r.n_rows, 1) * sizeof *v);
+    for (int t = 0; v && t < r.n_rows; t++) {
+        v[t].pos = (int)rv_i(&r, t, 0);
+        v[t].kl = (float)rv_r(&r, t, 1);
+        v[t].lp_baseline = (float)rv_r(&r, t, 2);
+        v[t].lp_run = (float)rv_r(&r, t, 3);
+        v[t].top1_baseline = (int32_t)rv_i(&r, t, 4);
+        v[t].top1_run = (int32_t)rv_i(&r, t, 5);
+    }
+    int nr = r.n_rows;
+    db->be->rows_free(&r);
+    if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    *out = v;
+    *n = nr;
+    return 0;
+}
+
+static int64_t be_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run_id, const char *settings_json,
+                            MsError *err)
+{
+    char now[32];
+    time_t tt = time(NULL);
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    MsTraceValue a[5] = { baseline_run_id > 0 ? VI(baseline_run_id) : (MsTraceValue){ 0 }, VI(model_id), VT(now),
+                          VT(settings_json), VT(MS_VERSION) };
+    MsDbRows r;
+    int rc = bx(db, "INSERT INTO sweep(baseline_run_id, model_id, created, settings, program_version) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5) RETURNING sweep_id", 5, a, &r, err);
+    if (rc) return rc;
+    int64_t id = r.n_rows ? rv_i(&r, 0, 0) : 0;
+    db->be->rows_free(&r);
+    return id > 0 ? id : ms_error_set(err, MS_EDB, "%s: add sweep: no id", db->path);
+}
+
+static int be_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err)
+{
+    MsTraceValue *v = malloc((size_t)MS_MAX(n, 1) * 18 * sizeof *v);
+    if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    for (int i = 0; i < n; i++) {
+        const MsSweepRow *r = &rows[i];
+        MsTraceValue *x = v + (size_t)i * 18;
+        x[0] = VI(sweep_id); x[1] = VI(r->cand); x[2] = VT(r->kind); x[3] = VT(r->label);
+        x[4] = VT(r->interventions ? r->interventions : ""); x[5] = VI(r->n_experts); x[6] = VI(r->n_positions);
+        const double d[] = { r->kl_mean, r->kl_max, r->top1_agreement, r->ppl_baseline, r->ppl_run, r->dppl,
+                             r->changed_share, r->jaccard_mean, r->z_kl, r->z_dppl };
+        for (int j = 0; j < 10; j++) x[7 + j] = VR(d[j]);
+        x[17] = r->rank > 0 ? VI(r->rank) : (MsTraceValue){ 0 };
+    }
+    int rc = ms_trace_tx_begin(db, err);
+    if (!rc) rc = be_insert_rows(db, "sweep_candidate", 18, v, n, err);
+    if (!rc) rc = ms_trace_tx_commit(db, err);
+    if (rc) ms_trace_tx_rollback(db);
+    free(v);
+    return rc;
+}
+
+static int be_sweep_rows(MsTraceDb *db, int64_t sweep_id, MsSweepRows *out, MsError *err)
+{
+    MsTraceValue a[1] = { VI(sweep_id) };
+    MsDbRows r;
+    int rc = bx(db, sweep_id > 0
+                    ? "SELECT s.sweep_id, coalesce(s.baseline_run_id, 0), s.model_id, m.n_layer, m.n_expert, "
+                      "s.created, s.settings FROM sweep s JOIN model m USING (model_id) WHERE s.sweep_id = ?1"
+                    : "SELECT s.sweep_id, coalesce(s.baseline_run_id, 0), s.model_id, m.n_layer, m.n_expert, "
+                      "s.created, s.settings FROM sweep s JOIN model m USING (model_id) "
+                      "ORDER BY s.sweep_id DESC LIMIT 1", sweep_id > 0 ? 1 : 0, a, &r, err);
+    if (rc) return rc;
+    if (r.n_rows == 0) {
+        db->be->rows_free(&r);
+        return sweep_id > 0 ? ms_error_set(err, MS_ENOTFOUND, "%s: no sweep %lld", db->path, (long long)sweep_id)
+                            : ms_error_set(err, MS_ENOTFOUND, "%s: no sweep stored (`moescope sweep ... --db %s` "
+                                           "stores one)", db->path, db->path);
+    }
+    out->sweep_id = rv_i(&r, 0, 0);
+    out->baseline_run_id = rv_i(&r, 0, 1);
+    out->model_id = rv_i(&r, 0, 2);
+    out->n_layer = (int)rv_i(&r, 0, 3);
+    out->n_expert = (int)rv_i(&r, 0, 4);
+    out->created = rv_dup(&r, 0, 5);
+    out->settings = rv_dup(&r, 0, 6);
+    db->be->rows_free(&r);
+    if (!out->created) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    a[0] = VI(out->sweep_id);
+    rc = bx(db, "SELECT cand, kind, label, interventions, n_experts, n_positions, kl_mean, kl_max, "
+                "top1_agreement, ppl_baseline, ppl_run, dppl, changed_share, jaccard_mean, z_kl, "
+                "z_dppl, coalesce(rank, 0) FROM sweep_candidate WHERE sweep_id = ?1 ORDER BY cand", 1, a, &r, err);
+    if (rc) return rc;
+    out->rows = calloc((size_t)MS_MAX(r.n_rows, 1), sizeof *out->rows);
+    if (!out->rows) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    for (int t = 0; !rc && t < r.n_rows; t++) {
+        MsSweepRow *x = &out->rows[out->n_rows++];
+        x->cand = (int)rv_i(&r, t, 0);
+        x->kind = rv_dup(&r, t, 1);
+        x->label = rv_dup(&r, t, 2);
+        x->interventions = rv_dup(&r, t, 3);
+        x->n_experts = (int)rv_i(&r, t, 4);
+        x->n_positions = rv_i(&r, t, 5);
+        double *d[] = { &x->kl_mean, &x->kl_max, &x->top1_agreement, &x->ppl_baseline, &x->ppl_run, &x->dppl,
+                        &x->changed_share, &x->jaccard_mean, &x->z_kl, &x->z_dppl };
+        for (int j = 0; j < 10; j++) *d[j] = rv_r(&r, t, 6 + j);
+        x->rank = (int)rv_i(&r, t, 16);
+        if (!x->kind || !x->label || !x->interventions) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    }
+    db->be->rows_free(&r);
+    return rc;
+}
+
 int ms_trace_compare_put(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, const MsComparePrompt *p,
                          const MsComparePos *pos, int n_pos, const MsCompareLayer *lay, int n_lay, MsError *err)
 {
-    if (db->be) return ms_db_unsupported(db, err, "storing experiment comparisons");
+    if (db->be) return be_compare_put(db, run_id, baseline_run_id, p, pos, n_pos, lay, n_lay, err);
     int rc = put_prompt(db, run_id, baseline_run_id, p, err);
     sqlite3_stmt *st = NULL;
     if (!rc) rc = ms_db_prepare(db, "INSERT INTO an_compare_pos VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", &st, err);
@@ -126,7 +427,7 @@ int ms_trace_compare_put(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id,
 
 int ms_trace_compare_has(MsTraceDb *db, int64_t run_id, int index, MsError *err)
 {
-    if (db->be) return ms_db_unsupported(db, err, "reading experiment comparisons");
+    if (db->be) return be_compare_has(db, run_id, index, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "SELECT 1 FROM an_compare_prompt WHERE run_id=?1 AND idx=?2", &st, err);
     if (rc) return rc;
@@ -267,14 +568,13 @@ static int read_layers(MsTraceDb *db, MsCompareRows *out, MsError *err)
 int ms_trace_compare_rows(MsTraceDb *db, int64_t run_id, int64_t baseline_run_id, MsCompareRows *out, MsError *err)
 {
     memset(out, 0, sizeof *out);
-    if (db->be) return ms_db_unsupported(db, err, "reading experiment comparisons");
     out->run_id = run_id;
     out->baseline_run_id = baseline_run_id;
-    int rc = read_prompts(db, out, err);
+    int rc = db->be ? be_read_prompts(db, out, err) : read_prompts(db, out, err);
     if (!rc && out->n_prompts == 0)
         rc = ms_error_set(err, MS_ENOTFOUND, "%s: no comparison of run %lld against baseline %lld", db->path,
                           (long long)run_id, (long long)baseline_run_id);
-    if (!rc) rc = read_layers(db, out, err);
+    if (!rc) rc = db->be ? be_read_layers(db, out, err) : read_layers(db, out, err);
     if (rc) ms_trace_compare_rows_clear(out);
     return rc;
 }
@@ -283,7 +583,7 @@ int ms_trace_compare_positions(MsTraceDb *db, int64_t run_id, int index, MsCompa
 {
     *out = NULL;
     *n = 0;
-    if (db->be) return ms_db_unsupported(db, err, "reading experiment comparisons");
+    if (db->be) return be_compare_positions(db, run_id, index, out, n, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "SELECT pos, kl, lp_baseline, lp_run, top1_baseline, top1_run FROM an_compare_pos "
                                "WHERE run_id=?1 AND idx=?2 ORDER BY pos", &st, err);
@@ -324,7 +624,7 @@ int ms_trace_compare_positions(MsTraceDb *db, int64_t run_id, int index, MsCompa
 int64_t ms_trace_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run_id, const char *settings_json,
                            MsError *err)
 {
-    if (db->be) return ms_db_unsupported(db, err, "storing sweeps");
+    if (db->be) return be_sweep_new(db, model_id, baseline_run_id, settings_json, err);
     sqlite3_stmt *st;
     int rc = ms_db_prepare(db, "INSERT INTO sweep(baseline_run_id, model_id, created, settings, program_version) "
                                "VALUES(?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?3, ?4)", &st, err);
@@ -341,7 +641,7 @@ int64_t ms_trace_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_run
 
 int ms_trace_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err)
 {
-    if (db->be) return ms_db_unsupported(db, err, "storing sweeps");
+    if (db->be) return be_sweep_put(db, sweep_id, rows, n, err);
     int rc = ms_trace_tx_begin(db, err);
     sqlite3_stmt *st = NULL;
     if (!rc) rc = ms_db_prepare(db, "INSERT INTO sweep_candidate VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,"
@@ -420,6 +720,11 @@ int ms_trace_sweep_rows(MsTraceDb *db, int64_t sweep_id, MsSweepRows *out, MsErr
     if (db->user_version < 4)
         return ms_error_set(err, MS_ENOTFOUND, "%s: no sweep stored (schema version %d predates sweeps)", db->path,
                             db->user_version);
+    if (db->be) {
+        int rc = be_sweep_rows(db, sweep_id, out, err);
+        if (rc) ms_trace_sweep_rows_clear(out);
+        return rc;
+    }
     int rc = sweep_head(db, sweep_id, out, err);
     sqlite3_stmt *st = NULL;
     if (!rc) rc = ms_db_prepare(db, "SELECT cand, kind, label, interventions, n_experts, n_positions, kl_mean, kl_max, "

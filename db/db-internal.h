@@ -8,6 +8,14 @@
 
 typedef struct MsDbBackend MsDbBackend;
 
+/* Rows of a backend's exec: [n_rows][n_cols] values (integers, reals,
+ * text, blobs; NULL as MS_COL_NULL), bytes owned by priv. */
+typedef struct {
+    int n_rows, n_cols;
+    MsTraceValue *v;
+    void *priv;
+} MsDbRows;
+
 struct MsTraceDb {
     sqlite3 *h;                /* NULL when be is set */
     char *path;
@@ -92,6 +100,18 @@ struct MsDbBackend {
     int (*tx_begin)(MsTraceDb *db, MsError *err);
     int (*tx_commit)(MsTraceDb *db, MsError *err);
     void (*tx_rollback)(MsTraceDb *db);
+    /* every table into dst, an empty SQLite database of the same schema
+     * version, as one consistent snapshot (export goes through it) */
+    int (*snapshot)(MsTraceDb *db, MsTraceDb *dst, MsError *err);
+    /* one statement with parameters (SQLite's ?N numbering; values of
+     * type MS_COL_NULL are NULL, a NaN real too); rows (when out is not
+     * NULL) as values borrowed from out until rows_free */
+    int (*exec)(MsTraceDb *db, const char *sql, int n, const MsTraceValue *params, MsDbRows *out, MsError *err);
+    void (*rows_free)(MsDbRows *rows);
+    /* import: a new "imported" model row (never shared), and its shape once known */
+    int64_t (*import_model)(MsTraceDb *db, const char *file_name, MsError *err);
+    int (*import_model_shape)(MsTraceDb *db, int64_t model_id, int n_layer, int n_expert, int k,
+                              const char *moe_layers, MsError *err);
 };
 
 /* True when path names a PostgreSQL database (a postgresql:// or
@@ -121,6 +141,10 @@ int ms_db_prepare(MsTraceDb *db, const char *sql, sqlite3_stmt **st, MsError *er
 /* A result table or column name: letters, digits, '_', not starting with a
  * digit, at most 64 bytes (safe to quote into SQL). */
 bool ms_db_ident_ok(const char *s);
+
+/* CREATE TABLE text of an analysis result table in SQLite (malloc'd; the
+ * caller checked the names), shared by result tables and export. */
+char *ms_db_result_ddl(const char *table, const MsColumn *cols, int n_cols);
 
 /* Little-endian packing of the compact columns (see docs/schema.md). */
 static inline void ms_put_u16(unsigned char *p, uint32_t v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "db-internal.h"
 
@@ -458,10 +459,47 @@ static int dump_sqlite(Ex *x, const char *tables)
     return 0;
 }
 
+/* Another backend: its tables copied into a temporary SQLite database
+ * (one consistent snapshot), exported from there by the code above, so
+ * every format holds the same bytes as the export of a SQLite trace with
+ * the same rows.  The copy needs about the database's size in TMPDIR and
+ * is removed whatever happens. */
+static int export_other(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_dir,
+                        MsError *err)
+{
+    if (!db->be->snapshot) return ms_db_unsupported(db, err, "export");
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/moescope-export.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return ms_error_set(err, MS_EIO, "%s: export: temporary directory in %s: %s", db->path,
+                                           tmp && *tmp ? tmp : "/tmp", strerror(errno));
+    snprintf(path, sizeof path, "%s/snapshot.db", dir);
+    MsTraceDb *t = ms_trace_open(path, MS_TRACE_CREATE, err);
+    int rc = t ? 0 : (err && err->code ? err->code : MS_EDB);
+    if (!rc) rc = ms_db_exec(t, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", err);
+    if (!rc) rc = db->be->snapshot(db, t, err);
+    if (!rc) {
+        /* messages name the database exported, not the copy */
+        char *own = t->path;
+        t->path = db->path;
+        rc = ms_trace_export(t, fmt, tables, out, out_dir, err);
+        t->path = own;
+    }
+    ms_trace_close(t);
+    static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < MS_ARRAY_LEN(sfx); i++) {
+        char f[4300];
+        snprintf(f, sizeof f, "%s%s", path, sfx[i]);
+        unlink(f);
+    }
+    rmdir(dir);
+    return rc;
+}
+
 int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_dir,
                     MsError *err)
 {
-    if (db->be) return ms_db_unsupported(db, err, "export");
+    if (db->be) return export_other(db, fmt, tables, out, out_dir, err);
     Ex x = { .db = db, .fmt = fmt, .out = out, .err = err };
     if (fmt != MS_EXPORT_CSV && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);
     if (fmt == MS_EXPORT_CSV && !out_dir && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);

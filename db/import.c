@@ -499,7 +499,7 @@ static int import_jsonl(Imp *im, FILE *f)
 int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const MsImportOptions *opt,
                     int64_t *run_id, MsError *err)
 {
-    if (db->be) return ms_db_unsupported(db, err, "import");
+    if (db->be && (!db->be->import_model || !db->be->import_model_shape)) return ms_db_unsupported(db, err, "import");
     MsImportOptions dflt = { 0 };
     Imp im = { .db = db, .path = path, .opt = opt ? opt : &dflt, .err = err, .cur_prompt = -1, .max_expert = -1 };
     if (im.opt->n_expert < 0 || im.opt->top_k < 0 || (im.opt->n_expert && im.opt->top_k > im.opt->n_expert))
@@ -508,9 +508,14 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
     if (!f) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
     int rc = 0;
     if (im.opt->labels_path) rc = load_labels(&im, im.opt->labels_path);
-    if (!rc) rc = ms_db_exec(db, "BEGIN IMMEDIATE", err);
+    if (!rc) rc = db->be ? ms_trace_tx_begin(db, err) : ms_db_exec(db, "BEGIN IMMEDIATE", err);
     bool in_tx = !rc;
-    if (!rc) {
+    if (!rc && db->be) {   /* another backend: the same rows through its own calls */
+        const char *src = im.opt->source_name ? im.opt->source_name : path;
+        const char *base = strrchr(src, '/');
+        im.model_id = db->be->import_model(db, base ? base + 1 : src, err);
+        if (im.model_id < 0) rc = (int)im.model_id;
+    } else if (!rc) {
         const char *src = im.opt->source_name ? im.opt->source_name : path;
         const char *base = strrchr(src, '/');
         sqlite3_stmt *st;
@@ -559,10 +564,11 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
             if (m.is_moe[l]) n += (size_t)snprintf(layers + n, sizeof layers - n, "%s%d", n > 1 ? "," : "", l);
         layers[n++] = ']';
         layers[n] = '\0';
-        sqlite3_stmt *st;
-        rc = ms_db_prepare(db, "UPDATE model SET n_layer=?1, n_expert=?2, n_expert_used=?3, moe_layers=?4 "
-                               "WHERE model_id=?5", &st, err);
-        if (!rc) {
+        sqlite3_stmt *st = NULL;
+        if (db->be) rc = db->be->import_model_shape(db, im.model_id, m.n_layer, E, K, layers, err);
+        else rc = ms_db_prepare(db, "UPDATE model SET n_layer=?1, n_expert=?2, n_expert_used=?3, moe_layers=?4 "
+                                    "WHERE model_id=?5", &st, err);
+        if (!rc && st) {
             sqlite3_bind_int(st, 1, m.n_layer);
             sqlite3_bind_int(st, 2, E);
             sqlite3_bind_int(st, 3, K);
@@ -574,7 +580,10 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
     }
     if (!rc) rc = ms_trace_run_set_status(db, im.run_id, "complete", err);   /* one transaction: all or nothing */
     ms_trace_writer_free(im.w);
-    if (in_tx) {
+    if (in_tx && db->be) {
+        if (!rc) rc = ms_trace_tx_commit(db, err);
+        if (rc) ms_trace_tx_rollback(db);
+    } else if (in_tx) {
         if (!rc) rc = ms_db_exec(db, "COMMIT", err);
         if (rc) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
     }

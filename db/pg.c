@@ -357,9 +357,90 @@ static int schema_create(MsTraceDb *db, MsError *err)
     return rc;
 }
 
-/* Create the schema when the database has none (under an advisory lock:
- * workers starting together create it once), check the version. */
-static int schema_open(MsTraceDb *db, bool create, MsError *err)
+/* The CREATE TABLE statements of the named tables in the current SQLite
+ * description, translated (malloc'd). */
+static char *tables_pg(const char *const *names, int n, MsError *err)
+{
+    char *all = ms_db_schema_tables_sqlite(err);
+    if (!all) return NULL;
+    size_t cap = strlen(all) + 1, len = 0;
+    char *pick = malloc(cap);
+    if (!pick) { free(all); ms_error_set(err, MS_ENOMEM, "out of memory"); return NULL; }
+    pick[0] = '\0';
+    for (char *st = all; *st;) {
+        char *e = strstr(st, ";\n");
+        size_t l = e ? (size_t)(e - st) + 2 : strlen(st);
+        for (int i = 0; i < n; i++) {
+            char head[96];
+            snprintf(head, sizeof head, "CREATE TABLE %s(", names[i]);
+            if (!strncmp(st, head, strlen(head))) {
+                memcpy(pick + len, st, l);
+                len += l;
+                pick[len] = '\0';
+            }
+        }
+        st += l;
+    }
+    free(all);
+    char *out = ddl_to_pg(pick);
+    free(pick);
+    if (!out) ms_error_set(err, MS_ENOMEM, "out of memory");
+    return out;
+}
+
+/* Forward migrations, as SQLite's (db/schema.c) in this dialect: what each
+ * version added to the tables, then every view and decoding function made
+ * anew (their text is per dialect, and older ones may name fewer columns;
+ * views of one's own that depend on them go too, CASCADE).  Version 1->2
+ * changed SQLite's views only. */
+static int schema_migrate(MsTraceDb *db, int v, MsError *err)
+{
+    int rc = 0;
+    if (v < 3)
+        rc = pg_cmd(db, "ALTER TABLE routing_packed ADD COLUMN out_argmax bytea", err);
+    if (!rc && v < 3) rc = pg_cmd(db, "ALTER TABLE hidden_stats ADD COLUMN channel bigint", err);
+    if (!rc && v < 4) {
+        static const char *const t4[] = { "an_compare_prompt", "an_compare_pos", "an_compare_layer", "sweep",
+                                          "sweep_candidate" };
+        char *ddl = tables_pg(t4, (int)MS_ARRAY_LEN(t4), err);
+        if (!ddl) return err ? err->code : MS_ENOMEM;
+        PGresult *r = PQexec(pg_of(db)->c, ddl);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = pg_fail(db, err, MS_EDB, "migrate to version 4", r);
+        PQclear(r);
+        free(ddl);
+    }
+    if (!rc && v < 5) rc = pg_cmd(db, "ALTER TABLE run ADD COLUMN status text, ADD COLUMN prompts_sha256 text", err);
+    if (!rc && v < 5)
+        rc = pg_cmd(db, "UPDATE run SET status = CASE\n"
+                        "  WHEN n.n IS NULL THEN 'complete'\n"
+                        "  WHEN (SELECT count(*) FROM prompt p WHERE p.run_id = run.run_id) >= n.n THEN 'complete'\n"
+                        "  ELSE 'incomplete' END\n"
+                        "  FROM (SELECT run_id, CASE WHEN settings LIKE '{%' THEN (settings::json->>'n_prompts')::bigint END\n"
+                        "        AS n FROM run) n WHERE n.run_id = run.run_id", err);
+    if (!rc && v < 6) rc = pg_cmd(db, "ALTER TABLE prompt ADD COLUMN worker text", err);
+    if (!rc)
+        rc = pg_cmd(db, "DROP VIEW IF EXISTS run_progress, an_compare_shift, an_compare, prompt_label, routing_entropy,\n"
+                        "  load_entropy, expert_load, router_prob, expert_stats, routing CASCADE", err);
+    if (!rc)
+        rc = pg_cmd(db, "DROP FUNCTION IF EXISTS ms_u16(bytea, integer), ms_f32(bytea, integer), "
+                        "ms_f16(bytea, integer) CASCADE", err);
+    if (!rc) {
+        PGresult *r = PQexec(pg_of(db)->c, pg_views);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = pg_fail(db, err, MS_EDB, "migrate the views", r);
+        PQclear(r);
+    }
+    if (!rc) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "UPDATE ms_meta SET value = '%d' WHERE key = 'schema_version'", MS_TRACE_SCHEMA_VERSION);
+        rc = pg_cmd(db, sql, err);
+    }
+    return rc;
+}
+
+/* Create the schema when the database has none, migrate an older one
+ * (both under an advisory lock: workers starting together do it once),
+ * check the version. */
+static int schema_open(MsTraceDb *db, bool create, bool writable, MsError *err)
 {
     int v = schema_version(db, err);
     if (v < 0) return v;
@@ -384,9 +465,25 @@ static int schema_open(MsTraceDb *db, bool create, MsError *err)
     if (v > MS_TRACE_SCHEMA_VERSION)
         return ms_error_set(err, MS_EUNSUPPORTED, "%s: schema version %d is newer than this program's (%d)",
                             db->path, v, MS_TRACE_SCHEMA_VERSION);
-    if (v < MS_TRACE_SCHEMA_VERSION)
-        return ms_error_set(err, MS_EUNSUPPORTED, "%s: schema version %d is older than this program's (%d) and "
-                            "PostgreSQL databases are not migrated yet", db->path, v, MS_TRACE_SCHEMA_VERSION);
+    if (v < MS_TRACE_SCHEMA_VERSION && !writable)
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: schema version %d is old; open it once read-write to migrate",
+                            db->path, v);
+    if (v < MS_TRACE_SCHEMA_VERSION) {
+        int rc = pg_cmd(db, "SELECT pg_advisory_lock(" PG_LOCK_KEY ")", err);
+        if (rc) return rc;
+        v = schema_version(db, err);   /* another worker may have migrated meanwhile */
+        if (v > 0 && v < MS_TRACE_SCHEMA_VERSION) {
+            rc = tx_enter(db, err);
+            if (!rc) {
+                rc = schema_migrate(db, v, err);
+                int rc2 = tx_leave(db, rc == 0, rc ? NULL : err);
+                if (!rc) rc = rc2;
+            }
+            v = rc ? rc : MS_TRACE_SCHEMA_VERSION;
+        }
+        PQclear(PQexec(pg_of(db)->c, "SELECT pg_advisory_unlock(" PG_LOCK_KEY ")"));
+        if (v < 0) return v;
+    }
     db->user_version = v;
     return 0;
 }
@@ -437,7 +534,7 @@ int ms_pg_open(MsTraceDb *db, const char *uri, int mode, MsError *err)
     }
     PQsetNoticeProcessor(p->c, quiet_notice, NULL);
     int rc = pg_cmd(db, "SET client_encoding = 'UTF8'", err);
-    if (!rc) rc = schema_open(db, mode == MS_TRACE_CREATE, err);   /* as a file: only CREATE makes one */
+    if (!rc) rc = schema_open(db, mode == MS_TRACE_CREATE, mode != MS_TRACE_READ, err);   /* as a file: only CREATE makes one */
     if (!rc && mode == MS_TRACE_READ) rc = pg_cmd(db, "SET default_transaction_read_only = on", err);
     return rc;
 }
@@ -514,6 +611,32 @@ static int64_t pg_model_add(MsTraceDb *db, const MsTraceModel *m, MsError *err)
     free(ml);
     if (!rc) rc = rc2;
     return rc ? rc : id;
+}
+
+/* import (db/import.c): a model row of its own, shaped once the file is read */
+static int64_t pg_import_model(MsTraceDb *db, const char *file_name, MsError *err)
+{
+    const char *v[1] = { file_name };
+    PGresult *r = pg_exec(db, "INSERT INTO model(file_name,file_size,sha256,arch,name,n_layer,n_expert,n_expert_used,"
+                              "n_expert_shared,score_func,norm_topk,w_scale,n_embd,n_vocab,n_ff_exp,moe_layers) "
+                              "VALUES($1,0,'','imported','',0,0,0,0,'unknown',0,1,0,0,0,'[]') RETURNING model_id",
+                          1, v, NULL, NULL, "import", err);
+    if (!r) return MS_EDB;
+    int64_t id = g_i64(r, 0, 0);
+    PQclear(r);
+    return id;
+}
+
+static int pg_import_model_shape(MsTraceDb *db, int64_t model_id, int n_layer, int n_expert, int k,
+                                 const char *moe_layers, MsError *err)
+{
+    Args a;
+    a_i(&a, 0, n_layer); a_i(&a, 1, n_expert); a_i(&a, 2, k); a.v[3] = moe_layers; a_i(&a, 4, model_id);
+    PGresult *r = pg_exec(db, "UPDATE model SET n_layer=$1, n_expert=$2, n_expert_used=$3, moe_layers=$4 "
+                              "WHERE model_id=$5", 5, a.v, NULL, NULL, "import", err);
+    if (!r) return MS_EDB;
+    PQclear(r);
+    return 0;
 }
 
 static void utc_now(char *buf, size_t cap)
@@ -1800,6 +1923,213 @@ static int pg_result_commit(MsTraceResult *rr, MsError *err)
     return rc ? rc : rc2;
 }
 
+/* ---------------------------------------------------------------- exec */
+
+static int pg_exec_rows(MsTraceDb *db, const char *sql, int n, const MsTraceValue *params, MsDbRows *out,
+                        MsError *err)
+{
+    if (out) memset(out, 0, sizeof *out);
+    /* ?N -> $N (outside string literals) */
+    size_t len = strlen(sql);
+    char *q = malloc(len + 1);
+    const char **vals = calloc((size_t)(n > 0 ? n : 1), sizeof *vals);
+    int *lens = calloc((size_t)(n > 0 ? n : 1), sizeof *lens), *fmts = calloc((size_t)(n > 0 ? n : 1), sizeof *fmts);
+    char (*buf)[32] = calloc((size_t)(n > 0 ? n : 1), sizeof *buf);
+    if (!q || !vals || !lens || !fmts || !buf) {
+        free(q); free(vals); free(lens); free(fmts); free(buf);
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    }
+    bool lit = false;
+    for (size_t i = 0; i <= len; i++) {
+        if (sql[i] == '\'') lit = !lit;
+        q[i] = !lit && sql[i] == '?' ? '$' : sql[i];
+    }
+    for (int i = 0; i < n; i++) {
+        const MsTraceValue *v = &params[i];
+        switch (v->type) {
+        case MS_COL_INT: snprintf(buf[i], sizeof buf[i], "%lld", (long long)v->i); vals[i] = buf[i]; break;
+        case MS_COL_REAL:
+            if (isfinite(v->r)) { snprintf(buf[i], sizeof buf[i], "%.17g", v->r); vals[i] = buf[i]; }
+            break;
+        case MS_COL_TEXT: vals[i] = v->s; break;
+        case MS_COL_BLOB: vals[i] = v->s ? v->s : ""; lens[i] = (int)v->len; fmts[i] = 1; break;
+        default: break;
+        }
+    }
+    PGresult *r = pg_exec(db, q, n, vals, lens, fmts, "query", err);
+    free(q); free(vals); free(lens); free(fmts); free(buf);
+    if (!r) return MS_EDB;
+    if (!out) { PQclear(r); return 0; }
+    int nr = PQntuples(r), nc = PQnfields(r);
+    MsTraceValue *v = calloc((size_t)MS_MAX(nr * nc, 1), sizeof *v);
+    if (!v) { PQclear(r); return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path); }
+    for (int t = 0; t < nr; t++)
+        for (int c = 0; c < nc; c++) {
+            MsTraceValue *x = &v[(size_t)t * nc + c];
+            if (PQgetisnull(r, t, c)) continue;
+            switch (PQftype(r, c)) {
+            case OID_INT2: case OID_INT4: case OID_INT8: case OID_BOOL:
+                x->type = MS_COL_INT; x->i = g_i64(r, t, c); x->r = (double)x->i; break;
+            case OID_FLOAT4: case OID_FLOAT8: x->type = MS_COL_REAL; x->r = g_f64(r, t, c); break;
+            case OID_BYTEA:
+                x->type = MS_COL_BLOB; x->s = PQgetvalue(r, t, c); x->len = (size_t)PQgetlength(r, t, c); break;
+            default:
+                x->type = MS_COL_TEXT; x->s = PQgetvalue(r, t, c); x->len = (size_t)PQgetlength(r, t, c); break;
+            }
+        }
+    out->n_rows = nr;
+    out->n_cols = nc;
+    out->v = v;
+    out->priv = r;
+    return 0;
+}
+
+static void pg_rows_free(MsDbRows *rows)
+{
+    if (!rows) return;
+    PQclear(rows->priv);
+    free(rows->v);
+    memset(rows, 0, sizeof *rows);
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+/* One PostgreSQL value (binary result format) bound as SQLite stores it. */
+static int snap_bind(sqlite3_stmt *st, int i, const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col)) return sqlite3_bind_null(st, i);
+    switch (PQftype(r, col)) {
+    case OID_INT2: case OID_INT4: case OID_INT8: case OID_BOOL:
+        return sqlite3_bind_int64(st, i, g_i64(r, row, col));
+    case OID_FLOAT4: case OID_FLOAT8:
+        return sqlite3_bind_double(st, i, g_f64(r, row, col));
+    case OID_BYTEA:
+        return sqlite3_bind_blob(st, i, PQgetvalue(r, row, col), PQgetlength(r, row, col), SQLITE_TRANSIENT);
+    case OID_TEXT:
+        return sqlite3_bind_text(st, i, PQgetvalue(r, row, col), PQgetlength(r, row, col), SQLITE_TRANSIENT);
+    default:
+        return SQLITE_MISMATCH;
+    }
+}
+
+/* Rows of table `name` (columns cols, a quoted comma list) from PostgreSQL
+ * into the same table of dst, in `order`; through a binary cursor. */
+static int snap_table(MsTraceDb *db, MsTraceDb *dst, const char *name, const char *cols, int n_cols,
+                      const char *order, MsError *err)
+{
+    size_t len = strlen(cols) * 2 + strlen(order) + 256;
+    char *sql = malloc(len);
+    if (!sql) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    snprintf(sql, len, "DECLARE ms_snap NO SCROLL CURSOR FOR SELECT %s FROM \"%s\" ORDER BY %s", cols, name, order);
+    int rc = pg_cmd(db, sql, err);
+    if (rc) { free(sql); return rc; }
+    size_t l = (size_t)snprintf(sql, len, "INSERT INTO \"%s\"(%s) VALUES(", name, cols);
+    for (int i = 0; i < n_cols; i++) l += (size_t)snprintf(sql + l, len - l, "%s?", i ? "," : "");
+    snprintf(sql + l, len - l, ")");
+    sqlite3_stmt *st;
+    rc = ms_db_prepare(dst, sql, &st, err);
+    free(sql);
+    while (!rc) {
+        PGresult *r = pg_exec(db, "FETCH 8192 FROM ms_snap", 0, NULL, NULL, NULL, "export", err);
+        if (!r) { rc = MS_EDB; break; }
+        int nt = PQntuples(r);
+        if (PQnfields(r) != n_cols) rc = ms_error_set(err, MS_EFORMAT, "%s: table %s: unexpected columns", db->path, name);
+        for (int t = 0; !rc && t < nt; t++) {
+            for (int c = 0; !rc && c < n_cols; c++)
+                if (snap_bind(st, c + 1, r, t, c) != SQLITE_OK)
+                    rc = ms_error_set(err, MS_EFORMAT, "%s: table %s: column %s has a type export cannot carry",
+                                      db->path, name, PQfname(r, c));
+            if (!rc && sqlite3_step(st) != SQLITE_DONE) rc = ms_db_fail(dst, err, MS_EDB, "export copy");
+            sqlite3_reset(st);
+        }
+        PQclear(r);
+        if (nt == 0) break;
+    }
+    sqlite3_finalize(st);
+    if (!rc) rc = pg_cmd(db, "CLOSE ms_snap", err);
+    return rc;
+}
+
+/* Every table of db (one REPEATABLE READ snapshot) into dst, an empty
+ * SQLite trace database at the same schema version: the core tables with
+ * their ids, then the registered analysis result tables (created as the
+ * SQLite backend creates them).  The SQLite exporter then writes the same
+ * bytes for both backends. */
+static int pg_snapshot(MsTraceDb *db, MsTraceDb *dst, MsError *err)
+{
+    Pg *p = pg_of(db);
+    if (db->user_version != MS_TRACE_SCHEMA_VERSION)
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: schema version %d is old; open it once read-write to migrate",
+                            db->path, db->user_version);
+    if (pg_in_tx(p)) return ms_error_set(err, MS_EINVAL, "%s: export inside an open transaction", db->path);
+    int rc = pg_cmd(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+    if (rc) return rc;
+    rc = ms_db_exec(dst, "BEGIN", err);
+    sqlite3_stmt *tl = NULL;
+    if (!rc) rc = ms_db_prepare(dst, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                                     "AND name <> 'ms_seq' ORDER BY rowid", &tl, err);
+    while (!rc && sqlite3_step(tl) == SQLITE_ROW) {
+        char name[80];
+        snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(tl, 0));
+        char q[256];
+        snprintf(q, sizeof q, "SELECT name, pk FROM pragma_table_info('%s') ORDER BY cid", name);
+        sqlite3_stmt *ci;
+        if ((rc = ms_db_prepare(dst, q, &ci, err))) break;
+        char cols[4096] = "", pk[8][80];
+        size_t cl = 0;
+        int n = 0, n_pk = 0;
+        while (sqlite3_step(ci) == SQLITE_ROW && cl < sizeof cols - 100) {
+            const char *cn = (const char *)sqlite3_column_text(ci, 0);
+            int k = sqlite3_column_int(ci, 1);
+            cl += (size_t)snprintf(cols + cl, sizeof cols - cl, "%s\"%s\"", n++ ? "," : "", cn);
+            if (k >= 1 && k <= 8) { snprintf(pk[k - 1], sizeof pk[0], "\"%s\"", cn); n_pk = MS_MAX(n_pk, k); }
+        }
+        sqlite3_finalize(ci);
+        char order[800] = "ctid";
+        for (int i = 0, o = 0; i < n_pk; i++) o += snprintf(order + o, sizeof order - (size_t)o, "%s%s", i ? "," : "", pk[i]);
+        rc = snap_table(db, dst, name, cols, n, order, err);
+    }
+    sqlite3_finalize(tl);
+    /* result tables: in write order (physical order, as pg_table reads them) */
+    PGresult *r = NULL;
+    if (!rc && !(r = pg_exec(db, "SELECT a.table_name FROM analysis a WHERE to_regclass(quote_ident(a.table_name)) "
+                                 "IS NOT NULL ORDER BY a.analysis_id", 0, NULL, NULL, NULL, "export", err)))
+        rc = MS_EDB;
+    for (int t = 0; !rc && r && t < PQntuples(r); t++) {
+        const char *name = g_str(r, t, 0);
+        if (!ms_db_ident_ok(name) || ms_db_reserved_name(name)) continue;
+        const char *v[1] = { name };
+        PGresult *c = pg_exec(db, "SELECT column_name::text, data_type::text FROM information_schema.columns "
+                                  "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                              1, v, NULL, NULL, "export", err);
+        if (!c) { rc = MS_EDB; break; }
+        int n = PQntuples(c);
+        MsColumn *mc = calloc((size_t)MS_MAX(n, 1), sizeof *mc);
+        char cols[8192] = "";
+        size_t cl = 0;
+        if (!mc) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        for (int i = 0; !rc && i < n; i++) {
+            mc[i].name = g_str(c, i, 0);
+            mc[i].type = pg_col_type(g_str(c, i, 1));
+            if (!ms_db_ident_ok(mc[i].name) || cl > sizeof cols - 100)
+                rc = ms_error_set(err, MS_EFORMAT, "%s: result table %s: bad column", db->path, name);
+            else cl += (size_t)snprintf(cols + cl, sizeof cols - cl, "%s\"%s\"", i ? "," : "", mc[i].name);
+        }
+        char *ddl = !rc ? ms_db_result_ddl(name, mc, n) : NULL;
+        if (!rc && !ddl) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        if (!rc) rc = ms_db_exec(dst, ddl, err);
+        if (!rc) rc = snap_table(db, dst, name, cols, n, "ctid", err);
+        free(ddl);
+        free(mc);
+        PQclear(c);
+    }
+    PQclear(r);
+    PQclear(PQexec(p->c, rc ? "ROLLBACK" : "COMMIT"));
+    if (!rc) rc = ms_db_exec(dst, "COMMIT", err);
+    else sqlite3_exec(dst->h, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- backend */
 
 static const MsDbBackend pg_backend = {
@@ -1846,4 +2176,9 @@ static const MsDbBackend pg_backend = {
     .tx_begin = pg_tx_begin,
     .tx_commit = pg_tx_commit,
     .tx_rollback = pg_tx_rollback,
+    .snapshot = pg_snapshot,
+    .exec = pg_exec_rows,
+    .rows_free = pg_rows_free,
+    .import_model = pg_import_model,
+    .import_model_shape = pg_import_model_shape,
 };

@@ -35,6 +35,21 @@ bool ms_db_reserved_name(const char *t)
     return !strncasecmp(t, "sqlite_", 7);
 }
 
+char *ms_db_result_ddl(const char *table, const MsColumn *cols, int n_cols)
+{
+    size_t cap = 256 + (size_t)n_cols * 80, a;
+    char *ddl = malloc(cap);
+    if (!ddl) return NULL;
+    a = (size_t)snprintf(ddl, cap, "CREATE TABLE \"%s\"(", table);
+    for (int i = 0; i < n_cols; i++) {
+        static const char *const ty[] = { "", "INTEGER", "REAL", "TEXT", "BLOB" };
+        int t = cols[i].type >= MS_COL_INT && cols[i].type <= MS_COL_BLOB ? (int)cols[i].type : MS_COL_BLOB;
+        a += (size_t)snprintf(ddl + a, cap - a, "%s\"%s\" %s", i ? ", " : "", cols[i].name, ty[t]);
+    }
+    snprintf(ddl + a, cap - a, ")");
+    return ddl;
+}
+
 MsTraceResult *ms_trace_result_new(MsTraceDb *db, int64_t run_id, const char *analysis, const char *params_json,
                                    const char *table, const MsColumn *cols, int n_cols, MsError *err)
 {
@@ -57,19 +72,20 @@ MsTraceResult *ms_trace_result_new(MsTraceDb *db, int64_t run_id, const char *an
     }
     r->db = db;
     r->n_cols = n_cols;
-    size_t a = (size_t)snprintf(ddl, cap, "CREATE TABLE \"%s\"(", table);
     size_t b = (size_t)snprintf(ins, cap, "INSERT INTO \"%s\" VALUES(", table);
     for (int i = 0; i < n_cols; i++) {
-        static const char *const ty[] = { "", "INTEGER", "REAL", "TEXT", "BLOB" };
         if (!ms_db_ident_ok(cols[i].name) || cols[i].type < MS_COL_INT || cols[i].type > MS_COL_BLOB) {
             ms_error_set(err, MS_EINVAL, "%s: result table %s: bad column %d", db->path, table, i);
             goto fail;
         }
-        a += (size_t)snprintf(ddl + a, cap - a, "%s\"%s\" %s", i ? ", " : "", cols[i].name, ty[cols[i].type]);
         b += (size_t)snprintf(ins + b, cap - b, "%s?", i ? "," : "");
     }
-    snprintf(ddl + a, cap - a, ")");
     snprintf(ins + b, cap - b, ")");
+    free(ddl);
+    if (!(ddl = ms_db_result_ddl(table, cols, n_cols))) {
+        ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        goto fail;
+    }
     if (ms_db_exec(db, "BEGIN IMMEDIATE", err)) goto fail;
     r->in_tx = true;
     char drop[128];

@@ -57,7 +57,12 @@ static int open_pair(const MsExperimentJob *j, const MsModel *m, const char *mod
                          .has_probs = j->probs, .has_stats = j->stats };
     MsTraceRunDesc r = { .model_id = model_id, .kind = "intervened", .settings_json = si, .interventions = ivtext,
                          .prompts_sha256 = sha, .has_probs = j->probs, .has_stats = j->stats };
-    if (!rc && j->resume && (p->base = ms_trace_run_find(db, &b, err)) > 0) {
+    if (!rc && j->shard_n > 1) {   /* workers starting together agree on one pair */
+        if ((p->base = ms_trace_run_join(db, &b, j->resume, err)) > 0) {
+            r.parent_run_id = p->base;
+            if ((p->run = ms_trace_run_join(db, &r, j->resume, err)) < 0) rc = (int)p->run;
+        }
+    } else if (!rc && j->resume && (p->base = ms_trace_run_find(db, &b, err)) > 0) {
         r.parent_run_id = p->base;
         p->run = ms_trace_run_find(db, &r, err);
         if (p->run < 0) rc = (int)p->run;
@@ -68,6 +73,9 @@ static int open_pair(const MsExperimentJob *j, const MsModel *m, const char *mod
     if (!rc && p->run == 0 && (p->run = ms_trace_run_new(db, &r, err)) < 0) rc = (int)p->run;
     if (!rc && !(p->wb = ms_trace_writer_new(db, p->base, err))) rc = err ? err->code : MS_EDB;
     if (!rc && !(p->wi = ms_trace_writer_new(db, p->run, err))) rc = err ? err->code : MS_EDB;
+    if (!rc && j->worker && ((rc = ms_trace_writer_set_worker(p->wb, j->worker, err)) < 0 ||
+                             (rc = ms_trace_writer_set_worker(p->wi, j->worker, err)) < 0))
+        return rc;
     free(sb);
     free(si);
     free(ivtext);
@@ -125,20 +133,29 @@ int ms_experiment_job_run(const MsExperimentJob *j, const MsModel *m, const char
         goto done;
     MsJobClock clock;
     int64_t tokens_total = 0;
-    for (size_t i = 0; i < n_prompts; i++) tokens_total += 2 * (ntok[i] + j->n_gen);
-    ms_job_clock_start(&clock, j->progress, j->progress_user, "experiment", (int64_t)n_prompts, tokens_total);
+    /* a shard's share: progress counts its prompts only */
+    bool sharded = j->shard_n > 1;
+    size_t n_mine = 0, done_mine = 0;
+    for (size_t i = 0; i < n_prompts; i++)
+        if (!sharded || (int)(i % (size_t)j->shard_n) == j->shard_i - 1) {
+            n_mine++;
+            tokens_total += 2 * (ntok[i] + j->n_gen);
+        }
+    ms_job_clock_start(&clock, j->progress, j->progress_user, "experiment", (int64_t)n_mine, tokens_total);
     x.r.clock = &clock;
     for (size_t i = 0; i < n_prompts; i++) {
         if (ms_cancel_requested(j->cancel)) {
             rc = ms_error_set(err, MS_ECANCELLED, "cancelled");
             break;
         }
-        if (j->resume && (rc = ms_trace_compare_has(db, p.run, (int)i, err)) != 0) {
+        if (sharded && (int)(i % (size_t)j->shard_n) != j->shard_i - 1) continue;
+        done_mine++;
+        if ((j->resume || sharded) && (rc = ms_trace_compare_has(db, p.run, (int)i, err)) != 0) {
             if (rc < 0) break;
             rc = 0;
             res->n_skipped++;
             clock.skipped++;
-            ms_job_clock_report(&clock, (int64_t)i + 1);
+            ms_job_clock_report(&clock, (int64_t)done_mine);
             continue;
         }
         /* a prompt half-written before a kill is dropped and redone whole */
@@ -154,11 +171,19 @@ int ms_experiment_job_run(const MsExperimentJob *j, const MsModel *m, const char
             break;
         }
         res->n_written++;
-        ms_job_clock_report(&clock, (int64_t)i + 1);
+        ms_job_clock_report(&clock, (int64_t)done_mine);
     }
-    /* both runs complete once every prompt of the set is in */
-    if (rc >= 0 && res->n_written + res->n_skipped == n_prompts &&
-        (rc = ms_trace_run_set_status(db, p.base, "complete", err)) >= 0)
+    /* both runs complete once every prompt of the set is in (with shards:
+     * whichever worker wrote it) */
+    bool all = res->n_written + res->n_skipped == n_prompts;
+    if (rc >= 0 && sharded) {
+        MsTraceRunInfo ri;
+        if ((rc = ms_trace_run_info(db, p.run, &ri, err)) >= 0) {
+            all = ri.n_prompts == (int64_t)n_prompts;
+            ms_trace_run_info_clear(&ri);
+        }
+    }
+    if (rc >= 0 && all && (rc = ms_trace_run_set_status(db, p.base, "complete", err)) >= 0)
         rc = ms_trace_run_set_status(db, p.run, "complete", err);
     res->tokens = clock.tokens;
     res->wall_s = ms_job_now() - clock.t0;

@@ -213,6 +213,13 @@ typedef struct {
     uint64_t seed;
     bool probs, stats;          /* store router probabilities / expert stats in both traces */
     bool resume;                /* complete the latest matching pair of runs */
+    /* shard_i of shard_n (as MsTraceJob): only the prompts whose index i has
+     * i % shard_n == shard_i - 1; the workers of one set join one pair of
+     * runs (ms_trace_run_join for the baseline, then for the intervened run
+     * under it), skip prompts already compared, and the pair is complete
+     * when every prompt of the set is in, whichever worker wrote it. */
+    int shard_i, shard_n;
+    const char *worker;         /* stored with each prompt of both runs, NULL = not recorded */
     int n_threads, n_batch;     /* 0 = all CPUs; prefill chunk (default 256) */
     const MsIntervention *iv;   /* borrowed; NULL or empty = the baseline again */
     MsProgressFn progress;      /* stage "experiment"; done/total in prompts */

@@ -246,10 +246,7 @@ one_line_fail "a database with foreign tables" "not a moescope trace database" \
 check "nothing written into the foreign database" test "$(pg_psql foreign_db -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 1
 one_line_fail "reading a database without a schema" "no schema" "$M" analyze load --db "$PGURI/empty_db"
 check "nothing written into the empty database" test "$(pg_psql empty_db -c "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 0
-one_line_fail "experiment into PostgreSQL refused up front" "not supported on PostgreSQL" \
-    "$M" experiment "$T/m.gguf" --prompts "$T/p.jsonl" --db "$PGURI/empty_db" --silence 1:2
-one_line_fail "export from PostgreSQL: not yet, said so" "not supported on PostgreSQL" \
-    "$M" export --db "$U" --format csv --tables routing
+# (export, import, experiment, sweep and migrations: db-pg2.sh)
 one_line_fail "writes through sql are refused" "not read-only" "$M" sql --db "$U" "CREATE TABLE x(a int)"
 one_line_fail "two statements through sql are refused" "one statement" "$M" sql --db "$U" "SELECT 1; SELECT 2"
 pg_psql tr -c "UPDATE ms_meta SET value = '999' WHERE key = 'schema_version'"
