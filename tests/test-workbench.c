@@ -493,6 +493,22 @@ static void test_files(void)
     MT_CHECK(wb_file_kind(tpath("empty"), &err) == WB_FILE_UNKNOWN && strstr(err.msg, "empty"), "files: empty file");
     MT_CHECK(wb_file_kind(tpath("nope"), &err) == MS_EIO && strstr(err.msg, "nope"), "files: missing: %s", err.msg);
     MT_CHECK(wb_file_kind(tmp, &err) == MS_EIO && strstr(err.msg, "directory"), "files: a directory: %s", err.msg);
+    /* a PostgreSQL URI is a trace database wherever a file is (nothing is connected to here) */
+    MT_CHECK(wb_file_kind("postgresql://ms@127.0.0.1:1/tr", &err) == WB_FILE_DB &&
+                 wb_file_kind("postgres://h/db", &err) == WB_FILE_DB && wb_db_is_uri("postgresql://h/db") &&
+                 !wb_db_is_uri(tpath("k.db")) && !wb_db_is_uri("postgresql:/x"),
+             "files: a PostgreSQL URI is a trace database");
+    MT_CHECK(wb_db_uri_check("postgresql://ms@db.lab:5432/traces?sslmode=require", &err) == 0,
+             "files: a URI with host, port, database and parameters is accepted");
+    MT_CHECK(wb_db_uri_check("", &err) == MS_EINVAL && strstr(err.msg, "no database URI"), "files: empty URI: %s", err.msg);
+    MT_CHECK(wb_db_uri_check("mysql://h/db", &err) == MS_EINVAL && strstr(err.msg, "not a PostgreSQL URI") &&
+                 !strchr(err.msg, '\n'), "files: another scheme: %s", err.msg);
+    MT_CHECK(wb_db_uri_check("postgresql://h/d b", &err) == MS_EINVAL && strstr(err.msg, "white space"),
+             "files: white space inside: %s", err.msg);
+    MT_CHECK(wb_db_uri_has_password("postgresql://ms:s3cret@h/db") && wb_db_uri_has_password("postgresql://h/db?password=x") &&
+                 !wb_db_uri_has_password("postgresql://ms@h:5432/db") && !wb_db_uri_has_password("postgresql://h:5432/db") &&
+                 !wb_db_uri_has_password(tpath("k.db")),
+             "files: a URI with a password is told (it is not remembered in the settings)");
 
     WbViewExport v;
     MT_CHECK(wb_view_export_parse("1600x1000:/tmp/a b.pdf", &v, &err) == 0 && v.width == 1600 && v.height == 1000 &&

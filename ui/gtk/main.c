@@ -134,6 +134,10 @@ static int command_line_cb(GApplication *app, GApplicationCommandLine *cl, gpoin
     gtk_window_present(wb->win);
     /* paths relative to the caller's directory */
     for (int i = 0; rest && rest[i]; i++) {
+        if (wb_db_is_uri(rest[i])) {   /* a PostgreSQL URI among the files */
+            wb_open_db(wb, rest[i], ro);
+            continue;
+        }
         GFile *f = g_application_command_line_create_file_for_arg(cl, rest[i]);
         char *p = g_file_get_path(f);
         g_object_unref(f);
@@ -152,7 +156,9 @@ static int command_line_cb(GApplication *app, GApplicationCommandLine *cl, gpoin
         if (p) wb_open_prompts(wb, p);
         g_free(p);
     }
-    if (db) {
+    if (db && wb_db_is_uri(db)) {
+        wb_open_db(wb, db, ro);   /* a PostgreSQL URI: as given */
+    } else if (db) {
         GFile *f = g_application_command_line_create_file_for_arg(cl, db);
         char *p = g_file_get_path(f);
         g_object_unref(f);
@@ -163,7 +169,7 @@ static int command_line_cb(GApplication *app, GApplicationCommandLine *cl, gpoin
 }
 
 static const GOptionEntry options[] = {
-    { "db", 0, 0, G_OPTION_ARG_FILENAME, NULL, "Trace database to open (created by Run when it does not exist)", "DB" },
+    { "db", 0, 0, G_OPTION_ARG_FILENAME, NULL, "Trace database to open: a file (created by Run when it does not exist) or a PostgreSQL URI", "DB" },
     { "prompts", 0, 0, G_OPTION_ARG_FILENAME, NULL, "Prompt set to open (text or JSONL)", "FILE" },
     { "read-only", 0, 0, G_OPTION_ARG_NONE, NULL, "Open the database read-only", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, NULL, NULL, "[MODEL] [FILE…]" },

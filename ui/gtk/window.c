@@ -592,7 +592,7 @@ static gboolean poll_cb(gpointer user)
     Wb *wb = user;
     if (!wb->db_path) return G_SOURCE_CONTINUE;
     if (!wb->db_poll) {
-        if (g_access(wb->db_path, R_OK) != 0) return G_SOURCE_CONTINUE;
+        if (!wb_db_is_uri(wb->db_path) && g_access(wb->db_path, R_OK) != 0) return G_SOURCE_CONTINUE;
         MsError err = { 0 };
         wb->db_poll = ms_trace_open(wb->db_path, MS_TRACE_READ, &err);
         if (!wb->db_poll) return G_SOURCE_CONTINUE;
@@ -618,7 +618,7 @@ static gboolean poll_cb(gpointer user)
 
 void wb_remember_file(Wb *wb, const char *kind, const char *path)
 {
-    char *abs = g_canonicalize_filename(path, NULL);
+    char *abs = wb_db_is_uri(path) ? g_strdup(path) : g_canonicalize_filename(path, NULL);
     wb_recent_add(wb->settings, kind, abs);
     g_free(abs);
     wb_update_recent_menu(wb);
@@ -776,12 +776,14 @@ void wb_open_prompts(Wb *wb, const char *path)
 typedef struct {
     char *path;
     gboolean readonly;
+    char *display;             /* the name shown: a URI without its password */
 } DbJob;
 
 static void db_job_free(gpointer d)
 {
     DbJob *x = d;
     g_free(x->path);
+    g_free(x->display);
     g_free(x);
 }
 
@@ -791,6 +793,7 @@ static int db_run(WbJob *j, gpointer d, MsError *err)
     /* opened for writing once: migrates an older schema; read-only never writes */
     MsTraceDb *db = ms_trace_open(x->path, x->readonly ? MS_TRACE_READ : MS_TRACE_WRITE, err);
     if (!db) return err->code ? err->code : MS_EDB;
+    x->display = g_strdup(ms_trace_path(db));
     ms_trace_close(db);
     return 0;
 }
@@ -809,16 +812,18 @@ static void db_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
     ms_trace_close(wb->db_poll);
     wb->db_poll = NULL;
     g_free(wb->db_path);
-    wb->db_path = g_canonicalize_filename(x->path, NULL);
+    /* a PostgreSQL URI is kept as given (the password too: it reconnects) */
+    wb->db_path = wb_db_is_uri(x->path) ? g_strdup(x->path) : g_canonicalize_filename(x->path, NULL);
     wb->db_readonly = x->readonly;
     wb->run = 0;
-    char *s = g_strdup_printf("%s%s", wb->db_path, x->readonly ? " (read-only)" : "");
+    const char *shown = wb_db_is_uri(x->path) && x->display ? x->display : wb->db_path;
+    char *s = g_strdup_printf("%s%s", shown, x->readonly ? " (read-only)" : "");
     wb_label_set(wb->db_label, s);
     g_free(s);
-    wb_remember_file(wb, "db", x->path);
+    if (!wb_db_uri_has_password(x->path)) wb_remember_file(wb, "db", x->path);   /* no password in the settings file */
     wb_data_changed(wb, TRUE);
     poll_cb(wb);   /* opens the polling handle and lists the runs */
-    wb_status(wb, "Trace database %s opened%s", x->path, x->readonly ? " read-only" : "");
+    wb_status(wb, "Trace database %s opened%s", shown, x->readonly ? " read-only" : "");
 }
 
 void wb_open_db(Wb *wb, const char *path, gboolean readonly)
@@ -1253,6 +1258,66 @@ static void act_open_db_ro_dlg(GSimpleAction *a, GVariant *v, gpointer user)
 {
     wb_choose_file(user, "Open a trace database read-only", GTK_FILE_CHOOSER_ACTION_OPEN, "_Open", open_db_ro_path);
 }
+/* "PostgreSQL database…": a URI where the file dialogs take a file */
+typedef struct {
+    Wb *wb;
+    GtkWidget *win, *entry, *ro, *msg;
+} UriDlg;
+
+static void uri_open_cb(GtkWidget *b, gpointer user)
+{
+    UriDlg *d = user;
+    const char *t = gtk_editable_get_text(GTK_EDITABLE(d->entry));
+    MsError err = { 0 };
+    if (wb_db_uri_check(t, &err) < 0) {
+        gtk_label_set_text(GTK_LABEL(d->msg), err.msg);
+        return;
+    }
+    wb_open_db(d->wb, t, gtk_check_button_get_active(GTK_CHECK_BUTTON(d->ro)));
+    gtk_window_destroy(GTK_WINDOW(d->win));
+}
+static void uri_cancel_cb(GtkWidget *b, gpointer user) { gtk_window_destroy(GTK_WINDOW(((UriDlg *)user)->win)); }
+static void uri_destroyed(GtkWidget *w, gpointer user) { g_free(user); }
+
+static void act_open_db_uri_dlg(GSimpleAction *a, GVariant *v, gpointer user)
+{
+    Wb *wb = user;
+    UriDlg *d = g_new0(UriDlg, 1);
+    d->wb = wb;
+    d->win = gtk_window_new();
+    gtk_window_set_title(GTK_WINDOW(d->win), "Open a PostgreSQL trace database");
+    gtk_window_set_transient_for(GTK_WINDOW(d->win), wb->win);
+    gtk_window_set_modal(GTK_WINDOW(d->win), TRUE);
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 8);
+    gtk_widget_set_margin_start(box, 16);
+    gtk_widget_set_margin_end(box, 16);
+    gtk_widget_set_margin_top(box, 16);
+    gtk_widget_set_margin_bottom(box, 16);
+    d->entry = gtk_entry_new();
+    gtk_entry_set_placeholder_text(GTK_ENTRY(d->entry), "postgresql://user@host:5432/dbname");
+    gtk_editable_set_width_chars(GTK_EDITABLE(d->entry), 44);
+    g_signal_connect(d->entry, "activate", G_CALLBACK(uri_open_cb), d);
+    gtk_box_append(GTK_BOX(box), wb_labelled(d->entry, "Connection URI (libpq syntax; PG* environment variables apply)"));
+    d->ro = gtk_check_button_new_with_mnemonic("_Read-only");
+    gtk_box_append(GTK_BOX(box), d->ro);
+    d->msg = gtk_label_new("");
+    gtk_label_set_wrap(GTK_LABEL(d->msg), TRUE);
+    gtk_box_append(GTK_BOX(box), d->msg);
+    GtkWidget *bb = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
+    gtk_widget_set_halign(bb, GTK_ALIGN_END);
+    GtkWidget *cancel = wb_mnemonic_button("_Cancel");
+    g_signal_connect(cancel, "clicked", G_CALLBACK(uri_cancel_cb), d);
+    GtkWidget *ok = wb_mnemonic_button("_Open");
+    gtk_widget_add_css_class(ok, "suggested-action");
+    g_signal_connect(ok, "clicked", G_CALLBACK(uri_open_cb), d);
+    gtk_box_append(GTK_BOX(bb), cancel);
+    gtk_box_append(GTK_BOX(bb), ok);
+    gtk_box_append(GTK_BOX(box), bb);
+    gtk_window_set_child(GTK_WINDOW(d->win), box);
+    g_signal_connect(d->win, "destroy", G_CALLBACK(uri_destroyed), d);
+    gtk_window_present(GTK_WINDOW(d->win));
+}
+
 static void act_export_dlg(GSimpleAction *a, GVariant *v, gpointer user) { wb_export_dialog(user); }
 
 static gboolean drop_cb(GtkDropTarget *t, const GValue *value, double x, double y, gpointer user)
@@ -1314,7 +1379,7 @@ void wb_save_settings(Wb *wb)
     wb_settings_set_int(s, "apply", "gen", wb_iv_gen_tokens(wb->iv));
     if (wb->model) wb_settings_set(s, "last", "model", wb->model->path);
     if (wb->prompts && strcmp(wb->prompts->name, "typed prompts")) wb_settings_set(s, "last", "prompts", wb->prompts->name);
-    if (wb->db_path) {
+    if (wb->db_path && !wb_db_uri_has_password(wb->db_path)) {
         wb_settings_set(s, "last", "db", wb->db_path);
         wb_settings_set_bool(s, "last", "db-readonly", wb->db_readonly);
     }
@@ -1362,6 +1427,7 @@ static const GActionEntry win_actions[] = {
     { "open-prompts-dialog", act_open_prompts_dlg, NULL, NULL, NULL, { 0 } },
     { "open-db-dialog", act_open_db_dlg, NULL, NULL, NULL, { 0 } },
     { "open-db-readonly-dialog", act_open_db_ro_dlg, NULL, NULL, NULL, { 0 } },
+    { "open-db-uri-dialog", act_open_db_uri_dlg, NULL, NULL, NULL, { 0 } },
     { "run", act_run, NULL, NULL, NULL, { 0 } },
     { "cancel", act_cancel, NULL, NULL, NULL, { 0 } },
     { "export", act_export_dlg, NULL, NULL, NULL, { 0 } },
@@ -1572,6 +1638,7 @@ static GtkWidget *build_header(Wb *wb)
     g_menu_append(kinds, "Prompt set…", "win.open-prompts-dialog");
     g_menu_append(kinds, "Trace database…", "win.open-db-dialog");
     g_menu_append(kinds, "Trace database, read-only…", "win.open-db-readonly-dialog");
+    g_menu_append(kinds, "PostgreSQL database…", "win.open-db-uri-dialog");
     g_menu_append_section(open, NULL, G_MENU_MODEL(kinds));
     GMenu *recent = g_menu_new();
     g_menu_append_submenu(open, "Recent", G_MENU_MODEL(recent));

@@ -41,8 +41,31 @@ static bool looks_text(const unsigned char *b, size_t n)
     return true;
 }
 
+bool wb_db_is_uri(const char *s) { return ms_trace_path_is_postgresql(s); }
+
+int wb_db_uri_check(const char *s, MsError *err)
+{
+    if (!s || !*s) return ms_error_set(err, MS_EINVAL, "no database URI given");
+    if (!wb_db_is_uri(s))
+        return ms_error_set(err, MS_EINVAL, "'%.80s' is not a PostgreSQL URI (postgresql://user@host:port/dbname)", s);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return ms_error_set(err, MS_EINVAL, "the database URI holds white space or a control character");
+    return 0;
+}
+
+bool wb_db_uri_has_password(const char *s)
+{
+    if (!wb_db_is_uri(s)) return false;
+    const char *h = strstr(s, "://") + 3;
+    size_t auth = strcspn(h, "/?");
+    const char *at = memchr(h, '@', auth);
+    return (at && memchr(h, ':', (size_t)(at - h))) || strstr(s, "password=");
+}
+
 int wb_file_kind(const char *path, MsError *err)
 {
+    if (wb_db_is_uri(path)) return WB_FILE_DB;
     struct stat st;
     if (stat(path, &st) != 0) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return ms_error_set(err, MS_EIO, "%s: is a directory, not a file", path);

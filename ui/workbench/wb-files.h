@@ -17,8 +17,22 @@ typedef enum {
 } WbFileKind;
 
 /* Sniff a file: MS_EIO (unreadable, a directory) with a message, or a kind;
- * WB_FILE_UNKNOWN for binary data that is none of them (with a message). */
+ * WB_FILE_UNKNOWN for binary data that is none of them (with a message).
+ * A PostgreSQL connection URI (postgresql://... or postgres://...) is a
+ * trace database without looking further (nothing is connected to). */
 int wb_file_kind(const char *path, MsError *err);
+
+/* Where the workbench accepts a trace database file it accepts a
+ * PostgreSQL URI too (the open dialog's "PostgreSQL database…", --db, the
+ * open-db actions, a dropped or typed text).  True when s is such a URI. */
+bool wb_db_is_uri(const char *s);
+/* A URI typed into the dialog: 0, or MS_EINVAL with a one-line message
+ * (empty, not postgresql:// or postgres://, white space or control
+ * characters inside). */
+int wb_db_uri_check(const char *s, MsError *err);
+/* True when the URI carries a password (user:password@ or password=):
+ * such a URI is not written into the settings file. */
+bool wb_db_uri_has_password(const char *s);
 const char *wb_file_kind_name(WbFileKind k);   /* "model", "trace database", "text", "unknown" */
 /* A text file whose first clause (after blank and '#' lines) is an
  * intervention operator and a spec ("silence 1:3", "top-k 2",
