@@ -352,7 +352,7 @@ int ms_cmd_compare(int argc, char **argv)
 static const char sweep_help[] =
     "usage: moescope sweep MODEL --prompts FILE (--silence-each LAYERS | --from-analysis A)\n"
     "                      [--db DB] [--run R] [--top N] [--random-controls N] [--seed S]\n"
-    "                      [--gen N] [--format table|json|csv] [-t THREADS]\n"
+    "                      [--gen N] [--format table|json|csv] [--shard I/N] [-t THREADS]\n"
     "\n"
     "Silence candidate experts one set at a time and measure each set's effect\n"
     "against one baseline per prompt (the model and the baseline are computed\n"
@@ -375,6 +375,11 @@ static const char sweep_help[] =
     "  --gen N                 baseline continuation tokens, teacher-forced (default 0)\n"
     "  --db DB                 store the sweep here (and read --from-analysis from it)\n"
     "  --format F              table (default), json or csv\n"
+    "  --shard I/N             only the sets whose 0-based number modulo N is I - 1\n"
+    "                          (each over every prompt); N workers with one --db\n"
+    "                          (e.g. a PostgreSQL URI) fill one sweep, the last\n"
+    "                          computes the z-scores and ranks over every set; a\n"
+    "                          restarted worker skips the sets already stored\n"
     "  -t THREADS              worker threads (default: all CPUs)\n";
 
 /* "1", "0,2", "1-3", "*" -> block indices */
@@ -463,7 +468,7 @@ static void sweep_csv(const MsSweepResult *r)
 }
 
 typedef struct {
-    const char *each, *from, *dbpath, *format;
+    const char *each, *from, *dbpath, *format, *shard;
     int64_t run;
     int top, controls;
 } SweepOpts;
@@ -502,10 +507,18 @@ int ms_cmd_sweep(int argc, char **argv)
         { "--seed", "-s", MS_OPT_U64, &j.seed, 0, 0 },
         { "--gen", "-n", MS_OPT_INT, &j.n_gen, 0, 1 << 16 },
         { "--format", "-f", MS_OPT_STR, &so.format, 0, 0 },
+        { "--shard", NULL, MS_OPT_STR, &so.shard, 0, 0 },
         { 0 },
     };
     int rc = ms_cli_parse(cmd, argc, argv, opts, &c, sweep_help);
     if (!rc && !so.each && !so.from) rc = ms_cli_usage(cmd, "give --silence-each LAYERS or --from-analysis A");
+    if (!rc && so.shard) {
+        char tail;
+        if (sscanf(so.shard, "%d/%d%c", &j.shard_i, &j.shard_n, &tail) != 2 || j.shard_n < 1 || j.shard_n > 1000000 ||
+            j.shard_i < 1 || j.shard_i > j.shard_n)
+            rc = ms_cli_usage(cmd, "--shard must be I/N with 1 <= I <= N (got '%s')", so.shard);
+        else if (!so.dbpath) rc = ms_cli_usage(cmd, "--shard needs --db DB (where the shards meet)");
+    }
     if (!rc && so.from && !so.dbpath) rc = ms_cli_usage(cmd, "--from-analysis reads the analysis from --db DB");
     if (!rc && strcmp(so.format, "table") && strcmp(so.format, "json") && strcmp(so.format, "csv"))
         rc = ms_cli_usage(cmd, "--format must be table, json or csv (got '%s')", so.format);
@@ -554,6 +567,11 @@ int ms_cmd_sweep(int argc, char **argv)
         fprintf(stderr, "moescope sweep: %d sets x %zu prompts in %.1f s%s\n", res.n_rows, npr, res.wall_s,
                 res.sweep_id ? "" : " (not stored: no --db)");
     }
+    if (!rc && jr >= 0 && j.shard_n > 1)
+        fprintf(stderr, "moescope sweep: sweep %lld: shard %d/%d stored %d sets (%d already present)%s\n",
+                (long long)res.sweep_id, j.shard_i, j.shard_n, res.n_written, res.n_skipped,
+                res.complete ? "; the sweep is complete: every set shown, z-scores and ranks included"
+                             : "; z-scores and ranks come with the last shard");
 done:
     ms_sweep_result_clear(&res);
     ms_sweep_set_clear(&set);

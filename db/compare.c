@@ -760,3 +760,187 @@ int ms_trace_sweep_rows(MsTraceDb *db, int64_t sweep_id, MsSweepRows *out, MsErr
     if (rc) ms_trace_sweep_rows_clear(out);
     return rc;
 }
+
+/* ------------------------------------------- sweeps of several workers */
+
+/* exec for SQLite: the same contract as a backend's (values copied). */
+static int sq_exec(MsTraceDb *db, const char *sql, int n, const MsTraceValue *p, MsDbRows *out, MsError *err)
+{
+    if (out) memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = ms_db_prepare(db, sql, &st, err);
+    if (rc) return rc;
+    for (int i = 0; i < n; i++) {
+        const MsTraceValue *v = &p[i];
+        if (v->type == MS_COL_INT) sqlite3_bind_int64(st, i + 1, v->i);
+        else if (v->type == MS_COL_REAL && isfinite(v->r)) sqlite3_bind_double(st, i + 1, v->r);
+        else if (v->type == MS_COL_TEXT) sqlite3_bind_text(st, i + 1, v->s, -1, SQLITE_STATIC);
+        else if (v->type == MS_COL_BLOB) sqlite3_bind_blob(st, i + 1, v->s, (int)v->len, SQLITE_STATIC);
+    }
+    int cap = 0, step;
+    bool oom = false;
+    while (!oom && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!out) continue;
+        int nc = sqlite3_column_count(st);
+        if (out->n_rows == cap) {
+            int ncap = cap ? 2 * cap : 16;
+            MsTraceValue *nv = realloc(out->v, (size_t)ncap * (size_t)MS_MAX(nc, 1) * sizeof *nv);
+            if (!nv) { oom = true; break; }
+            out->v = nv;
+            cap = ncap;
+        }
+        out->n_cols = nc;
+        MsTraceValue *r = out->v + (size_t)out->n_rows++ * nc;
+        for (int c = 0; c < nc; c++) {
+            memset(&r[c], 0, sizeof r[c]);
+            switch (sqlite3_column_type(st, c)) {
+            case SQLITE_INTEGER: r[c].type = MS_COL_INT; r[c].i = sqlite3_column_int64(st, c); r[c].r = (double)r[c].i; break;
+            case SQLITE_FLOAT: r[c].type = MS_COL_REAL; r[c].r = sqlite3_column_double(st, c); break;
+            case SQLITE_TEXT: case SQLITE_BLOB: {
+                size_t len = (size_t)sqlite3_column_bytes(st, c);
+                const void *b = sqlite3_column_type(st, c) == SQLITE_TEXT ? (const void *)sqlite3_column_text(st, c)
+                                                                          : sqlite3_column_blob(st, c);
+                char *d = malloc(len + 1);
+                if (!d) { oom = true; break; }
+                if (len) memcpy(d, b, len);
+                d[len] = '\0';
+                r[c].type = sqlite3_column_type(st, c) == SQLITE_TEXT ? MS_COL_TEXT : MS_COL_BLOB;
+                r[c].s = d;
+                r[c].len = len;
+                break;
+            }
+            default: break;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    if (oom) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    return step == SQLITE_DONE ? 0 : ms_db_fail(db, err, MS_EDB, "query");
+}
+
+static void sq_rows_free(MsDbRows *r)
+{
+    for (int i = 0; r->v && i < r->n_rows * r->n_cols; i++)
+        if (r->v[i].type == MS_COL_TEXT || r->v[i].type == MS_COL_BLOB) free((char *)r->v[i].s);
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+/* either backend */
+static int dx(MsTraceDb *db, const char *sql, int n, const MsTraceValue *p, MsDbRows *out, MsError *err)
+{
+    return db->be ? bx(db, sql, n, p, out, err) : sq_exec(db, sql, n, p, out, err);
+}
+static void dx_free(MsTraceDb *db, MsDbRows *r)
+{
+    if (db->be) db->be->rows_free(r);
+    else sq_rows_free(r);
+}
+
+int64_t ms_trace_sweep_join(MsTraceDb *db, int64_t model_id, const char *settings_json, int n_cand, MsError *err)
+{
+    int rc = ms_trace_tx_begin(db, err);
+    if (rc) return rc;
+    MsDbRows r = { 0 };
+    if (db->be) rc = dx(db, "LOCK TABLE sweep IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, err);
+    MsTraceValue a[3] = { VI(model_id), VT(settings_json), VI(n_cand) };
+    if (!rc) rc = dx(db, "SELECT s.sweep_id FROM sweep s WHERE s.model_id = ?1 AND s.settings = ?2 AND "
+                         "(SELECT count(*) FROM sweep_candidate c WHERE c.sweep_id = s.sweep_id) < ?3 "
+                         "ORDER BY s.sweep_id DESC LIMIT 1", 3, a, &r, err);
+    int64_t id = 0;
+    if (!rc) {
+        id = r.n_rows ? rv_i(&r, 0, 0) : 0;
+        dx_free(db, &r);
+    }
+    if (!rc && !id) {
+        id = ms_trace_sweep_new(db, model_id, 0, settings_json, err);
+        if (id < 0) rc = (int)id;
+    }
+    if (!rc) rc = ms_trace_tx_commit(db, err);
+    if (rc) ms_trace_tx_rollback(db);
+    return rc ? rc : id;
+}
+
+int ms_trace_sweep_cands(MsTraceDb *db, int64_t sweep_id, int **cands, int *n, MsError *err)
+{
+    *cands = NULL;
+    *n = 0;
+    MsTraceValue a[1] = { VI(sweep_id) };
+    MsDbRows r;
+    int rc = dx(db, "SELECT cand FROM sweep_candidate WHERE sweep_id = ?1 ORDER BY cand", 1, a, &r, err);
+    if (rc) return rc;
+    int *v = malloc((size_t)MS_MAX(r.n_rows, 1) * sizeof *v);
+    for (int t = 0; v && t < r.n_rows; t++) v[t] = (int)rv_i(&r, t, 0);
+    int nr = r.n_rows;
+    dx_free(db, &r);
+    if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    *cands = v;
+    *n = nr;
+    return 0;
+}
+
+int ms_trace_sweep_put_shard(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, int n_cand,
+                             MsSweepFinishFn finish, void *user, bool *complete, MsError *err)
+{
+    *complete = false;
+    MsTraceValue *v = malloc((size_t)MS_MAX(n, 1) * 18 * sizeof *v);
+    if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    for (int i = 0; i < n; i++) {
+        const MsSweepRow *r = &rows[i];
+        MsTraceValue *x = v + (size_t)i * 18;
+        x[0] = VI(sweep_id); x[1] = VI(r->cand); x[2] = VT(r->kind); x[3] = VT(r->label);
+        x[4] = VT(r->interventions ? r->interventions : ""); x[5] = VI(r->n_experts); x[6] = VI(r->n_positions);
+        const double d[] = { r->kl_mean, r->kl_max, r->top1_agreement, r->ppl_baseline, r->ppl_run, r->dppl,
+                             r->changed_share, r->jaccard_mean, r->z_kl, r->z_dppl };
+        for (int j = 0; j < 10; j++) x[7 + j] = VR(d[j]);
+        x[17] = r->rank > 0 ? VI(r->rank) : (MsTraceValue){ 0 };
+    }
+    /* the lock on the sweep orders the workers: the last to store sees every row */
+    MsTraceValue id[1] = { VI(sweep_id) };
+    int rc = ms_trace_tx_begin(db, err);
+    bool in_tx = !rc;
+    if (!rc && db->be) rc = dx(db, "SELECT 1 FROM sweep WHERE sweep_id = ?1 FOR UPDATE", 1, id, NULL, err);
+    if (!rc) rc = db->be ? be_insert_rows(db, "sweep_candidate", 18, v, n, err) : 0;
+    for (int i = 0; !rc && !db->be && i < n; i++)
+        rc = dx(db, "INSERT INTO sweep_candidate VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+                18, v + (size_t)i * 18, NULL, err);
+    free(v);
+    MsDbRows all = { 0 };
+    if (!rc) rc = dx(db, "SELECT cand, kind, label, interventions, n_experts, n_positions, kl_mean, kl_max, "
+                         "top1_agreement, ppl_baseline, ppl_run, dppl, changed_share, jaccard_mean, z_kl, "
+                         "z_dppl, coalesce(rank, 0) FROM sweep_candidate WHERE sweep_id = ?1 ORDER BY cand",
+                     1, id, &all, err);
+    if (!rc && all.n_rows == n_cand) {
+        MsSweepRow *w = calloc((size_t)MS_MAX(n_cand, 1), sizeof *w);
+        if (!w) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+        for (int t = 0; !rc && t < n_cand; t++) {
+            MsSweepRow *x = &w[t];
+            x->cand = (int)rv_i(&all, t, 0);
+            x->kind = rv(&all, t, 1)->s;
+            x->label = rv(&all, t, 2)->s;
+            x->interventions = rv(&all, t, 3)->s;
+            x->n_experts = (int)rv_i(&all, t, 4);
+            x->n_positions = rv_i(&all, t, 5);
+            double *d[] = { &x->kl_mean, &x->kl_max, &x->top1_agreement, &x->ppl_baseline, &x->ppl_run, &x->dppl,
+                            &x->changed_share, &x->jaccard_mean, &x->z_kl, &x->z_dppl };
+            for (int j = 0; j < 10; j++) *d[j] = rv_r(&all, t, 6 + j);
+            x->rank = (int)rv_i(&all, t, 16);
+            if (x->cand != t) rc = ms_error_set(err, MS_EFORMAT, "%s: sweep %lld: candidate %d missing", db->path,
+                                                (long long)sweep_id, t);
+        }
+        if (!rc) finish(user, w, n_cand);
+        for (int t = 0; !rc && t < n_cand; t++) {
+            MsTraceValue u[5] = { VR(w[t].z_kl), VR(w[t].z_dppl), w[t].rank > 0 ? VI(w[t].rank) : (MsTraceValue){ 0 },
+                                  VI(sweep_id), VI(t) };
+            rc = dx(db, "UPDATE sweep_candidate SET z_kl = ?1, z_dppl = ?2, rank = ?3 WHERE sweep_id = ?4 AND cand = ?5",
+                    5, u, NULL, err);
+        }
+        free(w);
+        if (!rc) *complete = true;
+    }
+    if (all.v) dx_free(db, &all);
+    if (in_tx && !rc) rc = ms_trace_tx_commit(db, err);
+    if (rc && in_tx) ms_trace_tx_rollback(db);
+    if (rc) *complete = false;
+    return rc;
+}

@@ -427,6 +427,23 @@ typedef struct {
 int ms_trace_sweep_rows(MsTraceDb *db, int64_t sweep_id, MsSweepRows *out, MsError *err);
 void ms_trace_sweep_rows_clear(MsSweepRows *r);   /* accepts NULL / zeroed */
 
+/* A sweep filled by several workers (sweep --shard I/N), each storing the
+ * rows of its share of the candidate sets.  join: the latest sweep of this
+ * model and settings that holds fewer than n_cand rows, else a new one —
+ * found or made in one transaction, so workers starting together agree. */
+int64_t ms_trace_sweep_join(MsTraceDb *db, int64_t model_id, const char *settings_json, int n_cand, MsError *err);
+/* The candidate numbers (cand) sweep_id holds, ascending; *cands is
+ * malloc'd (caller frees). */
+int ms_trace_sweep_cands(MsTraceDb *db, int64_t sweep_id, int **cands, int *n, MsError *err);
+/* Store one worker's rows and, when the sweep then holds all n_cand rows,
+ * call finish(user, rows, n_cand) with every row (cand order; strings
+ * borrowed for the call) to set z_kl, z_dppl and rank, and store those —
+ * all in one transaction under a lock on the sweep, so exactly one worker
+ * (the last) finishes it.  *complete tells whether it did. */
+typedef void (*MsSweepFinishFn)(void *user, MsSweepRow *rows, int n);
+int ms_trace_sweep_put_shard(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, int n_cand,
+                             MsSweepFinishFn finish, void *user, bool *complete, MsError *err);
+
 /* --------------------------------------------------- query, export, import */
 
 /* Run one read-only statement; row() is called per row with column names

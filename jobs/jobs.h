@@ -318,6 +318,13 @@ typedef struct {
     float temp;
     uint64_t seed;
     int n_threads, n_batch;
+    /* shard_i of shard_n (1-based; needs db): only the sets whose index c
+     * has c % shard_n == shard_i - 1, each over every prompt (a sweep's
+     * work is its sets; the baselines are recomputed by each worker).  The
+     * workers of one sweep join one stored sweep (same model, settings and
+     * sets: ms_trace_sweep_join), skip sets it already holds, and the last
+     * to store computes the z-scores and ranks over every set. */
+    int shard_i, shard_n;
     MsProgressFn progress;      /* stage "sweep"; done/total = prompts × sets */
     void *progress_user;
     const MsCancel *cancel;
@@ -327,8 +334,13 @@ void ms_sweep_job_init(MsSweepJob *j);
 
 typedef struct {
     int64_t sweep_id;           /* 0 when db is NULL */
-    MsSweepRow *rows;           /* [n_rows] in set order; strings borrowed from the set */
+    MsSweepRow *rows;           /* [n_rows] in set order; strings borrowed from the set.  A shard's
+                                 * result holds its own sets (z-scores and ranks unknown: NaN, 0)
+                                 * unless it completed the sweep: then every set, z and rank included */
     int n_rows;
+    bool complete;              /* every set's row is stored (always, unsharded) */
+    int n_skipped;              /* sets a shard found stored already */
+    int n_written;              /* sets this call computed and stored */
     double wall_s;
 } MsSweepResult;
 

@@ -283,9 +283,12 @@ static void accumulate(Acc *a, const MsExpCore *x)
     }
 }
 
-static void finish_rows(const MsSweepSet *set, const Acc *acc, MsSweepRow *rows)
+static void finish_z_rank(const MsSweepSet *set, MsSweepRow *rows);
+
+/* The measures of set i from its sums (z-scores and rank: finish_z_rank) */
+static void finish_row(const MsSweepSet *set, const Acc *acc, MsSweepRow *rows, int i)
 {
-    for (int i = 0; i < set->n; i++) {
+    {
         const Acc *a = &acc[i];
         MsSweepRow *r = &rows[i];
         r->cand = i;
@@ -302,7 +305,18 @@ static void finish_rows(const MsSweepSet *set, const Acc *acc, MsSweepRow *rows)
         r->changed_share = a->lay_pos ? a->changed / (double)a->lay_pos : NAN;
         r->jaccard_mean = a->lay_pos ? a->jac / (double)a->lay_pos : NAN;
         r->z_kl = r->z_dppl = NAN;
+        r->rank = 0;
     }
+}
+
+static void finish_rows(const MsSweepSet *set, const Acc *acc, MsSweepRow *rows)
+{
+    for (int i = 0; i < set->n; i++) finish_row(set, acc, rows, i);
+    finish_z_rank(set, rows);
+}
+
+static void finish_z_rank(const MsSweepSet *set, MsSweepRow *rows)
+{
     /* z against the controls of the same shape (sample standard deviation) */
     for (int i = 0; i < set->n; i++) {
         if (set->c[i].control) continue;
@@ -331,24 +345,75 @@ static void finish_rows(const MsSweepSet *set, const Acc *acc, MsSweepRow *rows)
     }
 }
 
-static int store(const MsSweepJob *j, const MsModel *m, const char *model_path, size_t n_prompts, MsTraceDb *db,
-                 MsSweepResult *res, MsError *err)
+/* The sweep's settings; a sharded sweep also names its sets (their count
+ * and a hash of their labels and intervention texts) and the shard count,
+ * so that only workers of the same sweep join it. */
+static char *sweep_settings(const MsSweepJob *j, size_t n_prompts, const MsSweepSet *set)
+{
+    json_t *js = json_pack("{s:s, s:i, s:i, s:f, s:I}", "prompts", j->prompts_name ? j->prompts_name : "",
+                           "n_prompts", (int)n_prompts, "gen", j->n_gen, "temp", (double)j->temp, "seed",
+                           (json_int_t)j->seed);
+    if (js && j->shard_n > 1) {
+        MsSha256 h;
+        ms_sha256_init(&h);
+        for (int i = 0; i < set->n; i++) {
+            char *iv = ms_intervention_to_string(set->c[i].iv);
+            ms_sha256_update(&h, set->c[i].label, strlen(set->c[i].label) + 1);
+            if (iv) ms_sha256_update(&h, iv, strlen(iv) + 1);
+            free(iv);
+        }
+        char hex[65];
+        ms_sha256_final(&h, hex);
+        json_object_set_new(js, "n_sets", json_integer(set->n));
+        json_object_set_new(js, "sets_sha256", json_string(hex));
+        json_object_set_new(js, "shards", json_integer(j->shard_n));
+    }
+    char *settings = js ? json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(js);
+    return settings;
+}
+
+static int64_t sweep_model(const MsModel *m, const char *model_path, MsTraceDb *db, MsError *err)
 {
     MsTraceModel tm;
     int rc = ms_trace_model_from_engine(&tm, m, model_path, err);
     if (rc < 0) return rc;
-    int64_t model_id = ms_trace_model_add(db, &tm, err);
+    return ms_trace_model_add(db, &tm, err);
+}
+
+static int store(const MsSweepJob *j, const MsModel *m, const char *model_path, size_t n_prompts,
+                 const MsSweepSet *set, MsTraceDb *db, MsSweepResult *res, MsError *err)
+{
+    int64_t model_id = sweep_model(m, model_path, db, err);
     if (model_id < 0) return (int)model_id;
-    json_t *js = json_pack("{s:s, s:i, s:i, s:f, s:I}", "prompts", j->prompts_name ? j->prompts_name : "",
-                           "n_prompts", (int)n_prompts, "gen", j->n_gen, "temp", (double)j->temp, "seed",
-                           (json_int_t)j->seed);
-    char *settings = js ? json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(js);
+    char *settings = sweep_settings(j, n_prompts, set);
     if (!settings) return ms_error_set(err, MS_ENOMEM, "out of memory");
     res->sweep_id = ms_trace_sweep_new(db, model_id, 0, settings, err);
     free(settings);
     if (res->sweep_id < 0) return (int)res->sweep_id;
     return ms_trace_sweep_put(db, res->sweep_id, res->rows, res->n_rows, err);
+}
+
+typedef struct {
+    const MsSweepSet *set;
+    MsSweepResult *res;
+} Finish;
+
+/* the last shard: z-scores and ranks over every set's stored row; the
+ * result then shows every set */
+static void finish_shard(void *user, MsSweepRow *rows, int n)
+{
+    Finish *f = user;
+    finish_z_rank(f->set, rows);
+    for (int i = 0; i < n; i++) {
+        MsSweepRow *r = &f->res->rows[i];
+        char *iv = (char *)r->interventions;
+        const char *kind = r->kind, *label = r->label;
+        *r = rows[i];
+        r->kind = kind;
+        r->label = label;
+        r->interventions = iv;
+    }
 }
 
 int ms_sweep_job_run(const MsSweepJob *j, const MsModel *m, const char *model_path, const MsPrompt *prompts,
@@ -371,33 +436,95 @@ int ms_sweep_job_run(const MsSweepJob *j, const MsModel *m, const char *model_pa
         return rc;
     }
     Acc *acc = calloc((size_t)set->n, sizeof *acc);
+    bool *mine = calloc((size_t)set->n, sizeof *mine);
     res->rows = calloc((size_t)set->n, sizeof *res->rows);
     res->n_rows = set->n;
     MsExpCore x;
     memset(&x, 0, sizeof x);
-    if (!acc || !res->rows) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    if (!acc || !mine || !res->rows) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    /* a shard: join the stored sweep first, and leave out the sets it holds */
+    bool sharded = j->shard_n > 1;
+    int64_t model_id = 0;
+    int n_mine = 0;
+    if (!rc && sharded && !db) rc = ms_error_set(err, MS_EINVAL, "sweep: --shard needs a database");
+    if (!rc && sharded && (model_id = sweep_model(m, model_path, db, err)) < 0) rc = (int)model_id;
+    if (!rc && sharded) {
+        char *settings = sweep_settings(j, n_prompts, set);
+        res->sweep_id = settings ? ms_trace_sweep_join(db, model_id, settings, set->n, err)
+                                 : ms_error_set(err, MS_ENOMEM, "out of memory");
+        free(settings);
+        if (res->sweep_id < 0) rc = (int)res->sweep_id;
+    }
+    for (int c = 0; !rc && c < set->n; c++) mine[c] = !sharded || c % j->shard_n == j->shard_i - 1;
+    if (!rc && sharded) {
+        int *have = NULL, n_have = 0;
+        rc = ms_trace_sweep_cands(db, res->sweep_id, &have, &n_have, err);
+        for (int k = 0; !rc && k < n_have; k++)
+            if (have[k] >= 0 && have[k] < set->n && mine[have[k]]) {
+                mine[have[k]] = false;
+                res->n_skipped++;
+            }
+        free(have);
+    }
+    for (int c = 0; c < set->n; c++) n_mine += mine ? mine[c] : 0;
     if (!rc) rc = ms_exp_core_init(&x, m, max_tok, j->n_batch > 0 ? j->n_batch : 256, j->n_threads, j->n_gen, false,
                                    j->temp, j->seed, j->cancel, err);
     MsJobClock clock;
-    ms_job_clock_start(&clock, j->progress, j->progress_user, "sweep", (int64_t)n_prompts * (set->n), 0);
+    ms_job_clock_start(&clock, j->progress, j->progress_user, "sweep", (int64_t)n_prompts * n_mine, 0);
     x.r.clock = &clock;
-    for (size_t i = 0; !rc && i < n_prompts; i++) {
+    int64_t done = 0;
+    for (size_t i = 0; !rc && n_mine > 0 && i < n_prompts; i++) {
         rc = ms_exp_core_baseline(&x, toks[i], ntok[i], i, NULL, err);
         for (int c = 0; !rc && c < set->n; c++) {
+            if (!mine[c]) continue;
             if ((rc = ms_exp_core_intervened(&x, set->c[c].iv, i, NULL, err)) == 0) accumulate(&acc[c], &x);
-            ms_job_clock_report(&clock, (int64_t)i * set->n + c + 1);
+            ms_job_clock_report(&clock, ++done);
         }
         if (rc < 0 && rc != MS_ECANCELLED) ms_error_prefix(err, "%s:%d: ", pname, prompts[i].line);
     }
     if (!rc) {
-        finish_rows(set, acc, res->rows);
+        if (sharded) for (int c = 0; c < set->n; c++) finish_row(set, acc, res->rows, c);
+        else finish_rows(set, acc, res->rows);
         for (int i = 0; i < set->n && !rc; i++)
             if (!(res->rows[i].interventions = ms_intervention_to_string(set->c[i].iv)))
                 rc = ms_error_set(err, MS_ENOMEM, "out of memory");
     }
-    if (!rc && db) rc = store(j, m, model_path, n_prompts, db, res, err);
+    if (!rc && db && !sharded) {
+        rc = store(j, m, model_path, n_prompts, set, db, res, err);
+        res->complete = rc == 0;
+        res->n_written = set->n;
+    }
+    if (!rc && sharded) {
+        /* this worker's rows (in set order), then every row if it was the last */
+        MsSweepRow *own = malloc((size_t)MS_MAX(n_mine, 1) * sizeof *own);
+        int k = 0;
+        for (int c = 0; own && c < set->n; c++)
+            if (mine[c]) own[k++] = res->rows[c];
+        Finish f = { set, res };
+        rc = own ? ms_trace_sweep_put_shard(db, res->sweep_id, own, k, set->n, finish_shard, &f, &res->complete, err)
+                 : ms_error_set(err, MS_ENOMEM, "out of memory");
+        free(own);
+        res->n_written = k;
+        if (!rc && !res->complete) {   /* show this worker's sets only */
+            int w = 0;
+            for (int c = 0; c < set->n; c++) {
+                if (mine[c]) {
+                    MsSweepRow t = res->rows[w];
+                    res->rows[w] = res->rows[c];
+                    res->rows[c] = t;
+                    w++;
+                }
+            }
+            for (int c = w; c < set->n; c++) {
+                free((char *)res->rows[c].interventions);
+                res->rows[c].interventions = NULL;
+            }
+            res->n_rows = w;
+        }
+    }
     res->wall_s = ms_job_now() - clock.t0;
     free(acc);
+    free(mine);
     ms_exp_core_clear(&x);
     ms_job_tokens_free(toks, ntok, n_prompts);
     if (rc < 0) ms_sweep_result_clear(res);

@@ -170,6 +170,22 @@ check "sweep into SQLite and PostgreSQL (exit $r1 and $r2): $(head -c 150 "$T/er
 check "the sweep prints the same table for both" cmp -s "$T/sw1.csv" "$T/sw2.csv"
 cmp_sql "sweep_candidate" "SELECT * FROM sweep_candidate ORDER BY sweep_id, cand" "$T/sw.db" "$PGURI/sw"
 cmp_sql "sweep" "SELECT sweep_id, baseline_run_id, model_id, settings, program_version FROM sweep" "$T/sw.db" "$PGURI/sw"
+# the same sweep by three --shard workers at once (one started again afterwards)
+pg_psql postgres -c "CREATE DATABASE sw3"
+for s in 1 2 3; do "${SW[@]}" --db "$PGURI/sw3" --shard $s/3 >"$T/sws$s.csv" 2>"$T/err.sw$s" & done
+wait
+a=$(pg_psql sw3 -c "SELECT count(*) || ' ' || count(DISTINCT sweep_id) || ' ' || count(rank) FROM sweep_candidate")
+check "three sweep shards fill one sweep, ranked: $a; $(cat "$T"/err.sw? | tr '\n' ' ' | head -c 300)" test "$a" = "10 1 8"
+check "exactly one shard completed it and printed every set" \
+    test "$(grep -l "the sweep is complete" "$T"/err.sw? | wc -l)" = 1 -a "$(cat "$T"/sws?.csv | grep -c '^[0-9]')" -ge 10
+cmp_sql "sharded sweep_candidate equals one process's" "SELECT cand, kind, label, interventions, n_experts, n_positions, kl_mean, kl_max, top1_agreement, ppl_baseline, ppl_run, dppl, changed_share, jaccard_mean, z_kl, z_dppl, rank FROM sweep_candidate ORDER BY cand" "$T/sw.db" "$PGURI/sw3"
+done_csv=$(grep -l "the sweep is complete" "$T"/err.sw? | sed 's/.*err\.sw//')
+check "the completing shard prints what one process prints" cmp -s "$T/sw1.csv" "$T/sws$done_csv.csv"
+"${SW[@]}" --db "$PGURI/sw3" --shard 2/3 >/dev/null 2>"$T/err"
+check "a shard run again after completion starts a new sweep: $(head -c 200 "$T/err")" \
+    test "$(pg_psql sw3 -c "SELECT count(*) FROM sweep")" = 2
+rc=0; "${SW[@]}" --shard 1/2 >/dev/null 2>"$T/err" || rc=$?
+check "sweep --shard without --db: usage error: $(head -c 150 "$T/err")" test $rc -eq 2 -a -n "$(grep "needs --db" "$T/err")"
 
 # --------------------------------------------- migrations
 # a database made by this program, taken back to schema version 3 as that
