@@ -1258,11 +1258,16 @@ static PgCur *cur_new(MsTraceDb *db, CurKind kind, const char *sql, MsError *err
         if (pg_cmd(db, "BEGIN", err)) { free(c); return NULL; }
         p->cursor_tx = true;
     }
-    size_t len = strlen(sql) + 64;
+    size_t len = strlen(sql) + 160;
     char *q = malloc(len);
     if (!q) { ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path); free(c); return NULL; }
-    snprintf(q, len, "DECLARE %s NO SCROLL CURSOR FOR %s", c->name, sql);
-    int rc = pg_cmd(db, q, err);
+    /* every reader orders by a prefix of the table's primary key: read in
+     * the key's order instead of sorting (a fresh bulk load has no
+     * statistics yet, and the planner then sorts a whole run on disk) */
+    snprintf(q, len, "SET LOCAL enable_sort = off; DECLARE %s NO SCROLL CURSOR FOR %s; RESET enable_sort", c->name, sql);
+    PGresult *dr = PQexec(p->c, q);
+    int rc = PQresultStatus(dr) == PGRES_COMMAND_OK ? 0 : pg_fail(db, err, MS_EDB, "read", dr);
+    PQclear(dr);
     free(q);
     if (rc) {
         if (p->n_cursors == 0 && p->cursor_tx && p->depth == 0) cursor_tx_end(db);
