@@ -22,6 +22,7 @@
  * ok; every prompt committed before the fault is whole; and a resume (or a
  * re-run) completes to exactly the content of an unfaulted run. */
 #include <errno.h>
+#include <execinfo.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -66,6 +67,10 @@ static bool fault_hit(typeof(io) *f)
     f->count++;
     if (f->fail_at > 0 && (f->count == f->fail_at || (f->persistent && f->count > f->fail_at))) {
         f->fired++;
+        if (getenv("MS_FAULTS_TRAP")) {   /* debugging: where the fault hit */
+            void *bt[24];
+            backtrace_symbols_fd(bt, backtrace(bt, 24), 2);
+        }
         return true;
     }
     return false;
@@ -394,6 +399,7 @@ static void test_trace_io(const char *ref, uint64_t ref_digest, bool persistent)
         steps++;
         if (rc < 0) {
             errors++;
+            if (getenv("MS_FAULTS_VERBOSE")) mt_diag("n=%ld: %s", n, err.msg);
             if (!one_line(&err, "f.db")) {
                 if (!bad_msg++) snprintf(first, sizeof first, "n=%ld: %s", n, err.msg);
             }
@@ -903,7 +909,8 @@ static void test_analysis_alloc(const char *trace_db)
     /* every allocation of the first 1,500 (opening, the statements, the
      * first chunks), then every 5th (each analysis is a whole run of the
      * module: stepping all would take minutes under ASan) */
-    for (long n = 1; n < 200000; n += n < 1500 ? 1 : 5) {
+    long n0 = getenv("MS_FAULTS_N") ? atol(getenv("MS_FAULTS_N")) : 1;   /* debugging: one step */
+    for (long n = n0; n < 200000; n += n < 1500 ? 1 : 5) {
         rm_db(path);
         copy_file(ref, path);
         MsError e = { 0 };
