@@ -22,6 +22,7 @@ struct MsLoadAcc {
     double *psum, hsum, hmean, hm2, margin_sum;  /* hmean, hm2: Welford's running mean and Σ(h−mean)² */
     /* outputs */
     double *share, *cover, *pbar, *sorted_tmp;
+    int64_t *gini_tmp;   /* ms_gini's sort buffer, made here: the stats step cannot fail */
 };
 
 MsLoadAcc *ms_load_acc_new(int n_expert, int k)
@@ -39,8 +40,9 @@ MsLoadAcc *ms_load_acc_new(int n_expert, int k)
     a->cover = calloc(E, sizeof *a->cover);
     a->pbar = calloc(E, sizeof *a->pbar);
     a->sorted_tmp = calloc(E, sizeof *a->sorted_tmp);
+    a->gini_tmp = calloc(E, sizeof *a->gini_tmp);
     if (!a->c || !a->prev_stamp || !a->psum || !a->share || !a->cover || !a->pbar ||
-        !a->sorted_tmp) {
+        !a->sorted_tmp || !a->gini_tmp) {
         ms_load_acc_free(a);
         return NULL;
     }
@@ -57,6 +59,7 @@ void ms_load_acc_free(MsLoadAcc *a)
     free(a->cover);
     free(a->pbar);
     free(a->sorted_tmp);
+    free(a->gini_tmp);
     free(a);
 }
 
@@ -158,11 +161,9 @@ static int cmp_asc_i64(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-double ms_gini(const int64_t *c, int n)
+/* x: n entries of scratch */
+static double gini_into(const int64_t *c, int n, int64_t *x)
 {
-    if (n < 1) return NAN;
-    int64_t *x = malloc((size_t)n * sizeof *x);
-    if (!x) return NAN;
     memcpy(x, c, (size_t)n * sizeof *x);
     qsort(x, (size_t)n, sizeof *x, cmp_asc_i64);
     double s = 0, w = 0;
@@ -170,9 +171,18 @@ double ms_gini(const int64_t *c, int n)
         s += (double)x[i];
         w += (double)(i + 1) * (double)x[i];
     }
-    free(x);
     if (s <= 0) return NAN;
     return 2.0 * w / ((double)n * s) - (double)(n + 1) / n;
+}
+
+double ms_gini(const int64_t *c, int n)
+{
+    if (n < 1) return NAN;
+    int64_t *x = malloc((size_t)n * sizeof *x);
+    if (!x) return NAN;
+    double g = gini_into(c, n, x);
+    free(x);
+    return g;
 }
 
 double ms_zloss_term(const float *z, int n)
@@ -217,7 +227,7 @@ void ms_load_acc_stats(MsLoadAcc *a, MsLoadStats *o)
         o->entropy_norm = E > 1 ? H / log((double)E) : NAN;
         o->exp_entropy = exp(H);
         o->kl_uniform = log((double)E) - H;
-        o->gini = ms_gini(a->c, E);
+        o->gini = gini_into(a->c, E, a->gini_tmp);
         qsort(a->sorted_tmp, (size_t)E, sizeof(double), cmp_desc_double);
         double cum = 0;
         for (int i = 0; i < E; i++) a->cover[i] = (cum += a->sorted_tmp[i]);

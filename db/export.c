@@ -94,8 +94,11 @@ typedef struct {
     int n;
     char types[MAX_COLS + 1];
     int wr_err;
+    int wr_errno;              /* errno of the failed write */
     MsOutFile *csv;            /* CSV files of this export, renamed into place together at the end */
     int n_csv, cap_csv;
+    const char *out_name;      /* the file being written, for messages (NULL: an unnamed stream) */
+    char csv_path[4096];
 } Ex;
 
 /* -------------------------------------------------------------- value out */
@@ -184,13 +187,24 @@ static void emit_row(Ex *x, const Val *v)
         }
     }
     putc('\n', f);
-    if (ferror(f)) x->wr_err = MS_EIO;   /* a full disk: stop at once, not at the end */
+    if (ferror(f) && !x->wr_err) {   /* a full disk: stop at once, not at the end */
+        x->wr_err = MS_EIO;
+        x->wr_errno = errno;
+    }
+}
+
+/* A write error names the file written (the database when the stream has
+ * no name); errno as the failed write left it. */
+static int wr_fail_errno(Ex *x, int e)
+{
+    if (x->out_name) return ms_error_set(x->err, MS_EIO, "%s: write failed: %s", x->out_name, strerror(e ? e : EIO));
+    return ms_error_set(x->err, MS_EIO, "%s: export: write failed: %s", x->db->path, strerror(e ? e : EIO));
 }
 
 static int wr_fail(Ex *x)
 {
     if (x->wr_err == MS_ENOMEM) return ms_error_set(x->err, MS_ENOMEM, "%s: export: out of memory", x->db->path);
-    return ms_error_set(x->err, MS_EIO, "%s: export: write failed: %s", x->db->path, strerror(errno));
+    return wr_fail_errno(x, x->wr_errno ? x->wr_errno : errno);
 }
 
 static void read_val(sqlite3_stmt *st, int c, char t, Val *v)
@@ -321,6 +335,8 @@ static int export_logical(Ex *x, const char *name, const char *cols, const char 
         if (rc) return rc;
         file = x->csv[x->n_csv++].f;
         x->out = file;
+        snprintf(x->csv_path, sizeof x->csv_path, "%s", path);
+        x->out_name = x->csv_path;
     }
     FILE *f = x->out;
     if (x->fmt == MS_EXPORT_PGSQL) {
@@ -340,12 +356,11 @@ static int export_logical(Ex *x, const char *name, const char *cols, const char 
     int rc = special ? rows_routing(x, special == 2) : rows_from_select(x, select);
     if (!rc && x->fmt == MS_EXPORT_PGSQL) fputs("\\.\n", f);
     if (file) {
-        if (!rc && (fflush(file) || ferror(file)))
-            rc = ms_error_set(x->err, MS_EIO, "%s/%s.csv: write failed: %s", out_dir, name, strerror(errno));
+        if (!rc && (fflush(file) || ferror(file))) rc = wr_fail_errno(x, errno);
         x->out = NULL;
+        x->out_name = NULL;
     }
-    if (!rc && x->fmt != MS_EXPORT_CSV && ferror(x->out))
-        rc = ms_error_set(x->err, MS_EIO, "%s: export: write failed: %s", x->db->path, strerror(errno));
+    if (!rc && x->fmt != MS_EXPORT_CSV && ferror(x->out)) rc = wr_fail_errno(x, x->wr_errno ? x->wr_errno : errno);
     return rc;
 }
 
@@ -449,7 +464,7 @@ static int dump_sqlite(Ex *x, const char *tables)
         free(name);
         if (ferror(f)) {
             x->wr_err = MS_EIO;
-            rc = wr_fail(x);
+            rc = wr_fail_errno(x, errno);
         } else if (s != SQLITE_DONE) rc = ms_db_fail(x->db, x->err, MS_EDB, "export");
     }
     sqlite3_finalize(st);
@@ -459,13 +474,17 @@ static int dump_sqlite(Ex *x, const char *tables)
     return 0;
 }
 
+/* out_name: the file out writes (for messages), NULL when unnamed. */
+static int export_to(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_name,
+                     const char *out_dir, MsError *err);
+
 /* Another backend: its tables copied into a temporary SQLite database
  * (one consistent snapshot), exported from there by the code above, so
  * every format holds the same bytes as the export of a SQLite trace with
  * the same rows.  The copy needs about the database's size in TMPDIR and
  * is removed whatever happens. */
-static int export_other(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_dir,
-                        MsError *err)
+static int export_other(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_name,
+                        const char *out_dir, MsError *err)
 {
     if (!db->be->snapshot) return ms_db_unsupported(db, err, "export");
     const char *tmp = getenv("TMPDIR");
@@ -482,7 +501,7 @@ static int export_other(MsTraceDb *db, MsExportFormat fmt, const char *tables, F
         /* messages name the database exported, not the copy */
         char *own = t->path;
         t->path = db->path;
-        rc = ms_trace_export(t, fmt, tables, out, out_dir, err);
+        rc = export_to(t, fmt, tables, out, out_name, out_dir, err);
         t->path = own;
     }
     ms_trace_close(t);
@@ -496,11 +515,11 @@ static int export_other(MsTraceDb *db, MsExportFormat fmt, const char *tables, F
     return rc;
 }
 
-int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_dir,
-                    MsError *err)
+static int export_to(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_name,
+                     const char *out_dir, MsError *err)
 {
-    if (db->be) return export_other(db, fmt, tables, out, out_dir, err);
-    Ex x = { .db = db, .fmt = fmt, .out = out, .err = err };
+    if (db->be) return export_other(db, fmt, tables, out, out_name, out_dir, err);
+    Ex x = { .db = db, .fmt = fmt, .out = out, .err = err, .out_name = out_name };
     if (fmt != MS_EXPORT_CSV && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);
     if (fmt == MS_EXPORT_CSV && !out_dir && !out) return ms_error_set(err, MS_EINVAL, "%s: export: no output", db->path);
     if (tables) {
@@ -525,9 +544,10 @@ int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE 
             p = e + 1;
         }
     }
+    bool made_dir = false;   /* removed again when the export fails */
     if (fmt == MS_EXPORT_CSV && out_dir) {
-        if (mkdir(out_dir, 0777) && errno != EEXIST)
-            return ms_error_set(err, MS_EIO, "%s: %s", out_dir, strerror(errno));
+        if (mkdir(out_dir, 0777) == 0) made_dir = true;
+        else if (errno != EEXIST) return ms_error_set(err, MS_EIO, "%s: %s", out_dir, strerror(errno));
     }
     /* a consistent snapshot even while a trace is being written */
     int rc = ms_db_exec(db, "BEGIN", err);
@@ -570,15 +590,29 @@ int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE 
         }
     }
     sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
-    if (!rc && out && (fflush(out) || ferror(out)))
-        rc = ms_error_set(err, MS_EIO, "%s: export: write failed: %s", db->path, strerror(errno));
-    /* CSV files: all renamed into place, or none */
+    if (!rc && out && (fflush(out) || ferror(out))) rc = wr_fail_errno(&x, x.wr_errno ? x.wr_errno : errno);
+    /* CSV files: all renamed into place, or none.  Every file is flushed
+     * and synced before the first rename, so a full disk fails them all. */
+    for (int i = 0; i < x.n_csv && !rc; i++) {
+        FILE *f = x.csv[i].f;
+        if (fflush(f) || ferror(f) || (fsync(fileno(f)) && errno != EINVAL)) {
+            x.out_name = x.csv[i].path;
+            rc = wr_fail_errno(&x, errno);
+        }
+    }
     for (int i = 0; i < x.n_csv; i++) {
         if (rc) ms_outfile_abort(&x.csv[i]);
         else rc = ms_outfile_commit(&x.csv[i], err);
     }
     free(x.csv);
+    if (rc && made_dir) rmdir(out_dir);   /* empty again: its files were never renamed in */
     return rc;
+}
+
+int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE *out, const char *out_dir,
+                    MsError *err)
+{
+    return export_to(db, fmt, tables, out, NULL, out_dir, err);
 }
 
 int ms_trace_export_path(MsTraceDb *db, MsExportFormat fmt, const char *tables, const char *path, MsError *err)
@@ -587,7 +621,7 @@ int ms_trace_export_path(MsTraceDb *db, MsExportFormat fmt, const char *tables, 
     MsOutFile o;
     int rc = ms_outfile_open(&o, path, err);
     if (rc) return rc;
-    rc = ms_trace_export(db, fmt, tables, o.f, NULL, err);
+    rc = export_to(db, fmt, tables, o.f, path, NULL, err);
     if (rc) {
         ms_outfile_abort(&o);
         return rc;

@@ -175,7 +175,20 @@ int ms_trace_job_run(const MsTraceJob *j, const MsModel *m, const char *model_pa
             break;
         }
         double tc = ms_job_now();
-        if (w && (rc = ms_trace_writer_commit(w, NULL, err)) < 0) break;
+        if (w && (rc = ms_trace_writer_commit(w, NULL, err)) < 0) {
+            /* another process writing the same run (--resume) committed
+             * this prompt first (its uniqueness refused ours, after our
+             * lookup if any): it is there, whole, so count it as present */
+            MsError e2 = { 0 };
+            if (rc == MS_EINVAL && ms_trace_prompt_lookup(db, res->run_id, (int)i, &e2) > 0) {
+                rc = 0;
+                res->n_skipped++;
+                clock.skipped++;
+                ms_job_clock_report(&clock, (int64_t)done_mine);
+                continue;
+            }
+            break;
+        }
         tobs.secs += ms_job_now() - tc;
         res->n_written++;
         ms_job_clock_report(&clock, (int64_t)done_mine);

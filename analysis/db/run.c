@@ -869,6 +869,15 @@ static int analyze_on(MsTraceDb *db, AnRun *r, MsAnModule m, const MsAnOptions *
     return rc < 0 ? rc : 0;
 }
 
+/* "out of memory" from deep in a module names the database, like every other error of the call */
+static int name_db(MsTraceDb *db, int rc, MsError *err)
+{
+    const char *path = ms_trace_path(db);
+    if (rc == MS_ENOMEM && err && path && strncmp(err->msg, path, strlen(path)) != 0)
+        ms_error_prefix(err, "%s: ", path);
+    return rc;
+}
+
 int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult *out, MsError *err)
 {
     memset(out, 0, sizeof *out);
@@ -896,7 +905,7 @@ int ms_analyze(MsTraceDb *db, const char *name, const MsAnOptions *o, MsAnResult
         ms_an_result_clear(out);
     }
     an_run_close(&r);
-    return rc < 0 ? rc : 0;
+    return rc < 0 ? name_db(db, rc, err) : 0;
 }
 
 #define TYPED_ENTRY(fn, mod, type, field)                                                          \
@@ -1022,7 +1031,7 @@ int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, MsAnAll *out, MsError *e
     AllJob *j = calloc(1, sizeof *j);
     if (!j) {
         an_run_close(&r);
-        return ms_error_set(err, MS_ENOMEM, "out of memory");
+        return name_db(db, ms_error_set(err, MS_ENOMEM, "out of memory"), err);
     }
     /* the runnable modules and the progress total: the decode and each
      * module's passes over the run */
@@ -1128,7 +1137,7 @@ int ms_analyze_all(MsTraceDb *db, const MsAnOptions *o, MsAnAll *out, MsError *e
     an_run_close(&r);
     if (rc < 0) {
         ms_an_all_clear(out);
-        return rc;
+        return name_db(db, rc, err);
     }
     return 0;
 }
