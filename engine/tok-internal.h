@@ -63,9 +63,6 @@ int tok_utf8_len(uint8_t lead);
  * yields U+FFFD and consumes one byte; overlong forms and surrogates are
  * accepted as decoded.  Writes at most len code points; returns count. */
 size_t tok_utf8_decode(const char *s, size_t len, uint32_t *out);
-/* Strictly valid UTF-8: shortest forms, no surrogates, at most U+10FFFF
- * (NUL bytes allowed: the caller decides about those). */
-bool tok_utf8_valid(const char *s, size_t len);
 /* Encode any value < 0x200000 (surrogates included); returns bytes (1..4). */
 int tok_utf8_encode(uint32_t cp, char *out);
 

@@ -113,30 +113,6 @@ int tok_utf8_len(uint8_t lead)
     return lens[lead >> 4];
 }
 
-bool tok_utf8_valid(const char *str, size_t len)
-{
-    const uint8_t *s = (const uint8_t *)str;
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) { i++; continue; }
-        int need;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) { need = 1; cp = c & 0x1f; min = 0x80; }
-        else if ((c & 0xf0) == 0xe0) { need = 2; cp = c & 0x0f; min = 0x800; }
-        else if ((c & 0xf8) == 0xf0) { need = 3; cp = c & 0x07; min = 0x10000; }
-        else return false;
-        if (len - i <= (size_t)need) return false;
-        for (int k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-        i += (size_t)need + 1;
-    }
-    return true;
-}
-
 size_t tok_utf8_decode(const char *str, size_t len, uint32_t *out)
 {
     const uint8_t *s = (const uint8_t *)str;

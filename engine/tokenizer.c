@@ -215,7 +215,7 @@ static int load_merges(MsTokenizer *t, const MsGguf *g, const char *path, MsErro
         if (!sp || sp + 1 == s + len)
             return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.merges[%" PRIu64 "] is not two tokens "
                                 "separated by a space", path, i);
-        if (memchr(s, '\0', len) || !tok_utf8_valid(s, len))
+        if (memchr(s, '\0', len) || ms_utf8_valid_prefix(s, len) != len)
             return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.merges[%" PRIu64 "] is not valid UTF-8 "
                                 "without NUL", path, i);
         memcpy(t->merge_pool + off, s, len);
