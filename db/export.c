@@ -525,13 +525,17 @@ int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE 
             p = e + 1;
         }
     }
+    bool made_dir = false;   /* removed again when the export fails (its files are never renamed in) */
     if (fmt == MS_EXPORT_CSV && out_dir) {
-        if (mkdir(out_dir, 0777) && errno != EEXIST)
-            return ms_error_set(err, MS_EIO, "%s: %s", out_dir, strerror(errno));
+        if (mkdir(out_dir, 0777) == 0) made_dir = true;
+        else if (errno != EEXIST) return ms_error_set(err, MS_EIO, "%s: %s", out_dir, strerror(errno));
     }
     /* a consistent snapshot even while a trace is being written */
     int rc = ms_db_exec(db, "BEGIN", err);
-    if (rc) return rc;
+    if (rc) {
+        if (made_dir) rmdir(out_dir);
+        return rc;
+    }
     if (fmt == MS_EXPORT_SQL) {
         rc = dump_sqlite(&x, tables);
     } else {
@@ -578,6 +582,7 @@ int ms_trace_export(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE 
         else rc = ms_outfile_commit(&x.csv[i], err);
     }
     free(x.csv);
+    if (rc && made_dir) rmdir(out_dir);
     return rc;
 }
 

@@ -171,6 +171,9 @@ trace_p "prompts: a directory" "$T/o" "$T/o"
 trace_p "prompts: a missing file" "nope.txt" "$T/nope.txt"
 "$PY" -c 'print("word " * 6000)' >"$T/ctx.txt"
 trace_p "prompts: a prompt longer than the model's context" "ctx.txt:1: prompt of " "$T/ctx.txt"
+printf 'short one\n' >>"$T/ctx.txt"
+hcase "prompts: dump of a file whose line 1 is too long writes no file" "ctx.txt:1: prompt of " \
+    "$M" dump "$G" --prompts "$T/ctx.txt" --out "$T/o/d"
 
 # ------------------------------------------------------------ one UTF-8 rule for every command
 printf 'good text\n\xfe\xff\n' >"$T/u.txt"
@@ -245,10 +248,38 @@ sqlite3 "$T/appid.db" "PRAGMA application_id = 1234"
 KEEP=$T/appid.db
 hcase "db: another program's application id (sql)" "appid.db" "$M" sql --db "$T/appid.db" "SELECT 1"
 hcase "db: another program's application id (import)" "appid.db" "$M" import --db "$T/appid.db" --format csv "$T/ok.csv"
+for c in trace export analyze experiment; do
+    case $c in
+    trace) args=(trace "$G" --prompts "$T/p.txt" --db "$T/appid.db") ;;
+    export) args=(export --db "$T/appid.db" --format sql -o "$T/o/x.sql") ;;
+    analyze) args=(analyze load --db "$T/appid.db" --run 1) ;;
+    experiment) args=(experiment "$G" --prompts "$T/p.txt" --db "$T/appid.db" --silence 0:1) ;;
+    esac
+    hcase "db: another program's application id ($c)" "appid.db: not a moescope trace database" "$M" "${args[@]}"
+done
 KEEP=
 head -c 3000 "$T/t.db" >"$T/trunc.db"
 hcase "db: truncated to 3000 bytes (sql)" "trunc.db" "$M" sql --db "$T/trunc.db" "SELECT count(*) FROM routing"
 hcase "db: truncated (export writes nothing)" "trunc.db" "$M" export --db "$T/trunc.db" --format sql -o "$T/o/x.sql"
+hcase "db: truncated (export csv leaves no directory)" "trunc.db" "$M" export --db "$T/trunc.db" --format csv -o "$T/o/csv"
+hcase "db: truncated (plot writes no figure)" "trunc.db" "$M" plot load --db "$T/trunc.db" --run 1 -o "$T/o/x.png"
+# a page near the end overwritten: the header reads fine and the export
+# fails midway, after much of its output is written (to a temporary file)
+"$PY" -c '
+for i in range(40): print("prompt number %d about rivers and mills and the students who wrote notes" % i)' >"$T/many.txt"
+"$M" trace "$G" --prompts "$T/many.txt" --db "$T/corrupt.db" --probs -t 1 2>/dev/null
+pc=$(sqlite3 "$T/corrupt.db" "PRAGMA page_count")
+ps=$(sqlite3 "$T/corrupt.db" "PRAGMA page_size")
+"$PY" -c '
+import sys
+f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); f.write(b"\x0d\xff\xff\xff\xff\xff\xff\xff" * (int(sys.argv[3]) // 8))' \
+    "$T/corrupt.db" $(( (pc - 3) * ps )) "$ps"
+hcase "db: a corrupt page near the end (export sql fails midway, no file left)" "corrupt.db: export: database disk image is malformed" \
+    "$M" export --db "$T/corrupt.db" --format sql -o "$T/o/x.sql"
+hcase "db: a corrupt page near the end (export csv, no directory left)" "corrupt.db" \
+    "$M" export --db "$T/corrupt.db" --format csv -o "$T/o/csv"
+hcase "db: a corrupt page near the end (export pgsql)" "corrupt.db" \
+    "$M" export --db "$T/corrupt.db" --format pgsql -o "$T/o/x.pgsql"
 hcase "db: a directory as --db" "is a directory" "$M" trace "$G" --prompts "$T/p.txt" --db "$T/o"
 hcase "db: a missing database (sql)" "missing.db" "$M" sql --db "$T/o/missing.db" "SELECT 1"
 KEEP=$T/keep.db
