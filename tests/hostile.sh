@@ -3,7 +3,8 @@
 # files, prompt files, foreign traces for `import`, databases, intervention
 # files and command-line values, each given to the real moescope binary.
 # Every case must give
-#   * a non-zero exit status below 128 (1, or 2 for a usage error): no signal,
+#   * a non-zero exit status below 124 (1, or 2 for a usage error): no signal
+#     and no timeout (124 and above),
 #   * exactly one line on stderr that names the file (FILE:LINE where the
 #     input has lines) and holds the expected words about the problem; no
 #     sanitizer report,
@@ -15,7 +16,7 @@
 # Inputs are built here from a synth model and small text files; model
 # variants come from tests/hostile/gguf-edit.py (one defect each).  The other
 # tests keep the cases that check finer behaviour (test-model-errors.c,
-# test-gguf.c's 47 container defects, db-cli.sh, test-cli.sh).
+# test-gguf.c's container defects, db-cli.sh, test-cli.sh).
 set -u
 M=${MOESCOPE:?MOESCOPE must point at the moescope binary}
 H=$(dirname "$0")/hostile
@@ -23,6 +24,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/mshostile.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT
 . "$(dirname "$0")/tap.sh"
 [ -x /usr/bin/time ] || skip_all "/usr/bin/time (GNU time) not installed"
+command -v sqlite3 >/dev/null || skip_all "sqlite3 CLI not installed (it crafts the database cases)"
 LIMIT_S=60
 LIMIT_KB=$((1024 * 1024))
 mkdir -p "$T/o"
