@@ -110,6 +110,12 @@ edit blocks set-u32 olmoe.block_count 100000
 hcase "model: 100000 blocks for 2 blocks of tensors" "blocks.gguf" "$M" info "$T/blocks.gguf"
 edit heads set-u32 olmoe.attention.head_count 0
 hcase "model: head_count 0" "head_count" "$M" info "$T/heads.gguf"
+edit ctx set-u32 olmoe.context_length 4294967295
+hcase "model: a context of 2^32-1 tokens (no KV cache of that size)" "context_length" "$M" generate "$T/ctx.gguf" -p hi -n 2
+edit kv3 set-u32 olmoe.attention.head_count_kv 3
+hcase "model: 3 KV heads for 2 query heads" "head_count_kv" "$M" generate "$T/kv3.gguf" -p hi -n 2
+edit rope set-u32 olmoe.rope.dimension_count 4095
+hcase "model: RoPE over 4095 dimensions of a 16-wide head" "rope.dimension_count" "$M" generate "$T/rope.gguf" -p hi -n 2
 edit align set-u32 general.alignment 3
 hcase "model: alignment 3" "alignment" "$M" info "$T/align.gguf"
 edit bos set-u32 tokenizer.ggml.bos_token_id 300
