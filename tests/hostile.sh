@@ -225,7 +225,12 @@ imp "import ids: top_k -2" "negk.ids" --format ids "$T/negk.ids"
 printf '{"tokens":1,"layers":1,"top_k":1}\n\377\377\377\177' >"$T/eid.ids"
 imp "import ids: expert id 2^31-1 without --experts" "eid.ids" --format ids "$T/eid.ids" --experts 8
 imp "import ids: /dev/zero" "/dev/zero" --format ids /dev/zero
+printf '{"tokens":1,"layers":1,"top_k":1,"weights":true}\n\001\000\000\000\000\000\300\177' >"$T/nanw.ids"
+imp "import ids: a NaN weight" "nanw.ids: request 0: weight 0 is not a finite number" --format ids "$T/nanw.ids"
+imp "import: a missing file (no database created)" "missing.csv: No such file or directory" --format csv "$T/missing.csv"
 printf 'prompt,position,layer,rank,expert,weight\n0,0,0,0,1,0.5\n' >"$T/ok.csv"
+printf '{"prompt": 0, "labels": {"a": 1}}\n{"prompt": 7, "labels": {"a": 2}}\n' >"$T/lab7.jsonl"
+imp "import --labels naming a prompt the import lacks" "lab7.jsonl:2: labels for prompt 7" --format csv "$T/ok.csv" --labels "$T/lab7.jsonl"
 printf '{"prompt": 0, "labels": 5}\n' >"$T/lab5.jsonl"
 imp "import --labels: labels is a number" "lab5.jsonl:1" --format csv "$T/ok.csv" --labels "$T/lab5.jsonl"
 imp "import --experts 0" "--experts" --format csv "$T/ok.csv" --experts 0
