@@ -26,7 +26,9 @@ trap 'rm -rf "$T"' EXIT
 [ -x /usr/bin/time ] || skip_all "/usr/bin/time (GNU time) not installed"
 command -v sqlite3 >/dev/null || skip_all "sqlite3 CLI not installed (it crafts the database cases)"
 LIMIT_S=60
-LIMIT_KB=$((1024 * 1024))
+# a whole-file read stops at its 256 MiB limit: about 0.28 GB of RSS, 0.9 GB
+# under ASan (its quarantine keeps the buffers the read grew through)
+LIMIT_KB=$((1536 * 1024))
 mkdir -p "$T/o"
 
 # hcase DESC WANT CMD...: WANT is a fixed string the one stderr line must hold
