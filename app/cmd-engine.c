@@ -229,6 +229,11 @@ int ms_cmd_tokenize(int argc, char **argv)
     } else {
         len = strlen(text);
     }
+    /* one rule for text in every command (jobs/prompts.h): never silently changed */
+    if (ms_text_check(file ? file : "TEXT", file ? 1 : 0, file ? buf : text, len, &err) < 0) {
+        free(buf);
+        return ms_cli_fail_err(cmd, &err);
+    }
     /* a checkpoint directory, its config.json or a tokenizer.json: only the tokenizer is read */
     MsGguf *g = ms_hf_is_checkpoint(path) ? ms_hf_open_tokenizer(path, &err) : ms_gguf_open(path, &err);
     if (!g) {

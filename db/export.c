@@ -551,7 +551,10 @@ static int export_to(MsTraceDb *db, MsExportFormat fmt, const char *tables, FILE
     }
     /* a consistent snapshot even while a trace is being written */
     int rc = ms_db_exec(db, "BEGIN", err);
-    if (rc) return rc;
+    if (rc) {
+        if (made_dir) rmdir(out_dir);
+        return rc;
+    }
     if (fmt == MS_EXPORT_SQL) {
         rc = dump_sqlite(&x, tables);
     } else {

@@ -377,6 +377,17 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
                      path, db->user_version, MS_TRACE_SCHEMA_VERSION);
         goto fail;
     }
+    if (db->writable && db->user_version == 0) {
+        /* a foreign SQLite file (tables, no schema version) is refused
+         * before the pragmas below change it (WAL rewrites its header);
+         * migrate() checks again under the write lock */
+        int n_obj = 0;
+        if ((rc = pragma_int(db, "SELECT count(*) FROM sqlite_schema", &n_obj, err))) goto fail;
+        if (n_obj > 0) {
+            ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database (has tables but no schema version)", path);
+            goto fail;
+        }
+    }
     if (db->writable) {
         /* 16 KiB pages (only settable before the first table): fewer
          * b-tree pages and page writes per routing row */

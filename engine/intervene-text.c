@@ -549,6 +549,17 @@ int ms_intervention_load(MsIntervention *iv, const char *path, MsError *err)
     fclose(fp);
     if (rc == 0 && memchr(s, '\0', len))
         rc = ms_error_set(err, MS_EFORMAT, "%s: NUL byte in intervention text", path);
+    size_t bad = rc == 0 ? ms_utf8_valid_prefix(s, len) : len;
+    if (bad < len) {   /* the line and column, not the bytes (they would reach the terminal raw) */
+        int line = 1;
+        size_t col = 1;
+        for (size_t k = 0; k < bad; k++) {
+            if (s[k] == '\n') { line++; col = 1; }
+            else col++;
+        }
+        rc = ms_error_set(err, MS_EFORMAT, "%s:%d:%zu: invalid UTF-8 (byte 0x%02x)", path, line, col,
+                          (unsigned char)s[bad]);
+    }
     MsIntervention *tmp = rc ? NULL : ms_intervention_copy(iv);
     if (rc == 0 && !tmp) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
     if (rc == 0) {

@@ -697,7 +697,13 @@ MsModel *ms_model_load(const char *path, MsError *err)
     ff = NULL;
 
     m->tok = ms_tokenizer_new(m->gguf, err);
-    if (!m->tok) { ms_error_prefix(err, "%s: tokenizer: ", path); goto fail; }
+    if (!m->tok) {
+        /* most tokenizer messages already start with "PATH: " */
+        size_t pl = strlen(path);
+        if (err && (strncmp(err->msg, path, pl) || err->msg[pl] != ':'))
+            ms_error_prefix(err, "%s: tokenizer: ", path);
+        goto fail;
+    }
     if (ms_tokenizer_n_vocab(m->tok) != m->info.n_vocab) {
         ms_error_set(err, MS_EFORMAT, "%s: tokenizer has %d tokens but token_embd.weight has %d rows",
                      path, (int)ms_tokenizer_n_vocab(m->tok), m->info.n_vocab);

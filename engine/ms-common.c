@@ -197,3 +197,27 @@ void ms_outfile_abort(MsOutFile *o)
     free(o->path);
     memset(o, 0, sizeof *o);
 }
+
+size_t ms_utf8_valid_prefix(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c < 0x80) { i++; continue; }
+        int need;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) { need = 1; cp = c & 0x1f; min = 0x80; }
+        else if ((c & 0xf0) == 0xe0) { need = 2; cp = c & 0x0f; min = 0x800; }
+        else if ((c & 0xf8) == 0xf0) { need = 3; cp = c & 0x07; min = 0x10000; }
+        else return i;
+        if (len - i <= (size_t)need) return i;
+        for (int k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        i += (size_t)need + 1;
+    }
+    return len;
+}

@@ -49,6 +49,10 @@ void ms_error_clear(MsError *err);
 /* Static, human-readable name of a code ("malformed input", ...). */
 const char *ms_strerror(int code);
 
+/* Strictly valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF; NUL
+ * allowed): returns len, or the byte offset of the first invalid sequence. */
+size_t ms_utf8_valid_prefix(const char *s, size_t len);
+
 /* ---- half-precision conversions (IEEE binary16 and bfloat16) ---- */
 static inline float ms_fp32_from_bits(uint32_t w) { float f; memcpy(&f, &w, 4); return f; }
 static inline uint32_t ms_fp32_to_bits(float f) { uint32_t w; memcpy(&w, &f, 4); return w; }

@@ -6,6 +6,7 @@
 #include "tok-internal.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,13 +77,22 @@ void ms_tokenizer_free(MsTokenizer *t)
 
 /* Optional u32 id key: absent keeps *id; out of vocabulary is ignored
  * (llama.cpp warns and keeps its default). */
-static int read_id(const MsGguf *g, const char *key, int32_t n_vocab, int32_t *id, MsError *err)
+/* A special token id.  llama.cpp warns about an id outside the vocabulary
+ * and keeps the default; for the ids that change what is traced (BOS added
+ * to every prompt, the end-of-generation ids) that default silently
+ * differs from what the file says, so strict ids are an error naming the
+ * key.  The others (unknown, separator, padding) keep llama.cpp's rule. */
+static int read_id(const MsGguf *g, const char *path, const char *key, bool strict, int32_t n_vocab,
+                   int32_t *id, MsError *err)
 {
     uint32_t v;
     int rc = ms_gguf_get_u32(g, key, &v, err);
     if (rc == MS_ENOTFOUND) return MS_OK;
     if (rc) return rc;
     if (v < (uint32_t)n_vocab) *id = (int32_t)v;
+    else if (strict)
+        return ms_error_set(err, MS_EFORMAT, "%s: %s = %" PRIu32 " is outside the vocabulary of %" PRId32 " tokens",
+                            path, key, v, n_vocab);
     return MS_OK;
 }
 
@@ -189,17 +199,28 @@ static int load_merges(MsTokenizer *t, const MsGguf *g, const char *path, MsErro
         return ms_error_set(err, MS_ENOMEM, "%s: out of memory for merges", path);
     /* A merge "left right" is split at the first space after its first
      * byte; looking up left + " " + right then finds exactly this string, so
-     * the string itself is the key.  Merges without such a space can never
-     * match.  The first occurrence keeps its rank (llama.cpp's emplace). */
+     * the string itself is the key.  The first occurrence keeps its rank
+     * (llama.cpp's emplace).  llama.cpp keeps a merge without such a space
+     * (or with an empty side) as an inert entry and never checks the
+     * encoding; a converter that wrote one is broken, and the file would
+     * tokenize differently from what its author meant, so both are refused
+     * here.  Sides that are not vocabulary tokens stay allowed, as in
+     * llama.cpp (the pair can still form from text). */
     size_t off = 0;
     for (uint64_t i = 0; i < a.n; i++) {
         const char *s;
         uint64_t len;
         ms_gguf_arr_str(&a, i, &s, &len);
+        const char *sp = len >= 2 ? memchr(s + 1, ' ', len - 1) : NULL;
+        if (!sp || sp + 1 == s + len)
+            return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.merges[%" PRIu64 "] is not two tokens "
+                                "separated by a space", path, i);
+        if (memchr(s, '\0', len) || ms_utf8_valid_prefix(s, len) != len)
+            return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.ggml.merges[%" PRIu64 "] is not valid UTF-8 "
+                                "without NUL", path, i);
         memcpy(t->merge_pool + off, s, len);
         t->merge_pool[off + len] = '\0';
-        if (len >= 2 && memchr(s + 1, ' ', len - 1))
-            tokmap_put(&t->merges, t->merge_pool + off, len, (int32_t)i, false);
+        tokmap_put(&t->merges, t->merge_pool + off, len, (int32_t)i, false);
         off += len + 1;
     }
     return MS_OK;
@@ -369,14 +390,14 @@ MsTokenizer *ms_tokenizer_new(const MsGguf *g, MsError *err)
     t->unk = d_unk < n ? d_unk : -1;
     t->sep = d_sep < n ? d_sep : -1;
     t->pad = d_pad < n ? d_pad : -1;
-    if (read_id(g, "tokenizer.ggml.bos_token_id", n, &t->bos, err) ||
-        (t->kind == MS_TOK_WPM && read_id(g, "tokenizer.ggml.cls_token_id", n, &t->bos, err)) ||
-        read_id(g, "tokenizer.ggml.eos_token_id", n, &t->eos, err) ||
-        read_id(g, "tokenizer.ggml.eot_token_id", n, &t->eot, err) ||
-        read_id(g, "tokenizer.ggml.eom_token_id", n, &t->eom, err) ||
-        read_id(g, "tokenizer.ggml.unknown_token_id", n, &t->unk, err) ||
-        read_id(g, "tokenizer.ggml.seperator_token_id", n, &t->sep, err) ||
-        read_id(g, "tokenizer.ggml.padding_token_id", n, &t->pad, err) ||
+    if (read_id(g, path, "tokenizer.ggml.bos_token_id", true, n, &t->bos, err) ||
+        (t->kind == MS_TOK_WPM && read_id(g, path, "tokenizer.ggml.cls_token_id", true, n, &t->bos, err)) ||
+        read_id(g, path, "tokenizer.ggml.eos_token_id", true, n, &t->eos, err) ||
+        read_id(g, path, "tokenizer.ggml.eot_token_id", true, n, &t->eot, err) ||
+        read_id(g, path, "tokenizer.ggml.eom_token_id", true, n, &t->eom, err) ||
+        read_id(g, path, "tokenizer.ggml.unknown_token_id", false, n, &t->unk, err) ||
+        read_id(g, path, "tokenizer.ggml.seperator_token_id", false, n, &t->sep, err) ||
+        read_id(g, path, "tokenizer.ggml.padding_token_id", false, n, &t->pad, err) ||
         read_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) ||
         read_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) ||
         read_bool(g, "tokenizer.ggml.add_sep_token", &t->add_sep, err) ||

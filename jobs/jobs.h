@@ -135,7 +135,8 @@ typedef struct {
 /* llama.cpp-style perplexity of text (tokenized without BOS/EOS): chunks of
  * n_ctx tokens from an empty cache, first token replaced by BOS when the
  * model adds one, the second half of each chunk scored.  A text shorter than
- * n_ctx is one chunk.  name stands for the text in messages. */
+ * n_ctx is one chunk.  name stands for the text in messages.  Text that is
+ * not valid UTF-8 without NUL is MS_EFORMAT "NAME:LINE:COL: ..." (prompts.h). */
 int ms_ppl_job_run(const MsPplJob *j, const MsModel *m, const char *name, const char *text, size_t len,
                    MsPplResult *res, MsError *err);
 
@@ -165,7 +166,8 @@ typedef struct {
 } MsGeneration;
 
 /* Continue text (tokenized with BOS as the model's metadata says) until
- * n_gen tokens or an end-of-generation token. */
+ * n_gen tokens or an end-of-generation token.  Text that is not valid UTF-8
+ * without NUL is MS_EFORMAT "prompt: ... at byte N" (prompts.h). */
 int ms_gen_job_run(const MsGenJob *j, const MsModel *m, const char *text, size_t len,
                    MsGeneration *out, MsError *err);
 void ms_generation_clear(MsGeneration *g);   /* accepts zeroed */

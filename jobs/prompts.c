@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -21,7 +22,7 @@ int ms_prompt_unescape(char *s, size_t len, MsError *err)
             continue;
         }
         if (i + 1 >= len)
-            return ms_error_set(err, MS_EFORMAT, "column %zu: backslash at end of line (write \\\\ for a backslash)", i + 1);
+            return ms_error_set(err, MS_EFORMAT, "%zu: backslash at end of line (write \\\\ for a backslash)", i + 1);
         char c = s[++i];
         switch (c) {
         case 'n': s[o++] = '\n'; break;
@@ -29,8 +30,8 @@ int ms_prompt_unescape(char *s, size_t len, MsError *err)
         case '\\': s[o++] = '\\'; break;
         default:
             if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
-                return ms_error_set(err, MS_EFORMAT, "column %zu: unknown escape \\%c (only \\n \\t \\\\)", i, c);
-            return ms_error_set(err, MS_EFORMAT, "column %zu: unknown escape \\ followed by byte 0x%02x (only \\n \\t \\\\)",
+                return ms_error_set(err, MS_EFORMAT, "%zu: unknown escape \\%c (only \\n \\t \\\\)", i, c);
+            return ms_error_set(err, MS_EFORMAT, "%zu: unknown escape \\ followed by byte 0x%02x (only \\n \\t \\\\)",
                                 i, (unsigned char)c);
         }
     }
@@ -206,7 +207,7 @@ static int parse_jsonl(const char *line, size_t len, MsPrompt *p, MsError *err)
 {
     json_error_t je;
     json_t *o = json_loadb(line, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
-    if (!o) return ms_error_set(err, MS_EFORMAT, "invalid JSON at column %d: %s", je.column, je.text);
+    if (!o) return ms_error_set(err, MS_EFORMAT, "%d: invalid JSON: %s", je.column, je.text);
     int rc = 0;
     json_t *t = json_object_get(o, "text");
     json_t *l = json_object_get(o, "labels");
@@ -313,7 +314,8 @@ int ms_prompts_parse(const char *name, const char *buf, size_t len, MsPrompt **o
             }
         }
         if (rc < 0) {
-            ms_error_set(err, rc, "%s:%d: %s", name, lineno, e.msg);
+            /* "COL: problem" from the unescaper and JSON parser: NAME:LINE:COL */
+            ms_error_set(err, rc, "%s:%d:%s%s", name, lineno, isdigit((unsigned char)e.msg[0]) ? "" : " ", e.msg);
             break;
         }
         if (push(&v, &n, &vcap, p) < 0) {

@@ -57,7 +57,9 @@ int ms_text_check(const char *name, int first_line, const char *s, size_t len, M
  * /dev/zero) is MS_ERANGE "PATH: larger than N MiB", a directory MS_EIO. */
 int ms_text_read_file(const char *path, size_t max, char **buf, size_t *len, MsError *err);
 /* Decode \n \t \\ escapes of one text line in place; returns new length or
- * MS_EFORMAT for an unknown escape (err names column). */
+ * MS_EFORMAT for an unknown escape, err then reading "COL: problem" (1-based
+ * column of the backslash) so that a "NAME:LINE:" prefix gives the usual
+ * NAME:LINE:COL form. */
 int ms_prompt_unescape(char *s, size_t len, MsError *err);
 
 #endif

@@ -38,6 +38,8 @@ int ms_ppl_job_run(const MsPplJob *j, const MsModel *m, const char *name, const 
     int32_t *ids = NULL, *chunk = NULL;
     float *logits = NULL;
     MsContext *ctx = NULL;
+    /* the prompt-file rule (prompts.h): invalid text is refused with its line */
+    if (ms_text_check(name, 1, text, len, err) < 0) return MS_EFORMAT;
     int n = ms_tokenizer_encode(tok, text, len, false, &ids, err);
     if (n < 0) return ms_error_prefix(err, "%s: ", name);
     int rc = 0;
@@ -117,6 +119,7 @@ int ms_gen_job_run(const MsGenJob *j, const MsModel *m, const char *text, size_t
     float *logits = NULL;
     MsContext *ctx = NULL;
     MsSampler *smp = NULL;
+    if (ms_text_check("prompt", 0, text, len, err) < 0) return MS_EFORMAT;   /* the rule of prompts.h */
     int n = ms_tokenizer_encode(tok, text, len, true, &ids, err), rc = 0;
     if (n < 0) return n;
     if (n == 0) {

@@ -112,6 +112,14 @@ one_line "prompt + --gen past the context" "(+ 5000 generated) is longer than th
 run "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t2.db"
 check "trace prints its run id when not on a terminal" grep -q '^moescope trace: run 1: 2 prompts written, 0 already present$' "$T/err"
 
+# --resume knows the prompt set by its content: another name, spelling and format
+mkdir -p "$T/sub"
+printf '{"text": "hello there", "labels": {"domain": "code", "pair": 7}}\r\n\n{"text": "bonjour", "labels": {"language": "fr"}}\n' > "$T/sub/same.jsonl"
+run "$M" trace "$T/m.gguf" --prompts "$T/sub/../sub/same.jsonl" --db "$T/t2.db" --resume
+check "--resume with the prompt file renamed and spelled differently continues run 1 ($err)" \
+    test "$rc" -eq 0 -a "$err" = "moescope trace: run 1: 0 prompts written, 2 already present"
+check "... no second run, run 1 complete" test "$("$M" sql --db "$T/t2.db" "SELECT group_concat(run_id || ':' || status) FROM run" --csv | tail -1)" = "1:complete"
+
 # progress bar only on a terminal
 if command -v script >/dev/null; then
     script -qec "'$M' trace '$T/m.gguf' --prompts '$T/p.jsonl' --db '$T/tty.db'" /dev/null > "$T/tty.out" 2>&1

@@ -35,6 +35,14 @@ cat > "$T/p.jsonl" <<'J'
 {"text": "caf\u00e9 \u2603 ok", "labels": {"language": "fr", "class": "x,y"}}
 {"text": "x'); DROP TABLE prompt; --\n\\.\n\\N\t$$ E'\\\\' \"q\"", "labels": {"evil": "'); DROP TABLE run; --"}}
 J
+# every control character but NUL, alone and between quotes and backslashes,
+# so that byte-level BPE makes token pieces of them (one character each)
+"$PY" - "$T/p.jsonl" <<'EOF'
+import json, sys
+ctl = "".join(chr(c) for c in list(range(1, 32)) + [127])
+text = "ctl " + ctl + " '" + ctl[::-1] + "' \\" + "\r\n".join(["a", "b'", "c\\"]) + "\x1b[31m red\x1b[0m \u2028\u2029 '); DROP TABLE token; --"
+open(sys.argv[1], "a").write(json.dumps({"text": text, "labels": {"ctl": ctl}}) + "\n")
+EOF
 "$M" trace "$T/m.gguf" --prompts "$T/p.txt" --db "$T/t.db" --gen 2 --probs --stats -t 1 2>"$T/err"
 check "trace plain prompts (exit 0)" test $? -eq 0
 "$M" trace "$T/m.gguf" --prompts "$T/p.jsonl" --db "$T/t.db" --gen 1 -t 1 --silence 1:2 2>"$T/err"
@@ -59,6 +67,8 @@ nul=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE run_id = 6 AND instr(
 check "an imported prompt holds a NUL byte in text_bytes" test "$nul" = 1
 crlf=$(sqlite3 "$T/t.db" "SELECT count(*) FROM prompt WHERE run_id = 2 AND instr(text, char(13,10)) > 0 AND instr(text, char(13,44)) > 0")
 check "a prompt holds CR LF and a lone CR in its text" test "$crlf" = 1
+ctl=$(sqlite3 "$T/t.db" "SELECT count(DISTINCT unicode(piece)) FROM token WHERE run_id = 2 AND length(piece) = 1 AND (unicode(piece) < 32 OR unicode(piece) = 127)")
+check "token pieces hold each control character but NUL (32 distinct, got $ctl)" test "$ctl" = 32
 bad=$(sqlite3 "$T/t.db" "SELECT count(*) FROM token WHERE CAST(piece AS BLOB) <> piece_bytes")
 check "some pieces are invalid UTF-8 (carried in piece_bytes): $bad" test "$bad" -gt 0
 

@@ -30,7 +30,7 @@ int main(void)
     MT_CHECK(r == 7 && !memcmp(s1, "a\nb\tc\\d", 7), "unescape \\n \\t \\\\ (len %d)", r);
     char s2[] = "ok \\q here";
     r = ms_prompt_unescape(s2, strlen(s2), &err);
-    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, "\\q") && strstr(err.msg, "column 4"),
+    MT_CHECK(r == MS_EFORMAT && strstr(err.msg, "\\q") && !strncmp(err.msg, "4: ", 3),
              "unknown escape rejected with column: %s", err.msg);
     char s3[] = "trailing \\";
     r = ms_prompt_unescape(s3, strlen(s3), &err);
