@@ -4,6 +4,8 @@
  * with it would give. */
 #include "hf.h"
 
+#include <ctype.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1145,6 +1147,10 @@ static bool describe_pre(const json_t *p, Buf *b, RxList *rx)
         }
         return true;
     }
+    if (!strcmp(ty, "Metaspace")) {   /* handled by the caller (first only) */
+        buf_add(b, "metaspace");
+        return true;
+    }
     if (!strcmp(ty, "Digits")) {   /* digits isolated, one by one or in runs */
         bool one = json_is_true(json_object_get(p, "individual_digits"));
         buf_add(b, one ? "digits" : "digits+");
@@ -1163,6 +1169,118 @@ static bool describe_pre(const json_t *p, Buf *b, RxList *rx)
         return true;
     }
     return false;
+}
+
+/* Normalizer / decoder steps for tokenizer.hf.{norm,dec}_* */
+typedef struct {
+    const char *op[32], *a[32], *b[32];
+    int32_t n[64];
+    int k;
+    char ch[32][8];   /* characters held as strings (Strip, Metaspace) */
+} Steps;
+
+static bool step_add(Steps *st, const char *op, const char *a, const char *b, int n1, int n2)
+{
+    if (st->k == 32) return false;
+    st->op[st->k] = op;
+    st->a[st->k] = a ? a : "";
+    st->b[st->k] = b ? b : "";
+    st->n[2 * st->k] = n1;
+    st->n[2 * st->k + 1] = n2;
+    st->k++;
+    return true;
+}
+
+/* one character of a JSON string (Strip's content, Metaspace's replacement) */
+static const char *one_char(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    if (!s || !*s) return NULL;
+    size_t l = strlen(s), cl = (unsigned char)s[0] < 0x80 ? 1 : (unsigned char)s[0] < 0xe0 ? 2 : (unsigned char)s[0] < 0xf0 ? 3 : 4;
+    return l == cl ? s : NULL;
+}
+
+/* normalizer: NFC, Prepend, Replace (string pattern), Sequences of them */
+static bool describe_norm(const json_t *n, Steps *st, const char **bad)
+{
+    const char *ty = json_string_value(json_object_get(n, "type"));
+    *bad = ty ? ty : "?";
+    if (!ty) return false;
+    if (!strcmp(ty, "Sequence")) {
+        json_t *seq = json_object_get(n, "normalizers");
+        if (!json_is_array(seq)) return false;
+        for (size_t i = 0; i < json_array_size(seq); i++)
+            if (!describe_norm(json_array_get(seq, i), st, bad)) return false;
+        return true;
+    }
+    if (!strcmp(ty, "NFC")) return step_add(st, "NFC", NULL, NULL, 0, 0);
+    if (!strcmp(ty, "Prepend")) {
+        const char *p = json_string_value(json_object_get(n, "prepend"));
+        return p && step_add(st, "Prepend", p, NULL, 0, 0);
+    }
+    if (!strcmp(ty, "Replace")) {
+        const char *pat = json_string_value(json_object_get(json_object_get(n, "pattern"), "String"));
+        const char *c = json_string_value(json_object_get(n, "content"));
+        if (!pat) *bad = "Replace with a Regex pattern";
+        return pat && *pat && c && step_add(st, "Replace", pat, c, 0, 0);
+    }
+    return false;
+}
+
+/* decoder: ByteLevel, Replace (string), ByteFallback, Fuse, Strip,
+ * Metaspace, Sequences of them */
+static bool describe_dec(const json_t *d, Steps *st, const char **bad)
+{
+    const char *ty = json_string_value(json_object_get(d, "type"));
+    *bad = ty ? ty : "?";
+    if (!ty) return false;
+    if (!strcmp(ty, "Sequence")) {
+        json_t *seq = json_object_get(d, "decoders");
+        if (!json_is_array(seq)) return false;
+        for (size_t i = 0; i < json_array_size(seq); i++)
+            if (!describe_dec(json_array_get(seq, i), st, bad)) return false;
+        return true;
+    }
+    if (!strcmp(ty, "ByteLevel") || !strcmp(ty, "ByteFallback") || !strcmp(ty, "Fuse"))
+        return step_add(st, ty, NULL, NULL, 0, 0);
+    if (!strcmp(ty, "Replace")) {
+        const char *pat = json_string_value(json_object_get(json_object_get(d, "pattern"), "String"));
+        const char *c = json_string_value(json_object_get(d, "content"));
+        return pat && *pat && c && step_add(st, "Replace", pat, c, 0, 0);
+    }
+    if (!strcmp(ty, "Strip")) {
+        const char *c = one_char(json_object_get(d, "content"));
+        json_t *a = json_object_get(d, "start"), *b = json_object_get(d, "stop");
+        if (!c || !json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0 || json_integer_value(b) < 0 ||
+            json_integer_value(a) > 1 << 20 || json_integer_value(b) > 1 << 20)
+            return false;
+        return step_add(st, "Strip", c, NULL, (int)json_integer_value(a), (int)json_integer_value(b));
+    }
+    if (!strcmp(ty, "Metaspace")) {
+        const char *c = one_char(json_object_get(d, "replacement"));
+        const char *sc = json_string_value(json_object_get(d, "prepend_scheme"));
+        int scheme = !sc || !strcmp(sc, "always") ? 0 : !strcmp(sc, "first") ? 1 : !strcmp(sc, "never") ? 2 : -1;
+        if (json_is_false(json_object_get(d, "add_prefix_space"))) scheme = 2;
+        return c && scheme >= 0 && step_add(st, "Metaspace", c, NULL, scheme, 0);
+    }
+    return false;
+}
+
+static int set_steps(MsGguf *g, const char *key, const Steps *st)
+{
+    char k[64];
+    uint64_t la[32], lb[32], lo[32];
+    for (int i = 0; i < st->k; i++) la[i] = strlen(st->a[i]), lb[i] = strlen(st->b[i]), lo[i] = strlen(st->op[i]);
+    int rc = 0;
+    snprintf(k, sizeof k, "%s_op", key);
+    rc = rc || ms_gguf_mem_set_arr_str(g, k, st->op, lo, (uint64_t)st->k);
+    snprintf(k, sizeof k, "%s_a", key);
+    rc = rc || ms_gguf_mem_set_arr_str(g, k, st->a, la, (uint64_t)st->k);
+    snprintf(k, sizeof k, "%s_b", key);
+    rc = rc || ms_gguf_mem_set_arr_str(g, k, st->b, lb, (uint64_t)st->k);
+    snprintf(k, sizeof k, "%s_n", key);
+    rc = rc || ms_gguf_mem_set_arr(g, k, MS_GGUF_INT32, st->n, 2 * (uint64_t)st->k);
+    return rc;
 }
 
 static int tok_err(MsError *err, const char *path, int code, const char *what)
@@ -1197,50 +1315,72 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         return ms_error_set(err, MS_EUNSUPPORTED, "%s: tokenizer model type '%.32s' is not supported (only BPE)", path,
                             mt ? mt : "(none)");
     }
-    if (json_is_true(json_object_get(model, "byte_fallback")))
-        return tok_err(err, path, MS_EUNSUPPORTED, "BPE with byte_fallback is not supported yet");
+    bool byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
+    bool fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
+    if ((json_is_string(json_object_get(model, "continuing_subword_prefix")) &&
+         *json_string_value(json_object_get(model, "continuing_subword_prefix"))) ||
+        (json_is_string(json_object_get(model, "end_of_word_suffix")) &&
+         *json_string_value(json_object_get(model, "end_of_word_suffix"))))
+        return tok_err(err, path, MS_EUNSUPPORTED, "BPE with continuing_subword_prefix or end_of_word_suffix is not supported");
+    json_t *dropout = json_object_get(model, "dropout");
+    if (json_is_number(dropout) && json_number_value(dropout) != 0)
+        return tok_err(err, path, MS_EUNSUPPORTED, "BPE with dropout is not supported (tokenization would be random)");
     json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
     json_t *added = json_object_get(tj, "added_tokens");
     if (!json_is_object(vocab) || !json_is_array(merges))
         return tok_err(err, path, MS_EFORMAT, "model.vocab must be an object and model.merges an array");
     if (added && !json_is_array(added)) return tok_err(err, path, MS_EFORMAT, "added_tokens must be an array");
 
-    /* normalizer: none, NFC, or a sequence of NFCs (maybe empty) */
-    bool nz_nfc = false;
+    /* normalizer: NFC, Prepend, Replace and Sequences of them */
+    Steps norm = { .k = 0 }, decs = { .k = 0 };
+    const char *bad = NULL;
     json_t *nz = json_object_get(tj, "normalizer");
-    if (nz && !json_is_null(nz)) {
-        const char *nt = json_string_value(json_object_get(nz, "type"));
-        /* a Sequence of NFCs is NFC (NFC is idempotent) */
-        json_t *seq = json_object_get(nz, "normalizers");
-        bool ok = nt && (!strcmp(nt, "NFC") || !strcmp(nt, "Sequence"));
-        bool nfc = nt && !strcmp(nt, "NFC");
-        for (size_t i = 0; ok && nt && !strcmp(nt, "Sequence") && i < json_array_size(seq); i++) {
-            const char *st = json_string_value(json_object_get(json_array_get(seq, i), "type"));
-            ok = st && !strcmp(st, "NFC");
-            nfc = true;
-            if (!ok) nt = st ? st : "?";
-        }
-        if (ok) nz_nfc = nfc;
-        if (!ok) return ms_error_set(err, MS_EUNSUPPORTED, "%s: normalizer '%.32s' is not supported", path, nt ? nt : "?");
-    }
-    /* pre-tokenizer */
+    if (nz && !json_is_null(nz) && !describe_norm(nz, &norm, &bad))
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: normalizer '%.40s' is not supported (NFC, Prepend, Replace with "
+                            "a string, Sequence)", path, bad);
+    bool nz_nfc = norm.k > 0;
+    for (int i = 0; i < norm.k; i++) nz_nfc = nz_nfc && !strcmp(norm.op[i], "NFC");
+    /* pre-tokenizer: none, or ByteLevel last, after Split (Isolated regex)
+     * and Digits, with Metaspace only first, in a Sequence */
     json_t *pt = json_object_get(tj, "pre_tokenizer");
     Buf d = { 0 };
     RxList rx = { .n = 0 };
-    bool ok = json_is_object(pt);
-    if (ok && !strcmp(json_string_value(json_object_get(pt, "type")) ? json_string_value(json_object_get(pt, "type")) : "", "Sequence")) {
-        size_t i;
-        json_t *p;
+    bool ok = json_is_object(pt) || !pt || json_is_null(pt);
+    json_t *meta = NULL;
+    char meta_rx[64];
+    if (json_is_object(pt)) {
         json_t *seq = json_object_get(pt, "pretokenizers");
-        json_array_foreach(seq, i, p) {
-            if (i) buf_add(&d, ";");
-            ok = ok && describe_pre(p, &d, &rx);
-            /* byte-level mapping must come last: the regexes see the text */
-            const char *ty = json_string_value(json_object_get(p, "type"));
-            if (ty && !strcmp(ty, "ByteLevel") && i + 1 != json_array_size(seq)) ok = false;
+        const char *ty0 = json_string_value(json_object_get(pt, "type"));
+        bool is_seq = ty0 && !strcmp(ty0, "Sequence");
+        json_t *first = is_seq ? json_array_get(seq, 0) : pt;
+        const char *tyf = json_string_value(json_object_get(first, "type"));
+        if (tyf && !strcmp(tyf, "Metaspace")) {
+            meta = first;
+            const char *c = one_char(json_object_get(meta, "replacement"));
+            const char *sc = json_string_value(json_object_get(meta, "prepend_scheme"));
+            json_t *sp = json_object_get(meta, "split");
+            if (!c || (sc && strcmp(sc, "always") && strcmp(sc, "first") && strcmp(sc, "never")) ||
+                (sp && !json_is_boolean(sp)))
+                ok = false;
+            else if (!sp || json_is_true(sp)) {   /* split before each replacement (MergedWithNext) */
+                snprintf(meta_rx, sizeof meta_rx, "\\Q%s\\E(?:(?!\\Q%s\\E).)*", c, c);
+                rx.v[rx.n++] = meta_rx;
+            }
         }
-    } else if (ok) {
-        ok = describe_pre(pt, &d, &rx);
+        if (is_seq) {
+            size_t i;
+            json_t *p;
+            if (!json_is_array(seq)) ok = false;
+            json_array_foreach(seq, i, p) {
+                if (i) buf_add(&d, ";");
+                const char *ty = json_string_value(json_object_get(p, "type"));
+                ok = ok && describe_pre(p, &d, &rx) && !(ty && !strcmp(ty, "Metaspace") && i != 0);
+                /* byte-level mapping must come last: the regexes see the text */
+                if (ty && !strcmp(ty, "ByteLevel") && i + 1 != json_array_size(seq)) ok = false;
+            }
+        } else {
+            ok = ok && describe_pre(pt, &d, &rx);
+        }
     }
     if (d.oom) { free(d.s); return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); }
     /* the llama.cpp name of a setup it knows (for a GGUF written by
@@ -1248,22 +1388,24 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
      * the file's regexes, but has no llama.cpp equivalent */
     const char *pre = NULL;
     bool pre_exact = true;
-    bool ends_bytelevel = ok && d.s && (strstr(d.s, "bytelevel") != NULL);
+    bool byte_level = ok && d.s && (strstr(d.s, "bytelevel") != NULL);
     for (size_t i = 0; ok && d.s && i < sizeof k_pre / sizeof k_pre[0]; i++)
         if (!strcmp(d.s, k_pre[i].desc)) pre = k_pre[i].pre;
     free(d.s);
-    if (!pre && ok && ends_bytelevel && rx.n > 0) {
-        pre = "gpt-2";   /* flags only: the regexes are the file's */
+    if (!pre && ok) {
+        pre = "gpt-2";   /* flags only: the steps are the file's */
         pre_exact = false;
     }
     if (!pre)
         return tok_err(err, path, MS_EUNSUPPORTED, "pre_tokenizer is not supported (ByteLevel last, after Split with "
-                       "a regex in Isolated mode or Digits, in a Sequence)");
+                       "a regex in Isolated mode or Digits, Metaspace first, in a Sequence)");
+    if (byte_level && (byte_fallback || meta))
+        return tok_err(err, path, MS_EUNSUPPORTED, "ByteLevel with byte_fallback or Metaspace is not supported");
     json_t *dec = json_object_get(tj, "decoder");
-    const char *dt = json_string_value(json_object_get(dec, "type"));
-    if (dec && !json_is_null(dec) && (!dt || strcmp(dt, "ByteLevel")))
-        return ms_error_set(err, MS_EUNSUPPORTED, "%s: decoder '%.32s' is not supported (only ByteLevel)", path,
-                            dt ? dt : "?");
+    if (dec && !json_is_null(dec) && !describe_dec(dec, &decs, &bad))
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: decoder '%.40s' is not supported (ByteLevel, Replace, "
+                            "ByteFallback, Fuse, Strip, Metaspace, Sequence)", path, bad);
+    if (norm.k && !nz_nfc) pre_exact = false;   /* llama.cpp's BPE has no such normalizer */
 
     /* vocabulary: ids 0..n-1; holes become unused [PADi] tokens */
     int64_t n = min_vocab > 0 ? min_vocab : 0;
@@ -1289,6 +1431,7 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
     uint64_t *len = calloc((size_t)n, sizeof *len);
     int32_t *type = calloc((size_t)n, sizeof *type);
     char *pads = NULL;
+    int32_t *added_id = NULL, *added_fl = NULL;
     const char **mg = NULL;
     uint64_t *mlen = NULL;
     char *mbuf = NULL;
@@ -1301,11 +1444,27 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         len[id] = strlen(k);
         type[id] = 1;   /* normal */
     }
+    if (byte_fallback)   /* <0xXX> tokens are bytes */
+        for (int64_t i = 0; i < n; i++)
+            if (tok[i] && len[i] == 6 && !strncmp(tok[i], "<0x", 3) && tok[i][5] == '>' && isxdigit((unsigned char)tok[i][3])
+                && isxdigit((unsigned char)tok[i][4]))
+                type[i] = 6;
+    size_t n_added = json_array_size(added);
+    added_id = calloc(n_added ? n_added : 1, sizeof *added_id);
+    added_fl = calloc(n_added ? n_added : 1, sizeof *added_fl);
+    if (!added_id || !added_fl) { rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); goto out; }
     json_array_foreach(added, ai, a) {
         int64_t id = json_integer_value(json_object_get(a, "id"));
         tok[id] = json_string_value(json_object_get(a, "content"));
         len[id] = strlen(tok[id]);
-        type[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;   /* control : user-defined */
+        bool special = json_is_true(json_object_get(a, "special"));
+        type[id] = special ? 3 : 4;   /* control : user-defined */
+        /* HF's AddedToken flags; normalized defaults to !special */
+        json_t *nm = json_object_get(a, "normalized");
+        bool normalized = json_is_boolean(nm) ? json_is_true(nm) : !special;
+        added_id[ai] = (int32_t)id;
+        added_fl[ai] = (json_is_true(json_object_get(a, "lstrip")) ? 1 : 0) | (json_is_true(json_object_get(a, "rstrip")) ? 2 : 0)
+                     | (json_is_true(json_object_get(a, "single_word")) ? 4 : 0) | (normalized ? 8 : 0) | (special ? 16 : 0);
     }
     int64_t n_pad = 0;
     for (int64_t i = 0; i < n; i++) n_pad += !tok[i];
@@ -1387,18 +1546,41 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
     /* Hugging Face's semantics on top (tokenizer.hf.*; convert leaves them
      * out, so a GGUF follows llama.cpp): the file's own regexes, its
      * normaliser, ignore_merges, and every added token matched in text */
-    if (!rc && rx.n > 0) {
+    if (!rc) {
         uint64_t rl[16];
         for (int i = 0; i < rx.n; i++) rl[i] = strlen(rx.v[i]);
-        bool im = json_is_true(json_object_get(model, "ignore_merges"));
-        if (ms_gguf_mem_set_arr_str(g, "tokenizer.hf.pre_regex", rx.v, rl, (uint64_t)rx.n)
+        bool im = json_is_true(json_object_get(model, "ignore_merges")), yes = true;
+        /* transformers' clean_up_tokenization_spaces (off when absent) */
+        bool clean = tc && json_is_true(json_object_get(tc, "clean_up_tokenization_spaces"));
+        const char *unk = json_string_value(json_object_get(model, "unk_token"));
+        json_t *uid = unk ? json_object_get(vocab, unk) : NULL;
+        uint32_t unk_id = json_is_integer(uid) ? (uint32_t)json_integer_value(uid) : 0;
+        if (!decs.k && byte_level) step_add(&decs, "ByteLevel", NULL, NULL, 0, 0);
+        if (ms_gguf_mem_set(g, "tokenizer.hf.mode", MS_GGUF_BOOL, &yes)
+            || (rx.n && ms_gguf_mem_set_arr_str(g, "tokenizer.hf.pre_regex", rx.v, rl, (uint64_t)rx.n))
             || ms_gguf_mem_set(g, "tokenizer.hf.ignore_merges", MS_GGUF_BOOL, &im)
             || ms_gguf_mem_set(g, "tokenizer.hf.pre_exact", MS_GGUF_BOOL, &pre_exact)
-            || ms_gguf_mem_set(g, "tokenizer.hf.normalizer", MS_GGUF_STRING, nz_nfc ? "NFC" : "none"))
+            || ms_gguf_mem_set(g, "tokenizer.hf.byte_level", MS_GGUF_BOOL, &byte_level)
+            || ms_gguf_mem_set(g, "tokenizer.hf.byte_fallback", MS_GGUF_BOOL, &byte_fallback)
+            || ms_gguf_mem_set(g, "tokenizer.hf.fuse_unk", MS_GGUF_BOOL, &fuse_unk)
+            || ms_gguf_mem_set(g, "tokenizer.hf.clean_spaces", MS_GGUF_BOOL, &clean)
+            || (uid && ms_gguf_mem_set(g, "tokenizer.hf.unk_id", MS_GGUF_UINT32, &unk_id))
+            || (uid && ms_gguf_mem_set(g, "tokenizer.ggml.unknown_token_id", MS_GGUF_UINT32, &unk_id))
+            || set_steps(g, "tokenizer.hf.norm", &norm) || set_steps(g, "tokenizer.hf.dec", &decs)
+            || ms_gguf_mem_set_arr(g, "tokenizer.hf.added_id", MS_GGUF_INT32, added_id, n_added)
+            || ms_gguf_mem_set_arr(g, "tokenizer.hf.added_flags", MS_GGUF_INT32, added_fl, n_added))
             rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        if (!rc && meta) {
+            const char *sc = json_string_value(json_object_get(meta, "prepend_scheme"));
+            uint32_t scheme = !sc || !strcmp(sc, "always") ? 0 : !strcmp(sc, "first") ? 1 : 2;
+            if (json_is_false(json_object_get(meta, "add_prefix_space"))) scheme = 2;
+            if (ms_gguf_mem_set(g, "tokenizer.hf.metaspace", MS_GGUF_STRING, one_char(json_object_get(meta, "replacement")))
+                || ms_gguf_mem_set(g, "tokenizer.hf.metaspace_scheme", MS_GGUF_UINT32, &scheme))
+                rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        }
     }
 out:
-    free(tok); free(len); free(type); free(pads); free(mg); free(mlen); free(mbuf);
+    free(tok); free(len); free(type); free(pads); free(mg); free(mlen); free(mbuf); free(added_id); free(added_fl);
     return rc;
 }
 
