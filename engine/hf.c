@@ -1530,6 +1530,22 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         tmpl = true;
         add_bos = ns > 0 && json_object_get(json_array_get(single, 0), "SpecialToken");
         add_eos = ns > 1 && json_object_get(json_array_get(single, ns - 1), "SpecialToken");
+        /* the ids the template adds are its special_tokens' own */
+        for (int e = 0; e < 2; e++) {
+            if (!(e ? add_eos : add_bos)) continue;
+            json_t *st = json_object_get(json_array_get(single, e ? ns - 1 : 0), "SpecialToken");
+            const char *nm = json_string_value(json_object_get(st, "id"));
+            json_t *ids = json_object_get(json_object_get(json_object_get(p, "special_tokens"), nm ? nm : ""), "ids");
+            json_t *id0 = json_array_get(ids, 0);
+            if (json_array_size(ids) != 1 || !json_is_integer(id0) || json_integer_value(id0) < 0 ||
+                json_integer_value(id0) >= n)
+                continue;   /* several ids or none: the names of tokenizer_config.json decide */
+            uint32_t u = (uint32_t)json_integer_value(id0);
+            if (ms_gguf_mem_set(g, e ? keys[1] : keys[0], MS_GGUF_UINT32, &u)) {
+                rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+                goto out;
+            }
+        }
     }
     if (!tmpl && tc) {
         add_bos = json_is_true(json_object_get(tc, "add_bos_token"));

@@ -168,6 +168,8 @@ struct MsTokenizer {
     int hf_meta_scheme;       /* 0 always, 1 first, 2 never */
     struct TokHfAdded *hf_added;  /* added tokens, as tokenizer.json lists them */
     size_t n_hf_added;
+    int32_t *hf_added_ix;     /* n_vocab: 1 + index into hf_added of a token
+                               * decoded in its normalized form, else 0 (NULL if none) */
 
     struct TokRegex *regex;   /* BPE pre-tokenizer, applied in order */
     size_t n_regex;

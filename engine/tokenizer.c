@@ -63,6 +63,7 @@ void ms_tokenizer_free(MsTokenizer *t)
     free(t->hf_dec);
     for (size_t i = 0; i < t->n_hf_added; i++) free(t->hf_added[i].match);
     free(t->hf_added);
+    free(t->hf_added_ix);
     free(t->hf_meta);
     free(t->model);
     free(t->pre);
@@ -422,7 +423,15 @@ static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *e
         }
         ad->len = nb.n;
         t->n_hf_added++;
-        if (!ad->len) { free(ad->match); t->n_hf_added--; }
+        if (!ad->len) { free(ad->match); t->n_hf_added--; continue; }
+        /* HF decodes such a token as its normalized form too */
+        if (ad->len != t->tok_len[ad->id] || memcmp(ad->match, tok_text(t, ad->id), ad->len)) {
+            if (!t->hf_added_ix && !(t->hf_added_ix = calloc((size_t)t->n_vocab, sizeof *t->hf_added_ix))) {
+                free(nb.s);
+                return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+            }
+            t->hf_added_ix[ad->id] = (int32_t)t->n_hf_added;
+        }
     }
     free(nb.s);
     return 0;
@@ -1057,7 +1066,9 @@ static int hf_decode(const MsTokenizer *t, const int32_t *ids, size_t n, bool pi
         if (ids[i] < 0 || ids[i] >= t->n_vocab || (t->attr[ids[i]] & TOK_ATTR_CONTROL)) continue;
         TokStr *x = &l.v[l.n++];
         *x = (TokStr){ 0 };
-        rc = tokstr_append(x, tok_text(t, ids[i]), t->tok_len[ids[i]]);
+        int32_t ix = t->hf_added_ix ? t->hf_added_ix[ids[i]] : 0;
+        if (ix) rc = tokstr_append(x, t->hf_added[ix - 1].match, t->hf_added[ix - 1].len);
+        else rc = tokstr_append(x, tok_text(t, ids[i]), t->tok_len[ids[i]]);
         if (!rc) rc = tokstr_reserve(x, 0);
     }
     if (!t->n_hf_dec && !rc) rc = hftoks_fuse(&l, " ");
@@ -1119,7 +1130,9 @@ static int hf_decode(const MsTokenizer *t, const int32_t *ids, size_t n, bool pi
                 if (bytes.n) {   /* valid UTF-8 as it is, else U+FFFD a byte */
                     TokStr *x = &o.v[o.n++];
                     *x = (TokStr){ 0 };
-                    if (!u8_check((const uint8_t *)bytes.s, bytes.n)) rc = tokstr_append(x, bytes.s, bytes.n);
+                    /* (a piece shown alone keeps its byte, so pieces
+                     * streamed one by one still add up to the text) */
+                    if (piece || !u8_check((const uint8_t *)bytes.s, bytes.n)) rc = tokstr_append(x, bytes.s, bytes.n);
                     else
                         for (size_t j = 0; j < bytes.n && !rc; j++) rc = tokstr_append(x, "\xef\xbf\xbd", 3);
                     bytes.n = 0;
