@@ -21,14 +21,15 @@
 
 #include "quant.h"
 
-#define ST_MAX_HEADER ((uint64_t)100 << 20)   /* the safetensors format's own limit */
+#define ST_MAX_HEADER ((uint64_t)100 << 20)
+#define ST_U8 (-2)   /* StTensor.type of a U8 tensor (not an engine type) */   /* the safetensors format's own limit */
 #define HF_MAX_JSON ((off_t)1 << 30)
 
 /* ------------------------------------------------------------------ files */
 
 typedef struct {
     char *name;            /* HF tensor name */
-    int type;              /* MS_TYPE_F32 / F16 / BF16 */
+    int type;              /* MS_TYPE_F32 / F16 / BF16, or ST_U8 */
     int nd;
     int64_t shape[4];      /* PyTorch order: slowest first */
     const uint8_t *data;
@@ -122,7 +123,8 @@ static int st_dtype(const char *s, int *type, int *esize)
     if (!strcmp(s, "F32")) { *type = MS_TYPE_F32; *esize = 4; return 1; }
     if (!strcmp(s, "F16")) { *type = MS_TYPE_F16; *esize = 2; return 1; }
     if (!strcmp(s, "BF16")) { *type = MS_TYPE_BF16; *esize = 2; return 1; }
-    static const char *const known[] = { "F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL",
+    if (!strcmp(s, "U8")) { *type = ST_U8; *esize = 1; return 1; }   /* gpt-oss MXFP4 blocks/scales only */
+    static const char *const known[] = { "F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "BOOL",
                                          "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64", NULL };
     for (int i = 0; known[i]; i++)
         if (!strcmp(s, known[i])) return 0;
@@ -193,7 +195,7 @@ static int st_parse(Hf *H, const char *name, const uint8_t *map, uint64_t size, 
         int k = st_dtype(json_string_value(jd), &type, &esize);
         if (k <= 0) {
             rc = ms_error_set(err, k < 0 ? MS_EFORMAT : MS_EUNSUPPORTED, "%s: tensor %s: %s dtype '%.16s' "
-                              "(supported: F32, F16, BF16)", name, key, k < 0 ? "unknown" : "unsupported",
+                              "(supported: F32, F16, BF16; U8 for MXFP4 blocks)", name, key, k < 0 ? "unknown" : "unsupported",
                               json_string_value(jd));
             break;
         }
@@ -489,7 +491,14 @@ static void fmt_shape(char *buf, size_t cap, int nd, const int64_t *s)
 
 /* The HF tensor `name` with shape s[0..nd) (PyTorch order), marked used.
  * NULL with *rc = 0 when absent and optional. */
+static StTensor *need_t(Hf *H, const char *name, int nd, const int64_t *s, bool required, bool u8, int *rc);
 static StTensor *need(Hf *H, const char *name, int nd, const int64_t *s, bool required, int *rc)
+{
+    return need_t(H, name, nd, s, required, false, rc);
+}
+
+/* u8: the tensor must be U8 (MXFP4 blocks and scales); otherwise a float */
+static StTensor *need_t(Hf *H, const char *name, int nd, const int64_t *s, bool required, bool u8, int *rc)
 {
     *rc = 0;
     StTensor *t = st_find(H, name);
@@ -507,6 +516,11 @@ static StTensor *need(Hf *H, const char *name, int nd, const int64_t *s, bool re
         fmt_shape(want, sizeof want, nd, s);
         *rc = ms_error_set(H->err, MS_EFORMAT, "%s: tensor %s has shape %s but config.json implies %s",
                            H->files[t->file], name, got, want);
+        return NULL;
+    }
+    if ((t->type == ST_U8) != u8) {
+        *rc = ms_error_set(H->err, MS_EUNSUPPORTED, "%s: tensor %s has dtype %s, expected %s", H->files[t->file], name,
+                           t->type == ST_U8 ? "U8" : ms_type_name(t->type), u8 ? "U8" : "F32, F16 or BF16");
         return NULL;
     }
     t->used = true;
@@ -640,10 +654,73 @@ static int put_split_halves(Hf *H, int nd, int64_t n_exp, int64_t F, int64_t col
 /* gpt-oss experts: gate_up_proj [E, in, 2F] with gate/up interleaved on the
  * last axis, and down_proj [E, F, out]: transposed into GGUF {in, F, E}
  * (gate, up) and {F, out, E}; the biases [E, 2F] de-interleaved. */
+/* gpt-oss's original checkpoint: experts as MXFP4 (U8 blocks [.., rows,
+ * cols/32, 16] and E8M0 scales [.., rows, cols/32]), gate and up
+ * interleaved by row.  Repacked once into ggml's MXFP4 blocks (scale byte,
+ * then element j in the low and j+16 in the high nibble of byte j; HF has
+ * elements 2k and 2k+1 in byte k), nothing dequantised.  rows_of_out:
+ * output rows per expert in the result; step/first pick HF rows first,
+ * first + step, ... (gate: 0, 2, ...; up: 1, 3, ...; down: 0, 1, ...). */
+static int put_mxfp4(Hf *H, const StTensor *bl, const StTensor *sc, int64_t NE, int64_t rows_in, int64_t rows_out,
+                     int64_t cols, int step, int first, const char *gg)
+{
+    const int64_t nb = cols / 32;
+    uint8_t *o = own_alloc(H, (size_t)(NE * rows_out * nb) * 17);
+    if (!o) return nomem(H);
+    for (int64_t e = 0; e < NE; e++)
+        for (int64_t r = 0; r < rows_out; r++) {
+            int64_t rin = first + step * r;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *q = bl->data + (size_t)(((e * rows_in + rin) * nb + b) * 16);
+                uint8_t *d = o + (size_t)(((e * rows_out + r) * nb + b) * 17);
+                d[0] = sc->data[(size_t)((e * rows_in + rin) * nb + b)];
+                for (int j = 0; j < 16; j++) {
+                    int lo = (q[j / 2] >> (4 * (j & 1))) & 15, hi = (q[(j + 16) / 2] >> (4 * (j & 1))) & 15;
+                    d[1 + j] = (uint8_t)(lo | hi << 4);
+                }
+            }
+        }
+    int64_t ne[3] = { cols, rows_out, NE };
+    return ms_gguf_mem_add_tensor(H->g, gg, MS_TYPE_MXFP4, 3, ne, o, H->err);
+}
+
 static int put_oss_experts(Hf *H, int il, int64_t NE, int64_t E, int64_t F)
 {
     char nm[256], gg[96];
     int rc;
+    if (st_find(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj_blocks", il))) {
+        if (E % 32 || F % 32)
+            return ms_error_set(H->err, MS_EFORMAT, "%s: MXFP4 experts need hidden_size and intermediate_size "
+                                "divisible by 32", H->cfg_path);
+        int64_t s_gb[4] = { NE, 2 * F, E / 32, 16 }, s_gs[3] = { NE, 2 * F, E / 32 };
+        int64_t s_db[4] = { NE, E, F / 32, 16 }, s_ds[3] = { NE, E, F / 32 };
+        StTensor *gb = need_t(H, nm, 4, s_gb, true, true, &rc);
+        if (!gb) return rc;
+        StTensor *gs = need_t(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj_scales", il), 3, s_gs, true, true, &rc);
+        if (!gs) return rc;
+        StTensor *db = need_t(H, NM(nm, "model.layers.%d.mlp.experts.down_proj_blocks", il), 4, s_db, true, true, &rc);
+        if (!db) return rc;
+        StTensor *ds = need_t(H, NM(nm, "model.layers.%d.mlp.experts.down_proj_scales", il), 3, s_ds, true, true, &rc);
+        if (!ds) return rc;
+        TRY(put_mxfp4(H, gb, gs, NE, 2 * F, F, E, 2, 0, NM(gg, "blk.%d.ffn_gate_exps.weight", il)));
+        TRY(put_mxfp4(H, gb, gs, NE, 2 * F, F, E, 2, 1, NM(gg, "blk.%d.ffn_up_exps.weight", il)));
+        TRY(put_mxfp4(H, db, ds, NE, E, E, F, 1, 0, NM(gg, "blk.%d.ffn_down_exps.weight", il)));
+        int64_t s_gub[2] = { NE, 2 * F }, s_dbias[2] = { NE, E }, ne_b[2] = { F, NE };
+        StTensor *gub = need(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj_bias", il), 2, s_gub, true, &rc);
+        if (!gub) return rc;
+        const size_t esb = esize_of(gub->type);
+        uint8_t *gbias = own_alloc(H, (size_t)(NE * F) * esb), *ubias = own_alloc(H, (size_t)(NE * F) * esb);
+        if (!gbias || !ubias) return nomem(H);
+        for (int64_t e = 0; e < NE; e++)
+            for (int64_t f = 0; f < F; f++) {
+                memcpy(gbias + (size_t)(e * F + f) * esb, gub->data + (size_t)(e * 2 * F + 2 * f) * esb, esb);
+                memcpy(ubias + (size_t)(e * F + f) * esb, gub->data + (size_t)(e * 2 * F + 2 * f + 1) * esb, esb);
+            }
+        TRY(ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.ffn_gate_exps.bias", il), gub->type, 2, ne_b, gbias, H->err));
+        TRY(ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.ffn_up_exps.bias", il), gub->type, 2, ne_b, ubias, H->err));
+        return put(H, true, 2, s_dbias, NM(gg, "blk.%d.ffn_down_exps.bias", il),
+                   NM(nm, "model.layers.%d.mlp.experts.down_proj_bias", il));
+    }
     int64_t s_gu[3] = { NE, E, 2 * F }, s_d[3] = { NE, F, E }, s_gub[2] = { NE, 2 * F }, s_db[2] = { NE, E };
     StTensor *gu = need(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj", il), 3, s_gu, true, &rc);
     if (!gu) return rc;
