@@ -654,6 +654,32 @@ static int put_split_halves(Hf *H, int nd, int64_t n_exp, int64_t F, int64_t col
 /* gpt-oss experts: gate_up_proj [E, in, 2F] with gate/up interleaved on the
  * last axis, and down_proj [E, F, out]: transposed into GGUF {in, F, E}
  * (gate, up) and {F, out, E}; the biases [E, 2F] de-interleaved. */
+/* DeepSeek-V3's kv_b_proj [n_head * (nope + v), kv_lora] (per head: nope
+ * key rows, then v value rows) split as llama.cpp's converter does for
+ * absorbed MLA: attn_k_b {nope, kv_lora, n_head} (each head's key rows
+ * transposed) and attn_v_b {kv_lora, v, n_head} (the value rows as they are). */
+static int put_kv_b_split(Hf *H, int il, int64_t nH, int64_t nope, int64_t vd, int64_t kvr, const char *name)
+{
+    int64_t s[2] = { nH * (nope + vd), kvr };
+    int rc;
+    StTensor *t = need(H, name, 2, s, true, &rc);
+    if (!t) return rc;
+    const size_t es = esize_of(t->type);
+    uint8_t *k = own_alloc(H, (size_t)(nH * nope * kvr) * es), *v = own_alloc(H, (size_t)(nH * vd * kvr) * es);
+    if (!k || !v) return nomem(H);
+    for (int64_t h = 0; h < nH; h++) {
+        const uint8_t *rows = t->data + (size_t)(h * (nope + vd) * kvr) * es;
+        for (int64_t r = 0; r < kvr; r++)
+            for (int64_t n = 0; n < nope; n++)
+                memcpy(k + (size_t)((h * kvr + r) * nope + n) * es, rows + (size_t)(n * kvr + r) * es, es);
+        memcpy(v + (size_t)(h * vd * kvr) * es, rows + (size_t)(nope * kvr) * es, (size_t)(vd * kvr) * es);
+    }
+    char gg[96];
+    int64_t ne_k[3] = { nope, kvr, nH }, ne_v[3] = { kvr, vd, nH };
+    TRY(ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.attn_k_b.weight", il), t->type, 3, ne_k, k, H->err));
+    return ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.attn_v_b.weight", il), t->type, 3, ne_v, v, H->err);
+}
+
 /* gpt-oss's original checkpoint: experts as MXFP4 (U8 blocks [.., rows,
  * cols/32, 16] and E8M0 scales [.., rows, cols/32]), gate and up
  * interleaved by row.  Repacked once into ggml's MXFP4 blocks (scale byte,
@@ -769,6 +795,7 @@ static const struct { const char *model_type, *arch; Family f; } k_families[] = 
     { "granitemoe", "granitemoe", F_GRANITE },
     { "granitemoeshared", "granitemoe", F_GRANITE },
     { "deepseek_v2", "deepseek2", F_DEEPSEEK2 },
+    { "deepseek_v3", "deepseek2", F_DEEPSEEK2 },   /* absorbed MLA, sigmoid router (below) */
     { "qwen3_moe", "qwen3moe", F_QWEN3MOE },
     { "gpt_oss", "gpt-oss", F_GPTOSS },
     { "phimoe", "phimoe", F_PHIMOE },
@@ -817,6 +844,7 @@ static int build(Hf *H, Family fam)
     }
 
     int64_t Fe = ff, S = 0, dense_lead = 0, qr = 0, kvr = 0, nope = 0, rope = 0, vd = 0;
+    bool v3 = false, need_bias = false;
     const json_t *rs = cfg_get(H->cfg, "rope_scaling");
     if (rs && !json_is_object(rs))
         return ms_error_set(H->err, MS_EFORMAT, "%s: field rope_scaling must be an object or null", H->cfg_path);
@@ -933,6 +961,7 @@ static int build(Hf *H, Family fam)
     }
     case F_DEEPSEEK2: {
         int64_t q_lora;
+        v3 = !strcmp(H->model_type, "deepseek_v3");
         TRY(cfg_int(H, "first_k_dense_replace", false, 0, 0, L, &dense_lead));
         TRY(cfg_int(H, "q_lora_rank", false, 0, 0, 1 << 20, &q_lora));
         qr = q_lora;
@@ -949,26 +978,39 @@ static int build(Hf *H, Family fam)
         double rsf;
         TRY(cfg_num(H, "routed_scaling_factor", false, 1.0, &rsf));
         TRY(cfg_bool(H, "norm_topk_prob", false, &b));
+        /* V3: sigmoid scores, noaux_tc (group-limited selection on the
+         * scores plus e_score_correction_bias); the transformers defaults */
         const char *sf = cfg_str(H, H->cfg, "scoring_func");
-        if (sf && strcmp(sf, "softmax"))
-            return ms_error_set(H->err, MS_EUNSUPPORTED, "%s: scoring_func '%.32s' is not supported for deepseek_v2",
-                                H->cfg_path, sf);
+        if (!sf) sf = v3 ? "sigmoid" : "softmax";
+        if (strcmp(sf, "softmax") && strcmp(sf, "sigmoid"))
+            return ms_error_set(H->err, MS_EUNSUPPORTED, "%s: scoring_func '%.32s' is not supported for %s",
+                                H->cfg_path, sf, H->model_type);
         const char *tm = cfg_str(H, H->cfg, "topk_method");
-        bool grouped = tm && !strcmp(tm, "group_limited_greedy");
+        if (!tm && v3) tm = "noaux_tc";
+        bool grouped = tm && (!strcmp(tm, "group_limited_greedy") || !strcmp(tm, "noaux_tc"));
         if (tm && !grouped && strcmp(tm, "greedy"))
             return ms_error_set(H->err, MS_EUNSUPPORTED, "%s: topk_method '%.32s' is not supported", H->cfg_path, tm);
+        need_bias = tm && !strcmp(tm, "noaux_tc");
         S = Fe * ns;
         TRY(set_u32(H, "leading_dense_block_count", dense_lead));
         if (qr) TRY(set_u32(H, "attention.q_lora_rank", qr));
         TRY(set_u32(H, "attention.kv_lora_rank", kvr));
-        TRY(set_u32(H, "attention.key_length", nope + rope));
-        TRY(set_u32(H, "attention.value_length", vd));
+        if (v3) {   /* absorbed MLA as llama.cpp's 2026 converter writes it: one latent KV head */
+            TRY(set_u32(H, "attention.head_count_kv", 1));
+            TRY(set_u32(H, "attention.key_length", kvr + rope));
+            TRY(set_u32(H, "attention.value_length", kvr));
+            TRY(set_u32(H, "attention.key_length_mla", nope + rope));
+            TRY(set_u32(H, "attention.value_length_mla", vd));
+        } else {
+            TRY(set_u32(H, "attention.key_length", nope + rope));
+            TRY(set_u32(H, "attention.value_length", vd));
+        }
         TRY(set_u32(H, "rope.dimension_count", rope));
         TRY(set_u32(H, "expert_feed_forward_length", Fe));
         TRY(set_u32(H, "expert_shared_count", ns));
         TRY(set_f32(H, "expert_weights_scale", rsf));
         TRY(set_bool(H, "expert_weights_norm", b));
-        TRY(set_u32(H, "expert_gating_func", 1));
+        TRY(set_u32(H, "expert_gating_func", strcmp(sf, "sigmoid") ? 1 : 2));
         TRY(set_u32(H, "vocab_size", V));
         if (grouped && ng > 1) {
             TRY(set_u32(H, "expert_group_count", ng));
@@ -1050,8 +1092,9 @@ static int build(Hf *H, Family fam)
             TRY(put2(H, true, kvr + rope, E, NM(gg, "blk.%d.attn_kv_a_mqa.weight", il),
                      NM(hf, P("self_attn.kv_a_proj_with_mqa.weight"), il)));
             TRY(put1(H, true, kvr, NM(gg, "blk.%d.attn_kv_a_norm.weight", il), NM(hf, P("self_attn.kv_a_layernorm.weight"), il)));
-            TRY(put2(H, true, nH * (nope + vd), kvr, NM(gg, "blk.%d.attn_kv_b.weight", il),
-                     NM(hf, P("self_attn.kv_b_proj.weight"), il)));
+            if (v3) TRY(put_kv_b_split(H, il, nH, nope, vd, kvr, NM(hf, P("self_attn.kv_b_proj.weight"), il)));
+            else TRY(put2(H, true, nH * (nope + vd), kvr, NM(gg, "blk.%d.attn_kv_b.weight", il),
+                          NM(hf, P("self_attn.kv_b_proj.weight"), il)));
             TRY(put2(H, true, E, nH * vd, NM(gg, "blk.%d.attn_output.weight", il), NM(hf, P("self_attn.o_proj.weight"), il)));
         } else {
             const bool qkv_b = fam == F_QWEN2MOE || phi || attn_bias;
@@ -1134,7 +1177,7 @@ static int build(Hf *H, Family fam)
             TRY(add(H, NM(gg, "blk.%d.ffn_gate_inp_shexp.weight", il), t->type, 1, ne, t->data, t->nbytes));
         }
         if (fam == F_DEEPSEEK2) {
-            TRY(put1(H, false, NE, NM(gg, "blk.%d.exp_probs_b.bias", il), NM(hf, P("mlp.gate.e_score_correction_bias"), il)));
+            TRY(put1(H, need_bias, NE, NM(gg, "blk.%d.exp_probs_b.bias", il), NM(hf, P("mlp.gate.e_score_correction_bias"), il)));
             if (S) {
                 TRY(put2(H, true, S, E, NM(gg, "blk.%d.ffn_gate_shexp.weight", il), NM(hf, P("mlp.shared_experts.gate_proj.weight"), il)));
                 TRY(put2(H, true, S, E, NM(gg, "blk.%d.ffn_up_shexp.weight", il), NM(hf, P("mlp.shared_experts.up_proj.weight"), il)));
@@ -1793,7 +1836,7 @@ MsGguf *ms_hf_open(const char *path, MsError *err)
             }
         if (!rc && !H.arch)
             rc = ms_error_set(err, MS_EUNSUPPORTED, "%s: unsupported model_type '%.64s' (supported: olmoe, qwen2_moe, "
-                              "mixtral, granitemoe, deepseek_v2, qwen3_moe, gpt_oss, phimoe)", H.cfg_path, H.model_type);
+                              "mixtral, granitemoe, deepseek_v2, deepseek_v3, qwen3_moe, gpt_oss, phimoe)", H.cfg_path, H.model_type);
     }
     if (!rc) rc = load_weights(&H);
     if (!rc) rc = build(&H, fam);
