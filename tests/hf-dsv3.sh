@@ -116,6 +116,44 @@ same=1
 for i in 0 1 2; do cmp -s "$T/dir.p$i.f32" "$T/gguf.p$i.f32" || same=0; done
 check "logits bit-identical at every position of the 3 prompts" test "$same" -eq 1 -a -s "$T/dir.p0.f32"
 
+# conformance with llama.cpp's reference, by the rules of the fixtures'
+# README (F32): same tokens; same expert sets (unless the reference's k-th and
+# (k+1)-th probabilities are within 1e-6); weights and probs within 1e-5;
+# logits within 1e-4
+REF=$SHARED/fixtures-dsv3/reference
+"$PY" -c 'import json, sys; [print(json.dumps({"text": t})) for t in json.load(open(sys.argv[1]))]' \
+    "$REF/prompts.json" >"$T/ref-prompts.jsonl"
+run "$M" dump "$T/ck" --prompts "$T/ref-prompts.jsonl" --out "$T/ref" -t 1
+check "dump DIR on the reference prompts: exit 0 ($err)" test "$rc" -eq 0
+pycheck "$REF/dsv3-tiny.F32.json" "$T/ref.json" "$REF" "$T" <<'PY'
+import json, struct, sys
+ref, got = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+rdir, gdir = sys.argv[3], sys.argv[4]
+k = ref["n_expert_used"]
+bad, nd, worst = [], 0, 0.0
+for i, (r, g) in enumerate(zip(ref["prompts"], got["prompts"])):
+    if r["tokens"] != g["tokens"]:
+        bad.append("prompt %d tokens" % i); continue
+    for rl, gl in zip(r["routing"], g["routing"]):
+        for t in range(len(r["tokens"])):
+            nd += 1
+            re_, ge = rl["experts"][t], gl["experts"][t]
+            if set(re_) != set(ge):
+                pr = sorted(rl["probs"][t], reverse=True)
+                if pr[k - 1] - pr[k] >= 1e-6: bad.append("prompt %d layer %d token %d experts" % (i, rl["layer"], t))
+                continue
+            rw, gw = dict(zip(re_, rl["weights"][t])), dict(zip(ge, gl["weights"][t]))
+            if any(abs(rw[e] - gw[e]) > 1e-5 for e in rw) or any(abs(a - b) > 1e-5 for a, b in zip(rl["probs"][t], gl["probs"][t])):
+                bad.append("prompt %d layer %d token %d weights/probs" % (i, rl["layer"], t))
+    ra = open("%s/%s" % (rdir, r["logits"]), "rb").read(); ga = open("%s/%s" % (gdir, g["logits"]), "rb").read()
+    if len(ra) != len(ga): bad.append("prompt %d logits size" % i); continue
+    d = max(abs(a - b) for a, b in zip(struct.unpack("<%df" % (len(ra) // 4), ra), struct.unpack("<%df" % (len(ga) // 4), ga)))
+    worst = max(worst, d)
+    if d > 1e-4: bad.append("prompt %d logits %.3g" % (i, d))
+ok = not bad and nd > 0 and len(got["prompts"]) == len(ref["prompts"]) == 6
+print(("ok" if ok else "not ok") + " - DIR vs llama.cpp's dsv3 reference: 6 prompts, %d routing decisions, max logit difference %.2g (problems %s)" % (nd, worst, bad[:3]))
+PY
+
 run "$M" convert "$T/ck" "$T/conv.gguf" --type F32
 check "convert DIR --type F32: exit 0 ($err)" test "$rc" -eq 0
 pycheck "$GG" "$T/conv.gguf" <<'PY'
