@@ -5,6 +5,7 @@
 #include "hf.h"
 
 #include <ctype.h>
+#include <unistr.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1483,7 +1484,9 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
                 (sp && !json_is_boolean(sp)))
                 ok = false;
             else if (!sp || json_is_true(sp)) {   /* split before each replacement (MergedWithNext) */
-                snprintf(meta_rx, sizeof meta_rx, "\\Q%s\\E(?:(?!\\Q%s\\E).)*", c, c);
+                ucs4_t cp = 0;
+                u8_mbtouc(&cp, (const uint8_t *)c, strlen(c));
+                snprintf(meta_rx, sizeof meta_rx, "\\x{%X}[^\\x{%X}]*", (unsigned)cp, (unsigned)cp);
                 rx.v[rx.n++] = meta_rx;
             }
         }

@@ -149,10 +149,9 @@ struct MsTokenizer {
 
     /* Hugging Face semantics (tokenizer.hf.* keys, written only for a
      * tokenizer.json): the file's own Split regexes replace the
-     * pre-tokenizer's, NFC before splitting, every added token matched */
+     * pre-tokenizer's */
     char **hf_rx;
     size_t n_hf_rx;
-    bool hf_nfc, hf_added_all;
     /* the full tokenizer.json pipeline (tokenizer.hf.mode present):
      * normalizer steps, Metaspace, BPE over characters with byte fallback
      * when not byte-level, added tokens with their flags, decoder steps */
@@ -168,6 +167,8 @@ struct MsTokenizer {
     int hf_meta_scheme;       /* 0 always, 1 first, 2 never */
     struct TokHfAdded *hf_added;  /* added tokens, as tokenizer.json lists them */
     size_t n_hf_added;
+    uint32_t *hf_by_byte;     /* hf_added indices by first byte, longest first */
+    uint32_t hf_byte_start[257];  /* bucket of byte b: hf_by_byte[start[b] .. start[b+1]) */
     int32_t *hf_added_ix;     /* n_vocab: 1 + index into hf_added of a token
                                * decoded in its normalized form, else 0 (NULL if none) */
 

@@ -64,6 +64,7 @@ void ms_tokenizer_free(MsTokenizer *t)
     for (size_t i = 0; i < t->n_hf_added; i++) free(t->hf_added[i].match);
     free(t->hf_added);
     free(t->hf_added_ix);
+    free(t->hf_by_byte);
     free(t->hf_meta);
     free(t->model);
     free(t->pre);
@@ -339,6 +340,17 @@ static int load_hf_steps(const MsGguf *g, const char *key, const char *const *na
 
 static int hf_normalize(const MsTokenizer *t, const char *s, size_t n, TokStr *out);
 
+/* first byte, then longest first (then file order) */
+static int cmp_added(const void *pa, const void *pb, void *ctx)
+{
+    const MsTokenizer *t = ctx;
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    const TokHfAdded *x = &t->hf_added[a], *y = &t->hf_added[b];
+    if ((uint8_t)x->match[0] != (uint8_t)y->match[0]) return (uint8_t)x->match[0] < (uint8_t)y->match[0] ? -1 : 1;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
 static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *err)
 {
     MsGgufArray a;
@@ -355,17 +367,7 @@ static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *e
     }
     bool mode = false;
     if ((rc = read_bool(g, "tokenizer.hf.mode", &mode, err))) return rc;
-    if (!mode) {
-        if (!t->n_hf_rx) return 0;
-        /* the older form: regexes + "tokenizer.hf.normalizer" NFC */
-        const char *s;
-        uint64_t len;
-        rc = ms_gguf_get_str(g, "tokenizer.hf.normalizer", &s, &len, err);
-        if (rc && rc != MS_ENOTFOUND) return rc;
-        t->hf_nfc = rc == 0 && len == 3 && !memcmp(s, "NFC", 3);
-        t->hf_added_all = true;
-        return 0;
-    }
+    if (!mode) return 0;
     t->hf = true;
     t->hf_byte_level = true;
     t->hf_unk = -1;
@@ -434,6 +436,15 @@ static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *e
         }
     }
     free(nb.s);
+    /* the first-byte index hf_match searches */
+    if (!(t->hf_by_byte = malloc((t->n_hf_added ? t->n_hf_added : 1) * sizeof *t->hf_by_byte)))
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    for (size_t k = 0; k < t->n_hf_added; k++) t->hf_byte_start[(uint8_t)t->hf_added[k].match[0] + 1]++;
+    for (int b = 0; b < 256; b++) t->hf_byte_start[b + 1] += t->hf_byte_start[b];
+    uint32_t fill[256];
+    memcpy(fill, t->hf_byte_start, sizeof fill);
+    for (size_t k = 0; k < t->n_hf_added; k++) t->hf_by_byte[fill[(uint8_t)t->hf_added[k].match[0]]++] = (uint32_t)k;
+    qsort_r(t->hf_by_byte, t->n_hf_added, sizeof *t->hf_by_byte, cmp_added, t);
     return 0;
 }
 
@@ -619,7 +630,7 @@ static int partition(const MsTokenizer *t, const char *text, size_t len, Frags *
      * one pass over the text spares most of the searches. */
     bool bytes[256] = { false };
     for (size_t k = 0; k < t->n_special && !pairs; k++)
-        if ((t->hf_added_all || !(t->attr[t->special[k]] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) && len) {
+        if (!(t->attr[t->special[k]] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) && len) {
             if (!(pairs = calloc(65536 / 8, 1))) {
                 rc = MS_ENOMEM;
                 goto done;
@@ -634,7 +645,7 @@ static int partition(const MsTokenizer *t, const char *text, size_t len, Frags *
         }
     for (size_t k = 0; k < t->n_special && pairs; k++) {
         int32_t id = t->special[k];
-        if (!t->hf_added_all && (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
+        if (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) continue;
         const char *tt = tok_text(t, id);
         size_t tl = t->tok_len[id];
         bool possible = tl > 0 && bytes[(uint8_t)tt[0]];
@@ -764,11 +775,11 @@ static int hf_match(const MsTokenizer *t, const char *s, size_t n, bool normaliz
     size_t start_offset = 0, i = 0;
     while (i < n) {
         const TokHfAdded *bt = NULL;
-        for (size_t k = 0; k < t->n_hf_added; k++) {
-            const TokHfAdded *a = &t->hf_added[k];
-            if (((a->flags & TOK_HF_NORMALIZED) != 0) != normalized || a->len > n - i) continue;
-            if ((uint8_t)a->match[0] != (uint8_t)s[i] || (bt && a->len <= bt->len)) continue;
-            if (!memcmp(s + i, a->match, a->len)) bt = a;
+        uint8_t c0 = (uint8_t)s[i];
+        for (uint32_t k = t->hf_byte_start[c0]; k < t->hf_byte_start[c0 + 1] && !bt; k++) {
+            const TokHfAdded *a = &t->hf_added[t->hf_by_byte[k]];   /* longest first */
+            if (((a->flags & TOK_HF_NORMALIZED) != 0) == normalized && a->len <= n - i && !memcmp(s + i, a->match, a->len))
+                bt = a;
         }
         if (!bt) {
             i++;
@@ -892,15 +903,6 @@ int ms_tokenizer_encode(const MsTokenizer *t, const char *text, size_t len,
             if (!bs && !(bs = tok_bpe_session_new(t))) {
                 rc = MS_ENOMEM;
                 break;
-            }
-            if (t->hf_nfc) {   /* tokenizer.json's NFC normaliser (invalid UTF-8 passes unchanged) */
-                size_t nl = 0;
-                uint8_t *nfc = u8_normalize(UNINORM_NFC, (const uint8_t *)text + f->off, f->len, NULL, &nl);
-                if (nfc) {
-                    rc = tok_bpe_encode(t, bs, (const char *)nfc, nl, &ids);
-                    free(nfc);
-                    break;
-                }
             }
             rc = tok_bpe_encode(t, bs, text + f->off, f->len, &ids);
             break;
