@@ -1550,6 +1550,12 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         if (json_integer_value(id) + 1 > n) n = json_integer_value(id) + 1;
     }
     if (n == 0) return tok_err(err, path, MS_EFORMAT, "empty vocabulary");
+    /* holes become [PADi] tokens: a few are normal, millions (one absurd id
+     * in a small file) would only cost memory */
+    int64_t listed = (int64_t)json_object_size(vocab) + (int64_t)json_array_size(added);
+    if (n > min_vocab && n > listed + 65536)
+        return ms_error_set(err, MS_EFORMAT, "%s: token ids reach %" PRId64 " but only %" PRId64 " tokens are listed "
+                            "(more than 65536 ids unused)", path, n - 1, listed);
     const char **tok = calloc((size_t)n, sizeof *tok);
     uint64_t *len = calloc((size_t)n, sizeof *len);
     int32_t *type = calloc((size_t)n, sizeof *type);

@@ -265,8 +265,31 @@ static void test_refused(void)
     }
 }
 
+/* One absurd id in a small file (a fuzz finding: 29 million [PADi] tokens
+ * ran out of memory) is refused; a few holes are padded as usual. */
+static void test_holes(void)
+{
+    static const char *const js[2] = {
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":29332537},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1000},\"merges\":[]}}",
+    };
+    for (int i = 0; i < 2; i++) {
+        MsError err = { 0 };
+        MsGguf *g = ms_hf_tokenizer_from_json("tokenizer.json", js[i], strlen(js[i]), &err);
+        MsTokenizer *t = g ? ms_tokenizer_new(g, &err) : NULL;
+        if (i == 0)
+            MT_CHECK(!g && err.code == MS_EFORMAT && strstr(err.msg, "tokenizer.json: ") == err.msg,
+                     "an id of 29332537 among 2 tokens is refused (%s)", err.msg);
+        else
+            MT_CHECK(t && ms_tokenizer_n_vocab(t) == 1001, "999 holes are padded (%d tokens)", t ? ms_tokenizer_n_vocab(t) : -1);
+        ms_tokenizer_free(t);
+        ms_gguf_free(g);
+    }
+}
+
 int main(void)
 {
+    test_holes();
     test_llama_style();
     test_metaspace();
     test_digits();
