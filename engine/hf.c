@@ -1196,11 +1196,17 @@ static int build(Hf *H, Family fam)
         TRY(put2(H, true, V, E, "output.weight", "lm_head.weight"));
         if (phi) TRY(put1(H, true, V, "output.bias", "lm_head.bias"));
     }
+    /* DeepSeek-V3's multi-token-prediction layers follow the last layer;
+     * next-token inference does not use them (llama.cpp's converter skips them) */
+    int64_t mtp = 0;
+    if (fam == F_DEEPSEEK2) TRY(cfg_int(H, "num_nextn_predict_layers", false, 0, 0, 64, &mtp));
     for (int64_t i = 0; i < H->nt; i++) {
         const char *n = H->t[i].name;
         static const char inv[] = "rotary_emb.inv_freq";   /* a cache some checkpoints store */
         size_t l = strlen(n), il = sizeof inv - 1;
         if (H->t[i].used || (l >= il && !strcmp(n + l - il, inv))) continue;
+        long long li = -1;
+        if (mtp && sscanf(n, "model.layers.%lld.", &li) == 1 && li >= L && li < L + mtp) continue;
         return ms_error_set(H->err, MS_EFORMAT, "%s: tensor %s is not part of a %s model", H->files[H->t[i].file],
                             n, H->model_type);
     }

@@ -172,6 +172,30 @@ diff = [k for k in keys if kc.get(k) != ka[k]]
 print(("ok" if keys and not diff else "not ok") + " - convert DIR: the %d deepseek2.* keys equal the GGUF's (differing %s)" % (len(keys), [(k, ka[k], kc.get(k)) for k in diff[:3]]))
 PY
 
+# a multi-token-prediction layer after the last one (num_nextn_predict_layers,
+# as the hub's V3 checkpoint has): left unused, same output; without the
+# config field it is a tensor that does not belong
+rm -rf "$T/mtp"; cp -r "$T/ck" "$T/mtp"
+"$PY" - "$T/mtp" <<'PY'
+import json, struct, sys
+d = sys.argv[1]; p = d + "/model.safetensors"
+b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); data = b[8 + n:]
+c = json.load(open(d + "/config.json"))
+k = "model.layers.%d.eh_proj.weight" % c["num_hidden_layers"]
+h[k] = {"dtype": "F32", "shape": [2], "data_offsets": [len(data), len(data) + 8]}; data += b"\0" * 8
+hj = json.dumps(h).encode(); hj += b" " * (-len(hj) % 8)
+open(p, "wb").write(struct.pack("<Q", len(hj)) + hj + data)
+c["num_nextn_predict_layers"] = 1; json.dump(c, open(d + "/config.json", "w"))
+PY
+run "$M" dump "$T/mtp" --prompts "$T/prompts.txt" --out "$T/mtp" -t 1
+same=$rc
+for i in 0 1 2; do cmp -s "$T/mtp.p$i.f32" "$T/gguf.p$i.f32" || same=1; done
+check "an MTP layer (num_nextn_predict_layers 1) is left unused: same logits" test "$same" -eq 0
+"$PY" -c 'import json, sys; p = sys.argv[1] + "/config.json"; c = json.load(open(p)); del c["num_nextn_predict_layers"]; json.dump(c, open(p, "w"))' "$T/mtp"
+run "$M" info "$T/mtp"
+check "  without num_nextn_predict_layers it is refused by name ($err)" test "$rc" -eq 1 -a -n "$(grep -F eh_proj "$T/err")"
+
 # noaux_tc needs its correction bias
 rm -rf "$T/bad"; cp -r "$T/ck" "$T/bad"
 "$PY" - "$T/bad/model.safetensors" <<'PY'
