@@ -91,6 +91,22 @@ static MsTokenizer *load(const char *name, char *json)
     return t;
 }
 
+/* text for a one-line TAP description: newlines and tabs escaped */
+static const char *show(const char *s, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (; *s && o + 3 < cap; s++) {
+        if (*s == '\n' || *s == '\t') {
+            buf[o++] = '\\';
+            buf[o++] = *s == '\n' ? 'n' : 't';
+        } else {
+            buf[o++] = *s;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static void expect(const MsTokenizer *t, const char *name, const char *text, bool special, const int32_t *want, int nw)
 {
     if (!t) return;
@@ -102,7 +118,9 @@ static void expect(const MsTokenizer *t, const char *name, const char *text, boo
     char got[256] = "", w[256] = "";
     for (int i = 0; i < n && strlen(got) < 200; i++) snprintf(got + strlen(got), sizeof got - strlen(got), " %d", ids[i]);
     for (int i = 0; i < nw && strlen(w) < 200; i++) snprintf(w + strlen(w), sizeof w - strlen(w), " %d", want[i]);
-    MT_CHECK(same, "%s: \"%s\"%s ->%s (want%s)", name, text, special ? " +special" : "", n < 0 ? err.msg : got, w);
+    char sb[128];
+    MT_CHECK(same, "%s: \"%s\"%s ->%s (want%s)", name, show(text, sb, sizeof sb), special ? " +special" : "",
+             n < 0 ? err.msg : got, w);
     free(ids);
 }
 #define EXPECT(t, name, text, special, ...)                                                                \
@@ -116,8 +134,9 @@ static void expect_decode(const MsTokenizer *t, const char *name, const int32_t 
     if (!t) return;
     size_t len = 0;
     char *s = ms_tokenizer_decode(t, ids, n, &len);
-    MT_CHECK(s && len == strlen(want) && !memcmp(s, want, len), "%s: decodes to \"%s\" (got \"%s\")", name, want,
-             s ? s : "(null)");
+    char wb[128], gb[128];
+    MT_CHECK(s && len == strlen(want) && !memcmp(s, want, len), "%s: decodes to \"%s\" (got \"%s\")", name,
+             show(want, wb, sizeof wb), show(s ? s : "(null)", gb, sizeof gb));
     free(s);
 }
 #define DECODE(t, name, want, ...)                                                                         \
