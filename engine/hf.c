@@ -4,6 +4,9 @@
  * with it would give. */
 #include "hf.h"
 
+#include <ctype.h>
+#include <unistr.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -19,14 +22,15 @@
 
 #include "quant.h"
 
-#define ST_MAX_HEADER ((uint64_t)100 << 20)   /* the safetensors format's own limit */
+#define ST_MAX_HEADER ((uint64_t)100 << 20)
+#define ST_U8 (-2)   /* StTensor.type of a U8 tensor (not an engine type) */   /* the safetensors format's own limit */
 #define HF_MAX_JSON ((off_t)1 << 30)
 
 /* ------------------------------------------------------------------ files */
 
 typedef struct {
     char *name;            /* HF tensor name */
-    int type;              /* MS_TYPE_F32 / F16 / BF16 */
+    int type;              /* MS_TYPE_F32 / F16 / BF16, or ST_U8 */
     int nd;
     int64_t shape[4];      /* PyTorch order: slowest first */
     const uint8_t *data;
@@ -120,7 +124,8 @@ static int st_dtype(const char *s, int *type, int *esize)
     if (!strcmp(s, "F32")) { *type = MS_TYPE_F32; *esize = 4; return 1; }
     if (!strcmp(s, "F16")) { *type = MS_TYPE_F16; *esize = 2; return 1; }
     if (!strcmp(s, "BF16")) { *type = MS_TYPE_BF16; *esize = 2; return 1; }
-    static const char *const known[] = { "F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL",
+    if (!strcmp(s, "U8")) { *type = ST_U8; *esize = 1; return 1; }   /* gpt-oss MXFP4 blocks/scales only */
+    static const char *const known[] = { "F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "BOOL",
                                          "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64", NULL };
     for (int i = 0; known[i]; i++)
         if (!strcmp(s, known[i])) return 0;
@@ -191,7 +196,7 @@ static int st_parse(Hf *H, const char *name, const uint8_t *map, uint64_t size, 
         int k = st_dtype(json_string_value(jd), &type, &esize);
         if (k <= 0) {
             rc = ms_error_set(err, k < 0 ? MS_EFORMAT : MS_EUNSUPPORTED, "%s: tensor %s: %s dtype '%.16s' "
-                              "(supported: F32, F16, BF16)", name, key, k < 0 ? "unknown" : "unsupported",
+                              "(supported: F32, F16, BF16; U8 for MXFP4 blocks)", name, key, k < 0 ? "unknown" : "unsupported",
                               json_string_value(jd));
             break;
         }
@@ -487,7 +492,14 @@ static void fmt_shape(char *buf, size_t cap, int nd, const int64_t *s)
 
 /* The HF tensor `name` with shape s[0..nd) (PyTorch order), marked used.
  * NULL with *rc = 0 when absent and optional. */
+static StTensor *need_t(Hf *H, const char *name, int nd, const int64_t *s, bool required, bool u8, int *rc);
 static StTensor *need(Hf *H, const char *name, int nd, const int64_t *s, bool required, int *rc)
+{
+    return need_t(H, name, nd, s, required, false, rc);
+}
+
+/* u8: the tensor must be U8 (MXFP4 blocks and scales); otherwise a float */
+static StTensor *need_t(Hf *H, const char *name, int nd, const int64_t *s, bool required, bool u8, int *rc)
 {
     *rc = 0;
     StTensor *t = st_find(H, name);
@@ -505,6 +517,11 @@ static StTensor *need(Hf *H, const char *name, int nd, const int64_t *s, bool re
         fmt_shape(want, sizeof want, nd, s);
         *rc = ms_error_set(H->err, MS_EFORMAT, "%s: tensor %s has shape %s but config.json implies %s",
                            H->files[t->file], name, got, want);
+        return NULL;
+    }
+    if ((t->type == ST_U8) != u8) {
+        *rc = ms_error_set(H->err, MS_EUNSUPPORTED, "%s: tensor %s has dtype %s, expected %s", H->files[t->file], name,
+                           t->type == ST_U8 ? "U8" : ms_type_name(t->type), u8 ? "U8" : "F32, F16 or BF16");
         return NULL;
     }
     t->used = true;
@@ -638,10 +655,99 @@ static int put_split_halves(Hf *H, int nd, int64_t n_exp, int64_t F, int64_t col
 /* gpt-oss experts: gate_up_proj [E, in, 2F] with gate/up interleaved on the
  * last axis, and down_proj [E, F, out]: transposed into GGUF {in, F, E}
  * (gate, up) and {F, out, E}; the biases [E, 2F] de-interleaved. */
+/* DeepSeek-V3's kv_b_proj [n_head * (nope + v), kv_lora] (per head: nope
+ * key rows, then v value rows) split as llama.cpp's converter does for
+ * absorbed MLA: attn_k_b {nope, kv_lora, n_head} (each head's key rows
+ * transposed) and attn_v_b {kv_lora, v, n_head} (the value rows as they are). */
+static int put_kv_b_split(Hf *H, int il, int64_t nH, int64_t nope, int64_t vd, int64_t kvr, const char *name)
+{
+    int64_t s[2] = { nH * (nope + vd), kvr };
+    int rc;
+    StTensor *t = need(H, name, 2, s, true, &rc);
+    if (!t) return rc;
+    const size_t es = esize_of(t->type);
+    uint8_t *k = own_alloc(H, (size_t)(nH * nope * kvr) * es), *v = own_alloc(H, (size_t)(nH * vd * kvr) * es);
+    if (!k || !v) return nomem(H);
+    for (int64_t h = 0; h < nH; h++) {
+        const uint8_t *rows = t->data + (size_t)(h * (nope + vd) * kvr) * es;
+        for (int64_t r = 0; r < kvr; r++)
+            for (int64_t n = 0; n < nope; n++)
+                memcpy(k + (size_t)((h * kvr + r) * nope + n) * es, rows + (size_t)(n * kvr + r) * es, es);
+        memcpy(v + (size_t)(h * vd * kvr) * es, rows + (size_t)(nope * kvr) * es, (size_t)(vd * kvr) * es);
+    }
+    char gg[96];
+    int64_t ne_k[3] = { nope, kvr, nH }, ne_v[3] = { kvr, vd, nH };
+    TRY(ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.attn_k_b.weight", il), t->type, 3, ne_k, k, H->err));
+    return ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.attn_v_b.weight", il), t->type, 3, ne_v, v, H->err);
+}
+
+/* gpt-oss's original checkpoint: experts as MXFP4 (U8 blocks [.., rows,
+ * cols/32, 16] and E8M0 scales [.., rows, cols/32]), gate and up
+ * interleaved by row.  Repacked once into ggml's MXFP4 blocks (scale byte,
+ * then element j in the low and j+16 in the high nibble of byte j; HF has
+ * elements 2k and 2k+1 in byte k), nothing dequantised.  rows_of_out:
+ * output rows per expert in the result; step/first pick HF rows first,
+ * first + step, ... (gate: 0, 2, ...; up: 1, 3, ...; down: 0, 1, ...). */
+static int put_mxfp4(Hf *H, const StTensor *bl, const StTensor *sc, int64_t NE, int64_t rows_in, int64_t rows_out,
+                     int64_t cols, int step, int first, const char *gg)
+{
+    const int64_t nb = cols / 32;
+    uint8_t *o = own_alloc(H, (size_t)(NE * rows_out * nb) * 17);
+    if (!o) return nomem(H);
+    for (int64_t e = 0; e < NE; e++)
+        for (int64_t r = 0; r < rows_out; r++) {
+            int64_t rin = first + step * r;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *q = bl->data + (size_t)(((e * rows_in + rin) * nb + b) * 16);
+                uint8_t *d = o + (size_t)(((e * rows_out + r) * nb + b) * 17);
+                d[0] = sc->data[(size_t)((e * rows_in + rin) * nb + b)];
+                for (int j = 0; j < 16; j++) {
+                    int lo = (q[j / 2] >> (4 * (j & 1))) & 15, hi = (q[(j + 16) / 2] >> (4 * (j & 1))) & 15;
+                    d[1 + j] = (uint8_t)(lo | hi << 4);
+                }
+            }
+        }
+    int64_t ne[3] = { cols, rows_out, NE };
+    return ms_gguf_mem_add_tensor(H->g, gg, MS_TYPE_MXFP4, 3, ne, o, H->err);
+}
+
 static int put_oss_experts(Hf *H, int il, int64_t NE, int64_t E, int64_t F)
 {
     char nm[256], gg[96];
     int rc;
+    if (st_find(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj_blocks", il))) {
+        if (E % 32 || F % 32)
+            return ms_error_set(H->err, MS_EFORMAT, "%s: MXFP4 experts need hidden_size and intermediate_size "
+                                "divisible by 32", H->cfg_path);
+        int64_t s_gb[4] = { NE, 2 * F, E / 32, 16 }, s_gs[3] = { NE, 2 * F, E / 32 };
+        int64_t s_db[4] = { NE, E, F / 32, 16 }, s_ds[3] = { NE, E, F / 32 };
+        StTensor *gb = need_t(H, nm, 4, s_gb, true, true, &rc);
+        if (!gb) return rc;
+        StTensor *gs = need_t(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj_scales", il), 3, s_gs, true, true, &rc);
+        if (!gs) return rc;
+        StTensor *db = need_t(H, NM(nm, "model.layers.%d.mlp.experts.down_proj_blocks", il), 4, s_db, true, true, &rc);
+        if (!db) return rc;
+        StTensor *ds = need_t(H, NM(nm, "model.layers.%d.mlp.experts.down_proj_scales", il), 3, s_ds, true, true, &rc);
+        if (!ds) return rc;
+        TRY(put_mxfp4(H, gb, gs, NE, 2 * F, F, E, 2, 0, NM(gg, "blk.%d.ffn_gate_exps.weight", il)));
+        TRY(put_mxfp4(H, gb, gs, NE, 2 * F, F, E, 2, 1, NM(gg, "blk.%d.ffn_up_exps.weight", il)));
+        TRY(put_mxfp4(H, db, ds, NE, E, E, F, 1, 0, NM(gg, "blk.%d.ffn_down_exps.weight", il)));
+        int64_t s_gub[2] = { NE, 2 * F }, s_dbias[2] = { NE, E }, ne_b[2] = { F, NE };
+        StTensor *gub = need(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj_bias", il), 2, s_gub, true, &rc);
+        if (!gub) return rc;
+        const size_t esb = esize_of(gub->type);
+        uint8_t *gbias = own_alloc(H, (size_t)(NE * F) * esb), *ubias = own_alloc(H, (size_t)(NE * F) * esb);
+        if (!gbias || !ubias) return nomem(H);
+        for (int64_t e = 0; e < NE; e++)
+            for (int64_t f = 0; f < F; f++) {
+                memcpy(gbias + (size_t)(e * F + f) * esb, gub->data + (size_t)(e * 2 * F + 2 * f) * esb, esb);
+                memcpy(ubias + (size_t)(e * F + f) * esb, gub->data + (size_t)(e * 2 * F + 2 * f + 1) * esb, esb);
+            }
+        TRY(ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.ffn_gate_exps.bias", il), gub->type, 2, ne_b, gbias, H->err));
+        TRY(ms_gguf_mem_add_tensor(H->g, NM(gg, "blk.%d.ffn_up_exps.bias", il), gub->type, 2, ne_b, ubias, H->err));
+        return put(H, true, 2, s_dbias, NM(gg, "blk.%d.ffn_down_exps.bias", il),
+                   NM(nm, "model.layers.%d.mlp.experts.down_proj_bias", il));
+    }
     int64_t s_gu[3] = { NE, E, 2 * F }, s_d[3] = { NE, F, E }, s_gub[2] = { NE, 2 * F }, s_db[2] = { NE, E };
     StTensor *gu = need(H, NM(nm, "model.layers.%d.mlp.experts.gate_up_proj", il), 3, s_gu, true, &rc);
     if (!gu) return rc;
@@ -690,6 +796,7 @@ static const struct { const char *model_type, *arch; Family f; } k_families[] = 
     { "granitemoe", "granitemoe", F_GRANITE },
     { "granitemoeshared", "granitemoe", F_GRANITE },
     { "deepseek_v2", "deepseek2", F_DEEPSEEK2 },
+    { "deepseek_v3", "deepseek2", F_DEEPSEEK2 },   /* absorbed MLA, sigmoid router (below) */
     { "qwen3_moe", "qwen3moe", F_QWEN3MOE },
     { "gpt_oss", "gpt-oss", F_GPTOSS },
     { "phimoe", "phimoe", F_PHIMOE },
@@ -738,6 +845,7 @@ static int build(Hf *H, Family fam)
     }
 
     int64_t Fe = ff, S = 0, dense_lead = 0, qr = 0, kvr = 0, nope = 0, rope = 0, vd = 0;
+    bool v3 = false, need_bias = false;
     const json_t *rs = cfg_get(H->cfg, "rope_scaling");
     if (rs && !json_is_object(rs))
         return ms_error_set(H->err, MS_EFORMAT, "%s: field rope_scaling must be an object or null", H->cfg_path);
@@ -854,6 +962,7 @@ static int build(Hf *H, Family fam)
     }
     case F_DEEPSEEK2: {
         int64_t q_lora;
+        v3 = !strcmp(H->model_type, "deepseek_v3");
         TRY(cfg_int(H, "first_k_dense_replace", false, 0, 0, L, &dense_lead));
         TRY(cfg_int(H, "q_lora_rank", false, 0, 0, 1 << 20, &q_lora));
         qr = q_lora;
@@ -870,26 +979,39 @@ static int build(Hf *H, Family fam)
         double rsf;
         TRY(cfg_num(H, "routed_scaling_factor", false, 1.0, &rsf));
         TRY(cfg_bool(H, "norm_topk_prob", false, &b));
+        /* V3: sigmoid scores, noaux_tc (group-limited selection on the
+         * scores plus e_score_correction_bias); the transformers defaults */
         const char *sf = cfg_str(H, H->cfg, "scoring_func");
-        if (sf && strcmp(sf, "softmax"))
-            return ms_error_set(H->err, MS_EUNSUPPORTED, "%s: scoring_func '%.32s' is not supported for deepseek_v2",
-                                H->cfg_path, sf);
+        if (!sf) sf = v3 ? "sigmoid" : "softmax";
+        if (strcmp(sf, "softmax") && strcmp(sf, "sigmoid"))
+            return ms_error_set(H->err, MS_EUNSUPPORTED, "%s: scoring_func '%.32s' is not supported for %s",
+                                H->cfg_path, sf, H->model_type);
         const char *tm = cfg_str(H, H->cfg, "topk_method");
-        bool grouped = tm && !strcmp(tm, "group_limited_greedy");
+        if (!tm && v3) tm = "noaux_tc";
+        bool grouped = tm && (!strcmp(tm, "group_limited_greedy") || !strcmp(tm, "noaux_tc"));
         if (tm && !grouped && strcmp(tm, "greedy"))
             return ms_error_set(H->err, MS_EUNSUPPORTED, "%s: topk_method '%.32s' is not supported", H->cfg_path, tm);
+        need_bias = tm && !strcmp(tm, "noaux_tc");
         S = Fe * ns;
         TRY(set_u32(H, "leading_dense_block_count", dense_lead));
         if (qr) TRY(set_u32(H, "attention.q_lora_rank", qr));
         TRY(set_u32(H, "attention.kv_lora_rank", kvr));
-        TRY(set_u32(H, "attention.key_length", nope + rope));
-        TRY(set_u32(H, "attention.value_length", vd));
+        if (v3) {   /* absorbed MLA as llama.cpp's 2026 converter writes it: one latent KV head */
+            TRY(set_u32(H, "attention.head_count_kv", 1));
+            TRY(set_u32(H, "attention.key_length", kvr + rope));
+            TRY(set_u32(H, "attention.value_length", kvr));
+            TRY(set_u32(H, "attention.key_length_mla", nope + rope));
+            TRY(set_u32(H, "attention.value_length_mla", vd));
+        } else {
+            TRY(set_u32(H, "attention.key_length", nope + rope));
+            TRY(set_u32(H, "attention.value_length", vd));
+        }
         TRY(set_u32(H, "rope.dimension_count", rope));
         TRY(set_u32(H, "expert_feed_forward_length", Fe));
         TRY(set_u32(H, "expert_shared_count", ns));
         TRY(set_f32(H, "expert_weights_scale", rsf));
         TRY(set_bool(H, "expert_weights_norm", b));
-        TRY(set_u32(H, "expert_gating_func", 1));
+        TRY(set_u32(H, "expert_gating_func", strcmp(sf, "sigmoid") ? 1 : 2));
         TRY(set_u32(H, "vocab_size", V));
         if (grouped && ng > 1) {
             TRY(set_u32(H, "expert_group_count", ng));
@@ -971,8 +1093,9 @@ static int build(Hf *H, Family fam)
             TRY(put2(H, true, kvr + rope, E, NM(gg, "blk.%d.attn_kv_a_mqa.weight", il),
                      NM(hf, P("self_attn.kv_a_proj_with_mqa.weight"), il)));
             TRY(put1(H, true, kvr, NM(gg, "blk.%d.attn_kv_a_norm.weight", il), NM(hf, P("self_attn.kv_a_layernorm.weight"), il)));
-            TRY(put2(H, true, nH * (nope + vd), kvr, NM(gg, "blk.%d.attn_kv_b.weight", il),
-                     NM(hf, P("self_attn.kv_b_proj.weight"), il)));
+            if (v3) TRY(put_kv_b_split(H, il, nH, nope, vd, kvr, NM(hf, P("self_attn.kv_b_proj.weight"), il)));
+            else TRY(put2(H, true, nH * (nope + vd), kvr, NM(gg, "blk.%d.attn_kv_b.weight", il),
+                          NM(hf, P("self_attn.kv_b_proj.weight"), il)));
             TRY(put2(H, true, E, nH * vd, NM(gg, "blk.%d.attn_output.weight", il), NM(hf, P("self_attn.o_proj.weight"), il)));
         } else {
             const bool qkv_b = fam == F_QWEN2MOE || phi || attn_bias;
@@ -1055,7 +1178,7 @@ static int build(Hf *H, Family fam)
             TRY(add(H, NM(gg, "blk.%d.ffn_gate_inp_shexp.weight", il), t->type, 1, ne, t->data, t->nbytes));
         }
         if (fam == F_DEEPSEEK2) {
-            TRY(put1(H, false, NE, NM(gg, "blk.%d.exp_probs_b.bias", il), NM(hf, P("mlp.gate.e_score_correction_bias"), il)));
+            TRY(put1(H, need_bias, NE, NM(gg, "blk.%d.exp_probs_b.bias", il), NM(hf, P("mlp.gate.e_score_correction_bias"), il)));
             if (S) {
                 TRY(put2(H, true, S, E, NM(gg, "blk.%d.ffn_gate_shexp.weight", il), NM(hf, P("mlp.shared_experts.gate_proj.weight"), il)));
                 TRY(put2(H, true, S, E, NM(gg, "blk.%d.ffn_up_shexp.weight", il), NM(hf, P("mlp.shared_experts.up_proj.weight"), il)));
@@ -1073,11 +1196,17 @@ static int build(Hf *H, Family fam)
         TRY(put2(H, true, V, E, "output.weight", "lm_head.weight"));
         if (phi) TRY(put1(H, true, V, "output.bias", "lm_head.bias"));
     }
+    /* DeepSeek-V3's multi-token-prediction layers follow the last layer;
+     * next-token inference does not use them (llama.cpp's converter skips them) */
+    int64_t mtp = 0;
+    if (fam == F_DEEPSEEK2) TRY(cfg_int(H, "num_nextn_predict_layers", false, 0, 0, 64, &mtp));
     for (int64_t i = 0; i < H->nt; i++) {
         const char *n = H->t[i].name;
         static const char inv[] = "rotary_emb.inv_freq";   /* a cache some checkpoints store */
         size_t l = strlen(n), il = sizeof inv - 1;
         if (H->t[i].used || (l >= il && !strcmp(n + l - il, inv))) continue;
+        long long li = -1;
+        if (mtp && sscanf(n, "model.layers.%lld.", &li) == 1 && li >= L && li < L + mtp) continue;
         return ms_error_set(H->err, MS_EFORMAT, "%s: tensor %s is not part of a %s model", H->files[H->t[i].file],
                             n, H->model_type);
     }
@@ -1145,6 +1274,10 @@ static bool describe_pre(const json_t *p, Buf *b, RxList *rx)
         }
         return true;
     }
+    if (!strcmp(ty, "Metaspace")) {   /* handled by the caller (first only) */
+        buf_add(b, "metaspace");
+        return true;
+    }
     if (!strcmp(ty, "Digits")) {   /* digits isolated, one by one or in runs */
         bool one = json_is_true(json_object_get(p, "individual_digits"));
         buf_add(b, one ? "digits" : "digits+");
@@ -1163,6 +1296,118 @@ static bool describe_pre(const json_t *p, Buf *b, RxList *rx)
         return true;
     }
     return false;
+}
+
+/* Normalizer / decoder steps for tokenizer.hf.{norm,dec}_* */
+typedef struct {
+    const char *op[32], *a[32], *b[32];
+    int32_t n[64];
+    int k;
+    char ch[32][8];   /* characters held as strings (Strip, Metaspace) */
+} Steps;
+
+static bool step_add(Steps *st, const char *op, const char *a, const char *b, int n1, int n2)
+{
+    if (st->k == 32) return false;
+    st->op[st->k] = op;
+    st->a[st->k] = a ? a : "";
+    st->b[st->k] = b ? b : "";
+    st->n[2 * st->k] = n1;
+    st->n[2 * st->k + 1] = n2;
+    st->k++;
+    return true;
+}
+
+/* one character of a JSON string (Strip's content, Metaspace's replacement) */
+static const char *one_char(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    if (!s || !*s) return NULL;
+    size_t l = strlen(s), cl = (unsigned char)s[0] < 0x80 ? 1 : (unsigned char)s[0] < 0xe0 ? 2 : (unsigned char)s[0] < 0xf0 ? 3 : 4;
+    return l == cl ? s : NULL;
+}
+
+/* normalizer: NFC, Prepend, Replace (string pattern), Sequences of them */
+static bool describe_norm(const json_t *n, Steps *st, const char **bad)
+{
+    const char *ty = json_string_value(json_object_get(n, "type"));
+    *bad = ty ? ty : "?";
+    if (!ty) return false;
+    if (!strcmp(ty, "Sequence")) {
+        json_t *seq = json_object_get(n, "normalizers");
+        if (!json_is_array(seq)) return false;
+        for (size_t i = 0; i < json_array_size(seq); i++)
+            if (!describe_norm(json_array_get(seq, i), st, bad)) return false;
+        return true;
+    }
+    if (!strcmp(ty, "NFC")) return step_add(st, "NFC", NULL, NULL, 0, 0);
+    if (!strcmp(ty, "Prepend")) {
+        const char *p = json_string_value(json_object_get(n, "prepend"));
+        return p && step_add(st, "Prepend", p, NULL, 0, 0);
+    }
+    if (!strcmp(ty, "Replace")) {
+        const char *pat = json_string_value(json_object_get(json_object_get(n, "pattern"), "String"));
+        const char *c = json_string_value(json_object_get(n, "content"));
+        if (!pat) *bad = "Replace with a Regex pattern";
+        return pat && *pat && c && step_add(st, "Replace", pat, c, 0, 0);
+    }
+    return false;
+}
+
+/* decoder: ByteLevel, Replace (string), ByteFallback, Fuse, Strip,
+ * Metaspace, Sequences of them */
+static bool describe_dec(const json_t *d, Steps *st, const char **bad)
+{
+    const char *ty = json_string_value(json_object_get(d, "type"));
+    *bad = ty ? ty : "?";
+    if (!ty) return false;
+    if (!strcmp(ty, "Sequence")) {
+        json_t *seq = json_object_get(d, "decoders");
+        if (!json_is_array(seq)) return false;
+        for (size_t i = 0; i < json_array_size(seq); i++)
+            if (!describe_dec(json_array_get(seq, i), st, bad)) return false;
+        return true;
+    }
+    if (!strcmp(ty, "ByteLevel") || !strcmp(ty, "ByteFallback") || !strcmp(ty, "Fuse"))
+        return step_add(st, ty, NULL, NULL, 0, 0);
+    if (!strcmp(ty, "Replace")) {
+        const char *pat = json_string_value(json_object_get(json_object_get(d, "pattern"), "String"));
+        const char *c = json_string_value(json_object_get(d, "content"));
+        return pat && *pat && c && step_add(st, "Replace", pat, c, 0, 0);
+    }
+    if (!strcmp(ty, "Strip")) {
+        const char *c = one_char(json_object_get(d, "content"));
+        json_t *a = json_object_get(d, "start"), *b = json_object_get(d, "stop");
+        if (!c || !json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0 || json_integer_value(b) < 0 ||
+            json_integer_value(a) > 1 << 20 || json_integer_value(b) > 1 << 20)
+            return false;
+        return step_add(st, "Strip", c, NULL, (int)json_integer_value(a), (int)json_integer_value(b));
+    }
+    if (!strcmp(ty, "Metaspace")) {
+        const char *c = one_char(json_object_get(d, "replacement"));
+        const char *sc = json_string_value(json_object_get(d, "prepend_scheme"));
+        int scheme = !sc || !strcmp(sc, "always") ? 0 : !strcmp(sc, "first") ? 1 : !strcmp(sc, "never") ? 2 : -1;
+        if (json_is_false(json_object_get(d, "add_prefix_space"))) scheme = 2;
+        return c && scheme >= 0 && step_add(st, "Metaspace", c, NULL, scheme, 0);
+    }
+    return false;
+}
+
+static int set_steps(MsGguf *g, const char *key, const Steps *st)
+{
+    char k[64];
+    uint64_t la[32], lb[32], lo[32];
+    for (int i = 0; i < st->k; i++) la[i] = strlen(st->a[i]), lb[i] = strlen(st->b[i]), lo[i] = strlen(st->op[i]);
+    int rc = 0;
+    snprintf(k, sizeof k, "%s_op", key);
+    rc = rc || ms_gguf_mem_set_arr_str(g, k, st->op, lo, (uint64_t)st->k);
+    snprintf(k, sizeof k, "%s_a", key);
+    rc = rc || ms_gguf_mem_set_arr_str(g, k, st->a, la, (uint64_t)st->k);
+    snprintf(k, sizeof k, "%s_b", key);
+    rc = rc || ms_gguf_mem_set_arr_str(g, k, st->b, lb, (uint64_t)st->k);
+    snprintf(k, sizeof k, "%s_n", key);
+    rc = rc || ms_gguf_mem_set_arr(g, k, MS_GGUF_INT32, st->n, 2 * (uint64_t)st->k);
+    return rc;
 }
 
 static int tok_err(MsError *err, const char *path, int code, const char *what)
@@ -1197,50 +1442,74 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         return ms_error_set(err, MS_EUNSUPPORTED, "%s: tokenizer model type '%.32s' is not supported (only BPE)", path,
                             mt ? mt : "(none)");
     }
-    if (json_is_true(json_object_get(model, "byte_fallback")))
-        return tok_err(err, path, MS_EUNSUPPORTED, "BPE with byte_fallback is not supported yet");
+    bool byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
+    bool fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
+    if ((json_is_string(json_object_get(model, "continuing_subword_prefix")) &&
+         *json_string_value(json_object_get(model, "continuing_subword_prefix"))) ||
+        (json_is_string(json_object_get(model, "end_of_word_suffix")) &&
+         *json_string_value(json_object_get(model, "end_of_word_suffix"))))
+        return tok_err(err, path, MS_EUNSUPPORTED, "BPE with continuing_subword_prefix or end_of_word_suffix is not supported");
+    json_t *dropout = json_object_get(model, "dropout");
+    if (json_is_number(dropout) && json_number_value(dropout) != 0)
+        return tok_err(err, path, MS_EUNSUPPORTED, "BPE with dropout is not supported (tokenization would be random)");
     json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
     json_t *added = json_object_get(tj, "added_tokens");
     if (!json_is_object(vocab) || !json_is_array(merges))
         return tok_err(err, path, MS_EFORMAT, "model.vocab must be an object and model.merges an array");
     if (added && !json_is_array(added)) return tok_err(err, path, MS_EFORMAT, "added_tokens must be an array");
 
-    /* normalizer: none, NFC, or a sequence of NFCs (maybe empty) */
-    bool nz_nfc = false;
+    /* normalizer: NFC, Prepend, Replace and Sequences of them */
+    Steps norm = { .k = 0 }, decs = { .k = 0 };
+    const char *bad = NULL;
     json_t *nz = json_object_get(tj, "normalizer");
-    if (nz && !json_is_null(nz)) {
-        const char *nt = json_string_value(json_object_get(nz, "type"));
-        /* a Sequence of NFCs is NFC (NFC is idempotent) */
-        json_t *seq = json_object_get(nz, "normalizers");
-        bool ok = nt && (!strcmp(nt, "NFC") || !strcmp(nt, "Sequence"));
-        bool nfc = nt && !strcmp(nt, "NFC");
-        for (size_t i = 0; ok && nt && !strcmp(nt, "Sequence") && i < json_array_size(seq); i++) {
-            const char *st = json_string_value(json_object_get(json_array_get(seq, i), "type"));
-            ok = st && !strcmp(st, "NFC");
-            nfc = true;
-            if (!ok) nt = st ? st : "?";
-        }
-        if (ok) nz_nfc = nfc;
-        if (!ok) return ms_error_set(err, MS_EUNSUPPORTED, "%s: normalizer '%.32s' is not supported", path, nt ? nt : "?");
-    }
-    /* pre-tokenizer */
+    if (nz && !json_is_null(nz) && !describe_norm(nz, &norm, &bad))
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: normalizer '%.40s' is not supported (NFC, Prepend, Replace with "
+                            "a string, Sequence)", path, bad);
+    bool nz_nfc = norm.k > 0;
+    for (int i = 0; i < norm.k; i++) nz_nfc = nz_nfc && !strcmp(norm.op[i], "NFC");
+    /* pre-tokenizer: none, or ByteLevel last, after Split (Isolated regex)
+     * and Digits, with Metaspace only first, in a Sequence */
     json_t *pt = json_object_get(tj, "pre_tokenizer");
     Buf d = { 0 };
     RxList rx = { .n = 0 };
-    bool ok = json_is_object(pt);
-    if (ok && !strcmp(json_string_value(json_object_get(pt, "type")) ? json_string_value(json_object_get(pt, "type")) : "", "Sequence")) {
-        size_t i;
-        json_t *p;
+    bool ok = json_is_object(pt) || !pt || json_is_null(pt);
+    json_t *meta = NULL;
+    char meta_rx[64];
+    if (json_is_object(pt)) {
         json_t *seq = json_object_get(pt, "pretokenizers");
-        json_array_foreach(seq, i, p) {
-            if (i) buf_add(&d, ";");
-            ok = ok && describe_pre(p, &d, &rx);
-            /* byte-level mapping must come last: the regexes see the text */
-            const char *ty = json_string_value(json_object_get(p, "type"));
-            if (ty && !strcmp(ty, "ByteLevel") && i + 1 != json_array_size(seq)) ok = false;
+        const char *ty0 = json_string_value(json_object_get(pt, "type"));
+        bool is_seq = ty0 && !strcmp(ty0, "Sequence");
+        json_t *first = is_seq ? json_array_get(seq, 0) : pt;
+        const char *tyf = json_string_value(json_object_get(first, "type"));
+        if (tyf && !strcmp(tyf, "Metaspace")) {
+            meta = first;
+            const char *c = one_char(json_object_get(meta, "replacement"));
+            const char *sc = json_string_value(json_object_get(meta, "prepend_scheme"));
+            json_t *sp = json_object_get(meta, "split");
+            if (!c || (sc && strcmp(sc, "always") && strcmp(sc, "first") && strcmp(sc, "never")) ||
+                (sp && !json_is_boolean(sp)))
+                ok = false;
+            else if (!sp || json_is_true(sp)) {   /* split before each replacement (MergedWithNext) */
+                ucs4_t cp = 0;
+                u8_mbtouc(&cp, (const uint8_t *)c, strlen(c));
+                snprintf(meta_rx, sizeof meta_rx, "\\x{%X}[^\\x{%X}]*", (unsigned)cp, (unsigned)cp);
+                rx.v[rx.n++] = meta_rx;
+            }
         }
-    } else if (ok) {
-        ok = describe_pre(pt, &d, &rx);
+        if (is_seq) {
+            size_t i;
+            json_t *p;
+            if (!json_is_array(seq)) ok = false;
+            json_array_foreach(seq, i, p) {
+                if (i) buf_add(&d, ";");
+                const char *ty = json_string_value(json_object_get(p, "type"));
+                ok = ok && describe_pre(p, &d, &rx) && !(ty && !strcmp(ty, "Metaspace") && i != 0);
+                /* byte-level mapping must come last: the regexes see the text */
+                if (ty && !strcmp(ty, "ByteLevel") && i + 1 != json_array_size(seq)) ok = false;
+            }
+        } else {
+            ok = ok && describe_pre(pt, &d, &rx);
+        }
     }
     if (d.oom) { free(d.s); return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); }
     /* the llama.cpp name of a setup it knows (for a GGUF written by
@@ -1248,22 +1517,24 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
      * the file's regexes, but has no llama.cpp equivalent */
     const char *pre = NULL;
     bool pre_exact = true;
-    bool ends_bytelevel = ok && d.s && (strstr(d.s, "bytelevel") != NULL);
+    bool byte_level = ok && d.s && (strstr(d.s, "bytelevel") != NULL);
     for (size_t i = 0; ok && d.s && i < sizeof k_pre / sizeof k_pre[0]; i++)
         if (!strcmp(d.s, k_pre[i].desc)) pre = k_pre[i].pre;
     free(d.s);
-    if (!pre && ok && ends_bytelevel && rx.n > 0) {
-        pre = "gpt-2";   /* flags only: the regexes are the file's */
+    if (!pre && ok) {
+        pre = "gpt-2";   /* flags only: the steps are the file's */
         pre_exact = false;
     }
     if (!pre)
         return tok_err(err, path, MS_EUNSUPPORTED, "pre_tokenizer is not supported (ByteLevel last, after Split with "
-                       "a regex in Isolated mode or Digits, in a Sequence)");
+                       "a regex in Isolated mode or Digits, Metaspace first, in a Sequence)");
+    if (byte_level && (byte_fallback || meta))
+        return tok_err(err, path, MS_EUNSUPPORTED, "ByteLevel with byte_fallback or Metaspace is not supported");
     json_t *dec = json_object_get(tj, "decoder");
-    const char *dt = json_string_value(json_object_get(dec, "type"));
-    if (dec && !json_is_null(dec) && (!dt || strcmp(dt, "ByteLevel")))
-        return ms_error_set(err, MS_EUNSUPPORTED, "%s: decoder '%.32s' is not supported (only ByteLevel)", path,
-                            dt ? dt : "?");
+    if (dec && !json_is_null(dec) && !describe_dec(dec, &decs, &bad))
+        return ms_error_set(err, MS_EUNSUPPORTED, "%s: decoder '%.40s' is not supported (ByteLevel, Replace, "
+                            "ByteFallback, Fuse, Strip, Metaspace, Sequence)", path, bad);
+    if (norm.k && !nz_nfc) pre_exact = false;   /* llama.cpp's BPE has no such normalizer */
 
     /* vocabulary: ids 0..n-1; holes become unused [PADi] tokens */
     int64_t n = min_vocab > 0 ? min_vocab : 0;
@@ -1285,10 +1556,17 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         if (json_integer_value(id) + 1 > n) n = json_integer_value(id) + 1;
     }
     if (n == 0) return tok_err(err, path, MS_EFORMAT, "empty vocabulary");
+    /* holes become [PADi] tokens: a few are normal, millions (one absurd id
+     * in a small file) would only cost memory */
+    int64_t listed = (int64_t)json_object_size(vocab) + (int64_t)json_array_size(added);
+    if (n > min_vocab && n > listed + 65536)
+        return ms_error_set(err, MS_EFORMAT, "%s: token ids reach %" PRId64 " but only %" PRId64 " tokens are listed "
+                            "(more than 65536 ids unused)", path, n - 1, listed);
     const char **tok = calloc((size_t)n, sizeof *tok);
     uint64_t *len = calloc((size_t)n, sizeof *len);
     int32_t *type = calloc((size_t)n, sizeof *type);
     char *pads = NULL;
+    int32_t *added_id = NULL, *added_fl = NULL;
     const char **mg = NULL;
     uint64_t *mlen = NULL;
     char *mbuf = NULL;
@@ -1301,11 +1579,27 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         len[id] = strlen(k);
         type[id] = 1;   /* normal */
     }
+    if (byte_fallback)   /* <0xXX> tokens are bytes */
+        for (int64_t i = 0; i < n; i++)
+            if (tok[i] && len[i] == 6 && !strncmp(tok[i], "<0x", 3) && tok[i][5] == '>' && isxdigit((unsigned char)tok[i][3])
+                && isxdigit((unsigned char)tok[i][4]))
+                type[i] = 6;
+    size_t n_added = json_array_size(added);
+    added_id = calloc(n_added ? n_added : 1, sizeof *added_id);
+    added_fl = calloc(n_added ? n_added : 1, sizeof *added_fl);
+    if (!added_id || !added_fl) { rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); goto out; }
     json_array_foreach(added, ai, a) {
         int64_t id = json_integer_value(json_object_get(a, "id"));
         tok[id] = json_string_value(json_object_get(a, "content"));
         len[id] = strlen(tok[id]);
-        type[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;   /* control : user-defined */
+        bool special = json_is_true(json_object_get(a, "special"));
+        type[id] = special ? 3 : 4;   /* control : user-defined */
+        /* HF's AddedToken flags; normalized defaults to !special */
+        json_t *nm = json_object_get(a, "normalized");
+        bool normalized = json_is_boolean(nm) ? json_is_true(nm) : !special;
+        added_id[ai] = (int32_t)id;
+        added_fl[ai] = (json_is_true(json_object_get(a, "lstrip")) ? 1 : 0) | (json_is_true(json_object_get(a, "rstrip")) ? 2 : 0)
+                     | (json_is_true(json_object_get(a, "single_word")) ? 4 : 0) | (normalized ? 8 : 0) | (special ? 16 : 0);
     }
     int64_t n_pad = 0;
     for (int64_t i = 0; i < n; i++) n_pad += !tok[i];
@@ -1371,6 +1665,22 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
         tmpl = true;
         add_bos = ns > 0 && json_object_get(json_array_get(single, 0), "SpecialToken");
         add_eos = ns > 1 && json_object_get(json_array_get(single, ns - 1), "SpecialToken");
+        /* the ids the template adds are its special_tokens' own */
+        for (int e = 0; e < 2; e++) {
+            if (!(e ? add_eos : add_bos)) continue;
+            json_t *st = json_object_get(json_array_get(single, e ? ns - 1 : 0), "SpecialToken");
+            const char *nm = json_string_value(json_object_get(st, "id"));
+            json_t *ids = json_object_get(json_object_get(json_object_get(p, "special_tokens"), nm ? nm : ""), "ids");
+            json_t *id0 = json_array_get(ids, 0);
+            if (json_array_size(ids) != 1 || !json_is_integer(id0) || json_integer_value(id0) < 0 ||
+                json_integer_value(id0) >= n)
+                continue;   /* several ids or none: the names of tokenizer_config.json decide */
+            uint32_t u = (uint32_t)json_integer_value(id0);
+            if (ms_gguf_mem_set(g, e ? keys[1] : keys[0], MS_GGUF_UINT32, &u)) {
+                rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+                goto out;
+            }
+        }
     }
     if (!tmpl && tc) {
         add_bos = json_is_true(json_object_get(tc, "add_bos_token"));
@@ -1387,18 +1697,41 @@ static int load_tokenizer(MsGguf *g, const char *path, json_t *tj, json_t *tc, j
     /* Hugging Face's semantics on top (tokenizer.hf.*; convert leaves them
      * out, so a GGUF follows llama.cpp): the file's own regexes, its
      * normaliser, ignore_merges, and every added token matched in text */
-    if (!rc && rx.n > 0) {
+    if (!rc) {
         uint64_t rl[16];
         for (int i = 0; i < rx.n; i++) rl[i] = strlen(rx.v[i]);
-        bool im = json_is_true(json_object_get(model, "ignore_merges"));
-        if (ms_gguf_mem_set_arr_str(g, "tokenizer.hf.pre_regex", rx.v, rl, (uint64_t)rx.n)
+        bool im = json_is_true(json_object_get(model, "ignore_merges")), yes = true;
+        /* transformers' clean_up_tokenization_spaces (off when absent) */
+        bool clean = tc && json_is_true(json_object_get(tc, "clean_up_tokenization_spaces"));
+        const char *unk = json_string_value(json_object_get(model, "unk_token"));
+        json_t *uid = unk ? json_object_get(vocab, unk) : NULL;
+        uint32_t unk_id = json_is_integer(uid) ? (uint32_t)json_integer_value(uid) : 0;
+        if (!decs.k && byte_level) step_add(&decs, "ByteLevel", NULL, NULL, 0, 0);
+        if (ms_gguf_mem_set(g, "tokenizer.hf.mode", MS_GGUF_BOOL, &yes)
+            || (rx.n && ms_gguf_mem_set_arr_str(g, "tokenizer.hf.pre_regex", rx.v, rl, (uint64_t)rx.n))
             || ms_gguf_mem_set(g, "tokenizer.hf.ignore_merges", MS_GGUF_BOOL, &im)
             || ms_gguf_mem_set(g, "tokenizer.hf.pre_exact", MS_GGUF_BOOL, &pre_exact)
-            || ms_gguf_mem_set(g, "tokenizer.hf.normalizer", MS_GGUF_STRING, nz_nfc ? "NFC" : "none"))
+            || ms_gguf_mem_set(g, "tokenizer.hf.byte_level", MS_GGUF_BOOL, &byte_level)
+            || ms_gguf_mem_set(g, "tokenizer.hf.byte_fallback", MS_GGUF_BOOL, &byte_fallback)
+            || ms_gguf_mem_set(g, "tokenizer.hf.fuse_unk", MS_GGUF_BOOL, &fuse_unk)
+            || ms_gguf_mem_set(g, "tokenizer.hf.clean_spaces", MS_GGUF_BOOL, &clean)
+            || (uid && ms_gguf_mem_set(g, "tokenizer.hf.unk_id", MS_GGUF_UINT32, &unk_id))
+            || (uid && ms_gguf_mem_set(g, "tokenizer.ggml.unknown_token_id", MS_GGUF_UINT32, &unk_id))
+            || set_steps(g, "tokenizer.hf.norm", &norm) || set_steps(g, "tokenizer.hf.dec", &decs)
+            || ms_gguf_mem_set_arr(g, "tokenizer.hf.added_id", MS_GGUF_INT32, added_id, n_added)
+            || ms_gguf_mem_set_arr(g, "tokenizer.hf.added_flags", MS_GGUF_INT32, added_fl, n_added))
             rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        if (!rc && meta) {
+            const char *sc = json_string_value(json_object_get(meta, "prepend_scheme"));
+            uint32_t scheme = !sc || !strcmp(sc, "always") ? 0 : !strcmp(sc, "first") ? 1 : 2;
+            if (json_is_false(json_object_get(meta, "add_prefix_space"))) scheme = 2;
+            if (ms_gguf_mem_set(g, "tokenizer.hf.metaspace", MS_GGUF_STRING, one_char(json_object_get(meta, "replacement")))
+                || ms_gguf_mem_set(g, "tokenizer.hf.metaspace_scheme", MS_GGUF_UINT32, &scheme))
+                rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        }
     }
 out:
-    free(tok); free(len); free(type); free(pads); free(mg); free(mlen); free(mbuf);
+    free(tok); free(len); free(type); free(pads); free(mg); free(mlen); free(mbuf); free(added_id); free(added_fl);
     return rc;
 }
 
@@ -1518,7 +1851,7 @@ MsGguf *ms_hf_open(const char *path, MsError *err)
             }
         if (!rc && !H.arch)
             rc = ms_error_set(err, MS_EUNSUPPORTED, "%s: unsupported model_type '%.64s' (supported: olmoe, qwen2_moe, "
-                              "mixtral, granitemoe, deepseek_v2, qwen3_moe, gpt_oss, phimoe)", H.cfg_path, H.model_type);
+                              "mixtral, granitemoe, deepseek_v2, deepseek_v3, qwen3_moe, gpt_oss, phimoe)", H.cfg_path, H.model_type);
     }
     if (!rc) rc = load_weights(&H);
     if (!rc) rc = build(&H, fam);

@@ -162,11 +162,11 @@ int tok_bpe_setup(MsTokenizer *t, MsError *err)
     size_t n = 0;
     while (pt->rx[n]) n++;
     const char *const *rx = pt->rx;
-    if (t->n_hf_rx) {   /* a tokenizer.json's own regexes */
+    if (t->n_hf_rx || t->hf) {   /* a tokenizer.json's own regexes (maybe none) */
         rx = (const char *const *)t->hf_rx;
         n = t->n_hf_rx;
     }
-    t->regex = calloc(n, sizeof *t->regex);
+    t->regex = calloc(n ? n : 1, sizeof *t->regex);
     if (!t->regex) return ms_error_set(err, MS_ENOMEM, "out of memory");
     t->n_regex = n;
     for (size_t i = 0; i < n; i++) {
@@ -589,7 +589,9 @@ int tok_bpe_encode(const MsTokenizer *t, TokBpeSession *ss, const char *text, si
             }
         }
         size_t n0 = out->n;
-        if ((rc = bpe_word(t, &ss->w, word->s, word->n, (const uint8_t *)bytes->s, out))) return rc;
+        if (t->hf && !t->hf_byte_level) rc = tok_hf_bpe_word(t, ss, bytes->s, bytes->n, out);
+        else rc = bpe_word(t, &ss->w, word->s, word->n, (const uint8_t *)bytes->s, out);
+        if (rc) return rc;
         if (cacheable && ss->cache_n < ss->cache_cap / 2) {
             uint32_t key_off = (uint32_t)ss->cache_keys.n, ids_off = (uint32_t)ss->cache_ids.n;
             if (tokstr_append(&ss->cache_keys, bytes->s, bytes->n)) return MS_ENOMEM;
@@ -604,5 +606,105 @@ int tok_bpe_encode(const MsTokenizer *t, TokBpeSession *ss, const char *text, si
         }
     next_piece:;
     }
+    return MS_OK;
+}
+
+/* Hugging Face's BPE::merge_word and Word::merge_all (models/bpe) over
+ * characters: merges are keyed by the ids of both sides and exist only when
+ * the merged text is a token too, so the id table answers every lookup. */
+int tok_hf_bpe_word(const MsTokenizer *t, TokBpeSession *ss, const char *word, size_t len, TokIds *out)
+{
+    BpeScratch *w = &ss->w;
+    if (t->ignore_merges) {
+        int32_t id = tokmap_get(&t->vocab, word, len);
+        if (id >= 0) return tokids_push(out, id);
+    }
+    size_t n = 0;
+    int32_t unk_pending = 0;   /* 1 while an unk symbol is waiting to be added */
+    uint32_t unk_off = 0, unk_len = 0;
+#define PUSH_SYM(ID, OFF, LEN)                                                  \
+    do {                                                                        \
+        if (n == w->cap_sym) {                                                  \
+            size_t c_ = w->cap_sym ? w->cap_sym * 2 : 64;                       \
+            TokSym *p_ = realloc(w->sym, c_ * sizeof *p_);                      \
+            if (!p_) return MS_ENOMEM;                                          \
+            w->sym = p_;                                                        \
+            w->cap_sym = c_;                                                    \
+        }                                                                       \
+        w->sym[n] = (TokSym){ .prev = (int32_t)n - 1, .next = (int32_t)n + 1,   \
+                              .off = (OFF), .n = (LEN), .id = (ID) };           \
+        n++;                                                                    \
+    } while (0)
+    for (size_t off = 0; off < len;) {
+        size_t cl = MS_MIN((size_t)tok_utf8_len((uint8_t)word[off]), len - off);
+        int32_t id = tokmap_get(&t->vocab, word + off, cl);
+        if (id >= 0) {
+            if (unk_pending) PUSH_SYM(t->hf_unk, unk_off, unk_len);
+            unk_pending = 0;
+            PUSH_SYM(id, (uint32_t)off, (uint32_t)cl);
+            off += cl;
+            continue;
+        }
+        bool all = t->hf_byte_fallback;
+        for (size_t j = 0; all && j < cl; j++) all = t->byte_tok[(uint8_t)word[off + j]] >= 0;
+        if (all) {   /* HF leaves a pending unk waiting here */
+            for (size_t j = 0; j < cl; j++) PUSH_SYM(t->byte_tok[(uint8_t)word[off + j]], (uint32_t)(off + j), 1);
+            off += cl;
+            continue;
+        }
+        if (t->hf_unk >= 0) {
+            if (unk_pending && t->hf_fuse_unk) {
+                unk_len += (uint32_t)cl;
+            } else {
+                if (unk_pending) PUSH_SYM(t->hf_unk, unk_off, unk_len);
+                unk_pending = 1;
+                unk_off = (uint32_t)off;
+                unk_len = (uint32_t)cl;
+            }
+        }   /* no unk token: the character is dropped, as HF does */
+        off += cl;
+    }
+    if (unk_pending) PUSH_SYM(t->hf_unk, unk_off, unk_len);
+#undef PUSH_SYM
+    if (n) w->sym[n - 1].next = -1;
+    w->heap.n = 0;
+    for (size_t i = 1; i < n; i++) {
+        int32_t res, rank = pair_rank(&t->pairs, w->sym[i - 1].id, w->sym[i].id, &res);
+        if (rank >= 0 && res >= 0) {
+            TokBigram g = { .key = rank, .left = (int32_t)i - 1, .right = (int32_t)i, .size = (uint32_t)res };
+            if (tokheap_push(&w->heap, g)) return MS_ENOMEM;
+        }
+    }
+    while (w->heap.n) {
+        TokBigram g = tokheap_pop(&w->heap);
+        TokSym *a = &w->sym[g.left];
+        /* stale entry: the left side is gone, last, or no longer forms this
+         * merge with its right neighbour (HF compares the merged id) */
+        if (a->n == 0 || a->next < 0) continue;
+        TokSym *b = &w->sym[a->next];
+        int32_t res, rank = pair_rank(&t->pairs, a->id, b->id, &res);
+        if (rank < 0 || res != (int32_t)g.size) continue;
+        a->id = res;
+        a->n += b->n;
+        b->n = 0;
+        a->next = b->next;
+        if (b->next >= 0) w->sym[b->next].prev = g.left;
+        if (a->prev >= 0) {
+            TokSym *p = &w->sym[a->prev];
+            if ((rank = pair_rank(&t->pairs, p->id, a->id, &res)) >= 0 && res >= 0) {
+                TokBigram q = { .key = rank, .left = a->prev, .right = g.left, .size = (uint32_t)res };
+                if (tokheap_push(&w->heap, q)) return MS_ENOMEM;
+            }
+        }
+        if (a->next >= 0) {
+            TokSym *nx = &w->sym[a->next];
+            if ((rank = pair_rank(&t->pairs, a->id, nx->id, &res)) >= 0 && res >= 0) {
+                TokBigram q = { .key = rank, .left = g.left, .right = a->next, .size = (uint32_t)res };
+                if (tokheap_push(&w->heap, q)) return MS_ENOMEM;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (w->sym[i].n && tokids_push(out, w->sym[i].id)) return MS_ENOMEM;
     return MS_OK;
 }

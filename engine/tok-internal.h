@@ -98,6 +98,24 @@ typedef struct {
     size_t cap;        /* power of two */
 } TokPairMap;
 
+/* ---- tokenizer.json pipeline pieces (tokenizer.c) ---- */
+enum { TOK_HF_NFC, TOK_HF_PREPEND, TOK_HF_REPLACE,                        /* normalizers */
+       TOK_HF_D_BYTELEVEL, TOK_HF_D_REPLACE, TOK_HF_D_BYTEFALLBACK,       /* decoders */
+       TOK_HF_D_FUSE, TOK_HF_D_STRIP, TOK_HF_D_METASPACE };
+typedef struct TokHfStep {
+    int op;
+    char *a, *b;              /* Prepend: a; Replace: a -> b; Strip/Metaspace: a = the character */
+    int n1, n2;               /* Strip: start, stop; Metaspace: prepend scheme */
+} TokHfStep;
+
+enum { TOK_HF_LSTRIP = 1, TOK_HF_RSTRIP = 2, TOK_HF_SINGLE_WORD = 4, TOK_HF_NORMALIZED = 8, TOK_HF_SPECIAL = 16 };
+typedef struct TokHfAdded {
+    int32_t id;
+    int flags;                /* TOK_HF_* */
+    char *match;              /* the text matched: content, or its normalized form */
+    size_t len;
+} TokHfAdded;
+
 /* ---- the tokenizer ---- */
 struct TokRegex;
 
@@ -131,10 +149,28 @@ struct MsTokenizer {
 
     /* Hugging Face semantics (tokenizer.hf.* keys, written only for a
      * tokenizer.json): the file's own Split regexes replace the
-     * pre-tokenizer's, NFC before splitting, every added token matched */
+     * pre-tokenizer's */
     char **hf_rx;
     size_t n_hf_rx;
-    bool hf_nfc, hf_added_all;
+    /* the full tokenizer.json pipeline (tokenizer.hf.mode present):
+     * normalizer steps, Metaspace, BPE over characters with byte fallback
+     * when not byte-level, added tokens with their flags, decoder steps */
+    bool hf;
+    bool hf_byte_level;       /* ByteLevel pre-tokenizer: byte-level BPE */
+    bool hf_byte_fallback, hf_fuse_unk;
+    int32_t hf_unk;           /* model.unk_token, -1 if none */
+    struct TokHfStep *hf_norm;    /* normalizer steps, in order */
+    size_t n_hf_norm;
+    struct TokHfStep *hf_dec;     /* decoder steps, in order */
+    size_t n_hf_dec;
+    char *hf_meta;            /* Metaspace replacement (UTF-8), NULL if none */
+    int hf_meta_scheme;       /* 0 always, 1 first, 2 never */
+    struct TokHfAdded *hf_added;  /* added tokens, as tokenizer.json lists them */
+    size_t n_hf_added;
+    uint32_t *hf_by_byte;     /* hf_added indices by first byte, longest first */
+    uint32_t hf_byte_start[257];  /* bucket of byte b: hf_by_byte[start[b] .. start[b+1]) */
+    int32_t *hf_added_ix;     /* n_vocab: 1 + index into hf_added of a token
+                               * decoded in its normalized form, else 0 (NULL if none) */
 
     struct TokRegex *regex;   /* BPE pre-tokenizer, applied in order */
     size_t n_regex;
@@ -165,6 +201,10 @@ typedef struct TokBpeSession TokBpeSession;
 TokBpeSession *tok_bpe_session_new(const MsTokenizer *t);  /* NULL: no memory */
 void tok_bpe_session_free(TokBpeSession *s);               /* accepts NULL */
 int tok_bpe_encode(const MsTokenizer *t, TokBpeSession *s, const char *text, size_t len, TokIds *out);
+/* One tokenizer.json BPE word over characters (not byte-level): each
+ * character's token, else its <0xXX> byte tokens (byte_fallback), else unk
+ * (fused when fuse_unk); then merges by rank, leftmost first. */
+int tok_hf_bpe_word(const MsTokenizer *t, TokBpeSession *s, const char *word, size_t len, TokIds *out);
 /* The byte <-> code point mapping of byte-level BPE. */
 uint32_t tok_byte_to_cp(uint8_t b);
 int tok_cp_to_byte(uint32_t cp);  /* -1 if cp is not in the mapping */

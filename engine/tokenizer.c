@@ -1,7 +1,9 @@
 /* tokenizer.c — loading a tokenizer from GGUF metadata, user-defined token
  * partition, dispatch to BPE / SPM / WPM, pieces and detokenisation, all
  * following llama.cpp's llama-vocab.cpp (Feb 2025).  Facts: GGUF-MOE.md §7. */
+#include <unictype.h>
 #include <uninorm.h>
+#include <unistr.h>
 
 #include "tok-internal.h"
 
@@ -56,6 +58,15 @@ void ms_tokenizer_free(MsTokenizer *t)
     tok_bpe_free(t);
     for (size_t i = 0; i < t->n_hf_rx; i++) free(t->hf_rx[i]);
     free(t->hf_rx);
+    for (size_t i = 0; i < t->n_hf_norm; i++) free(t->hf_norm[i].a), free(t->hf_norm[i].b);
+    free(t->hf_norm);
+    for (size_t i = 0; i < t->n_hf_dec; i++) free(t->hf_dec[i].a), free(t->hf_dec[i].b);
+    free(t->hf_dec);
+    for (size_t i = 0; i < t->n_hf_added; i++) free(t->hf_added[i].match);
+    free(t->hf_added);
+    free(t->hf_added_ix);
+    free(t->hf_by_byte);
+    free(t->hf_meta);
     free(t->model);
     free(t->pre);
     free(t->pool);
@@ -298,29 +309,163 @@ static void setup_specials(MsTokenizer *t, const MsGguf *g)
 }
 
 /* tokenizer.hf.* (engine/hf.c writes them for a tokenizer.json): the
- * file's Split regexes, NFC, ignore_merges, every added token matched. */
+ * file's Split regexes, normalizer and decoder steps, Metaspace, the BPE
+ * model's byte fallback and unk, and the added tokens with their flags. */
+static int hf_str(const MsGgufArray *a, uint64_t i, char **out)
+{
+    const char *s;
+    uint64_t len;
+    ms_gguf_arr_str(a, i, &s, &len);
+    return (*out = dup_n(s, len)) ? 0 : MS_ENOMEM;
+}
+
+/* steps "<key>_op" (strings) with "<key>_a", "<key>_b" (strings) and
+ * "<key>_n" (2 integers a step) */
+static int load_hf_steps(const MsGguf *g, const char *key, const char *const *names, const int *ops, size_t n_names,
+                         TokHfStep **out, size_t *n_out, const char *path, MsError *err)
+{
+    char k[96];
+    MsGgufArray op, a, b, nn;
+    snprintf(k, sizeof k, "%s_op", key);
+    int rc = ms_gguf_get_arr(g, k, &op, err);
+    if (rc == MS_ENOTFOUND) return 0;
+    if (rc) return rc;
+    snprintf(k, sizeof k, "%s_a", key);
+    int r1 = ms_gguf_get_arr(g, k, &a, NULL);
+    snprintf(k, sizeof k, "%s_b", key);
+    int r2 = ms_gguf_get_arr(g, k, &b, NULL);
+    snprintf(k, sizeof k, "%s_n", key);
+    int r3 = ms_gguf_get_arr(g, k, &nn, NULL);
+    if (r1 || r2 || r3 || op.elem_type != MS_GGUF_STRING || a.elem_type != MS_GGUF_STRING ||
+        b.elem_type != MS_GGUF_STRING || nn.elem_type == MS_GGUF_STRING || op.n > 64 || a.n != op.n ||
+        b.n != op.n || nn.n != 2 * op.n)
+        return ms_error_set(err, MS_EFORMAT, "%s: %s_* must be parallel arrays", path, key);
+    if (!op.n) return 0;
+    if (!(*out = calloc(op.n, sizeof **out))) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    for (uint64_t i = 0; i < op.n; i++) {
+        TokHfStep *st = &(*out)[i];
+        *n_out = i + 1;
+        const char *s;
+        uint64_t len;
+        ms_gguf_arr_str(&op, i, &s, &len);
+        st->op = -1;
+        for (size_t j = 0; j < n_names; j++)
+            if (strlen(names[j]) == len && !memcmp(names[j], s, len)) st->op = ops[j];
+        if (st->op < 0) return ms_error_set(err, MS_EFORMAT, "%s: %s step '%.*s' is unknown", path, key, (int)MS_MIN(len, 32), s);
+        if (hf_str(&a, i, &st->a) || hf_str(&b, i, &st->b)) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        st->n1 = (int)ms_gguf_arr_i64(&nn, 2 * i);
+        st->n2 = (int)ms_gguf_arr_i64(&nn, 2 * i + 1);
+    }
+    return 0;
+}
+
+static int hf_normalize(const MsTokenizer *t, const char *s, size_t n, TokStr *out);
+
+/* first byte, then longest first (then file order) */
+static int cmp_added(const void *pa, const void *pb, void *ctx)
+{
+    const MsTokenizer *t = ctx;
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    const TokHfAdded *x = &t->hf_added[a], *y = &t->hf_added[b];
+    if ((uint8_t)x->match[0] != (uint8_t)y->match[0]) return (uint8_t)x->match[0] < (uint8_t)y->match[0] ? -1 : 1;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
 static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *err)
 {
     MsGgufArray a;
     int rc = ms_gguf_get_arr(g, "tokenizer.hf.pre_regex", &a, err);
-    if (rc == MS_ENOTFOUND) return 0;
-    if (rc) return rc;
-    if (a.elem_type != MS_GGUF_STRING || a.n == 0 || a.n > 64)
-        return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.hf.pre_regex must be 1 to 64 strings", path);
-    if (!(t->hf_rx = calloc(a.n, sizeof *t->hf_rx))) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
-    for (uint64_t i = 0; i < a.n; i++) {
-        const char *s;
-        uint64_t len;
-        ms_gguf_arr_str(&a, i, &s, &len);
-        if (!(t->hf_rx[i] = dup_n(s, len))) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
-        t->n_hf_rx = i + 1;
+    if (rc && rc != MS_ENOTFOUND) return rc;
+    if (rc == 0) {
+        if (a.elem_type != MS_GGUF_STRING || a.n > 64)
+            return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.hf.pre_regex must be up to 64 strings", path);
+        if (!(t->hf_rx = calloc(a.n ? a.n : 1, sizeof *t->hf_rx))) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        for (uint64_t i = 0; i < a.n; i++) {
+            if (hf_str(&a, i, &t->hf_rx[i])) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+            t->n_hf_rx = i + 1;
+        }
     }
+    bool mode = false;
+    if ((rc = read_bool(g, "tokenizer.hf.mode", &mode, err))) return rc;
+    if (!mode) return 0;
+    t->hf = true;
+    t->hf_byte_level = true;
+    t->hf_unk = -1;
+    if ((rc = read_bool(g, "tokenizer.hf.byte_level", &t->hf_byte_level, err)) ||
+        (rc = read_bool(g, "tokenizer.hf.byte_fallback", &t->hf_byte_fallback, err)) ||
+        (rc = read_bool(g, "tokenizer.hf.fuse_unk", &t->hf_fuse_unk, err)) ||
+        (rc = read_id(g, "tokenizer.hf.unk_id", t->n_vocab, &t->hf_unk, err)))
+        return rc;
+    static const char *const nn[] = { "NFC", "Prepend", "Replace" };
+    static const int no[] = { TOK_HF_NFC, TOK_HF_PREPEND, TOK_HF_REPLACE };
+    static const char *const dn[] = { "ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace" };
+    static const int dop[] = { TOK_HF_D_BYTELEVEL, TOK_HF_D_REPLACE, TOK_HF_D_BYTEFALLBACK, TOK_HF_D_FUSE,
+                               TOK_HF_D_STRIP, TOK_HF_D_METASPACE };
+    if ((rc = load_hf_steps(g, "tokenizer.hf.norm", nn, no, 3, &t->hf_norm, &t->n_hf_norm, path, err)) ||
+        (rc = load_hf_steps(g, "tokenizer.hf.dec", dn, dop, 6, &t->hf_dec, &t->n_hf_dec, path, err)))
+        return rc;
+    for (size_t i = 0; i < t->n_hf_norm; i++)
+        if (t->hf_norm[i].op == TOK_HF_REPLACE && !t->hf_norm[i].a[0])
+            return ms_error_set(err, MS_EFORMAT, "%s: a Replace normalizer with an empty pattern", path);
     const char *s;
     uint64_t len;
-    rc = ms_gguf_get_str(g, "tokenizer.hf.normalizer", &s, &len, err);
+    rc = ms_gguf_get_str(g, "tokenizer.hf.metaspace", &s, &len, err);
     if (rc && rc != MS_ENOTFOUND) return rc;
-    t->hf_nfc = rc == 0 && len == 3 && !memcmp(s, "NFC", 3);
-    t->hf_added_all = true;
+    if (rc == 0) {
+        if (!len || !(t->hf_meta = dup_n(s, len))) return ms_error_set(err, MS_EFORMAT, "%s: bad tokenizer.hf.metaspace", path);
+        uint32_t sc = 0;
+        rc = ms_gguf_get_u32(g, "tokenizer.hf.metaspace_scheme", &sc, err);
+        if (rc && rc != MS_ENOTFOUND) return rc;
+        t->hf_meta_scheme = sc <= 2 ? (int)sc : 0;
+    }
+    MsGgufArray ids, fl;
+    rc = ms_gguf_get_arr(g, "tokenizer.hf.added_id", &ids, err);
+    if (rc == MS_ENOTFOUND) return 0;
+    if (rc) return rc;
+    if (ms_gguf_get_arr(g, "tokenizer.hf.added_flags", &fl, err) || ids.elem_type == MS_GGUF_STRING ||
+        fl.elem_type == MS_GGUF_STRING || fl.n != ids.n)
+        return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.hf.added_id/_flags must be parallel integer arrays", path);
+    if (ids.n && !(t->hf_added = calloc(ids.n, sizeof *t->hf_added)))
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    TokStr nb = { 0 };
+    for (uint64_t i = 0; i < ids.n; i++) {
+        int64_t id = ms_gguf_arr_i64(&ids, i);
+        if (id < 0 || id >= t->n_vocab) continue;
+        TokHfAdded *ad = &t->hf_added[t->n_hf_added];
+        ad->id = (int32_t)id;
+        ad->flags = (int)ms_gguf_arr_i64(&fl, i);
+        /* a normalized token is matched in normalized text, in its own
+         * normalized form (HF's normalized_cache) */
+        nb.n = 0;
+        if (ad->flags & TOK_HF_NORMALIZED) rc = hf_normalize(t, tok_text(t, ad->id), t->tok_len[ad->id], &nb);
+        else rc = tokstr_append(&nb, tok_text(t, ad->id), t->tok_len[ad->id]);
+        if (rc || !(ad->match = dup_n(nb.s ? nb.s : "", nb.n))) {
+            free(nb.s);
+            return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+        }
+        ad->len = nb.n;
+        t->n_hf_added++;
+        if (!ad->len) { free(ad->match); t->n_hf_added--; continue; }
+        /* HF decodes such a token as its normalized form too */
+        if (ad->len != t->tok_len[ad->id] || memcmp(ad->match, tok_text(t, ad->id), ad->len)) {
+            if (!t->hf_added_ix && !(t->hf_added_ix = calloc((size_t)t->n_vocab, sizeof *t->hf_added_ix))) {
+                free(nb.s);
+                return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+            }
+            t->hf_added_ix[ad->id] = (int32_t)t->n_hf_added;
+        }
+    }
+    free(nb.s);
+    /* the first-byte index hf_match searches */
+    if (!(t->hf_by_byte = malloc((t->n_hf_added ? t->n_hf_added : 1) * sizeof *t->hf_by_byte)))
+        return ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
+    for (size_t k = 0; k < t->n_hf_added; k++) t->hf_byte_start[(uint8_t)t->hf_added[k].match[0] + 1]++;
+    for (int b = 0; b < 256; b++) t->hf_byte_start[b + 1] += t->hf_byte_start[b];
+    uint32_t fill[256];
+    memcpy(fill, t->hf_byte_start, sizeof fill);
+    for (size_t k = 0; k < t->n_hf_added; k++) t->hf_by_byte[fill[(uint8_t)t->hf_added[k].match[0]]++] = (uint32_t)k;
+    qsort_r(t->hf_by_byte, t->n_hf_added, sizeof *t->hf_by_byte, cmp_added, t);
     return 0;
 }
 
@@ -370,7 +515,11 @@ MsTokenizer *ms_tokenizer_new(const MsGguf *g, MsError *err)
             ms_error_prefix(err, "%s: ", path);
             goto fail;
         }
-        if (t->n_hf_rx && read_bool(g, "tokenizer.hf.ignore_merges", &t->ignore_merges, err)) goto fail;
+        if ((t->n_hf_rx || t->hf) && read_bool(g, "tokenizer.hf.ignore_merges", &t->ignore_merges, err)) goto fail;
+        if (t->hf) {   /* transformers' clean_up_tokenization_spaces */
+            t->clean_spaces = false;
+            if (read_bool(g, "tokenizer.hf.clean_spaces", &t->clean_spaces, err)) goto fail;
+        }
         break;
     case MS_TOK_SPM:
         d_bos = 1, d_eos = 2, d_unk = 0;
@@ -411,7 +560,7 @@ MsTokenizer *ms_tokenizer_new(const MsGguf *g, MsError *err)
         char hex[8];
         snprintf(hex, sizeof hex, "<0x%02X>", b);
         t->byte_tok[b] = find_text(t, hex);
-        if (t->byte_tok[b] < 0) {
+        if (t->byte_tok[b] < 0 && !t->hf) {   /* HF's byte fallback knows only <0xXX> */
             char raw = (char)b;
             t->byte_tok[b] = tokmap_get(&t->vocab, &raw, 1);
         }
@@ -502,7 +651,7 @@ static int partition(const MsTokenizer *t, const char *text, size_t len, Frags *
      * one pass over the text spares most of the searches. */
     bool bytes[256] = { false };
     for (size_t k = 0; k < t->n_special && !pairs; k++)
-        if ((t->hf_added_all || !(t->attr[t->special[k]] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) && len) {
+        if (!(t->attr[t->special[k]] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) && len) {
             if (!(pairs = calloc(65536 / 8, 1))) {
                 rc = MS_ENOMEM;
                 goto done;
@@ -517,7 +666,7 @@ static int partition(const MsTokenizer *t, const char *text, size_t len, Frags *
         }
     for (size_t k = 0; k < t->n_special && pairs; k++) {
         int32_t id = t->special[k];
-        if (!t->hf_added_all && (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
+        if (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)) continue;
         const char *tt = tok_text(t, id);
         size_t tl = t->tok_len[id];
         bool possible = tl > 0 && bytes[(uint8_t)tt[0]];
@@ -567,6 +716,183 @@ done:
     return MS_OK;
 }
 
+/* ---- the tokenizer.json pipeline (Hugging Face's encode) ---- */
+
+/* The normalizer steps on s[0..n) into out (replaced). */
+static int hf_normalize(const MsTokenizer *t, const char *s, size_t n, TokStr *out)
+{
+    TokStr tmp = { 0 };
+    out->n = 0;
+    int rc = tokstr_append(out, s, n);
+    for (size_t k = 0; k < t->n_hf_norm && !rc; k++) {
+        const TokHfStep *st = &t->hf_norm[k];
+        tmp.n = 0;
+        if (st->op == TOK_HF_NFC) {
+            size_t nl = 0;
+            uint8_t *nfc = u8_normalize(UNINORM_NFC, (const uint8_t *)out->s, out->n, NULL, &nl);
+            if (!nfc) continue;   /* invalid UTF-8 passes unchanged */
+            out->n = 0;
+            rc = tokstr_append(out, (const char *)nfc, nl);
+            free(nfc);
+            continue;
+        }
+        if (st->op == TOK_HF_PREPEND) {   /* only a non-empty string */
+            if (!out->n) continue;
+            rc = tokstr_append(&tmp, st->a, strlen(st->a));
+            if (!rc) rc = tokstr_append(&tmp, out->s, out->n);
+        } else {   /* Replace: every non-overlapping occurrence, left to right */
+            size_t pl = strlen(st->a), cl = strlen(st->b), i = 0;
+            rc = tokstr_reserve(&tmp, out->n);
+            while (!rc && i < out->n) {
+                if (i + pl <= out->n && !memcmp(out->s + i, st->a, pl)) {
+                    rc = tokstr_append(&tmp, st->b, cl);
+                    i += pl;
+                } else {
+                    rc = tokstr_append(&tmp, out->s + i, 1);
+                    i++;
+                }
+            }
+        }
+        if (!rc) {
+            TokStr x = *out;
+            *out = tmp;
+            tmp = x;
+        }
+    }
+    free(tmp.s);
+    if (!rc && !out->s) rc = tokstr_reserve(out, 0);
+    return rc;
+}
+
+/* Rust regex's \w (Unicode) and \s, on one code point */
+static bool hf_is_word(ucs4_t c)
+{
+    return uc_is_property_alphabetic(c) || uc_is_general_category(c, UC_CATEGORY_M) ||
+           uc_is_general_category(c, UC_CATEGORY_Nd) || uc_is_general_category(c, UC_CATEGORY_Pc) ||
+           uc_is_property_join_control(c);
+}
+
+static ucs4_t hf_last_cp(const char *s, size_t n)
+{
+    ucs4_t c = 0xfffd;
+    if (n) u8_prev(&c, (const uint8_t *)s + n, (const uint8_t *)s);
+    return c;
+}
+
+static ucs4_t hf_first_cp(const char *s, size_t n)
+{
+    ucs4_t c = 0xfffd;
+    if (n) u8_mbtouc(&c, (const uint8_t *)s, n);
+    return c;
+}
+
+/* Hugging Face's AddedVocabulary::find_matches: the added tokens of one set
+ * (normalized or not) found leftmost-longest and non-overlapping, then each
+ * match filtered by single_word and widened by lstrip / rstrip.  Raw text
+ * pieces get id -1. */
+static int hf_match(const MsTokenizer *t, const char *s, size_t n, bool normalized, Frags *out)
+{
+    out->n = 0;
+    size_t start_offset = 0, i = 0;
+    while (i < n) {
+        const TokHfAdded *bt = NULL;
+        uint8_t c0 = (uint8_t)s[i];
+        for (uint32_t k = t->hf_byte_start[c0]; k < t->hf_byte_start[c0 + 1] && !bt; k++) {
+            const TokHfAdded *a = &t->hf_added[t->hf_by_byte[k]];   /* longest first */
+            if (((a->flags & TOK_HF_NORMALIZED) != 0) == normalized && a->len <= n - i && !memcmp(s + i, a->match, a->len))
+                bt = a;
+        }
+        if (!bt) {
+            i++;
+            continue;
+        }
+        size_t start = i, stop = i + bt->len;
+        i = stop;   /* the search goes on after the match itself */
+        if (bt->flags & TOK_HF_SINGLE_WORD) {
+            bool start_space = start == 0 || !hf_is_word(hf_last_cp(s, start));
+            bool stop_space = stop == n || !hf_is_word(hf_first_cp(s + stop, n - stop));
+            if (!start_space || !stop_space) continue;
+        }
+        if (bt->flags & TOK_HF_LSTRIP) {
+            size_t ns = start;
+            while (ns > 0) {
+                ucs4_t c = 0;
+                const uint8_t *p = u8_prev(&c, (const uint8_t *)s + ns, (const uint8_t *)s);
+                if (!p || !uc_is_property_white_space(c)) break;
+                ns = (size_t)((const char *)p - s);
+            }
+            start = MS_MAX(ns, start_offset);
+        }
+        if (bt->flags & TOK_HF_RSTRIP) {
+            while (stop < n) {
+                ucs4_t c = 0;
+                int k = u8_mbtouc(&c, (const uint8_t *)s + stop, n - stop);
+                if (k <= 0 || c == 0xfffd || !uc_is_property_white_space(c)) break;
+                stop += (size_t)k;
+            }
+        }
+        if (start_offset < start && frag_push(out, -1, start_offset, start - start_offset)) return MS_ENOMEM;
+        if (frag_push(out, bt->id, start, stop - start)) return MS_ENOMEM;
+        start_offset = stop;
+    }
+    if (start_offset < n && frag_push(out, -1, start_offset, n - start_offset)) return MS_ENOMEM;
+    return MS_OK;
+}
+
+/* extract_and_normalize, the pre-tokenizer and the model, as Hugging Face's
+ * encode does it: non-normalized added tokens cut from the raw text; each
+ * piece between them normalized; normalized added tokens cut from that;
+ * Metaspace, the Split regexes and BPE on what remains. */
+static int hf_encode(const MsTokenizer *t, const char *text, size_t len, TokIds *ids)
+{
+    Frags f1 = { 0 }, f2 = { 0 };
+    TokStr norm = { 0 }, meta = { 0 };
+    TokBpeSession *bs = NULL;
+    int rc = hf_match(t, text, len, false, &f1);
+    for (size_t i = 0; i < f1.n && !rc; i++) {
+        if (f1.v[i].id >= 0) {
+            rc = tokids_push(ids, f1.v[i].id);
+            continue;
+        }
+        if ((rc = hf_normalize(t, text + f1.v[i].off, f1.v[i].len, &norm))) break;
+        if ((rc = hf_match(t, norm.s, norm.n, true, &f2))) break;
+        for (size_t j = 0; j < f2.n && !rc; j++) {
+            const Frag *g = &f2.v[j];
+            if (g->id >= 0) {
+                rc = tokids_push(ids, g->id);
+                continue;
+            }
+            const char *p = norm.s + g->off;
+            size_t pl = g->len;
+            if (t->hf_meta && pl) {   /* Metaspace: spaces replaced, then maybe a prefix */
+                size_t ml = strlen(t->hf_meta);
+                meta.n = 0;
+                bool starts = pl >= 1 && (p[0] == ' ' || (pl >= ml && !memcmp(p, t->hf_meta, ml)));
+                bool first = f1.v[i].off == 0 && g->off == 0;
+                if (!starts && (t->hf_meta_scheme == 0 || (t->hf_meta_scheme == 1 && first)))
+                    rc = tokstr_append(&meta, t->hf_meta, ml);
+                for (size_t k = 0; k < pl && !rc; k++)
+                    rc = p[k] == ' ' ? tokstr_append(&meta, t->hf_meta, ml) : tokstr_append(&meta, p + k, 1);
+                if (rc) break;
+                p = meta.s;
+                pl = meta.n;
+            }
+            if (!pl) continue;
+            if (!bs && !(bs = tok_bpe_session_new(t))) {
+                rc = MS_ENOMEM;
+                break;
+            }
+            rc = tok_bpe_encode(t, bs, p, pl, ids);
+        }
+    }
+    tok_bpe_session_free(bs);
+    free(f1.v);
+    free(f2.v);
+    free(norm.s);
+    free(meta.s);
+    return rc;
+}
+
 int ms_tokenizer_encode(const MsTokenizer *t, const char *text, size_t len,
                         bool add_special, int32_t **out, MsError *err)
 {
@@ -574,11 +900,15 @@ int ms_tokenizer_encode(const MsTokenizer *t, const char *text, size_t len,
     if (!text && len) return ms_error_set(err, MS_EINVAL, "tokenizer: NULL text");
     TokIds ids = { 0 };
     Frags fr = { 0 };
-    int rc = partition(t, text, len, &fr);
-    if (rc) goto done;
-
+    int rc = MS_OK;
     bool bos = add_special && t->add_bos && t->bos >= 0;
     if (bos && (rc = tokids_push(&ids, t->bos))) goto done;
+    if (t->hf) {
+        if (!(rc = hf_encode(t, text, len, &ids)) && add_special && t->add_eos && t->eos >= 0)
+            rc = tokids_push(&ids, t->eos);
+        goto done;
+    }
+    if ((rc = partition(t, text, len, &fr))) goto done;
     bool prev_special = true;  /* SPM: a leading space goes before the first text */
     TokStr spm = { 0 };
     TokBpeSession *bs = NULL;
@@ -594,15 +924,6 @@ int ms_tokenizer_encode(const MsTokenizer *t, const char *text, size_t len,
             if (!bs && !(bs = tok_bpe_session_new(t))) {
                 rc = MS_ENOMEM;
                 break;
-            }
-            if (t->hf_nfc) {   /* tokenizer.json's NFC normaliser (invalid UTF-8 passes unchanged) */
-                size_t nl = 0;
-                uint8_t *nfc = u8_normalize(UNINORM_NFC, (const uint8_t *)text + f->off, f->len, NULL, &nl);
-                if (nfc) {
-                    rc = tok_bpe_encode(t, bs, (const char *)nfc, nl, &ids);
-                    free(nfc);
-                    break;
-                }
             }
             rc = tok_bpe_encode(t, bs, text + f->off, f->len, &ids);
             break;
@@ -701,11 +1022,186 @@ static int piece_append(const MsTokenizer *t, int32_t id, TokStr *b)
     return tokstr_reserve(b, 0);
 }
 
+/* Hugging Face's decoder chain over the token strings of ids (control
+ * tokens left out, as skip_special_tokens does), joined.  piece: one
+ * token shown on its own, so the steps that treat the first token of a
+ * text specially (Strip, Metaspace's first-token rule) do not apply. */
+typedef struct { TokStr *v; size_t n; } HfToks;
+
+static void hftoks_free(HfToks *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->v[i].s);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* join all of l into one token */
+static int hftoks_fuse(HfToks *l, const char *sep)
+{
+    TokStr all = { 0 };
+    int rc = tokstr_reserve(&all, 0);
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        if (i && sep) rc = tokstr_append(&all, sep, strlen(sep));
+        if (!rc) rc = tokstr_append(&all, l->v[i].s, l->v[i].n);
+    }
+    hftoks_free(l);
+    if (rc || !(l->v = calloc(1, sizeof *l->v))) {
+        free(all.s);
+        return MS_ENOMEM;
+    }
+    l->v[0] = all;
+    l->n = 1;
+    return MS_OK;
+}
+
+static int hf_replace_into(TokStr *out, const char *s, size_t n, const char *a, const char *b)
+{
+    size_t al = strlen(a), bl = strlen(b);
+    int rc = tokstr_reserve(out, n);
+    for (size_t i = 0; i < n && !rc;) {
+        if (al && i + al <= n && !memcmp(s + i, a, al)) {
+            rc = tokstr_append(out, b, bl);
+            i += al;
+        } else {
+            rc = tokstr_append(out, s + i, 1);
+            i++;
+        }
+    }
+    return rc;
+}
+
+static int hf_byte_of(const TokStr *x)
+{
+    if (x->n != 6 || memcmp(x->s, "<0x", 3) || x->s[5] != '>' || !isxdigit((unsigned char)x->s[3]) ||
+        !isxdigit((unsigned char)x->s[4]))
+        return -1;
+    char h[3] = { x->s[3], x->s[4], 0 };
+    return (int)strtol(h, NULL, 16);
+}
+
+static int hf_decode(const MsTokenizer *t, const int32_t *ids, size_t n, bool piece, TokStr *res)
+{
+    HfToks l = { calloc(n ? n : 1, sizeof(TokStr)), 0 };
+    if (!l.v) return MS_ENOMEM;
+    int rc = MS_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (ids[i] < 0 || ids[i] >= t->n_vocab || (t->attr[ids[i]] & TOK_ATTR_CONTROL)) continue;
+        TokStr *x = &l.v[l.n++];
+        *x = (TokStr){ 0 };
+        int32_t ix = t->hf_added_ix ? t->hf_added_ix[ids[i]] : 0;
+        if (ix) rc = tokstr_append(x, t->hf_added[ix - 1].match, t->hf_added[ix - 1].len);
+        else rc = tokstr_append(x, tok_text(t, ids[i]), t->tok_len[ids[i]]);
+        if (!rc) rc = tokstr_reserve(x, 0);
+    }
+    if (!t->n_hf_dec && !rc) rc = hftoks_fuse(&l, " ");
+    for (size_t k = 0; k < t->n_hf_dec && !rc; k++) {
+        const TokHfStep *st = &t->hf_dec[k];
+        switch (st->op) {
+        case TOK_HF_D_BYTELEVEL: {
+            /* each token's characters back to bytes; a token with a
+             * character outside the map is taken as its own bytes */
+            TokStr all = { 0 };
+            rc = tokstr_reserve(&all, 0);
+            for (size_t i = 0; i < l.n && !rc; i++) {
+                uint32_t *cps = malloc((l.v[i].n + 1) * sizeof *cps);
+                if (!cps) { rc = MS_ENOMEM; break; }
+                size_t nc = tok_utf8_decode(l.v[i].s, l.v[i].n, cps), j = 0;
+                size_t at = all.n;
+                for (; j < nc && !rc; j++) {
+                    int b = tok_cp_to_byte(cps[j]);
+                    if (b < 0) break;
+                    char c = (char)b;
+                    rc = tokstr_append(&all, &c, 1);
+                }
+                free(cps);
+                if (!rc && j < nc) {
+                    all.n = at;
+                    rc = tokstr_append(&all, l.v[i].s, l.v[i].n);
+                }
+            }
+            hftoks_free(&l);
+            if (rc || !(l.v = calloc(1, sizeof *l.v))) { free(all.s); rc = MS_ENOMEM; break; }
+            l.v[0] = all;
+            l.n = 1;
+            break;
+        }
+        case TOK_HF_D_REPLACE:
+        case TOK_HF_D_METASPACE:
+            for (size_t i = 0; i < l.n && !rc; i++) {
+                TokStr o = { 0 };
+                const char *to = st->op == TOK_HF_D_REPLACE ? st->b : " ";
+                /* Metaspace: every replacement character of the first
+                 * token goes, unless the prepend scheme is never */
+                if (st->op == TOK_HF_D_METASPACE && i == 0 && !piece && st->n1 != 2) to = "";
+                rc = hf_replace_into(&o, l.v[i].s, l.v[i].n, st->a, to);
+                free(l.v[i].s);
+                l.v[i] = o;
+            }
+            break;
+        case TOK_HF_D_BYTEFALLBACK: {
+            HfToks o = { calloc(l.n + 1, sizeof(TokStr)), 0 };
+            TokStr bytes = { 0 };
+            if (!o.v) { rc = MS_ENOMEM; break; }
+            for (size_t i = 0; i <= l.n && !rc; i++) {
+                int b = i < l.n ? hf_byte_of(&l.v[i]) : -1;
+                if (b >= 0) {
+                    char c = (char)b;
+                    rc = tokstr_append(&bytes, &c, 1);
+                    continue;
+                }
+                if (bytes.n) {   /* valid UTF-8 as it is, else U+FFFD a byte */
+                    TokStr *x = &o.v[o.n++];
+                    *x = (TokStr){ 0 };
+                    /* (a piece shown alone keeps its byte, so pieces
+                     * streamed one by one still add up to the text) */
+                    if (piece || !u8_check((const uint8_t *)bytes.s, bytes.n)) rc = tokstr_append(x, bytes.s, bytes.n);
+                    else
+                        for (size_t j = 0; j < bytes.n && !rc; j++) rc = tokstr_append(x, "\xef\xbf\xbd", 3);
+                    bytes.n = 0;
+                }
+                if (i < l.n) {
+                    o.v[o.n++] = l.v[i];
+                    l.v[i] = (TokStr){ 0 };
+                }
+            }
+            free(bytes.s);
+            hftoks_free(&l);
+            l = o;
+            break;
+        }
+        case TOK_HF_D_FUSE:
+            rc = hftoks_fuse(&l, NULL);
+            break;
+        case TOK_HF_D_STRIP: {
+            if (piece) break;
+            size_t cl = strlen(st->a);
+            for (size_t i = 0; i < l.n && cl; i++) {
+                TokStr *x = &l.v[i];
+                size_t a = 0, e = x->n;
+                for (int j = 0; j < st->n1 && a + cl <= e && !memcmp(x->s + a, st->a, cl); j++) a += cl;
+                for (int j = 0; j < st->n2 && e >= a + cl && !memcmp(x->s + e - cl, st->a, cl); j++) e -= cl;
+                memmove(x->s, x->s + a, e - a);
+                x->n = e - a;
+            }
+            break;
+        }
+        }
+    }
+    if (!rc) rc = hftoks_fuse(&l, NULL);
+    if (!rc) {
+        *res = l.v[0];
+        l.v[0] = (TokStr){ 0 };
+    }
+    hftoks_free(&l);
+    return rc;
+}
+
 int ms_tokenizer_piece(const MsTokenizer *t, int32_t id, char *buf, size_t cap)
 {
     if (id < 0 || id >= t->n_vocab) return MS_ERANGE;
     TokStr b = { 0 };
-    if (piece_append(t, id, &b)) {
+    if (t->hf ? hf_decode(t, &id, 1, true, &b) : piece_append(t, id, &b)) {
         free(b.s);
         return MS_ENOMEM;
     }
@@ -759,6 +1255,16 @@ char *ms_tokenizer_decode(const MsTokenizer *t, const int32_t *ids, size_t n, si
 {
     TokStr b = { 0 };
     bool remove_space = t->add_space_prefix;
+    if (t->hf) {
+        if (hf_decode(t, ids, n, false, &b) || tokstr_reserve(&b, 0)) {
+            free(b.s);
+            return NULL;
+        }
+        if (t->clean_spaces) b.n = clean_spaces(b.s, b.n);
+        b.s[b.n] = '\0';
+        if (len) *len = b.n;
+        return b.s;
+    }
     if (tokstr_reserve(&b, 0)) return NULL;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab) continue;

@@ -180,8 +180,10 @@ cfg_edit 'c["model"]["type"] = "Unigram"' tokenizer.json; bad "tokenizer.json of
 fresh; rm "$T/ck/config.json"; bad "no config.json" "$T/ck/config.json"
 fresh; rm "$T/ck/model.safetensors"; bad "no weights" "$T/ck"
 fresh; printf '{"model": ' >"$T/ck/tokenizer.json"; bad "truncated tokenizer.json" "$T/ck/tokenizer.json"
-cfg_edit 'c["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581"}' tokenizer.json
-bad "tokenizer.json with a Metaspace pre-tokenizer" "$T/ck/tokenizer.json"
+cfg_edit 'c["pre_tokenizer"] = {"type": "Whitespace"}' tokenizer.json
+bad "tokenizer.json with a Whitespace pre-tokenizer" "$T/ck/tokenizer.json"
+cfg_edit 'c["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]}' tokenizer.json
+bad "tokenizer.json with a Lowercase normalizer" "$T/ck/tokenizer.json"
 
 # a pre-tokenizer without a llama.cpp equivalent (Digits before ByteLevel) and
 # a Sequence of NFC: runs with the file's semantics, convert refuses it

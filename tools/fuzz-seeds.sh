@@ -193,6 +193,29 @@ tok = {"version": "1.0", "added_tokens": [{"id": 5, "content": "<|x|>", "special
        "decoder": {"type": "ByteLevel"},
        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "Ġ": 3, "Ġa": 4}, "merges": [["a", "b"], "Ġ a"]}}
 open(os.path.join(out, "tok-small"), "wb").write(b"\1" + json.dumps(tok).encode())
+# SentencePiece-style: Prepend+Replace, byte fallback, unk, added-token flags,
+# the Replace/ByteFallback/Fuse/Strip decoder; and a Metaspace + Digits one
+sp = {"version": "1.0",
+      "added_tokens": [{"id": 0, "content": "<unk>", "special": True, "normalized": False},
+                       {"id": 1, "content": "<s>", "special": True, "normalized": False},
+                       {"id": 9, "content": "<m>", "special": False, "normalized": False, "lstrip": True, "rstrip": True},
+                       {"id": 10, "content": "ab", "special": False, "normalized": True, "single_word": True}],
+      "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                                                         {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+      "pre_tokenizer": None,
+      "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                         "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+      "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                                                   {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+      "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+                "vocab": {"<unk>": 0, "<s>": 1, "<0x0A>": 2, "<0xC3>": 3, "<0xA9>": 4, "\u2581": 5, "a": 6, "b": 7, "\u2581a": 8},
+                "merges": ["\u2581 a"]}}
+open(os.path.join(out, "tok-spm-bpe"), "wb").write(b"\1" + json.dumps(sp).encode())
+sp["normalizer"] = None
+sp["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [{"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True},
+                                                             {"type": "Digits", "individual_digits": True}]}
+sp["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": True}
+open(os.path.join(out, "tok-metaspace"), "wb").write(b"\1" + json.dumps(sp).encode())
 for d in sorted(os.listdir(hf)) if os.path.isdir(hf) else []:
     if d.startswith(("olmoe", "qwen3moe", "gpt-oss", "mixtral")):
         open(os.path.join(out, "tok-" + d), "wb").write(b"\1" + open(os.path.join(hf, d, "tokenizer.json"), "rb").read())

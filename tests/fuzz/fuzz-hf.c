@@ -4,7 +4,8 @@
  * ms_hf_open validates each weights file (header length, JSON, dtypes,
  * shapes, offsets, overlaps and holes).  Byte 0 odd: the rest is a
  * tokenizer.json; when it is accepted, the tokenizer built from it encodes
- * a fixed text and every id must be inside its vocabulary.
+ * a fixed text, every id must be inside its vocabulary, and the ids decode
+ * (the file's decoder chain) and give pieces.
  * Checks: a failure is one line naming the input; nothing crashes, leaks or
  * reads outside the input (ASan/UBSan). */
 #include <stdbool.h>
@@ -46,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!err.msg[0] || strchr(err.msg, '\n')) abort();
         return 0;
     }
-    static const char text[] = "Hello world, it's 2026: 12345 tokens\n\t  caf\xc3\xa9 <|endoftext|>";
+    static const char text[] = "Hello world, it's 2026: 12345 tokens\n\t  caf\xc3\xa9 <|endoftext|> ab <m> </s>";
     int32_t *ids = NULL;
     int n = ms_tokenizer_encode(t, text, sizeof text - 1, true, &ids, &err);
     for (int i = 0; i < n; i++)
@@ -54,6 +55,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fprintf(stderr, "fuzz-hf: id %d outside the vocabulary (%d)\n", ids[i], ms_tokenizer_n_vocab(t));
             abort();
         }
+    /* decoding (the file's decoder chain) and each piece alone */
+    size_t dl = 0;
+    char *dec = n > 0 ? ms_tokenizer_decode(t, ids, (size_t)n, &dl) : NULL;
+    if (dec && strlen(dec) > dl) abort();
+    free(dec);
+    for (int i = 0; i < n; i++) {
+        char pb[64];
+        if (ms_tokenizer_piece(t, ids[i], pb, sizeof pb) < 0) abort();
+    }
     free(ids);
     ms_tokenizer_free(t);
     return 0;
