@@ -395,7 +395,7 @@ static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *e
     if ((rc = read_bool(g, "tokenizer.hf.byte_level", &t->hf_byte_level, err)) ||
         (rc = read_bool(g, "tokenizer.hf.byte_fallback", &t->hf_byte_fallback, err)) ||
         (rc = read_bool(g, "tokenizer.hf.fuse_unk", &t->hf_fuse_unk, err)) ||
-        (rc = read_id(g, "tokenizer.hf.unk_id", t->n_vocab, &t->hf_unk, err)))
+        (rc = read_id(g, path, "tokenizer.hf.unk_id", true, t->n_vocab, &t->hf_unk, err)))
         return rc;
     static const char *const nn[] = { "NFC", "Prepend", "Replace" };
     static const int no[] = { TOK_HF_NFC, TOK_HF_PREPEND, TOK_HF_REPLACE };
