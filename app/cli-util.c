@@ -452,3 +452,21 @@ void ms_cli_bar_progress(void *user, const MsProgress *p)
     if (final) fputc('\n', stderr);
     fflush(stderr);
 }
+
+int ms_cli_shard(const char *cmd, const char *text, int *i, int *n)
+{
+    *i = *n = 1;
+    if (!text) return 0;
+    char tail;
+    if (sscanf(text, "%d/%d%c", i, n, &tail) != 2 || *n < 1 || *n > 1000000 || *i < 1 || *i > *n)
+        return ms_cli_usage(cmd, "--shard must be I/N with 1 <= I <= N (got '%s')", text);
+    return 0;
+}
+
+void ms_cli_worker_name(char *buf, size_t size, int i, int n)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "localhost");
+    if (n > 1) snprintf(buf, size, "%s:%ld shard %d/%d", host, (long)getpid(), i, n);
+    else snprintf(buf, size, "%s:%ld", host, (long)getpid());
+}

@@ -56,6 +56,13 @@ int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err);
  * (after a failure that left nothing worth keeping in it). */
 void ms_cli_remove_db(const char *path);
 
+/* --shard I/N (the one parser of it): *i and *n set; a malformed value is a
+ * usage error (printed; returns 2).  NULL text: *i = *n = 1, returns 0. */
+int ms_cli_shard(const char *cmd, const char *text, int *i, int *n);
+/* The name a worker writes into prompt.worker: "host:pid", plus " shard I/N"
+ * when n > 1. */
+void ms_cli_worker_name(char *buf, size_t size, int i, int n);
+
 /* ---- intervention flags ---- */
 typedef struct {
     int n, cap;

@@ -67,17 +67,10 @@ int ms_cmd_experiment(int argc, char **argv)
     };
     int rc = ms_cli_parse(cmd, argc, argv, opts, &c, experiment_help);
     if (!rc && !dbpath) rc = ms_cli_usage(cmd, "--db DB is required");
-    if (!rc && shard) {
-        char tail;
-        if (sscanf(shard, "%d/%d%c", &j.shard_i, &j.shard_n, &tail) != 2 || j.shard_n < 1 || j.shard_n > 1000000 ||
-            j.shard_i < 1 || j.shard_i > j.shard_n)
-            rc = ms_cli_usage(cmd, "--shard must be I/N with 1 <= I <= N (got '%s')", shard);
-    }
+    if (!rc && shard) rc = ms_cli_shard(cmd, shard, &j.shard_i, &j.shard_n);
     /* who wrote each prompt: this host and process (and shard) */
-    char worker[320], host[256] = "";
-    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "localhost");
-    if (j.shard_n > 1) snprintf(worker, sizeof worker, "%s:%ld shard %d/%d", host, (long)getpid(), j.shard_i, j.shard_n);
-    else snprintf(worker, sizeof worker, "%s:%ld", host, (long)getpid());
+    char worker[320];
+    ms_cli_worker_name(worker, sizeof worker, j.shard_i, j.shard_n);
     j.worker = worker;
     if (!rc && c.ivs.n == 0) rc = ms_cli_usage(cmd, "no intervention: give --interventions FILE or operators such as --silence L:E");
     if (rc) {
@@ -513,11 +506,8 @@ int ms_cmd_sweep(int argc, char **argv)
     int rc = ms_cli_parse(cmd, argc, argv, opts, &c, sweep_help);
     if (!rc && !so.each && !so.from) rc = ms_cli_usage(cmd, "give --silence-each LAYERS or --from-analysis A");
     if (!rc && so.shard) {
-        char tail;
-        if (sscanf(so.shard, "%d/%d%c", &j.shard_i, &j.shard_n, &tail) != 2 || j.shard_n < 1 || j.shard_n > 1000000 ||
-            j.shard_i < 1 || j.shard_i > j.shard_n)
-            rc = ms_cli_usage(cmd, "--shard must be I/N with 1 <= I <= N (got '%s')", so.shard);
-        else if (!so.dbpath) rc = ms_cli_usage(cmd, "--shard needs --db DB (where the shards meet)");
+        rc = ms_cli_shard(cmd, so.shard, &j.shard_i, &j.shard_n);
+        if (!rc && !so.dbpath) rc = ms_cli_usage(cmd, "--shard needs --db DB (where the shards meet)");
     }
     if (!rc && so.from && !so.dbpath) rc = ms_cli_usage(cmd, "--from-analysis reads the analysis from --db DB");
     if (!rc && strcmp(so.format, "table") && strcmp(so.format, "json") && strcmp(so.format, "csv"))

@@ -102,17 +102,10 @@ int ms_cmd_trace(int argc, char **argv)
     };
     int rc = ms_cli_parse(cmd, argc, argv, opts, &c, trace_help);
     if (!rc && !dbpath && !no_store) rc = ms_cli_usage(cmd, "--db OUT.db is required");
-    if (!rc && shard) {
-        char tail;
-        if (sscanf(shard, "%d/%d%c", &j.shard_i, &j.shard_n, &tail) != 2 || j.shard_n < 1 || j.shard_n > 1000000 ||
-            j.shard_i < 1 || j.shard_i > j.shard_n)
-            rc = ms_cli_usage(cmd, "--shard must be I/N with 1 <= I <= N (got '%s')", shard);
-    }
+    if (!rc && shard) rc = ms_cli_shard(cmd, shard, &j.shard_i, &j.shard_n);
     /* who wrote each prompt: this host and process (and shard) */
-    char worker[320], host[256] = "";
-    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "localhost");
-    if (j.shard_n > 1) snprintf(worker, sizeof worker, "%s:%ld shard %d/%d", host, (long)getpid(), j.shard_i, j.shard_n);
-    else snprintf(worker, sizeof worker, "%s:%ld", host, (long)getpid());
+    char worker[320];
+    ms_cli_worker_name(worker, sizeof worker, j.shard_i, j.shard_n);
     j.worker = worker;
     if (rc) {
         ms_cli_common_free(&c);
