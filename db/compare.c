@@ -316,10 +316,12 @@ static int64_t be_sweep_new(MsTraceDb *db, int64_t model_id, int64_t baseline_ru
     return id > 0 ? id : ms_error_set(err, MS_EDB, "%s: add sweep: no id", db->path);
 }
 
-static int be_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err)
+/* The sweep_candidate columns of n rows, 18 values each (malloc'd; NULL
+ * when out of memory).  Texts point into rows. */
+static MsTraceValue *sweep_values(int64_t sweep_id, const MsSweepRow *rows, int n)
 {
     MsTraceValue *v = malloc((size_t)MS_MAX(n, 1) * 18 * sizeof *v);
-    if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    if (!v) return NULL;
     for (int i = 0; i < n; i++) {
         const MsSweepRow *r = &rows[i];
         MsTraceValue *x = v + (size_t)i * 18;
@@ -330,6 +332,13 @@ static int be_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows,
         for (int j = 0; j < 10; j++) x[7 + j] = VR(d[j]);
         x[17] = r->rank > 0 ? VI(r->rank) : (MsTraceValue){ 0 };
     }
+    return v;
+}
+
+static int be_sweep_put(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *rows, int n, MsError *err)
+{
+    MsTraceValue *v = sweep_values(sweep_id, rows, n);
+    if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
     int rc = ms_trace_tx_begin(db, err);
     if (!rc) rc = be_insert_rows(db, "sweep_candidate", 18, v, n, err);
     if (!rc) rc = ms_trace_tx_commit(db, err);
@@ -883,18 +892,8 @@ int ms_trace_sweep_put_shard(MsTraceDb *db, int64_t sweep_id, const MsSweepRow *
                              MsSweepFinishFn finish, void *user, bool *complete, MsError *err)
 {
     *complete = false;
-    MsTraceValue *v = malloc((size_t)MS_MAX(n, 1) * 18 * sizeof *v);
+    MsTraceValue *v = sweep_values(sweep_id, rows, n);
     if (!v) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
-    for (int i = 0; i < n; i++) {
-        const MsSweepRow *r = &rows[i];
-        MsTraceValue *x = v + (size_t)i * 18;
-        x[0] = VI(sweep_id); x[1] = VI(r->cand); x[2] = VT(r->kind); x[3] = VT(r->label);
-        x[4] = VT(r->interventions ? r->interventions : ""); x[5] = VI(r->n_experts); x[6] = VI(r->n_positions);
-        const double d[] = { r->kl_mean, r->kl_max, r->top1_agreement, r->ppl_baseline, r->ppl_run, r->dppl,
-                             r->changed_share, r->jaccard_mean, r->z_kl, r->z_dppl };
-        for (int j = 0; j < 10; j++) x[7 + j] = VR(d[j]);
-        x[17] = r->rank > 0 ? VI(r->rank) : (MsTraceValue){ 0 };
-    }
     /* the lock on the sweep orders the workers: the last to store sees every row */
     MsTraceValue id[1] = { VI(sweep_id) };
     int rc = ms_trace_tx_begin(db, err);
