@@ -796,6 +796,44 @@ def main():
             rc = None
         ok(rc == 0, "quits again (exit %s)" % rc)
 
+    # --------------------------------------- a PostgreSQL trace, by URI
+    uri = os.environ.get("MS_GUI_PGURI")
+    if not uri:
+        ok(True, "# SKIP the PostgreSQL step: %s" % (os.environ.get("MS_GUI_PG_SKIP") or "no server"))
+    else:
+        shown = re.sub(r":[^:@/]*@", "@", uri)   # the URI without its password
+        app3 = App(o.exe, env, o.out, args=[model, "--db", uri])
+        ok(app3.app is not None and app3.frame() is not None, "moescope-gtk MODEL --db postgresql://… starts")
+        if app3.app is not None and app3.frame() is not None:
+            m = app3.wait_text("Status", r"Trace database (\S+) opened", 60)
+            ok(m is not None and m.group(1) == shown,
+               "the status says the PostgreSQL database is open, shown without its password (%s)" % (m.group(1) if m else None))
+            m = app3.wait_text("Prompt source", r"(\d+) traced in run (\d+)", 30)
+            ok(m is not None and int(m.group(1)) == n_small,
+               "its run is read from the server: %s of %d prompts traced" % (m.group(1) if m else None, n_small))
+            ok(app3.page("Expert load"), "page Expert load is chosen")
+            area, d = wait_view(app3, "Expert load")
+            ok(area is not None and d != "timeout" and not d.startswith(("Error", "Nothing")),
+               "Expert load draws from PostgreSQL (%s)" % d[:120])
+            png = app3.shot("postgresql-expert-load")
+            if area is not None:
+                x, y, w, h = app3.extents(area)
+                ok(distinct_colours(png, x, y, w, h) > 8, "and shows a figure (colours in its area)")
+            leaked = [acc for acc, _ in walk(app3.frame()) if "s3cret-pw" in (name_of(acc) + text_of(acc))]
+            ok(not leaked, "the password appears nowhere in the window (%d places)" % len(leaked))
+            ini = os.path.join(env["XDG_CONFIG_HOME"], "moescope", "workbench.ini")
+            app3.app_action("quit")
+            try:
+                rc = app3.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                app3.proc.kill()
+                rc = None
+            ok(rc == 0, "quits (exit %s)" % rc)
+            text = open(ini).read() if os.path.exists(ini) else ""
+            ok("s3cret-pw" not in text, "the password is not written to the settings")
+        elif app3.proc.poll() is None:
+            app3.proc.kill()
+
     print("1..%d" % n_run, flush=True)
     return 1 if n_failed else 0
 

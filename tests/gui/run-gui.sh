@@ -5,6 +5,8 @@
 # fresh temporary ones (settings, recent files, traces never touch the real
 # ones) and the interface font is fixed, so screenshots are stable.
 # Screenshots and exported files go to OUTDIR (replaced on each run).
+# When the PostgreSQL server binaries are there, a throwaway server on
+# loopback holds a trace that the last step opens by URI (tests/lib-pg.sh).
 # Skips (TAP "1..0 # SKIP reason", exit 0) only when a tool is missing.
 set -u
 exe=$1 src=$2 out=$3
@@ -22,7 +24,7 @@ if [ ! -x "$exe" ]; then
   exit 1
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/moescope-gui.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap 'pg_stop 2>/dev/null; rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/config/gtk-4.0" "$tmp/data" "$tmp/cache" "$tmp/runtime" "$tmp/home"
 chmod 700 "$tmp/runtime"
 printf '[Settings]\ngtk-font-name=DejaVu Sans 10\ngtk-enable-animations=false\n' > "$tmp/config/gtk-4.0/settings.ini"
@@ -38,11 +40,31 @@ mkdir -p "$out"
 # and the accessibility registry announces itself on stdout (not TAP): both filtered
 # Xvfb picks a free display itself (-displayfd): `xvfb-run -a` races when two
 # runs start together (both take :99, one then talks to the other's server)
+# a PostgreSQL trace for the workbench's URI step (skipped by drive.py, with
+# the reason, when the server binaries or libpq support are missing)
+. "$src/tests/lib-pg.sh"
+pg_note=$pg_skip_reason
+cli=$(dirname "$exe")/../../app/moescope
+if [ -z "$pg_note" ] && "$cli" sql --db "postgresql://nobody@127.0.0.1:1/x" "SELECT 1" 2>&1 | grep -q "built without PostgreSQL"; then
+    pg_note="moescope built without libpq"
+fi
+if [ -z "$pg_note" ]; then
+    if pg_start && pg_psql postgres -c "CREATE DATABASE wb" &&
+       "$cli" trace "$src/data/models/default.gguf" --prompts "$src/data/prompts/default.jsonl" \
+           --db "$PGURI/wb" >"$tmp/pgtrace.log" 2>&1; then
+        # a password in the URI (the server trusts the role: it is not checked)
+        # that the window must never show
+        export MS_GUI_PGURI="postgresql://ms:s3cret-pw@127.0.0.1:$PGPORT_MS/wb"
+    else
+        pg_note="the PostgreSQL trace could not be made: $(tail -1 "$tmp/pgtrace.log" 2>/dev/null)"
+    fi
+fi
+export MS_GUI_PG_SKIP="$pg_note"
 exec 3> "$tmp/display"
 Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
 xvfb=$!
 exec 3>&-
-trap 'kill $xvfb 2>/dev/null; wait $xvfb 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $xvfb 2>/dev/null; wait $xvfb 2>/dev/null; pg_stop; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
 [ -s "$tmp/display" ] || { echo "1..1"; echo "not ok 1 - Xvfb did not start: $(tail -1 "$tmp/xvfb.log")"; exit 1; }
 export DISPLAY=":$(head -1 "$tmp/display")"
