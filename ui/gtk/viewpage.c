@@ -438,6 +438,23 @@ static GtkWidget *caption(const char *text)
     return l;
 }
 
+static gboolean layer_output_cb(GtkSpinButton *sb, gpointer user)
+{
+    (void)user;
+    if (gtk_spin_button_get_value_as_int(sb) != -1) return FALSE;
+    gtk_editable_set_text(GTK_EDITABLE(sb), "auto");
+    return TRUE;
+}
+
+static gint layer_input_cb(GtkSpinButton *sb, gdouble *value, gpointer user)
+{
+    (void)user;
+    g_autofree char *t = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(sb))));
+    if (g_ascii_strcasecmp(t, "auto")) return FALSE;
+    *value = -1;
+    return TRUE;
+}
+
 static GtkWidget *icon_button(const char *icon, const char *name)
 {
     GtkWidget *b = gtk_button_new_from_icon_name(icon);
@@ -469,9 +486,16 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     if (p->opts & WB_OPT_LAYER) {
         gtk_box_append(GTK_BOX(bar), caption("Layer"));
         p->layer_spin = gtk_spin_button_new_with_range(-1, MS_TRACE_MAX_LAYER - 1, 1);
+        /* −1 (the view's default layer) reads "auto", and "auto" may be typed;
+           a numeric spin button would refuse the letters */
+        gtk_spin_button_set_numeric(GTK_SPIN_BUTTON(p->layer_spin), FALSE);
+        gtk_editable_set_width_chars(GTK_EDITABLE(p->layer_spin), 4);
+        g_signal_connect(p->layer_spin, "output", G_CALLBACK(layer_output_cb), NULL);
+        g_signal_connect(p->layer_spin, "input", G_CALLBACK(layer_input_cb), NULL);
+        gtk_spin_button_set_value(GTK_SPIN_BUTTON(p->layer_spin), 0);
         gtk_spin_button_set_value(GTK_SPIN_BUTTON(p->layer_spin), -1);
-        snprintf(name, sizeof name, "%s: layer (−1 = the view's default)", v->title);
-        gtk_widget_set_tooltip_text(p->layer_spin, "Block index; −1 = the view's default");
+        snprintf(name, sizeof name, "%s: layer (auto = the view's default)", v->title);
+        gtk_widget_set_tooltip_text(p->layer_spin, "Block index; auto (−1) = the view's default");
         gtk_box_append(GTK_BOX(bar), wb_labelled(p->layer_spin, name));
         g_signal_connect(p->layer_spin, "value-changed", G_CALLBACK(spin_cb), p);
     }
