@@ -60,14 +60,28 @@ if [ -z "$pg_note" ]; then
     fi
 fi
 export MS_GUI_PG_SKIP="$pg_note"
-exec 3> "$tmp/display"
-Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
-xvfb=$!
-exec 3>&-
+# The server must also take a client before the test starts: a display
+# number another Xvfb has just given up can lose its socket to that
+# server's late clean-up (seen when test runs follow each other closely),
+# so a server that cannot be reached is replaced, up to three times.
+xvfb=
 trap 'kill $xvfb 2>/dev/null; wait $xvfb 2>/dev/null; pg_stop; rm -rf "$tmp"' EXIT
-for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
-[ -s "$tmp/display" ] || { echo "1..1"; echo "not ok 1 - Xvfb did not start: $(tail -1 "$tmp/xvfb.log")"; exit 1; }
-export DISPLAY=":$(head -1 "$tmp/display")"
+for attempt in 1 2 3; do
+    : > "$tmp/display"
+    exec 3> "$tmp/display"
+    Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+    xvfb=$!
+    exec 3>&-
+    for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
+    if [ -s "$tmp/display" ]; then
+        export DISPLAY=":$(head -1 "$tmp/display")"
+        for _ in $(seq 20); do xdotool getdisplaygeometry >/dev/null 2>&1 && break 2; sleep 0.1; done
+    fi
+    kill $xvfb 2>/dev/null; wait $xvfb 2>/dev/null
+    xvfb=
+    echo "# Xvfb attempt $attempt: no display to connect to ($(tail -1 "$tmp/xvfb.log"))"
+done
+[ -n "$xvfb" ] || { echo "1..1"; echo "not ok 1 - Xvfb did not start: $(tail -1 "$tmp/xvfb.log")"; exit 1; }
 dbus-run-session -- \
   /usr/bin/python3 "$src/tests/gui/drive.py" --exe "$exe" --source "$src" --out "$out" \
   2> >(grep -v -e 'fd limit' -e '^dbus-daemon' -e 'SpiRegistry daemon' >&2) | grep --line-buffered -v 'SpiRegistry daemon'
