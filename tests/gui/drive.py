@@ -470,6 +470,10 @@ def main():
             app.shot("view-" + re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-"))
             continue
         ok(area is not None and d != "timeout" and not d.startswith(("Error", "Nothing")), "view %s draws (%s)" % (t, d[:120]))
+        if t == "Token strip":
+            spin = app.find(name="Token strip: layer (auto = the view's default)", timeout=5)
+            ok(spin is not None and text_of(spin) == "auto",
+               "its Layer field reads auto (%r)" % (text_of(spin) if spin is not None else None))
         png = app.shot("view-" + re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-"))
         if area is not None:
             x, y, w, h = app.extents(area)
