@@ -233,6 +233,22 @@ static int be_read_prompts(MsTraceDb *db, MsCompareRows *out, MsError *err)
     return oom ? ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path) : 0;
 }
 
+/* The per-layer and per-prompt-layer arrays of a comparison result, for the
+ * layers it names (either backend's reader). */
+static int compare_layers_alloc(MsTraceDb *db, MsCompareRows *out, const int *layers, int nl, MsError *err)
+{
+    out->n_layers = nl;
+    out->layers = calloc((size_t)(nl ? nl : 1), sizeof *out->layers);
+    out->prompt_layers = calloc((size_t)(nl ? nl : 1) * (size_t)(out->n_prompts ? out->n_prompts : 1),
+                                sizeof *out->prompt_layers);
+    if (!out->layers || !out->prompt_layers) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
+    for (int l = 0; l < nl; l++) {
+        out->layers[l].layer = layers[l];
+        for (int i = 0; i < out->n_prompts; i++) out->prompt_layers[(size_t)i * nl + l].layer = layers[l];
+    }
+    return 0;
+}
+
 static int be_read_layers(MsTraceDb *db, MsCompareRows *out, MsError *err)
 {
     MsTraceValue a[2] = { VI(out->run_id), VI(out->baseline_run_id) };
@@ -243,15 +259,8 @@ static int be_read_layers(MsTraceDb *db, MsCompareRows *out, MsError *err)
     int layers[MS_TRACE_MAX_LAYER], nl = 0;
     for (int t = 0; t < r.n_rows && nl < MS_TRACE_MAX_LAYER; t++) layers[nl++] = (int)rv_i(&r, t, 0);
     db->be->rows_free(&r);
-    out->n_layers = nl;
-    out->layers = calloc((size_t)(nl ? nl : 1), sizeof *out->layers);
-    out->prompt_layers = calloc((size_t)(nl ? nl : 1) * (size_t)(out->n_prompts ? out->n_prompts : 1),
-                                sizeof *out->prompt_layers);
-    if (!out->layers || !out->prompt_layers) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
-    for (int l = 0; l < nl; l++) {
-        out->layers[l].layer = layers[l];
-        for (int i = 0; i < out->n_prompts; i++) out->prompt_layers[(size_t)i * nl + l].layer = layers[l];
-    }
+    rc = compare_layers_alloc(db, out, layers, nl, err);
+    if (rc) return rc;
     rc = bx(db, "SELECT idx, layer, n_pos, n_changed, jaccard_sum FROM an_compare_layer WHERE run_id=?1 AND "
                 "baseline_run_id=?2 ORDER BY idx, layer", 2, a, &r, err);
     if (rc) return rc;
@@ -542,15 +551,8 @@ static int read_layers(MsTraceDb *db, MsCompareRows *out, MsError *err)
     int layers[MS_TRACE_MAX_LAYER], nl = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && nl < MS_TRACE_MAX_LAYER) layers[nl++] = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    out->n_layers = nl;
-    out->layers = calloc((size_t)(nl ? nl : 1), sizeof *out->layers);
-    out->prompt_layers = calloc((size_t)(nl ? nl : 1) * (size_t)(out->n_prompts ? out->n_prompts : 1),
-                                sizeof *out->prompt_layers);
-    if (!out->layers || !out->prompt_layers) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
-    for (int l = 0; l < nl; l++) {
-        out->layers[l].layer = layers[l];
-        for (int i = 0; i < out->n_prompts; i++) out->prompt_layers[(size_t)i * nl + l].layer = layers[l];
-    }
+    rc = compare_layers_alloc(db, out, layers, nl, err);
+    if (rc) return rc;
     rc = ms_db_prepare(db, "SELECT idx, layer, n_pos, n_changed, jaccard_sum FROM an_compare_layer WHERE run_id=?1 AND "
                            "baseline_run_id=?2 ORDER BY idx, layer", &st, err);
     if (rc) return rc;
