@@ -136,17 +136,18 @@ static int32_t *rv_ids(const MsDbRows *r, int row, int col, int *n)
 /* INSERT of n rows of w values each, in statements of up to 100 rows */
 static int be_insert_rows(MsTraceDb *db, const char *table, int w, const MsTraceValue *vals, int n, MsError *err)
 {
-    char *sql = malloc((size_t)100 * (size_t)w * 8 + 128);
+    /* "?NNNNN," per value, "()," per row, the head */
+    size_t cap = (size_t)100 * (size_t)w * 8 + 100 * 3 + strlen(table) + 64;
+    char *sql = malloc(cap);
     if (!sql) return ms_error_set(err, MS_ENOMEM, "%s: out of memory", db->path);
     int rc = 0;
     for (int at = 0; !rc && at < n; at += 100) {
         int m = MS_MIN(100, n - at);
-        size_t l = (size_t)sprintf(sql, "INSERT INTO %s VALUES", table);
-        for (int i = 0; i < m; i++) {
-            l += (size_t)sprintf(sql + l, "%s(", i ? "," : "");
-            for (int c = 0; c < w; c++) l += (size_t)sprintf(sql + l, "%s?%d", c ? "," : "", i * w + c + 1);
-            sql[l++] = ')';
-            sql[l] = '\0';
+        size_t l = (size_t)snprintf(sql, cap, "INSERT INTO %s VALUES", table);
+        for (int i = 0; i < m && l < cap; i++) {
+            l += (size_t)snprintf(sql + l, cap - l, "%s(", i ? "," : "");
+            for (int c = 0; c < w && l < cap; c++) l += (size_t)snprintf(sql + l, cap - l, "%s?%d", c ? "," : "", i * w + c + 1);
+            if (l < cap) l += (size_t)snprintf(sql + l, cap - l, ")");
         }
         rc = bx(db, sql, m * w, vals + (size_t)at * w, NULL, err);
     }
