@@ -151,16 +151,7 @@ void wb_export_dialog(Wb *wb)
     g_signal_connect(ch, "clicked", G_CALLBACK(choose_cb), d);
     gtk_box_append(GTK_BOX(pb), ch);
     row(g, 2, "To", pb);
-    GtkWidget *bb = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
-    gtk_widget_set_halign(bb, GTK_ALIGN_END);
-    GtkWidget *cancel = wb_mnemonic_button("_Cancel");
-    g_signal_connect(cancel, "clicked", G_CALLBACK(cancel_cb), d);
-    GtkWidget *ok = wb_mnemonic_button("_Export");
-    gtk_widget_add_css_class(ok, "suggested-action");
-    g_signal_connect(ok, "clicked", G_CALLBACK(export_cb), d);
-    gtk_box_append(GTK_BOX(bb), cancel);
-    gtk_box_append(GTK_BOX(bb), ok);
-    gtk_grid_attach(GTK_GRID(g), bb, 0, 3, 2, 1);
+    gtk_grid_attach(GTK_GRID(g), wb_dialog_buttons("_Export", G_CALLBACK(export_cb), G_CALLBACK(cancel_cb), d), 0, 3, 2, 1);
     gtk_window_set_child(GTK_WINDOW(d->win), g);
     g_signal_connect(d->what, "notify::selected", G_CALLBACK(what_cb), d);
     g_signal_connect(d->win, "destroy", G_CALLBACK(destroyed), d);

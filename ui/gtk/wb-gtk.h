@@ -179,6 +179,12 @@ GtkWidget *wb_labelled(GtkWidget *w, const char *name);   /* sets the accessible
 void wb_label_set(GtkWidget *l, const char *text);
 /* A button with a mnemonic, its accessible name the label without underscores. */
 GtkWidget *wb_mnemonic_button(const char *label);
+/* A dialog's button row, right-aligned: _Cancel, then the suggested action
+ * ok_label; both callbacks get data. */
+GtkWidget *wb_dialog_buttons(const char *ok_label, GCallback ok_cb, GCallback cancel_cb, gpointer data);
+/* The form a path is kept and remembered in: a file's absolute name, a
+ * PostgreSQL URI as given (newly allocated). */
+char *wb_canonical_path(const char *path);
 /* A drop-down over a GtkStringList whose long items are ellipsized (it never widens the window). */
 GtkWidget *wb_string_dropdown(GtkStringList *list, int max_chars);
 void wb_save_settings(Wb *wb);

@@ -36,6 +36,25 @@ GtkWidget *wb_mnemonic_button(const char *label)
     return b;
 }
 
+GtkWidget *wb_dialog_buttons(const char *ok_label, GCallback ok_cb, GCallback cancel_cb, gpointer data)
+{
+    GtkWidget *bb = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
+    gtk_widget_set_halign(bb, GTK_ALIGN_END);
+    GtkWidget *cancel = wb_mnemonic_button("_Cancel");
+    g_signal_connect(cancel, "clicked", cancel_cb, data);
+    GtkWidget *ok = wb_mnemonic_button(ok_label);
+    gtk_widget_add_css_class(ok, "suggested-action");
+    g_signal_connect(ok, "clicked", ok_cb, data);
+    gtk_box_append(GTK_BOX(bb), cancel);
+    gtk_box_append(GTK_BOX(bb), ok);
+    return bb;
+}
+
+char *wb_canonical_path(const char *path)
+{
+    return wb_db_is_uri(path) ? g_strdup(path) : g_canonicalize_filename(path, NULL);
+}
+
 void wb_label_set(GtkWidget *l, const char *text)
 {
     gtk_label_set_text(GTK_LABEL(l), text);
@@ -618,7 +637,7 @@ static gboolean poll_cb(gpointer user)
 
 void wb_remember_file(Wb *wb, const char *kind, const char *path)
 {
-    char *abs = wb_db_is_uri(path) ? g_strdup(path) : g_canonicalize_filename(path, NULL);
+    char *abs = wb_canonical_path(path);
     wb_recent_add(wb->settings, kind, abs);
     g_free(abs);
     wb_update_recent_menu(wb);
@@ -813,7 +832,7 @@ static void db_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
     wb->db_poll = NULL;
     g_free(wb->db_path);
     /* a PostgreSQL URI is kept as given (the password too: it reconnects) */
-    wb->db_path = wb_db_is_uri(x->path) ? g_strdup(x->path) : g_canonicalize_filename(x->path, NULL);
+    wb->db_path = wb_canonical_path(x->path);
     wb->db_readonly = x->readonly;
     wb->run = 0;
     const char *shown = wb_db_is_uri(x->path) && x->display ? x->display : wb->db_path;
@@ -1303,16 +1322,7 @@ static void act_open_db_uri_dlg(GSimpleAction *a, GVariant *v, gpointer user)
     d->msg = gtk_label_new("");
     gtk_label_set_wrap(GTK_LABEL(d->msg), TRUE);
     gtk_box_append(GTK_BOX(box), d->msg);
-    GtkWidget *bb = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
-    gtk_widget_set_halign(bb, GTK_ALIGN_END);
-    GtkWidget *cancel = wb_mnemonic_button("_Cancel");
-    g_signal_connect(cancel, "clicked", G_CALLBACK(uri_cancel_cb), d);
-    GtkWidget *ok = wb_mnemonic_button("_Open");
-    gtk_widget_add_css_class(ok, "suggested-action");
-    g_signal_connect(ok, "clicked", G_CALLBACK(uri_open_cb), d);
-    gtk_box_append(GTK_BOX(bb), cancel);
-    gtk_box_append(GTK_BOX(bb), ok);
-    gtk_box_append(GTK_BOX(box), bb);
+    gtk_box_append(GTK_BOX(box), wb_dialog_buttons("_Open", G_CALLBACK(uri_open_cb), G_CALLBACK(uri_cancel_cb), d));
     gtk_window_set_child(GTK_WINDOW(d->win), box);
     g_signal_connect(d->win, "destroy", G_CALLBACK(uri_destroyed), d);
     gtk_window_present(GTK_WINDOW(d->win));
