@@ -60,16 +60,18 @@ if [ -z "$pg_note" ]; then
     fi
 fi
 export MS_GUI_PG_SKIP="$pg_note"
-# The server must also take a client before the test starts: a display
-# number another Xvfb has just given up can lose its socket to that
-# server's late clean-up (seen when test runs follow each other closely),
-# so a server that cannot be reached is replaced, up to three times.
+# -noreset: by default Xvfb resets itself whenever its last client leaves,
+# and a client connecting during the reset is refused ("cannot open a
+# display", seen under load when a short client such as the check below or
+# the accessibility bus launcher came and went first).  The server must
+# also take a client before the test starts, else it is replaced (up to
+# three times).
 xvfb=
 trap 'kill $xvfb 2>/dev/null; wait $xvfb 2>/dev/null; pg_stop; rm -rf "$tmp"' EXIT
 for attempt in 1 2 3; do
     : > "$tmp/display"
     exec 3> "$tmp/display"
-    Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+    Xvfb -displayfd 3 -screen 0 1400x900x24 -nolisten tcp -noreset >"$tmp/xvfb.log" 2>&1 &
     xvfb=$!
     exec 3>&-
     for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
