@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Configure (once) and build into DIR (default build/), with extra meson options.
+# build.sh [DIR [MESON-OPTION...] [-- TARGET...]] — configure DIR (default
+# build/) once with the meson options, then build everything or the targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build}; shift || true
+opts=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+[ $# -gt 0 ] && shift
 if [ ! -f "$dir/build.ninja" ]; then
-  meson setup "$dir" "$@" >/dev/null
+  meson setup "$dir" "${opts[@]}" >/dev/null
 fi
-ninja -C "$dir" >/dev/null
+ninja -C "$dir" "$@" >/dev/null

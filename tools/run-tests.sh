@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds twice (release, and
-# ASan+UBSan), runs `meson test` in both, lists what was skipped and why, and
-# ends with "N passed, N failed, N skipped" (tests, both builds).  Without
+# ASan+UBSan), runs `meson test` in both, then fuzzes each libFuzzer target
+# for about a minute (a clang build of the fuzz programs only; MS_NO_FUZZ=1
+# leaves it out), lists what was skipped and why, and ends with
+# "N passed, N failed, N skipped" (tests, all builds).  Without
 # ../shared the tests that need it are skipped; MS_SHARED_DIR=DIR points them
 # elsewhere (MS_SHARED_DIR= : none).
 set -uo pipefail
@@ -10,16 +12,32 @@ tools/install-deps.sh || { echo "dependency installation failed"; echo "0 passed
 werror=()
 [ "${CI:-}" = true ] && werror=(-Dwerror=true)
 passed=0 failed=0 skipped=0
-for cfg in "build" "build-asan"; do
+cfgs=(build build-asan)
+# the fuzz targets, each fuzzed for MS_FUZZ_SECONDS (60) under ASan+UBSan
+# with clang's libFuzzer (tests/fuzz/README.md): only those programs are built
+if command -v clang >/dev/null && [ "${MS_NO_FUZZ:-}" != 1 ]; then
+  cfgs+=(build-fuzz)
+else
+  echo "build-fuzz: skipped: ${MS_NO_FUZZ:+MS_NO_FUZZ=1}${MS_NO_FUZZ:-clang is missing}"
+fi
+for cfg in "${cfgs[@]}"; do
   opts=("${werror[@]}")
   [ "$cfg" = build-asan ] && opts+=(-Db_sanitize=address,undefined -Dbuildtype=debugoptimized -Db_lundef=false)
-  if ! tools/build.sh "$cfg" "${opts[@]}"; then
+  targets=() suite=()
+  if [ "$cfg" = build-fuzz ]; then
+    opts+=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false)
+    for t in gguf tokenizer prompts import interventions db hf; do targets+=("tests/fuzz/fuzz-$t"); done
+    suite=(--suite fuzzing --no-rebuild)
+  fi
+  cc=${CC:-cc}
+  [ "$cfg" = build-fuzz ] && cc=clang
+  if ! CC=$cc tools/build.sh "$cfg" "${opts[@]}" -- "${targets[@]}"; then
     echo "build failed: $cfg"
     failed=$((failed + 1))
     continue
   fi
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  meson test -C "$cfg" --print-errorlogs --num-processes 2 --timeout-multiplier 3 || true
+  meson test -C "$cfg" "${suite[@]}" --print-errorlogs --num-processes 2 --timeout-multiplier 3 || true
   log="$cfg/meson-logs/testlog.json"
   # first line "passed failed skipped" (tests), then one line per skip
   # with its reason (a whole test, or one part of it: TAP "# SKIP reason")

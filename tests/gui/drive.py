@@ -263,6 +263,14 @@ class App:
         time.sleep(0.3)
         return True
 
+    def ok_exit(self, rc, msg):
+        """Check an exit status; when it is not 0, show the program's last log lines."""
+        if not ok(rc == 0, msg):
+            self.log.flush()
+            diag("moescope-gtk's last log lines:")
+            for line in open(os.path.join(self.out, "app.log"), errors="replace").read().splitlines()[-15:]:
+                diag("  " + line)
+
     def quit(self, timeout=15):
         xdo("key", "ctrl+q")
         try:
@@ -767,7 +775,7 @@ def main():
         xdo("windowsize", wid[-1], "1100", "760")
         time.sleep(0.8)
     rc = app.quit()
-    ok(rc == 0, "Ctrl+Q quits cleanly (exit %s)" % rc)
+    app.ok_exit(rc, "Ctrl+Q quits cleanly (exit %s)" % rc)
     ini = os.path.join(env["XDG_CONFIG_HOME"], "moescope", "workbench.ini")
     text = open(ini).read() if os.path.exists(ini) else ""
     mw, mh = re.search(r"width=(\d+)", text), re.search(r"height=(\d+)", text)
@@ -798,7 +806,7 @@ def main():
         except subprocess.TimeoutExpired:
             app2.proc.kill()
             rc = None
-        ok(rc == 0, "quits again (exit %s)" % rc)
+        app2.ok_exit(rc, "quits again (exit %s)" % rc)
 
     # --------------------------------------- a PostgreSQL trace, by URI
     uri = os.environ.get("MS_GUI_PGURI")
@@ -832,7 +840,7 @@ def main():
             except subprocess.TimeoutExpired:
                 app3.proc.kill()
                 rc = None
-            ok(rc == 0, "quits (exit %s)" % rc)
+            app3.ok_exit(rc, "quits (exit %s)" % rc)
             text = open(ini).read() if os.path.exists(ini) else ""
             ok("s3cret-pw" not in text, "the password is not written to the settings")
         elif app3.proc.poll() is None:

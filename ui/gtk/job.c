@@ -1,6 +1,6 @@
 /* job.c — worker threads for the window: one GThread per job, progress
  * marshalled to the main loop (coalesced: at most one pending report), the
- * end reported there too.  A job holds the application (so it does not
+ * end reported there too (the thread is joined then).  A job holds the application (so it does not
  * exit under a running thread) and keeps its window's state alive until it
  * has ended; Cancel sets the MsCancel flag the libraries poll. */
 #include <time.h>
@@ -59,6 +59,11 @@ static gboolean done_idle(gpointer user)
 {
     WbJob *j = user;
     Wb *wb = j->wb;
+    /* the thread has only to return: wait for it, so that no job thread is
+     * still ending (running thread-local destructors, e.g. libpq's OpenSSL
+     * state) when the last job lets the process exit */
+    if (j->thread) g_thread_join(j->thread);
+    j->thread = NULL;
     g_mutex_lock(&j->lock);
     j->finished = TRUE;
     g_mutex_unlock(&j->lock);
@@ -104,7 +109,8 @@ WbJob *wb_job_start(Wb *wb, const char *what, WbJobRunFn run, WbJobDoneFn done, 
     g_ptr_array_add(wb->jobs, j);
     g_application_hold(G_APPLICATION(wb->app));
     GError *e = NULL;
-    GThread *t = g_thread_try_new(what, job_thread, j, &e);
+    /* read by done_idle, which runs on this (the main) thread after this returns */
+    GThread *t = j->thread = g_thread_try_new(what, job_thread, j, &e);
     if (!t) {
         /* no thread: report the failure through the normal end path */
         j->rc = ms_error_set(&j->err, MS_EINTERNAL, "%s: cannot start a thread: %s", what, e ? e->message : "?");
@@ -112,7 +118,6 @@ WbJob *wb_job_start(Wb *wb, const char *what, WbJobRunFn run, WbJobDoneFn done, 
         g_idle_add_full(G_PRIORITY_DEFAULT, done_idle, j, NULL);
         return j;
     }
-    g_thread_unref(t);
     return j;
 }
 

@@ -87,6 +87,7 @@ struct WbJob {
     gboolean pending;
     gboolean finished;
     gint refs;
+    GThread *thread;               /* joined when the job's end is handled */
 };
 
 WbJob *wb_job_start(Wb *wb, const char *what, WbJobRunFn run, WbJobDoneFn done, WbJobProgressFn progress,
