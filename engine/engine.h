@@ -282,7 +282,7 @@ char *ms_intervention_to_string(const MsIntervention *iv);
  * clauses "KIND SPEC [SPEC...]" separated by ';' or line ends, '#' starts a
  * comment to the end of its line, blank clauses are skipped.  Errors are
  * "KIND SPEC: problem", preceded by "line N: " when the text has several
- * lines. */
+ * lines.  Text that is not valid UTF-8, in a comment too, is refused. */
 int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *err);
 /* The same from a file (a plan written by an analysis, a saved set): errors
  * are "PATH:LINE: problem" (or "PATH: problem" for I/O, a NUL byte or a file

@@ -499,10 +499,32 @@ static int parse_text_into(MsIntervention *iv, char *s, int *bad_line, MsError *
     return 0;
 }
 
+/* Text that is not valid UTF-8 is refused wherever it is, comments
+ * included (one rule for the text, a file and a flag): the line and column,
+ * not the bytes (they would reach the terminal raw).  path NULL: text. */
+static int check_utf8(const char *s, size_t len, const char *path, MsError *err)
+{
+    size_t bad = ms_utf8_valid_prefix(s, len);
+    if (bad >= len) return 0;
+    int line = 1;
+    size_t col = 1;
+    for (size_t k = 0; k < bad; k++) {
+        if (s[k] == '\n') { line++; col = 1; }
+        else col++;
+    }
+    if (path)
+        return ms_error_set(err, MS_EFORMAT, "%s:%d:%zu: invalid UTF-8 (byte 0x%02x)", path, line, col,
+                            (unsigned char)s[bad]);
+    return ms_error_set(err, MS_EFORMAT, "intervention: line %d, column %zu: invalid UTF-8 (byte 0x%02x)", line,
+                        col, (unsigned char)s[bad]);
+}
+
 int ms_intervention_parse_text(MsIntervention *iv, const char *text, MsError *err)
 {
     if (!iv) return ms_error_set(err, MS_EINVAL, "intervention: no set to apply the text to");
     if (!text) return ms_error_set(err, MS_EINVAL, "intervention: no text");
+    int urc = check_utf8(text, strlen(text), NULL, err);
+    if (urc < 0) return urc;
     char *s = strdup(text);
     MsIntervention *tmp = ms_intervention_copy(iv);
     int rc = 0;
@@ -549,17 +571,7 @@ int ms_intervention_load(MsIntervention *iv, const char *path, MsError *err)
     fclose(fp);
     if (rc == 0 && memchr(s, '\0', len))
         rc = ms_error_set(err, MS_EFORMAT, "%s: NUL byte in intervention text", path);
-    size_t bad = rc == 0 ? ms_utf8_valid_prefix(s, len) : len;
-    if (bad < len) {   /* the line and column, not the bytes (they would reach the terminal raw) */
-        int line = 1;
-        size_t col = 1;
-        for (size_t k = 0; k < bad; k++) {
-            if (s[k] == '\n') { line++; col = 1; }
-            else col++;
-        }
-        rc = ms_error_set(err, MS_EFORMAT, "%s:%d:%zu: invalid UTF-8 (byte 0x%02x)", path, line, col,
-                          (unsigned char)s[bad]);
-    }
+    if (rc == 0) rc = check_utf8(s, len, path, err);
     MsIntervention *tmp = rc ? NULL : ms_intervention_copy(iv);
     if (rc == 0 && !tmp) rc = ms_error_set(err, MS_ENOMEM, "%s: out of memory", path);
     if (rc == 0) {

@@ -93,7 +93,7 @@ static void detect(void)
             c->avx512bf16 = a >> 5 & 1;
         }
     }
-    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u && __get_cpuid(0x80000001u, &a, &b, &cx, &d))
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000001u && __get_cpuid(0x80000001u, &a, &b, &cx, &d))
         c->lzcnt = cx >> 5 & 1;
 #if defined(__linux__)
     /* Linux hands out the AMX tile state only on request, once per process;

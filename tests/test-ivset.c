@@ -556,6 +556,11 @@ static void test_text_file(void)
     MT_CHECK(rc < 0 && !strncmp(err.msg, "line 4: drop 0:99: ", 19) && strstr(err.msg, "expert 99") && one_line(&err),
              "text error names line 4 and the spec (%s)", err.msg);
     MT_CHECK(ms_intervention_equal(a, keep), "and leaves the set unchanged (force 2:1 of line 3 not applied)");
+    /* invalid UTF-8 is refused wherever it is, as a file refuses it (a fuzz finding) */
+    rc = ms_intervention_parse_text(a, "silence 0:1\n# com\xe1" "ent\n", &err);
+    MT_CHECK(rc < 0 && strstr(err.msg, "line 2, column 6: invalid UTF-8 (byte 0xe1)") && one_line(&err) &&
+                 ms_intervention_equal(a, keep),
+             "invalid UTF-8 in a comment is refused with its line and column (%s)", err.msg);
     rc = ms_intervention_parse_text(a, "silence 0:1; bogus 1:2", &err);
     MT_CHECK(rc < 0 && strstr(err.msg, "bogus") && !strstr(err.msg, "line "), "one-line text: no line number (%s)",
              err.msg);
