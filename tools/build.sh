@@ -10,4 +10,8 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
 if [ ! -f "$dir/build.ninja" ]; then
   meson setup "$dir" "${opts[@]}" >/dev/null
 fi
-ninja -C "$dir" "$@" >/dev/null
+# quiet when it builds; the compiler's messages when it does not
+if ! out=$(ninja -C "$dir" "$@" 2>&1); then
+  printf '%s\n' "$out" | grep -v '^\[[0-9]*/[0-9]*\] ' | tail -n 40
+  exit 1
+fi
