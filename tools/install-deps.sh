@@ -15,6 +15,8 @@ pkgs=(
   # poppler's pdftoppm, with which the tests read PDF output back
   fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
   poppler-utils
+  # the fuzz targets (tests/fuzz): clang with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do
