@@ -307,13 +307,20 @@ static int push_len(size_t **v, size_t *n, size_t *cap, size_t x)
     return MS_OK;
 }
 
+enum { SUBJ_PAD = 64 };
+
 static int split_prepare(Split *s, const char *text, size_t len)
 {
     if (len + 1 > s->cap_text) {  /* buffers are reused across fragments */
         size_t c = len + 1;
         uint32_t *cps = realloc(s->cps, c * sizeof *cps);
         if (cps) s->cps = cps;
-        char *subj = realloc(s->subj, c * 4 + 1);
+        /* PCRE2's JIT reads up to a vector past the end of the subject
+         * (loads whose extra bytes it ignores): 64 zero bytes of padding keep
+         * those reads inside the block and defined, so memory checkers see
+         * neither reads past a block nor uninitialised bytes */
+        char *subj = realloc(s->subj, c * 4 + 1 + SUBJ_PAD);
+        if (subj) memset(subj, 0, c * 4 + 1 + SUBJ_PAD);
         if (subj) s->subj = subj;
         size_t *bpos = realloc(s->bpos, (c + 1) * sizeof *bpos);
         if (bpos) s->bpos = bpos;
