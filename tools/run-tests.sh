@@ -15,10 +15,12 @@ passed=0 failed=0 skipped=0
 cfgs=(build build-asan)
 # the fuzz targets, each fuzzed for MS_FUZZ_SECONDS (60) under ASan+UBSan
 # with clang's libFuzzer (tests/fuzz/README.md): only those programs are built
-if command -v clang >/dev/null && [ "${MS_NO_FUZZ:-}" != 1 ]; then
-  cfgs+=(build-fuzz)
+if [ "${MS_NO_FUZZ:-}" = 1 ]; then
+  echo "build-fuzz: skipped: MS_NO_FUZZ=1"
+elif ! command -v clang >/dev/null; then
+  echo "build-fuzz: skipped: clang is missing"
 else
-  echo "build-fuzz: skipped: ${MS_NO_FUZZ:+MS_NO_FUZZ=1}${MS_NO_FUZZ:-clang is missing}"
+  cfgs+=(build-fuzz)
 fi
 for cfg in "${cfgs[@]}"; do
   opts=("${werror[@]}")

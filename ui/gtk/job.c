@@ -1,8 +1,9 @@
 /* job.c — worker threads for the window: one GThread per job, progress
  * marshalled to the main loop (coalesced: at most one pending report), the
- * end reported there too (the thread is joined then).  A job holds the application (so it does not
- * exit under a running thread) and keeps its window's state alive until it
- * has ended; Cancel sets the MsCancel flag the libraries poll. */
+ * end reported there too, where the thread is joined.  A job holds the
+ * application (so it does not exit under a running thread) and keeps its
+ * window's state alive until it has ended; Cancel sets the MsCancel flag
+ * the libraries poll. */
 #include <time.h>
 
 #include "wb-gtk.h"
