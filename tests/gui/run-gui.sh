@@ -34,6 +34,11 @@ unset DISPLAY WAYLAND_DISPLAY DBUS_SESSION_BUS_ADDRESS
 # in the ASan build: GTK, fontconfig and GLib keep caches to exit on purpose,
 # so leak checking the whole toolkit is noise (memory errors still abort)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+# GLib's own slice allocator (lists, GValues, ...) reuses freed blocks without
+# telling ASan: with plain malloc a use after free of a GList node (as act_quit
+# once walked the window list while closing its windows) is caught every time,
+# not only when a reused node happens to crash
+export G_SLICE=always-malloc
 rm -rf "$out"
 mkdir -p "$out"
 # as root dbus-daemon prints harmless "Failed to set fd limit" lines

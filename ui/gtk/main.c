@@ -79,8 +79,12 @@ PATH_ACTION(act_open_any, wb_open_any(wb, path))
 
 static void act_quit(GSimpleAction *act, GVariant *v, gpointer app)
 {
-    GList *l = gtk_application_get_windows(GTK_APPLICATION(app));
+    /* closing a window destroys it, which takes it off the application's
+     * list and frees that list node: walk a copy that holds each window */
+    GList *l = g_list_copy(gtk_application_get_windows(GTK_APPLICATION(app)));
+    for (GList *i = l; i; i = i->next) g_object_ref(i->data);
     for (GList *i = l; i; i = i->next) gtk_window_close(i->data);
+    g_list_free_full(l, g_object_unref);
 }
 
 static void act_about(GSimpleAction *act, GVariant *v, gpointer app)
