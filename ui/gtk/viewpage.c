@@ -477,11 +477,10 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     gtk_widget_set_margin_top(p->box, 6);
     gtk_widget_set_margin_bottom(p->box, 6);
 
+    /* no heading in this row: the page list marks the view and every figure
+     * draws its own title; a heading here was cut short ("Expert co-activa…")
+     * beside the controls at the default window size */
     GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
-    GtkWidget *title = gtk_label_new(v->title);
-    gtk_widget_add_css_class(title, "heading");
-    gtk_label_set_ellipsize(GTK_LABEL(title), PANGO_ELLIPSIZE_END);
-    gtk_box_append(GTK_BOX(bar), title);
     char name[160];
     if (p->opts & WB_OPT_LAYER) {
         gtk_box_append(GTK_BOX(bar), caption("Layer"));
