@@ -102,25 +102,26 @@ static bool valid_utf8(const uint8_t *s, size_t n)
 }
 
 /* Whether the vocabulary has a token for byte b on its own (byte-level
- * BPE).  A byte without one is dropped, as llama.cpp drops it, so the
- * round trip is checked only on texts whose bytes all have tokens.
+ * BPE): a token whose piece is exactly that one byte.  A byte without one is
+ * dropped, as llama.cpp drops it, so the round trip is checked only on texts
+ * whose bytes all have tokens.  Read from the vocabulary, not by encoding
+ * the byte alone: a lone byte such as 0xF1 is invalid UTF-8 and takes
+ * another path than the same byte inside a valid 4-byte character.
  * 0 = not known yet, 1 = yes, 2 = no; filled on first use. */
 static uint8_t byte_ok[MAX_TOK][256];
 
 static bool bytes_representable(int k, const uint8_t *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        uint8_t *o = &byte_ok[k][s[i]];
-        if (!*o) {
-            int32_t *ids = NULL;
-            MsError e = { 0 };
-            char one = (char)s[i];
-            int n = ms_tokenizer_encode(toks[k], &one, 1, false, &ids, &e);
-            *o = n > 0 ? 1 : 2;
-            free(ids);
+    if (!byte_ok[k][0]) {
+        memset(byte_ok[k], 2, sizeof byte_ok[k]);
+        int32_t nv = ms_tokenizer_n_vocab(toks[k]);
+        for (int32_t id = 0; id < nv; id++) {
+            char piece[8];
+            if (ms_tokenizer_piece(toks[k], id, piece, sizeof piece) == 1) byte_ok[k][(uint8_t)piece[0]] = 1;
         }
-        if (*o == 2) return false;
     }
+    for (size_t i = 0; i < len; i++)
+        if (byte_ok[k][s[i]] == 2) return false;
     return true;
 }
 
