@@ -107,7 +107,7 @@ static bool valid_utf8(const uint8_t *s, size_t n)
  * whose bytes all have tokens.  Read from the vocabulary, not by encoding
  * the byte alone: a lone byte such as 0xF1 is invalid UTF-8 and takes
  * another path than the same byte inside a valid 4-byte character.
- * 0 = not known yet, 1 = yes, 2 = no; filled on first use. */
+ * 1 = yes, 2 = no; a tokenizer's row is filled on first use (0 before). */
 static uint8_t byte_ok[MAX_TOK][256];
 
 static bool bytes_representable(int k, const uint8_t *s, size_t len)
