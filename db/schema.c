@@ -298,6 +298,10 @@ static int migrate(MsTraceDb *db, MsError *err)
     if (rc) return rc;
     /* re-read inside the write lock: another process may have migrated */
     if ((rc = pragma_int(db, "PRAGMA user_version", &v, err))) goto fail;
+    if (v < 0) {
+        rc = ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database (schema version %d)", db->path, v);
+        goto fail;
+    }
     if (v == 0) {
         int n_obj = 0;
         if ((rc = pragma_int(db, "SELECT count(*) FROM sqlite_schema", &n_obj, err))) goto fail;
@@ -370,6 +374,11 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
     if (db->user_version > 0 && app != MS_APPLICATION_ID) {
         ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database (application id 0x%08x, schema version %d)",
                      path, (unsigned)app, db->user_version);
+        goto fail;
+    }
+    if (db->user_version < 0) {   /* never written by moescope; would index the migrations backwards */
+        ms_error_set(err, MS_EFORMAT, "%s: not a moescope trace database (schema version %d)", path,
+                     db->user_version);
         goto fail;
     }
     if (db->user_version > MS_TRACE_SCHEMA_VERSION) {
