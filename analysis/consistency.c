@@ -9,6 +9,14 @@
 /* Window counts change only where an activation enters or leaves the
  * window, so each expert's histogram is built from its activation list in
  * O(activations) instead of O(T). */
+/* Whether row[j] already appeared in row[0..j). */
+static bool srp_repeat(const int32_t *row, int j)
+{
+    for (int i = 0; i < j; i++)
+        if (row[i] == row[j]) return true;
+    return false;
+}
+
 int ms_srp_hist_add(int64_t *hist, int E, int m, const int32_t *ids, const int *n,
                     int stride, int T)
 {
@@ -17,12 +25,15 @@ int ms_srp_hist_add(int64_t *hist, int E, int m, const int32_t *ids, const int *
     if (W <= 0) return 0;
     int *cnt = calloc((size_t)E + 1, sizeof *cnt);
     if (!cnt) return MS_ENOMEM;
+    /* An expert counts once per token: a list naming it twice (only a
+     * damaged or crafted trace has one) would let a window count more
+     * than m tokens and index past the histogram's m + 1 bins. */
     int total = 0;
     for (int t = 0; t < T; t++)
         for (int j = 0; j < n[t]; j++) {
             int e = ids[(size_t)t * stride + j];
             if (e >= E) { free(cnt); return MS_ERANGE; }
-            if (e >= 0) { cnt[e + 1]++; total++; }
+            if (e >= 0 && !srp_repeat(ids + (size_t)t * stride, j)) { cnt[e + 1]++; total++; }
         }
     for (int e = 0; e < E; e++) cnt[e + 1] += cnt[e];
     int *pos = malloc(((size_t)total + 1) * sizeof *pos), *fill = malloc((size_t)E * sizeof *fill);
@@ -31,7 +42,7 @@ int ms_srp_hist_add(int64_t *hist, int E, int m, const int32_t *ids, const int *
     for (int t = 0; t < T; t++)
         for (int j = 0; j < n[t]; j++) {
             int e = ids[(size_t)t * stride + j];
-            if (e >= 0) pos[fill[e]++] = t;
+            if (e >= 0 && !srp_repeat(ids + (size_t)t * stride, j)) pos[fill[e]++] = t;
         }
     for (int e = 0; e < E; e++) {
         const int *P = pos + cnt[e];

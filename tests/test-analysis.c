@@ -203,6 +203,19 @@ static void test_srp_example(void)
     int64_t hs[3] = {0};
     MT_CHECK(ms_srp_hist_add(hs, 1, 8, &ids[0][0], n, 2, 6) == 0 && hs[0] == 0,
              "T < m adds no windows");
+    /* a damaged trace naming expert 0 twice in one token (a fuzz finding:
+     * the window count then passed m and indexed past the bins) gives the
+     * histogram of the same routing without the repeat */
+    int32_t dup[6][2];
+    int nd[6];
+    for (int t = 0; t < 6; t++) {
+        nd[t] = n[t];
+        for (int j = 0; j < n[t]; j++) dup[t][j] = ids[t][j];
+        if (a0[t] && !a1[t]) dup[t][nd[t]++] = 0;
+    }
+    int64_t hd[2 * 3] = {0};
+    MT_CHECK(ms_srp_hist_add(hd, 2, 2, &dup[0][0], nd, 2, 6) == 0 && !memcmp(hd, h, sizeof h),
+             "an expert listed twice at a token counts once");
 }
 
 static void test_sch_example(void)
