@@ -6,9 +6,6 @@
 
 #include "analysis.h"
 
-/* Window counts change only where an activation enters or leaves the
- * window, so each expert's histogram is built from its activation list in
- * O(activations) instead of O(T). */
 /* Whether row[j] already appeared in row[0..j). */
 static bool srp_repeat(const int32_t *row, int j)
 {
@@ -17,6 +14,9 @@ static bool srp_repeat(const int32_t *row, int j)
     return false;
 }
 
+/* Window counts change only where an activation enters or leaves the
+ * window, so each expert's histogram is built from its activation list in
+ * O(activations) instead of O(T). */
 int ms_srp_hist_add(int64_t *hist, int E, int m, const int32_t *ids, const int *n,
                     int stride, int T)
 {
