@@ -205,7 +205,7 @@ static const GOptionEntry options[] = {
     { "prompts", 0, 0, G_OPTION_ARG_FILENAME, NULL, "Prompt set to open (text or JSONL)", "FILE" },
     { "read-only", 0, 0, G_OPTION_ARG_NONE, NULL, "Open the database read-only", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, NULL, NULL, "[MODEL] [FILE…]" },
-    { NULL },
+    { 0 },
 };
 
 int main(int argc, char **argv)
