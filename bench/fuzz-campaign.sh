@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# fuzz-campaign.sh [-n RUNS] [-t SECONDS] [-d BUILD] [TARGET...] — the long
-# fuzz campaign: each target (default: all seven) runs RUNS executions
-# (default 10,000,000; with -t also at most SECONDS seconds)
+# fuzz-campaign.sh [-n RUNS] [-t SECONDS] [-d BUILD] [-k DIR] [TARGET...] —
+# the long fuzz campaign: each target (default: all seven) runs RUNS
+# executions (default 10,000,000; with -t also at most SECONDS seconds)
 # under ASan+UBSan from a copy of its committed corpus, one target at a
 # time at low priority, and a table of executions, findings, time and rate
 # per target is printed at the end.  BUILD (default build-fuzz) is set up
 # with clang and -Dfuzz=true when missing.  Findings stay in
 # BUILD/tests/fuzz/fuzz-artifacts/TARGET/ (tests/fuzz/README.md).
+#
+# -k DIR keeps a campaign across sessions, for targets that need more hours
+# than one sitting has: DIR/TARGET/corpus is the growing corpus (seeded
+# from the committed one), and DIR/TARGET/ledger has a line per session:
+# date, the fuzz program's SHA-256, executions, findings, seconds.  A
+# session runs the executions still missing and the table gives the
+# executions with no finding that the same program (same SHA-256: the same
+# sources and flags) has accumulated since its last finding; a rebuilt
+# program starts from zero.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-runs=10000000 build=build-fuzz maxsecs=0
-while getopts n:t:d: o; do
+runs=10000000 build=build-fuzz maxsecs=0 keep=
+while getopts n:t:d:k: o; do
     case $o in
         n) runs=$OPTARG ;;
         t) maxsecs=$OPTARG ;;
         d) build=$OPTARG ;;
-        *) echo "usage: $0 [-n RUNS] [-t SECONDS] [-d BUILD] [TARGET...]" >&2; exit 2 ;;
+        k) keep=$OPTARG ;;
+        *) echo "usage: $0 [-n RUNS] [-t SECONDS] [-d BUILD] [-k DIR] [TARGET...]" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -26,6 +36,10 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 for t in "${targets[@]}"; do ninja -C "$build" -j2 "tests/fuzz/fuzz-$t" >/dev/null || exit 1; done
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# executions with no finding by the program with SHA-256 $2, from ledger $1
+clean_runs() {
+    awk -v h="$2" '$2 == h { n = ($4 > 0) ? 0 : n + $3 } END { print n + 0 }' "$1" 2>/dev/null || echo 0
+}
 summary=()
 total_found=0
 for t in "${targets[@]}"; do
@@ -33,26 +47,63 @@ for t in "${targets[@]}"; do
     art=$build/tests/fuzz/fuzz-artifacts/fuzz-$t
     mkdir -p "$art"
     work=$(mktemp -d "${TMPDIR:-/tmp}/campaign-$t.XXXXXX")
-    cp tests/fuzz/corpus/"$t"/* "$work/" 2>/dev/null
-    dirs=("$work")   # past findings too, when there are any
+    want=$runs
+    if [ -n "$keep" ]; then
+        mkdir -p "$keep/$t/corpus" || exit 1
+        [ -n "$(ls -A "$keep/$t/corpus")" ] || cp tests/fuzz/corpus/"$t"/* "$keep/$t/corpus/" 2>/dev/null
+        sha=$(sha256sum "$exe" | cut -c1-16)
+        # a session that was killed (the machine stopped) left its log: its
+        # last status line is a lower bound of the executions it made
+        if [ -f "$keep/$t/session.log" ]; then
+            n=$(grep -oE '^#[0-9]+' "$keep/$t/session.log" | tail -n 1 | tr -d '#')
+            f=0
+            grep -qE 'ERROR|Test unit written' "$keep/$t/session.log" && f=1
+            printf '%s %s %s %s %s killed\n' "$(date -u -r "$keep/$t/session.log" +%Y-%m-%dT%H:%M:%SZ)" \
+                "$(cat "$keep/$t/session.sha")" "${n:-0}" "$f" 0 >>"$keep/$t/ledger"
+            rm -f "$keep/$t/session.log" "$keep/$t/session.sha"
+        fi
+        before_runs=$(clean_runs "$keep/$t/ledger" "$sha")
+        want=$((runs - before_runs))
+        if [ "$want" -le 0 ]; then
+            summary+=("$(printf '%-22s %12s %9s   (program %s: %s executions with no finding already)' \
+                "fuzz-$t" 0 0 "$sha" "$before_runs")")
+            rm -rf "$work"
+            continue
+        fi
+        corpus=$keep/$t/corpus
+        echo "$sha" >"$keep/$t/session.sha"
+        log=$keep/$t/session.log
+    else
+        log=$work.log
+        cp tests/fuzz/corpus/"$t"/* "$work/" 2>/dev/null
+        corpus=$work
+    fi
+    dirs=("$corpus")   # past findings too, when there are any
     [ -d "tests/fuzz/regress/$t" ] && dirs+=("tests/fuzz/regress/$t")
     before=$(ls "$art" | wc -l)
     t0=$(date +%s)
-    echo "== fuzz-$t: $runs executions (log: $work.log)"
+    echo "== fuzz-$t: $want executions (log: $log)"
     # -fork would hide a finding's exit status; one process, restarted after
     # a finding only by hand: a finding ends that target's campaign
-    nice -n 10 "$exe" -runs="$runs" -max_total_time="$maxsecs" -timeout=25 -rss_limit_mb=2560 -print_final_stats=1 \
-        -artifact_prefix="$art/" "${dirs[@]}" >"$work.log" 2>&1
+    nice -n 10 "$exe" -runs="$want" -max_total_time="$maxsecs" -timeout=25 -rss_limit_mb=2560 -print_final_stats=1 \
+        -artifact_prefix="$art/" "${dirs[@]}" >"$log" 2>&1
     rc=$?
     secs=$(( $(date +%s) - t0 ))
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work.log" | tail -n 1)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     found=$(( $(ls "$art" | wc -l) - before ))
     total_found=$((total_found + found))
     rate=$(( ${execs:-0} / (secs > 0 ? secs : 1) ))
     summary+=("$(printf '%-22s %12s %9s %8s s %9s/s   exit %s' "fuzz-$t" "${execs:-0}" "$found" "$secs" "$rate" "$rc")")
-    grep -E 'ERROR|SUMMARY|Test unit written' "$work.log" | head -n 5
-    cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$work.log" | tail -n 1)
+    grep -E 'ERROR|SUMMARY|Test unit written' "$log" | head -n 5
+    cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1)
     summary[${#summary[@]}-1]+="   ${cov:-}"
+    if [ -n "$keep" ]; then
+        printf '%s %s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$sha" "${execs:-0}" "$found" "$secs" \
+            >>"$keep/$t/ledger"
+        summary[${#summary[@]}-1]+="   program $sha: $(clean_runs "$keep/$t/ledger" "$sha") with no finding in all"
+        mv "$log" "$keep/$t/last.log"
+        rm -f "$keep/$t/session.sha"
+    fi
     rm -rf "$work"
 done
 echo
