@@ -662,16 +662,23 @@ IvPage *wb_iv_page_new(Wb *wb)
     gtk_widget_set_margin_top(v, 8);
     gtk_widget_set_margin_bottom(v, 8);
 
-    /* toolbar: set management and plans */
-    GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
-    gtk_box_append(GTK_BOX(bar), button("Clear all", "Clear the intervention set", G_CALLBACK(clear_cb), p));
-    gtk_box_append(GTK_BOX(bar), button("Load set…", "Load an intervention set from a file", G_CALLBACK(load_set_cb), p));
-    gtk_box_append(GTK_BOX(bar), button("Save set…", "Save the intervention set to a file", G_CALLBACK(save_set_cb), p));
-    GtkWidget *sep = gtk_separator_new(GTK_ORIENTATION_VERTICAL);
-    gtk_box_append(GTK_BOX(bar), sep);
+    /* toolbar: set management, then plans; the two groups wrap onto two
+     * lines when the page is narrow rather than run off its right edge */
+    GtkWidget *bar = g_object_new(GTK_TYPE_FLOW_BOX, "accessible-role", GTK_ACCESSIBLE_ROLE_GROUP, NULL);
+    gtk_flow_box_set_selection_mode(GTK_FLOW_BOX(bar), GTK_SELECTION_NONE);
+    gtk_flow_box_set_max_children_per_line(GTK_FLOW_BOX(bar), 2);
+    gtk_flow_box_set_column_spacing(GTK_FLOW_BOX(bar), 18);
+    gtk_flow_box_set_row_spacing(GTK_FLOW_BOX(bar), 6);
+    gtk_widget_set_halign(bar, GTK_ALIGN_START);
+    GtkWidget *setg = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    gtk_box_append(GTK_BOX(setg), button("Clear all", "Clear the intervention set", G_CALLBACK(clear_cb), p));
+    gtk_box_append(GTK_BOX(setg), button("Load set…", "Load an intervention set from a file", G_CALLBACK(load_set_cb), p));
+    gtk_box_append(GTK_BOX(setg), button("Save set…", "Save the intervention set to a file", G_CALLBACK(save_set_cb), p));
+    gtk_flow_box_append(GTK_FLOW_BOX(bar), setg);
+    GtkWidget *plang = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
     GtkWidget *pl = gtk_label_new("Load plan:");
     gtk_widget_add_css_class(pl, "dim-label");
-    gtk_box_append(GTK_BOX(bar), pl);
+    gtk_box_append(GTK_BOX(plang), pl);
     static const char *const plans[][2] = { { "npmi", "nPMI" }, { "riskdiff", "Risk difference" },
                                             { "crosslingual", "Cross-lingual" } };
     for (int i = 0; i < 3; i++) {
@@ -679,8 +686,12 @@ IvPage *wb_iv_page_new(Wb *wb)
         snprintf(name, sizeof name, "Load the %s plan into the grid", plans[i][1]);
         GtkWidget *b = button(plans[i][1], name, G_CALLBACK(plan_btn_cb), p);
         g_object_set_data(G_OBJECT(b), "module", (gpointer)plans[i][0]);
-        gtk_box_append(GTK_BOX(bar), b);
+        gtk_box_append(GTK_BOX(plang), b);
     }
+    gtk_flow_box_append(GTK_FLOW_BOX(bar), plang);
+    /* Tab goes to the buttons, not to the flow box's child slots */
+    gtk_widget_set_focusable(gtk_widget_get_parent(setg), FALSE);
+    gtk_widget_set_focusable(gtk_widget_get_parent(plang), FALSE);
     gtk_box_append(GTK_BOX(v), bar);
 
     p->set_label = wb_labelled(gtk_label_new(""), "Intervention set");
@@ -749,7 +760,8 @@ IvPage *wb_iv_page_new(Wb *wb)
         gtk_box_append(GTK_BOX(mb), p->mode_btn[i]);
     }
     gtk_box_append(GTK_BOX(ed2), mb);
-    GtkWidget *sl = gtk_label_new("Steer (router-logit bias)");
+    GtkWidget *sl = gtk_label_new("Steer");
+    gtk_widget_set_tooltip_text(sl, "Router-logit bias added to the selected expert");
     gtk_widget_add_css_class(sl, "dim-label");
     gtk_widget_set_margin_start(sl, 12);
     gtk_box_append(GTK_BOX(ed2), sl);
