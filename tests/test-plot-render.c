@@ -807,6 +807,50 @@ static void test_layouts(void)
     free(b);
 }
 
+/* A title too wide for its figure goes on two lines, broken near the middle
+ * (after the comma here), centred, with nothing ellipsized; one that fits
+ * stays on one line; the measured height is what is drawn. */
+static void test_title(void)
+{
+    const char *title = "Expert load by layer \xC2\xB7 run 1, 821 tokens, E = 16, top-2";
+    MsPlotText *t = ms_plot_text_new(NULL);
+    MsPlotTextSize one;
+    ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, title, 0, &one);
+    const double widths[2] = { one.width * 0.75, one.width + 4 * ms_plot_text_pad(t) };
+    for (int k = 0; k < 2; k++) {
+        double W = widths[k];
+        cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)ceil(W), 200);
+        cairo_t *cr = cairo_create(img);
+        MsPlotTextLog log = { 0 };
+        ms_plot_text_log_attach(cr, &log);
+        double h_measured = ms_plot_text_title(t, NULL, title, W, 5);
+        double h = ms_plot_text_title(t, cr, title, W, 5);
+        ms_plot_text_log_attach(cr, NULL);
+        char joined[256] = "";
+        bool inside = true, centred = true;
+        for (size_t i = 0; i < log.n; i++) {
+            const MsPlotTextItem *it = &log.items[i];
+            snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", i ? " " : "", it->text);
+            inside = inside && it->x0 >= -0.5 && it->x1 <= W + 0.5;
+            centred = centred && fabs((it->x0 + it->x1) / 2 - W / 2) < 1;
+        }
+        if (k == 0) {
+            MT_CHECK(log.n == 2 && strcmp(joined, title) == 0 && log.items[1].y0 >= log.items[0].y1 - 0.5 &&
+                         strcmp(log.items[1].text, "821 tokens, E = 16, top-2") == 0,
+                     "a title at 3/4 of its width: two lines broken after the comma, whole ('%s' in %zu)", joined, log.n);
+        } else {
+            MT_CHECK(log.n == 1 && strcmp(joined, title) == 0, "a title that fits: one line, whole");
+        }
+        MT_CHECK(inside && centred, "width %.0f: the title's lines are centred and inside", W);
+        MT_CHECK(h == h_measured && h > 0 && log.n > 0 && fabs(log.items[log.n - 1].y1 - (5 + h)) < 1,
+                 "width %.0f: the measured height (%.1f) is the height drawn", W, h);
+        ms_plot_text_log_clear(&log);
+        cairo_destroy(cr);
+        cairo_surface_destroy(img);
+    }
+    ms_plot_text_free(t);
+}
+
 int main(void)
 {
     test_probes_and_hits();
@@ -814,6 +858,7 @@ int main(void)
     test_outputs();
     test_output_errors();
     test_tokens();
+    test_title();
     test_layouts();
     if (getenv("MS_KEEP_TMP")) mt_diag("images kept in %s", mt_tmpdir());
     ms_plot_release_caches();

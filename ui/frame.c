@@ -266,8 +266,7 @@ static int layout(Ctx *c, const MsPlotFrame *f, double W, double H, MsPlotGeom *
     /* vertical margins: independent of tick choice */
     double top = pad;
     if (f->title && *f->title) {
-        ms_plot_text_measure(c->t, MS_PLOT_ROLE_TITLE, f->title, W - 2 * pad, &sz);
-        top += sz.height + pad;
+        top += ms_plot_text_title(c->t, NULL, f->title, W, pad) + pad;
     }
     top = fmax(top, pad + c->tick_h * 0.6);
     double bottom = pad;
@@ -643,7 +642,7 @@ void ms_plot_draw_axes(cairo_t *cr, const MsPlotFrame *f, const MsPlotGeom *g)
                           -3.14159265358979323846 / 2);
     }
     if (f->title && *f->title)
-        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TITLE, f->title, g->width - 2 * c.pad, g->width / 2, c.pad, 0.5, 0, 0);
+        ms_plot_text_title(t, cr, f->title, g->width, c.pad);
     if (f->colorbar && g->colorbar.w > 0) draw_colorbar(cr, &c, f->colorbar, g);
     if (f->legend && g->legend.w > 0) draw_legend(cr, &c, f->legend, g);
     cairo_restore(cr);

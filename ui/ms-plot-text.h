@@ -73,6 +73,13 @@ void ms_plot_text_measure(MsPlotText *t, MsPlotRole role, const char *text, doub
 void ms_plot_text_draw(MsPlotText *t, cairo_t *cr, MsPlotRole role, const char *text, double max_width,
                        double x, double y, double ax, double ay, double angle);
 
+/* A figure title centred across `width` (less the padding each side), its
+ * top at y: on one line when it fits, else on two broken at the space
+ * nearest the middle (after ':' or ',' when one is near) rather than losing
+ * its end to an ellipsis; each line still ellipsizes if it must.  cr NULL
+ * only measures.  Colour: the current cairo source.  Returns its height. */
+double ms_plot_text_title(MsPlotText *t, cairo_t *cr, const char *title, double width, double y);
+
 /* ---- token pieces ----
  * ms_plot_token_escape() turns raw token bytes into valid, visible UTF-8:
  *   "\\" for a backslash (so an escape is never ambiguous with literal text);

@@ -303,6 +303,42 @@ void ms_plot_text_draw(MsPlotText *t, cairo_t *cr, MsPlotRole role, const char *
     show(t, cr, role, x, y, ax, ay, angle);
 }
 
+double ms_plot_text_title(MsPlotText *t, cairo_t *cr, const char *title, double width, double y)
+{
+    if (!title || !*title) return 0;
+    double maxw = width - 2 * t->pad;
+    MsPlotTextSize sz;
+    ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, title, 0, &sz);
+    char line[2][512];
+    int n = 1;
+    snprintf(line[0], sizeof line[0], "%s", title);
+    line[1][0] = 0;
+    size_t len = strlen(title);
+    if (sz.width > maxw && len < sizeof line[0]) {
+        size_t best = 0;
+        double best_d = INFINITY;
+        for (size_t i = 1; i + 1 < len; i++) {
+            if (title[i] != ' ') continue;
+            double d = fabs((double)i - len / 2.0);
+            bool punct = title[i - 1] == ':' || title[i - 1] == ',';
+            if (punct) d *= 0.5;
+            if (d < best_d || (d == best_d && punct)) best_d = d, best = i;   /* a tie: after the comma */
+        }
+        if (best) {
+            snprintf(line[0], sizeof line[0], "%.*s", (int)best, title);
+            snprintf(line[1], sizeof line[1], "%s", title + best + 1);
+            n = 2;
+        }
+    }
+    double h = 0;
+    for (int k = 0; k < n; k++) {
+        ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, line[k], maxw, &sz);
+        if (cr) ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TITLE, line[k], maxw, width / 2, y + h, 0.5, 0, 0);
+        h += sz.height;
+    }
+    return h;
+}
+
 static double luminance(MsRgb c) { return 0.2126 * c.r + 0.7152 * c.g + 0.0722 * c.b; }
 
 void ms_plot_token_draw(MsPlotText *t, cairo_t *cr, const char *bytes, size_t len, unsigned flags,

@@ -432,7 +432,7 @@ void vb_draw_title(cairo_t *cr, const MsPlotStyle *style, const char *title, dou
     double pad = ms_plot_text_pad(t);
     cairo_save(cr);
     cairo_set_source_rgb(cr, 0.13, 0.13, 0.13);
-    ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TITLE, title, width - 2 * pad, width / 2, pad, 0.5, 0, 0);
+    ms_plot_text_title(t, cr, title, width, pad);
     cairo_restore(cr);
     ms_plot_text_free(t);
 }

@@ -128,45 +128,15 @@ double vc_title_band(cairo_t *cr, const MsPlotStyle *style, const char *title, d
     if (!title || !*title) return 0;
     MsPlotText *t = ms_plot_text_new(style);
     if (!t) return 0;
-    double pad = ms_plot_text_pad(t), maxw = width - 2 * pad;
-    MsPlotTextSize sz;
-    ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, title, 0, &sz);
-    /* A title too wide for one line goes on two, broken at the space nearest
-     * the middle (after ':' or ',' when one is near), rather than losing its
-     * end to an ellipsis; each line still ellipsizes if it must. */
-    char line[2][512];
-    int n = 1;
-    snprintf(line[0], sizeof line[0], "%s", title);
-    line[1][0] = 0;
-    size_t len = strlen(title);
-    if (sz.width > maxw && len < sizeof line[0]) {
-        size_t best = 0;
-        double best_d = INFINITY;
-        for (size_t i = 1; i + 1 < len; i++) {
-            if (title[i] != ' ') continue;
-            double d = fabs((double)i - len / 2.0);
-            if (title[i - 1] == ':' || title[i - 1] == ',') d *= 0.5;
-            if (d < best_d) best_d = d, best = i;
-        }
-        if (best) {
-            snprintf(line[0], sizeof line[0], "%.*s", (int)best, title);
-            snprintf(line[1], sizeof line[1], "%s", title + best + 1);
-            n = 2;
-        }
+    double pad = ms_plot_text_pad(t);
+    if (cr) {
+        cairo_save(cr);
+        cairo_set_source_rgb(cr, VC_INK.r, VC_INK.g, VC_INK.b);
     }
-    double y = pad;
-    for (int k = 0; k < n; k++) {
-        ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, line[k], maxw, &sz);
-        if (cr) {
-            cairo_save(cr);
-            cairo_set_source_rgb(cr, VC_INK.r, VC_INK.g, VC_INK.b);
-            ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TITLE, line[k], maxw, width / 2, y, 0.5, 0, 0);
-            cairo_restore(cr);
-        }
-        y += sz.height;
-    }
+    double h = ms_plot_text_title(t, cr, title, width, pad);
+    if (cr) cairo_restore(cr);
     ms_plot_text_free(t);
-    return ceil(y);
+    return ceil(pad + h);
 }
 
 double vc_key_line(cairo_t *cr, MsPlotText *t, const VcKey *keys, int n, double x, double y, double max_w)

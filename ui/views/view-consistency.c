@@ -512,9 +512,8 @@ static int cons_layout(const VbCons *c, const MsViewState *s, double W, double H
     }
     MsPlotTextSize sz;
     cg->pad = ms_plot_text_pad(t);
-    ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, cg->title, W - 2 * cg->pad, &sz);
-    cg->title_h = sz.height;
-    cg->dy = ceil(sz.height + cg->pad);
+    cg->title_h = ms_plot_text_title(t, NULL, cg->title, W, cg->pad);
+    cg->dy = ceil(cg->title_h + cg->pad);
     if (*cg->note) {
         ms_plot_text_measure(t, MS_PLOT_ROLE_NOTE, cg->note, W - 2 * cg->pad, &sz);
         cg->dy = ceil(cg->dy + sz.height + cg->pad * 0.3);

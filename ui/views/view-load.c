@@ -376,9 +376,8 @@ static int load_fig(const LoadModel *m, const MsViewState *s, double W, double H
     if (!t) return ms_error_set(err, MS_ENOMEM, "out of memory");
     MsPlotTextSize sz;
     double pad = ms_plot_text_pad(t);
-    ms_plot_text_measure(t, MS_PLOT_ROLE_TITLE, F->title, W - 2 * pad, &sz);
-    F->title_h = sz.height;
-    double y = ceil(pad + sz.height + pad * 0.5);
+    F->title_h = ms_plot_text_title(t, NULL, F->title, W, pad);
+    double y = ceil(pad + F->title_h + pad * 0.5);
     ms_plot_text_measure(t, MS_PLOT_ROLE_TICK, "0Ag", 0, &sz);
     F->sw = round(sz.height * 0.9);
     F->key_row_h = ceil(sz.height * 1.25);
@@ -590,7 +589,7 @@ static int load_draw(cairo_t *cr, double W, double H, const void *model, const M
     if (t) {
         double pad = ms_plot_text_pad(t);
         cairo_set_source_rgb(cr, 0.13, 0.13, 0.13);
-        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TITLE, F->title, W - 2 * pad, W / 2, pad, 0.5, 0, 0);
+        ms_plot_text_title(t, cr, F->title, W, pad);
         MsRgb dark = ms_plot_cmap_at(MS_CMAP_VIRIDIS, 0);
         for (int i = 0; i < KEY_N; i++) {
             const MsPlotRect *k = &F->key[i];
