@@ -599,6 +599,20 @@ static void test_tokens(MsTraceDb *db)
         cairo_surface_destroy(simg);
     }
     cairo_surface_destroy(img);
+
+    /* a short prompt in a tall figure: the frame ends below its last line
+     * (and its key), not in a large empty box at the figure's foot */
+    const int TH = 700;
+    cairo_surface_t *tall = render(v, m, &s, W, TH);
+    MsPlotRect lb;
+    bool have = ms_view_tokens_box(m, &s, W, TH, N0 - 1, &lb);
+    long dark = 0;
+    for (int y = TH / 2; tall && y < TH; y++)
+        for (int x = 0; x < W; x++) dark += lum(pc_pixel(tall, x, y)) < 128;
+    MT_CHECK(tall && have && lb.y < 120 && dark == 0,
+             "tokens: %d tokens at %dx%d: the frame ends under the text (last line at y %.0f; %ld dark pixels in the "
+             "lower half)", N0, W, TH, lb.y, dark);
+    if (tall) cairo_surface_destroy(tall);
     v->free_model(m);
 
     /* entropy at layer 2 from the probabilities */

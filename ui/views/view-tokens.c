@@ -155,7 +155,7 @@ static int flow(const TokModel *tm, const TokFig *F, FlowFn fn, void *user)
     return line + 1;
 }
 
-static int tok_fig(const TokModel *tm, const MsViewState *s, double W, double H, TokFig *F, MsError *err)
+static int tok_fig_at(const TokModel *tm, const MsViewState *s, double W, double H, TokFig *F, MsError *err)
 {
     const MsTokGrid *g = tm->g;
     memset(F, 0, sizeof *F);
@@ -223,6 +223,50 @@ static int tok_fig(const TokModel *tm, const MsViewState *s, double W, double H,
     if (F->first_line > F->n_lines - F->n_fit) F->first_line = F->n_lines - F->n_fit;
     if (F->first_line < 0) F->first_line = 0;
     return 0;
+}
+
+/* The figure laid out at height h fits: every line of text, the whole key
+ * as at full height (legend entries and columns), a colour bar at least
+ * cb_h tall whose title (drawn along the plot's height) still fits. */
+static bool tok_fits(const TokModel *tm, const MsViewState *s, double W, double h, TokFig *F, size_t shown, int cols,
+                     double cb_h)
+{
+    if (tok_fig_at(tm, s, W, h, F, NULL) < 0 || F->n_lines > F->n_fit) return false;
+    if (F->f.legend) return F->g.legend_shown == shown && F->g.legend_cols == cols;
+    if (F->g.colorbar.h < cb_h) return false;
+    MsPlotText *t = ms_plot_text_new(&s->style);
+    if (!t) return false;
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s (%s)", F->cb.title, F->cb.unit);
+    MsPlotTextSize sz;
+    ms_plot_text_measure(t, MS_PLOT_ROLE_LABEL, buf, 0, &sz);
+    ms_plot_text_free(t);
+    return sz.width <= F->g.plot.h;
+}
+
+/* The figure at W x H, its frame ending below the last line when the text
+ * needs less height than that (a short prompt in a tall window would
+ * otherwise sit in a large empty box), though never shorter than its key. */
+static int tok_fig(const TokModel *tm, const MsViewState *s, double W, double H, TokFig *F, MsError *err)
+{
+    int rc = tok_fig_at(tm, s, W, H, F, err);
+    if (rc < 0) return rc;
+    double spare = F->text.h + (F->line_h - F->box_h) - F->n_lines * F->line_h;
+    if (spare < F->line_h || F->n_lines > F->n_fit) return 0;
+    size_t shown = F->g.legend_shown;
+    int cols = F->g.legend_cols;
+    double cb_h = fmin(F->g.colorbar.h, 100);
+    /* bisect between the height the text alone needs and H (F points into
+     * itself, so each try lays it out again) */
+    double lo = floor(H - spare), hi = H;
+    if (tok_fits(tm, s, W, lo, F, shown, cols, cb_h)) return 0;
+    while (hi - lo > 2) {
+        double mid = floor((lo + hi) / 2);
+        if (tok_fits(tm, s, W, mid, F, shown, cols, cb_h)) hi = mid;
+        else lo = mid;
+    }
+    if (hi < H && tok_fits(tm, s, W, hi, F, shown, cols, cb_h)) return 0;
+    return tok_fig_at(tm, s, W, H, F, err);
 }
 
 static MsRgb box_color(const TokModel *tm, const TokFig *F, int pos)
@@ -313,6 +357,11 @@ static int tok_draw(cairo_t *cr, double W, double H, const void *model, const Ms
     if (!F) return ms_error_set(err, MS_ENOMEM, "out of memory");
     int rc = tok_fig(tm, s, W, H, F, err);
     if (rc < 0) goto out;
+    cairo_save(cr);
+    cairo_set_source_rgb(cr, 1, 1, 1);   /* below a shortened frame too */
+    cairo_rectangle(cr, 0, 0, W, H);
+    cairo_fill(cr);
+    cairo_restore(cr);
     ms_plot_draw_back(cr, &F->f, &F->g);
     DrawCtx d = { tm, F, s, cr, ms_plot_text_new(&s->style), -1, -1 };
     if (!d.t) {
@@ -462,7 +511,7 @@ static void tok_size(const void *model, double *w, double *h)
     if (!F) return;
     double H = 4000;
     for (int pass = 0; pass < 3; pass++) {
-        if (tok_fig(tm, &s, *w, H, F, NULL) < 0) break;
+        if (tok_fig_at(tm, &s, *w, H, F, NULL) < 0) break;
         double need = F->n_lines * F->line_h;
         double nh = ceil(H - F->text.h + need);
         if (nh < 300) nh = 300;
