@@ -296,10 +296,66 @@ ALWAYS_INLINE __m256i scale_pair(int sa, int sb)
     return _mm256_set_m128i(_mm_set1_epi16((short)sb), _mm_set1_epi16((short)sa));
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* Q4_K, one row (decode): the 32 quant bytes of step p as 64 nibbles in a
+ * 512-bit vector, sub-block 2p (low nibbles) in the low half and 2p+1 (high
+ * nibbles) in the high half, against the 64 activation bytes of both; one
+ * maddubs and one dpwssd per step instead of two of each.  Lane j of the
+ * low half sums the same 4 products as lane j of the AVX2 form's low-nibble
+ * chunk, lane j of the high half those of its high-nibble chunk, so adding
+ * the halves (exact, in integers) gives that form's per-lane sums, and the
+ * float operations after it are the same: bit-identical. */
+ALWAYS_INLINE void tile_q4k_r1_512(const int T, int64_t nb, const uint8_t *const *w, const uint8_t *const *a,
+                                   float out[4][4])
+{
+    const __m512i m4 = _mm512_set1_epi8(15);
+    /* i16 lane -> its sub-block within the step: 0 in the low half, 1 in the high */
+    const __m512i half = _mm512_set_epi64(0x0001000100010001LL, 0x0001000100010001LL, 0x0001000100010001LL,
+                                          0x0001000100010001LL, 0, 0, 0, 0);
+    __m256 acc[4];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = w[0] + 144 * i;
+        uint64_t s8, m8;
+        msq_q4k_scales8(b + 4, &s8, &m8);
+        const __m512i sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s8)));
+        __m128i mm = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m8));
+        const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(mm, mm), _mm_unpacklo_epi16(mm, mm));
+        const __m256 dw = bcast_h(b), dmw = bcast_h(b + 2);
+        __m512i c[4];
+        UNROLL for (int t = 0; t < T; t++) c[t] = _mm512_setzero_si512();
+        UNROLL for (int p = 0; p < 4; p++) {
+            __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16 + 32 * p)));
+            __m512i u = _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xFFFF0000u, q, 4), m4);
+            __m512i scl = _mm512_permutexvar_epi16(_mm512_add_epi16(half, _mm512_set1_epi16((short)(2 * p))), sc);
+            UNROLL for (int t = 0; t < T; t++) {
+                __m512i y = _mm512_loadu_si512((const void *)(a[t] + 292 * i + 4 + 64 * p));
+                c[t] = _mm512_dpwssd_epi32(c[t], _mm512_maddubs_epi16(u, y), scl);
+            }
+        }
+        UNROLL for (int t = 0; t < T; t++) {
+            __m256i isum = _mm256_add_epi32(_mm512_castsi512_si256(c[t]), _mm512_extracti64x4_epi64(c[t], 1));
+            const __m256 dy = _mm256_set1_ps(rdf32(a[t] + 292 * i));
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
+            __m256 m = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bs));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dy), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(m, _mm256_mul_ps(dmw, dy), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < T; t++) out[0][t] = hsum8(acc[t]);
+}
+#endif
+
 ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t nb,
                              const uint8_t *const *w, const uint8_t *const *a,
                              float out[4][4])
 {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    if (R == 1 && !five) {
+        tile_q4k_r1_512(T, nb, w, a, out);
+        return;
+    }
+#endif
     const size_t wb = five ? 176 : 144;
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256 acc[4][4];
@@ -366,12 +422,75 @@ ALWAYS_INLINE void tile_q45k(const int five, const int R, const int T, int64_t n
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = hsum8(acc[r][t]);
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* Q6_K, one row (decode): the chunks g and g+1 of the AVX2 form below (g =
+ * 0, 2 of each half) in the low and high halves of one 512-bit vector: their
+ * low bits are the 64 bytes of ql, their high bits qh shifted by 4 and 2 (g
+ * = 0) or 0 and -2 (g = 2), their scales one per 128-bit lane.  Lane j of
+ * each half sums what lane j of that chunk's chain sums there, so the
+ * integer sum of all four chains, and the floats after it, are the same:
+ * bit-identical. */
+ALWAYS_INLINE void tile_q6k_r1_512(const int T, int64_t nb, const uint8_t *const *w, const uint8_t *const *a,
+                                   float out[4][4])
+{
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl01 = _mm512_set_epi64(0x0002000200020002LL, 0x0002000200020002LL, 0x0002000200020002LL,
+                                           0x0002000200020002LL, 0x0004000400040004LL, 0x0004000400040004LL,
+                                           0x0004000400040004LL, 0x0004000400040004LL);
+    const __m512i shr23 = _mm512_set_epi64(0x0002000200020002LL, 0x0002000200020002LL, 0x0002000200020002LL,
+                                           0x0002000200020002LL, 0, 0, 0, 0);
+    /* i16 lane -> its 128-bit lane's index (0..3): the scale it takes */
+    const __m512i quarter = _mm512_set_epi64(0x0003000300030003LL, 0x0003000300030003LL, 0x0002000200020002LL,
+                                             0x0002000200020002LL, 0x0001000100010001LL, 0x0001000100010001LL, 0, 0);
+    __m256 acc[4];
+    UNROLL for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = w[0] + 210 * i;
+        __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 192)));
+        const __m256i sc32 = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(s16, 5));
+        const __m512i sc = _mm512_castsi256_si512(s16);
+        const __m256 dw = bcast_h(b + 208);
+        __m512i c[4];
+        UNROLL for (int t = 0; t < T; t++) c[t] = _mm512_setzero_si512();
+        UNROLL for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512((const void *)(b + 64 * h));
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)));
+            UNROLL for (int s2 = 0; s2 < 2; s2++) {
+                __m512i lo = s2 ? _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4) : _mm512_and_si512(ql, m4);
+                __m512i hb = s2 ? _mm512_srlv_epi16(qh, shr23) : _mm512_sllv_epi16(qh, shl01);
+                __m512i u = _mm512_or_si512(lo, _mm512_and_si512(hb, m30));
+                __m512i scl = _mm512_permutexvar_epi16(
+                    _mm512_add_epi16(quarter, _mm512_set1_epi16((short)(8 * h + 4 * s2))), sc);
+                UNROLL for (int t = 0; t < T; t++) {
+                    __m512i y = _mm512_loadu_si512((const void *)(a[t] + 292 * i + 4 + 128 * h + 64 * s2));
+                    c[t] = _mm512_dpwssd_epi32(c[t], _mm512_maddubs_epi16(u, y), scl);
+                }
+            }
+        }
+        UNROLL for (int t = 0; t < T; t++) {
+            const __m256 dy = _mm256_set1_ps(rdf32(a[t] + 292 * i));
+            __m256i bs = _mm256_loadu_si256((const __m256i *)(a[t] + 292 * i + 260));
+            __m256i isum = DPWSSD(_mm256_setzero_si256(), sc32, bs);
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm512_castsi512_si256(c[t]), _mm512_extracti64x4_epi64(c[t], 1)));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dy), acc[t]);
+        }
+    }
+    UNROLL for (int t = 0; t < T; t++) out[0][t] = hsum8(acc[t]);
+}
+#endif
+
 /* Q6_K: u = q + 32 in 0..63; the -32 offset is folded in exactly as
  * -32*sum_j sc_j*bsum_j (one more dpwssd per super-block). */
 ALWAYS_INLINE void tile_q6k(const int R, const int T, int64_t nb,
                             const uint8_t *const *w, const uint8_t *const *a,
                             float out[4][4])
 {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+    if (R == 1) {
+        tile_q6k_r1_512(T, nb, w, a, out);
+        return;
+    }
+#endif
     const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[4][4];
     UNROLL for (int r = 0; r < R; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
