@@ -30,6 +30,8 @@ typedef struct {
     int done_cap;
     uint8_t *has_tok;        /* positions of the open prompt with a token row */
     int tok_cap;
+    bool gaps_free;          /* ids: a request's file holds every position */
+    int n_data_pos, last_data_pos;   /* of the open prompt: positions with rows */
 } Imp;
 
 static int imp_fail(Imp *im, int code, long line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -166,6 +168,28 @@ static int prompt_open(Imp *im, int idx, long line, const char *text, size_t len
     if (rc) return rc;
     im->cur_prompt = idx;
     im->max_pos = -1;
+    im->n_data_pos = 0;
+    im->last_data_pos = -1;
+    return 0;
+}
+
+/* A position with rows in a csv or jsonl prompt (positions arrive in
+ * increasing order).  Positions between such positions become token rows
+ * with no routing, so a file could describe a prompt far longer than its
+ * data (54 bytes naming position 6130507 made six million rows and took a
+ * minute and 1 GB).  A prompt may leave at most as many positions without
+ * rows as it has positions with rows, plus IMP_GAP_SLACK. */
+#define IMP_GAP_SLACK 1024
+static int note_pos(Imp *im, long line, int pos)
+{
+    if (im->gaps_free || pos == im->last_data_pos) return 0;
+    int before = pos - im->n_data_pos;   /* earlier positions without rows */
+    if (before > im->n_data_pos + IMP_GAP_SLACK)
+        return imp_fail(im, MS_EFORMAT, line,
+                        "position %d: %d earlier positions of prompt %d have no rows (at most as many as those "
+                        "with rows, plus %d)", pos, before, im->cur_prompt, IMP_GAP_SLACK);
+    im->n_data_pos++;
+    im->last_data_pos = pos;
     return 0;
 }
 
@@ -173,6 +197,8 @@ static int add_group(Imp *im, long line, int pos, int layer, int k, const int32_
 {
     if (pos < 0 || pos > 100000000) return imp_fail(im, MS_EFORMAT, line, "bad position %d", pos);
     if (layer < 0 || layer >= MS_TRACE_MAX_LAYER) return imp_fail(im, MS_EFORMAT, line, "bad layer %d", layer);
+    int rc = note_pos(im, line, pos);
+    if (rc) return rc;
     if (im->opt->top_k > 0 && k > im->opt->top_k)
         return imp_fail(im, MS_EFORMAT, line, "%d experts at position %d layer %d but --top-k is %d",
                         k, pos, layer, im->opt->top_k);
@@ -440,6 +466,8 @@ static int import_jsonl(Imp *im, FILE *f)
             last_pos = -1;
         }
         if (!rc && pos <= last_pos) rc = imp_fail(im, MS_EFORMAT, no, "positions of a prompt must increase");
+        if (!rc && (pos < 0 || pos > 100000000)) rc = imp_fail(im, MS_EFORMAT, no, "bad position %d", pos);
+        if (!rc) rc = note_pos(im, no, pos);
         last_pos = pos;
         size_t nl = json_array_size(je_);
         if (!rc && jl && json_array_size(jl) != nl) rc = imp_fail(im, MS_EFORMAT, no, "layers and experts differ in length");
@@ -501,7 +529,8 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
 {
     if (db->be && (!db->be->import_model || !db->be->import_model_shape)) return ms_db_unsupported(db, err, "import");
     MsImportOptions dflt = { 0 };
-    Imp im = { .db = db, .path = path, .opt = opt ? opt : &dflt, .err = err, .cur_prompt = -1, .max_expert = -1 };
+    Imp im = { .db = db, .path = path, .opt = opt ? opt : &dflt, .err = err, .cur_prompt = -1, .max_expert = -1,
+               .gaps_free = fmt == MS_IMPORT_IDS };
     if (im.opt->n_expert < 0 || im.opt->top_k < 0 || (im.opt->n_expert && im.opt->top_k > im.opt->n_expert))
         return ms_error_set(err, MS_EINVAL, "%s: bad --experts / --top-k", path);
     FILE *f = fopen(path, fmt == MS_IMPORT_IDS ? "rb" : "r");

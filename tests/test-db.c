@@ -454,6 +454,22 @@ int main(void)
         MsImportOptions io2 = { .n_expert = 4 };
         write_file(p2, csv, strlen(csv));
         MT_CHECK(ms_trace_import(db, MS_IMPORT_CSV, p2, &io2, &irun, &err) == MS_EFORMAT, "--experts enforced: %s", err.msg);
+        /* positions without rows: up to as many as those with rows plus 1024 become empty token rows; a file
+         * cannot describe a prompt far longer than its data (found by fuzz-import) */
+        const char *gap_ok = "prompt,position,layer,rank,expert\n0,0,0,0,1\n0,1,0,0,2\n0,1028,0,0,3\n";
+        write_file(p2, gap_ok, strlen(gap_ok));
+        rc = ms_trace_import(db, MS_IMPORT_CSV, p2, NULL, &irun, &err);
+        MsTraceRunInfo gri;
+        MT_CHECK(rc == 0 && ms_trace_run_info(db, irun, &gri, &err) == 0 && gri.n_tokens == 1029,
+                 "csv: 1026 positions without rows among 3 with rows are kept as empty tokens (%s)", rc ? err.msg : "ok");
+        if (rc == 0) ms_trace_run_info_clear(&gri);
+        const char *gap_bad = "prompt,position,layer,rank,expert\n0,0,0,0,1\n0,1,0,0,2\n0,1029,0,0,3\n";
+        write_file(p2, gap_bad, strlen(gap_bad));
+        { int64_t *ids; int nr; ms_trace_runs(db, &ids, &nr, &err); nruns_before = nr; free(ids); }
+        rc = ms_trace_import(db, MS_IMPORT_CSV, p2, NULL, &irun, &err);
+        MT_CHECK(rc == MS_EFORMAT && strstr(err.msg, "imp.csv:4: position 1029: 1027 earlier positions of prompt 0 have no rows"),
+                 "csv: one more is refused, naming the line: %s", err.msg);
+        { int64_t *ids; int nr; ms_trace_runs(db, &ids, &nr, &err); MT_CHECK(nr == nruns_before, "and leaves no run"); free(ids); }
 
         /* jsonl */
         snprintf(p2, sizeof p2, "%s/imp.jsonl", dir);
