@@ -229,19 +229,11 @@ static int tok_fig_at(const TokModel *tm, const MsViewState *s, double W, double
  * as at full height (legend entries and columns), a colour bar at least
  * cb_h tall whose title (drawn along the plot's height) still fits. */
 static bool tok_fits(const TokModel *tm, const MsViewState *s, double W, double h, TokFig *F, size_t shown, int cols,
-                     double cb_h)
+                     double cb_h, double cb_title_w)
 {
     if (tok_fig_at(tm, s, W, h, F, NULL) < 0 || F->n_lines > F->n_fit) return false;
     if (F->f.legend) return F->g.legend_shown == shown && F->g.legend_cols == cols;
-    if (F->g.colorbar.h < cb_h) return false;
-    MsPlotText *t = ms_plot_text_new(&s->style);
-    if (!t) return false;
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s (%s)", F->cb.title, F->cb.unit);
-    MsPlotTextSize sz;
-    ms_plot_text_measure(t, MS_PLOT_ROLE_LABEL, buf, 0, &sz);
-    ms_plot_text_free(t);
-    return sz.width <= F->g.plot.h;
+    return F->g.colorbar.h >= cb_h && cb_title_w <= F->g.plot.h;
 }
 
 /* The figure at W x H, its frame ending below the last line when the text
@@ -255,17 +247,28 @@ static int tok_fig(const TokModel *tm, const MsViewState *s, double W, double H,
     if (spare < F->line_h || F->n_lines > F->n_fit) return 0;
     size_t shown = F->g.legend_shown;
     int cols = F->g.legend_cols;
-    double cb_h = fmin(F->g.colorbar.h, 100);
+    double cb_h = fmin(F->g.colorbar.h, 100), cb_title_w = 0;
+    if (F->f.colorbar) {
+        /* measured once, not at every height tried below */
+        MsPlotText *t = ms_plot_text_new(&s->style);
+        if (!t) return 0;
+        char buf[160];
+        snprintf(buf, sizeof buf, "%s (%s)", F->cb.title, F->cb.unit);
+        MsPlotTextSize sz;
+        ms_plot_text_measure(t, MS_PLOT_ROLE_LABEL, buf, 0, &sz);
+        ms_plot_text_free(t);
+        cb_title_w = sz.width;
+    }
     /* bisect between the height the text alone needs and H (F points into
      * itself, so each try lays it out again) */
     double lo = floor(H - spare), hi = H;
-    if (tok_fits(tm, s, W, lo, F, shown, cols, cb_h)) return 0;
+    if (tok_fits(tm, s, W, lo, F, shown, cols, cb_h, cb_title_w)) return 0;
     while (hi - lo > 2) {
         double mid = floor((lo + hi) / 2);
-        if (tok_fits(tm, s, W, mid, F, shown, cols, cb_h)) hi = mid;
+        if (tok_fits(tm, s, W, mid, F, shown, cols, cb_h, cb_title_w)) hi = mid;
         else lo = mid;
     }
-    if (hi < H && tok_fits(tm, s, W, hi, F, shown, cols, cb_h)) return 0;
+    if (hi < H && tok_fits(tm, s, W, hi, F, shown, cols, cb_h, cb_title_w)) return 0;
     return tok_fig_at(tm, s, W, H, F, err);
 }
 
