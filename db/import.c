@@ -11,6 +11,14 @@
 
 #include "db-internal.h"
 
+/* One line of a labels file.  Kept as a list, not an array by prompt
+ * index, so a label for prompt 100,000,000 costs one entry. */
+typedef struct {
+    int idx;
+    long line;
+    char *json;
+} ImpLabel;
+
 typedef struct {
     MsTraceDb *db;
     const char *path;
@@ -18,16 +26,15 @@ typedef struct {
     MsError *err;
     MsTraceWriter *w;
     int64_t run_id, model_id;
-    char **labels;           /* by prompt index */
-    long *label_line;        /* its line in the labels file (0 = none) */
+    ImpLabel *labels;        /* sorted by prompt index, one per index (the file's last line wins) */
     int n_labels;
     int max_expert, max_k, max_layer;
     uint8_t seen_layer[MS_TRACE_MAX_LAYER];
     int cur_prompt;          /* -1 = none open */
     int max_pos;             /* of the open prompt */
     int n_prompts;
-    uint8_t *done;           /* prompt indices already committed */
-    int done_cap;
+    uint8_t *done;           /* bit set: prompt indices already committed */
+    int done_cap;            /* in prompts */
     uint8_t *has_tok;        /* positions of the open prompt with a token row */
     int tok_cap;
     bool gaps_free;          /* ids: a request's file holds every position */
@@ -81,8 +88,16 @@ static ssize_t read_line(char **buf, size_t *cap, FILE *f, const char *path, lon
     return (ssize_t)n;
 }
 
+static int label_cmp(const void *a, const void *b)
+{
+    const ImpLabel *x = a, *y = b;
+    if (x->idx != y->idx) return x->idx < y->idx ? -1 : 1;
+    return x->line < y->line ? -1 : x->line > y->line;
+}
+
 static int load_labels(Imp *im, const char *path)
 {
+    int lcap = 0;
     FILE *f = fopen(path, "r");
     if (!f) return ms_error_set(im->err, MS_EIO, "%s: %s", path, strerror(errno));
     char *line = NULL;
@@ -106,27 +121,50 @@ static int load_labels(Imp *im, const char *path)
             json_decref(j);
             break;
         }
-        int idx = (int)json_integer_value(pi);
-        if (idx >= im->n_labels) {
-            int nn = MS_MAX(idx + 1, im->n_labels * 2);
-            char **nl = realloc(im->labels, (size_t)nn * sizeof *nl);
+        if (im->n_labels == lcap) {
+            int nc = lcap ? 2 * lcap : 64;
+            ImpLabel *nl = realloc(im->labels, (size_t)nc * sizeof *nl);
             if (!nl) { json_decref(j); rc = ms_error_set(im->err, MS_ENOMEM, "%s: out of memory", path); break; }
-            memset(nl + im->n_labels, 0, (size_t)(nn - im->n_labels) * sizeof *nl);
             im->labels = nl;
-            long *nln = realloc(im->label_line, (size_t)nn * sizeof *nln);
-            if (!nln) { json_decref(j); rc = ms_error_set(im->err, MS_ENOMEM, "%s: out of memory", path); break; }
-            memset(nln + im->n_labels, 0, (size_t)(nn - im->n_labels) * sizeof *nln);
-            im->label_line = nln;
-            im->n_labels = nn;
+            lcap = nc;
         }
-        im->label_line[idx] = no;
-        free(im->labels[idx]);
-        im->labels[idx] = json_dumps(lb, JSON_COMPACT | JSON_SORT_KEYS);
+        int idx = (int)json_integer_value(pi);
+        char *js = json_dumps(lb, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(j);
+        if (!js) { rc = ms_error_set(im->err, MS_ENOMEM, "%s: out of memory", path); break; }
+        im->labels[im->n_labels++] = (ImpLabel){ idx, no, js };
     }
     free(line);
     fclose(f);
-    return rc;
+    if (rc) return rc;
+    /* by index, then line; of several lines for one prompt the last wins */
+    qsort(im->labels, (size_t)im->n_labels, sizeof *im->labels, label_cmp);
+    int n = 0;
+    for (int i = 0; i < im->n_labels; i++) {
+        if (i + 1 < im->n_labels && im->labels[i + 1].idx == im->labels[i].idx) {
+            free(im->labels[i].json);
+            continue;
+        }
+        im->labels[n++] = im->labels[i];
+    }
+    im->n_labels = n;
+    return 0;
+}
+
+static const char *label_of(const Imp *im, int idx)
+{
+    int lo = 0, hi = im->n_labels;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (im->labels[mid].idx < idx) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < im->n_labels && im->labels[lo].idx == idx ? im->labels[lo].json : NULL;
+}
+
+static bool prompt_done(const Imp *im, int idx)
+{
+    return idx < im->done_cap && (im->done[idx >> 3] >> (idx & 7) & 1);
 }
 
 static int prompt_close(Imp *im)
@@ -153,17 +191,17 @@ static int prompt_open(Imp *im, int idx, long line, const char *text, size_t len
     if (rc) return rc;
     if (idx < 0 || idx > 100000000) return imp_fail(im, MS_EFORMAT, line, "bad prompt index %d", idx);
     if (idx >= im->done_cap) {
-        int nc = MS_MAX(idx + 1, im->done_cap * 2);
-        uint8_t *nd = realloc(im->done, (size_t)nc);
+        int nc = (MS_MAX(idx + 1, im->done_cap * 2) + 7) & ~7;
+        uint8_t *nd = realloc(im->done, (size_t)nc / 8);
         if (!nd) return imp_fail(im, MS_ENOMEM, 0, "out of memory");
-        memset(nd + im->done_cap, 0, (size_t)(nc - im->done_cap));
+        memset(nd + im->done_cap / 8, 0, (size_t)(nc - im->done_cap) / 8);
         im->done = nd;
         im->done_cap = nc;
     }
-    if (im->done[idx]) return imp_fail(im, MS_EFORMAT, line, "prompt %d appears again after other prompts "
+    if (prompt_done(im, idx)) return imp_fail(im, MS_EFORMAT, line, "prompt %d appears again after other prompts "
                                        "(rows of one prompt must be contiguous)", idx);
-    im->done[idx] = 1;
-    const char *lb = idx < im->n_labels ? im->labels[idx] : NULL;
+    im->done[idx >> 3] |= (uint8_t)(1u << (idx & 7));
+    const char *lb = label_of(im, idx);
     rc = ms_trace_writer_begin(im->w, idx, text ? text : "", text ? len : 0, lb, im->err);
     if (rc) return rc;
     im->cur_prompt = idx;
@@ -577,9 +615,9 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
     if (!rc) rc = prompt_close(&im);
     if (!rc && im.max_k < 0 + 1) rc = imp_fail(&im, MS_EFORMAT, 0, "no routing rows");
     for (int i = 0; !rc && i < im.n_labels; i++)   /* a label for no prompt is a mistake, not dropped */
-        if (im.labels[i] && (i >= im.done_cap || !im.done[i]))
+        if (!prompt_done(&im, im.labels[i].idx))
             rc = ms_error_set(err, MS_EFORMAT, "%s:%ld: labels for prompt %d, which %s has no rows for",
-                              im.opt->labels_path, im.label_line[i], i, path);
+                              im.opt->labels_path, im.labels[i].line, im.labels[i].idx, path);
     if (!rc) {
         int E = im.opt->n_expert > 0 ? im.opt->n_expert : im.max_expert + 1;
         int K = im.opt->top_k > 0 ? im.opt->top_k : im.max_k;
@@ -617,9 +655,8 @@ int ms_trace_import(MsTraceDb *db, MsImportFormat fmt, const char *path, const M
         if (rc) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
     }
     fclose(f);
-    for (int i = 0; i < im.n_labels; i++) free(im.labels[i]);
+    for (int i = 0; i < im.n_labels; i++) free(im.labels[i].json);
     free(im.labels);
-    free(im.label_line);
     free(im.done);
     free(im.has_tok);
     if (!rc && run_id) *run_id = im.run_id;
