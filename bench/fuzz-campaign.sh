@@ -45,12 +45,17 @@ is_finding() {
         slow-unit-*|timeout-*) ;;
         *) echo 1; return ;;
     esac
-    local empty base t
-    empty=$(mktemp)
-    base=$( { /usr/bin/time -f %e "$1" "$empty" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-    t=$( { /usr/bin/time -f %e timeout 60 "$1" "$2" >/dev/null 2>/dev/null; } 2>&1 | tail -n 1)
-    rm -f "$empty"
-    if awk -v t="$t" -v b="$base" 'BEGIN { exit !(t + 0 < b + 1) }'; then
+    local empty tf base t
+    empty=$(mktemp) tf=$(mktemp)
+    # time(1) writes to -o: its stderr is the program's, sent to /dev/null
+    /usr/bin/time -f %e -o "$tf" "$1" "$empty" >/dev/null 2>&1
+    base=$(tail -n 1 "$tf")
+    /usr/bin/time -f %e -o "$tf" timeout 60 "$1" "$2" >/dev/null 2>&1
+    t=$(tail -n 1 "$tf")
+    rm -f "$empty" "$tf"
+    # a time that did not parse counts as a finding, never as starved
+    if [[ $t =~ ^[0-9.]+$ && $base =~ ^[0-9.]+$ ]] &&
+       awk -v t="$t" -v b="$base" 'BEGIN { exit !(t + 0 < b + 1) }'; then
         mkdir -p "$(dirname "$2")/starved" && mv "$2" "$(dirname "$2")/starved/"
         echo "   $(basename "$2"): replays in $t s, start-up $base s: a starved process, not counted" >&2
         echo 0
