@@ -3,7 +3,10 @@
  * more weights than fit in cache, as in decode) and ms_gemm throughput
  * (GFLOP/s-equivalent, 2*n*rows*nt / time, as in prefill), single thread.
  *
- * usage: bench-kernels [TYPE ...]   (default: Q8_0 Q4_K F16) */
+ * usage: bench-kernels [TYPE ...]   (default: Q8_0 Q4_K F16)
+ * MS_BENCH_NT=tokens per gemm (64), MS_BENCH_FF=expert width (1024),
+ * MS_BENCH_HOT=1 one cache-hot matrix, MS_BENCH_BLK=rows per gemm call,
+ * MS_BENCH_REPS=N exactly N gemm calls per shape and no gemv. */
 #include "ms-common.h"
 #include "quant.h"
 
@@ -29,7 +32,8 @@ static void bench_shape(int type, int64_t n, int64_t rows)
 {
     /* ~48 experts' worth, far more than L3; MS_BENCH_HOT=1: one matrix (cache-hot) */
     const int nmat = getenv("MS_BENCH_HOT") ? 1 : 48;
-    const int64_t nt = 64;          /* tokens per expert in a 512-token prefill, top-8 of 64 */
+    /* tokens per expert in a 512-token prefill, top-8 of 64 (MS_BENCH_NT to change) */
+    const int64_t nt = getenv("MS_BENCH_NT") && atoll(getenv("MS_BENCH_NT")) > 0 ? atoll(getenv("MS_BENCH_NT")) : 64;
     size_t rb = ms_row_bytes(type, n), mb = rb * (size_t)rows;
     size_t ab = ms_row_bytes(ms_vec_dot_type(type), n);
     uint8_t *W = malloc(mb * nmat), *A = malloc(ab * (size_t)nt);
@@ -46,13 +50,16 @@ static void bench_shape(int type, int64_t n, int64_t rows)
         ms_quantize_act(type, x, A + ab * (size_t)t, n);
     }
     /* gemv: stream every matrix once per pass */
+    /* MS_BENCH_REPS=N: exactly N gemm calls and no gemv, for counting
+     * instructions and cycles of a fixed amount of work (perf stat) */
+    const int fixed = getenv("MS_BENCH_REPS") ? atoi(getenv("MS_BENCH_REPS")) : 0;
     int passes = 0;
-    double t0 = now(), el;
-    do {
+    double t0 = now(), el = 0;
+    if (!fixed) do {
         for (int m = 0; m < nmat; m++) ms_gemv(type, n, rows, W + mb * m, A, Y);
         passes++;
     } while ((el = now() - t0) < 0.6);
-    double gbs = (double)mb * nmat * passes / el / 1e9;
+    double gbs = passes ? (double)mb * nmat * passes / el / 1e9 : 0;
     /* gemm: one matrix times nt tokens */
     int64_t blk = getenv("MS_BENCH_BLK") ? atoll(getenv("MS_BENCH_BLK")) : rows;
     if (blk <= 0) blk = rows;
@@ -64,7 +71,8 @@ static void bench_shape(int type, int64_t n, int64_t rows)
         for (int64_t r0 = 0; r0 < rows; r0 += blk)
             ms_gemm(type, n, MS_MIN(blk, rows - r0), Wm + rb * (size_t)r0, nt, A, Y + r0, rows);
         reps++;
-    } while ((el = now() - t0) < 0.6);
+    } while (fixed ? reps < fixed : (el = now() - t0) < 0.6);
+    if (fixed) el = now() - t0;
     double gflops = 2.0 * n * rows * nt * reps / el / 1e9;
     printf("%-5s %5lld x %-5lld  gemv %6.1f GB/s (%5.2f ms/matrix)   gemm nt=%lld %6.1f GFLOP/s\n",
            ms_type_name(type), (long long)rows, (long long)n, gbs,
@@ -83,8 +91,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench-kernels: unsupported type '%s'\n", name);
             return 2;
         }
-        bench_shape(type, 2048, 1024);   /* gate / up */
-        bench_shape(type, 1024, 2048);   /* down */
+        /* MS_BENCH_FF: the expert width (1024 OLMoE, 768 Qwen3-30B-A3B) */
+        int64_t ff = getenv("MS_BENCH_FF") && atoll(getenv("MS_BENCH_FF")) > 0 ? atoll(getenv("MS_BENCH_FF")) : 1024;
+        bench_shape(type, 2048, ff);   /* gate / up */
+        bench_shape(type, ff, 2048);   /* down */
     }
     return 0;
 }

@@ -705,7 +705,8 @@ static bool simd_type(int type)
  * amortised: weights over PK_TG tokens, activations over all rows. */
 #define MSQ_PACK_MIN_NT 4
 #define PK_KC 1024         /* elements per chunk of the inner dimension */
-#define PK_TG 32           /* activation rows packed at a time */
+#define PK_TG 64           /* activation rows packed at a time: an expert's tokens in a
+                              512-token prefill mostly fit, so its weights are packed once */
 #define PK_W 2             /* groups per packed block (16 lanes) */
 
 #if defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__AVX512BW__)
@@ -832,6 +833,13 @@ static inline void pk_zero(PackBlk *o, int h)
     pk_store(o, h, z, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_si256());
 }
 
+/* Eight f16 values to f32 in one conversion (exact, as _cvtsh_ss each). */
+ALWAYS_INLINE __m256 f16x8_ps(const uint16_t *h)
+{
+    return _mm256_cvtph_ps(_mm_set_epi16((short)h[7], (short)h[6], (short)h[5], (short)h[4],
+                                         (short)h[3], (short)h[2], (short)h[1], (short)h[0]));
+}
+
 /* The signed integer weights of a Q8_0 / IQ4_NL block (PK_SIGNED). */
 ALWAYS_INLINE __m256i q32_signed(int type, const uint8_t *b)
 {
@@ -851,6 +859,7 @@ static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, i
     if (!is_k(type)) {
         size_t wb = q8fam_bytes(type);
         float d[8];
+        uint16_t h16[8] = { 0 };   /* f16 0 past the row's end */
         for (int j = 0; j < 8; j++) {
             if (j >= nb) {   /* past the row's end (a partial last group): contributes 0 */
                 r[j] = _mm256_setzero_si256();
@@ -859,9 +868,12 @@ static void pack_w(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, i
             }
             const uint8_t *b = row + wb * (size_t)(8 * g + j);
             r[j] = PK_SIGNED(type) ? q32_signed(type, b) : q32_unsigned(type, b);
-            d[j] = type == MS_TYPE_MXFP4 ? msq_e8m0_half(b[0]) : _cvtsh_ss(msq_rd16(b));
+            if (type == MS_TYPE_MXFP4) d[j] = msq_e8m0_half(b[0]);
+            else h16[j] = msq_rd16(b);
         }
-        sv = _mm256_loadu_ps(d);
+        /* f16 scales: one vector conversion (same values as 8 scalar ones,
+         * without 8 stores feeding one vector load) */
+        sv = type == MS_TYPE_MXFP4 ? _mm256_loadu_ps(d) : f16x8_ps(h16);
     } else {
         bool five = type == MS_TYPE_Q5_K;
         const uint8_t *b = row + (five ? 176 : 144) * (size_t)g;
@@ -896,16 +908,15 @@ static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, i
 {
     __m256i r[8];
     if (!is_k(type)) {
-        float d[8];
+        uint16_t h16[8] = { 0 };
         for (int j = 0; j < 8; j++) {
             if (j >= nb) {
                 r[j] = _mm256_setzero_si256();
-                d[j] = 0.0f;
                 continue;
             }
             const uint8_t *b = row + 34 * (size_t)(8 * g + j);
             r[j] = _mm256_loadu_si256((const __m256i *)(b + 2));
-            d[j] = _cvtsh_ss(msq_rd16(b));
+            h16[j] = msq_rd16(b);
         }
         transpose8(r);
         __m256i c = _mm256_setzero_si256();
@@ -913,7 +924,7 @@ static void pack_a(int type, const uint8_t *row, int64_t g, PackBlk *o, int h, i
             const __m256i offv = _mm256_set1_epi8((char)q8fam_off(type));
             for (int k = 0; k < 8; k++) c = DPBUSD(c, offv, r[k]);
         }
-        pk_store(o, h, r, _mm256_loadu_ps(d), _mm256_setzero_ps(),
+        pk_store(o, h, r, f16x8_ps(h16), _mm256_setzero_ps(),
                  _mm256_sub_epi32(_mm256_setzero_si256(), c));
     } else {
         const uint8_t *b = row + 292 * (size_t)g;
@@ -1048,8 +1059,13 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
                            g == ng - 1 ? nb_last : 8);
                 if (ng % PK_W) pk_zero(&apk[t][np - 1], ng % PK_W);
             }
+            const size_t coff = ms_row_bytes(type, k0), cb = ms_row_bytes(type, kn);
             for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
                 int nr = (int)MS_MIN(4, nrows - r0);
+                /* the next quad's bytes of this chunk arrive while this one computes */
+                for (int64_t r = r0 + 4; r < MS_MIN(r0 + 8, nrows); r++)
+                    for (size_t o = 0; o < cb; o += 64)
+                        _mm_prefetch((const char *)(W + rb * (size_t)r + coff + o), _MM_HINT_T0);
                 for (int r = 0; r < 4; r++) {
                     if (r >= nr) { memcpy(wpk[r], wpk[nr - 1], sizeof wpk[r]); continue; }
                     const uint8_t *row = W + rb * (size_t)(r0 + r);
