@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz-campaign.sh [-n RUNS] [-t SECONDS] [-d BUILD] [-k DIR] [TARGET...] —
+# fuzz-campaign.sh [-n RUNS] [-t SECONDS] [-d BUILD] [-k DIR] [-j JOBS] [TARGET...] —
 # the long fuzz campaign: each target (default: all seven) runs RUNS
 # executions (default 10,000,000; with -t also at most SECONDS seconds)
 # under ASan+UBSan from a copy of its committed corpus, one target at a
@@ -16,19 +16,32 @@
 # executions with no finding that the same program (same SHA-256: the same
 # sources and flags) has accumulated since its last finding; a rebuilt
 # program starts from zero.
+#
+# -j JOBS runs JOBS processes of each target side by side (one per core),
+# sharing its corpus (each reloads what the others add); their executions
+# and findings are added up, RUNS in all.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-runs=10000000 build=build-fuzz maxsecs=0 keep=
-while getopts n:t:d:k: o; do
+# Bash reads a script as it runs it: a campaign lasts hours, so it runs from
+# a private copy and editing this file meanwhile cannot derail it.
+if [ -z "${MS_CAMPAIGN_SRC:-}" ]; then
+    copy=$(mktemp "${TMPDIR:-/tmp}/fuzz-campaign.XXXXXX.sh") && cp "$0" "$copy" || exit 1
+    MS_CAMPAIGN_SRC=$(cd "$(dirname "$0")/.." && pwd) exec bash "$copy" "$@"
+fi
+rm -f "$0"   # the copy: bash has it open
+cd "$MS_CAMPAIGN_SRC" || exit 1
+runs=10000000 build=build-fuzz maxsecs=0 keep= jobs=1
+while getopts n:t:d:k:j: o; do
     case $o in
         n) runs=$OPTARG ;;
         t) maxsecs=$OPTARG ;;
         d) build=$OPTARG ;;
         k) keep=$OPTARG ;;
-        *) echo "usage: $0 [-n RUNS] [-t SECONDS] [-d BUILD] [-k DIR] [TARGET...]" >&2; exit 2 ;;
+        j) jobs=$OPTARG ;;
+        *) echo "usage: $0 [-n RUNS] [-t SECONDS] [-d BUILD] [-k DIR] [-j JOBS] [TARGET...]" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "$0: -j wants a positive number, not '$jobs'" >&2; exit 2; }
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer prompts import interventions db hf)
 if [ ! -f "$build/build.ninja" ]; then
@@ -79,19 +92,23 @@ for t in "${targets[@]}"; do
         mkdir -p "$keep/$t/corpus" || exit 1
         [ -n "$(ls -A "$keep/$t/corpus")" ] || cp tests/fuzz/corpus/"$t"/* "$keep/$t/corpus/" 2>/dev/null
         sha=$(sha256sum "$exe" | cut -c1-16)
-        # a session that was killed (the machine stopped) left its log: its
-        # last status line is a lower bound of the executions it made
-        if [ -f "$keep/$t/session.log" ]; then
-            n=$(grep -oE '^#[0-9]+' "$keep/$t/session.log" | tail -n 1 | tr -d '#')
-            f=0
-            grep -qE 'ERROR' "$keep/$t/session.log" && f=1
-            for u in $(sed -n 's/.*Test unit written to //p' "$keep/$t/session.log"); do
-                [ -f "$u" ] && f=$((f + $(is_finding "$exe" "$u")))
+        # a session that was killed (the machine stopped) left its logs (one
+        # per process): the last status line of each is a lower bound of the
+        # executions that process made
+        if [ -f "$keep/$t/session.sha" ] && compgen -G "$keep/$t/session.log*" >/dev/null; then
+            n=0 f=0
+            for sl in "$keep/$t"/session.log*; do
+                k=$(grep -oE '^#[0-9]+' "$sl" | tail -n 1 | tr -d '#')
+                n=$((n + ${k:-0}))
+                grep -qE 'ERROR' "$sl" && f=$((f + 1))
+                for u in $(sed -n 's/.*Test unit written to //p' "$sl"); do
+                    [ -f "$u" ] && f=$((f + $(is_finding "$exe" "$u")))
+                done
             done
-            printf '%s %s %s %s %s killed\n' "$(date -u -r "$keep/$t/session.log" +%Y-%m-%dT%H:%M:%SZ)" \
-                "$(cat "$keep/$t/session.sha")" "${n:-0}" "$f" 0 >>"$keep/$t/ledger"
-            rm -f "$keep/$t/session.log" "$keep/$t/session.sha"
+            printf '%s %s %s %s %s killed\n' "$(date -u -r "$(ls -t "$keep/$t"/session.log* | head -n 1)" +%Y-%m-%dT%H:%M:%SZ)" \
+                "$(cat "$keep/$t/session.sha")" "$n" "$f" 0 >>"$keep/$t/ledger"
         fi
+        rm -f "$keep/$t"/session.log* "$keep/$t/session.sha"
         before_runs=$(clean_runs "$keep/$t/ledger" "$sha")
         want=$((runs - before_runs))
         if [ "$want" -le 0 ]; then
@@ -111,27 +128,39 @@ for t in "${targets[@]}"; do
     dirs=("$corpus")   # past findings too, when there are any
     [ -d "tests/fuzz/regress/$t" ] && dirs+=("tests/fuzz/regress/$t")
     t0=$(date +%s)
-    echo "== fuzz-$t: $want executions (log: $log)"
-    # -fork would hide a finding's exit status; one process, restarted after
-    # a finding only by hand: a finding ends that target's campaign
-    nice -n 10 "$exe" -runs="$want" -max_total_time="$maxsecs" -timeout=25 -rss_limit_mb=2560 -print_final_stats=1 \
-        -artifact_prefix="$art/" "${dirs[@]}" >"$log" 2>&1
-    rc=$?
+    logs=("$log")
+    [ "$jobs" -gt 1 ] && logs=($(for j in $(seq "$jobs"); do echo "$log.$j"; done))
+    echo "== fuzz-$t: $want executions in $jobs process(es) (log: ${logs[*]})"
+    # -fork would hide a finding's exit status: plain processes, restarted
+    # after a finding only by hand (a finding ends that process)
+    pids=()
+    for j in $(seq "$jobs"); do
+        per=$(( want / jobs + (j <= want % jobs ? 1 : 0) ))
+        nice -n 10 "$exe" -runs="$per" -max_total_time="$maxsecs" -timeout=25 -rss_limit_mb=2560 -print_final_stats=1 \
+            -artifact_prefix="$art/" "${dirs[@]}" >"${logs[j - 1]}" 2>&1 &
+        pids+=($!)
+    done
+    rc=0
+    for p in "${pids[@]}"; do wait "$p" || rc=$?; done
     secs=$(( $(date +%s) - t0 ))
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    execs=0
+    for l in "${logs[@]}"; do
+        e=$(sed -n 's/^stat::number_of_executed_units: *//p' "$l" | tail -n 1)
+        execs=$((execs + ${e:-0}))
+    done
     found=0
     for u in $(find "$art" -maxdepth 1 -type f -newermt "@$t0"); do found=$((found + $(is_finding "$exe" "$u"))); done
     total_found=$((total_found + found))
     rate=$(( ${execs:-0} / (secs > 0 ? secs : 1) ))
     summary+=("$(printf '%-22s %12s %9s %8s s %9s/s   exit %s' "fuzz-$t" "${execs:-0}" "$found" "$secs" "$rate" "$rc")")
-    grep -E 'ERROR|SUMMARY|Test unit written' "$log" | head -n 5
-    cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1)
+    cat "${logs[@]}" | grep -E 'ERROR|SUMMARY|Test unit written' | head -n 5
+    cov=$(grep -ohE 'cov: [0-9]+ ft: [0-9]+' "${logs[@]}" | tail -n 1)
     summary[${#summary[@]}-1]+="   ${cov:-}"
     if [ -n "$keep" ]; then
         printf '%s %s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$sha" "${execs:-0}" "$found" "$secs" \
             >>"$keep/$t/ledger"
         summary[${#summary[@]}-1]+="   program $sha: $(clean_runs "$keep/$t/ledger" "$sha") with no finding in all"
-        mv "$log" "$keep/$t/last.log"
+        cat "${logs[@]}" >"$keep/$t/last.log" && rm -f "${logs[@]}"
         rm -f "$keep/$t/session.sha"
     fi
     rm -rf "$work"
@@ -139,5 +168,5 @@ done
 echo
 printf '%-22s %12s %9s %10s %11s\n' target executions findings time rate
 for l in "${summary[@]}"; do echo "$l"; done
-echo "command: nice -n 10 FUZZ -runs=$runs -max_total_time=$maxsecs -timeout=25 -rss_limit_mb=2560 CORPUS tests/fuzz/regress/TARGET ($build: clang, -Dfuzz=true, ASan+UBSan)"
+echo "command: nice -n 10 FUZZ ($jobs process(es), RUNS in all) -runs=$runs -max_total_time=$maxsecs -timeout=25 -rss_limit_mb=2560 CORPUS tests/fuzz/regress/TARGET ($build: clang, -Dfuzz=true, ASan+UBSan)"
 [ "$total_found" -eq 0 ]
