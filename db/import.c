@@ -138,7 +138,7 @@ static int load_labels(Imp *im, const char *path)
     fclose(f);
     if (rc) return rc;
     /* by index, then line; of several lines for one prompt the last wins */
-    qsort(im->labels, (size_t)im->n_labels, sizeof *im->labels, label_cmp);
+    if (im->n_labels > 1) qsort(im->labels, (size_t)im->n_labels, sizeof *im->labels, label_cmp);
     int n = 0;
     for (int i = 0; i < im->n_labels; i++) {
         if (i + 1 < im->n_labels && im->labels[i + 1].idx == im->labels[i].idx) {

@@ -493,6 +493,9 @@ int main(void)
             const char *twice = "{\"prompt\": 1, \"labels\": {\"lang\": \"fr\"}}\n"
                                 "{\"prompt\": 0, \"labels\": {\"lang\": \"en\"}}\n"
                                 "{\"prompt\": 1, \"labels\": {\"lang\": \"it\"}}\n";
+            write_file(lab, "", 0);   /* no labels at all (fuzz-import: qsort of no array) */
+            rc = ms_trace_import(db, MS_IMPORT_CSV, p2, &io, &irun, &err);
+            MT_CHECK(rc == 0, "an empty labels file labels nothing (%s)", rc ? err.msg : "ok");
             write_file(lab, twice, strlen(twice));
             rc = ms_trace_import(db, MS_IMPORT_CSV, p2, &io, &irun, &err);
             QAcc a2 = { 0 };
