@@ -28,12 +28,20 @@ static float frand(void)
     return (float)((rng_state >> 40) * 0x1p-24) * 2.f - 1.f;
 }
 
+/* A positive integer from the environment, else dflt. */
+static int64_t env_pos(const char *name, int64_t dflt)
+{
+    const char *v = getenv(name);
+    long long x = v ? atoll(v) : 0;
+    return x > 0 ? x : dflt;
+}
+
 static void bench_shape(int type, int64_t n, int64_t rows)
 {
     /* ~48 experts' worth, far more than L3; MS_BENCH_HOT=1: one matrix (cache-hot) */
     const int nmat = getenv("MS_BENCH_HOT") ? 1 : 48;
     /* tokens per expert in a 512-token prefill, top-8 of 64 (MS_BENCH_NT to change) */
-    const int64_t nt = getenv("MS_BENCH_NT") && atoll(getenv("MS_BENCH_NT")) > 0 ? atoll(getenv("MS_BENCH_NT")) : 64;
+    const int64_t nt = env_pos("MS_BENCH_NT", 64);
     size_t rb = ms_row_bytes(type, n), mb = rb * (size_t)rows;
     size_t ab = ms_row_bytes(ms_vec_dot_type(type), n);
     uint8_t *W = malloc(mb * nmat), *A = malloc(ab * (size_t)nt);
@@ -49,10 +57,10 @@ static void bench_shape(int type, int64_t n, int64_t rows)
         for (int64_t i = 0; i < n; i++) x[i] = frand();
         ms_quantize_act(type, x, A + ab * (size_t)t, n);
     }
+    /* MS_BENCH_REPS=N: exactly N gemm calls and no gemv, for timing a
+     * fixed amount of work */
+    const int64_t fixed = env_pos("MS_BENCH_REPS", 0);
     /* gemv: stream every matrix once per pass */
-    /* MS_BENCH_REPS=N: exactly N gemm calls and no gemv, for counting
-     * instructions and cycles of a fixed amount of work (perf stat) */
-    const int fixed = getenv("MS_BENCH_REPS") ? atoi(getenv("MS_BENCH_REPS")) : 0;
     int passes = 0;
     double t0 = now(), el = 0;
     if (!fixed) do {
@@ -61,8 +69,7 @@ static void bench_shape(int type, int64_t n, int64_t rows)
     } while ((el = now() - t0) < 0.6);
     double gbs = passes ? (double)mb * nmat * passes / el / 1e9 : 0;
     /* gemm: one matrix times nt tokens */
-    int64_t blk = getenv("MS_BENCH_BLK") ? atoll(getenv("MS_BENCH_BLK")) : rows;
-    if (blk <= 0) blk = rows;
+    const int64_t blk = env_pos("MS_BENCH_BLK", rows);
     int reps = 0;
     t0 = now();
     do {
@@ -76,7 +83,7 @@ static void bench_shape(int type, int64_t n, int64_t rows)
     double gflops = 2.0 * n * rows * nt * reps / el / 1e9;
     printf("%-5s %5lld x %-5lld  gemv %6.1f GB/s (%5.2f ms/matrix)   gemm nt=%lld %6.1f GFLOP/s\n",
            ms_type_name(type), (long long)rows, (long long)n, gbs,
-           el > 0 ? 1e3 * (double)mb / (gbs * 1e9) : 0, (long long)nt, gflops);
+           gbs > 0 ? 1e3 * (double)mb / (gbs * 1e9) : 0, (long long)nt, gflops);
     free(W); free(A); free(x); free(Y);
 }
 
@@ -92,7 +99,7 @@ int main(int argc, char **argv)
             return 2;
         }
         /* MS_BENCH_FF: the expert width (1024 OLMoE, 768 Qwen3-30B-A3B) */
-        int64_t ff = getenv("MS_BENCH_FF") && atoll(getenv("MS_BENCH_FF")) > 0 ? atoll(getenv("MS_BENCH_FF")) : 1024;
+        const int64_t ff = env_pos("MS_BENCH_FF", 1024);
         bench_shape(type, 2048, ff);   /* gate / up */
         bench_shape(type, ff, 2048);   /* down */
     }
