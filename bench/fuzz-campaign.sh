@@ -10,12 +10,16 @@
 #
 # -k DIR keeps a campaign across sessions, for targets that need more hours
 # than one sitting has: DIR/TARGET/corpus is the growing corpus (seeded
-# from the committed one), and DIR/TARGET/ledger has a line per session:
-# date, the fuzz program's SHA-256, executions, findings, seconds.  A
-# session runs the executions still missing and the table gives the
-# executions with no finding that the same program (same SHA-256: the same
-# sources and flags) has accumulated since its last finding; a rebuilt
-# program starts from zero.
+# from the committed one), and the ledger tests/fuzz/ledger (in the
+# repository, so it outlives the machine: commit it) gets a line per
+# session and target: date, target, program, executions, findings,
+# seconds.  The program is named by the SHA-256 (first 16 digits) of the
+# fuzz executable without its debug information: the same sources, flags,
+# compiler and libraries give the same digest wherever the tree is built
+# (the programs compile in no path).  A session runs the executions still
+# missing and the table gives the executions with no finding that the same
+# program has accumulated since its last finding; a changed program starts
+# from zero.
 #
 # -j JOBS runs JOBS processes of each target side by side (one per core),
 # sharing its corpus (each reloads what the others add); their executions
@@ -49,6 +53,15 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 for t in "${targets[@]}"; do ninja -C "$build" -j2 "tests/fuzz/fuzz-$t" >/dev/null || exit 1; done
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# the programs read their directories from the environment (tests/fuzz/meson.build)
+export MS_SOURCE_DIR=$PWD MS_SHARED_DEFAULT=${MS_SHARED_DEFAULT:-$PWD/../shared} LC_ALL=C.UTF-8 OPENBLAS_NUM_THREADS=1
+ledger=tests/fuzz/ledger
+# the program's name in the ledger: its code and data, not where it was built
+program_id() {
+    local s
+    s=$(mktemp) && objcopy --strip-debug "$1" "$s" && sha256sum "$s" | cut -c1-16
+    rm -f "$s"
+}
 # 1 when the artifact $2 is a finding of program $1, else 0.  A slow unit or
 # timeout that replays alone within a second of the program's start-up time
 # (an empty input) was a starved process on a loaded machine, not a slow
@@ -76,9 +89,9 @@ is_finding() {
         echo 1
     fi
 }
-# executions with no finding by the program with SHA-256 $2, from ledger $1
+# executions with no finding of target $1 by program $2, from the ledger
 clean_runs() {
-    awk -v h="$2" '$2 == h { n = ($4 > 0) ? 0 : n + $3 } END { print n + 0 }' "$1" 2>/dev/null || echo 0
+    awk -v t="$1" -v h="$2" '$2 == t && $3 == h { n = ($5 > 0) ? 0 : n + $4 } END { print n + 0 }' "$ledger" 2>/dev/null || echo 0
 }
 summary=()
 total_found=0
@@ -91,7 +104,7 @@ for t in "${targets[@]}"; do
     if [ -n "$keep" ]; then
         mkdir -p "$keep/$t/corpus" || exit 1
         [ -n "$(ls -A "$keep/$t/corpus")" ] || cp tests/fuzz/corpus/"$t"/* "$keep/$t/corpus/" 2>/dev/null
-        sha=$(sha256sum "$exe" | cut -c1-16)
+        sha=$(program_id "$exe") || exit 1
         # a session that was killed (the machine stopped) left its logs (one
         # per process): the last status line of each is a lower bound of the
         # executions that process made
@@ -105,11 +118,11 @@ for t in "${targets[@]}"; do
                     [ -f "$u" ] && f=$((f + $(is_finding "$exe" "$u")))
                 done
             done
-            printf '%s %s %s %s %s killed\n' "$(date -u -r "$(ls -t "$keep/$t"/session.log* | head -n 1)" +%Y-%m-%dT%H:%M:%SZ)" \
-                "$(cat "$keep/$t/session.sha")" "$n" "$f" 0 >>"$keep/$t/ledger"
+            printf '%s %s %s %s %s %s killed\n' "$(date -u -r "$(ls -t "$keep/$t"/session.log* | head -n 1)" +%Y-%m-%dT%H:%M:%SZ)" \
+                "$t" "$(cat "$keep/$t/session.sha")" "$n" "$f" 0 >>"$ledger"
         fi
         rm -f "$keep/$t"/session.log* "$keep/$t/session.sha"
-        before_runs=$(clean_runs "$keep/$t/ledger" "$sha")
+        before_runs=$(clean_runs "$t" "$sha")
         want=$((runs - before_runs))
         if [ "$want" -le 0 ]; then
             summary+=("$(printf '%-22s %12s %9s   (program %s: %s executions with no finding already)' \
@@ -146,6 +159,9 @@ for t in "${targets[@]}"; do
     execs=0
     for l in "${logs[@]}"; do
         e=$(sed -n 's/^stat::number_of_executed_units: *//p' "$l" | tail -n 1)
+        # a process stopped with a signal prints no final stats: its last
+        # status line is a lower bound
+        [ -n "$e" ] || e=$(grep -oE '^#[0-9]+' "$l" | tail -n 1 | tr -d '#')
         execs=$((execs + ${e:-0}))
     done
     found=0
@@ -157,9 +173,9 @@ for t in "${targets[@]}"; do
     cov=$(grep -ohE 'cov: [0-9]+ ft: [0-9]+' "${logs[@]}" | tail -n 1)
     summary[${#summary[@]}-1]+="   ${cov:-}"
     if [ -n "$keep" ]; then
-        printf '%s %s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$sha" "${execs:-0}" "$found" "$secs" \
-            >>"$keep/$t/ledger"
-        summary[${#summary[@]}-1]+="   program $sha: $(clean_runs "$keep/$t/ledger" "$sha") with no finding in all"
+        printf '%s %s %s %s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$t" "$sha" "${execs:-0}" "$found" "$secs" \
+            >>"$ledger"
+        summary[${#summary[@]}-1]+="   program $sha: $(clean_runs "$t" "$sha") with no finding in all"
         cat "${logs[@]}" >"$keep/$t/last.log" && rm -f "${logs[@]}"
         rm -f "$keep/$t/session.sha"
     fi

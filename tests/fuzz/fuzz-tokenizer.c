@@ -1,7 +1,8 @@
 /* fuzz-tokenizer.c — bytes in, ids out, through every tokenizer kind.
  *
  * Tokenizers: the bundled default model's byte-level BPE, and when the
- * reference fixtures are present (../shared, or MS_SHARED_DIR) the llama.cpp
+ * reference fixtures are present (MS_SHARED_DIR, else MS_SHARED_DEFAULT, else
+ * MS_SOURCE_DIR/../shared; MS_SOURCE_DIR defaults to .) the llama.cpp
  * test vocabularies of fixtures/vocab (BPE with several pre-tokenizers,
  * SentencePiece, WordPiece).  The first input byte picks the tokenizer,
  * the second says whether BOS/EOS are added; the rest is the text.
@@ -24,10 +25,6 @@
 static void init(void);
 #define FUZZ_INIT init
 #include "fuzz.h"
-
-#ifndef MS_SHARED_DIR_DEFAULT
-#define MS_SHARED_DIR_DEFAULT MS_SOURCE_ROOT "/../shared"
-#endif
 
 #define MAX_TOK 32
 static MsTokenizer *toks[MAX_TOK];
@@ -53,10 +50,21 @@ static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, 
 
 static void init(void)
 {
-    add(MS_SOURCE_ROOT "/data/models/default.gguf");
-    const char *shared = getenv("MS_SHARED_DIR");
-    if (!shared) shared = MS_SHARED_DIR_DEFAULT;
+    /* Directories come from the environment, not the build: a program
+     * that holds no path of its own is the same file wherever it is built,
+     * which is what the campaign ledger identifies it by. */
+    const char *src = getenv("MS_SOURCE_DIR");
+    if (!src || !*src) src = ".";
     char dir[4096];
+    snprintf(dir, sizeof dir, "%s/data/models/default.gguf", src);
+    add(dir);
+    const char *shared = getenv("MS_SHARED_DIR");
+    if (!shared) shared = getenv("MS_SHARED_DEFAULT");
+    char shared_buf[4096];
+    if (!shared) {
+        snprintf(shared_buf, sizeof shared_buf, "%s/../shared", src);
+        shared = shared_buf;
+    }
     snprintf(dir, sizeof dir, "%s/fixtures/vocab", shared);
     DIR *d = opendir(dir);
     char *files[64];

@@ -40,11 +40,6 @@ static inline int fz_memfd(const uint8_t *data, size_t size, char *path, size_t 
     return fd;
 }
 
-/* A directory beside the program's sources, fixed at build time. */
-#ifndef MS_SOURCE_ROOT
-#define MS_SOURCE_ROOT "."
-#endif
-
 #ifndef FUZZ_INIT
 static void fz_no_init(void) {}
 #define FUZZ_INIT fz_no_init
