@@ -314,6 +314,7 @@ static int import_csv(Imp *im, FILE *f)
     int rc = 0;
     CsvRow *rows = NULL;
     size_t n = 0, rcap = 0;
+    int want = 6;   /* fields per row: as many as the header names */
     while ((len = read_line(&line, &cap, f, im->path, no + 1, im->err)) != -1) {
         no++;
         if (len < 0) { rc = im->err->code; break; }
@@ -325,6 +326,7 @@ static int import_csv(Imp *im, FILE *f)
                 rc = imp_fail(im, MS_EFORMAT, no, "expected the header prompt,position,layer,rank,expert,weight");
                 break;
             }
+            want = strcmp(h, "prompt,position,layer,rank,expert") ? 6 : 5;
             continue;
         }
         if (!len) continue;
@@ -338,7 +340,11 @@ static int import_csv(Imp *im, FILE *f)
             p = c + 1;
         }
         int v[5];
-        if (nf < 5 || nf > 6) { rc = imp_fail(im, MS_EFORMAT, no, "expected 5 or 6 fields, got %d", nf); break; }
+        if (nf != want) {
+            rc = imp_fail(im, MS_EFORMAT, no, "expected %d fields as in the header, got %d%s", want, nf,
+                          nf == 7 ? " or more" : "");
+            break;
+        }
         bool ok = true;
         for (int i = 0; i < 5 && ok; i++) ok = !parse_int(fld[i], &v[i]) && v[i] >= 0;
         if (!ok) { rc = imp_fail(im, MS_EFORMAT, no, "fields 1-5 must be non-negative integers"); break; }

@@ -452,6 +452,17 @@ int main(void)
         const char *bad2 = "prompt,position,layer,rank,expert,weight\n0,0,0,0,1,0.5\n0,0,0,1,1,0.5\n";
         write_file(p2, bad2, strlen(bad2));
         MT_CHECK(ms_trace_import(db, MS_IMPORT_CSV, p2, NULL, &irun, &err) == MS_EFORMAT, "duplicate expert refused: %s", err.msg);
+        /* a row has as many fields as the header names: a sixth under a five-column header is not a weight */
+        const char *extra = "prompt,position,layer,rank,expert\n0,0,0,0,1\n0,0,0,1,2,0.5\n";
+        write_file(p2, extra, strlen(extra));
+        rc = ms_trace_import(db, MS_IMPORT_CSV, p2, NULL, &irun, &err);
+        MT_CHECK(rc == MS_EFORMAT && strstr(err.msg, "imp.csv:3: expected 5 fields as in the header, got 6"),
+                 "csv: a sixth field under a five-column header is refused: %s", err.msg);
+        const char *short6 = "prompt,position,layer,rank,expert,weight\n0,0,0,0,1,0.5\n0,0,0,1,2\n";
+        write_file(p2, short6, strlen(short6));
+        rc = ms_trace_import(db, MS_IMPORT_CSV, p2, NULL, &irun, &err);
+        MT_CHECK(rc == MS_EFORMAT && strstr(err.msg, "imp.csv:3: expected 6 fields as in the header, got 5"),
+                 "csv: a missing weight field is refused (an empty one is how a weight is left out): %s", err.msg);
         MsImportOptions io2 = { .n_expert = 4 };
         write_file(p2, csv, strlen(csv));
         MT_CHECK(ms_trace_import(db, MS_IMPORT_CSV, p2, &io2, &irun, &err) == MS_EFORMAT, "--experts enforced: %s", err.msg);
