@@ -851,9 +851,58 @@ static void test_title(void)
     ms_plot_text_free(t);
 }
 
+/* A message wider than its area (the workbench's empty-state hint, which
+ * names a command to run) is drawn whole in centred lines that fit, no word
+ * lost to an ellipsis; '\n' breaks a line; a word wider than the area gets a
+ * line of its own; the returned height spans the lines drawn. */
+static void test_wrapped(void)
+{
+    const char *msg = "Nothing to show yet in Sweep: no sweep stored (`moescope sweep ... --db "
+                      "/tmp/a-long-directory/traces/trace-20261205-152127.db` stores one)\nsecond paragraph";
+    MsPlotText *t = ms_plot_text_new(NULL);
+    const double W = 420, H = 300;
+    cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)W, (int)H);
+    cairo_t *cr = cairo_create(img);
+    MsPlotTextLog log = { 0 };
+    ms_plot_text_log_attach(cr, &log);
+    double h_measured = ms_plot_text_wrapped(t, NULL, MS_PLOT_ROLE_LABEL, msg, W, W / 2, H / 2);
+    double h = ms_plot_text_wrapped(t, cr, MS_PLOT_ROLE_LABEL, msg, W, W / 2, H / 2);
+    ms_plot_text_log_attach(cr, NULL);
+    char joined[512] = "";
+    bool inside = true, centred = true, ordered = true, ellipsis = false;
+    for (size_t i = 0; i < log.n; i++) {
+        const MsPlotTextItem *it = &log.items[i];
+        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s",
+                 i == 0 ? "" : !strcmp(it->text, "second paragraph") ? "\n" : " ", it->text);
+        inside = inside && it->x0 >= -0.5 && it->x1 <= W + 0.5;
+        centred = centred && fabs((it->x0 + it->x1) / 2 - W / 2) < 1;
+        ordered = ordered && (i == 0 || it->y0 >= log.items[i - 1].y1 - 0.5);
+        ellipsis = ellipsis || strstr(it->text, "\xE2\x80\xA6");
+    }
+    MT_CHECK(log.n >= 3 && !strcmp(joined, msg) && !ellipsis,
+             "a long hint is drawn whole on %zu lines, nothing ellipsized ('%s')", log.n, joined);
+    MT_CHECK(inside && centred && ordered, "its lines fit the width, are centred and follow each other");
+    MT_CHECK(h == h_measured && h > 0 && fabs((log.items[0].y0 + log.items[log.n - 1].y1) / 2 - H / 2) < 3,
+             "the measured height (%.1f) is drawn and the block is centred on y", h);
+    ms_plot_text_log_clear(&log);
+    /* a word wider than the area: a line of its own, ellipsized there */
+    ms_plot_text_log_attach(cr, &log);
+    ms_plot_text_wrapped(t, cr, MS_PLOT_ROLE_LABEL, "see /a/path/far/wider/than/the/eighty/units/we/have here", 80, 40, 50);
+    ms_plot_text_log_attach(cr, NULL);
+    MT_CHECK(log.n == 3 && !strcmp(log.items[0].text, "see") && !strcmp(log.items[2].text, "here") &&
+                 log.items[1].x1 - log.items[1].x0 <= 80.5,
+             "a word wider than the line is alone on its line and kept inside (%zu lines)", log.n);
+    ms_plot_text_log_clear(&log);
+    MT_CHECK(ms_plot_text_wrapped(t, cr, MS_PLOT_ROLE_LABEL, "", W, 0, 0) == 0, "empty text: nothing, height 0");
+    cairo_destroy(cr);
+    cairo_surface_destroy(img);
+    ms_plot_text_free(t);
+}
+
 int main(void)
 {
     test_probes_and_hits();
+    test_wrapped();
     test_aggregation();
     test_outputs();
     test_output_errors();

@@ -80,6 +80,14 @@ void ms_plot_text_draw(MsPlotText *t, cairo_t *cr, MsPlotRole role, const char *
  * only measures.  Colour: the current cairo source.  Returns its height. */
 double ms_plot_text_title(MsPlotText *t, cairo_t *cr, const char *title, double width, double y);
 
+/* A message centred on (x, y), broken at spaces (and at '\n') into lines of
+ * at most max_width, each centred: for text that must be read whole, such as
+ * a hint that names a command.  A word wider than max_width gets a line of
+ * its own and ellipsizes.  cr NULL only measures.  Colour: the current cairo
+ * source.  Returns the height of the lines (0 for empty text or on OOM). */
+double ms_plot_text_wrapped(MsPlotText *t, cairo_t *cr, MsPlotRole role, const char *text, double max_width,
+                            double x, double y);
+
 /* ---- token pieces ----
  * ms_plot_token_escape() turns raw token bytes into valid, visible UTF-8:
  *   "\\" for a backslash (so an escape is never ambiguous with literal text);

@@ -339,6 +339,62 @@ double ms_plot_text_title(MsPlotText *t, cairo_t *cr, const char *title, double 
     return h;
 }
 
+/* Append a copy of s[0..n) to the growing array *v; false on OOM. */
+static bool push_line(char ***v, size_t *nv, size_t *cap, const char *s, size_t n)
+{
+    if (*nv == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        char **nvv = realloc(*v, nc * sizeof **v);
+        if (!nvv) return false;
+        *v = nvv;
+        *cap = nc;
+    }
+    if (!((*v)[*nv] = strndup(s, n))) return false;
+    (*nv)++;
+    return true;
+}
+
+double ms_plot_text_wrapped(MsPlotText *t, cairo_t *cr, MsPlotRole role, const char *text, double max_width,
+                            double x, double y)
+{
+    if (!text || !*text) return 0;
+    char **lines = NULL, *line = malloc(strlen(text) + 1);
+    size_t nl = 0, cap = 0, ll = 0;
+    bool ok = line != NULL;
+    /* greedy: a line takes words while it fits; a word wider than a whole
+     * line gets one of its own (and ellipsizes there); '\n' breaks a line */
+    for (const char *q = text; ok;) {
+        size_t n = strcspn(q, " \n"), keep = ll;
+        if (ll) line[ll++] = ' ';
+        memcpy(line + ll, q, n);
+        ll += n;
+        line[ll] = '\0';
+        MsPlotTextSize sz;
+        ms_plot_text_measure(t, role, line, 0, &sz);
+        if (sz.width > max_width && keep) {   /* the word starts the next line */
+            ok = push_line(&lines, &nl, &cap, line, keep);
+            memmove(line, line + keep + 1, ll - keep);   /* the word and its NUL */
+            ll -= keep + 1;
+        }
+        q += n;
+        if (ok && *q != ' ') {   /* '\n' or the end */
+            ok = push_line(&lines, &nl, &cap, line, ll);
+            ll = 0;
+        }
+        if (!*q) break;
+        q++;
+    }
+    const double lh = ms_plot_text_role_size(t, role) * 1.4;
+    const double y0 = y - lh * ((double)nl - 1) / 2.0;
+    for (size_t i = 0; i < nl; i++) {
+        if (cr) ms_plot_text_draw(t, cr, role, lines[i], max_width, x, y0 + lh * (double)i, 0.5, 0.5, 0);
+        free(lines[i]);
+    }
+    free(lines);
+    free(line);
+    return lh * (double)nl;
+}
+
 static double luminance(MsRgb c) { return 0.2126 * c.r + 0.7152 * c.g + 0.0722 * c.b; }
 
 void ms_plot_token_draw(MsPlotText *t, cairo_t *cr, const char *bytes, size_t len, unsigned flags,

@@ -69,7 +69,8 @@ static void draw_message(cairo_t *cr, double w, double h, const char *msg)
     MsPlotText *t = ms_plot_text_new(&style);
     if (!t) return;
     cairo_set_source_rgb(cr, 0.35, 0.35, 0.4);
-    ms_plot_text_draw(t, cr, MS_PLOT_ROLE_LABEL, msg, w - 40, w / 2, h / 2, 0.5, 0.5, 0);
+    /* in lines that fit, not ellipsized: a hint names a command to run */
+    ms_plot_text_wrapped(t, cr, MS_PLOT_ROLE_LABEL, msg, w - 40, w / 2, h / 2);
     ms_plot_text_free(t);
 }
 
