@@ -1106,6 +1106,92 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
     }
 }
 
+/* ---- F16 weights in prefill.  The activations (F16, the vec_dot type)
+ * are converted to f32 once per chunk of F16_TG tokens x F16_KC elements,
+ * the weights as they load.  Each output is 16 lane sums (lane j takes the
+ * elements k = j mod 16 of a chunk in order, by FMA), added as one tree,
+ * then the chunks in order: AVX-512 holds the 16 lanes in one vector, AVX2
+ * in two halves computed one after the other, so every level gives the
+ * same bits.  AVX2's 16 registers hold a 4 x 2 tile, AVX-512's 32 a 4 x 4;
+ * the tile shape does not change any output's arithmetic. */
+#define F16_KC 512
+#define F16_TG 64
+#if PK_512
+#define F16_TT 4
+#define PV_LOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define PV_LOADU(p) _mm512_loadu_ps(p)
+#else
+#define F16_TT 2
+#define PV_LOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define PV_LOADU(p) _mm256_loadu_ps(p)
+#endif
+
+ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const float *const *a, float out[4][4])
+{
+    PVf part[4][F16_TT];
+    for (int h = 0; h < PV_HALVES; h++) {
+        const int lo = PV_LANES * h;
+        PVf acc[4][F16_TT];
+        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = PV_ZEROF();
+        _Pragma("GCC unroll 2") for (int k = 0; k < kn; k += 16) {
+            PVf wv[4];
+            UNROLL for (int r = 0; r < 4; r++) wv[r] = PV_LOADH(w[r] + k + lo);
+            UNROLL for (int t = 0; t < T; t++) {
+                PVf av = PV_LOADU(a[t] + k + lo);
+                UNROLL for (int r = 0; r < 4; r++) acc[r][t] = PV_FMA(wv[r], av, acc[r][t]);
+            }
+        }
+        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++)
+            part[r][t] = h == 0 ? acc[r][t] : PV_ADD(part[r][t], acc[r][t]);
+    }
+    UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = PV_HSUM(part[r][t]);
+}
+
+/* n a multiple of 16 */
+static void gemm_f16(int64_t n, int64_t nrows, const uint8_t *W, size_t rb, int64_t nt, const uint8_t *A,
+                     size_t ab, float *Y, int64_t ldy)
+{
+    _Alignas(64) float af[F16_TG][F16_KC];
+    for (int64_t t0 = 0; t0 < nt; t0 += F16_TG) {
+        const int tn = (int)MS_MIN(F16_TG, nt - t0);
+        for (int64_t k0 = 0; k0 < n; k0 += F16_KC) {
+            const int kn = (int)MS_MIN(F16_KC, n - k0);
+            for (int t = 0; t < tn; t++) {
+                const uint8_t *src = A + ab * (size_t)(t0 + t) + 2 * (size_t)k0;
+                for (int k = 0; k < kn; k += 8)
+                    _mm256_store_ps(af[t] + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * k))));
+            }
+            for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
+                const int nr = (int)MS_MIN(4, nrows - r0);
+                const uint16_t *wr[4];
+                for (int r = 0; r < 4; r++)
+                    wr[r] = (const uint16_t *)(W + rb * (size_t)MS_MIN(r0 + r, nrows - 1) + 2 * (size_t)k0);
+                for (int tt = 0; tt < tn; tt += F16_TT) {
+                    const int tc = MS_MIN(F16_TT, tn - tt);
+                    float o[4][4];
+                    if (tc == F16_TT) {
+                        const float *ap[F16_TT];
+                        for (int t = 0; t < F16_TT; t++) ap[t] = af[tt + t];
+                        tile_f16(F16_TT, kn, wr, ap, o);
+                    } else {
+                        for (int t = 0; t < tc; t++) {
+                            const float *ap[1] = {af[tt + t]};
+                            float o1[4][4];
+                            tile_f16(1, kn, wr, ap, o1);
+                            for (int r = 0; r < 4; r++) o[r][t] = o1[r][0];
+                        }
+                    }
+                    for (int t = 0; t < tc; t++) {
+                        float *y = Y + (t0 + tt + t) * ldy + r0;
+                        if (k0 == 0) for (int r = 0; r < nr; r++) y[r] = o[r][t];
+                        else for (int r = 0; r < nr; r++) y[r] += o[r][t];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* ====================================================== entry points */
 
 bool MSQ_FN(msq_vec_dot)(int wtype, int64_t n, const void *wrow, const void *act, float *out)
@@ -1128,6 +1214,10 @@ bool MSQ_FN(msq_gemm)(int wtype, int64_t n, int64_t nrows, const void *w,
     /* Packed: whole groups of 256, or for the Q8_0 family any whole number of
      * blocks past one group (the last group zero-padded; rows of 256 or
      * fewer keep the tile path, whose order is ggml's vec_dot order) */
+    if (wtype == MS_TYPE_F16 && nt >= MSQ_PACK_MIN_NT && n % 16 == 0) {
+        gemm_f16(n, nrows, W, rb, nt, A, ab, Y, ldy);
+        return true;
+    }
     if (packed_type(wtype) && nt >= MSQ_PACK_MIN_NT &&
         (n % 256 == 0 || (!is_k(wtype) && wtype != MS_TYPE_Q6_K && n % 32 == 0 && n > 256))) {
         gemm_packed(wtype, n, nrows, W, rb, nt, A, ab, Y, ldy);
