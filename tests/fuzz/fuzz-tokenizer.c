@@ -60,7 +60,7 @@ static void init(void)
     add(dir);
     const char *shared = getenv("MS_SHARED_DIR");
     if (!shared) shared = getenv("MS_SHARED_DEFAULT");
-    char shared_buf[4096];
+    char shared_buf[2048];   /* shorter than dir, so the path below always fits */
     if (!shared) {
         snprintf(shared_buf, sizeof shared_buf, "%s/../shared", src);
         shared = shared_buf;
