@@ -1211,13 +1211,13 @@ bool MSQ_FN(msq_gemm)(int wtype, int64_t n, int64_t nrows, const void *w,
     const size_t rb = ms_row_bytes(wtype, n);
     const size_t ab = ms_row_bytes(ms_vec_dot_type(wtype), n);
     const uint8_t *W = w, *A = act;
-    /* Packed: whole groups of 256, or for the Q8_0 family any whole number of
-     * blocks past one group (the last group zero-padded; rows of 256 or
-     * fewer keep the tile path, whose order is ggml's vec_dot order) */
     if (wtype == MS_TYPE_F16 && nt >= MSQ_PACK_MIN_NT && n % 16 == 0) {
         gemm_f16(n, nrows, W, rb, nt, A, ab, Y, ldy);
         return true;
     }
+    /* Packed: whole groups of 256, or for the Q8_0 family any whole number of
+     * blocks past one group (the last group zero-padded; rows of 256 or
+     * fewer keep the tile path, whose order is ggml's vec_dot order) */
     if (packed_type(wtype) && nt >= MSQ_PACK_MIN_NT &&
         (n % 256 == 0 || (!is_k(wtype) && wtype != MS_TYPE_Q6_K && n % 32 == 0 && n > 256))) {
         gemm_packed(wtype, n, nrows, W, rb, nt, A, ab, Y, ldy);
