@@ -260,6 +260,76 @@ ALWAYS_INLINE void tile_q8fam_r1_512(const int type, const int T, int64_t nb,
 }
 #endif
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* Decode (one activation row) for the types with Q8_0 activations (Q8_0,
+ * Q4_0, Q5_0, IQ4_NL, MXFP4).  The activation side
+ * of tile_q8fam_r1_512 (its quants as one 64-byte vector per block pair,
+ * the offset correction and the scales) is
+ * the same for every weight row, so it is laid out once per call and the row
+ * loop only loads it: about half the instructions per weight byte, which
+ * keeps more weight loads in flight.  Same integer and float operations in
+ * the same order per lane: bit-identical to the tile. */
+typedef struct { __m512i y, corr; __m512 dy; } ActPair;
+#define GEMV_MAX_PAIRS 256            /* n <= 16384: 48 KB on the stack */
+
+ALWAYS_INLINE bool gemv_q8fam_512(const int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb,
+                                  const uint8_t *A, float *Y)
+{
+    const int64_t nb = n / 32, np = nb / 2;
+    if (np > GEMV_MAX_PAIRS || np == 0) return false;
+    const size_t wb = q8fam_bytes(type);
+    const __m512i offv = _mm512_set1_epi8((char)q8fam_off(type));
+    ActPair ap[GEMV_MAX_PAIRS];
+    for (int64_t p = 0; p < np; p++) {
+        const uint8_t *a0 = A + 34 * (2 * p), *a1 = a0 + 34;
+        ap[p].y = cat_i(_mm256_loadu_si256((const __m256i *)(a0 + 2)), _mm256_loadu_si256((const __m256i *)(a1 + 2)));
+        ap[p].corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, ap[p].y));
+        ap[p].dy = cat_f(bcast_h(a0), bcast_h(a1));
+    }
+    const uint8_t *at[1] = {A};
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *wr = W + rb * (size_t)r;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t p = 0; p < np; p++) {
+            const uint8_t *w0 = wr + wb * (size_t)(2 * p), *w1 = w0 + wb;
+            __m512i u = cat_i(q32_unsigned(type, w0), q32_unsigned(type, w1));
+            __m512 dw;
+            if (type == MS_TYPE_MXFP4)
+                dw = cat_f(w32_scale_v(type, w0), w32_scale_v(type, w1));
+            else   /* both f16 scales widened in one conversion (exact) */
+                dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)msq_rd16(w0))),
+                                                             _mm_set1_epi16((short)msq_rd16(w1)), 1));
+            __m512i s = _mm512_dpbusd_epi32(ap[p].corr, u, ap[p].y);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, ap[p].dy), acc);
+        }
+        __m256 lo = _mm512_castps512_ps256(acc);
+        __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+        if (nb & 1) {
+            const uint8_t *wr1[1] = {wr};
+            __m256 l4[4][4];
+            l4[0][0] = lo;
+            q8fam_block(type, 1, 1, nb - 1, wr1, at, l4);
+            lo = l4[0][0];
+        }
+        Y[r] = hsum8(_mm256_add_ps(lo, hi));
+    }
+    return true;
+}
+
+/* One instance per type, so the type's branches fold away. */
+static bool gemv_q8fam(int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb, const uint8_t *A, float *Y)
+{
+    switch (type) {
+    case MS_TYPE_Q8_0: return gemv_q8fam_512(MS_TYPE_Q8_0, n, nrows, W, rb, A, Y);
+    case MS_TYPE_Q4_0: return gemv_q8fam_512(MS_TYPE_Q4_0, n, nrows, W, rb, A, Y);
+    case MS_TYPE_Q5_0: return gemv_q8fam_512(MS_TYPE_Q5_0, n, nrows, W, rb, A, Y);
+    case MS_TYPE_IQ4_NL: return gemv_q8fam_512(MS_TYPE_IQ4_NL, n, nrows, W, rb, A, Y);
+    case MS_TYPE_MXFP4: return gemv_q8fam_512(MS_TYPE_MXFP4, n, nrows, W, rb, A, Y);
+    default: return false;
+    }
+}
+#endif
+
 /* Single-row tiles (gemv, vec_dot) alternate two float accumulators over
  * blocks to hide the FMA latency; multi-row tiles have enough chains. */
 ALWAYS_INLINE void tile_q8fam(const int type, const int R, const int T, int64_t nb,
@@ -1227,6 +1297,10 @@ bool MSQ_FN(msq_gemm)(int wtype, int64_t n, int64_t nrows, const void *w,
         /* Decode and tiny batches: one weight row at a time, so the weights
          * stream sequentially (measured ~2x faster from DRAM than 4
          * interleaved rows); same kernel as ms_vec_dot, so bit-identical. */
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+        if (nt == 1 && gemv_q8fam(wtype, n, nrows, W, rb, A, Y))
+            return true;
+#endif
         const uint8_t *at[3] = {A, A + ab, A + 2 * ab};
         for (int64_t r = 0; r < nrows; r++) {
             const uint8_t *wr[1] = {W + rb * (size_t)r};
