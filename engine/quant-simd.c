@@ -1262,6 +1262,30 @@ static void gemm_f16(int64_t n, int64_t nrows, const uint8_t *W, size_t rb, int6
     }
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* Decode of Q4_K and Q6_K rows: the single-row tiles inlined into one row
+ * loop, so their constants are set up once per call rather than once per
+ * row (a row of 768 or 2048 is only 3 or 8 super-blocks).  The same tile,
+ * so the same bits as vec_dot. */
+static void gemv_k_512(int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb, const uint8_t *A, float *Y)
+{
+    const uint8_t *at[1] = {A};
+    float o[4][4];
+    if (type == MS_TYPE_Q4_K)
+        for (int64_t r = 0; r < nrows; r++) {
+            const uint8_t *wr[1] = {W + rb * (size_t)r};
+            tile_q4k_r1_512(1, n / 256, wr, at, o);
+            Y[r] = o[0][0];
+        }
+    else
+        for (int64_t r = 0; r < nrows; r++) {
+            const uint8_t *wr[1] = {W + rb * (size_t)r};
+            tile_q6k_r1_512(1, n / 256, wr, at, o);
+            Y[r] = o[0][0];
+        }
+}
+#endif
+
 /* ====================================================== entry points */
 
 bool MSQ_FN(msq_vec_dot)(int wtype, int64_t n, const void *wrow, const void *act, float *out)
@@ -1300,6 +1324,10 @@ bool MSQ_FN(msq_gemm)(int wtype, int64_t n, int64_t nrows, const void *w,
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
         if (nt == 1 && gemv_q8fam(wtype, n, nrows, W, rb, A, Y))
             return true;
+        if (nt == 1 && (wtype == MS_TYPE_Q4_K || wtype == MS_TYPE_Q6_K)) {
+            gemv_k_512(wtype, n, nrows, W, rb, A, Y);
+            return true;
+        }
 #endif
         const uint8_t *at[3] = {A, A + ab, A + 2 * ab};
         for (int64_t r = 0; r < nrows; r++) {
