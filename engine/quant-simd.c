@@ -262,13 +262,12 @@ ALWAYS_INLINE void tile_q8fam_r1_512(const int type, const int T, int64_t nb,
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
 /* Decode (one activation row) for the types with Q8_0 activations (Q8_0,
- * Q4_0, Q5_0, IQ4_NL, MXFP4).  The activation side
- * of tile_q8fam_r1_512 (its quants as one 64-byte vector per block pair,
- * the offset correction and the scales) is
- * the same for every weight row, so it is laid out once per call and the row
- * loop only loads it: about half the instructions per weight byte, which
- * keeps more weight loads in flight.  Same integer and float operations in
- * the same order per lane: bit-identical to the tile. */
+ * Q4_0, Q5_0, IQ4_NL, MXFP4).  The activation side of tile_q8fam_r1_512
+ * (its quants as one 64-byte vector per block pair, the offset correction
+ * and the scales) is the same for every weight row, so it is laid out once
+ * per call and the row loop only loads it: about half the instructions per
+ * weight byte.  Same integer and float operations in the same order per
+ * lane: bit-identical to the tile. */
 typedef struct { __m512i y, corr; __m512 dy; } ActPair;
 #define GEMV_MAX_PAIRS 256            /* n <= 16384: 48 KB on the stack */
 
