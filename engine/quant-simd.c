@@ -206,6 +206,20 @@ ALWAYS_INLINE __m512 cat_f(__m256 a, __m256 b)
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(a)), _mm256_castps_pd(b), 1));
 }
 
+/* The end of a single-row 512-bit sum: an odd last block (block i, when
+ * i < nb) goes to the even half, then both halves are added. */
+ALWAYS_INLINE void r1_512_finish(const int type, const int T, int64_t i, int64_t nb, const uint8_t *const *w,
+                                 const uint8_t *const *a, const __m512 *acc, float out[4][4])
+{
+    __m256 lo[4][4], hi[4];
+    UNROLL for (int t = 0; t < T; t++) {
+        lo[0][t] = _mm512_castps512_ps256(acc[t]);
+        hi[t] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
+    }
+    if (i < nb) q8fam_block(type, 1, T, i, w, a, lo);
+    UNROLL for (int t = 0; t < T; t++) out[0][t] = hsum8(_mm256_add_ps(lo[0][t], hi[t]));
+}
+
 /* The single-row tile below with two blocks per 512-bit vector: block i
  * (even) in lanes 0..7, block i+1 in lanes 8..15, so the low half is the
  * even-block accumulator and the high half the odd one, each lane seeing
@@ -245,18 +259,7 @@ ALWAYS_INLINE void tile_q8fam_r1_512(const int type, const int T, int64_t nb,
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dy), acc[t]);
         }
     }
-    __m256 lo[4], hi[4];
-    UNROLL for (int t = 0; t < T; t++) {
-        lo[t] = _mm512_castps512_ps256(acc[t]);
-        hi[t] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
-    }
-    if (i < nb) {
-        __m256 l4[4][4];
-        UNROLL for (int t = 0; t < T; t++) l4[0][t] = lo[t];
-        q8fam_block(type, 1, T, i, w, a, l4);
-        UNROLL for (int t = 0; t < T; t++) lo[t] = l4[0][t];
-    }
-    UNROLL for (int t = 0; t < T; t++) out[0][t] = hsum8(_mm256_add_ps(lo[t], hi[t]));
+    r1_512_finish(type, T, i, nb, w, a, acc, out);
 }
 #endif
 
@@ -301,16 +304,10 @@ ALWAYS_INLINE bool gemv_q8fam_512(const int type, int64_t n, int64_t nrows, cons
             __m512i s = _mm512_dpbusd_epi32(ap[p].corr, u, ap[p].y);
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, ap[p].dy), acc);
         }
-        __m256 lo = _mm512_castps512_ps256(acc);
-        __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-        if (nb & 1) {
-            const uint8_t *wr1[1] = {wr};
-            __m256 l4[4][4];
-            l4[0][0] = lo;
-            q8fam_block(type, 1, 1, nb - 1, wr1, at, l4);
-            lo = l4[0][0];
-        }
-        Y[r] = hsum8(_mm256_add_ps(lo, hi));
+        const uint8_t *wr1[1] = {wr};
+        float o[4][4];
+        r1_512_finish(type, 1, 2 * np, nb, wr1, at, &acc, o);
+        Y[r] = o[0][0];
     }
     return true;
 }
@@ -743,6 +740,34 @@ static bool tile_1x2(int type, int64_t n, const uint8_t *const *w, const uint8_t
 { return tile_any(type, 1, 2, n, w, a, o); }
 static bool tile_1x3(int type, int64_t n, const uint8_t *const *w, const uint8_t *const *a, float o[4][4])
 { return tile_any(type, 1, 3, n, w, a, o); }
+
+/* Decode rows: the single-row tile inlined into one row loop per type, so
+ * its constants are set up once per call rather than once per row (a row
+ * of 768 or 2048 is only 3 or 8 super-blocks).  The same tile as vec_dot,
+ * so the same bits. */
+ALWAYS_INLINE void rows_1x1(const int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb,
+                            const uint8_t *A, float *Y)
+{
+    const uint8_t *at[1] = {A};
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint8_t *wr[1] = {W + rb * (size_t)r};
+        float o[4][4];
+        tile_any(type, 1, 1, n, wr, at, o);
+        Y[r] = o[0][0];
+    }
+}
+#define ROWS_CASE(ty) case ty: rows_1x1(ty, n, nrows, W, rb, A, Y); break
+static void gemv_rows(int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb, const uint8_t *A, float *Y)
+{
+    switch (type) {
+    ROWS_CASE(MS_TYPE_F32); ROWS_CASE(MS_TYPE_F16); ROWS_CASE(MS_TYPE_BF16);
+    ROWS_CASE(MS_TYPE_Q8_0); ROWS_CASE(MS_TYPE_Q4_0); ROWS_CASE(MS_TYPE_Q5_0); ROWS_CASE(MS_TYPE_Q4_1);
+    ROWS_CASE(MS_TYPE_Q5_1); ROWS_CASE(MS_TYPE_IQ4_NL); ROWS_CASE(MS_TYPE_MXFP4);
+    ROWS_CASE(MS_TYPE_Q4_K); ROWS_CASE(MS_TYPE_Q5_K); ROWS_CASE(MS_TYPE_Q6_K);
+    default: break;    /* simd_type() is checked first */
+    }
+}
+#undef ROWS_CASE
 
 static bool simd_type(int type)
 {
@@ -1261,30 +1286,6 @@ static void gemm_f16(int64_t n, int64_t nrows, const uint8_t *W, size_t rb, int6
     }
 }
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-/* Decode of Q4_K and Q6_K rows: the single-row tiles inlined into one row
- * loop, so their constants are set up once per call rather than once per
- * row (a row of 768 or 2048 is only 3 or 8 super-blocks).  The same tile,
- * so the same bits as vec_dot. */
-static void gemv_k_512(int type, int64_t n, int64_t nrows, const uint8_t *W, size_t rb, const uint8_t *A, float *Y)
-{
-    const uint8_t *at[1] = {A};
-    float o[4][4];
-    if (type == MS_TYPE_Q4_K)
-        for (int64_t r = 0; r < nrows; r++) {
-            const uint8_t *wr[1] = {W + rb * (size_t)r};
-            tile_q4k_r1_512(1, n / 256, wr, at, o);
-            Y[r] = o[0][0];
-        }
-    else
-        for (int64_t r = 0; r < nrows; r++) {
-            const uint8_t *wr[1] = {W + rb * (size_t)r};
-            tile_q6k_r1_512(1, n / 256, wr, at, o);
-            Y[r] = o[0][0];
-        }
-}
-#endif
-
 /* ====================================================== entry points */
 
 bool MSQ_FN(msq_vec_dot)(int wtype, int64_t n, const void *wrow, const void *act, float *out)
@@ -1320,20 +1321,18 @@ bool MSQ_FN(msq_gemm)(int wtype, int64_t n, int64_t nrows, const void *w,
         /* Decode and tiny batches: one weight row at a time, so the weights
          * stream sequentially (measured ~2x faster from DRAM than 4
          * interleaved rows); same kernel as ms_vec_dot, so bit-identical. */
+        if (nt == 1) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-        if (nt == 1 && gemv_q8fam(wtype, n, nrows, W, rb, A, Y))
-            return true;
-        if (nt == 1 && (wtype == MS_TYPE_Q4_K || wtype == MS_TYPE_Q6_K)) {
-            gemv_k_512(wtype, n, nrows, W, rb, A, Y);
+            if (gemv_q8fam(wtype, n, nrows, W, rb, A, Y)) return true;
+#endif
+            gemv_rows(wtype, n, nrows, W, rb, A, Y);
             return true;
         }
-#endif
         const uint8_t *at[3] = {A, A + ab, A + 2 * ab};
         for (int64_t r = 0; r < nrows; r++) {
             const uint8_t *wr[1] = {W + rb * (size_t)r};
             float o[4][4];
-            if (nt == 1) tile_1x1(wtype, n, wr, at, o);
-            else if (nt == 2) tile_1x2(wtype, n, wr, at, o);
+            if (nt == 2) tile_1x2(wtype, n, wr, at, o);
             else tile_1x3(wtype, n, wr, at, o);
             for (int t = 0; t < nt; t++) Y[t * ldy + r] = o[0][t];
         }
