@@ -70,9 +70,18 @@ def name_of(acc):
 
 
 def text_of(acc):
+    # The length and the text are two bus calls: a label that changes between
+    # them reads truncated (a "(37" read as "(3"), so read until the length
+    # holds across the read.
     try:
         t = acc.queryText()
-        return t.getText(0, t.characterCount)
+        s = ""
+        for _ in range(5):
+            n = t.characterCount
+            s = t.getText(0, n)
+            if t.characterCount == n:
+                break
+        return s
     except Exception:
         return ""
 
