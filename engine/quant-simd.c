@@ -1206,39 +1206,66 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
  * elements k = j mod 16 of a chunk in order, by FMA), added as one tree,
  * then the chunks in order: AVX-512 holds the 16 lanes in one vector, AVX2
  * in two halves computed one after the other, so every level gives the
- * same bits.  AVX2's 16 registers hold a 4 x 2 tile, AVX-512's 32 a 4 x 4;
- * the tile shape does not change any output's arithmetic. */
-#define F16_KC 512
-#define F16_TG 64
+ * same bits.  AVX2's 16 registers hold a 4 x 2 tile, AVX-512's 32 a 5 x 5
+ * (25 sums, 5 weights, 1 activation); the tile shape does not change any
+ * output's arithmetic.  Chunks of 2048 cover a whole row of the usual
+ * shapes, so the tree is paid once per output (at 512 it cost about as
+ * much as a 5 x 5 tile gains); the activations' 256 KB stay in L2. */
+#define F16_KC 2048
+#define F16_TG 32
 #if PK_512
-#define F16_TT 4
+#define F16_TR 5
+#define F16_TT 5
 #define PV_LOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define PV_LOADU(p) _mm512_loadu_ps(p)
 #else
+#define F16_TR 4
 #define F16_TT 2
 #define PV_LOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define PV_LOADU(p) _mm256_loadu_ps(p)
 #endif
 
-ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const float *const *a, float out[4][4])
+ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const float *const *a,
+                            float out[F16_TR][F16_TT])
 {
-    PVf part[4][F16_TT];
+    PVf part[F16_TR][F16_TT];
     for (int h = 0; h < PV_HALVES; h++) {
         const int lo = PV_LANES * h;
-        PVf acc[4][F16_TT];
-        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = PV_ZEROF();
+        PVf acc[F16_TR][F16_TT];
+        UNROLL for (int r = 0; r < F16_TR; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = PV_ZEROF();
         _Pragma("GCC unroll 2") for (int k = 0; k < kn; k += 16) {
-            PVf wv[4];
-            UNROLL for (int r = 0; r < 4; r++) wv[r] = PV_LOADH(w[r] + k + lo);
-            UNROLL for (int t = 0; t < T; t++) {
+            PVf wv[F16_TR];
+            _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) wv[r] = PV_LOADH(w[r] + k + lo);
+            _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
                 PVf av = PV_LOADU(a[t] + k + lo);
-                UNROLL for (int r = 0; r < 4; r++) acc[r][t] = PV_FMA(wv[r], av, acc[r][t]);
+                _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) acc[r][t] = PV_FMA(wv[r], av, acc[r][t]);
             }
         }
-        UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++)
+        _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
             part[r][t] = h == 0 ? acc[r][t] : PV_ADD(part[r][t], acc[r][t]);
     }
-    UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = PV_HSUM(part[r][t]);
+    _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+        out[r][t] = PV_HSUM(part[r][t]);
+}
+
+static void tile_f16_any(int T, int kn, const uint16_t *const *w, const float *const *a, float out[F16_TR][F16_TT])
+{
+    switch (T) {
+    case F16_TT: tile_f16(F16_TT, kn, w, a, out); break;
+#if F16_TT > 5
+    case 5: tile_f16(5, kn, w, a, out); break;
+#endif
+#if F16_TT > 4
+    case 4: tile_f16(4, kn, w, a, out); break;
+#endif
+#if F16_TT > 3
+    case 3: tile_f16(3, kn, w, a, out); break;
+#endif
+#if F16_TT > 2
+    case 2: tile_f16(2, kn, w, a, out); break;
+#endif
+    default: tile_f16(1, kn, w, a, out); break;
+    }
 }
 
 /* n a multiple of 16 */
@@ -1255,26 +1282,17 @@ static void gemm_f16(int64_t n, int64_t nrows, const uint8_t *W, size_t rb, int6
                 for (int k = 0; k < kn; k += 8)
                     _mm256_store_ps(af[t] + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * k))));
             }
-            for (int64_t r0 = 0; r0 < nrows; r0 += 4) {
-                const int nr = (int)MS_MIN(4, nrows - r0);
-                const uint16_t *wr[4];
-                for (int r = 0; r < 4; r++)
+            for (int64_t r0 = 0; r0 < nrows; r0 += F16_TR) {
+                const int nr = (int)MS_MIN(F16_TR, nrows - r0);
+                const uint16_t *wr[F16_TR];
+                for (int r = 0; r < F16_TR; r++)
                     wr[r] = (const uint16_t *)(W + rb * (size_t)MS_MIN(r0 + r, nrows - 1) + 2 * (size_t)k0);
                 for (int tt = 0; tt < tn; tt += F16_TT) {
                     const int tc = MS_MIN(F16_TT, tn - tt);
-                    float o[4][4];
-                    if (tc == F16_TT) {
-                        const float *ap[F16_TT];
-                        for (int t = 0; t < F16_TT; t++) ap[t] = af[tt + t];
-                        tile_f16(F16_TT, kn, wr, ap, o);
-                    } else {
-                        for (int t = 0; t < tc; t++) {
-                            const float *ap[1] = {af[tt + t]};
-                            float o1[4][4];
-                            tile_f16(1, kn, wr, ap, o1);
-                            for (int r = 0; r < 4; r++) o[r][t] = o1[r][0];
-                        }
-                    }
+                    float o[F16_TR][F16_TT];
+                    const float *ap[F16_TT];
+                    for (int t = 0; t < tc; t++) ap[t] = af[tt + t];
+                    tile_f16_any(tc, kn, wr, ap, o);
                     for (int t = 0; t < tc; t++) {
                         float *y = Y + (t0 + tt + t) * ldy + r0;
                         if (k0 == 0) for (int r = 0; r < nr; r++) y[r] = o[r][t];
