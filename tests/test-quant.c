@@ -748,7 +748,8 @@ static void test_isa_levels(void)
     for (size_t k = 0; k < MS_ARRAY_LEN(exact_types); k++) {
         int type = exact_types[k], vt = ms_vec_dot_type(type);
         int64_t be = ms_type_block_elems(type);
-        const int64_t ns_[] = {be == 32 ? 352 : 256, 768, 2048, 2880};
+        /* 4608: past two chunks of the packed (PK_KC) and F16 (F16_KC) paths */
+        const int64_t ns_[] = {be == 32 ? 352 : 256, 768, 2048, 2880, 4608};
         for (size_t q = 0; q < MS_ARRAY_LEN(ns_); q++) {
             int64_t n = ns_[q];
             if (be == 256 && n % 256) continue;
