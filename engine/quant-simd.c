@@ -808,6 +808,11 @@ static bool simd_type(int type)
 #else
 #define PK_512 0
 #endif
+/* Tokens per tile.  A 4 x T tile holds 4T integer and 4T float sums besides
+ * 4 weight vectors and an activation: T = 3 is 29 of AVX-512's 32
+ * registers.  At T = 4 (37) GCC spilled, and the tile ran 25-45 % slower;
+ * AVX2 (16 registers, two halves) measured best at 2. */
+#define PK_TT (PK_512 ? 3 : 2)
 
 /* Without VNNI, dpbusd is emulated with maddubs, whose i16 pair sums would
  * saturate on Q8_0's / IQ4_NL's u = q + 128: those weights stay signed
@@ -1110,23 +1115,25 @@ ALWAYS_INLINE void tile_packed(const int kq, const int sg, const int NK, const i
     UNROLL for (int r = 0; r < 4; r++) UNROLL for (int t = 0; t < T; t++) out[r][t] = PV_HSUM(part[r][t]);
 }
 
+#define TP_T(kq, sg, nk) do { \
+        switch (T) { \
+        case 4: tile_packed(kq, sg, nk, 4, np, w, a, out); break; \
+        case 3: tile_packed(kq, sg, nk, 3, np, w, a, out); break; \
+        case 2: tile_packed(kq, sg, nk, 2, np, w, a, out); break; \
+        default: tile_packed(kq, sg, nk, 1, np, w, a, out); break; \
+        } \
+    } while (0)
+
+/* A 4 x T tile, T = 1..4 tokens. */
 static void tile_packed_any(int type, int T, int np, const PackBlk *const *w,
                             const PackBlk *const *a, float out[4][4])
 {
-    if (is_k(type)) {
-        if (T == 4) tile_packed(1, 0, 8, 4, np, w, a, out);
-        else tile_packed(1, 0, 8, 1, np, w, a, out);
-    } else if (type == MS_TYPE_Q6_K) {
-        if (T == 4) tile_packed(0, 0, 4, 4, np, w, a, out);
-        else tile_packed(0, 0, 4, 1, np, w, a, out);
-    } else if (PK_SIGNED(type)) {
-        if (T == 4) tile_packed(0, 1, 8, 4, np, w, a, out);
-        else tile_packed(0, 1, 8, 1, np, w, a, out);
-    } else {
-        if (T == 4) tile_packed(0, 0, 8, 4, np, w, a, out);
-        else tile_packed(0, 0, 8, 1, np, w, a, out);
-    }
+    if (is_k(type)) TP_T(1, 0, 8);
+    else if (type == MS_TYPE_Q6_K) TP_T(0, 0, 4);
+    else if (PK_SIGNED(type)) TP_T(0, 1, 8);
+    else TP_T(0, 0, 8);
 }
+#undef TP_T
 
 #define PK_NB (PK_KC / (256 * PK_W))   /* packed blocks per chunk */
 
@@ -1175,20 +1182,12 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
                     if (ng % PK_W) pk_zero(&wpk[r][np - 1], ng % PK_W);
                 }
                 const PackBlk *wp[4] = {wpk[0], wpk[1], wpk[2], wpk[3]};
-                for (int tt = 0; tt < tn; tt += 4) {
-                    int tcount = MS_MIN(4, tn - tt);
+                for (int tt = 0; tt < tn; tt += PK_TT) {
+                    const int tcount = MS_MIN(PK_TT, tn - tt);
+                    const PackBlk *ap[PK_TT];
+                    for (int t = 0; t < tcount; t++) ap[t] = apk[tt + t];
                     float o[4][4];
-                    if (tcount == 4) {
-                        const PackBlk *ap[4] = {apk[tt], apk[tt + 1], apk[tt + 2], apk[tt + 3]};
-                        tile_packed_any(type, 4, np, wp, ap, o);
-                    } else {
-                        for (int t = 0; t < tcount; t++) {
-                            const PackBlk *ap[1] = {apk[tt + t]};
-                            float o1[4][4];
-                            tile_packed_any(type, 1, np, wp, ap, o1);
-                            for (int r = 0; r < 4; r++) o[r][t] = o1[r][0];
-                        }
-                    }
+                    tile_packed_any(type, tcount, np, wp, ap, o);
                     for (int t = 0; t < tcount; t++) {
                         float *y = Y + (t0 + tt + t) * ldy + r0;
                         if (k0 == 0) for (int r = 0; r < nr; r++) y[r] = o[r][t];
