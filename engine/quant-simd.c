@@ -1211,6 +1211,7 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
  * shapes, so the tree is paid once per output (at 512 it cost about as
  * much as a 5 x 5 tile gains); the activations' 256 KB stay in L2. */
 #define F16_KC 2048
+#define UNROLL5 _Pragma("GCC unroll 5")   /* tile loops of up to 5 */
 #define F16_TG 32
 #if PK_512
 #define F16_TR 5
@@ -1231,38 +1232,31 @@ ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const
     for (int h = 0; h < PV_HALVES; h++) {
         const int lo = PV_LANES * h;
         PVf acc[F16_TR][F16_TT];
-        UNROLL for (int r = 0; r < F16_TR; r++) UNROLL for (int t = 0; t < T; t++) acc[r][t] = PV_ZEROF();
+        UNROLL5 for (int r = 0; r < F16_TR; r++) UNROLL5 for (int t = 0; t < T; t++) acc[r][t] = PV_ZEROF();
         _Pragma("GCC unroll 2") for (int k = 0; k < kn; k += 16) {
             PVf wv[F16_TR];
-            _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) wv[r] = PV_LOADH(w[r] + k + lo);
-            _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
+            UNROLL5 for (int r = 0; r < F16_TR; r++) wv[r] = PV_LOADH(w[r] + k + lo);
+            UNROLL5 for (int t = 0; t < T; t++) {
                 PVf av = PV_LOADU(a[t] + k + lo);
-                _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) acc[r][t] = PV_FMA(wv[r], av, acc[r][t]);
+                UNROLL5 for (int r = 0; r < F16_TR; r++) acc[r][t] = PV_FMA(wv[r], av, acc[r][t]);
             }
         }
-        _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+        UNROLL5 for (int r = 0; r < F16_TR; r++) UNROLL5 for (int t = 0; t < T; t++)
             part[r][t] = h == 0 ? acc[r][t] : PV_ADD(part[r][t], acc[r][t]);
     }
-    _Pragma("GCC unroll 8") for (int r = 0; r < F16_TR; r++) _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+    UNROLL5 for (int r = 0; r < F16_TR; r++) UNROLL5 for (int t = 0; t < T; t++)
         out[r][t] = PV_HSUM(part[r][t]);
 }
 
 static void tile_f16_any(int T, int kn, const uint16_t *const *w, const float *const *a, float out[F16_TR][F16_TT])
 {
     switch (T) {
-    case F16_TT: tile_f16(F16_TT, kn, w, a, out); break;
-#if F16_TT > 5
+#if F16_TT == 5
     case 5: tile_f16(5, kn, w, a, out); break;
-#endif
-#if F16_TT > 4
     case 4: tile_f16(4, kn, w, a, out); break;
-#endif
-#if F16_TT > 3
     case 3: tile_f16(3, kn, w, a, out); break;
 #endif
-#if F16_TT > 2
     case 2: tile_f16(2, kn, w, a, out); break;
-#endif
     default: tile_f16(1, kn, w, a, out); break;
     }
 }
