@@ -18,9 +18,10 @@
  *
  *  - ms_vec_dot, ms_gemv and ms_gemm with nt < 4 run one weight row at a
  *    time (sequential streaming for decode), bit-identical to each other;
- *  - ms_gemm with nt >= 4: 4 rows x 4 tokens register tiles, and for the
- *    int8 types a repacked path (see "packed prefill path").  A token's
- *    result there does not depend on nt or its position.
+ *  - ms_gemm with nt >= 4: register tiles of 4 rows x 4 tokens, and for
+ *    the int8 types a repacked path (see "packed prefill path") and for F16
+ *    a path of its own, each with tiles sized to the level's registers.  A
+ *    token's result there does not depend on nt or its position.
  * Nothing here allocates (the packed path uses ~190 KB of stack, the F16
  * path 256 KB) or keeps state, so every function is thread-safe. */
 #include "quant.h"
@@ -1117,14 +1118,13 @@ ALWAYS_INLINE void tile_packed(const int kq, const int sg, const int NK, const i
 
 #define TP_T(kq, sg, nk) do { \
         switch (T) { \
-        case 4: tile_packed(kq, sg, nk, 4, np, w, a, out); break; \
         case 3: tile_packed(kq, sg, nk, 3, np, w, a, out); break; \
         case 2: tile_packed(kq, sg, nk, 2, np, w, a, out); break; \
         default: tile_packed(kq, sg, nk, 1, np, w, a, out); break; \
         } \
     } while (0)
 
-/* A 4 x T tile, T = 1..4 tokens. */
+/* A 4 x T tile, T = 1..PK_TT tokens. */
 static void tile_packed_any(int type, int T, int np, const PackBlk *const *w,
                             const PackBlk *const *a, float out[4][4])
 {
