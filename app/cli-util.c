@@ -260,7 +260,7 @@ int ms_cli_fail_path(const char *cmd, const char *path, const MsError *err)
     return ms_cli_fail_err(cmd, &e2);
 }
 
-MsModel *ms_cli_load_model(const char *cmd, const char *path)
+MsModel *ms_cli_load_model(const char *cmd, const char *path, MsWeights weights)
 {
     struct stat st;
     MsError err = { 0 };
@@ -272,7 +272,7 @@ MsModel *ms_cli_load_model(const char *cmd, const char *path)
     }
     /* a directory is a Hugging Face checkpoint (engine/hf.h) */
     (void)st;
-    MsModel *m = ms_model_load(path, &err);
+    MsModel *m = ms_model_load_ex(path, weights, &err);
     if (!m) ms_cli_fail_path(cmd, path, &err);
     return m;
 }
@@ -351,6 +351,13 @@ int ms_cli_parse(const char *cmd, int argc, char **argv, const MsCliOpt *opts, M
                 if (r < 0) return 2;
                 continue;
             }
+            if (!strcmp(a, "--mmap") || !strcmp(a, "--no-mmap")) {
+                MsWeights w = a[2] == 'm' ? MS_WEIGHTS_MAPPED : MS_WEIGHTS_COPIED;
+                if (c->weights != MS_WEIGHTS_AUTO && c->weights != w)
+                    return ms_cli_usage(cmd, "--mmap and --no-mmap contradict each other");
+                c->weights = w;
+                continue;
+            }
         }
         if ((c->groups & MS_CLI_G_PROMPTS) && (r = ms_cli_opt(cmd, argc, argv, &i, "--prompts", NULL, &c->prompts)) != 0) {
             if (r < 0) return 2;
@@ -378,7 +385,7 @@ int ms_cli_common_load(const char *cmd, const MsCliCommon *c, MsModel **m, MsInt
 {
     *m = NULL;
     *iv = NULL;
-    if (!(*m = ms_cli_load_model(cmd, c->model))) return MS_CLI_EXIT_FAIL;
+    if (!(*m = ms_cli_load_model(cmd, c->model, c->weights))) return MS_CLI_EXIT_FAIL;
     const MsModelInfo *in = ms_model_info(*m);
     if (ms_cli_iv_build(cmd, &c->ivs, in->n_layer, in->n_expert, iv) < 0) {
         ms_model_free(*m);

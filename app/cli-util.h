@@ -88,7 +88,7 @@ void ms_cli_fmt_float(char *buf, size_t cap, float v);
 
 /* Load (and so validate) a model; on failure prints one line
  * "moescope CMD: PATH: problem" and returns NULL. */
-MsModel *ms_cli_load_model(const char *cmd, const char *path);
+MsModel *ms_cli_load_model(const char *cmd, const char *path, MsWeights weights);
 /* Print err for a failure about path, adding "PATH: " when the message does
  * not already name it.  Returns 1. */
 int ms_cli_fail_path(const char *cmd, const char *path, const MsError *err);
@@ -111,7 +111,7 @@ typedef struct {
 
 enum {
     MS_CLI_G_MODEL = 1,       /* the MODEL positional (required) */
-    MS_CLI_G_THREADS = 2,     /* -t, --threads N */
+    MS_CLI_G_THREADS = 2,     /* -t, --threads N; --mmap, --no-mmap */
     MS_CLI_G_PROMPTS = 4,     /* --prompts FILE (required) */
     MS_CLI_G_IV = 8,          /* the intervention flags */
 };
@@ -120,9 +120,16 @@ typedef struct {
     unsigned groups;          /* MS_CLI_G_* this command takes (set before parsing) */
     const char *model;
     int n_threads;            /* 0 = all CPUs */
+    MsWeights weights;        /* --mmap: MAPPED, --no-mmap: COPIED, neither: AUTO */
     const char *prompts;
     MsCliIvSpecs ivs;
 } MsCliCommon;
+
+/* Help lines of --mmap / --no-mmap, for the commands with MS_CLI_G_THREADS. */
+#define MS_CLI_WEIGHTS_HELP \
+    "  --mmap / --no-mmap  keep the weights in the file mapping / always copy\n" \
+    "                  them into memory of their own (default: copy when the file\n" \
+    "                  is at most half the available memory; faster, 2 MB pages)\n"
 
 #define MS_CLI_HELP (-1)
 /* Parse argv[1..argc) against opts (terminated by a zeroed entry) and the

@@ -28,6 +28,7 @@ static const char bench_help[] =
     "  -p P         prefill tokens (default 512; 0 skips the test)\n"
     "  -n N         decode tokens (default 32; 0 skips the test)\n"
     "  -t THREADS   worker threads (default: all CPUs)\n"
+    MS_CLI_WEIGHTS_HELP
     "  -r REPS      timed repetitions (default 5)\n"
     "  --observer   attach a routing + hidden-state observer that reads every value\n"
     "               it is given (to measure what an observer costs)\n"
@@ -111,6 +112,8 @@ typedef struct {
     bool observer, json;
     double *pp, *tg;   /* [reps] tokens/s */
     Touch touch;
+    MsWeights weights;     /* where the weights ended up (mapped or copied) */
+    uint64_t huge_bytes;   /* of the copy, in 2 MB pages after the runs */
 } Bench;
 
 /* fixed pseudo-random ids (xorshift64*, seed 1) */
@@ -178,6 +181,8 @@ static void bench_print_json(const Bench *b, const MsModelInfo *in, const char *
     json_object_set_new(o, "decode_gbps", b->n_g ? json_real(1e-9 * (double)wbytes * sg.median) : json_null());
     json_object_set_new(o, "isa", json_string(ms_isa_name(ms_isa_active())));
     json_object_set_new(o, "cpu_flags", json_string(ms_cpu_flags(flags, sizeof flags)));
+    json_object_set_new(o, "weights", json_string(b->weights == MS_WEIGHTS_COPIED ? "copied" : "mapped"));
+    json_object_set_new(o, "weights_huge_bytes", json_integer((json_int_t)b->huge_bytes));
     if (b->observer) json_object_set_new(o, "observer_events", json_integer(b->touch.events));
     char *s = json_dumps(o, JSON_PRESERVE_ORDER);
     if (s) puts(s);
@@ -206,6 +211,11 @@ static void bench_print_table(const Bench *b, const MsModelInfo *in, const char 
         printf("decode reads %.1f MB of weights per token: %.2f GB/s at the median\n", 1e-6 * (double)wbytes,
                1e-9 * (double)wbytes * stats_of(b->tg, b->reps).median);
     printf("kernels: %s (cpu: %s)\n", ms_isa_name(ms_isa_active()), ms_cpu_flags(flags, sizeof flags));
+    if (b->weights == MS_WEIGHTS_COPIED)
+        printf("weights: a private copy in memory, %.1f of %.1f MB in 2 MB pages\n",
+               1e-6 * (double)b->huge_bytes, 1e-6 * (double)in->file_size);
+    else
+        printf("weights: mapped from the file (4 KB pages)\n");
 }
 
 int ms_cmd_bench(int argc, char **argv)
@@ -227,7 +237,7 @@ int ms_cmd_bench(int argc, char **argv)
     if (rc) return ms_cli_exit(rc);
 
     MsError err = { 0 };
-    MsModel *m = ms_cli_load_model(cmd, c.model);
+    MsModel *m = ms_cli_load_model(cmd, c.model, c.weights);
     if (!m) return 1;
     const MsModelInfo *in = ms_model_info(m);
     int n_tok = MS_MAX(b.n_p, b.n_g);
@@ -244,6 +254,8 @@ int ms_cmd_bench(int argc, char **argv)
     if (rc == 0) {
         bench_tokens(toks, n_tok, in->n_vocab);
         if (bench_measure(&b, ctx, toks, logits, &err) < 0) rc = ms_cli_fail_err(cmd, &err);
+        b.weights = ms_gguf_weights(ms_model_gguf(m));
+        b.huge_bytes = ms_gguf_huge_bytes(ms_model_gguf(m));
     }
     if (rc == 0) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

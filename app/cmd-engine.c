@@ -48,7 +48,7 @@ int ms_cmd_info(int argc, char **argv)
         else path = a;
     }
     if (!path) return ms_cli_usage(cmd, "missing MODEL");
-    MsModel *m = ms_cli_load_model(cmd, path);
+    MsModel *m = ms_cli_load_model(cmd, path, MS_WEIGHTS_MAPPED);   /* only described */
     if (!m) return 1;
     const MsModelInfo *in = ms_model_info(m);
     const MsTokenizer *tok = ms_model_tokenizer(m);
@@ -285,7 +285,8 @@ static const char dump_help[] =
     "\n"
     "  --prompts FILE   prompt file\n"
     "  --out PREFIX     output prefix (directories must exist)\n"
-    "  -t THREADS       worker threads (default: all CPUs)\n";
+    "  -t THREADS       worker threads (default: all CPUs)\n"
+    MS_CLI_WEIGHTS_HELP;
 
 int ms_cmd_dump(int argc, char **argv)
 {
@@ -337,7 +338,8 @@ static const char generate_help[] =
     "  --seed S           sampler seed (default 0)\n"
     "  --routing          after the text, print a table: per token (prompt and\n"
     "                     generated) and MoE layer, the selected experts and weights\n"
-    "  -t THREADS         worker threads (default: all CPUs)\n";
+    "  -t THREADS         worker threads (default: all CPUs)\n"
+    MS_CLI_WEIGHTS_HELP;
 
 static void print_routing(const MsGeneration *g, const MsTokenizer *tok, int n_layer)
 {
@@ -428,7 +430,8 @@ static const char perplexity_help[] =
     "\n"
     "  --file F     the text\n"
     "  --ctx N      chunk length in tokens (default 512, at least 4)\n"
-    "  -t THREADS   worker threads (default: all CPUs)\n";
+    "  -t THREADS   worker threads (default: all CPUs)\n"
+    MS_CLI_WEIGHTS_HELP;
 
 int ms_cmd_perplexity(int argc, char **argv)
 {

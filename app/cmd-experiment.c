@@ -43,6 +43,7 @@ static const char experiment_help[] =
     "                  fill one pair of runs; a restarted worker skips the prompts\n"
     "                  already compared; each prompt records its worker\n"
     "  -t THREADS      worker threads (default: all CPUs)\n"
+    MS_CLI_WEIGHTS_HELP
     "  --batch N       tokens per prefill chunk (default 256)\n";
 
 int ms_cmd_experiment(int argc, char **argv)
@@ -373,7 +374,8 @@ static const char sweep_help[] =
     "                          (e.g. a PostgreSQL URI) fill one sweep, the last\n"
     "                          computes the z-scores and ranks over every set; a\n"
     "                          restarted worker skips the sets already stored\n"
-    "  -t THREADS              worker threads (default: all CPUs)\n";
+    "  -t THREADS              worker threads (default: all CPUs)\n"
+    MS_CLI_WEIGHTS_HELP;
 
 /* "1", "0,2", "1-3", "*" -> block indices */
 static int parse_layers(const char *cmd, const char *s, int n_layer, int *out, int *n)

@@ -44,6 +44,7 @@ static const char trace_help[] =
     "                  --resume) or register a new one, skip prompts already\n"
     "                  committed, and record themselves in prompt.worker\n"
     "  -t THREADS      worker threads (default: all CPUs)\n"
+    MS_CLI_WEIGHTS_HELP
     "  --batch N       tokens per prefill chunk (default 256)\n"
     "  --timing        print the time of the prompt loop (inference + storing)\n"
     "  --no-store      run the same inference without observer or database (a\n"

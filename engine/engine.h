@@ -67,8 +67,14 @@ typedef struct MsModel MsModel;
 /* Load and validate: the GGUF container, the architecture (unsupported ones
  * are named in the error), every required key and tensor, tensor types
  * (unsupported weight types named) and shapes against the hyper-parameters,
- * and the tokenizer.  Weights stay in the read-only mapping. */
+ * and the tokenizer.  Weights stay in the read-only mapping or, when they fit
+ * in memory, a private copy of it (MS_WEIGHTS_AUTO, below). */
 MsModel *ms_model_load(const char *path, MsError *err);
+/* The same, with where the weights live chosen (gguf.h MsWeights;
+ * ms_model_load is MS_WEIGHTS_AUTO).  The copy is made after every check
+ * passed, so a bad file fails before any of it is read.  Hugging Face
+ * checkpoints stay as they are loaded (ms_gguf_set_weights is a no-op). */
+MsModel *ms_model_load_ex(const char *path, MsWeights weights, MsError *err);
 void ms_model_free(MsModel *m);                     /* accepts NULL */
 const MsModelInfo *ms_model_info(const MsModel *m); /* borrowed, lives with m */
 const MsTokenizer *ms_model_tokenizer(const MsModel *m); /* borrowed */

@@ -651,6 +651,11 @@ static int check_all_types(Loader *L)
 
 MsModel *ms_model_load(const char *path, MsError *err)
 {
+    return ms_model_load_ex(path, MS_WEIGHTS_AUTO, err);
+}
+
+MsModel *ms_model_load_ex(const char *path, MsWeights weights, MsError *err)
+{
     MsModel *m = calloc(1, sizeof *m);
     int *ff = NULL;
     if (!m) { ms_error_set(err, MS_ENOMEM, "%s: out of memory", path); return NULL; }
@@ -709,7 +714,9 @@ MsModel *ms_model_load(const char *path, MsError *err)
                      path, (int)ms_tokenizer_n_vocab(m->tok), m->info.n_vocab);
         goto fail;
     }
-    ms_gguf_prefetch(m->gguf);   /* validated: now worth reading ahead */
+    /* validated: now worth reading ahead, or copying */
+    if (ms_gguf_set_weights(m->gguf, weights, err)) goto fail;
+    ms_gguf_prefetch(m->gguf);
     return m;
 fail:
     free(ff);

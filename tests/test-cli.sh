@@ -52,6 +52,7 @@ usage_case "synth unknown arch" synth --arch gpt3 --layers 1 --embd 16 --heads 2
 usage_case "synth unknown type" synth --arch olmoe --layers 1 --embd 16 --heads 2 --experts 4 --used 2 --ff 8 --vocab 300 --type Q9_9 "$T/x.gguf"
 usage_case "synth used > experts" synth --arch olmoe --layers 1 --embd 16 --heads 2 --experts 4 --used 5 --ff 8 --vocab 300 "$T/x.gguf"
 usage_case "bench -r 0" bench x.gguf -r 0
+usage_case "bench --mmap with --no-mmap" bench x.gguf --mmap --no-mmap
 usage_case "unknown command" frobnicate
 
 # ------------------------------------------------ synth + info, all archs
@@ -275,6 +276,22 @@ d = json.loads(open(sys.argv[1]).read())
 assert d["prefill_tps"] > 0 and d["decode_tps"] > 0, d' "$T/out"
 run "$M" bench "$G" -p 16 -n 4 -r 2 -t 1 --observer
 check "bench --observer prints the table" test "$rc" -eq 0 -a -n "$(grep -E '\| *pp16 ' "$T/out")"
+# where the weights live: a small model is copied by default, --mmap keeps the mapping
+check "bench says the weights of a small model are a private copy" grep -q '^weights: a private copy in memory' "$T/out"
+run "$M" bench "$G" -p 0 -n 2 -r 1 -t 1 --mmap --json
+check "bench --mmap: weights mapped" python3 -c '
+import json, sys
+d = json.loads(open(sys.argv[1]).read())
+assert d["weights"] == "mapped" and d["weights_huge_bytes"] == 0, d' "$T/out"
+run "$M" bench "$G" -p 0 -n 2 -r 1 -t 1 --no-mmap --json
+check "bench --no-mmap: weights copied" python3 -c '
+import json, sys
+d = json.loads(open(sys.argv[1]).read())
+assert d["weights"] == "copied" and 0 <= d["weights_huge_bytes"] <= d["file_size"], d' "$T/out"
+run "$M" generate "$G" -p hello -n 3 --mmap
+g1=$(cat "$T/out")
+run "$M" generate "$G" -p hello -n 3 --no-mmap
+check "generate: the same text mapped and copied" test "$rc" -eq 0 -a -n "$g1" -a "$g1" = "$(cat "$T/out")"
 
 # ------------------------------------------------------- malformed files
 bad_case() { # DESC FILE: info/generate/tokenize must exit 1 with one line naming FILE

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "gguf.h"
@@ -176,6 +177,76 @@ static void eval_errors(const char *path, const char *what)
     ms_model_free(m);
 }
 
+static float *logits_of(MsModel *m, int n)
+{
+    MsError err = {0};
+    MsContextParams p = ms_context_default_params();
+    p.n_ctx = n; p.n_threads = 2;
+    MsContext *c = ms_context_new(m, &p, &err);
+    const int V = ms_model_info(m)->n_vocab;
+    float *lg = malloc(sizeof(float) * (size_t)n * (size_t)V);
+    int32_t toks[16];
+    for (int i = 0; i < n; i++) toks[i] = (i * 37 + 5) % V;
+    if (!c || !lg || ms_context_eval(c, toks, n, lg, true, &err)) { free(lg); lg = NULL; }
+    ms_context_free(c);
+    return lg;
+}
+
+/* Where the weights live (gguf.h MsWeights): the private copy computes the
+ * same logits as the file mapping, bit for bit; a file that shrank after it
+ * was opened cannot be copied, and then COPIED fails with one line while
+ * AUTO stays on the mapping; so does a file bigger than half of memory. */
+static void weights_modes(const char *path)
+{
+    MsError err = {0};
+    MsModel *a = ms_model_load_ex(path, MS_WEIGHTS_MAPPED, &err);
+    MsModel *b = ms_model_load_ex(path, MS_WEIGHTS_COPIED, &err);
+    MsModel *c = ms_model_load(path, &err);
+    if (MT_CHECK(a && b && c, "loads mapped, copied and auto (%s)", err.msg[0] ? err.msg : "ok")) {
+        const MsGguf *ga = ms_model_gguf(a), *gb = ms_model_gguf(b);
+        MT_CHECK(ms_gguf_weights(ga) == MS_WEIGHTS_MAPPED && ms_gguf_weights(gb) == MS_WEIGHTS_COPIED,
+                 "the mapping and the copy say what they are (%d, %d)", ms_gguf_weights(ga), ms_gguf_weights(gb));
+        MT_CHECK(ms_gguf_weights(ms_model_gguf(c)) == MS_WEIGHTS_COPIED,
+                 "auto copies a model this small (%.0f KB)", ms_gguf_file_size(ga) / 1e3);
+        MT_CHECK(ms_gguf_huge_bytes(ga) == 0 && ms_gguf_huge_bytes(gb) <= ms_gguf_file_size(gb),
+                 "huge-page bytes: mapping 0, copy %llu of %llu", (unsigned long long)ms_gguf_huge_bytes(gb),
+                 (unsigned long long)ms_gguf_file_size(gb));
+        const int n = 6, V = ms_model_info(a)->n_vocab;
+        float *la = logits_of(a, n), *lb = logits_of(b, n);
+        MT_CHECK(la && lb && memcmp(la, lb, sizeof(float) * (size_t)n * (size_t)V) == 0,
+                 "copy and mapping give the same logits, bit for bit");
+        free(la);
+        free(lb);
+    }
+    ms_model_free(a);
+    ms_model_free(b);
+    ms_model_free(c);
+
+    char small[1024];
+    snprintf(small, sizeof small, "%s/shrinks.gguf", mt_tmpdir());
+    FILE *in = fopen(path, "rb"), *out = fopen(small, "wb");
+    char buf[1 << 16];
+    size_t k;
+    while (in && out && (k = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, k, out);
+    if (in) fclose(in);
+    if (out) fclose(out);
+    MsGguf *g = ms_gguf_open(small, &err);
+    if (MT_CHECK(g != NULL, "copy of the model opens (%s)", g ? "ok" : err.msg)) {
+        MT_CHECK(truncate(small, (off_t)(ms_gguf_file_size(g) / 2)) == 0, "file cut to half its size");
+        int rc = ms_gguf_set_weights(g, MS_WEIGHTS_COPIED, &err);
+        MT_CHECK(rc == MS_EIO && one_line(err.msg) && strstr(err.msg, small) && strstr(err.msg, "shrank") &&
+                 ms_gguf_weights(g) == MS_WEIGHTS_MAPPED, "shrunk file: COPIED fails, stays mapped: %s", err.msg);
+        MT_CHECK(ms_gguf_set_weights(g, MS_WEIGHTS_AUTO, &err) == 0 && ms_gguf_weights(g) == MS_WEIGHTS_MAPPED,
+                 "shrunk file: AUTO stays mapped without an error");
+        MT_CHECK(ms_gguf_n_kv(g) > 0 && ms_gguf_find_kv(g, "general.architecture") >= 0,
+                 "its metadata is still readable");
+        ms_gguf_free(g);
+    }
+    remove(small);
+    MT_CHECK(ms_gguf_set_weights(NULL, MS_WEIGHTS_COPIED, &err) == 0 && ms_gguf_weights(NULL) == MS_WEIGHTS_MAPPED &&
+             ms_gguf_huge_bytes(NULL) == 0, "NULL is accepted");
+}
+
 int main(void)
 {
     Variant v;
@@ -261,6 +332,7 @@ int main(void)
         MsError err = {0};
         if (MT_CHECK(ms_synth_write(path, &p, &err) == 0, "synth model written (%s)", err.msg[0] ? err.msg : "ok"))
             eval_errors(path, "synth llama");
+        weights_modes(path);
         remove(path);
         const char *src = getenv("MS_SOURCE_DIR");
         snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
