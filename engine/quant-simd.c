@@ -22,8 +22,8 @@
  *    the int8 types a repacked path (see "packed prefill path") and for F16
  *    a path of its own, each with tiles sized to the level's registers.  A
  *    token's result there does not depend on nt or its position.
- * Nothing here allocates (the packed path uses ~190 KB of stack, the F16
- * path 256 KB) or keeps state, so every function is thread-safe. */
+ * Nothing here allocates (the packed path uses ~190 KB of stack) or keeps
+ * state, so every function is thread-safe. */
 #include "quant.h"
 #include "quant-impl.h"
 #include "ms-common.h"
@@ -1079,6 +1079,7 @@ typedef __m256 PVf;
 ALWAYS_INLINE void tile_packed(const int kq, const int sg, const int NK, const int T, int np,
                                const PackBlk *const *w, const PackBlk *const *a, float out[4][4])
 {
+    (void)sg;   /* AVX-512's PV_DP needs no sign fix-up */
     PVf part[4][4];
     for (int h = 0; h < PV_HALVES; h++) {
         const int lo = PV_LANES * h;   /* lane offset of this half */
@@ -1199,17 +1200,19 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
     }
 }
 
-/* ---- F16 weights in prefill.  The activations (F16, the vec_dot type)
- * are converted to f32 once per chunk of F16_TG tokens x F16_KC elements,
- * the weights as they load.  Each output is 16 lane sums (lane j takes the
- * elements k = j mod 16 of a chunk in order, by FMA), added as one tree,
- * then the chunks in order: AVX-512 holds the 16 lanes in one vector, AVX2
- * in two halves computed one after the other, so every level gives the
- * same bits.  AVX2's 16 registers hold a 4 x 2 tile, AVX-512's 32 a 5 x 5
- * (25 sums, 5 weights, 1 activation); the tile shape does not change any
- * output's arithmetic.  Chunks of 2048 cover a whole row of the usual
- * shapes, so the tree is paid once per output (at 512 it cost about as
- * much as a 5 x 5 tile gains); the activations' 256 KB stay in L2. */
+/* ---- F16 weights in prefill.  Weights and activations (F16, the vec_dot
+ * type) are both widened to f32 as they load: a buffer of widened
+ * activations, filled on every call, cost 6-12 % with the forward pass's
+ * 80-row blocks.  Each output is 16 lane sums (lane j takes the elements
+ * k = j mod 16 of a chunk in order, by FMA), added as one tree, then the
+ * chunks in order: AVX-512 holds the 16 lanes in one vector, AVX2 in two
+ * halves computed one after the other, so every level gives the same bits.
+ * AVX2's 16 registers hold a 4 x 2 tile, AVX-512's 32 a 5 x 5 (25 sums, 5
+ * weights, 1 activation); the tile shape does not change any output's
+ * arithmetic.  Chunks of 2048 cover a whole row of the usual shapes, so
+ * the tree is paid once per output (at 512 it cost about as much as a
+ * 5 x 5 tile gains).  Tokens go in groups of F16_TG, whose activations
+ * (128 KB at 2048 columns) stay in L2 while the rows pass. */
 #define F16_KC 2048
 #define UNROLL5 _Pragma("GCC unroll 5")   /* tile loops of up to 5 */
 #define F16_TG 32
@@ -1217,15 +1220,13 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
 #define F16_TR 5
 #define F16_TT 5
 #define PV_LOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
-#define PV_LOADU(p) _mm512_loadu_ps(p)
 #else
 #define F16_TR 4
 #define F16_TT 2
 #define PV_LOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-#define PV_LOADU(p) _mm256_loadu_ps(p)
 #endif
 
-ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const float *const *a,
+ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const uint16_t *const *a,
                             float out[F16_TR][F16_TT])
 {
     PVf part[F16_TR][F16_TT];
@@ -1237,7 +1238,7 @@ ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const
             PVf wv[F16_TR];
             UNROLL5 for (int r = 0; r < F16_TR; r++) wv[r] = PV_LOADH(w[r] + k + lo);
             UNROLL5 for (int t = 0; t < T; t++) {
-                PVf av = PV_LOADU(a[t] + k + lo);
+                PVf av = PV_LOADH(a[t] + k + lo);
                 UNROLL5 for (int r = 0; r < F16_TR; r++) acc[r][t] = PV_FMA(wv[r], av, acc[r][t]);
             }
         }
@@ -1248,7 +1249,7 @@ ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const
         out[r][t] = PV_HSUM(part[r][t]);
 }
 
-static void tile_f16_any(int T, int kn, const uint16_t *const *w, const float *const *a, float out[F16_TR][F16_TT])
+static void tile_f16_any(int T, int kn, const uint16_t *const *w, const uint16_t *const *a, float out[F16_TR][F16_TT])
 {
     switch (T) {
 #if F16_TT == 5
@@ -1265,16 +1266,10 @@ static void tile_f16_any(int T, int kn, const uint16_t *const *w, const float *c
 static void gemm_f16(int64_t n, int64_t nrows, const uint8_t *W, size_t rb, int64_t nt, const uint8_t *A,
                      size_t ab, float *Y, int64_t ldy)
 {
-    _Alignas(64) float af[F16_TG][F16_KC];
     for (int64_t t0 = 0; t0 < nt; t0 += F16_TG) {
         const int tn = (int)MS_MIN(F16_TG, nt - t0);
         for (int64_t k0 = 0; k0 < n; k0 += F16_KC) {
             const int kn = (int)MS_MIN(F16_KC, n - k0);
-            for (int t = 0; t < tn; t++) {
-                const uint8_t *src = A + ab * (size_t)(t0 + t) + 2 * (size_t)k0;
-                for (int k = 0; k < kn; k += 8)
-                    _mm256_store_ps(af[t] + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * k))));
-            }
             for (int64_t r0 = 0; r0 < nrows; r0 += F16_TR) {
                 const int nr = (int)MS_MIN(F16_TR, nrows - r0);
                 const uint16_t *wr[F16_TR];
@@ -1283,8 +1278,9 @@ static void gemm_f16(int64_t n, int64_t nrows, const uint8_t *W, size_t rb, int6
                 for (int tt = 0; tt < tn; tt += F16_TT) {
                     const int tc = MS_MIN(F16_TT, tn - tt);
                     float o[F16_TR][F16_TT];
-                    const float *ap[F16_TT];
-                    for (int t = 0; t < tc; t++) ap[t] = af[tt + t];
+                    const uint16_t *ap[F16_TT];
+                    for (int t = 0; t < tc; t++)
+                        ap[t] = (const uint16_t *)(A + ab * (size_t)(t0 + tt + t) + 2 * (size_t)k0);
                     tile_f16_any(tc, kn, wr, ap, o);
                     for (int t = 0; t < tc; t++) {
                         float *y = Y + (t0 + tt + t) * ldy + r0;
