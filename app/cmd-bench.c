@@ -215,7 +215,7 @@ static void bench_print_table(const Bench *b, const MsModelInfo *in, const char 
         printf("weights: a private copy in memory, %.1f of %.1f MB in 2 MB pages\n",
                1e-6 * (double)b->huge_bytes, 1e-6 * (double)in->file_size);
     else
-        printf("weights: mapped from the file (4 KB pages)\n");
+        printf("weights: mapped from the file\n");
 }
 
 int ms_cmd_bench(int argc, char **argv)

@@ -656,7 +656,7 @@ uint64_t ms_gguf_huge_bytes(const MsGguf *g)
     if (!g || !g->copied) return 0;
     FILE *f = fopen("/proc/self/smaps", "re");
     if (!f) return 0;
-    char line[512];
+    char line[4352];   /* a header line ends with a path of up to PATH_MAX */
     bool in = false;
     unsigned long long kb = 0;
     uintptr_t lo, hi, at = (uintptr_t)g->map;
