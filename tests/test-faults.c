@@ -225,19 +225,6 @@ static void rm_db(const char *path)
     unlink(b);
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    int rc = a && b ? 0 : -1;
-    char buf[65536];
-    size_t n;
-    while (!rc && (n = fread(buf, 1, sizeof buf, a)) > 0)
-        if (fwrite(buf, 1, n, b) != n) rc = -1;
-    if (a) fclose(a);
-    if (b && fclose(b)) rc = -1;
-    return rc;
-}
-
 /* 64-bit FNV-1a over every value of every row of the queries (NULL-terminated
  * list); -1 when a query fails. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -559,7 +546,7 @@ static void test_analysis_io(const char *trace_db, bool persistent)
     uint64_t aref = digest_analysis(ref, true);
     for (long n = 1; n < 5000; n += SAN_STRIDE) {
         rm_db(path);
-        if (copy_file(trace_db, path)) {
+        if (mt_copy_file(trace_db, path)) {
             MT_CHECK(0, "copy the trace");
             return;
         }
@@ -850,7 +837,7 @@ static void test_writer_alloc(void)
     snprintf(ref, sizeof ref, "%s/w-ref.db", dir);
     MsError err = { 0 };
     int nc = 0;
-    if (writer_base(base, &err) || copy_file(base, ref) || writer_prompts(ref, 0, 4, 4, 16, &nc, &err) || nc != 2) {
+    if (writer_base(base, &err) || mt_copy_file(base, ref) || writer_prompts(ref, 0, 4, 4, 16, &nc, &err) || nc != 2) {
         MT_CHECK(0, "writer reference: %s", err.msg);
         return;
     }
@@ -862,7 +849,7 @@ static void test_writer_alloc(void)
      * prompt), then every 3rd (the second prompt repeats the first's) */
     for (long n = 1; n < 100000; n += SAN_STRIDE * (n < 1500 ? 1 : 3)) {
         rm_db(path);
-        copy_file(base, path);
+        mt_copy_file(base, path);
         MsError e = { 0 };
         fault_arm(&mem, n, false);
         int rc = writer_prompts(path, 0, 4, 4, 16, &nc, &e);
@@ -923,7 +910,7 @@ static void test_analysis_alloc(const char *trace_db)
     long n0 = getenv("MS_FAULTS_N") ? atol(getenv("MS_FAULTS_N")) : 1;   /* debugging: one step */
     for (long n = n0; n < 200000; n += SAN_STRIDE * (n < 1500 ? 1 : 5)) {
         rm_db(path);
-        copy_file(ref, path);
+        mt_copy_file(ref, path);
         MsError e = { 0 };
         fault_arm(&mem, n, false);
         int rc = analyze_modules(path, mods, &e);
@@ -1017,7 +1004,7 @@ int main(void)
     int rc = trace(ref, &res, &err);
     MT_CHECK(rc == 0 && res.n_written == n_prompts, "unfaulted trace: %s", rc ? err.msg : "ok");
     uint64_t tref = digest_file(ref, trace_content);
-    copy_file(ref, anref);
+    mt_copy_file(ref, anref);
     rc = analyze(anref, &err);
     MT_CHECK(rc == 0, "unfaulted analysis: %s", rc ? err.msg : "ok");
     {

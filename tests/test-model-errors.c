@@ -224,13 +224,7 @@ static void weights_modes(const char *path)
 
     char small[1024];
     snprintf(small, sizeof small, "%s/shrinks.gguf", mt_tmpdir());
-    FILE *in = fopen(path, "rb"), *out = fopen(small, "wb");
-    char buf[1 << 16];
-    size_t k;
-    while (in && out && (k = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, k, out);
-    if (in) fclose(in);
-    if (out) fclose(out);
-    MsGguf *g = ms_gguf_open(small, &err);
+    MsGguf *g = mt_copy_file(path, small) ? NULL : ms_gguf_open(small, &err);
     if (MT_CHECK(g != NULL, "copy of the model opens (%s)", g ? "ok" : err.msg)) {
         MT_CHECK(truncate(small, (off_t)(ms_gguf_file_size(g) / 2)) == 0, "file cut to half its size");
         int rc = ms_gguf_set_weights(g, MS_WEIGHTS_COPIED, &err);
