@@ -36,9 +36,15 @@ static inline int mt_check_(int ok, const char *file, int line, const char *fmt,
     mt_n_run++;
     if (!ok) mt_n_failed++;
     printf("%s %d - ", ok ? "ok" : "not ok", mt_n_run);
+    /* a TAP result is one line: a newline in the description is written as \n */
+    char buf[8192];
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    for (const char *c = buf; *c; c++) {
+        if (*c == '\n') fputs("\\n", stdout);
+        else putchar(*c);
+    }
     if (!ok) printf("  (%s:%d)", file, line);
     printf("\n");
     fflush(stdout);
