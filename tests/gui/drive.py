@@ -696,6 +696,27 @@ def main():
     cells = [a for a in app.find_all(role="label", root=app.find(role="tree table", name="Analysis result table")) if text_of(a)]
     ok(len(cells) > 4, "the table has cells a user can read (%d)" % len(cells))
     app.shot("analyses")
+    # only the chosen analysis's own fields show, and they fit in the window
+    dd = app.find(role="combo box", name="Analysis")
+    if dd is not None:
+        # its list opens on the chosen entry, "load"; "riskdiff" is six below
+        # (GTK 4.8 does not mark the list's rows as showing to AT-SPI)
+        app.xclick(dd)
+        time.sleep(0.5)
+        xdo("key", *(["Down"] * 6), "Return")
+        time.sleep(0.4)
+    # GTK 4.8 does not mark entries as showing to AT-SPI: where a field is
+    # drawn is read from its extents (a hidden one is left out or has none)
+    rd = app.find(name="Risk difference: set 2 value", timeout=5, quiet=True)
+    npmi = app.find(name="nPMI classes (--by)", timeout=1, quiet=True)
+    frame_w = app.extents(app.frame())[2]
+    rd_ext = app.extents(rd) if rd is not None else None
+    npmi_ext = app.extents(npmi) if npmi is not None else None
+    fit = rd_ext is not None and rd_ext[2] > 0 and rd_ext[0] >= 0 and rd_ext[0] + rd_ext[2] <= frame_w
+    hidden = npmi_ext is None or npmi_ext[2] <= 0 or npmi_ext[3] <= 0
+    diag("riskdiff's set 2 field at %s, nPMI's classes field at %s, in a frame %d wide" % (rd_ext, npmi_ext, frame_w))
+    ok(dd is not None and fit and hidden,
+       "choosing riskdiff shows its own fields inside the window and hides nPMI's")
 
     # ------------------------------------------------ errors, in the window
     bad = os.path.join(o.out, "not-a-model.gguf")

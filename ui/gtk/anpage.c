@@ -33,6 +33,7 @@ struct AnPage {
     Wb *wb;
     GtkWidget *box, *module_dd, *layer_spin, *role_dd, *top_spin, *by_entry, *plan_entry, *label_entry, *set1_entry,
         *set2_entry, *lang_entry, *ref_entry, *run_btn, *figure_btn, *table_dd, *info, *colview;
+    GtkWidget *npmi_grid, *cl_grid, *rd_grid;   /* one analysis's own fields, shown when it is chosen */
     GtkStringList *table_names;
     GArray *tables;     /* TableRef */
     gboolean table_lock;
@@ -70,13 +71,11 @@ static void module_cb(GObject *o, GParamSpec *ps, gpointer user)
     gtk_widget_set_sensitive(p->layer_spin, !cl && strcmp(m, "pathways"));
     gtk_widget_set_sensitive(p->role_dd, !cl && strcmp(m, "pathways") && strcmp(m, "consistency"));
     gtk_widget_set_sensitive(p->top_spin, !strcmp(m, "affinity") || npmi);
-    gtk_widget_set_sensitive(p->by_entry, npmi);
-    gtk_widget_set_sensitive(p->plan_entry, npmi);
-    gtk_widget_set_sensitive(p->label_entry, rd);
-    gtk_widget_set_sensitive(p->set1_entry, rd);
-    gtk_widget_set_sensitive(p->set2_entry, rd);
-    gtk_widget_set_sensitive(p->lang_entry, cl);
-    gtk_widget_set_sensitive(p->ref_entry, cl);
+    /* only the chosen analysis's own fields: all three groups side by side
+     * were wider than the page and were cut at the window's edge */
+    gtk_widget_set_visible(p->npmi_grid, npmi);
+    gtk_widget_set_visible(p->rd_grid, rd);
+    gtk_widget_set_visible(p->cl_grid, cl);
     gtk_widget_set_sensitive(p->figure_btn, wb_module_view(m) != NULL);
 }
 
@@ -479,6 +478,14 @@ static void grid_row(GtkWidget *grid, int col, int row, const char *caption, Gtk
     gtk_grid_attach(GTK_GRID(grid), w, col + 1, row, 1, 1);
 }
 
+static GtkWidget *form_grid(void)
+{
+    GtkWidget *g = gtk_grid_new();
+    gtk_grid_set_column_spacing(GTK_GRID(g), 8);
+    gtk_grid_set_row_spacing(GTK_GRID(g), 6);
+    return g;
+}
+
 AnPage *wb_an_page_new(Wb *wb)
 {
     AnPage *p = g_new0(AnPage, 1);
@@ -490,9 +497,7 @@ AnPage *wb_an_page_new(Wb *wb)
     gtk_widget_set_margin_top(p->box, 8);
     gtk_widget_set_margin_bottom(p->box, 8);
 
-    GtkWidget *g = gtk_grid_new();
-    gtk_grid_set_column_spacing(GTK_GRID(g), 8);
-    gtk_grid_set_row_spacing(GTK_GRID(g), 6);
+    GtkWidget *g = form_grid();
     const char *const *mods = ms_analyze_modules();
     p->module_dd = wb_labelled(gtk_drop_down_new_from_strings(mods), "Analysis");
     grid_row(g, 0, 0, "Analysis", p->module_dd);
@@ -504,21 +509,29 @@ AnPage *wb_an_page_new(Wb *wb)
     grid_row(g, 0, 2, "Tokens", p->role_dd);
     p->top_spin = wb_labelled(gtk_spin_button_new_with_range(0, 1000, 1), "Top N (0 = default)");
     grid_row(g, 0, 3, "Top (0 = default)", p->top_spin);
+    p->npmi_grid = form_grid();
     p->by_entry = entry("text", "nPMI classes (--by)", NULL);
-    grid_row(g, 2, 0, "nPMI classes", p->by_entry);
+    grid_row(p->npmi_grid, 0, 0, "nPMI classes", p->by_entry);
     p->plan_entry = entry("class for a plan", "nPMI plan class (--plan)", NULL);
-    grid_row(g, 2, 1, "nPMI plan class", p->plan_entry);
+    grid_row(p->npmi_grid, 0, 1, "nPMI plan class", p->plan_entry);
+    p->cl_grid = form_grid();
     p->lang_entry = entry("language", "Cross-lingual: language label key", NULL);
-    grid_row(g, 2, 2, "Language key", p->lang_entry);
+    grid_row(p->cl_grid, 0, 0, "Language key", p->lang_entry);
     p->ref_entry = entry("en", "Cross-lingual: reference language", NULL);
-    grid_row(g, 2, 3, "Reference language", p->ref_entry);
+    grid_row(p->cl_grid, 0, 1, "Reference language", p->ref_entry);
+    p->rd_grid = form_grid();
     p->label_entry = entry("label key", "Risk difference: label key", NULL);
-    grid_row(g, 4, 0, "Risk diff. label", p->label_entry);
+    grid_row(p->rd_grid, 0, 0, "Label key", p->label_entry);
     p->set1_entry = entry("value to promote", "Risk difference: set 1 value", NULL);
-    grid_row(g, 4, 1, "Set 1", p->set1_entry);
+    grid_row(p->rd_grid, 0, 1, "Set 1", p->set1_entry);
     p->set2_entry = entry("value to demote", "Risk difference: set 2 value", NULL);
-    grid_row(g, 4, 2, "Set 2", p->set2_entry);
-    gtk_box_append(GTK_BOX(p->box), g);
+    grid_row(p->rd_grid, 0, 2, "Set 2", p->set2_entry);
+    GtkWidget *form = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 24);
+    gtk_box_append(GTK_BOX(form), g);
+    gtk_box_append(GTK_BOX(form), p->npmi_grid);
+    gtk_box_append(GTK_BOX(form), p->cl_grid);
+    gtk_box_append(GTK_BOX(form), p->rd_grid);
+    gtk_box_append(GTK_BOX(p->box), form);
 
     GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
     p->run_btn = wb_mnemonic_button("_Run analysis");
