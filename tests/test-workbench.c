@@ -708,6 +708,36 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The side panel's facts, and where the weights live, both ways. */
+static void test_model_rows(void)
+{
+    const char *src = getenv("MS_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/models/default.gguf", src ? src : ".");
+    const MsWeights how[2] = { MS_WEIGHTS_MAPPED, MS_WEIGHTS_COPIED };
+    const char *want[2] = { "mapped from the file", "private copy" };
+    for (int i = 0; i < 2; i++) {
+        MsError err = { 0 };
+        MsModel *m = ms_model_load_ex(path, how[i], &err);
+        if (!m) {
+            MT_CHECK(0, "model rows: the default model loads: %s", err.msg);
+            return;
+        }
+        WbInfoRow rows[20];
+        const int n = wb_model_info_rows(m, path, rows, 20);
+        const char *mem = NULL, *file = NULL, *experts = NULL;
+        for (int r = 0; r < n; r++) {
+            if (!strcmp(rows[r].name, "Memory")) mem = rows[r].value;
+            if (!strcmp(rows[r].name, "File")) file = rows[r].value;
+            if (!strcmp(rows[r].name, "Experts")) experts = rows[r].value;
+        }
+        MT_CHECK(mem && !strcmp(mem, want[i]), "model rows: Memory says '%s' (got '%s')", want[i], mem ? mem : "none");
+        MT_CHECK(file && !strcmp(file, "default.gguf") && experts && !strcmp(experts, "16 routed, top-2"),
+                 "model rows: File '%s', Experts '%s'", file ? file : "none", experts ? experts : "none");
+        ms_model_free(m);
+    }
+}
+
 static void test_apply(void)
 {
     const char *src = getenv("MS_SOURCE_DIR");
@@ -840,6 +870,7 @@ int main(void)
     test_text();
     test_views();
     test_tables();
+    test_model_rows();
     test_apply();
     ms_plot_release_caches();
     return mt_done();

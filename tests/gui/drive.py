@@ -439,6 +439,7 @@ def main():
     m = app.wait_text("Model Experts: 16 routed, top-2", r"16 routed, top-2", 20)
     ok(m is not None, "the model's facts appear in the side panel (16 routed experts, top-2)")
     ok(app.label_text("Model Architecture: olmoe") == "olmoe", "architecture olmoe shown")
+    ok(app.label_text("Model Memory: private copy") == "private copy", "the panel says the weights are a private copy")
     app.shot("model")
 
     # ------------------------------------- prompts through the real file chooser
@@ -695,6 +696,13 @@ def main():
     ok(m is not None and int(m.group(1)) > 0, "the load analysis's table is shown: %s" % (m.group(0) if m else app.label_text("Table information")))
     cells = [a for a in app.find_all(role="label", root=app.find(role="tree table", name="Analysis result table")) if text_of(a)]
     ok(len(cells) > 4, "the table has cells a user can read (%d)" % len(cells))
+    # numbers are drawn whole: each cell is given the width of its text (an
+    # ellipsized "0.4…" in a squeezed column gets about 5 px a character)
+    nums = [(text_of(a), app.extents(a)[2]) for a in cells if re.fullmatch(r"-?[0-9.e+-]+", text_of(a))]
+    tight = min(nums, key=lambda x: x[1] / len(x[0])) if nums else None
+    diag("narrowest number cell for its text: %r" % (tight,))
+    ok(tight is not None and tight[1] >= 7 * len(tight[0]),
+       "every number in the table has room for all its digits (narrowest %r)" % (tight,))
     app.shot("analyses")
     # only the chosen analysis's own fields show, and they fit in the window
     dd = app.find(role="combo box", name="Analysis")

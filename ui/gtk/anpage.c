@@ -27,6 +27,7 @@ typedef struct {
 typedef struct {
     struct AnPage *page;
     int col;
+    int chars;          /* the column's label width: its widest cell, capped */
 } ColRef;
 
 struct AnPage {
@@ -99,8 +100,12 @@ static void free_colref(gpointer d, GClosure *c) { g_free(d); }
 
 static void cell_setup(GtkSignalListItemFactory *f, GtkListItem *item, gpointer user)
 {
+    const ColRef *c = user;
     GtkWidget *l = gtk_label_new("");
     gtk_label_set_ellipsize(GTK_LABEL(l), PANGO_ELLIPSIZE_END);
+    /* An ellipsizing label asks for almost no width, so without this the
+     * view squeezed number columns to "0.4…" */
+    gtk_label_set_width_chars(GTK_LABEL(l), c->chars);
     gtk_list_item_set_child(item, l);
 }
 
@@ -123,6 +128,21 @@ static int row_compare(gconstpointer a, gconstpointer b, gpointer user)
     return wb_table_compare(c->page->shown, c->col, ((const WbRow *)a)->row, ((const WbRow *)b)->row);
 }
 
+/* Characters the widest cell of column `col` needs (the header too), read
+ * from the first rows, between 4 and 32: longer text is ellipsized and the
+ * column stays resizable. */
+static int column_chars(const WbTable *t, int col)
+{
+    int w = (int)g_utf8_strlen(t->cols[col], -1);
+    const int64_t n = MIN(t->n_rows, 2000);
+    for (int64_t r = 0; r < n && w < 32; r++) {
+        char b[512];
+        wb_table_cell_text(t, r, col, b, sizeof b);
+        w = MAX(w, (int)g_utf8_strlen(b, -1));
+    }
+    return CLAMP(w, 4, 32);
+}
+
 static void show_table(AnPage *p, WbTable *t, gboolean owned)
 {
     clear_shown(p);
@@ -136,8 +156,9 @@ static void show_table(AnPage *p, WbTable *t, gboolean owned)
         ColRef *cr = g_new0(ColRef, 1);
         cr->page = p;
         cr->col = c;
+        cr->chars = column_chars(t, c);
         GtkListItemFactory *f = gtk_signal_list_item_factory_new();
-        g_signal_connect(f, "setup", G_CALLBACK(cell_setup), NULL);
+        g_signal_connect(f, "setup", G_CALLBACK(cell_setup), cr);
         g_signal_connect_data(f, "bind", G_CALLBACK(cell_bind), cr, free_colref, 0);
         GtkColumnViewColumn *col = gtk_column_view_column_new(t->cols[c], f);
         GtkSorter *s = GTK_SORTER(gtk_custom_sorter_new(row_compare, cr, NULL));

@@ -103,6 +103,9 @@ int wb_model_info_rows(const MsModel *m, const char *path, WbInfoRow *rows, int 
     ROW("Weights", "%s", tn ? tn : "?");
     if (mi->file_size >= 1u << 30) ROW("Size", "%.2f GB", mi->file_size / 1073741824.0);
     else ROW("Size", "%.1f MB", mi->file_size / 1048576.0);
+    /* which one decides speed and whether other processes share the pages */
+    if (ms_gguf_weights(ms_model_gguf(m)) == MS_WEIGHTS_COPIED) ROW("Memory", "private copy");
+    else ROW("Memory", "mapped from the file");
 #undef ROW
     return n;
 }
