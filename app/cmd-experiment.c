@@ -377,32 +377,6 @@ static const char sweep_help[] =
     "  -t THREADS              worker threads (default: all CPUs)\n"
     MS_CLI_WEIGHTS_HELP;
 
-/* "1", "0,2", "1-3", "*" -> block indices */
-static int parse_layers(const char *cmd, const char *s, int n_layer, int *out, int *n)
-{
-    *n = 0;
-    if (!strcmp(s, "*")) {
-        for (int l = 0; l < n_layer; l++) out[(*n)++] = l;
-        return 0;
-    }
-    for (const char *p = s; *p;) {
-        char *e;
-        long a = strtol(p, &e, 10), b = a;
-        if (e == p) return ms_cli_usage(cmd, "--silence-each: '%s' is not a layer list", s), -1;
-        if (*e == '-') {
-            const char *q = e + 1;
-            b = strtol(q, &e, 10);
-            if (e == q || b < a) return ms_cli_usage(cmd, "--silence-each: bad range in '%s'", s), -1;
-        }
-        if (a < 0 || b >= n_layer) return ms_cli_usage(cmd, "--silence-each: layer out of range 0..%d in '%s'", n_layer - 1, s), -1;
-        for (long l = a; l <= b && *n < MS_TRACE_MAX_LAYER; l++) out[(*n)++] = (int)l;
-        if (*e == ',') e++;
-        else if (*e) return ms_cli_usage(cmd, "--silence-each: '%s' is not a layer list", s), -1;
-        p = e;
-    }
-    return 0;
-}
-
 static json_t *sweep_json(const MsSweepResult *r)
 {
     json_t *a = json_array();
@@ -473,16 +447,16 @@ static int sweep_sets(const char *cmd, const SweepOpts *so, const MsModel *m, Ms
                       MsSweepSet *set)
 {
     MsError err = { 0 };
-    ms_sweep_set_init(set, m);
-    int rc = 0;
-    if (so->each) {
+    if (so->each) {   /* a bad layer list is a usage error (exit 2) */
         int layers[MS_TRACE_MAX_LAYER], nl = 0;
-        if (parse_layers(cmd, so->each, ms_model_info(m)->n_layer, layers, &nl) < 0) return 2;
-        rc = ms_sweep_add_silence_each(set, m, layers, nl, &err);
+        if (ms_sweep_parse_layers(so->each, ms_model_info(m)->n_layer, layers, &nl, &err) < 0) {
+            ms_sweep_set_init(set, m);
+            return ms_cli_usage(cmd, "--silence-each: %s", err.msg), 2;
+        }
     }
-    if (!rc && so->from) rc = ms_sweep_add_from_analysis(set, db, so->run, so->from, so->top, &err);
-    if (!rc) rc = ms_sweep_add_controls(set, so->controls, seed, &err);
-    return rc < 0 ? ms_cli_fail_err(cmd, &err) : 0;
+    const MsSweepSpec spec = { .each = so->each, .from = so->from, .run = so->run, .top = so->top,
+                               .controls = so->controls, .seed = seed };
+    return ms_sweep_set_build(set, m, db, &spec, &err) < 0 ? ms_cli_fail_err(cmd, &err) : 0;
 }
 
 int ms_cmd_sweep(int argc, char **argv)

@@ -313,6 +313,27 @@ int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const 
  * of experts per layer, drawn (seeded) from experts that are not candidates
  * where there are enough, silenced like the candidates. */
 int ms_sweep_add_controls(MsSweepSet *s, int n, uint64_t seed, MsError *err);
+/* A layer list as `sweep --silence-each` takes it: "1", "0,2", "1-3",
+ * "*" (every block) -> out[*n] block indices (out holds
+ * MS_TRACE_MAX_LAYER).  MS_EINVAL / MS_ERANGE with a message naming spec. */
+int ms_sweep_parse_layers(const char *spec, int n_layer, int *out, int *n, MsError *err);
+
+/* What a sweep silences, as `moescope sweep` and the workbench's Run sweep
+ * name it: each expert of the layers in `each` and/or the candidates of a
+ * stored analysis `from` (ms_sweep_add_from_analysis: run, top), then
+ * `controls` random controls per shape (seeded). */
+typedef struct {
+    const char *each;           /* layer list, or NULL */
+    const char *from;           /* "superexperts", "npmi:CLASS", "riskdiff", or NULL */
+    int64_t run;                /* the analysed run, 0 = the table's */
+    int top;                    /* 0 = the analysis's default */
+    int controls;
+    uint64_t seed;
+} MsSweepSpec;
+
+/* Initialises set for m and fills it from spec; db is needed for `from`.
+ * On error set is left initialised (ms_sweep_set_clear frees it). */
+int ms_sweep_set_build(MsSweepSet *set, const MsModel *m, MsTraceDb *db, const MsSweepSpec *spec, MsError *err);
 
 typedef struct {
     const char *prompts_name;

@@ -101,6 +101,52 @@ int ms_sweep_add_silence_each(MsSweepSet *s, const MsModel *m, const int *layers
     return 0;
 }
 
+int ms_sweep_parse_layers(const char *spec, int n_layer, int *out, int *n, MsError *err)
+{
+    *n = 0;
+    if (!strcmp(spec, "*")) {
+        for (int l = 0; l < n_layer && l < MS_TRACE_MAX_LAYER; l++) out[(*n)++] = l;
+        return 0;
+    }
+    if (!*spec) return ms_error_set(err, MS_EINVAL, "the layer list is empty (give e.g. 1, 0,2, 1-3 or *)");
+    for (const char *p = spec; *p;) {
+        char *e;
+        long a = strtol(p, &e, 10), b = a;
+        if (e == p) return ms_error_set(err, MS_EINVAL, "'%s' is not a layer list (e.g. 1, 0,2, 1-3 or *)", spec);
+        if (*e == '-') {
+            const char *q = e + 1;
+            b = strtol(q, &e, 10);
+            if (e == q || b < a) return ms_error_set(err, MS_EINVAL, "bad range in '%s'", spec);
+        }
+        if (a < 0 || b >= n_layer)
+            return ms_error_set(err, MS_ERANGE, "layer out of range 0..%d in '%s'", n_layer - 1, spec);
+        for (long l = a; l <= b && *n < MS_TRACE_MAX_LAYER; l++) out[(*n)++] = (int)l;
+        if (*e == ',') e++;
+        else if (*e) return ms_error_set(err, MS_EINVAL, "'%s' is not a layer list (e.g. 1, 0,2, 1-3 or *)", spec);
+        p = e;
+    }
+    return 0;
+}
+
+int ms_sweep_set_build(MsSweepSet *set, const MsModel *m, MsTraceDb *db, const MsSweepSpec *spec, MsError *err)
+{
+    ms_sweep_set_init(set, m);
+    if (!spec->each && !spec->from)
+        return ms_error_set(err, MS_EINVAL, "a sweep needs candidates: a layer list or a stored analysis");
+    if (spec->each) {
+        int layers[MS_TRACE_MAX_LAYER], nl = 0;
+        int rc = ms_sweep_parse_layers(spec->each, ms_model_info(m)->n_layer, layers, &nl, err);
+        if (!rc) rc = ms_sweep_add_silence_each(set, m, layers, nl, err);
+        if (rc) return rc;
+    }
+    if (spec->from) {
+        if (!db) return ms_error_set(err, MS_EINVAL, "candidates from '%s' are read from a database: none is open", spec->from);
+        int rc = ms_sweep_add_from_analysis(set, db, spec->run, spec->from, spec->top, err);
+        if (rc) return rc;
+    }
+    return ms_sweep_add_controls(set, spec->controls, spec->seed, err);
+}
+
 /* ---- from an analysis table ---- */
 
 typedef struct {

@@ -156,6 +156,9 @@ head -3 "$T/p.txt" >"$T/p3.txt"; echo "a different prompt" >>"$T/p3.txt"
 p3=$(q 'SELECT max(run_id) FROM run')
 bad "runs of different prompt sets" "different prompt sets" "$M" compare --db "$T/e.db" --baseline 1 --run "$p3"
 bad "sweep on a layer out of range" "layer out of range" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 7
+bad "sweep on a malformed layer list" "'1,x' is not a layer list" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 1,x
+bad "sweep on a reversed range" "bad range in '3-1'" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 3-1
+bad "sweep on an empty layer list" "the layer list is empty" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each ""
 bad "sweep from an analysis not run" "moescope analyze" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --from-analysis riskdiff
 echo "1..$n"
 [ "$failed" -eq 0 ]

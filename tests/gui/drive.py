@@ -381,6 +381,8 @@ def view_area(app, title):
 
 # views whose data a plain trace does not store, and what they say is missing
 LATER_VIEWS = {"Baseline vs intervened": r"no parent run", "Sweep": r"no sweep stored"}
+# the empty Sweep view also points at its Run sweep bar
+LATER_HINT = {"Sweep": r"press Run sweep"}
 
 
 def wait_view(app, title, timeout=60):
@@ -492,6 +494,10 @@ def main():
         later = LATER_VIEWS.get(t)
         if later and d.startswith("Nothing to show yet"):
             ok(re.search(later, d) is not None, "view %s says what it is waiting for (%s)" % (t, d[:120]))
+            if t in LATER_HINT:
+                area_ = view_area(app, t)
+                ok(re.search(LATER_HINT[t], d) is not None or re.search(LATER_HINT[t], desc_of(area_) or ""),
+                   "view %s says how to fill it from the window (%s)" % (t, d[-80:]))
             app.shot("view-" + re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-"))
             continue
         ok(area is not None and d != "timeout" and not d.startswith(("Error", "Nothing")), "view %s draws (%s)" % (t, d[:120]))
@@ -763,6 +769,48 @@ def main():
     m = app.wait_text("Prompt source", r"prompt set: typed prompts \(2\)", 10)
     ok(m is not None, "typed prompts become the prompt set: %r" % app.label_text("Prompt source"))
     app.shot("typed")
+
+    # ------------------------------------- a sweep run from the window
+    # the two typed prompts keep it short: 16 experts of layer 1 and 2 controls
+    app.page("Sweep")
+    layers = app.find(name="Sweep layers", timeout=5)
+    ok(layers is not None and text_of(layers) == "*", "the Sweep page offers a layer list, every layer by default")
+    if layers is not None:
+        layers.queryEditableText().setTextContents("1")
+    ctl = app.find(role="spin button", name="Random controls per shape", timeout=5)
+    if ctl is not None:
+        ctl.queryValue().currentValue = 2
+    ok(app.click(app.find(role="push button", name="Run sweep")), "Run sweep is pressed")
+    m = app.wait_text("Status", r"Sweep (\d+) stored: (\d+) sets × (\d+) prompts in [\d.]+ s; the strongest: (silence 1:\d+)", 180)
+    ok(m is not None and int(m.group(2)) == 18 and int(m.group(3)) == 2,
+       "the sweep runs and the status names its sets and the strongest: %s" % (m.group(0) if m else app.label_text("Status")))
+    d = ""
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        area, d = wait_view(app, "Sweep")
+        if not d.startswith("Nothing"):
+            break
+        time.sleep(0.3)
+    ok(not d.startswith(("Nothing", "Error")) and d != "timeout", "the Sweep view draws the new sweep (%s)" % d[:100])
+    png = app.shot("sweep-run")
+    if area is not None:
+        x, y, w, h = app.extents(area)
+        ok(distinct_colours(png, x, y, w, h) > 8, "the sweep figure has colours in its area")
+    if m and db_path:
+        con = sqlite3.connect(db_path)
+        n, labels = con.execute("select count(*), group_concat(label) from sweep_candidate where sweep_id = ?",
+                                (int(m.group(1)),)).fetchone()
+        con.close()
+        ok(n == 18 and m.group(4) in labels.split(","),
+           "the database holds the sweep's 18 sets, the strongest among them (%d)" % n)
+    layers = app.find(name="Sweep layers", timeout=5)
+    if layers is not None:
+        layers.queryEditableText().setTextContents("9")
+        app.click(app.find(role="push button", name="Run sweep"))
+        m = app.wait_text("Error message", r"Run sweep: layers: layer out of range 0\.\.3 in '9'", 10)
+        ok(m is not None, "a layer out of range is said at once: %r" % (app.label_text("Error message") or "")[:120])
+        app.click(app.find(role="push button", name="Dismiss"))
+        layers.queryEditableText().setTextContents("*")
 
     # ------------------------------------------------ a long run, cancelled
     app.app_action("open-prompts", prompts_all)

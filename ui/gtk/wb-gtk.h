@@ -205,6 +205,8 @@ void wb_view_page_selection(ViewPage *p, const WbSelection *s);
 void wb_view_page_export(ViewPage *p, const WbViewExport *e);
 void wb_view_page_free(ViewPage *p);
 ViewPage *wb_visible_view_page(Wb *wb);
+/* Run sweep (the Sweep page's bar): candidates, controls, a worker job. */
+GtkWidget *wb_sweep_bar_new(Wb *wb);
 
 IvPage *wb_iv_page_new(Wb *wb);
 GtkWidget *wb_iv_page_widget(IvPage *p);

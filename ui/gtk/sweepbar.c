@@ -1,0 +1,186 @@
+/* sweepbar.c — Run sweep, on the Sweep page: choose what to silence one set
+ * at a time (each expert of some layers, the stored super experts, or the
+ * strongest experts of a stored risk-difference analysis) and how many
+ * random controls to draw, then run it on a worker over the open prompt set
+ * into the open database; the Sweep view then shows it.  The work is the
+ * jobs library's, the same calls `moescope sweep` makes:
+ *   moescope sweep MODEL --prompts FILE --silence-each LAYERS
+ *                  --random-controls N --db DB   (or --from-analysis A) */
+#include "wb-gtk.h"
+
+typedef struct {
+    Wb *wb;
+    GtkWidget *box, *mode_dd, *layers_entry, *controls_spin, *run_btn;
+} SweepBar;
+
+/* the drop-down's items, in order, and the --from-analysis each names */
+static const char *const mode_items[] = { "each expert of layers", "each super expert (stored analysis)",
+                                          "strongest by risk difference (stored analysis)", NULL };
+static const char *const mode_from[] = { NULL, "superexperts", "riskdiff" };
+
+typedef struct {
+    WbModel *model;
+    WbPromptSet *set;
+    char *db_path;
+    char *each, *from;
+    int controls;
+    MsSweepResult res;
+    MsSweepSet sweep;
+    size_t n_prompts;
+} SweepJob;
+
+static void sweep_free(gpointer d)
+{
+    SweepJob *x = d;
+    ms_sweep_result_clear(&x->res);
+    ms_sweep_set_clear(&x->sweep);
+    wb_model_unref(x->model);
+    wb_prompt_set_unref(x->set);
+    g_free(x->db_path);
+    g_free(x->each);
+    g_free(x->from);
+    g_free(x);
+}
+
+static int sweep_run(WbJob *j, gpointer d, MsError *err)
+{
+    SweepJob *x = d;
+    MsTraceDb *db = ms_trace_open(x->db_path, MS_TRACE_CREATE, err);
+    if (!db) return err->code ? err->code : MS_EDB;
+    const MsSweepSpec spec = { .each = x->each, .from = x->from, .controls = x->controls };
+    int rc = ms_sweep_set_build(&x->sweep, x->model->m, db, &spec, err);
+    if (rc == 0) {
+        MsSweepJob sj;
+        ms_sweep_job_init(&sj);
+        sj.prompts_name = x->set->name;
+        sj.progress = wb_job_report;
+        sj.progress_user = j;
+        sj.cancel = &j->cancel;
+        rc = ms_sweep_job_run(&sj, x->model->m, x->model->path, x->set->p, x->set->n, &x->sweep, db, &x->res, err);
+    }
+    ms_trace_close(db);
+    return rc;
+}
+
+static void sweep_progress(Wb *wb, WbJob *j, const MsProgress *pr, gpointer d)
+{
+    wb_progress_show(wb, "Sweep", "set × prompt runs", pr);
+}
+
+static void sweep_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
+{
+    SweepJob *x = d;
+    if (rc == MS_ECANCELLED) {
+        wb_status(wb, "Sweep cancelled (stopped %.2f s after Cancel); nothing stored", j->t_end - j->t_cancel);
+        return;
+    }
+    if (rc < 0) {
+        wb_show_error(wb, "Sweep: %s", err->msg);
+        return;
+    }
+    const MsSweepRow *best = NULL;
+    for (int i = 0; i < x->res.n_rows; i++)
+        if (x->res.rows[i].rank == 1) best = &x->res.rows[i];
+    if (best)
+        wb_status(wb, "Sweep %lld stored: %d sets × %zu prompts in %.1f s; the strongest: %s (mean KL %.4g)",
+                  (long long)x->res.sweep_id, x->res.n_rows, x->n_prompts, x->res.wall_s, best->label, best->kl_mean);
+    else
+        wb_status(wb, "Sweep %lld stored: %d sets × %zu prompts in %.1f s", (long long)x->res.sweep_id, x->res.n_rows,
+                  x->n_prompts, x->res.wall_s);
+    /* the Sweep view shows the newest sweep: draw it again */
+    for (guint i = 0; wb->pages && i < wb->pages->len; i++) {
+        ViewPage *vp = g_ptr_array_index(wb->pages, i);
+        if (!strcmp(wb_view_page_class(vp)->name, "sweep")) wb_view_page_invalidate(vp, FALSE);
+    }
+}
+
+static void run_cb(GtkButton *b, gpointer user)
+{
+    SweepBar *s = user;
+    Wb *wb = s->wb;
+    if (!wb->model) {
+        wb_show_error(wb, "Run sweep: open a model first");
+        return;
+    }
+    if (!wb->prompts || wb->prompts->n == 0) {
+        wb_show_error(wb, "Run sweep: open a prompt set (or type prompts) first");
+        return;
+    }
+    if (!wb->db_path || wb->db_readonly) {
+        wb_show_error(wb, "Run sweep stores the sweep: open a database for writing (or Run a trace first)");
+        return;
+    }
+    guint mode = gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd));
+    if (mode >= G_N_ELEMENTS(mode_from)) mode = 0;
+    char *each = NULL;
+    if (mode == 0) {
+        each = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(s->layers_entry))));
+        /* said at once, before a worker starts */
+        int layers[MS_TRACE_MAX_LAYER], nl;
+        MsError err = { 0 };
+        if (ms_sweep_parse_layers(each, ms_model_info(wb->model->m)->n_layer, layers, &nl, &err) < 0) {
+            wb_show_error(wb, "Run sweep: layers: %s", err.msg);
+            g_free(each);
+            return;
+        }
+    }
+    SweepJob *x = g_new0(SweepJob, 1);
+    x->model = wb_model_ref(wb->model);
+    x->set = wb_prompt_set_ref(wb->prompts);
+    x->n_prompts = wb->prompts->n;
+    x->db_path = g_strdup(wb->db_path);
+    x->each = each;
+    x->from = g_strdup(mode_from[mode]);
+    x->controls = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(s->controls_spin));
+    WbJob *j = wb_job_start(wb, "sweep", sweep_run, sweep_done, sweep_progress, x, sweep_free);
+    wb_long_job_begin(wb, j);
+}
+
+static void mode_cb(GObject *o, GParamSpec *ps, gpointer user)
+{
+    SweepBar *s = user;
+    gtk_widget_set_sensitive(s->layers_entry, gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd)) == 0);
+}
+
+static GtkWidget *caption(const char *text)
+{
+    GtkWidget *l = gtk_label_new(text);
+    gtk_widget_add_css_class(l, "dim-label");
+    return l;
+}
+
+GtkWidget *wb_sweep_bar_new(Wb *wb)
+{
+    SweepBar *s = g_new0(SweepBar, 1);
+    s->wb = wb;
+    s->box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    g_object_set_data_full(G_OBJECT(s->box), "sweep-bar", s, g_free);
+
+    gtk_box_append(GTK_BOX(s->box), caption("Silence"));
+    s->mode_dd = gtk_drop_down_new_from_strings((const char *const *)mode_items);
+    gtk_widget_set_tooltip_text(s->mode_dd, "The candidate sets, silenced one at a time against one baseline per prompt "
+                                            "(--silence-each, or --from-analysis superexperts / riskdiff)");
+    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->mode_dd, "Sweep candidates"));
+    g_signal_connect(s->mode_dd, "notify::selected", G_CALLBACK(mode_cb), s);
+
+    s->layers_entry = gtk_entry_new();
+    gtk_editable_set_text(GTK_EDITABLE(s->layers_entry), "*");
+    gtk_editable_set_width_chars(GTK_EDITABLE(s->layers_entry), 6);
+    gtk_widget_set_tooltip_text(s->layers_entry, "1, 0,2, 1-3 or * (every layer)");
+    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->layers_entry, "Sweep layers"));
+
+    gtk_box_append(GTK_BOX(s->box), caption("Random controls"));
+    s->controls_spin = gtk_spin_button_new_with_range(0, 100, 1);
+    gtk_spin_button_set_value(GTK_SPIN_BUTTON(s->controls_spin), 4);
+    gtk_widget_set_tooltip_text(s->controls_spin, "Random sets of the same shape per candidate shape: the spread an "
+                                                  "effect must beat (its z-score)");
+    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->controls_spin, "Random controls per shape"));
+
+    s->run_btn = wb_mnemonic_button("Run s_weep");
+    gtk_widget_set_tooltip_text(s->run_btn, "Over the open prompt set, stored in the open database "
+                                            "(moescope sweep MODEL --prompts FILE --silence-each LAYERS "
+                                            "--random-controls N --db DB)");
+    g_signal_connect(s->run_btn, "clicked", G_CALLBACK(run_cb), s);
+    gtk_box_append(GTK_BOX(s->box), s->run_btn);
+    return s->box;
+}
