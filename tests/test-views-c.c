@@ -729,6 +729,25 @@ static void test_sweep(const char *db)
     check_files(&r, "sweep", texts, probe_sweep);
     check_layout(&r, "sweep");
     view_close(&r);
+    /* controls that do not vary give no z-scores (NULL in the table): the
+     * key says so instead of naming numbers that are not drawn */
+    char nz[600], svg[600];
+    snprintf(nz, sizeof nz, "%s/nz.db", T);
+    snprintf(svg, sizeof svg, "%s/nz.svg", T);
+    char *words = NULL;
+    if (have_python &&
+        sh("python3 -c \"import shutil, sqlite3, sys; shutil.copy(sys.argv[1], sys.argv[2]); c = sqlite3.connect(sys.argv[2]); "
+           "c.execute('UPDATE sweep_candidate SET z_kl = NULL, z_dppl = NULL'); c.commit()\" '%s' '%s'", db, nz) &&
+        view_open(&r, "sweep", nz, &p)) {
+        MsError e2 = {0};
+        bool drawn = ms_view_render_file(r.v, r.model, &r.st, svg, 1000, 650, 1, &e2) == 0 && svg_words(svg, &words);
+        MT_CHECK(drawn && strstr(words, "no z-scores: the controls do not vary") && !strstr(words, "z: z-score") &&
+                     !strstr(words, "z 1") && !strstr(words, "z \xE2\x88\x92"),
+                 "sweep without z-scores: the key says the controls do not vary, and no z is drawn (%s)",
+                 drawn ? "drawn" : e2.msg);
+        free(words);
+        view_close(&r);
+    }
     p.top = 3;
     if (view_open(&r, "sweep", db, &p)) {
         MsViewHit hh;

@@ -231,7 +231,13 @@ static int sw_layout(const SwModel *m, const MsViewState *s, double w, double h,
     if (m->n_ctl > 0) {
         L->keys[nk++] = (VcKey){ "random controls of the same shape: mean \xC2\xB1 sd", BAND, 0 };
         L->keys[nk++] = (VcKey){ "one control", DOT, 1 };
-        L->keys[nk++] = (VcKey){ "z: z-score against them", VC_INK, -1 };
+        /* z is NaN where the controls do not vary (e.g. a few short
+         * prompts on which no control expert is ever chosen): say so
+         * instead of keying numbers that are not drawn */
+        bool any_z = false;
+        for (int i = 0; i < m->n_cand && !any_z; i++)
+            any_z = isfinite(m->cand[i].row->z_kl) || isfinite(m->cand[i].row->z_dppl);
+        L->keys[nk++] = (VcKey){ any_z ? "z: z-score against them" : "no z-scores: the controls do not vary", VC_INK, -1 };
     }
     L->n_keys = nk;
     MsPlotText *t = ms_plot_text_new(&s->style);
