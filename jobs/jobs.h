@@ -319,7 +319,8 @@ int ms_sweep_add_controls(MsSweepSet *s, int n, uint64_t seed, MsError *err);
 int ms_sweep_parse_layers(const char *spec, int n_layer, int *out, int *n, MsError *err);
 
 /* What a sweep silences, as `moescope sweep` and the workbench's Run sweep
- * name it: each expert of the layers in `each` and/or the candidates of a
+ * name it: each expert of the layers in `each` ("*": every layer with
+ * experts; a dense layer named is an error) and/or the candidates of a
  * stored analysis `from` (ms_sweep_add_from_analysis: run, top), then
  * `controls` random controls per shape (seeded). */
 typedef struct {

@@ -136,6 +136,14 @@ int ms_sweep_set_build(MsSweepSet *set, const MsModel *m, MsTraceDb *db, const M
     if (spec->each) {
         int layers[MS_TRACE_MAX_LAYER], nl = 0;
         int rc = ms_sweep_parse_layers(spec->each, ms_model_info(m)->n_layer, layers, &nl, err);
+        /* "*" is every layer with experts: a dense block named on purpose
+         * stays an error, but leading dense blocks (DeepSeek) are skipped */
+        if (!rc && !strcmp(spec->each, "*")) {
+            int k = 0;
+            for (int i = 0; i < nl; i++)
+                if (ms_model_layer_is_moe(m, layers[i])) layers[k++] = layers[i];
+            nl = k;
+        }
         if (!rc) rc = ms_sweep_add_silence_each(set, m, layers, nl, err);
         if (rc) return rc;
     }

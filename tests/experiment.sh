@@ -118,6 +118,11 @@ EOF
 run "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 1 --random-controls 2 -t 2
 check "sweep table output has ranks and a controls line" grep -q '^controls (2)' "$T/out"
 check "the sweep is stored" [ "$(q 'SELECT count(*) FROM sweep_candidate')" = 14 ]
+# '*' is every layer with experts: deepseek2's leading dense block is skipped
+"$M" synth --arch deepseek2 --layers 3 --embd 64 --heads 4 --experts 8 --used 2 --ff 32 --vocab 512 --type F32 "$T/ds.gguf" >/dev/null 2>&1
+run "$M" sweep "$T/ds.gguf" --prompts "$T/p.txt" --silence-each '*' --format csv -t 2
+nds=$(grep -c '^[0-9]*,candidate,"silence [12]:' "$T/out")
+check "sweep --silence-each '*' on deepseek2: the 16 experts of its two MoE layers, not the dense block ($nds; $(head -c 120 "$T/err"))" [ "$rc-$nds" = 0-16 ]
 
 # ---------------------------------------------------------------- resume
 run "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --silence 1:3 --gen 6 --resume -t 2
@@ -159,6 +164,7 @@ bad "sweep on a layer out of range" "layer out of range" "$M" sweep "$T/m.gguf" 
 bad "sweep on a malformed layer list" "'1,x' is not a layer list" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 1,x
 bad "sweep on a reversed range" "bad range in '3-1'" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 3-1
 bad "sweep on an empty layer list" "the layer list is empty" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each ""
+bad "sweep of a dense block named on purpose" "layer 0 has no experts (dense block)" "$M" sweep "$T/ds.gguf" --prompts "$T/p.txt" --silence-each 0
 bad "sweep from an analysis not run" "moescope analyze" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --from-analysis riskdiff
 echo "1..$n"
 [ "$failed" -eq 0 ]
