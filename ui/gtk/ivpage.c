@@ -518,18 +518,7 @@ static void exp_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
 void wb_iv_run_all(IvPage *p)
 {
     Wb *wb = p->wb;
-    if (!wb->model || !wb->grid) {
-        wb_show_error(wb, "Run on all prompts: open a model first");
-        return;
-    }
-    if (!wb->prompts || wb->prompts->n == 0) {
-        wb_show_error(wb, "Run on all prompts: open a prompt set (or type prompts) first");
-        return;
-    }
-    if (!wb->db_path || wb->db_readonly) {
-        wb_show_error(wb, "Run on all prompts stores an experiment: open a database for writing (or Run a trace first)");
-        return;
-    }
+    if (!wb_ready_to_store(wb, "Run on all prompts", "an experiment")) return;
     ExpJob *x = g_new0(ExpJob, 1);
     x->model = wb_model_ref(wb->model);
     x->set = wb_prompt_set_ref(wb->prompts);

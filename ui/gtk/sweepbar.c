@@ -98,18 +98,7 @@ static void run_cb(GtkButton *b, gpointer user)
 {
     SweepBar *s = user;
     Wb *wb = s->wb;
-    if (!wb->model) {
-        wb_show_error(wb, "Run sweep: open a model first");
-        return;
-    }
-    if (!wb->prompts || wb->prompts->n == 0) {
-        wb_show_error(wb, "Run sweep: open a prompt set (or type prompts) first");
-        return;
-    }
-    if (!wb->db_path || wb->db_readonly) {
-        wb_show_error(wb, "Run sweep stores the sweep: open a database for writing (or Run a trace first)");
-        return;
-    }
+    if (!wb_ready_to_store(wb, "Run sweep", "the sweep")) return;
     guint mode = gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd));
     if (mode >= G_N_ELEMENTS(mode_from)) mode = 0;
     char *each = NULL;
@@ -142,13 +131,6 @@ static void mode_cb(GObject *o, GParamSpec *ps, gpointer user)
     gtk_widget_set_sensitive(s->layers_entry, gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd)) == 0);
 }
 
-static GtkWidget *caption(const char *text)
-{
-    GtkWidget *l = gtk_label_new(text);
-    gtk_widget_add_css_class(l, "dim-label");
-    return l;
-}
-
 GtkWidget *wb_sweep_bar_new(Wb *wb)
 {
     SweepBar *s = g_new0(SweepBar, 1);
@@ -156,7 +138,7 @@ GtkWidget *wb_sweep_bar_new(Wb *wb)
     s->box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
     g_object_set_data_full(G_OBJECT(s->box), "sweep-bar", s, g_free);
 
-    gtk_box_append(GTK_BOX(s->box), caption("Silence"));
+    gtk_box_append(GTK_BOX(s->box), wb_caption("Silence"));
     s->mode_dd = gtk_drop_down_new_from_strings((const char *const *)mode_items);
     gtk_widget_set_tooltip_text(s->mode_dd, "The candidate sets, silenced one at a time against one baseline per prompt "
                                             "(--silence-each, or --from-analysis superexperts / riskdiff)");
@@ -169,7 +151,7 @@ GtkWidget *wb_sweep_bar_new(Wb *wb)
     gtk_widget_set_tooltip_text(s->layers_entry, "1, 0,2, 1-3 or * (every layer)");
     gtk_box_append(GTK_BOX(s->box), wb_labelled(s->layers_entry, "Sweep layers"));
 
-    gtk_box_append(GTK_BOX(s->box), caption("Random controls"));
+    gtk_box_append(GTK_BOX(s->box), wb_caption("Random controls"));
     s->controls_spin = gtk_spin_button_new_with_range(0, 100, 1);
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(s->controls_spin), 4);
     gtk_widget_set_tooltip_text(s->controls_spin, "Random sets of the same shape per candidate shape: the spread an "

@@ -433,13 +433,6 @@ static void spin_cb(GtkSpinButton *s, gpointer user) { opts_changed(user); }
 static void dd_cb(GObject *o, GParamSpec *ps, gpointer user) { opts_changed(user); }
 static void entry_cb(GtkEntry *e, gpointer user) { opts_changed(user); }
 
-static GtkWidget *caption(const char *text)
-{
-    GtkWidget *l = gtk_label_new(text);
-    gtk_widget_add_css_class(l, "dim-label");
-    return l;
-}
-
 static gboolean layer_output_cb(GtkSpinButton *sb, gpointer user)
 {
     (void)user;
@@ -485,7 +478,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     GtkWidget *bar = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
     char name[160];
     if (p->opts & WB_OPT_LAYER) {
-        gtk_box_append(GTK_BOX(bar), caption("Layer"));
+        gtk_box_append(GTK_BOX(bar), wb_caption("Layer"));
         p->layer_spin = gtk_spin_button_new_with_range(-1, MS_TRACE_MAX_LAYER - 1, 1);
         /* −1 (the view's default layer) reads "auto", and "auto" may be typed;
            a numeric spin button would refuse the letters */
@@ -501,7 +494,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
         g_signal_connect(p->layer_spin, "value-changed", G_CALLBACK(spin_cb), p);
     }
     if (p->opts & WB_OPT_COLOR) {
-        gtk_box_append(GTK_BOX(bar), caption("Colour by"));
+        gtk_box_append(GTK_BOX(bar), wb_caption("Colour by"));
         const char *items[] = { "default", "top-1 expert", "routing entropy", "top-1 weight", "residual max |h|", NULL };
         p->color_dd = gtk_drop_down_new_from_strings(items);
         snprintf(name, sizeof name, "%s: colour by", v->title);
@@ -509,7 +502,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
         g_signal_connect(p->color_dd, "notify::selected", G_CALLBACK(dd_cb), p);
     }
     if (p->opts & WB_OPT_ORDER) {
-        gtk_box_append(GTK_BOX(bar), caption("Order"));
+        gtk_box_append(GTK_BOX(bar), wb_caption("Order"));
         const char *items[] = { "by id", "by load", "clustered", NULL };
         p->order_dd = gtk_drop_down_new_from_strings(items);
         snprintf(name, sizeof name, "%s: order", v->title);
@@ -517,7 +510,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
         g_signal_connect(p->order_dd, "notify::selected", G_CALLBACK(dd_cb), p);
     }
     if (p->opts & WB_OPT_TOP) {
-        gtk_box_append(GTK_BOX(bar), caption("Top"));
+        gtk_box_append(GTK_BOX(bar), wb_caption("Top"));
         p->top_spin = gtk_spin_button_new_with_range(0, 1000, 1);
         gtk_widget_set_tooltip_text(p->top_spin, "How many of the strongest items; 0 = the view's default");
         snprintf(name, sizeof name, "%s: top N (0 = default)", v->title);
@@ -525,7 +518,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
         g_signal_connect(p->top_spin, "value-changed", G_CALLBACK(spin_cb), p);
     }
     if (p->opts & WB_OPT_CLASSES) {
-        gtk_box_append(GTK_BOX(bar), caption("Classes"));
+        gtk_box_append(GTK_BOX(bar), wb_caption("Classes"));
         p->classes_entry = gtk_entry_new();
         gtk_entry_set_placeholder_text(GTK_ENTRY(p->classes_entry), "text, label:language, …");
         gtk_editable_set_width_chars(GTK_EDITABLE(p->classes_entry), 16);

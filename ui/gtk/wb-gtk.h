@@ -176,6 +176,10 @@ void wb_long_job_end(Wb *wb, WbJob *j);
 void wb_progress_show(Wb *wb, const char *what, const char *unit, const MsProgress *p);
 void wb_remember_file(Wb *wb, const char *kind, const char *path);
 GtkWidget *wb_labelled(GtkWidget *w, const char *name);   /* sets the accessible label, returns w */
+GtkWidget *wb_caption(const char *text);                  /* a dimmed label before a field */
+/* A model, a non-empty prompt set and a database open for writing, or an
+ * error in the window naming action (and `what` it stores): FALSE. */
+gboolean wb_ready_to_store(Wb *wb, const char *action, const char *what);
 /* Set a label's text keeping the accessible name wb_labelled gave it (the text stays readable through AT-SPI Text). */
 void wb_label_set(GtkWidget *l, const char *text);
 /* A button with a mnemonic, its accessible name the label without underscores. */

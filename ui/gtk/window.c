@@ -14,6 +14,31 @@
 
 void wb_window_state_release(Wb *wb);
 
+/* A form's caption, dimmed like GNOME's. */
+GtkWidget *wb_caption(const char *text)
+{
+    GtkWidget *l = gtk_label_new(text);
+    gtk_widget_add_css_class(l, "dim-label");
+    return l;
+}
+
+gboolean wb_ready_to_store(Wb *wb, const char *action, const char *what)
+{
+    if (!wb->model || !wb->grid) {
+        wb_show_error(wb, "%s: open a model first", action);
+        return FALSE;
+    }
+    if (!wb->prompts || wb->prompts->n == 0) {
+        wb_show_error(wb, "%s: open a prompt set (or type prompts) first", action);
+        return FALSE;
+    }
+    if (!wb->db_path || wb->db_readonly) {
+        wb_show_error(wb, "%s stores %s: open a database for writing (or Run a trace first)", action, what);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 GtkWidget *wb_labelled(GtkWidget *w, const char *name)
 {
     gtk_accessible_update_property(GTK_ACCESSIBLE(w), GTK_ACCESSIBLE_PROPERTY_LABEL, name, -1);
