@@ -148,7 +148,7 @@ GtkWidget *wb_sweep_bar_new(Wb *wb)
     s->layers_entry = gtk_entry_new();
     gtk_editable_set_text(GTK_EDITABLE(s->layers_entry), "*");
     gtk_editable_set_width_chars(GTK_EDITABLE(s->layers_entry), 6);
-    gtk_widget_set_tooltip_text(s->layers_entry, "1, 0,2, 1-3 or * (every layer)");
+    gtk_widget_set_tooltip_text(s->layers_entry, "1, 0,2, 1-3 or * (every layer with experts)");
     gtk_box_append(GTK_BOX(s->box), wb_labelled(s->layers_entry, "Sweep layers"));
 
     gtk_box_append(GTK_BOX(s->box), wb_caption("Random controls"));
