@@ -448,15 +448,14 @@ static int sweep_sets(const char *cmd, const SweepOpts *so, const MsModel *m, Ms
                       MsSweepSet *set)
 {
     MsError err = { 0 };
-    if (so->each) {   /* a bad layer list is a usage error (exit 2) */
-        int layers[MS_TRACE_MAX_LAYER], nl = 0;
-        if (ms_sweep_parse_layers(so->each, ms_model_info(m)->n_layer, layers, &nl, &err) < 0) {
-            ms_sweep_set_init(set, m);
-            return ms_cli_usage(cmd, "--silence-each: %s", err.msg), 2;
-        }
+    int layers[MS_TRACE_MAX_LAYER], nl = 0;
+    /* a bad layer list is a usage error (exit 2) */
+    if (so->each && ms_sweep_parse_layers(m, so->each, layers, &nl, &err) < 0) {
+        ms_sweep_set_init(set, m);
+        return ms_cli_usage(cmd, "--silence-each: %s", err.msg), 2;
     }
-    const MsSweepSpec spec = { .each = so->each, .from = so->from, .run = so->run, .top = so->top,
-                               .controls = so->controls, .seed = seed };
+    const MsSweepSpec spec = { .layers = so->each ? layers : NULL, .n_layers = nl, .from = so->from, .run = so->run,
+                               .top = so->top, .controls = so->controls, .seed = seed };
     return ms_sweep_set_build(set, m, db, &spec, &err) < 0 ? ms_cli_fail_err(cmd, &err) : 0;
 }
 

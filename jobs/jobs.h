@@ -313,18 +313,20 @@ int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const 
  * of experts per layer, drawn (seeded) from experts that are not candidates
  * where there are enough, silenced like the candidates. */
 int ms_sweep_add_controls(MsSweepSet *s, int n, uint64_t seed, MsError *err);
-/* A layer list as `sweep --silence-each` takes it: "1", "0,2", "1-3",
- * "*" (every block) -> out[*n] block indices (out holds
+/* A layer list as `sweep --silence-each` takes it: "1", "0,2", "1-3", or
+ * "*" = every layer with experts (leading dense blocks, as in DeepSeek,
+ * are skipped; a dense layer named on purpose is left for
+ * ms_sweep_add_silence_each to refuse) -> out[*n] block indices (out holds
  * MS_TRACE_MAX_LAYER).  MS_EINVAL / MS_ERANGE with a message naming spec. */
-int ms_sweep_parse_layers(const char *spec, int n_layer, int *out, int *n, MsError *err);
+int ms_sweep_parse_layers(const MsModel *m, const char *spec, int *out, int *n, MsError *err);
 
 /* What a sweep silences, as `moescope sweep` and the workbench's Run sweep
- * name it: each expert of the layers in `each` ("*": every layer with
- * experts; a dense layer named is an error) and/or the candidates of a
- * stored analysis `from` (ms_sweep_add_from_analysis: run, top), then
- * `controls` random controls per shape (seeded). */
+ * name it: each expert of `layers` (from ms_sweep_parse_layers) and/or the
+ * candidates of a stored analysis `from` (ms_sweep_add_from_analysis: run,
+ * top), then `controls` random controls per shape (seeded). */
 typedef struct {
-    const char *each;           /* layer list, or NULL */
+    const int *layers;          /* [n_layers] block indices, or NULL */
+    int n_layers;
     const char *from;           /* "superexperts", "npmi:CLASS", "riskdiff", or NULL */
     int64_t run;                /* the analysed run, 0 = the table's */
     int top;                    /* 0 = the analysis's default */

@@ -101,11 +101,13 @@ int ms_sweep_add_silence_each(MsSweepSet *s, const MsModel *m, const int *layers
     return 0;
 }
 
-int ms_sweep_parse_layers(const char *spec, int n_layer, int *out, int *n, MsError *err)
+int ms_sweep_parse_layers(const MsModel *m, const char *spec, int *out, int *n, MsError *err)
 {
+    const int n_layer = ms_model_info(m)->n_layer;
     *n = 0;
     if (!strcmp(spec, "*")) {
-        for (int l = 0; l < n_layer && l < MS_TRACE_MAX_LAYER; l++) out[(*n)++] = l;
+        for (int l = 0; l < n_layer && l < MS_TRACE_MAX_LAYER; l++)
+            if (ms_model_layer_is_moe(m, l)) out[(*n)++] = l;
         return 0;
     }
     if (!*spec) return ms_error_set(err, MS_EINVAL, "the layer list is empty (give e.g. 1, 0,2, 1-3 or *)");
@@ -131,28 +133,14 @@ int ms_sweep_parse_layers(const char *spec, int n_layer, int *out, int *n, MsErr
 int ms_sweep_set_build(MsSweepSet *set, const MsModel *m, MsTraceDb *db, const MsSweepSpec *spec, MsError *err)
 {
     ms_sweep_set_init(set, m);
-    if (!spec->each && !spec->from)
+    if (!spec->layers && !spec->from)
         return ms_error_set(err, MS_EINVAL, "a sweep needs candidates: a layer list or a stored analysis");
-    if (spec->each) {
-        int layers[MS_TRACE_MAX_LAYER], nl = 0;
-        int rc = ms_sweep_parse_layers(spec->each, ms_model_info(m)->n_layer, layers, &nl, err);
-        /* "*" is every layer with experts: a dense block named on purpose
-         * stays an error, but leading dense blocks (DeepSeek) are skipped */
-        if (!rc && !strcmp(spec->each, "*")) {
-            int k = 0;
-            for (int i = 0; i < nl; i++)
-                if (ms_model_layer_is_moe(m, layers[i])) layers[k++] = layers[i];
-            nl = k;
-        }
-        if (!rc) rc = ms_sweep_add_silence_each(set, m, layers, nl, err);
-        if (rc) return rc;
-    }
-    if (spec->from) {
+    int rc = spec->layers ? ms_sweep_add_silence_each(set, m, spec->layers, spec->n_layers, err) : 0;
+    if (!rc && spec->from) {
         if (!db) return ms_error_set(err, MS_EINVAL, "candidates from '%s' are read from a database: none is open", spec->from);
-        int rc = ms_sweep_add_from_analysis(set, db, spec->run, spec->from, spec->top, err);
-        if (rc) return rc;
+        rc = ms_sweep_add_from_analysis(set, db, spec->run, spec->from, spec->top, err);
     }
-    return ms_sweep_add_controls(set, spec->controls, spec->seed, err);
+    return rc ? rc : ms_sweep_add_controls(set, spec->controls, spec->seed, err);
 }
 
 /* ---- from an analysis table ---- */

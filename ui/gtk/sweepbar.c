@@ -22,7 +22,8 @@ typedef struct {
     WbModel *model;
     WbPromptSet *set;
     char *db_path;
-    char *each, *from;
+    int layers[MS_TRACE_MAX_LAYER], n_layers;   /* parsed on the main thread; n_layers < 0: none */
+    char *from;
     int controls;
     MsSweepResult res;
     MsSweepSet sweep;
@@ -37,7 +38,6 @@ static void sweep_free(gpointer d)
     wb_model_unref(x->model);
     wb_prompt_set_unref(x->set);
     g_free(x->db_path);
-    g_free(x->each);
     g_free(x->from);
     g_free(x);
 }
@@ -47,7 +47,8 @@ static int sweep_run(WbJob *j, gpointer d, MsError *err)
     SweepJob *x = d;
     MsTraceDb *db = ms_trace_open(x->db_path, MS_TRACE_CREATE, err);
     if (!db) return err->code ? err->code : MS_EDB;
-    const MsSweepSpec spec = { .each = x->each, .from = x->from, .controls = x->controls };
+    const MsSweepSpec spec = { .layers = x->n_layers >= 0 ? x->layers : NULL, .n_layers = x->n_layers,
+                               .from = x->from, .controls = x->controls };
     int rc = ms_sweep_set_build(&x->sweep, x->model->m, db, &spec, err);
     if (rc == 0) {
         MsSweepJob sj;
@@ -101,24 +102,24 @@ static void run_cb(GtkButton *b, gpointer user)
     if (!wb_ready_to_store(wb, "Run sweep", "the sweep")) return;
     guint mode = gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd));
     if (mode >= G_N_ELEMENTS(mode_from)) mode = 0;
-    char *each = NULL;
+    SweepJob *x = g_new0(SweepJob, 1);
+    x->n_layers = -1;
     if (mode == 0) {
-        each = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(s->layers_entry))));
-        /* said at once, before a worker starts */
-        int layers[MS_TRACE_MAX_LAYER], nl;
+        /* parsed here, so a bad list is said at once, before a worker starts */
+        char *each = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(s->layers_entry))));
         MsError err = { 0 };
-        if (ms_sweep_parse_layers(each, ms_model_info(wb->model->m)->n_layer, layers, &nl, &err) < 0) {
+        int rc = ms_sweep_parse_layers(wb->model->m, each, x->layers, &x->n_layers, &err);
+        g_free(each);
+        if (rc < 0) {
             wb_show_error(wb, "Run sweep: layers: %s", err.msg);
-            g_free(each);
+            g_free(x);
             return;
         }
     }
-    SweepJob *x = g_new0(SweepJob, 1);
     x->model = wb_model_ref(wb->model);
     x->set = wb_prompt_set_ref(wb->prompts);
     x->n_prompts = wb->prompts->n;
     x->db_path = g_strdup(wb->db_path);
-    x->each = each;
     x->from = g_strdup(mode_from[mode]);
     x->controls = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(s->controls_spin));
     WbJob *j = wb_job_start(wb, "sweep", sweep_run, sweep_done, sweep_progress, x, sweep_free);

@@ -21,6 +21,7 @@ struct ViewPage {
     int gen;
     WbJob *job;
     char msg[600];
+    const char *empty_hint;   /* added to "Nothing to show yet" (the sweep's: its Run sweep row) */
     double px, py;
     gboolean pointer_in;
     double drag_dx, drag_dy;
@@ -157,7 +158,7 @@ static void prep_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
         const char *why = err->msg;
         size_t n = x->db_path ? strlen(x->db_path) : 0;
         if (n && !strncmp(why, x->db_path, n) && !strncmp(why + n, ": ", 2)) why += n + 2;
-        const char *hint = missing && !strcmp(p->v->name, "sweep") ? "; or choose candidates above and press Run sweep" : "";
+        const char *hint = missing && p->empty_hint ? p->empty_hint : "";
         snprintf(p->msg, sizeof p->msg, "%s%s: %s%s", missing ? "Nothing to show yet in " : "", p->v->title, why, hint);
         char *d = g_strdup_printf("%s: %s%s", missing ? "Nothing to show yet" : "Error", err->msg, hint);
         gtk_accessible_update_property(GTK_ACCESSIBLE(p->area), GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, d, -1);
@@ -551,7 +552,10 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     g_signal_connect(p->zoom_out, "clicked", G_CALLBACK(zoom_btn_cb), p);
     g_signal_connect(p->zoom_reset, "clicked", G_CALLBACK(zoom_btn_cb), p);
     gtk_box_append(GTK_BOX(p->box), bar);
-    if (!strcmp(v->name, "sweep")) gtk_box_append(GTK_BOX(p->box), wb_sweep_bar_new(wb));
+    if (!strcmp(v->name, "sweep")) {
+        gtk_box_append(GTK_BOX(p->box), wb_sweep_bar_new(wb));
+        p->empty_hint = "; or choose candidates above and press Run sweep";
+    }
 
     p->area = g_object_new(GTK_TYPE_DRAWING_AREA, "accessible-role", GTK_ACCESSIBLE_ROLE_IMG, NULL);
     gtk_widget_set_hexpand(p->area, TRUE);
