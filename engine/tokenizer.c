@@ -361,6 +361,29 @@ static int load_hf_steps(const MsGguf *g, const char *key, const char *const *na
 
 static int hf_normalize(const MsTokenizer *t, const char *s, size_t n, TokStr *out);
 
+/* The most a chain of steps can lengthen text, as a factor: a Replace
+ * multiplies by at most |content| / |pattern|, NFC by 3 (Unicode's bound
+ * for UTF-8), the rest shorten it or add a constant.  Real files stay under
+ * 10 (Replace " " -> U+2581 and NFC); chained Replaces whose content holds
+ * the pattern grow exponentially, and a 13 KB tokenizer.json made 12 MB of
+ * text out of 70 bytes (a fuzz finding), so a chain above
+ * TOK_HF_MAX_GROWTH is refused when the tokenizer is built. */
+#define TOK_HF_MAX_GROWTH 64.0
+
+static double hf_growth(const TokHfStep *st, size_t n)
+{
+    double f = 1.0;
+    for (size_t k = 0; k < n && f <= TOK_HF_MAX_GROWTH; k++) {
+        if (st[k].op == TOK_HF_NFC) {
+            f *= 3.0;
+        } else if (st[k].op == TOK_HF_REPLACE || st[k].op == TOK_HF_D_REPLACE) {
+            size_t al = strlen(st[k].a), bl = strlen(st[k].b);
+            if (al && bl > al) f *= (double)bl / (double)al;
+        }
+    }
+    return f;
+}
+
 /* first byte, then longest first (then file order) */
 static int cmp_added(const void *pa, const void *pb, void *ctx)
 {
@@ -408,6 +431,10 @@ static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *e
     for (size_t i = 0; i < t->n_hf_norm; i++)
         if (t->hf_norm[i].op == TOK_HF_REPLACE && !t->hf_norm[i].a[0])
             return ms_error_set(err, MS_EFORMAT, "%s: a Replace normalizer with an empty pattern", path);
+    double gn = hf_growth(t->hf_norm, t->n_hf_norm), gd = hf_growth(t->hf_dec, t->n_hf_dec);
+    if (gn > TOK_HF_MAX_GROWTH || gd > TOK_HF_MAX_GROWTH)
+        return ms_error_set(err, MS_EFORMAT, "%s: the %s steps can make text more than %.0f times longer", path,
+                            gn > TOK_HF_MAX_GROWTH ? "normalizer" : "decoder", TOK_HF_MAX_GROWTH);
     const char *s;
     uint64_t len;
     rc = ms_gguf_get_str(g, "tokenizer.hf.metaspace", &s, &len, err);

@@ -306,9 +306,54 @@ static void test_holes(void)
     }
 }
 
+/* Replace steps whose content holds their own pattern multiply the text at
+ * each step (a fuzz finding: 70 bytes became 12 MB, 450 MB of memory and
+ * seconds per encode).  A chain that can lengthen text more than 64-fold is
+ * refused when the tokenizer is built, in the normalizer and the decoder;
+ * the usual chains (Replace " " -> U+2581 is 3-fold) load. */
+#define REPL(PAT, TO) "{\"type\":\"Replace\",\"pattern\":{\"String\":\"" PAT "\"},\"content\":\"" TO "\"}"
+static void test_growth(void)
+{
+    static const struct { const char *what, *norm, *dec; bool ok; } c[] = {
+        { "three Replaces of ' ' by 'a a a a' (343-fold) in the normalizer",
+          "{\"type\":\"Sequence\",\"normalizers\":[" REPL(" ", "a a a a") "," REPL(" ", "a a a a") "," REPL(" ", "a a a a") "]}",
+          LLAMA_DECODER, false },
+        { "one Replace of 'x' by 65 characters in the decoder", "null",
+          "{\"type\":\"Sequence\",\"decoders\":[" REPL("x", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") "]}", false },
+        { "two Replaces of ' ' by 'h h h h' (49-fold)",
+          "{\"type\":\"Sequence\",\"normalizers\":[" REPL(" ", "h h h h") "," REPL(" ", "h h h h") "]}", LLAMA_DECODER,
+          true },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char *j = tokjson(ADDED_SPECIAL, c[i].norm, "null", MERGES, c[i].dec);
+        MsError err = { 0 };
+        MsGguf *g = j ? ms_hf_tokenizer_from_json("tokenizer.json", j, strlen(j), &err) : NULL;
+        MsTokenizer *t = g ? ms_tokenizer_new(g, &err) : NULL;
+        if (c[i].ok) {
+            /* "h h" -> "hh h h hh" -> "hh" "h h h h" "h" "h h h h" "h" "h h h h" "hh":
+             * 18 h (id 8) and 9 spaces, each an unk (no merge applies) */
+            int32_t *ids = NULL;
+            int n = t ? ms_tokenizer_encode(t, "h h", 3, false, &ids, &err) : -1, nh = 0, nu = 0;
+            for (int k = 0; k < n; k++) nh += ids[k] == 8, nu += ids[k] == 0;
+            MT_CHECK(n == 27 && nh == 18 && nu == 9, "%s loads and encodes 'h h' into %d ids, %d h and %d unk (%s)",
+                     c[i].what, n, nh, nu, t ? "ok" : err.msg);
+            free(ids);
+        } else {
+            MT_CHECK(g && !t && err.code == MS_EFORMAT && strstr(err.msg, "tokenizer.json: ") == err.msg &&
+                         strstr(err.msg, "more than 64 times longer") && !strchr(err.msg, '\n'),
+                     "%s is refused in one line naming the file (%s)", c[i].what, err.msg);
+        }
+        ms_tokenizer_free(t);
+        ms_gguf_free(g);
+        free(j);
+    }
+}
+#undef REPL
+
 int main(void)
 {
     test_holes();
+    test_growth();
     test_llama_style();
     test_metaspace();
     test_digits();
