@@ -363,8 +363,10 @@ static int hf_normalize(const MsTokenizer *t, const char *s, size_t n, TokStr *o
 
 /* The most a chain of steps can lengthen text, as a factor: a Replace
  * multiplies by at most |content| / |pattern|, NFC by 3 (Unicode's bound
- * for UTF-8), the rest shorten it or add a constant.  Real files stay under
- * 10 (Replace " " -> U+2581 and NFC); chained Replaces whose content holds
+ * for UTF-8), a Prepend by 1 + |prepend| (it is added to every piece
+ * between added tokens, which can be one byte long); the decoder's other
+ * steps shorten it.  Real files stay under 12 (Prepend U+2581, Replace
+ * " " -> U+2581, NFC); chained Replaces whose content holds
  * the pattern grow exponentially, and a 13 KB tokenizer.json made 12 MB of
  * text out of 70 bytes (a fuzz finding), so a chain above
  * TOK_HF_MAX_GROWTH is refused when the tokenizer is built. */
@@ -376,6 +378,8 @@ static double hf_growth(const TokHfStep *st, size_t n)
     for (size_t k = 0; k < n && f <= TOK_HF_MAX_GROWTH; k++) {
         if (st[k].op == TOK_HF_NFC) {
             f *= 3.0;
+        } else if (st[k].op == TOK_HF_PREPEND) {
+            f *= 1.0 + (double)strlen(st[k].a);
         } else if (st[k].op == TOK_HF_REPLACE || st[k].op == TOK_HF_D_REPLACE) {
             size_t al = strlen(st[k].a), bl = strlen(st[k].b);
             if (al && bl > al) f *= (double)bl / (double)al;
@@ -440,7 +444,9 @@ static int load_hf(MsTokenizer *t, const MsGguf *g, const char *path, MsError *e
     rc = ms_gguf_get_str(g, "tokenizer.hf.metaspace", &s, &len, err);
     if (rc && rc != MS_ENOTFOUND) return rc;
     if (rc == 0) {
-        if (!len || !(t->hf_meta = dup_n(s, len))) return ms_error_set(err, MS_EFORMAT, "%s: bad tokenizer.hf.metaspace", path);
+        /* one character, as in tokenizer.json: it replaces every space */
+        if (!len || len > 4 || (uint64_t)tok_utf8_len((uint8_t)s[0]) != len || !(t->hf_meta = dup_n(s, len)))
+            return ms_error_set(err, MS_EFORMAT, "%s: tokenizer.hf.metaspace must be one character", path);
         uint32_t sc = 0;
         rc = ms_gguf_get_u32(g, "tokenizer.hf.metaspace_scheme", &sc, err);
         if (rc && rc != MS_ENOTFOUND) return rc;

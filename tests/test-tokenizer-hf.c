@@ -320,6 +320,9 @@ static void test_growth(void)
           LLAMA_DECODER, false },
         { "one Replace of 'x' by 65 characters in the decoder", "null",
           "{\"type\":\"Sequence\",\"decoders\":[" REPL("x", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") "]}", false },
+        { "a Prepend of 64 characters (65-fold on one-byte pieces)",
+          "{\"type\":\"Prepend\",\"prepend\":\"pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp\"}",
+          LLAMA_DECODER, false },
         { "two Replaces of ' ' by 'h h h h' (49-fold)",
           "{\"type\":\"Sequence\",\"normalizers\":[" REPL(" ", "h h h h") "," REPL(" ", "h h h h") "]}", LLAMA_DECODER,
           true },
@@ -350,10 +353,33 @@ static void test_growth(void)
 }
 #undef REPL
 
+/* A GGUF's Metaspace replacement is one character, as in tokenizer.json:
+ * a longer one replaced every space of the text with it. */
+static void test_metaspace_char(void)
+{
+    static const char *const rep[3] = { "\xe2\x96\x81", "\xe2\x96\x81\xe2\x96\x81", "________" };
+    for (int i = 0; i < 3; i++) {
+        char *j = tokjson(ADDED_SPECIAL, "null", META("first", "false"), MERGES_SP, META("first", "false"));
+        MsError err = { 0 };
+        MsGguf *g = j ? ms_hf_tokenizer_from_json("tokenizer.json", j, strlen(j), &err) : NULL;
+        int rc = g ? ms_gguf_mem_set(g, "tokenizer.hf.metaspace", MS_GGUF_STRING, rep[i]) : -1;
+        MsTokenizer *t = rc == 0 ? ms_tokenizer_new(g, &err) : NULL;
+        if (i == 0)
+            MT_CHECK(t != NULL, "a GGUF's Metaspace replacement U+2581 loads (%s)", t ? "ok" : err.msg);
+        else
+            MT_CHECK(rc == 0 && !t && strstr(err.msg, "tokenizer.hf.metaspace must be one character"),
+                     "a GGUF's Metaspace replacement '%s' is refused (%s)", rep[i], err.msg);
+        ms_tokenizer_free(t);
+        ms_gguf_free(g);
+        free(j);
+    }
+}
+
 int main(void)
 {
     test_holes();
     test_growth();
+    test_metaspace_char();
     test_llama_style();
     test_metaspace();
     test_digits();
