@@ -812,6 +812,52 @@ def main():
         app.click(app.find(role="push button", name="Dismiss"))
         layers.queryEditableText().setTextContents("*")
 
+    # ------------------------------ a sweep of the strongest experts by nPMI
+    # the classes offered are those of the stored nPMI analysis: none before
+    # it runs, then its languages; the sweep silences the top 8 of the chosen
+    # class one by one, then all together (--from-analysis npmi:CLASS)
+    mode = app.find(role="combo box", name="Sweep candidates", timeout=5)
+    if mode is not None:
+        app.xclick(mode)   # the list opens on "each expert of layers"; nPMI is 3 below
+        time.sleep(0.5)
+        xdo("key", "Down", "Down", "Down", "Return")
+        time.sleep(0.5)
+    m = app.wait_text("Status", r"No nPMI analysis is stored yet", 5)
+    ok(m is not None, "choosing nPMI before any nPMI analysis says how to get one: %r" % app.label_text("Status"))
+    app.page("Analyses")
+    dd = app.find(role="combo box", name="Analysis")
+    if dd is not None:
+        app.xclick(dd)   # it is on riskdiff (above); npmi is one up
+        time.sleep(0.5)
+        xdo("key", "Up", "Return")
+        time.sleep(0.4)
+    by = app.find(name="nPMI classes (--by)", timeout=5)
+    if by is not None:
+        by.queryEditableText().setTextContents("label:language")
+    ok(app.click(app.find(role="push button", name="Run analysis")), "Run analysis (npmi by language) is pressed")
+    m = app.wait_text("Table information", r"an_npmi\w*: (\d+) rows", 60)
+    ok(m is not None and int(m.group(1)) > 0, "the nPMI table is stored: %s" % (m.group(0) if m else app.label_text("Table information")))
+    app.page("Sweep")
+    cls = app.find(role="combo box", name="Sweep nPMI class", timeout=5)
+    ok(cls is not None and app.extents(cls)[2] > 0, "the Sweep page now offers a class to choose")
+    ok(app.click(app.find(role="push button", name="Run sweep")), "Run sweep (nPMI) is pressed")
+    m = app.wait_text("Status", r"Sweep (\d+) \(nPMI class (\S+)\) stored: (\d+) sets × (\d+) prompts in [\d.]+ s", 180)
+    ok(m is not None and int(m.group(3)) > 1,
+       "the nPMI sweep runs, is stored and names its class: %s" % (m.group(0) if m else app.label_text("Status")))
+    if m and db_path:
+        con = sqlite3.connect(db_path)
+        first = con.execute("select min(class) from an_npmi").fetchone()[0]
+        top = [r[0] for r in con.execute("select layer || ':' || expert from an_npmi where class = ? "
+                                          "order by npmi desc, count desc, layer, expert limit 8", (m.group(2),))]
+        got = [r[0] for r in con.execute("select label from sweep_candidate where sweep_id = ? and kind = 'candidate' "
+                                          "order by cand", (int(m.group(1)),))]
+        con.close()
+        diag("nPMI top of %s: %s; sweep sets: %s" % (m.group(2), top, got[:10]))
+        ok(m.group(2) == first, "the first stored class, %s, is the one chosen (%s)" % (first, m.group(2)))
+        ok(len(top) > 1 and got[:len(top)] == ["silence " + t for t in top],
+           "the sweep's sets are the class's strongest experts by nPMI, in order (%d)" % len(top))
+    app.shot("sweep-npmi")
+
     # ------------------------------------------------ a long run, cancelled
     app.app_action("open-prompts", prompts_all)
     ok(app.wait_text("Prompt source", r"prompt set: .*all\.jsonl \(%d\)" % n_all, 20) is not None, "the long prompt set is open")
@@ -819,9 +865,9 @@ def main():
     if exp is not None:
         app.click(exp)
     gen = app.find(role="spin button", name="Tokens generated per prompt", timeout=5)
-    gen.queryValue().currentValue = 48
+    gen.queryValue().currentValue = 96
     time.sleep(0.3)
-    ok(abs(gen.queryValue().currentValue - 48) < 0.5, "48 tokens per prompt make the run long")
+    ok(abs(gen.queryValue().currentValue - 96) < 0.5, "96 tokens per prompt make the run long")
     app.click(app.find(role="push button", name="Run"))
     counts = []
     t0 = time.time()

@@ -1,22 +1,27 @@
 /* sweepbar.c — Run sweep, on the Sweep page: choose what to silence one set
  * at a time (each expert of some layers, the stored super experts, or the
- * strongest experts of a stored risk-difference analysis) and how many
- * random controls to draw, then run it on a worker over the open prompt set
- * into the open database; the Sweep view then shows it.  The work is the
- * jobs library's, the same calls `moescope sweep` makes:
+ * strongest experts of a stored risk-difference or nPMI analysis, the
+ * latter for one of its classes) and how many random controls to draw,
+ * then run it on a worker over the open prompt set into the open database;
+ * the Sweep view then shows it.  The work is the jobs library's, the same
+ * calls `moescope sweep` makes:
  *   moescope sweep MODEL --prompts FILE --silence-each LAYERS
  *                  --random-controls N --db DB   (or --from-analysis A) */
 #include "wb-gtk.h"
 
 typedef struct {
     Wb *wb;
-    GtkWidget *box, *mode_dd, *layers_entry, *controls_spin, *run_btn;
+    GtkWidget *box, *mode_dd, *layers_entry, *class_dd, *controls_spin, *run_btn;
+    GtkStringList *classes;   /* the class drop-down's model: the stored nPMI classes */
 } SweepBar;
 
-/* the drop-down's items, in order, and the --from-analysis each names */
+/* the drop-down's items, in order, and the --from-analysis each names
+ * (nPMI's gets ":CLASS") */
 static const char *const mode_items[] = { "each expert of layers", "each super expert (stored analysis)",
-                                          "strongest by risk difference (stored analysis)", NULL };
-static const char *const mode_from[] = { NULL, "superexperts", "riskdiff" };
+                                          "strongest by risk difference (stored analysis)",
+                                          "strongest by nPMI for a class (stored analysis)", NULL };
+static const char *const mode_from[] = { NULL, "superexperts", "riskdiff", "npmi" };
+enum { MODE_LAYERS = 0, MODE_NPMI = 3 };
 
 typedef struct {
     WbModel *model;
@@ -79,20 +84,60 @@ static void sweep_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
         wb_show_error(wb, "Sweep: %s", err->msg);
         return;
     }
+    /* which class an nPMI sweep was of */
+    char *of = x->from && !strncmp(x->from, "npmi:", 5) ? g_strdup_printf(" (nPMI class %s)", x->from + 5) : g_strdup("");
     const MsSweepRow *best = NULL;
     for (int i = 0; i < x->res.n_rows; i++)
         if (x->res.rows[i].rank == 1) best = &x->res.rows[i];
     if (best)
-        wb_status(wb, "Sweep %lld stored: %d sets × %zu prompts in %.1f s; the strongest: %s (mean KL %.4g)",
-                  (long long)x->res.sweep_id, x->res.n_rows, x->n_prompts, x->res.wall_s, best->label, best->kl_mean);
+        wb_status(wb, "Sweep %lld%s stored: %d sets × %zu prompts in %.1f s; the strongest: %s (mean KL %.4g)",
+                  (long long)x->res.sweep_id, of, x->res.n_rows, x->n_prompts, x->res.wall_s, best->label, best->kl_mean);
     else
-        wb_status(wb, "Sweep %lld stored: %d sets × %zu prompts in %.1f s", (long long)x->res.sweep_id, x->res.n_rows,
-                  x->n_prompts, x->res.wall_s);
+        wb_status(wb, "Sweep %lld%s stored: %d sets × %zu prompts in %.1f s", (long long)x->res.sweep_id, of,
+                  x->res.n_rows, x->n_prompts, x->res.wall_s);
+    g_free(of);
     /* the Sweep view shows the newest sweep: draw it again */
     for (guint i = 0; wb->pages && i < wb->pages->len; i++) {
         ViewPage *vp = g_ptr_array_index(wb->pages, i);
         if (!strcmp(wb_view_page_class(vp)->name, "sweep")) wb_view_page_invalidate(vp, FALSE);
     }
+}
+
+static int class_row(void *user, int nc, const char *const *names, const char *const *v)
+{
+    if (nc > 0 && v[0]) g_ptr_array_add(user, g_strdup(v[0]));
+    return 0;
+}
+
+/* The classes of the stored nPMI analysis, read again (an analysis may have
+ * been run since); the chosen one stays chosen when it is still there.
+ * Returns how many there are. */
+static guint classes_refresh(SweepBar *s)
+{
+    Wb *wb = s->wb;
+    char *keep = NULL;
+    GObject *it = gtk_drop_down_get_selected_item(GTK_DROP_DOWN(s->class_dd));
+    if (it) keep = g_strdup(gtk_string_object_get_string(GTK_STRING_OBJECT(it)));
+    GPtrArray *cl = g_ptr_array_new_with_free_func(g_free);
+    if (wb->db_path) {
+        MsError err = { 0 };
+        MsTraceDb *db = ms_trace_open(wb->db_path, MS_TRACE_READ, &err);
+        /* no table yet (an error of the query) is no class */
+        if (db && ms_trace_query(db, "SELECT class FROM an_npmi GROUP BY class ORDER BY class", class_row, cl, &err))
+            g_ptr_array_set_size(cl, 0);
+        ms_trace_close(db);
+    }
+    g_ptr_array_add(cl, NULL);
+    guint n = g_list_model_get_n_items(G_LIST_MODEL(s->classes));
+    gtk_string_list_splice(s->classes, 0, n, (const char *const *)cl->pdata);
+    guint sel = 0;
+    for (guint i = 0; keep && i + 1 < cl->len; i++)
+        if (!strcmp(cl->pdata[i], keep)) sel = i;
+    gtk_drop_down_set_selected(GTK_DROP_DOWN(s->class_dd), sel);
+    guint len = cl->len - 1;
+    g_ptr_array_unref(cl);
+    g_free(keep);
+    return len;
 }
 
 static void run_cb(GtkButton *b, gpointer user)
@@ -120,7 +165,19 @@ static void run_cb(GtkButton *b, gpointer user)
     x->set = wb_prompt_set_ref(wb->prompts);
     x->n_prompts = wb->prompts->n;
     x->db_path = g_strdup(wb->db_path);
-    x->from = g_strdup(mode_from[mode]);
+    if (mode == MODE_NPMI) {
+        classes_refresh(s);
+        GObject *it = gtk_drop_down_get_selected_item(GTK_DROP_DOWN(s->class_dd));
+        if (!it) {
+            wb_show_error(wb, "Run sweep: the open database holds no nPMI analysis: run npmi on the Analyses "
+                              "page first (moescope analyze npmi --by … --db DB)");
+            sweep_free(x);
+            return;
+        }
+        x->from = g_strdup_printf("npmi:%s", gtk_string_object_get_string(GTK_STRING_OBJECT(it)));
+    } else {
+        x->from = g_strdup(mode_from[mode]);
+    }
     x->controls = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(s->controls_spin));
     WbJob *j = wb_job_start(wb, "sweep", sweep_run, sweep_done, sweep_progress, x, sweep_free);
     wb_long_job_begin(wb, j);
@@ -129,7 +186,19 @@ static void run_cb(GtkButton *b, gpointer user)
 static void mode_cb(GObject *o, GParamSpec *ps, gpointer user)
 {
     SweepBar *s = user;
-    gtk_widget_set_sensitive(s->layers_entry, gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd)) == 0);
+    guint mode = gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd));
+    gtk_widget_set_sensitive(s->layers_entry, mode == MODE_LAYERS);
+    gtk_widget_set_visible(s->class_dd, mode == MODE_NPMI);
+    if (mode == MODE_NPMI && !classes_refresh(s))
+        wb_status(s->wb, "No nPMI analysis is stored yet: run npmi on the Analyses page, then choose its class here");
+}
+
+/* an analysis run meanwhile may have stored classes: read them when the
+ * page is shown again */
+static void map_cb(GtkWidget *w, gpointer user)
+{
+    SweepBar *s = user;
+    if (gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd)) == MODE_NPMI) classes_refresh(s);
 }
 
 GtkWidget *wb_sweep_bar_new(Wb *wb)
@@ -142,7 +211,7 @@ GtkWidget *wb_sweep_bar_new(Wb *wb)
     gtk_box_append(GTK_BOX(s->box), wb_caption("Silence"));
     s->mode_dd = gtk_drop_down_new_from_strings((const char *const *)mode_items);
     gtk_widget_set_tooltip_text(s->mode_dd, "The candidate sets, silenced one at a time against one baseline per prompt "
-                                            "(--silence-each, or --from-analysis superexperts / riskdiff)");
+                                            "(--silence-each, or --from-analysis superexperts / riskdiff / npmi:CLASS)");
     gtk_box_append(GTK_BOX(s->box), wb_labelled(s->mode_dd, "Sweep candidates"));
     g_signal_connect(s->mode_dd, "notify::selected", G_CALLBACK(mode_cb), s);
 
@@ -151,6 +220,16 @@ GtkWidget *wb_sweep_bar_new(Wb *wb)
     gtk_editable_set_width_chars(GTK_EDITABLE(s->layers_entry), 6);
     gtk_widget_set_tooltip_text(s->layers_entry, "1, 0,2, 1-3 or * (every layer with experts)");
     gtk_box_append(GTK_BOX(s->box), wb_labelled(s->layers_entry, "Sweep layers"));
+
+    s->classes = gtk_string_list_new(NULL);
+    /* takes the model and the expression that shows each item's string */
+    s->class_dd = gtk_drop_down_new(G_LIST_MODEL(s->classes),
+                                    gtk_property_expression_new(GTK_TYPE_STRING_OBJECT, NULL, "string"));
+    gtk_widget_set_tooltip_text(s->class_dd, "The class whose strongest experts by stored nPMI are silenced, each "
+                                             "alone and then all together (--from-analysis npmi:CLASS)");
+    gtk_widget_set_visible(s->class_dd, FALSE);
+    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->class_dd, "Sweep nPMI class"));
+    g_signal_connect(s->box, "map", G_CALLBACK(map_cb), s);
 
     gtk_box_append(GTK_BOX(s->box), wb_caption("Random controls"));
     s->controls_spin = gtk_spin_button_new_with_range(0, 100, 1);
