@@ -29,7 +29,9 @@
 #   MODELS (default "olmoe:Q8_0 olmoe:Q4_K_M olmoe:F16 mixtral-q3:Q8_0
 #   mixtral-q3:Q4_K_M mixtral-q3:F16 qwen3moe:Q8_0 qwen3moe:Q4_K_M
 #   qwen3moe:F16"; shape "tiny" checks the script in seconds), LLAMA_FLAGS / IK_FLAGS (extra llama-bench options, e.g.
-#   IK_FLAGS="-fmoe 1" for ik's fused MoE), PP (512), TG (32).
+#   IK_FLAGS="-fmoe 1" for ik's fused MoE), PP (512), TG (32), LLAMA_COMMIT /
+#   IK_COMMIT (the peer's commit, printed when its llama-bench reports none:
+#   one built outside a git checkout says "unknown").
 #
 # Nothing else should run meanwhile: on 2 cores one background compile
 # halves every figure.  Each file is read once before it is measured so it
@@ -214,9 +216,14 @@ print("MB/token: weight bytes one decoded token reads (moescope's count); GB/s =
 if meta:
     isa, flags = next(iter(meta.values()))[1:]
     print("moescope kernels: %s; cpu: %s" % (isa, flags))
-for eng, name in (("ll", "llama.cpp"), ("ik", "ik_llama.cpp")):
+import os
+for eng, name, var in (("ll", "llama.cpp", "LLAMA_COMMIT"), ("ik", "ik_llama.cpp", "IK_COMMIT")):
     if eng in commits:
-        print("%s: commit %s" % (name, commits[eng]))
+        c = commits[eng]
+        if c.startswith(("unknown", "?")):
+            c = ("%s (given in %s)" % (os.environ[var], var)) if os.environ.get(var) else \
+                "unknown (its llama-bench was built outside a git checkout; give it in %s)" % var
+        print("%s: commit %s" % (name, c))
 if not have_ll: print("mainline llama.cpp: not run (no llama-bench given or found)")
 if not have_ik: print("ik_llama.cpp: not run (no llama-bench given or found)")
 if not have_lq: print("llama-quantize: not found, all engines ran moescope synth's quantised files")

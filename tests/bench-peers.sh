@@ -57,6 +57,16 @@ run env MOESCOPE="$M" BENCH_STREAM=/nonexistent MODELS="tiny:F16" REPS=1 ROUNDS=
 check "with no peers at all: runs moescope alone, exit 0" [ "$rc" -eq 0 ]
 check "... and says both peers were not run" \
     bash -c 'grep -q "mainline llama.cpp: not run" "$0" && grep -q "ik_llama.cpp: not run" "$0"' "$T/out"
+# a llama-bench built outside a git checkout reports the commit "unknown"
+mkdir -p "$T/nc"
+sed 's/"build_commit": "abc1234", "build_number": 7/"build_commit": "unknown", "build_number": 0/' "$T/ll/llama-bench" >"$T/nc/llama-bench"
+chmod +x "$T/nc/llama-bench"
+run env MOESCOPE="$M" BENCH_STREAM=/nonexistent MODELS="tiny:Q8_0" REPS=1 ROUNDS=1 PP=16 TG=4 \
+    bash "$S/bench/run-peers.sh" --llama-bench "$T/nc/llama-bench" --quantize "$T/ll/llama-quantize" --cache "$T/c"
+check "an unknown commit says how to give it" grep -q "llama.cpp: commit unknown (its llama-bench was built outside a git checkout; give it in LLAMA_COMMIT)" "$T/out"
+run env MOESCOPE="$M" BENCH_STREAM=/nonexistent MODELS="tiny:Q8_0" REPS=1 ROUNDS=1 PP=16 TG=4 LLAMA_COMMIT=d32676d7 \
+    bash "$S/bench/run-peers.sh" --llama-bench "$T/nc/llama-bench" --quantize "$T/ll/llama-quantize" --cache "$T/c"
+check "... and prints the commit given in LLAMA_COMMIT" grep -q "llama.cpp: commit d32676d7 (given in LLAMA_COMMIT)" "$T/out"
 run bash "$S/bench/run-peers.sh" --bogus
 check "an unknown argument: exit 2 and a one-line error" bash -c '[ "$0" = 2 ] && grep -q "unknown argument" "$1"' "$rc" "$T/err"
 echo "1..$n"
