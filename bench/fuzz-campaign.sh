@@ -51,6 +51,9 @@ targets=("$@")
 if [ ! -f "$build/build.ninja" ]; then
     CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined >/dev/null || exit 1
 fi
+# every target is built now, so a compile error stops the campaign before
+# it starts; each is built again when its turn comes (below), so it runs
+# the program the tree builds then, not the one it built hours before
 for t in "${targets[@]}"; do ninja -C "$build" -j2 "tests/fuzz/fuzz-$t" >/dev/null || exit 1; done
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # the programs read their directories from the environment (tests/fuzz/meson.build)
@@ -97,6 +100,7 @@ summary=()
 total_found=0
 for t in "${targets[@]}"; do
     exe=$build/tests/fuzz/fuzz-$t
+    ninja -C "$build" -j2 "tests/fuzz/fuzz-$t" >/dev/null || exit 1
     art=$build/tests/fuzz/fuzz-artifacts/fuzz-$t
     mkdir -p "$art"
     work=$(mktemp -d "${TMPDIR:-/tmp}/campaign-$t.XXXXXX")
