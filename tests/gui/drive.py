@@ -814,8 +814,8 @@ def main():
 
     # ------------------------------ a sweep of the strongest experts by nPMI
     # the classes offered are those of the stored nPMI analysis: none before
-    # it runs, then its languages; the sweep silences the top 8 of the chosen
-    # class one by one, then all together (--from-analysis npmi:CLASS)
+    # it runs, then its languages; the sweep silences the top 3 of the chosen
+    # class one by one, then all together (--from-analysis npmi:CLASS --top 3)
     mode = app.find(role="combo box", name="Sweep candidates", timeout=5)
     if mode is not None:
         app.xclick(mode)   # the list opens on "each expert of layers"; nPMI is 3 below
@@ -840,6 +840,11 @@ def main():
     app.page("Sweep")
     cls = app.find(role="combo box", name="Sweep nPMI class", timeout=5)
     ok(cls is not None and app.extents(cls)[2] > 0, "the Sweep page now offers a class to choose")
+    top_n = app.find(role="spin button", name="Sweep strongest experts", timeout=5)
+    ok(top_n is not None and app.extents(top_n)[2] > 0 and abs(top_n.queryValue().currentValue - 8) < 0.5,
+       "and how many of its strongest experts, 8 by default (--top)")
+    if top_n is not None:
+        top_n.queryValue().currentValue = 3
     ok(app.click(app.find(role="push button", name="Run sweep")), "Run sweep (nPMI) is pressed")
     m = app.wait_text("Status", r"Sweep (\d+) \(nPMI class (\S+)\) stored: (\d+) sets × (\d+) prompts in [\d.]+ s", 180)
     ok(m is not None and int(m.group(3)) > 1,
@@ -848,14 +853,14 @@ def main():
         con = sqlite3.connect(db_path)
         first = con.execute("select min(class) from an_npmi").fetchone()[0]
         top = [r[0] for r in con.execute("select layer || ':' || expert from an_npmi where class = ? "
-                                          "order by npmi desc, count desc, layer, expert limit 8", (m.group(2),))]
+                                          "order by npmi desc, count desc, layer, expert limit 3", (m.group(2),))]
         got = [r[0] for r in con.execute("select label from sweep_candidate where sweep_id = ? and kind = 'candidate' "
                                           "order by cand", (int(m.group(1)),))]
         con.close()
         diag("nPMI top of %s: %s; sweep sets: %s" % (m.group(2), top, got[:10]))
         ok(m.group(2) == first, "the first stored class, %s, is the one chosen (%s)" % (first, m.group(2)))
-        ok(len(top) > 1 and got[:len(top)] == ["silence " + t for t in top],
-           "the sweep's sets are the class's strongest experts by nPMI, in order (%d)" % len(top))
+        ok(len(top) == 3 and got == ["silence " + t for t in top] + ["silence " + " ".join(top)],
+           "the sweep's sets are the class's 3 strongest experts by nPMI, in order, then the 3 together (%s)" % got)
     app.shot("sweep-npmi")
 
     # ------------------------------------------------ a long run, cancelled

@@ -11,17 +11,16 @@
 
 typedef struct {
     Wb *wb;
-    GtkWidget *box, *mode_dd, *layers_entry, *class_dd, *controls_spin, *run_btn;
+    GtkWidget *box, *mode_dd, *layers_entry, *class_dd, *top_box, *top_spin, *controls_spin, *run_btn;
     GtkStringList *classes;   /* the class drop-down's model: the stored nPMI classes */
 } SweepBar;
 
 /* the drop-down's items, in order, and the --from-analysis each names
  * (nPMI's gets ":CLASS") */
-static const char *const mode_items[] = { "each expert of layers", "each super expert (stored analysis)",
-                                          "strongest by risk difference (stored analysis)",
-                                          "strongest by nPMI for a class (stored analysis)", NULL };
+static const char *const mode_items[] = { "each expert of layers", "each super expert",
+                                          "strongest by risk difference", "strongest by nPMI for a class", NULL };
 static const char *const mode_from[] = { NULL, "superexperts", "riskdiff", "npmi" };
-enum { MODE_LAYERS = 0, MODE_NPMI = 3 };
+enum { MODE_LAYERS = 0, MODE_SUPER = 1, MODE_RISKDIFF = 2, MODE_NPMI = 3 };
 
 typedef struct {
     WbModel *model;
@@ -29,6 +28,7 @@ typedef struct {
     char *db_path;
     int layers[MS_TRACE_MAX_LAYER], n_layers;   /* parsed on the main thread; n_layers < 0: none */
     char *from;
+    int top;   /* --top: 0 = the analysis's default */
     int controls;
     MsSweepResult res;
     MsSweepSet sweep;
@@ -53,7 +53,7 @@ static int sweep_run(WbJob *j, gpointer d, MsError *err)
     MsTraceDb *db = ms_trace_open(x->db_path, MS_TRACE_CREATE, err);
     if (!db) return err->code ? err->code : MS_EDB;
     const MsSweepSpec spec = { .layers = x->n_layers >= 0 ? x->layers : NULL, .n_layers = x->n_layers,
-                               .from = x->from, .controls = x->controls };
+                               .from = x->from, .top = x->top, .controls = x->controls };
     int rc = ms_sweep_set_build(&x->sweep, x->model->m, db, &spec, err);
     if (rc == 0) {
         MsSweepJob sj;
@@ -178,6 +178,7 @@ static void run_cb(GtkButton *b, gpointer user)
     } else {
         x->from = g_strdup(mode_from[mode]);
     }
+    if (mode == MODE_RISKDIFF || mode == MODE_NPMI) x->top = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(s->top_spin));
     x->controls = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(s->controls_spin));
     WbJob *j = wb_job_start(wb, "sweep", sweep_run, sweep_done, sweep_progress, x, sweep_free);
     wb_long_job_begin(wb, j);
@@ -187,8 +188,9 @@ static void mode_cb(GObject *o, GParamSpec *ps, gpointer user)
 {
     SweepBar *s = user;
     guint mode = gtk_drop_down_get_selected(GTK_DROP_DOWN(s->mode_dd));
-    gtk_widget_set_sensitive(s->layers_entry, mode == MODE_LAYERS);
+    gtk_widget_set_visible(s->layers_entry, mode == MODE_LAYERS);
     gtk_widget_set_visible(s->class_dd, mode == MODE_NPMI);
+    gtk_widget_set_visible(s->top_box, mode == MODE_RISKDIFF || mode == MODE_NPMI);
     if (mode == MODE_NPMI && !classes_refresh(s))
         wb_status(s->wb, "No nPMI analysis is stored yet: run npmi on the Analyses page, then choose its class here");
 }
@@ -205,21 +207,27 @@ GtkWidget *wb_sweep_bar_new(Wb *wb)
 {
     SweepBar *s = g_new0(SweepBar, 1);
     s->wb = wb;
-    s->box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    /* two rows, so the whole bar fits beside the page list at the
+     * window's default width: what to silence, then how to run it */
+    s->box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
     g_object_set_data_full(G_OBJECT(s->box), "sweep-bar", s, g_free);
+    GtkWidget *row1 = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6), *row2 = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    gtk_box_append(GTK_BOX(s->box), row1);
+    gtk_box_append(GTK_BOX(s->box), row2);
 
-    gtk_box_append(GTK_BOX(s->box), wb_caption("Silence"));
+    gtk_box_append(GTK_BOX(row1), wb_caption("Silence"));
     s->mode_dd = gtk_drop_down_new_from_strings((const char *const *)mode_items);
     gtk_widget_set_tooltip_text(s->mode_dd, "The candidate sets, silenced one at a time against one baseline per prompt "
-                                            "(--silence-each, or --from-analysis superexperts / riskdiff / npmi:CLASS)");
-    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->mode_dd, "Sweep candidates"));
+                                            "(--silence-each); the last three read the analyses stored in the open database "
+                                            "(--from-analysis superexperts / riskdiff / npmi:CLASS)");
+    gtk_box_append(GTK_BOX(row1), wb_labelled(s->mode_dd, "Sweep candidates"));
     g_signal_connect(s->mode_dd, "notify::selected", G_CALLBACK(mode_cb), s);
 
     s->layers_entry = gtk_entry_new();
     gtk_editable_set_text(GTK_EDITABLE(s->layers_entry), "*");
     gtk_editable_set_width_chars(GTK_EDITABLE(s->layers_entry), 6);
     gtk_widget_set_tooltip_text(s->layers_entry, "1, 0,2, 1-3 or * (every layer with experts)");
-    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->layers_entry, "Sweep layers"));
+    gtk_box_append(GTK_BOX(row1), wb_labelled(s->layers_entry, "Sweep layers"));
 
     s->classes = gtk_string_list_new(NULL);
     /* takes the model and the expression that shows each item's string */
@@ -228,21 +236,31 @@ GtkWidget *wb_sweep_bar_new(Wb *wb)
     gtk_widget_set_tooltip_text(s->class_dd, "The class whose strongest experts by stored nPMI are silenced, each "
                                              "alone and then all together (--from-analysis npmi:CLASS)");
     gtk_widget_set_visible(s->class_dd, FALSE);
-    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->class_dd, "Sweep nPMI class"));
+    gtk_box_append(GTK_BOX(row1), wb_labelled(s->class_dd, "Sweep nPMI class"));
     g_signal_connect(s->box, "map", G_CALLBACK(map_cb), s);
 
-    gtk_box_append(GTK_BOX(s->box), wb_caption("Random controls"));
+    s->top_spin = gtk_spin_button_new_with_range(1, 256, 1);
+    gtk_spin_button_set_value(GTK_SPIN_BUTTON(s->top_spin), 8);
+    gtk_widget_set_tooltip_text(s->top_spin, "How many of the analysis's strongest experts: each alone, then all "
+                                             "together (--top N)");
+    s->top_box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+    gtk_box_append(GTK_BOX(s->top_box), wb_caption("Strongest"));
+    gtk_box_append(GTK_BOX(s->top_box), wb_labelled(s->top_spin, "Sweep strongest experts"));
+    gtk_widget_set_visible(s->top_box, FALSE);
+    gtk_box_append(GTK_BOX(row1), s->top_box);
+
+    gtk_box_append(GTK_BOX(row2), wb_caption("Random controls"));
     s->controls_spin = gtk_spin_button_new_with_range(0, 100, 1);
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(s->controls_spin), 4);
     gtk_widget_set_tooltip_text(s->controls_spin, "Random sets of the same shape per candidate shape: the spread an "
                                                   "effect must beat (its z-score)");
-    gtk_box_append(GTK_BOX(s->box), wb_labelled(s->controls_spin, "Random controls per shape"));
+    gtk_box_append(GTK_BOX(row2), wb_labelled(s->controls_spin, "Random controls per shape"));
 
     s->run_btn = wb_mnemonic_button("Run s_weep");
     gtk_widget_set_tooltip_text(s->run_btn, "Over the open prompt set, stored in the open database "
                                             "(moescope sweep MODEL --prompts FILE --silence-each LAYERS "
                                             "--random-controls N --db DB)");
     g_signal_connect(s->run_btn, "clicked", G_CALLBACK(run_cb), s);
-    gtk_box_append(GTK_BOX(s->box), s->run_btn);
+    gtk_box_append(GTK_BOX(row2), s->run_btn);
     return s->box;
 }
