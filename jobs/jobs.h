@@ -313,6 +313,11 @@ int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const 
  * of experts per layer, drawn (seeded) from experts that are not candidates
  * where there are enough, silenced like the candidates. */
 int ms_sweep_add_controls(MsSweepSet *s, int n, uint64_t seed, MsError *err);
+/* The classes of the stored nPMI analysis, sorted: the CLASS values that
+ * --from-analysis npmi:CLASS takes; none (0) when no nPMI analysis is
+ * stored.  *out: malloc'd array of *n malloc'd strings (the caller frees
+ * each, then the array). */
+int ms_sweep_npmi_classes(MsTraceDb *db, char ***out, int *n, MsError *err);
 /* A layer list as `sweep --silence-each` takes it: "1", "0,2", "1-3", or
  * "*" = every layer with experts (leading dense blocks, as in DeepSeek,
  * are skipped; a dense layer named on purpose is left for

@@ -225,6 +225,44 @@ int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const 
     return rc;
 }
 
+typedef struct { char **v; int n, cap; bool oom; } Classes;
+
+static int class_row(void *user, int nc, const char *const *names, const char *const *v)
+{
+    Classes *c = user;
+    if (nc < 1 || !v[0]) return 0;
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        char **p = realloc(c->v, (size_t)cap * sizeof *p);
+        if (!p) return c->oom = true, 1;
+        c->v = p;
+        c->cap = cap;
+    }
+    if (!(c->v[c->n] = strdup(v[0]))) return c->oom = true, 1;
+    c->n++;
+    return 0;
+}
+
+int ms_sweep_npmi_classes(MsTraceDb *db, char ***out, int *n, MsError *err)
+{
+    *out = NULL;
+    *n = 0;
+    Picks p = { .run = -1 };
+    int rc = ms_trace_query(db, "SELECT run_id FROM analysis WHERE table_name = 'an_npmi'", registry_run, &p, err);
+    if (rc < 0 || p.run < 0) return rc < 0 ? rc : 0;
+    Classes c = { 0 };
+    rc = ms_trace_query(db, "SELECT class FROM an_npmi GROUP BY class ORDER BY class", class_row, &c, err);
+    if (rc == 0 && c.oom) rc = ms_error_set(err, MS_ENOMEM, "out of memory");
+    if (rc < 0) {
+        for (int i = 0; i < c.n; i++) free(c.v[i]);
+        free(c.v);
+        return rc;
+    }
+    *out = c.v;
+    *n = c.n;
+    return 0;
+}
+
 /* ---- random controls ---- */
 
 int ms_sweep_add_controls(MsSweepSet *s, int n, uint64_t seed, MsError *err)

@@ -103,12 +103,6 @@ static void sweep_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
     }
 }
 
-static int class_row(void *user, int nc, const char *const *names, const char *const *v)
-{
-    if (nc > 0 && v[0]) g_ptr_array_add(user, g_strdup(v[0]));
-    return 0;
-}
-
 /* The classes of the stored nPMI analysis, read again (an analysis may have
  * been run since); the chosen one stays chosen when it is still there.
  * Returns how many there are. */
@@ -118,26 +112,28 @@ static guint classes_refresh(SweepBar *s)
     char *keep = NULL;
     GObject *it = gtk_drop_down_get_selected_item(GTK_DROP_DOWN(s->class_dd));
     if (it) keep = g_strdup(gtk_string_object_get_string(GTK_STRING_OBJECT(it)));
-    GPtrArray *cl = g_ptr_array_new_with_free_func(g_free);
+    char **cl = NULL;
+    int n = 0;
     if (wb->db_path) {
         MsError err = { 0 };
         MsTraceDb *db = ms_trace_open(wb->db_path, MS_TRACE_READ, &err);
-        /* no table yet (an error of the query) is no class */
-        if (db && ms_trace_query(db, "SELECT class FROM an_npmi GROUP BY class ORDER BY class", class_row, cl, &err))
-            g_ptr_array_set_size(cl, 0);
+        if (db) ms_sweep_npmi_classes(db, &cl, &n, &err);   /* an error reads as no class */
         ms_trace_close(db);
     }
-    g_ptr_array_add(cl, NULL);
-    guint n = g_list_model_get_n_items(G_LIST_MODEL(s->classes));
-    gtk_string_list_splice(s->classes, 0, n, (const char *const *)cl->pdata);
+    /* the model stays the drop-down's: its items are replaced */
+    const char **v = g_new0(const char *, n + 1);
     guint sel = 0;
-    for (guint i = 0; keep && i + 1 < cl->len; i++)
-        if (!strcmp(cl->pdata[i], keep)) sel = i;
+    for (int i = 0; i < n; i++) {
+        v[i] = cl[i];
+        if (keep && !strcmp(cl[i], keep)) sel = (guint)i;
+    }
+    gtk_string_list_splice(s->classes, 0, g_list_model_get_n_items(G_LIST_MODEL(s->classes)), v);
+    g_free(v);
+    for (int i = 0; i < n; i++) free(cl[i]);
+    free(cl);
     gtk_drop_down_set_selected(GTK_DROP_DOWN(s->class_dd), sel);
-    guint len = cl->len - 1;
-    g_ptr_array_unref(cl);
     g_free(keep);
-    return len;
+    return (guint)n;
 }
 
 static void run_cb(GtkButton *b, gpointer user)
@@ -149,7 +145,7 @@ static void run_cb(GtkButton *b, gpointer user)
     if (mode >= G_N_ELEMENTS(mode_from)) mode = 0;
     SweepJob *x = g_new0(SweepJob, 1);
     x->n_layers = -1;
-    if (mode == 0) {
+    if (mode == MODE_LAYERS) {
         /* parsed here, so a bad list is said at once, before a worker starts */
         char *each = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(s->layers_entry))));
         MsError err = { 0 };
