@@ -1247,10 +1247,16 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
  * arithmetic.  Chunks of 2048 cover a whole row of the usual shapes, so
  * the tree is paid once per output (at 512 it cost about as much as a
  * 5 x 5 tile gains).  Tokens go in groups of F16_TG, whose activations
- * (128 KB at 2048 columns) stay in L2 while the rows pass. */
+ * (128 KB at 2048 columns) stay in L2 while the rows pass.  Expert weights
+ * come from memory once per layer, and a new row of 4 KB is a new page for
+ * the hardware prefetcher, so each row tile's first token tile waited on
+ * DRAM: while the first group's first token tile runs, the next row tile is
+ * prefetched into L2 (bench-kernels at expert shapes: 10-20 % faster;
+ * prefetches change no arithmetic). */
 #define F16_KC 2048
 #define UNROLL5 _Pragma("GCC unroll 5")   /* tile loops of up to 5 */
 #define F16_TG 32
+#define F16_PF _MM_HINT_T1   /* into L2: L1 holds the current tile's rows */
 #if PK_512
 #define F16_TR 5
 #define F16_TT 5
@@ -1262,7 +1268,7 @@ static void gemm_packed(int type, int64_t n, int64_t nrows, const uint8_t *W, si
 #endif
 
 ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const uint16_t *const *a,
-                            float out[F16_TR][F16_TT])
+                            const uint16_t *const *pf, float out[F16_TR][F16_TT])
 {
     PVf part[F16_TR][F16_TT];
     for (int h = 0; h < PV_HALVES; h++) {
@@ -1272,6 +1278,8 @@ ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const
         _Pragma("GCC unroll 2") for (int k = 0; k < kn; k += 16) {
             PVf wv[F16_TR];
             UNROLL5 for (int r = 0; r < F16_TR; r++) wv[r] = PV_LOADH(w[r] + k + lo);
+            if (pf && h == 0 && k % 32 == 0)
+                UNROLL5 for (int r = 0; r < F16_TR; r++) _mm_prefetch((const char *)(pf[r] + k), F16_PF);
             UNROLL5 for (int t = 0; t < T; t++) {
                 PVf av = PV_LOADH(a[t] + k + lo);
                 UNROLL5 for (int r = 0; r < F16_TR; r++) acc[r][t] = PV_FMA(wv[r], av, acc[r][t]);
@@ -1284,16 +1292,17 @@ ALWAYS_INLINE void tile_f16(const int T, int kn, const uint16_t *const *w, const
         out[r][t] = PV_HSUM(part[r][t]);
 }
 
-static void tile_f16_any(int T, int kn, const uint16_t *const *w, const uint16_t *const *a, float out[F16_TR][F16_TT])
+static void tile_f16_any(int T, int kn, const uint16_t *const *w, const uint16_t *const *a,
+                         const uint16_t *const *pf, float out[F16_TR][F16_TT])
 {
     switch (T) {
 #if F16_TT == 5
-    case 5: tile_f16(5, kn, w, a, out); break;
-    case 4: tile_f16(4, kn, w, a, out); break;
-    case 3: tile_f16(3, kn, w, a, out); break;
+    case 5: tile_f16(5, kn, w, a, pf, out); break;
+    case 4: tile_f16(4, kn, w, a, pf, out); break;
+    case 3: tile_f16(3, kn, w, a, pf, out); break;
 #endif
-    case 2: tile_f16(2, kn, w, a, out); break;
-    default: tile_f16(1, kn, w, a, out); break;
+    case 2: tile_f16(2, kn, w, a, pf, out); break;
+    default: tile_f16(1, kn, w, a, pf, out); break;
     }
 }
 
@@ -1310,13 +1319,16 @@ static void gemm_f16(int64_t n, int64_t nrows, const uint8_t *W, size_t rb, int6
                 const uint16_t *wr[F16_TR];
                 for (int r = 0; r < F16_TR; r++)
                     wr[r] = (const uint16_t *)(W + rb * (size_t)MS_MIN(r0 + r, nrows - 1) + 2 * (size_t)k0);
+                const uint16_t *pn[F16_TR];   /* the next row tile, fetched during the first token tile */
+                for (int r = 0; r < F16_TR; r++)
+                    pn[r] = (const uint16_t *)(W + rb * (size_t)MS_MIN(r0 + F16_TR + r, nrows - 1) + 2 * (size_t)k0);
                 for (int tt = 0; tt < tn; tt += F16_TT) {
                     const int tc = MS_MIN(F16_TT, tn - tt);
                     float o[F16_TR][F16_TT];
                     const uint16_t *ap[F16_TT];
                     for (int t = 0; t < tc; t++)
                         ap[t] = (const uint16_t *)(A + ab * (size_t)(t0 + tt + t) + 2 * (size_t)k0);
-                    tile_f16_any(tc, kn, wr, ap, o);
+                    tile_f16_any(tc, kn, wr, ap, t0 == 0 && tt == 0 && r0 + F16_TR < nrows ? pn : NULL, o);
                     for (int t = 0; t < tc; t++) {
                         float *y = Y + (t0 + tt + t) * ldy + r0;
                         if (k0 == 0) for (int r = 0; r < nr; r++) y[r] = o[r][t];
