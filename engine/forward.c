@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "model-internal.h"
+#include "ms-vexp.h"
 #include "route.h"
 
 #define ATT_TBLOCK 32          /* query rows per attention task */
@@ -80,7 +81,7 @@ static void *xcalloc(size_t n, size_t sz, bool *ok)
     return p;
 }
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+static inline float silu(float x) { return x / (1.0f + ms_exp_v(-x)); }
 
 /* ggml rms_norm then mul: squares summed in double, scale as float. */
 static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
@@ -323,19 +324,27 @@ static void att_task(void *p, int task, int thread)
         const int pos = c->n_past + t0 + t;
         const int lim = pos + 1;                               /* causal: keys 0..pos */
         const int lo = j->swa > 0 ? MS_MAX(0, pos - j->swa + 1) : 0;   /* window: pos-swa+1..pos */
+        /* in loops the compiler vectorises: 16 running maxima, 8 running
+         * sums (in double, as ggml sums a softmax) */
+        const float scale = j->scale;
+        for (int i = lo; i < lim; i++) s[i] *= scale;
+        float m16[16];
+        for (int l = 0; l < 16; l++) m16[l] = -INFINITY;
+        int i = lo;
+        for (; i + 16 <= lim; i += 16)
+            for (int l = 0; l < 16; l++) m16[l] = s[i + l] > m16[l] ? s[i + l] : m16[l];
         float mx = -INFINITY;
-        for (int i = lo; i < lim; i++) {
-            s[i] = s[i] * j->scale;
-            if (s[i] > mx) mx = s[i];
-        }
+        for (int l = 0; l < 16; l++) mx = m16[l] > mx ? m16[l] : mx;
+        for (; i < lim; i++) mx = s[i] > mx ? s[i] : mx;
         if (j->sinks && sink > mx) mx = sink;
+        for (i = lo; i < lim; i++) s[i] = ms_exp_v(s[i] - mx);
+        double s8[8] = { 0 };
+        for (i = lo; i + 8 <= lim; i += 8)
+            for (int l = 0; l < 8; l++) s8[l] += (double)s[i + l];
         double sum = 0.0;
-        for (int i = lo; i < lim; i++) {
-            float e = expf(s[i] - mx);
-            s[i] = e;
-            sum += (double)e;
-        }
-        if (j->sinks) sum += (double)expf(sink - mx);
+        for (int l = 0; l < 8; l++) sum += s8[l];
+        for (; i < lim; i++) sum += (double)s[i];
+        if (j->sinks) sum += (double)ms_exp_v(sink - mx);
         const float inv = (float)(1.0 / sum);
         for (int i = 0; i < lo; i++) s[i] = 0.0f;
         for (int i = lo; i < lim; i++) s[i] *= inv;
@@ -593,22 +602,23 @@ static void act_task(void *p, int task, int thread)
     ActJob *j = p;
     MsContext *c = j->c;
     const MsLayer *ly = j->ly;
+    const int F = j->F;   /* a local: stores to g could alias j->F, which kept the loops scalar */
     (void)thread;
     int s0 = task * ACT_SLOTS, s1 = MS_MIN(s0 + ACT_SLOTS, j->n_slots);
     for (int s = s0; s < s1; s++) {
-        float *g = c->G + (size_t)s * j->F;
-        float *u = c->U + (size_t)s * j->F;
-        const size_t eo = (size_t)c->slot_exp[s] * j->F;
-        if (ly->gate_exps_b) for (int i = 0; i < j->F; i++) g[i] += ly->gate_exps_b[eo + i];
-        if (ly->up_exps_b) for (int i = 0; i < j->F; i++) u[i] += ly->up_exps_b[eo + i];
+        float *g = c->G + (size_t)s * F;
+        float *u = c->U + (size_t)s * F;
+        const size_t eo = (size_t)c->slot_exp[s] * F;
+        if (ly->gate_exps_b) for (int i = 0; i < F; i++) g[i] += ly->gate_exps_b[eo + i];
+        if (ly->up_exps_b) for (int i = 0; i < F; i++) u[i] += ly->up_exps_b[eo + i];
         if (c->m->swiglu_oai) {
             /* gpt-oss (ggml swiglu_oai): gate clamped above, up both ways */
-            for (int i = 0; i < j->F; i++) {
+            for (int i = 0; i < F; i++) {
                 float x = fminf(g[i], OAI_LIMIT), y = fminf(fmaxf(u[i], -OAI_LIMIT), OAI_LIMIT);
-                g[i] = x / (1.0f + expf(OAI_ALPHA * (-x))) * (y + 1.0f);
+                g[i] = x / (1.0f + ms_exp_v(OAI_ALPHA * (-x))) * (y + 1.0f);
             }
         } else {
-            for (int i = 0; i < j->F; i++) g[i] = silu(g[i]) * u[i];
+            for (int i = 0; i < F; i++) g[i] = silu(g[i]) * u[i];
         }
         if (j->wtype != MS_TYPE_F32) ms_quantize_act(j->wtype, g, c->hact + (size_t)s * j->sa_h, j->F);
     }

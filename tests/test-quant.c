@@ -9,6 +9,7 @@
 #include "ms-common.h"
 #include "quant.h"
 #include "quant-impl.h"
+#include "ms-vexp.h"
 #include "gguf.h"
 #include "ms-cpu.h"
 
@@ -530,6 +531,40 @@ static double ref_dot_q(int type, const Fields *f, int nb, const uint8_t *act, d
     return s;
 }
 
+/* ms_exp_v (the forward pass's softmax and SiLU): against e^x computed in
+ * double and rounded, on every 61st float of [-87, 88] in order. */
+static int64_t float_order(float f)   /* floats in order as integers */
+{
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i < 0 ? -(int64_t)(i & 0x7fffffff) : i;
+}
+
+static float order_float(int64_t o)
+{
+    uint32_t b = o < 0 ? 0x80000000u | (uint32_t)-o : (uint32_t)o;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static void test_exp_v(void)
+{
+    int64_t worst = 0;
+    float at = 0;
+    long n = 0;
+    for (int64_t o = float_order(-87.0f); o <= float_order(88.0f); o += 61, n++) {
+        const float x = order_float(o);
+        const int64_t d = llabs(float_order(ms_exp_v(x)) - float_order((float)exp((double)x)));
+        if (d > worst) { worst = d; at = x; }
+    }
+    MT_CHECK(n > 30000000 && worst <= 1, "ms_exp_v within 1 ulp of e^x on %ld floats of [-87, 88] (worst %lld at %g)",
+             n, (long long)worst, (double)at);
+    MT_CHECK(ms_exp_v(0.0f) == 1.0f && ms_exp_v(1.0f) == (float)exp(1.0) && isnan(ms_exp_v(NAN)) &&
+                 ms_exp_v(-INFINITY) > 0 && ms_exp_v(-INFINITY) < 1e-37f && isfinite(ms_exp_v(INFINITY)),
+             "ms_exp_v: e^0 = 1, e^1 rounded, NaN stays NaN, clamped at both ends");
+}
+
 static void test_vec_dot(void)
 {
     Rng r = {777};
@@ -922,6 +957,7 @@ int main(void)
     test_gemm();
     test_isa_levels();
     test_chain();
+    test_exp_v();
     test_fixtures();
     return mt_done();
 }
