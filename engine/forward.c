@@ -346,9 +346,9 @@ static void att_task(void *p, int task, int thread)
         for (; i < lim; i++) sum += (double)s[i];
         if (j->sinks) sum += (double)ms_exp_v(sink - mx);
         const float inv = (float)(1.0 / sum);
-        for (int i = 0; i < lo; i++) s[i] = 0.0f;
-        for (int i = lo; i < lim; i++) s[i] *= inv;
-        for (int i = lim; i < n_kv; i++) s[i] = 0.0f;
+        for (i = 0; i < lo; i++) s[i] = 0.0f;
+        for (i = lo; i < lim; i++) s[i] *= inv;
+        for (i = lim; i < n_kv; i++) s[i] = 0.0f;
     }
     float *O = c->att + (size_t)t0 * H * dv + (size_t)h * dv;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, dv, n_kv, 1.0f, S, n_kv, V, ldv,
@@ -620,7 +620,7 @@ static void act_task(void *p, int task, int thread)
         } else {
             for (int i = 0; i < F; i++) g[i] = silu(g[i]) * u[i];
         }
-        if (j->wtype != MS_TYPE_F32) ms_quantize_act(j->wtype, g, c->hact + (size_t)s * j->sa_h, j->F);
+        if (j->wtype != MS_TYPE_F32) ms_quantize_act(j->wtype, g, c->hact + (size_t)s * j->sa_h, F);
     }
 }
 
