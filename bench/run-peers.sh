@@ -24,7 +24,9 @@
 #   --cache DIR    where models are kept between runs (default:
 #                  $TMPDIR or /tmp, in moescope-peers/; needs ~25 GB for all)
 # environment: MOESCOPE (default build/app/moescope next to this script),
-#   BENCH_STREAM (default build/bench/bench-stream), THREADS (2), REPS (3 per
+#   BENCH_STREAM (default build/bench/bench-stream: the read bandwidth, taken
+#   at the start, before each round of each model and at the end; a row's
+#   shares are against its rounds' median), THREADS (2), REPS (3 per
 #   invocation), ROUNDS (2 interleaved rounds; the medians pool all samples),
 #   MODELS (default "olmoe:Q8_0 olmoe:Q4_K_M olmoe:F16 mixtral-q3:Q8_0
 #   mixtral-q3:Q4_K_M mixtral-q3:F16 qwen3moe:Q8_0 qwen3moe:Q4_K_M
@@ -137,6 +139,10 @@ for mt in ${MODELS:-olmoe:Q8_0 olmoe:Q4_K_M olmoe:F16 mixtral-q3:Q8_0 mixtral-q3
     fi
     cat "$file" "$own" >/dev/null   # into the page cache
     for r in $(seq 1 "$rounds"); do
+        # the read bandwidth beside each model's decode, not only at the
+        # start and end: on a shared host it moves by 2x within minutes, and
+        # a share is only meaningful against a figure taken at the same time
+        printf '%s\tbw\t%s\n' "$mt" "$(stream_gbps)" >>"$results"
         # rotate the order each round so no engine always runs first
         order="ms ll ik ow"; [ $((r % 2)) = 0 ] && order="ik ll ms ow"
         for e in $order; do
@@ -164,6 +170,10 @@ for line in open(path):
         rows[mt] = {}
         order.append(mt)
     d = rows[mt].setdefault(eng, {"pp": [], "tg": [], "failed": 0})
+    if eng == "bw":
+        if js.strip() not in ("null", ""):
+            d["tg"].append(float(js))
+        continue
     v = json.loads(js) if js.strip() else None
     if v is None:
         d["failed"] += 1
@@ -191,20 +201,25 @@ def ratio(a, b):
     return ("%5.2f" % (a / b)) if a and b else "    -"
 
 print("| model | type | pp%d moescope | llama.cpp | ik | x llama | x ik | tg%d moescope | llama.cpp | ik | x llama | x ik "
-      "| MB/token | GB/s | %% of read bw | moescope, synth's file pp / tg |" % (pp, tg))
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| MB/token | GB/s | read bw | %% of read bw | ik %% | moescope, synth's file pp / tg |" % (pp, tg))
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for mt in order:
     ms_pp, ll_pp, ik_pp = med(mt, "ms", "pp"), med(mt, "ll", "pp"), med(mt, "ik", "pp")
     ms_tg, ll_tg, ik_tg = med(mt, "ms", "tg"), med(mt, "ll", "tg"), med(mt, "ik", "tg")
     wb = meta.get(mt, (None,))[0]
     gbs = wb * ms_tg * 1e-9 if wb and ms_tg else None
-    pct = "%5.0f %%" % (100 * gbs / bw) if gbs and bw else "    -"
+    # against the stream figures taken during this model's rounds, else the
+    # run's first and last
+    rbw = med(mt, "bw", "tg") or bw
+    pct = "%5.0f %%" % (100 * gbs / rbw) if gbs and rbw else "    -"
+    # ik reads the same weights of the same file (moescope's count of them)
+    ikpct = "%5.0f %%" % (100 * wb * ik_tg * 1e-9 / rbw) if wb and ik_tg and rbw else "    -"
     own = "%s / %s" % (f(med(mt, "own", "pp"), 1), f(med(mt, "own", "tg"), 1)) if "own" in rows[mt] else "(same file)"
     sh, ty = mt.split(":")
-    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         sh, ty, f(ms_pp), f(ll_pp), f(ik_pp), ratio(ms_pp, ll_pp), ratio(ms_pp, ik_pp),
         f(ms_tg), f(ll_tg), f(ik_tg), ratio(ms_tg, ll_tg), ratio(ms_tg, ik_tg),
-        "%.1f" % (wb / 1e6) if wb else "-", f(gbs, 5), pct, own))
+        "%.1f" % (wb / 1e6) if wb else "-", f(gbs, 5), f(rbw, 5), pct, ikpct, own))
     for eng, name in (("ll", "llama.cpp"), ("ik", "ik_llama.cpp"), ("ms", "moescope")):
         d = rows[mt].get(eng)
         if d and d["failed"] and not (d["pp"] or d["tg"]):
@@ -212,7 +227,9 @@ for mt in order:
 print()
 print("tokens/s, medians over all samples of the interleaved rounds, %s threads; moescope with --observer;" % thr)
 print("MB/token: weight bytes one decoded token reads (moescope's count); GB/s = MB/token x tg; read bw: "
-      "bench-stream, %s threads: %s GB/s" % (thr, " / ".join("%.1f" % x for x in bws) if bws else "not measured"))
+      "bench-stream, %s threads, median of the figures taken before each round of the row's model "
+      "(first and last of the run: %s GB/s); %% of read bw: moescope's GB/s against it; ik %%: ik's decode "
+      "at the same MB/token" % (thr, " / ".join("%.1f" % x for x in bws) if bws else "not measured"))
 if meta:
     isa, flags = next(iter(meta.values()))[1:]
     print("moescope kernels: %s; cpu: %s" % (isa, flags))

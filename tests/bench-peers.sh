@@ -50,7 +50,43 @@ print(("ok" if abs(float(r_ll) - float(ms_pp) / 200) < 0.006 and abs(float(t_ll)
 print(("ok" if ik_pp == "-" and r_ik == "-" else "not ok") + " - the failing engine has no figures")
 print(("ok" if "ik_llama.cpp could not run tiny:Q8_0" in out else "not ok") + " - the failing engine is named")
 print(("ok" if "llama.cpp: commit abc1234 (build 7)" in out else "not ok") + " - mainline's commit from its JSON")
-print(("ok" if float(c[12]) > 0 and c[15] != "(same file)" else "not ok") + " - MB/token and moescope on synth's own file")
+print(("ok" if float(c[12]) > 0 and c[17] != "(same file)" else "not ok") + " - MB/token and moescope on synth's own file")
+print(("ok" if c[14] == "-" and c[15] == "-" and c[16] == "-" else "not ok") + " - no read bandwidth, no shares (%s)" % c[14:17])
+PYEOF
+# a bench-stream stand-in that reads 10, 40, 60, 20 GB/s in turn: the run's
+# first figure, the two rounds', the last.  ik's stand-in decodes at
+# 20,000 tokens/s, so its share of the tiny model's reads is not 0.  The shares must use the rounds'
+# median (50), not the run's ends (15).
+cat >"$T/stream" <<'SH'
+#!/bin/bash
+f=$(dirname "$0")/stream.n
+n=$(cat "$f" 2>/dev/null || echo 0); echo $((n + 1)) >"$f"
+v=(10 40 60 20)
+echo "{\"read_gbps_median\": ${v[$n]:-99}}"
+SH
+chmod +x "$T/stream"
+mkdir -p "$T/ik2"
+sed 's/"avg_ts": 20, "samples_ts": \[ 10, 20, 30 \]/"avg_ts": 20000, "samples_ts": [ 10000, 20000, 30000 ]/' "$T/ll/llama-bench" >"$T/ik2/llama-bench"
+chmod +x "$T/ik2/llama-bench"
+run env MOESCOPE="$M" BENCH_STREAM="$T/stream" MODELS="tiny:Q8_0" REPS=1 ROUNDS=2 PP=16 TG=4 \
+    bash "$S/bench/run-peers.sh" --llama-bench "$T/ll/llama-bench" --ik-bench "$T/ik2/llama-bench" --cache "$T/c"
+check "with a bench-stream: exit 0 (rc $rc)" [ "$rc" -eq 0 ]
+pycheck "$T/out" <<'PYEOF'
+import sys
+out = open(sys.argv[1]).read()
+rows = [l for l in out.splitlines() if l.startswith("| tiny | Q8_0 |")]
+c = [x.strip() for x in rows[0].strip("|").split("|")]
+mb, gbs, rbw, pct, ikpct = c[12:17]
+print(("ok" if rbw == "50.0" else "not ok") + " - read bw is the median of the rounds' figures (%s)" % rbw)
+# MB/token is printed to 0.1: about 4 % at the tiny model's 1.4
+want = float(mb) * float(c[7]) / 1e3
+print(("ok" if abs(float(gbs) - want) <= 0.05 + 0.04 * want else "not ok") + " - GB/s = MB/token x tg (%s, %.2f)" % (gbs, want))
+print(("ok" if pct.endswith("%") and abs(float(pct.rstrip(" %")) - 100 * float(gbs) / 50) <= 0.6 else "not ok")
+      + " - moescope's share against it (%s)" % pct)
+ik = float(ikpct.rstrip(" %"))
+print(("ok" if ik > 0 and abs(ik - 100 * float(mb) * 20000 / 1e3 / 50) <= 0.6 + ik * 0.04 else "not ok")
+      + " - ik's share: its decode median (20,000) at the same MB/token (%s)" % ikpct)
+print(("ok" if "first and last of the run: 10.0 / 20.0 GB/s" in out else "not ok") + " - the run's ends are printed")
 PYEOF
 run env MOESCOPE="$M" BENCH_STREAM=/nonexistent MODELS="tiny:F16" REPS=1 ROUNDS=1 PP=16 TG=4 \
     bash "$S/bench/run-peers.sh" --cache "$T/c"
