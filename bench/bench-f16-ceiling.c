@@ -62,28 +62,24 @@ __attribute__((target("avx512f,fma,f16c"))) static double k_cvt(long n)
     return 8.0 * n;
 }
 
-/* one token of the tile: its activation into zmm30, then an FMA with each
- * of the 5 weights (zmm25-29) into that token's accumulators (zmm0-24) */
-#define T5(t, off, a0, a1, a2, a3, a4) CVT(off, 30) FMA(25, 30, a0) FMA(26, 30, a1) FMA(27, 30, a2) \
-    FMA(28, 30, a3) FMA(29, 30, a4)
-#define T5F(t, off, a0, a1, a2, a3, a4) "vmovaps " #off "(%1),%%zmm30\n" FMA(25, 30, a0) FMA(26, 30, a1) \
-    FMA(27, 30, a2) FMA(28, 30, a3) FMA(29, 30, a4)
+/* One 16-lane step of the tile: the 5 weights into zmm25-29, then per token
+ * its activation into zmm30 (ACT: converted from F16, or loaded as F32) and
+ * an FMA with each weight into that token's accumulators (zmm0-24). */
+#define ACT16(t) "vcvtph2ps " #t "*32+160(%0),%%zmm30\n"
+#define ACT32(t) "vmovaps " #t "*64(%1),%%zmm30\n"
+#define F5(a0, a1, a2, a3, a4) FMA(25, 30, a0) FMA(26, 30, a1) FMA(27, 30, a2) FMA(28, 30, a3) FMA(29, 30, a4)
+#define TILE_STEP(ACT) WEIGHTS ACT(0) F5(0, 5, 10, 15, 20) ACT(1) F5(1, 6, 11, 16, 21) \
+    ACT(2) F5(2, 7, 12, 17, 22) ACT(3) F5(3, 8, 13, 18, 23) ACT(4) F5(4, 9, 14, 19, 24)
 
 __attribute__((target("avx512f,fma,f16c"))) static double k_tile(long n)
 {
-    for (long i = 0; i < n; i++)
-        __asm__ volatile(WEIGHTS
-                         T5(0, 160, 0, 5, 10, 15, 20) T5(1, 192, 1, 6, 11, 16, 21) T5(2, 224, 2, 7, 12, 17, 22)
-                         T5(3, 256, 3, 8, 13, 18, 23) T5(4, 288, 4, 9, 14, 19, 24) :: "r"(buf), "r"(fbuf) : CLOB);
+    for (long i = 0; i < n; i++) __asm__ volatile(TILE_STEP(ACT16) :: "r"(buf), "r"(fbuf) : CLOB);
     return 25.0 * n;
 }
 
 __attribute__((target("avx512f,fma,f16c"))) static double k_tile_f32act(long n)
 {
-    for (long i = 0; i < n; i++)
-        __asm__ volatile(WEIGHTS
-                         T5F(0, 0, 0, 5, 10, 15, 20) T5F(1, 64, 1, 6, 11, 16, 21) T5F(2, 128, 2, 7, 12, 17, 22)
-                         T5F(3, 192, 3, 8, 13, 18, 23) T5F(4, 256, 4, 9, 14, 19, 24) :: "r"(buf), "r"(fbuf) : CLOB);
+    for (long i = 0; i < n; i++) __asm__ volatile(TILE_STEP(ACT32) :: "r"(buf), "r"(fbuf) : CLOB);
     return 25.0 * n;
 }
 
