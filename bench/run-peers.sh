@@ -164,16 +164,17 @@ pp, tg = int(pp), int(tg)
 bws = [float(x) for x in (bw0, bw1) if x not in ("null", "")]
 bw = statistics.median(bws) if bws else None
 rows, order, commits, meta = {}, [], {}, {}
+stream = {}   # model -> the read bandwidth figures taken before its rounds
 for line in open(path):
     mt, eng, js = line.rstrip("\n").split("\t", 2)
     if mt not in rows:
         rows[mt] = {}
         order.append(mt)
-    d = rows[mt].setdefault(eng, {"pp": [], "tg": [], "failed": 0})
     if eng == "bw":
         if js.strip() not in ("null", ""):
-            d["tg"].append(float(js))
+            stream.setdefault(mt, []).append(float(js))
         continue
+    d = rows[mt].setdefault(eng, {"pp": [], "tg": [], "failed": 0})
     v = json.loads(js) if js.strip() else None
     if v is None:
         d["failed"] += 1
@@ -210,7 +211,7 @@ for mt in order:
     gbs = wb * ms_tg * 1e-9 if wb and ms_tg else None
     # against the stream figures taken during this model's rounds, else the
     # run's first and last
-    rbw = med(mt, "bw", "tg") or bw
+    rbw = statistics.median(stream[mt]) if stream.get(mt) else bw
     pct = "%5.0f %%" % (100 * gbs / rbw) if gbs and rbw else "    -"
     # ik reads the same weights of the same file (moescope's count of them)
     ikpct = "%5.0f %%" % (100 * wb * ik_tg * 1e-9 / rbw) if wb and ik_tg and rbw else "    -"

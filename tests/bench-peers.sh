@@ -54,9 +54,9 @@ print(("ok" if float(c[12]) > 0 and c[17] != "(same file)" else "not ok") + " - 
 print(("ok" if c[14] == "-" and c[15] == "-" and c[16] == "-" else "not ok") + " - no read bandwidth, no shares (%s)" % c[14:17])
 PYEOF
 # a bench-stream stand-in that reads 10, 40, 60, 20 GB/s in turn: the run's
-# first figure, the two rounds', the last.  ik's stand-in decodes at
-# 20,000 tokens/s, so its share of the tiny model's reads is not 0.  The shares must use the rounds'
-# median (50), not the run's ends (15).
+# first figure, the two rounds', the last.  The shares must use the rounds'
+# median (50), not the run's ends (15).  ik's stand-in decodes at 20,000
+# tokens/s, so its share of the tiny model's reads is not 0.
 cat >"$T/stream" <<'SH'
 #!/bin/bash
 f=$(dirname "$0")/stream.n
