@@ -1,5 +1,6 @@
 /* cli-util.c — helpers shared by the moescope subcommands (see cli-util.h). */
 #include "cli-util.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <math.h>
@@ -125,6 +126,11 @@ int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err)
 {
     /* bounded: /dev/zero or a huge file is an error, not memory without end */
     return ms_text_read_file(path, 0, buf, len, err);
+}
+
+bool ms_cli_db_exists(const char *path)
+{
+    return ms_trace_path_is_postgresql(path) || access(path, F_OK) == 0;
 }
 
 void ms_cli_remove_db(const char *path)

@@ -55,6 +55,10 @@ int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err);
 /* Remove a database file this command created and its -wal / -shm files
  * (after a failure that left nothing worth keeping in it). */
 void ms_cli_remove_db(const char *path);
+/* True when path names an existing database file or a PostgreSQL URI (a
+ * server's database is never removed): a command that fails before writing
+ * anything removes the database only when this was false before it began. */
+bool ms_cli_db_exists(const char *path);
 
 /* --shard I/N (the one parser of it): *i and *n set; a malformed value is a
  * usage error (printed; returns 2).  NULL text: *i = *n = 1, returns 0. */

@@ -111,7 +111,7 @@ int ms_cmd_import(int argc, char **argv)
         if (in[i] && !fi) return ms_cli_fail(cmd, "%s: %s", in[i], strerror(errno));
         if (fi) fclose(fi);
     }
-    bool existed = ms_trace_path_is_postgresql(dbp) || access(dbp, F_OK) == 0;
+    bool existed = ms_cli_db_exists(dbp);
     MsError err = { 0 };
     MsTraceDb *db = ms_trace_open(dbp, MS_TRACE_CREATE, &err);
     if (!db) return ms_cli_fail_err(cmd, &err);
@@ -326,6 +326,7 @@ int ms_cmd_merge(int argc, char **argv)
         if (!strcmp(src[i], dbp)) rc = ms_error_set(&err, MS_EINVAL, "%s: source and destination are the same", dbp);
         else if (!(dbs[i] = ms_trace_open(src[i], MS_TRACE_READ, &err))) rc = err.code;
     }
+    const bool existed = ms_cli_db_exists(dbp);
     if (!rc && !(dst = ms_trace_open(dbp, MS_TRACE_CREATE, &err))) rc = err.code;
     MsTraceMergeResult res = { 0 };
     if (!rc) {
@@ -340,6 +341,8 @@ int ms_cmd_merge(int argc, char **argv)
     }
     for (int i = 0; dbs && i < n_src; i++) ms_trace_close(dbs[i]);
     ms_trace_close(dst);
+    /* refused sources: no database left behind */
+    if (rc && rc != MS_ECANCELLED && dst && !existed && res.n_written == 0) ms_cli_remove_db(dbp);
     free(dbs);
     free(src);
     if (rc == MS_ECANCELLED) {

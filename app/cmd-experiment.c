@@ -98,6 +98,7 @@ int ms_cmd_experiment(int argc, char **argv)
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
     }
+    const bool existed = ms_cli_db_exists(dbpath);
     if (!(db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err))) {
         rc = ms_cli_fail_err(cmd, &err);
         goto done;
@@ -122,6 +123,11 @@ int ms_cmd_experiment(int argc, char **argv)
         rc = 130;
     } else if (jr < 0) {
         rc = ms_cli_fail_err(cmd, &err);
+        if (!existed && res.n_written == 0) {   /* refused input: no database left behind */
+            ms_trace_close(db);
+            db = NULL;
+            ms_cli_remove_db(dbpath);
+        }
     } else {
         printf("baseline run %lld, intervened run %lld: %zu prompts (%zu written, %zu already present)\n",
                (long long)res.baseline_run, (long long)res.run, res.n_prompts, res.n_written, res.n_skipped);
@@ -499,9 +505,12 @@ int ms_cmd_sweep(int argc, char **argv)
     MsTraceDb *db = NULL;
     MsSweepSet set = { 0 };
     MsSweepResult res = { 0 };
+    const bool existed = !so.dbpath || ms_cli_db_exists(so.dbpath);
     if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
         goto done;
     if (npr == 0) rc = ms_cli_fail(cmd, "%s: no prompts", c.prompts);
+    /* the analysis is read from the database: a missing file is that, not an empty analysis */
+    if (!rc && so.from && !existed) rc = ms_cli_fail(cmd, "%s: No such file or directory", so.dbpath);
     if (!rc && so.dbpath && !(db = ms_trace_open(so.dbpath, MS_TRACE_CREATE, &err))) rc = ms_cli_fail_err(cmd, &err);
     if (!rc) rc = sweep_sets(cmd, &so, m, db, j.seed, &set);
     if (rc) goto done;
@@ -539,6 +548,11 @@ int ms_cmd_sweep(int argc, char **argv)
                 res.complete ? "; the sweep is complete: every set shown, z-scores and ranks included"
                              : "; z-scores and ranks come with the last shard");
 done:
+    if (rc && rc != 130 && db && !existed && res.n_written == 0) {   /* refused input: no database left behind */
+        ms_trace_close(db);
+        db = NULL;
+        ms_cli_remove_db(so.dbpath);
+    }
     ms_sweep_result_clear(&res);
     ms_sweep_set_clear(&set);
     ms_trace_close(db);

@@ -126,7 +126,7 @@ int ms_cmd_trace(int argc, char **argv)
     if ((rc = ms_cli_read_prompts(cmd, c.prompts, &pr, &npr)) != 0 || (rc = ms_cli_common_load(cmd, &c, &m, &iv)) != 0)
         goto done;
     j.iv = iv;
-    bool existed = no_store || access(dbpath, F_OK) == 0;
+    bool existed = no_store || ms_cli_db_exists(dbpath);
     if (!no_store && !(db = ms_trace_open(dbpath, MS_TRACE_CREATE, &err))) {
         rc = ms_cli_fail_err(cmd, &err);
         goto done;

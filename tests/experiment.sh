@@ -166,5 +166,18 @@ bad "sweep on a reversed range" "bad range in '3-1'" "$M" sweep "$T/m.gguf" --pr
 bad "sweep on an empty layer list" "the layer list is empty" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each ""
 bad "sweep of a dense block named on purpose" "layer 0 has no experts (dense block)" "$M" sweep "$T/ds.gguf" --prompts "$T/p.txt" --silence-each 0
 bad "sweep from an analysis not run" "moescope analyze" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --from-analysis riskdiff
+# a refused command leaves no new database behind (trace and import do the same)
+$PY -c "print(' '.join(['word'] * 6000))" >"$T/long.txt"
+bad "experiment on a prompt longer than the context" "longer than the model's context" \
+    "$M" experiment "$T/m.gguf" --prompts "$T/long.txt" --db "$T/new1.db" --silence 1:2
+bad "sweep on a prompt longer than the context" "longer than the model's context" \
+    "$M" sweep "$T/m.gguf" --prompts "$T/long.txt" --db "$T/new2.db" --silence-each 1
+bad "sweep with a layer out of range into a new database" "layer out of range" \
+    "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --db "$T/new3.db" --silence-each 7
+bad "sweep --from-analysis on a missing database says so" "new4.db: No such file or directory" \
+    "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --db "$T/new4.db" --from-analysis superexperts
+bad "merge of runs that are not shards of one run" "not shards of one run" "$M" merge "$T/e.db" "$T/e.db" --db "$T/new5.db"
+check "none of them left a database file ($(ls "$T" | grep new | tr '\n' ' '))" \
+    [ -z "$(ls "$T" | grep '^new')" ]
 echo "1..$n"
 [ "$failed" -eq 0 ]
