@@ -332,7 +332,8 @@ static const char generate_help[] =
     "after N tokens or at an end-of-generation token.\n"
     "\n"
     "  -p, --prompt TEXT  the prompt\n"
-    "  -n N               tokens to generate (default 32)\n"
+    "  -n N               tokens to generate (default 32); the prompt's tokens and\n"
+    "                     N must fit the model's context (moescope info)\n"
     "  --temp T           temperature; 0 = greedy (default 0)\n"
     "  --top-p P          nucleus sampling threshold (default 1 = off)\n"
     "  --seed S           sampler seed (default 0)\n"
@@ -429,19 +430,22 @@ static const char perplexity_help[] =
     "scored tokens and chunks.\n"
     "\n"
     "  --file F     the text\n"
-    "  --ctx N      chunk length in tokens (default 512, at least 4)\n"
+    "  --ctx N      chunk length in tokens (default 512, or the model's context\n"
+    "               when that is shorter; at least 4, at most the model's context:\n"
+    "               moescope info)\n"
     "  -t THREADS   worker threads (default: all CPUs)\n"
     MS_CLI_WEIGHTS_HELP;
 
 int ms_cmd_perplexity(int argc, char **argv)
 {
     const char *cmd = "perplexity", *file = NULL;
+    int ctx_opt = 0;
     MsPplJob j;
     ms_ppl_job_init(&j);
     MsCliCommon c = { .groups = MS_CLI_G_MODEL | MS_CLI_G_THREADS | MS_CLI_G_IV };
     const MsCliOpt opts[] = {
         { "--file", "-f", MS_OPT_STR, &file, 0, 0 },
-        { "--ctx", "-c", MS_OPT_INT, &j.n_ctx, 4, 1 << 20 },
+        { "--ctx", "-c", MS_OPT_INT, &ctx_opt, 4, 1 << 20 },
         { 0 },
     };
     int rc = ms_cli_parse(cmd, argc, argv, opts, &c, perplexity_help);
@@ -458,6 +462,9 @@ int ms_cmd_perplexity(int argc, char **argv)
     if (ms_cli_read_file(file, &text, &tlen, &err) < 0) rc = ms_cli_fail_err(cmd, &err);
     else rc = ms_cli_common_load(cmd, &c, &m, &iv);
     if (rc == 0) {
+        const int ctx_train = ms_model_info(m)->n_ctx_train;
+        if (ctx_opt) j.n_ctx = ctx_opt;
+        else if (ctx_train >= 4 && ctx_train < j.n_ctx) j.n_ctx = ctx_train;   /* a model made for less than 512 */
         j.n_threads = c.n_threads;
         j.iv = iv;
         MsPplResult r;

@@ -136,7 +136,8 @@ typedef struct {
  * n_ctx tokens from an empty cache, first token replaced by BOS when the
  * model adds one, the second half of each chunk scored.  A text shorter than
  * n_ctx is one chunk.  name stands for the text in messages.  Text that is
- * not valid UTF-8 without NUL is MS_EFORMAT "NAME:LINE:COL: ..." (prompts.h). */
+ * not valid UTF-8 without NUL is MS_EFORMAT "NAME:LINE:COL: ..." (prompts.h);
+ * a chunk longer than the model's training context is MS_ERANGE. */
 int ms_ppl_job_run(const MsPplJob *j, const MsModel *m, const char *name, const char *text, size_t len,
                    MsPplResult *res, MsError *err);
 
@@ -167,7 +168,8 @@ typedef struct {
 
 /* Continue text (tokenized with BOS as the model's metadata says) until
  * n_gen tokens or an end-of-generation token.  Text that is not valid UTF-8
- * without NUL is MS_EFORMAT "prompt: ... at byte N" (prompts.h). */
+ * without NUL is MS_EFORMAT "prompt: ... at byte N" (prompts.h); prompt
+ * tokens + n_gen beyond the model's training context is MS_ERANGE. */
 int ms_gen_job_run(const MsGenJob *j, const MsModel *m, const char *text, size_t len,
                    MsGeneration *out, MsError *err);
 void ms_generation_clear(MsGeneration *g);   /* accepts zeroed */

@@ -48,6 +48,12 @@ int ms_ppl_job_run(const MsPplJob *j, const MsModel *m, const char *name, const 
         goto done;
     }
     int cl = n < j->n_ctx ? n : j->n_ctx, n_chunk = n / cl;
+    /* positions past the training context are not what the model was made for: refused, as trace does */
+    if (in->n_ctx_train > 0 && cl > in->n_ctx_train) {
+        rc = ms_error_set(err, MS_ERANGE, "%s: chunks of %d tokens are longer than the model's context of %d tokens "
+                          "(give --ctx %d or less)", name, cl, in->n_ctx_train, in->n_ctx_train);
+        goto done;
+    }
     if (!(ctx = make_ctx(m, cl, j->n_threads, 0, j->iv, j->cancel, err))) {
         rc = err ? err->code : MS_ENOMEM;
         goto done;
@@ -127,6 +133,11 @@ int ms_gen_job_run(const MsGenJob *j, const MsModel *m, const char *text, size_t
         return ms_error_set(err, MS_EINVAL, "the prompt has no tokens");
     }
     int n_gen = MS_MAX(j->n_gen, 0);
+    if (in->n_ctx_train > 0 && (int64_t)n + n_gen > in->n_ctx_train) {   /* the rule of trace and experiment */
+        free(ids);
+        return ms_error_set(err, MS_ERANGE, "prompt of %d tokens (+ %d generated) is longer than the model's context "
+                            "of %d tokens", n, n_gen, in->n_ctx_train);
+    }
     out->tokens = malloc((size_t)(n + n_gen) * sizeof *out->tokens);
     logits = malloc((size_t)in->n_vocab * sizeof *logits);
     smp = ms_sampler_new(j->temp, j->top_p, j->seed);

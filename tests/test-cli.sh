@@ -268,6 +268,17 @@ p1=$(echo "$out" | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
 run "$M" perplexity "$G" --file "$T/text.txt" --ctx 64 --drop '*:0-7'
 p2=$(echo "$out" | sed -n 's/^PPL = \([0-9.]*\).*/\1/p')
 check "perplexity with every expert dropped differs ($p1 vs $p2)" test "$rc" -eq 0 -a -n "$p2" -a "$p1" != "$p2"
+# nothing runs past the model's trained context (the default model's is 512), as in trace
+D=${MS_SOURCE_DIR:-.}/data/models/default.gguf
+for i in 1 2 3 4; do cat "$T/text.txt"; done >"$T/long.txt"
+run "$M" perplexity "$D" --file "$T/long.txt" --ctx 1000 -t 1
+check "perplexity --ctx beyond the context is refused in one line ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "chunks of 1000 tokens are longer than the model's context of 512" "$T/err")"
+run "$M" perplexity "$D" --file "$T/long.txt" -t 1
+check "perplexity's default chunk is the context's 512 tokens ($out)" test "$rc" -eq 0 -a -n "$(echo "$out" | grep ' ctx = 512 ')"
+run "$M" generate "$D" -p "Hallo" -n 600 -t 1
+check "generate -n beyond the context is refused in one line ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "(+ 600 generated) is longer than the model's context of 512" "$T/err")"
 
 run "$M" bench "$G" -p 16 -n 4 -r 2 -t 1 --json
 check "bench --json has prefill_tps and decode_tps > 0" python3 -c '
