@@ -162,7 +162,10 @@ static const char compare_help[] =
     "  --db DB          the trace database\n"
     "  --baseline RUN   the baseline run id\n"
     "  --run RUN        the run to compare with it\n"
-    "  --format F       table (default), json or csv (one row per prompt)\n"
+    "  --format F       table (default), json or csv (one row per prompt: index,\n"
+    "                   n_tokens, n_prompt_tokens, n_scored, kl_mean, kl_max,\n"
+    "                   top1_agreement, ppl_baseline, ppl_run, first_divergence;\n"
+    "                   an empty field is a value these runs do not have)\n"
     "  --prompts N      table: show the continuations of the first N prompts (default 5)\n";
 
 static json_t *jreal(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -282,8 +285,11 @@ static void report_table(const MsCompareReport *r, int show)
     }
     for (int i = 0; i < w->n_prompts && i < show; i++) {
         const MsComparePrompt *p = &w->prompts[i];
-        printf("prompt %d: %d tokens, KL mean %.4g, first divergence %d\n", p->index, p->n_tokens, p->kl_mean,
-               p->first_divergence);
+        printf("prompt %d: %d tokens, KL mean ", p->index, p->n_tokens);
+        if (isfinite(p->kl_mean)) printf("%.4g", p->kl_mean);
+        else putchar('-');
+        if (p->first_divergence >= 0) printf(", first divergence %d\n", p->first_divergence);
+        else fputs(", no divergence\n", stdout);
         const char *tb = p->text_baseline ? p->text_baseline : "", *tr = p->text_run ? p->text_run : "";
         fputs("  baseline: ", stdout);
         put_escaped(tb, strlen(tb));
@@ -295,14 +301,28 @@ static void report_table(const MsCompareReport *r, int show)
     }
 }
 
+/* a CSV field: unknown (not finite) is empty, as null is in JSON and "-" in the table */
+static void csv_num(double v, char sep)
+{
+    if (isfinite(v)) printf("%.9g", v);
+    putchar(sep);
+}
+
 static void report_csv(const MsCompareReport *r)
 {
-    puts("index,n_tokens,n_prompt_tokens,kl_mean,kl_max,top1_agree,n_scored,ppl_baseline,ppl_run,first_divergence");
+    /* the columns and their meaning are those of --format json's prompts */
+    puts("index,n_tokens,n_prompt_tokens,n_scored,kl_mean,kl_max,top1_agreement,ppl_baseline,ppl_run,"
+         "first_divergence");
     for (int i = 0; i < r->rows.n_prompts; i++) {
         const MsComparePrompt *p = &r->rows.prompts[i];
-        printf("%d,%d,%d,%.9g,%.9g,%d,%d,%.9g,%.9g,%d\n", p->index, p->n_tokens, p->n_prompt_tokens, p->kl_mean,
-               p->kl_max, p->top1_agree, p->n_scored, ppl_of(p->nll_baseline, p->n_scored),
-               ppl_of(p->nll_run, p->n_scored), p->first_divergence);
+        printf("%d,%d,%d,%d,", p->index, p->n_tokens, p->n_prompt_tokens, p->n_scored);
+        csv_num(p->kl_mean, ',');
+        csv_num(p->kl_max, ',');
+        csv_num(r->has_distributions && p->n_tokens ? (double)p->top1_agree / p->n_tokens : NAN, ',');
+        csv_num(ppl_of(p->nll_baseline, p->n_scored), ',');
+        csv_num(ppl_of(p->nll_run, p->n_scored), ',');
+        if (p->first_divergence >= 0) printf("%d", p->first_divergence);
+        putchar('\n');
     }
 }
 

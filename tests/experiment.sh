@@ -100,6 +100,33 @@ run "$M" compare --db "$T/e.db" --baseline 3 --run 4
 check "compare prints KL, agreement and the routing shift" grep -q 'KL mean' "$T/out"
 lay1=$(awk '$1 == "layer" && $2 == 1 {print $3}' "$T/out")
 check "routing shift at layer 1 > 0 ($lay1)" python3 -c "import sys; sys.exit(0 if float('$lay1') > 0 else 1)"
+# --format csv carries the JSON's per-prompt values; what a pair lacks is an empty field
+"$M" compare --db "$T/e.db" --baseline 3 --run 4 --format json >"$T/cmp.json" 2>/dev/null
+run "$M" compare --db "$T/e.db" --baseline 3 --run 4 --format csv
+pycheck "$T/out" "$T/cmp.json" <<'EOF'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+js = json.load(open(sys.argv[2]))["prompts"]
+def same(c, j):
+    return all((c[k] == "" if j[k] is None else abs(float(c[k]) - j[k]) <= 1e-6 * max(1, abs(j[k])))
+               for k in ("kl_mean", "kl_max", "top1_agreement", "ppl_baseline", "ppl_run", "first_divergence"))
+ok = len(rows) == len(js) == 5 and all(same(c, j) for c, j in zip(rows, js))
+print(("ok" if ok else "not ok") + f" - compare csv = json per prompt ({rows[0] if rows else None})")
+ok = all(0 <= float(c["top1_agreement"]) <= 1 for c in rows)
+print(("ok" if ok else "not ok") + " - top1_agreement is a share in [0, 1]")
+EOF
+"$M" trace "$T/m.gguf" --prompts "$T/p.txt" --db "$T/t.db" >/dev/null 2>&1
+"$M" trace "$T/m.gguf" --prompts "$T/p.txt" --db "$T/t.db" --silence 1:3 >/dev/null 2>&1
+run "$M" compare --db "$T/t.db" --baseline 1 --run 2 --format csv
+pycheck "$T/out" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+ok = len(rows) == 5 and all(r["kl_mean"] == r["kl_max"] == r["top1_agreement"] == "" and float(r["ppl_run"]) > 0 for r in rows)
+print(("ok" if ok else "not ok") + f" - two traces compared: no KL or agreement in csv, perplexity there ({rows[0] if rows else None})")
+EOF
+run "$M" compare --db "$T/t.db" --baseline 1 --run 2
+bad_cells=$(grep -cE 'nan|divergence -1' "$T/out") p0=$(grep '^prompt 0: ' "$T/out")
+check "... and the table says '-' for KL, never nan or -1 ($p0)" [ "$bad_cells" = 0 ] && [ "${p0#*KL mean -, }" != "$p0" ]
 
 # sweep: the candidate against 6 random single-expert controls at layer 1
 run "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 1 --random-controls 6 --seed 3 --db "$T/e.db" --format json -t 2
