@@ -192,11 +192,58 @@ static int finish_options(const AnArgs *a, MsAnOptions *o)
     if (a->op && strcmp(a->op, "hard") && strcmp(a->op, "soft"))
         return ms_cli_usage(CMD, "--operator must be soft or hard (got '%s')", a->op);
     if (a->op) o->cl_hard = !strcmp(a->op, "hard");
-    if (a->middle && (sscanf(a->middle, "%d-%d", &o->mid_lo, &o->mid_hi) != 2 || o->mid_lo < 0 || o->mid_hi < o->mid_lo))
-        return ms_cli_usage(CMD, "--middle: '%s' is not a range A-B", a->middle);
+    if (a->middle) {
+        char tail;
+        if (sscanf(a->middle, "%d-%d%c", &o->mid_lo, &o->mid_hi, &tail) != 2 || o->mid_lo < 0 || o->mid_hi < 0)
+            return ms_cli_usage(CMD, "--middle: '%s' is not a range A-B", a->middle);
+        if (o->mid_hi < o->mid_lo) return ms_cli_usage(CMD, "--middle: reversed range %s", a->middle);
+    }
+    /* values whose form alone is wrong are usage errors, before the database is read */
+    MsError e = { 0 };
+    MsAnRole role;
+    if (ms_an_role_parse(o->role, MS_AN_ROLE_ALL, &role, &e) < 0) return ms_cli_usage(CMD, "%s", e.msg);
+    if (o->variant && strcmp(o->variant, "topk") && strcmp(o->variant, "top1") && strcmp(o->variant, "weighted"))
+        return ms_cli_usage(CMD, "--variant must be topk, top1 or weighted (got '%s')", o->variant);
+    MsNpmiBy by;
+    const char *label;
+    int bucket;
+    if (o->by && ms_npmi_parse_by(o->by, &by, &label, &bucket, &e) < 0) return ms_cli_usage(CMD, "%s", e.msg);
+    if (o->set1 && o->set2 && !strcmp(o->set1, o->set2))
+        return ms_cli_usage(CMD, "--set1 and --set2 are both '%s': risk difference compares two sets", o->set1);
     if (a->granularity && strcmp(a->granularity, "token") && strcmp(a->granularity, "char"))
         return ms_cli_usage(CMD, "--granularity must be char or token");
     if (a->granularity) o->token_level = !strcmp(a->granularity, "token");
+    return 0;
+}
+
+/* Options that name layers, against the run's model: a distance or block
+ * range past the last layer would give no rows, not an answer. */
+static int check_layers(MsTraceDb *db, const char *path, const MsAnOptions *o)
+{
+    if (o->distance <= 1 && o->mid_lo < 0) return 0;
+    MsError err = { 0 };
+    int64_t run = o->run_id;
+    if (run <= 0) {   /* the newest run, as the analyses take it */
+        int64_t *ids = NULL;
+        int n = 0;
+        if (ms_trace_runs(db, &ids, &n, &err) < 0) return ms_cli_fail_err(CMD, &err);
+        run = n > 0 ? ids[n - 1] : 0;
+        free(ids);
+        if (run <= 0) return 0;   /* no run: the analysis says so */
+    }
+    MsTraceRunInfo ri = { 0 };
+    if (ms_trace_run_info(db, run, &ri, &err) < 0) {
+        ms_trace_run_info_clear(&ri);
+        return err.code == MS_ENOTFOUND ? 0 : ms_cli_fail_err(CMD, &err);   /* a missing run: the analysis says so */
+    }
+    const int nl = ri.model.n_layer, nmoe = ri.model.n_moe_layers > 0 ? ri.model.n_moe_layers : nl;
+    ms_trace_run_info_clear(&ri);
+    if (o->distance > 1 && nmoe > 0 && o->distance >= nmoe)
+        return ms_cli_fail(CMD, "%s: run %lld: --distance %d is not below its %d MoE layers", path, (long long)run,
+                           o->distance, nmoe);
+    if (o->mid_lo >= 0 && nl > 0 && o->mid_hi >= nl)
+        return ms_cli_fail(CMD, "%s: run %lld: --middle %d-%d reaches past its last block (blocks 0..%d)", path,
+                           (long long)run, o->mid_lo, o->mid_hi, nl - 1);
     return 0;
 }
 
@@ -248,7 +295,7 @@ int ms_cmd_analyze(int argc, char **argv)
     MsCliCommon c = { .groups = 0 };
     const MsCliOpt opts[] = {
         { "--db", NULL, MS_OPT_STR, &a.db, 0, 0 },
-        { "--run", NULL, MS_OPT_I64, &o.run_id, 0, 2147483647.0 },
+        { "--run", NULL, MS_OPT_I64, &o.run_id, 1, 2147483647.0 },
         { "--layer", NULL, MS_OPT_INT, &o.layer, 0, 255 },
         { "--format", NULL, MS_OPT_STR, &a.format, 0, 0 },
         { "--role", NULL, MS_OPT_STR, &o.role, 0, 0 },
@@ -295,6 +342,10 @@ int ms_cmd_analyze(int argc, char **argv)
     MsError err = {0};
     MsTraceDb *db = ms_trace_open(a.db, o.write ? MS_TRACE_WRITE : MS_TRACE_READ, &err);
     if (!db) return ms_cli_fail_err(CMD, &err);
+    if ((rc = check_layers(db, a.db, &o)) != 0) {
+        ms_trace_close(db);
+        return rc;
+    }
     /* Ctrl+C: the analysis stops at its next poll and writes nothing */
     MsCancel cancel;
     ms_cancel_init(&cancel);

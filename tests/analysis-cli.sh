@@ -82,6 +82,23 @@ run "$M" analyze load --db "$T/a.db" --layer 7
 check "--layer that is not a MoE layer: status 1" test "$rc" -eq 1
 run "$M" analyze load --db "$T/a.db" --run 5
 check "unknown run: status 1" test "$rc" -eq 1
+usage2() {   # DESC EXPECTED-TEXT ARGS...: a usage error, status 2, one line
+    local d=$1 want=$2; shift 2
+    run "$M" analyze "$@"
+    check "$d: status 2, one line ($err)" test "$rc" -eq 2 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F -- "$want" "$T/err")"
+}
+usage2 "--run 0 (run ids start at 1)" "--run: 0 is out of range" load --db "$T/a.db" --run 0
+usage2 "--role foo" "--role must be" load --db "$T/a.db" --role foo
+usage2 "--variant foo" "--variant must be" affinity --db "$T/a.db" --variant foo
+usage2 "--by pos:0" "--by pos:B needs B >= 1" npmi --db "$T/a.db" --by pos:0
+usage2 "--set1 = --set2" "are both 'a'" riskdiff --db "$T/a.db" --label set --set1 a --set2 a
+usage2 "--middle reversed" "reversed range 3-1" crosslingual --db "$T/a.db" --middle 3-1
+run "$M" analyze affinity --db "$T/a.db" --distance 40
+check "--distance past the last MoE layer: status 1, one line, instead of no rows ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F -- "--distance 40 is not below its" "$T/err")"
+run "$M" analyze crosslingual --db "$T/a.db" --middle 0-40
+check "--middle past the last block: status 1, one line ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F -- "--middle 0-40 reaches past its last block" "$T/err")"
 
 # ------------------------------------------ Ctrl+C: stops, writes nothing
 # consistency's default grid (4 windows x 64 cache sizes) on 25,600 tokens
