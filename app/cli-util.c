@@ -133,6 +133,27 @@ bool ms_cli_db_exists(const char *path)
     return ms_trace_path_is_postgresql(path) || access(path, F_OK) == 0;
 }
 
+int ms_cli_run_layers(MsTraceDb *db, int64_t run, int64_t *run_out, int *n_layer, int *n_moe, MsError *err)
+{
+    if (run <= 0) {
+        int64_t *ids = NULL;
+        int n = 0;
+        if (ms_trace_runs(db, &ids, &n, err) < 0) return err->code;
+        run = n > 0 ? ids[n - 1] : 0;
+        free(ids);
+        if (run <= 0) return 1;
+    }
+    MsTraceRunInfo ri = { 0 };
+    int rc = ms_trace_run_info(db, run, &ri, err);
+    if (rc == 0) {
+        *run_out = run;
+        *n_layer = ri.model.n_layer;
+        *n_moe = ri.model.n_moe_layers > 0 ? ri.model.n_moe_layers : ri.model.n_layer;
+    }
+    ms_trace_run_info_clear(&ri);
+    return rc == MS_ENOTFOUND ? 1 : rc;
+}
+
 void ms_cli_remove_db(const char *path)
 {
     char side[4096];

@@ -59,6 +59,11 @@ void ms_cli_remove_db(const char *path);
  * server's database is never removed): a command that fails before writing
  * anything removes the database only when this was false before it began. */
 bool ms_cli_db_exists(const char *path);
+/* The blocks and MoE layers of run's model (run 0: the newest run, whose id
+ * goes to *run_out).  1 when there is no such run (the command's own reading
+ * says so), 0 when found, else MS_E* with err set. */
+struct MsTraceDb;
+int ms_cli_run_layers(struct MsTraceDb *db, int64_t run, int64_t *run_out, int *n_layer, int *n_moe, MsError *err);
 
 /* --shard I/N (the one parser of it): *i and *n set; a malformed value is a
  * usage error (printed; returns 2).  NULL text: *i = *n = 1, returns 0. */

@@ -222,22 +222,11 @@ static int check_layers(MsTraceDb *db, const char *path, const MsAnOptions *o)
 {
     if (o->distance <= 1 && o->mid_lo < 0) return 0;
     MsError err = { 0 };
-    int64_t run = o->run_id;
-    if (run <= 0) {   /* the newest run, as the analyses take it */
-        int64_t *ids = NULL;
-        int n = 0;
-        if (ms_trace_runs(db, &ids, &n, &err) < 0) return ms_cli_fail_err(CMD, &err);
-        run = n > 0 ? ids[n - 1] : 0;
-        free(ids);
-        if (run <= 0) return 0;   /* no run: the analysis says so */
-    }
-    MsTraceRunInfo ri = { 0 };
-    if (ms_trace_run_info(db, run, &ri, &err) < 0) {
-        ms_trace_run_info_clear(&ri);
-        return err.code == MS_ENOTFOUND ? 0 : ms_cli_fail_err(CMD, &err);   /* a missing run: the analysis says so */
-    }
-    const int nl = ri.model.n_layer, nmoe = ri.model.n_moe_layers > 0 ? ri.model.n_moe_layers : nl;
-    ms_trace_run_info_clear(&ri);
+    int64_t run = 0;
+    int nl = 0, nmoe = 0;
+    int rc = ms_cli_run_layers(db, o->run_id, &run, &nl, &nmoe, &err);
+    if (rc < 0) return ms_cli_fail_err(CMD, &err);
+    if (rc > 0) return 0;   /* no such run: the analysis says so */
     if (o->distance > 1 && nmoe > 0 && o->distance >= nmoe)
         return ms_cli_fail(CMD, "%s: run %lld: --distance %d is not below its %d MoE layers", path, (long long)run,
                            o->distance, nmoe);

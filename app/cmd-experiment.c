@@ -512,6 +512,8 @@ int ms_cmd_sweep(int argc, char **argv)
         if (!rc && !so.dbpath) rc = ms_cli_usage(cmd, "--shard needs --db DB (where the shards meet)");
     }
     if (!rc && so.from && !so.dbpath) rc = ms_cli_usage(cmd, "--from-analysis reads the analysis from --db DB");
+    if (!rc && so.from && !ms_sweep_from_analysis_valid(so.from))
+        rc = ms_cli_usage(cmd, "--from-analysis: '%s' is not superexperts, npmi:CLASS or riskdiff", so.from);
     if (!rc && strcmp(so.format, "table") && strcmp(so.format, "json") && strcmp(so.format, "csv"))
         rc = ms_cli_usage(cmd, "--format must be table, json or csv (got '%s')", so.format);
     if (rc) return ms_cli_exit(rc);

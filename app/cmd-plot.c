@@ -8,6 +8,7 @@
 #include "cli-util.h"
 #include "commands.h"
 #include "ms-view.h"
+#include "results.h"
 
 static void plot_help(void)
 {
@@ -106,14 +107,30 @@ int ms_cmd_plot(int argc, char **argv)
     if (!rc && color && (int)(p.color_by = ms_view_color_from_name(color)) < 0)
         rc = ms_cli_usage(cmd, "--color-by must be expert, entropy, weight, hidden, lift or jaccard (got '%s')",
                           color);
+    if (!rc && p.order && strcmp(p.order, "id") && strcmp(p.order, "load") && strcmp(p.order, "cluster"))
+        rc = ms_cli_usage(cmd, "--order must be id, load or cluster (got '%s')", p.order);
     MsError err = { 0 };
+    MsNpmiBy by;
+    const char *label;
+    int bucket;
+    if (!rc && p.classes && ms_npmi_parse_by(p.classes, &by, &label, &bucket, &err) < 0)
+        rc = ms_cli_usage(cmd, "--classes: '%s' is not text, token, label:NAME or pos[:B] with B >= 1", p.classes);
     if (!rc && ms_plot_format_from_path(out, &err) < 0) rc = ms_cli_usage(cmd, "%s", err.msg);
     if (rc) return ms_cli_exit(rc);
     p.run_missing = !no_run;
     MsTraceDb *db = ms_trace_open(dbpath, MS_TRACE_READ, &err);
     if (!db) return ms_cli_fail_err(cmd, &err);
     void *model = NULL;
-    if (v->prepare(db, &p, &model, &err) < 0) {
+    int64_t run = 0;
+    int nl = 0, nmoe = 0;
+    /* a block range past the run's last block would draw fewer blocks than asked for */
+    const int lr = layers ? ms_cli_run_layers(db, p.run, &run, &nl, &nmoe, &err) : 1;
+    if (lr == 0 && nl > 0 && p.layer_hi >= nl) {
+        rc = ms_cli_fail(cmd, "%s: run %lld: --layers %s reaches past its last block (blocks 0..%d)", dbpath,
+                         (long long)run, layers, nl - 1);
+    } else if (lr < 0) {
+        rc = ms_cli_fail_err(cmd, &err);
+    } else if (v->prepare(db, &p, &model, &err) < 0) {
         rc = ms_cli_fail_err(cmd, &err);
     } else {
         double dw = 1200, dh = 800;

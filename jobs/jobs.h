@@ -311,6 +311,8 @@ int ms_sweep_add_silence_each(MsSweepSet *s, const MsModel *m, const int *layers
  * top = how many (0 = all super experts / 8).  Each is silenced; a set of
  * all of them is added when there is more than one. */
 int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const char *spec, int top, MsError *err);
+/* True when spec has one of those forms (checked before anything is loaded). */
+bool ms_sweep_from_analysis_valid(const char *spec);
 /* n random controls for every shape among the candidates: the same number
  * of experts per layer, drawn (seeded) from experts that are not candidates
  * where there are enough, silenced like the candidates. */

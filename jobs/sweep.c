@@ -181,6 +181,11 @@ static int registry_run(void *user, int nc, const char *const *names, const char
     return 1;
 }
 
+bool ms_sweep_from_analysis_valid(const char *spec)
+{
+    return !strcmp(spec, "superexperts") || !strcmp(spec, "riskdiff") || (!strncmp(spec, "npmi:", 5) && spec[5]);
+}
+
 int ms_sweep_add_from_analysis(MsSweepSet *s, MsTraceDb *db, int64_t run, const char *spec, int top, MsError *err)
 {
     const char *table, *sql;

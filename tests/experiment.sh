@@ -192,6 +192,7 @@ bad "sweep on a malformed layer list" "'1,x' is not a layer list" "$M" sweep "$T
 bad "sweep on a reversed range" "bad range in '3-1'" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 3-1
 bad "sweep on an empty layer list" "the layer list is empty" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each ""
 bad "sweep of a dense block named on purpose" "layer 0 has no experts (dense block)" "$M" sweep "$T/ds.gguf" --prompts "$T/p.txt" --silence-each 0
+bad "sweep --from-analysis of an unknown kind: a usage error" "'bogus' is not superexperts, npmi:CLASS or riskdiff (try moescope sweep --help)" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --from-analysis bogus
 bad "sweep from an analysis not run" "moescope analyze" "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --from-analysis riskdiff
 # a refused command leaves no new database behind (trace and import do the same)
 $PY -c "print(' '.join(['word'] * 6000))" >"$T/long.txt"

@@ -110,7 +110,14 @@ bad "missing run" "no run 99" "$M" plot heatmap --db "$T/plain.db" --run 99 -o "
 bad "missing prompt" "has no prompt 7 (it has 2, numbered from 0)" \
     "$M" plot heatmap --db "$T/plain.db" --prompt 7 -o "$O/x.png"
 bad "missing prompt (tokens)" "no prompt 2" "$M" plot tokens --db "$T/plain.db" --prompt 2 -o "$O/x.svg"
-bad "blocks without a MoE layer" "no MoE block in 7-9" "$M" plot heatmap --db "$T/plain.db" --layers 7-9 -o "$O/x.pdf"
+bad "blocks the model lacks" "run 1: --layers 7-9 reaches past its last block (blocks 0..3)" \
+    "$M" plot heatmap --db "$T/plain.db" --layers 7-9 -o "$O/x.pdf"
+bad "blocks partly past the last" "run 1: --layers 0-9 reaches past its last block (blocks 0..3)" \
+    "$M" plot heatmap --db "$T/plain.db" --layers 0-9 -o "$O/x.pdf"
+bad "an unknown matrix order: a usage error" "--order must be id, load or cluster (got 'bogus') (try moescope plot --help)" \
+    "$M" plot coactivation --db "$T/plain.db" --order bogus -o "$O/x.png"
+bad "an unknown class scheme: a usage error" "--classes: 'pos:0' is not text, token, label:NAME or pos[:B] with B >= 1 (try moescope plot --help)" \
+    "$M" plot npmi --db "$T/plain.db" --classes pos:0 -o "$O/x.png"
 bad "tokens at a block the model lacks" "block 9 of run 1 is not a shown MoE layer" \
     "$M" plot tokens --db "$T/plain.db" --layer 9 -o "$O/x.png"
 bad "load at a block the model lacks" "plain.db: block 9 of run 1 is not a MoE layer (the model has 4 blocks)" \
