@@ -95,12 +95,13 @@ static void print_rows(const MsAnTable *t, bool csv)
                 if ((int)strlen(buf) > w[c]) w[c] = (int)strlen(buf);
             }
         }
+    ms_an_table_row(t, 0, cells);   /* a header sits as its column's cells do: text left, numbers right */
     for (int c = 0; c < nc; c++) {
         if (csv) {
             if (c) putchar(',');
             print_csv_cell(t->cols[c]);
         } else {
-            printf("%s%-*s", c ? "  " : "", w[c], t->cols[c]);
+            printf("%s%*s", c ? "  " : "", cells[c].type == MS_AN_TEXT ? -w[c] : w[c], t->cols[c]);
         }
     }
     putchar('\n');

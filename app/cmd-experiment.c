@@ -228,9 +228,17 @@ static json_t *report_json(const MsCompareReport *r)
                      "prompts", prompts, "overall", ov);
 }
 
+/* bytes beyond the first of each UTF-8 character: printf pads by bytes */
+static int utf8_extra(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) == 0x80;
+    return n;
+}
+
 static void print_num(const char *label, double v, const char *fmt)
 {
-    printf("  %-22s ", label);
+    printf("  %-*s ", 22 + utf8_extra(label), label);
     if (isfinite(v)) printf(fmt, v);
     else printf("-");
     putchar('\n');
@@ -424,13 +432,18 @@ static json_t *sweep_json(const MsSweepResult *r)
 
 static void sweep_table(const MsSweepResult *r)
 {
-    printf("%4s  %-28s %9s %9s %7s %9s %8s %7s\n", "rank", "set", "kl_mean", "kl_max", "top1", "Δppl", "changed", "z_kl");
+    int wd = 9;   /* Δppl of a model with a large perplexity is wider than 9 */
+    for (int i = 0; i < r->n_rows; i++) wd = MS_MAX(wd, snprintf(NULL, 0, "%+.4f", r->rows[i].dppl));
+    printf("%4s  %-28s %9s %9s %7s %*s %8s %7s\n", "rank", "set", "kl_mean", "kl_max", "top1", wd + utf8_extra("Δppl"),
+           "Δppl", "changed", "z_kl");
     for (int rank = 1; rank <= r->n_rows; rank++)
         for (int i = 0; i < r->n_rows; i++) {
             const MsSweepRow *w = &r->rows[i];
             if (w->rank != rank) continue;
-            printf("%4d  %-28.28s %9.5f %9.4f %7.4f %+9.4f %8.4f %7.2f\n", w->rank, w->label, w->kl_mean, w->kl_max,
-                   w->top1_agreement, w->dppl, w->changed_share, w->z_kl);
+            printf("%4d  %-28.28s %9.5f %9.4f %7.4f %+*.4f %8.4f ", w->rank, w->label, w->kl_mean, w->kl_max,
+                   w->top1_agreement, wd, w->dppl, w->changed_share);
+            if (isfinite(w->z_kl)) printf("%7.2f\n", w->z_kl);
+            else printf("%7s\n", "-");   /* no controls to compare with */
         }
     /* the controls' spread: mean ± sd of each measure over the controls */
     double s[4] = { 0 }, q[4] = { 0 };
@@ -457,9 +470,12 @@ static void sweep_csv(const MsSweepResult *r)
          "z_kl,z_dppl,rank");
     for (int i = 0; i < r->n_rows; i++) {
         const MsSweepRow *w = &r->rows[i];
-        printf("%d,%s,\"%s\",%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%d\n", w->cand, w->kind, w->label,
-               w->n_experts, w->kl_mean, w->kl_max, w->top1_agreement, w->ppl_baseline, w->ppl_run, w->dppl,
-               w->changed_share, w->jaccard_mean, w->z_kl, w->z_dppl, w->rank);
+        printf("%d,%s,\"%s\",%d,", w->cand, w->kind, w->label, w->n_experts);
+        const double v[] = { w->kl_mean, w->kl_max, w->top1_agreement, w->ppl_baseline, w->ppl_run, w->dppl,
+                             w->changed_share, w->jaccard_mean, w->z_kl, w->z_dppl };
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) csv_num(v[k], ',');   /* unknown: empty */
+        if (w->rank > 0) printf("%d", w->rank);
+        putchar('\n');
     }
 }
 

@@ -66,6 +66,25 @@ run "$M" analyze all --db "$T/a.db" --format json
 check "analyze all: modules, skipped (superexperts: no stats) and timing" \
     test "$rc" -eq 0 -a -n "$(grep -F '"skipped":{"superexperts"' "$T/out")" -a -n "$(grep -F '"timing":{"decode"' "$T/out")"
 
+for a in coactivation affinity "npmi --by token --min-support 1"; do
+    "$M" analyze $a --db "$T/a.db" --no-write >"$T/tab.${a%% *}" 2>&1
+done
+pycheck "$T/tab.coactivation" "$T/tab.affinity" "$T/tab.npmi" <<'EOF'
+import sys
+def col_ends(s):
+    out, i = [], 0
+    for t in s.split():
+        i = s.index(t, i); i += len(t); out.append(i)
+    return out
+for f in sys.argv[1:]:
+    lines = open(f).read().splitlines()
+    h = col_ends(lines[0])
+    # numeric columns only: text ones (npmi's class) are left-aligned
+    num = [k for k, t in enumerate(lines[0].split()) if t != "class"]
+    ok = len(lines) > 1 and all(len(col_ends(r)) == len(h) and all(col_ends(r)[k] == h[k] for k in num) for r in lines[1:])
+    print(("ok" if ok else "not ok") + f" - analyze {f.rsplit('.', 1)[1]} table: numeric headers end over their numbers ({lines[0]!r} / {lines[1] if len(lines) > 1 else ''!r})")
+EOF
+
 # usage and errors: one line, status 2 (usage) or 1 (failure), never a crash
 run "$M" analyze nosuch --db "$T/a.db"
 check "unknown module: status 2" test "$rc" -eq 2

@@ -144,6 +144,29 @@ print(("ok" if len(z) == 8 else "not ok") + f" - every candidate has a z-score a
 EOF
 run "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 1 --random-controls 2 -t 2
 check "sweep table output has ranks and a controls line" grep -q '^controls (2)' "$T/out"
+run "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 1 -t 2
+pycheck "$T/out" <<'EOF'
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+head, rows = lines[0], lines[1:]
+def col_ends(s):
+    out, i = [], 0
+    for t in s.split():
+        i = s.index(t, i); i += len(t); out.append(i)
+    return out
+h = col_ends(head)
+ok = len(rows) == 8 and all(col_ends(r)[-6:] == h[-6:] for r in rows)
+print(("ok" if ok else "not ok") + f" - sweep table: Δppl and the other headers end over their numbers ({head!r} / {rows[0] if rows else ''!r})")
+ok = all(r.split()[-1] == "-" for r in rows) and "nan" not in "".join(rows)
+print(("ok" if ok else "not ok") + " - without controls z_kl is '-', not nan")
+EOF
+run "$M" sweep "$T/m.gguf" --prompts "$T/p.txt" --silence-each 1 -t 2 --format csv
+pycheck "$T/out" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+ok = len(rows) == 8 and all(r["z_kl"] == "" and r["z_dppl"] == "" and float(r["kl_mean"]) >= 0 for r in rows)
+print(("ok" if ok else "not ok") + f" - sweep csv without controls: empty z fields ({rows[0] if rows else None})")
+EOF
 check "the sweep is stored" [ "$(q 'SELECT count(*) FROM sweep_candidate')" = 14 ]
 # '*' is every layer with experts: deepseek2's leading dense block is skipped
 "$M" synth --arch deepseek2 --layers 3 --embd 64 --heads 4 --experts 8 --used 2 --ff 32 --vocab 512 --type F32 "$T/ds.gguf" >/dev/null 2>&1
