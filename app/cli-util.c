@@ -204,23 +204,21 @@ int ms_cli_iv_build(const char *cmd, const MsCliIvSpecs *s, int n_layer, int n_e
     *out = NULL;
     if (s->n == 0) return 0;
     MsIntervention *iv = ms_intervention_new(n_layer, n_expert);
-    if (!iv) return ms_cli_fail(cmd, "out of memory"), -1;
+    if (!iv) return ms_cli_fail(cmd, "out of memory");
     for (int k = 0; k < s->n; k++) {
         MsError err = { 0 };
         if (!strcmp(s->kind[k], "file")) {
-            if (ms_intervention_load(iv, s->spec[k], &err) < 0) {   /* "FILE:LINE: problem" */
+            if (ms_intervention_load(iv, s->spec[k], &err) < 0) {   /* "FILE:LINE: problem": a failure */
                 ms_intervention_free(iv);
-                ms_cli_fail(cmd, "%s", err.msg);
-                return -1;
+                return ms_cli_fail(cmd, "%s", err.msg);
             }
             continue;
         }
         if (ms_intervention_parse(iv, s->kind[k], s->spec[k], &err) < 0) {
             ms_intervention_free(iv);
-            /* the parser's message already starts with "--KIND SPEC: " */
-            if (err.msg[0]) ms_cli_fail(cmd, "%s", err.msg);
-            else ms_cli_fail(cmd, "--%s %s: invalid", s->kind[k], s->spec[k]);
-            return -1;
+            /* an option's value: a usage error; the parser's message already starts with "--KIND SPEC: " */
+            if (err.msg[0]) return ms_cli_usage(cmd, "%s", err.msg);
+            return ms_cli_usage(cmd, "--%s %s: invalid", s->kind[k], s->spec[k]);
         }
     }
     *out = iv;
@@ -349,7 +347,10 @@ static int try_opts(const char *cmd, const MsCliOpt *opts, int argc, char **argv
         }
         int r = ms_cli_opt(cmd, argc, argv, i, o->name, o->alt, &v);
         if (r == 0) continue;
-        if (r < 0 || parse_value(cmd, o, v) < 0) return -1;
+        /* a bad value is reported under the name the user typed (-n, not --n-predict) */
+        MsCliOpt as_typed = *o;
+        if (o->alt && strncmp(a, o->name, strlen(o->name))) as_typed.name = o->alt;
+        if (r < 0 || parse_value(cmd, &as_typed, v) < 0) return -1;
         return 1;
     }
     return 0;
@@ -414,12 +415,12 @@ int ms_cli_common_load(const char *cmd, const MsCliCommon *c, MsModel **m, MsInt
     *iv = NULL;
     if (!(*m = ms_cli_load_model(cmd, c->model, c->weights))) return MS_CLI_EXIT_FAIL;
     const MsModelInfo *in = ms_model_info(*m);
-    if (ms_cli_iv_build(cmd, &c->ivs, in->n_layer, in->n_expert, iv) < 0) {
+    int rc = ms_cli_iv_build(cmd, &c->ivs, in->n_layer, in->n_expert, iv);
+    if (rc != 0) {
         ms_model_free(*m);
         *m = NULL;
-        return MS_CLI_EXIT_USAGE;
     }
-    return 0;
+    return rc;
 }
 
 int ms_cli_read_prompts(const char *cmd, const char *path, MsPrompt **p, size_t *n)

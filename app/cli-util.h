@@ -82,8 +82,9 @@ typedef struct {
 /* If argv[*i] is one of the intervention flags, record it (advancing *i) and
  * return 1; 0 if not such a flag; -1 after a usage error (missing value). */
 int ms_cli_iv_opt(const char *cmd, MsCliIvSpecs *s, int argc, char **argv, int *i);
-/* Build the intervention set for a model; NULL and a printed error (naming
- * the spec) on failure.  *out is NULL when no flag was given. */
+/* Build the intervention set for a model: 0, or the exit status after a
+ * printed error naming the spec (2: a flag's value, 1: an --interventions
+ * file, "FILE:LINE: problem").  *out is NULL when no flag was given. */
 int ms_cli_iv_build(const char *cmd, const MsCliIvSpecs *s, int n_layer, int n_expert,
                     MsIntervention **out);
 void ms_cli_iv_free(MsCliIvSpecs *s);

@@ -19,7 +19,7 @@ static const char export_help[] =
     "  pgsql  SQL text for PostgreSQL (psql -f OUT): the logical tables, routing\n"
     "         and expert_stats one row per selected expert; token text exact in\n"
     "         piece_bytes / text_bytes (bytea)\n"
-    "  csv    one LIST-table.csv file per table in the directory OUT (created);\n"
+    "  csv    one TABLE.csv file per table in the directory OUT (created);\n"
     "         with a single table and no -o, to standard output\n"
     "  --tables LIST  comma list: model,intervention_set,run,prompt,token,routing,\n"
     "                 expert_stats,router_probs,hidden_stats,analysis or analysis\n"
@@ -237,6 +237,8 @@ int ms_cmd_sql(int argc, char **argv)
     int rc = ms_trace_query(db, q, sql_row, &o, &err);
     ms_trace_close(db);
     if (!rc && o.fail) rc = ms_error_set(&err, MS_ENOMEM, "out of memory");
+    /* column names come with the rows: an empty result has only its count */
+    if (!rc && !o.csv && !o.names) puts("(0 rows)");
     if (!rc && !o.csv && o.names) {
         int n = o.n_cols;
         size_t *wd = calloc((size_t)n, sizeof *wd);
@@ -352,7 +354,8 @@ int ms_cmd_merge(int argc, char **argv)
     }
     if (rc) return ms_cli_fail_err(cmd, &err);
     printf("run %lld\n", (long long)res.run_id);
-    fprintf(stderr, "moescope merge: %d sources: %lld prompts written, %lld already present\n", res.n_sources,
-            (long long)res.n_written, (long long)res.n_skipped);
+    fprintf(stderr, "moescope merge: %d source%s: %lld prompt%s written, %lld already present\n", res.n_sources,
+            res.n_sources == 1 ? "" : "s", (long long)res.n_written, res.n_written == 1 ? "" : "s",
+            (long long)res.n_skipped);
     return 0;
 }

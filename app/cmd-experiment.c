@@ -577,7 +577,8 @@ int ms_cmd_sweep(int argc, char **argv)
         sweep_csv(&res);
     } else {
         sweep_table(&res);
-        fprintf(stderr, "moescope sweep: %d sets x %zu prompts in %.1f s%s\n", res.n_rows, npr, res.wall_s,
+        fprintf(stderr, "moescope sweep: %d set%s x %zu prompt%s in %.1f s%s\n", res.n_rows, res.n_rows == 1 ? "" : "s",
+                npr, npr == 1 ? "" : "s", res.wall_s,
                 res.sweep_id ? "" : " (not stored: no --db)");
     }
     if (!rc && jr >= 0 && j.shard_n > 1)

@@ -13,8 +13,8 @@
 static const char synth_help[] =
     "usage: moescope synth --arch A --layers N --embd D --heads H --experts E --used K\n"
     "                      --ff F --vocab V [--type T] [--seed S] [--kv-heads H] [--head-dim W] [-t N]\n"
-    "                      [--plant-super L:E:IDS] [--plant-route CLASS:L:E] [--plant-chain]\n"
-    "                      OUT.gguf\n"
+    "                      [--window N] [--v3] [--plant-super L:E:IDS] [--plant-route CLASS:L:E]\n"
+    "                      [--plant-chain] OUT.gguf\n"
     "\n"
     "Write a random-weight Mixture-of-Experts model with a byte-level BPE tokenizer.\n"
     "Weights are normal draws scaled by 1/sqrt(fan_in); the file is deterministic\n"

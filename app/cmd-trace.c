@@ -60,8 +60,8 @@ static void print_summary(const MsTraceJob *j, const MsTraceJobResult *r, bool n
     }
     /* always, terminal or not: scripts need the run id */
     if (!no_store)
-        fprintf(stderr, "moescope trace: run %lld: %zu prompts written, %zu already present\n",
-                (long long)r->run_id, r->n_written, r->n_skipped);
+        fprintf(stderr, "moescope trace: run %lld: %zu prompt%s written, %zu already present\n",
+                (long long)r->run_id, r->n_written, r->n_written == 1 ? "" : "s", r->n_skipped);
 }
 
 /* After Ctrl+C: what is kept and how to finish. */

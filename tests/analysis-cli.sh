@@ -257,8 +257,8 @@ PY
     check "$d: crosslingual --operator gentle: usage error" test "$rc" -eq 2
     printf 'raise 99:1\n' >"$T/bad.plan"
     run "$M" generate "$mdl" -p "x" -n 1 --interventions "$T/bad.plan"
-    check "$d: bad plan file: status 2, one line naming the file" \
-        test "$rc" -eq 2 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F bad.plan "$T/err")"
+    check "$d: bad plan file: status 1 (a file's content, not a usage error), one line naming the file" \
+        test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F bad.plan "$T/err")"
     local nmoe
     nmoe=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["prompts"][0]["routing"]))' \
         "$T/dump-$d.json" 2>/dev/null)

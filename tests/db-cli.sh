@@ -46,6 +46,8 @@ check "labels queryable (prompt_label)" test "$(grep -c 'code\|fr\|7' "$T/out")"
 run "$M" sql --db "$T/t.db" "SELECT 1 AS one, 'x' AS txt, NULL AS empty"
 exp=$(printf 'one  txt  empty\n---  ---  -----\n  1  x     NULL\n(1 row)')
 check "aligned table" test "$(cat "$T/out")" = "$exp"
+run "$M" sql --db "$T/t.db" "SELECT * FROM run WHERE 0"
+check "an empty result says (0 rows) ($out)" test "$rc" -eq 0 -a "$out" = "(0 rows)"
 run "$M" sql --db "$T/t.db" "SELECT 'a,b' AS s, 2 AS n" --csv
 check "--csv quoting" test "$(cat "$T/out")" = "$(printf 's,n\n"a,b",2')"
 run "$M" sql --db "$T/t.db" "DELETE FROM token"

@@ -279,6 +279,16 @@ check "perplexity's default chunk is the context's 512 tokens ($out)" test "$rc"
 run "$M" generate "$D" -p "Hallo" -n 600 -t 1
 check "generate -n beyond the context is refused in one line ($err)" \
     test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "(+ 600 generated) is longer than the model's context of 512" "$T/err")"
+# a bad value is named as typed, and an intervention flag's value is a usage error with the hint
+run "$M" generate "$D" -p hi -n -1
+check "-n -1 is reported as -n, the name --help shows ($err)" test "$rc" -eq 2 -a "${err#moescope generate: -n: -1 is out of range}" != "$err"
+run "$M" generate "$D" -p hi --top-k 0 -t 1
+check "--top-k 0: exit 2, one line with the --help hint ($err)" \
+    test "$rc" -eq 2 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F -- "--top-k 0: k 0 out of range 1..16 (try moescope generate --help)" "$T/err")"
+printf 'silence 1:2\nsilence 9:1\n' >"$T/bad.iv"
+run "$M" generate "$D" -p hi --interventions "$T/bad.iv" -t 1
+check "an intervention file's error: exit 1, its line named ($err)" \
+    test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "bad.iv:2: " "$T/err")"
 
 run "$M" bench "$G" -p 16 -n 4 -r 2 -t 1 --json
 check "bench --json has prefill_tps and decode_tps > 0" python3 -c '
