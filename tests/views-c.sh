@@ -67,7 +67,7 @@ bad "missing sweep" "no sweep stored" "$M" plot sweep --db "$T/exp.db" -o "$O/x.
 bad "missing sweep id" "no sweep 7" "$M" plot sweep --db "$T/exp.db" --sweep 7 -o "$O/x.png"
 bad "superexperts on a trace without --stats names the option" "traced without --stats" \
     "$M" plot superexperts --db "$T/plain.db" -o "$O/x.png"
-bad "unknown class scheme" "--classes must be text, token, label:NAME or pos[:B] (got 'nosuch')" "$M" plot npmi --db "$T/stats.db" --classes nosuch -o "$O/x.png"
+bad "unknown class scheme" "--classes: 'nosuch' is not text, token, label:NAME or pos[:B] with B >= 1" "$M" plot npmi --db "$T/stats.db" --classes nosuch -o "$O/x.png"
 bad "missing database" "nosuch.db" "$M" plot npmi --db "$T/nosuch.db" -o "$O/x.png"
 
 # unwritable output paths
