@@ -605,6 +605,10 @@ static void test_text(void)
     m0 = wb_diff_markup("same", "same", 0, &marked);
     MT_CHECK(m0 && !strcmp(m0, "same") && marked == 0, "text: identical texts mark nothing");
     free(m0);
+    /* a whole added sentence is one marked piece but five words */
+    m1 = wb_diff_markup("It is a library.", "It is a library. This package contains the library.", 1, &marked);
+    MT_CHECK(m1 && marked == 5, "text: an added sentence counts its 5 words, not 1 piece (%d)", marked);
+    free(m1);
 }
 
 /* ----------------------------------------------------------------- views */

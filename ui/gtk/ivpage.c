@@ -166,6 +166,7 @@ static void grid_motion_cb(GtkEventControllerMotion *c, double x, double y, gpoi
         wb_hover_text(p->wb, d);
     } else {
         gtk_widget_set_tooltip_text(p->grid_area, NULL);
+        wb_hover_text(p->wb, NULL);
     }
     gtk_widget_queue_draw(p->grid_area);
 }
@@ -563,7 +564,7 @@ static void kl_motion_cb(GtkEventControllerMotion *c, double x, double y, gpoint
     if (pos == p->kl_hover) return;
     p->kl_hover = pos;
     gtk_widget_set_tooltip_text(a, pos >= 0 ? t : NULL);
-    if (pos >= 0) wb_hover_text(p->wb, t);
+    wb_hover_text(p->wb, pos >= 0 ? t : NULL);
     gtk_widget_queue_draw(a);
 }
 
@@ -580,7 +581,7 @@ static void shift_motion_cb(GtkEventControllerMotion *c, double x, double y, gpo
     p->shift_hover_l = l;
     p->shift_hover_p = pos;
     gtk_widget_set_tooltip_text(a, l >= 0 ? t : NULL);
-    if (l >= 0) wb_hover_text(p->wb, t);
+    wb_hover_text(p->wb, l >= 0 ? t : NULL);
     gtk_widget_queue_draw(a);
 }
 
@@ -595,8 +596,26 @@ static GtkWidget *button(const char *label, const char *tip, GCallback cb, gpoin
     return b;
 }
 
+typedef void (*MotionFn)(GtkEventControllerMotion *, double, double, gpointer);
+
+/* Leaving an area is a motion to a point no figure holds: its hover ends. */
+static void area_leave_cb(GtkEventControllerMotion *c, gpointer user)
+{
+    MotionFn motion = (MotionFn)g_object_get_data(G_OBJECT(c), "ms-motion");
+    if (motion) motion(c, -1e6, -1e6, user);
+}
+
+static void add_motion(GtkWidget *a, MotionFn motion, gpointer user)
+{
+    GtkEventController *m = gtk_event_controller_motion_new();
+    g_object_set_data(G_OBJECT(m), "ms-motion", (gpointer)motion);
+    g_signal_connect(m, "motion", G_CALLBACK(motion), user);
+    g_signal_connect(m, "leave", G_CALLBACK(area_leave_cb), user);
+    gtk_widget_add_controller(a, m);
+}
+
 static GtkWidget *figure_area(const char *name, const char *desc, int height, GtkDrawingAreaDrawFunc draw,
-                              GCallback motion, gpointer user)
+                              MotionFn motion, gpointer user)
 {
     GtkWidget *a = g_object_new(GTK_TYPE_DRAWING_AREA, "accessible-role", GTK_ACCESSIBLE_ROLE_IMG, NULL);
     gtk_accessible_update_property(GTK_ACCESSIBLE(a), GTK_ACCESSIBLE_PROPERTY_LABEL, name,
@@ -604,9 +623,7 @@ static GtkWidget *figure_area(const char *name, const char *desc, int height, Gt
     gtk_widget_set_size_request(a, -1, height);
     gtk_widget_set_hexpand(a, TRUE);
     gtk_drawing_area_set_draw_func(GTK_DRAWING_AREA(a), draw, user, NULL);
-    GtkEventController *m = gtk_event_controller_motion_new();
-    g_signal_connect(m, "motion", motion, user);
-    gtk_widget_add_controller(a, m);
+    add_motion(a, motion, user);
     return a;
 }
 
@@ -700,9 +717,7 @@ IvPage *wb_iv_page_new(Wb *wb)
     GtkGesture *click = gtk_gesture_click_new();
     g_signal_connect(click, "pressed", G_CALLBACK(grid_click_cb), p);
     gtk_widget_add_controller(p->grid_area, GTK_EVENT_CONTROLLER(click));
-    GtkEventController *m = gtk_event_controller_motion_new();
-    g_signal_connect(m, "motion", G_CALLBACK(grid_motion_cb), p);
-    gtk_widget_add_controller(p->grid_area, m);
+    add_motion(p->grid_area, grid_motion_cb, p);
     GtkEventController *k = gtk_event_controller_key_new();
     g_signal_connect(k, "key-pressed", G_CALLBACK(grid_key_cb), p);
     gtk_widget_add_controller(p->grid_area, k);
@@ -802,10 +817,10 @@ IvPage *wb_iv_page_new(Wb *wb)
     gtk_box_append(GTK_BOX(cols), text_column("Intervened continuation", &p->run_label, "Intervened continuation"));
     gtk_box_append(GTK_BOX(v), cols);
     p->kl_area = figure_area("Per-token KL strip", "KL(baseline ‖ intervened) of the next-token distribution per position",
-                             150, kl_draw_cb, G_CALLBACK(kl_motion_cb), p);
+                             150, kl_draw_cb, kl_motion_cb, p);
     gtk_box_append(GTK_BOX(v), p->kl_area);
     p->shift_area = figure_area("Routing shift", "Per layer and position: 1 − Jaccard of the selected experts", 170,
-                                shift_draw_cb, G_CALLBACK(shift_motion_cb), p);
+                                shift_draw_cb, shift_motion_cb, p);
     gtk_box_append(GTK_BOX(v), p->shift_area);
 
     GtkWidget *scroll = gtk_scrolled_window_new();

@@ -224,7 +224,6 @@ int main(int argc, char **argv)
     AdwApplication *app = adw_application_new(WB_APP_ID, G_APPLICATION_HANDLES_COMMAND_LINE);
     g_object_set_data(G_OBJECT(app), "moescope-app", &a);
     g_application_add_main_option_entries(G_APPLICATION(app), options);
-    g_application_set_option_context_parameter_string(G_APPLICATION(app), "[MODEL] [FILE…]");
     g_application_set_option_context_summary(
         G_APPLICATION(app),
         "The moescope workbench: open a model and a prompt set, trace the routing, look at every view,\n"

@@ -265,7 +265,7 @@ static void set_hover(ViewPage *p, const MsViewHit *h)
     else memset(&p->hover, 0, sizeof p->hover);
     if (!changed) return;
     gtk_widget_set_tooltip_text(p->area, h && h->text[0] ? h->text : NULL);
-    if (h && h->text[0]) wb_hover_text(p->wb, h->text);
+    wb_hover_text(p->wb, h && h->text[0] ? h->text : NULL);   /* off the cells: the line empties */
     gtk_widget_queue_draw(p->area);
 }
 

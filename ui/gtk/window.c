@@ -156,7 +156,11 @@ void wb_status(Wb *wb, const char *fmt, ...)
 
 void wb_hover_text(Wb *wb, const char *text)
 {
-    wb_label_set(wb->hover_label, text ? text : "");
+    /* one line, so the bar keeps its height and the figure its size (tooltips keep the lines) */
+    char *m = g_strdup(text ? text : "");
+    g_strdelimit(m, "\n\r", ' ');
+    wb_label_set(wb->hover_label, m);
+    g_free(m);
 }
 
 void wb_progress_show(Wb *wb, const char *what, const char *unit, const MsProgress *p)

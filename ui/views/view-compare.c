@@ -226,7 +226,8 @@ static int cmp_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError
     snprintf(ivtext, sizeof ivtext, "%s", ri.interventions && *ri.interventions ? ri.interventions : "no intervention");
     ms_trace_run_info_clear(&ri);
     if (!base)
-        return ms_error_set(err, MS_ENOTFOUND, "%s: run %lld has no parent run to compare with; give --baseline R",
+        return ms_error_set(err, MS_ENOTFOUND, "%s: run %lld has no parent run to compare with; give --baseline R, "
+                            "or store a pair (moescope experiment; in the workbench Interventions, Run on all prompts)",
                             ms_trace_path(db), (long long)run);
     MsTraceRunInfo bi;
     if ((rc = vc_run_info(db, base, &bi, err)) < 0) return rc;
@@ -353,7 +354,7 @@ static int cmp_prepare(MsTraceDb *db, const MsViewParams *p, void **out, MsError
         snprintf(m->title, sizeof m->title, "Baseline vs intervened: run %lld (%s) against run %lld, prompt %d",
                  (long long)run, ivtext, (long long)base, p->prompt);
         char div[64];
-        if (m->first_div >= 0) snprintf(div, sizeof div, "first divergence at position %d", m->first_div);
+        if (m->first_div >= 0) snprintf(div, sizeof div, "first divergent greedy token at position %d", m->first_div);
         else snprintf(div, sizeof div, "no divergence");
         if (m->has_dist)
             snprintf(m->summary, sizeof m->summary,
@@ -458,7 +459,8 @@ static int cmp_layout(const CmpModel *m, const MsViewState *s, double w, double 
 
     /* A: laid out once at a nominal height for its left edge, which the strips of B share */
     L->cb = (MsPlotColorbar){ .scale = m->scale, .title = "KL", .unit = "nats", .show_missing = m->kl_missing };
-    L->la[0] = (MsPlotLegendItem){ "greedy choice differs", VC_HIGHLIGHT };
+    /* marked where the choice is made: the token it picks is one position later */
+    L->la[0] = (MsPlotLegendItem){ "greedy next token differs", VC_HIGHLIGHT };
     L->lga = (MsPlotLegend){ NULL, L->la, 1 };
     double x0 = 0, x1 = MS_MAX(m->n_pos, 1);
     vc_window(&x0, &x1, s->x0, s->x1, 1);

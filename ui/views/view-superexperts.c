@@ -389,6 +389,18 @@ static int se_draw(cairo_t *cr, double w, double h, const void *model, const MsV
         return ms_error_set(err, MS_ENOMEM, "out of memory");
     }
     double lw = fmax(2, round(ms_plot_text_pad(t) * 0.5));
+    /* the blocks the rule leaves out, washed in the legend's grey: drawn, never flagged */
+    if (m->cut_label[0]) {
+        cairo_set_source_rgba(cr, VC_MUTED.r, VC_MUTED.g, VC_MUTED.b, 0.7);
+        for (int r = 0; r < m->rows; r++) {
+            if (m->layer[r] < m->layer_cut) continue;
+            for (int e = 0; e < m->E; e++) {
+                MsPlotRect c;
+                if (ms_plot_grid_cell_rect(&L.map, r, e, &c)) cairo_rectangle(cr, c.x, c.y, c.w, c.h);
+            }
+        }
+        cairo_fill(cr);
+    }
     for (int i = 0; i < m->n_se; i++) {
         MsPlotRect c;
         if (ms_plot_grid_cell_rect(&L.map, m->se[i].row, m->se[i].expert, &c)) {

@@ -185,14 +185,17 @@ void wb_apply_summary(const WbApplyFig *f, char *buf, size_t size)
     size_t n = (size_t)snprintf(buf, size, "KL mean %.4g nats · max %.3g", f->kl_mean, f->kl_max);
     if (n < size) {
         if (f->first_divergence >= 0)
-            n += (size_t)snprintf(buf + n, size - n, " · greedy choice first differs after token %d", f->first_divergence);
+            /* first_divergence is the position of the first differing greedy token, chosen one position before */
+            n += (size_t)snprintf(buf + n, size - n, " · greedy choice first differs after token %d",
+                                  f->first_divergence - 1);
         else
             n += (size_t)snprintf(buf + n, size - n, " · greedy choices agree everywhere");
     }
     if (n < size)
         n += (size_t)snprintf(buf + n, size - n, " · routing changed at %d of %d (layer, token) pairs", f->changed,
                               f->n_layers * f->n_pos);
-    if (n < size) snprintf(buf + n, size - n, " · %d words differ", f->words_changed);
+    if (n < size)
+        snprintf(buf + n, size - n, " · %d word%s", f->words_changed, f->words_changed == 1 ? " differs" : "s differ");
 }
 
 /* ---- the KL strip ---- */

@@ -101,8 +101,9 @@ int wb_model_info_rows(const MsModel *m, const char *path, WbInfoRow *rows, int 
     ROW("Context", "%d tokens", mi->n_ctx_train);
     const char *tn = ms_type_name(mi->weight_type);
     ROW("Weights", "%s", tn ? tn : "?");
-    if (mi->file_size >= 1u << 30) ROW("Size", "%.2f GB", mi->file_size / 1073741824.0);
-    else ROW("Size", "%.1f MB", mi->file_size / 1048576.0);
+    /* decimal units, as the README gives the default model's 8.8 MB */
+    if (mi->file_size >= 1000000000u) ROW("Size", "%.2f GB", mi->file_size / 1e9);
+    else ROW("Size", "%.1f MB", mi->file_size / 1e6);
     /* which one decides speed and whether other processes share the pages */
     if (ms_gguf_weights(ms_model_gguf(m)) == MS_WEIGHTS_COPIED) ROW("Memory", "private copy");
     else ROW("Memory", "mapped from the file");
@@ -296,6 +297,19 @@ char *wb_markup_escape(const char *s, size_t len)
     return r;
 }
 
+/* words (runs of non-space bytes) in s[0..len) */
+static int count_words(const char *s, size_t len)
+{
+    int n = 0;
+    bool in = false;
+    for (size_t i = 0; i < len; i++) {
+        bool sp = s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r';
+        if (!sp && !in) n++;
+        in = !sp;
+    }
+    return n;
+}
+
 char *wb_diff_markup(const char *a, const char *b, int side, int *n_marked)
 {
     MsDiffPiece *p = NULL;
@@ -325,7 +339,7 @@ char *wb_diff_markup(const char *a, const char *b, int side, int *n_marked)
             o += (size_t)snprintf(r + o, cap - o, side ? "<span background=\"#c8f0c8\" underline=\"single\">%s</span>"
                                                        : "<span background=\"#f8d0d0\" strikethrough=\"true\">%s</span>",
                                   e);
-            if (n_marked) (*n_marked)++;
+            if (n_marked) *n_marked += count_words(p[i].text, p[i].len);
         } else {
             o += (size_t)snprintf(r + o, cap - o, "%s", e);
         }
