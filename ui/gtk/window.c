@@ -157,10 +157,11 @@ void wb_status(Wb *wb, const char *fmt, ...)
 void wb_hover_text(Wb *wb, const char *text)
 {
     /* one line, so the bar keeps its height and the figure its size (tooltips keep the lines) */
-    char *m = g_strdup(text ? text : "");
-    g_strdelimit(m, "\n\r", ' ');
-    wb_label_set(wb->hover_label, m);
-    g_free(m);
+    GString *m = g_string_new(text ? text : "");
+    g_string_replace(m, "\r", "", 0);
+    g_string_replace(m, "\n", " · ", 0);
+    wb_label_set(wb->hover_label, m->str);
+    g_string_free(m, TRUE);
 }
 
 void wb_progress_show(Wb *wb, const char *what, const char *unit, const MsProgress *p)
