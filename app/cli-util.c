@@ -154,6 +154,20 @@ int ms_cli_run_layers(MsTraceDb *db, int64_t run, int64_t *run_out, int *n_layer
     return rc == MS_ENOTFOUND ? 1 : rc;
 }
 
+void ms_cli_drop_new_db(MsTraceDb **db, const char *path)
+{
+    ms_trace_close(*db);
+    *db = NULL;
+    ms_cli_remove_db(path);
+}
+
+size_t ms_cli_text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
 void ms_cli_remove_db(const char *path)
 {
     char side[4096];

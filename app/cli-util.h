@@ -55,6 +55,12 @@ int ms_cli_read_file(const char *path, char **buf, size_t *len, MsError *err);
 /* Remove a database file this command created and its -wal / -shm files
  * (after a failure that left nothing worth keeping in it). */
 void ms_cli_remove_db(const char *path);
+struct MsTraceDb;
+/* Close *db (set to NULL) and remove the file it created: a refused command
+ * leaves no new database behind. */
+void ms_cli_drop_new_db(struct MsTraceDb **db, const char *path);
+/* Display width of UTF-8 text in code points (printf pads by bytes). */
+size_t ms_cli_text_width(const char *s);
 /* True when path names an existing database file or a PostgreSQL URI (a
  * server's database is never removed): a command that fails before writing
  * anything removes the database only when this was false before it began. */
@@ -62,7 +68,6 @@ bool ms_cli_db_exists(const char *path);
 /* The blocks and MoE layers of run's model (run 0: the newest run, whose id
  * goes to *run_out).  1 when there is no such run (the command's own reading
  * says so), 0 when found, else MS_E* with err set. */
-struct MsTraceDb;
 int ms_cli_run_layers(struct MsTraceDb *db, int64_t run, int64_t *run_out, int *n_layer, int *n_moe, MsError *err);
 
 /* --shard I/N (the one parser of it): *i and *n set; a malformed value is a

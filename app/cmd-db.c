@@ -200,13 +200,6 @@ static int sql_row(void *user, int n, const char *const *names, const char *cons
     return 0;
 }
 
-/* display width: UTF-8 code points (good enough for aligned ASCII output) */
-static size_t width(const char *s)
-{
-    size_t w = 0;
-    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80;
-    return w;
-}
 
 static bool numeric(const char *s)
 {
@@ -245,17 +238,17 @@ int ms_cmd_sql(int argc, char **argv)
         bool *num = calloc((size_t)n, sizeof *num);
         if (wd && num) {
             for (int c = 0; c < n; c++) {
-                wd[c] = width(o.names[c]);
+                wd[c] = ms_cli_text_width(o.names[c]);
                 num[c] = o.n_rows > 0;
             }
             for (size_t r = 0; r < o.n_rows; r++)
                 for (int c = 0; c < n; c++) {
                     const char *v = o.cells[r * (size_t)n + (size_t)c];
-                    wd[c] = MS_MAX(wd[c], width(v));
+                    wd[c] = MS_MAX(wd[c], ms_cli_text_width(v));
                     if (strcmp(v, "NULL") && !numeric(v)) num[c] = false;
                 }
             for (int c = 0; c < n; c++)
-                printf("%s%-*s", c ? "  " : "", c + 1 < n ? (int)(wd[c] + strlen(o.names[c]) - width(o.names[c])) : 0,
+                printf("%s%-*s", c ? "  " : "", c + 1 < n ? (int)(wd[c] + strlen(o.names[c]) - ms_cli_text_width(o.names[c])) : 0,
                        o.names[c]);
             putchar('\n');
             for (int c = 0; c < n; c++) {
@@ -266,7 +259,7 @@ int ms_cmd_sql(int argc, char **argv)
             for (size_t r = 0; r < o.n_rows; r++) {
                 for (int c = 0; c < n; c++) {
                     const char *v = o.cells[r * (size_t)n + (size_t)c];
-                    int pad = (int)(wd[c] - width(v));
+                    int pad = (int)(wd[c] - ms_cli_text_width(v));
                     if (c) fputs("  ", stdout);
                     if (num[c]) printf("%*s%s", pad, "", v);
                     else if (c + 1 < n) printf("%s%*s", v, pad, "");

@@ -123,11 +123,7 @@ int ms_cmd_experiment(int argc, char **argv)
         rc = 130;
     } else if (jr < 0) {
         rc = ms_cli_fail_err(cmd, &err);
-        if (!existed && res.n_written == 0) {   /* refused input: no database left behind */
-            ms_trace_close(db);
-            db = NULL;
-            ms_cli_remove_db(dbpath);
-        }
+        if (!existed && res.n_written == 0) ms_cli_drop_new_db(&db, dbpath);   /* refused input */
     } else {
         printf("baseline run %lld, intervened run %lld: %zu prompts (%zu written, %zu already present)\n",
                (long long)res.baseline_run, (long long)res.run, res.n_prompts, res.n_written, res.n_skipped);
@@ -229,12 +225,7 @@ static json_t *report_json(const MsCompareReport *r)
 }
 
 /* bytes beyond the first of each UTF-8 character: printf pads by bytes */
-static int utf8_extra(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xC0) == 0x80;
-    return n;
-}
+static int utf8_extra(const char *s) { return (int)(strlen(s) - ms_cli_text_width(s)); }
 
 static void print_num(const char *label, double v, const char *fmt)
 {
@@ -587,11 +578,7 @@ int ms_cmd_sweep(int argc, char **argv)
                 res.complete ? "; the sweep is complete: every set shown, z-scores and ranks included"
                              : "; z-scores and ranks come with the last shard");
 done:
-    if (rc && rc != 130 && db && !existed && res.n_written == 0) {   /* refused input: no database left behind */
-        ms_trace_close(db);
-        db = NULL;
-        ms_cli_remove_db(so.dbpath);
-    }
+    if (rc && rc != 130 && db && !existed && res.n_written == 0) ms_cli_drop_new_db(&db, so.dbpath);   /* refused */
     ms_sweep_result_clear(&res);
     ms_sweep_set_clear(&set);
     ms_trace_close(db);

@@ -148,11 +148,7 @@ int ms_cmd_trace(int argc, char **argv)
         rc = 130;   /* 128 + SIGINT, as shells report it */
     } else if (jr < 0) {
         rc = ms_cli_fail_err(cmd, &err);
-        if (!existed && res.n_written == 0) {   /* refused input: no database left behind */
-            ms_trace_close(db);
-            db = NULL;
-            ms_cli_remove_db(dbpath);
-        }
+        if (!existed && res.n_written == 0) ms_cli_drop_new_db(&db, dbpath);   /* refused input */
     } else {
         print_summary(&j, &res, no_store);
     }
