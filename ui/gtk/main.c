@@ -212,6 +212,7 @@ int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
     install_crash_handler();
+    if (argc > 1 && !strcmp(argv[1], "--choose-file")) return wb_chooser_main(argc, argv);
     gboolean help = FALSE;
     for (int i = 1; i < argc; i++)
         help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strncmp(argv[i], "--help-", 7);

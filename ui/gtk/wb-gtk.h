@@ -28,6 +28,7 @@
 #define WB_APP_ID "io.github.moescope.Workbench"
 
 typedef struct Wb Wb;
+typedef struct WbChooser WbChooser;
 typedef struct WbJob WbJob;
 typedef struct ViewPage ViewPage;
 typedef struct IvPage IvPage;
@@ -128,6 +129,7 @@ struct Wb {
     gboolean prompts_again;
     guint poll_id;
     double last_refresh;
+    WbChooser *chooser;            /* the file dialog's process while it runs (chooser.c) */
 
     /* widgets */
     GtkWidget *title;
@@ -234,8 +236,13 @@ void wb_an_page_free(AnPage *p);
 
 /* The export dialog (Ctrl+E). */
 void wb_export_dialog(Wb *wb);
-/* A file chooser; on accept, calls fn(wb, path). */
+/* A file chooser, in a child process (chooser.c says why); on accept,
+ * calls fn(wb, path) from the main loop.  One at a time per window. */
 typedef void (*WbPathFn)(Wb *wb, const char *path);
 void wb_choose_file(Wb *wb, const char *title, GtkFileChooserAction action, const char *accept, WbPathFn fn);
+/* The window is being destroyed: end its dialog's process, drop the callback. */
+void wb_chooser_window_gone(Wb *wb);
+/* `moescope-gtk --choose-file ...`: the dialog's process (main() calls it). */
+int wb_chooser_main(int argc, char **argv);
 
 #endif

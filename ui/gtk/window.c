@@ -883,8 +883,35 @@ void wb_open_db(Wb *wb, const char *path, gboolean readonly)
     wb_job_start(wb, "open database", db_run, db_done, NULL, x, db_job_free);
 }
 
+/* 1 when path is the open database, 2 one of its companions (-wal, -shm,
+ * -journal), else 0; by stat(), which opens nothing: reading them here to
+ * tell their kind would drop this process's locks on them (chooser.c). */
+static int open_db_file(Wb *wb, const char *path)
+{
+    struct stat a, b;
+    if (!wb->db_path || wb_db_is_uri(wb->db_path) || stat(path, &a) != 0) return 0;
+    static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < G_N_ELEMENTS(suffix); i++) {
+        char *p = g_strconcat(wb->db_path, suffix[i], NULL);
+        gboolean same = stat(p, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+        g_free(p);
+        if (same) return i == 0 ? 1 : 2;
+    }
+    return 0;
+}
+
 void wb_open_any(Wb *wb, const char *path)
 {
+    int open_db = open_db_file(wb, path);
+    if (open_db == 1) {
+        wb_open_db(wb, path, wb->db_readonly);
+        return;
+    }
+    if (open_db == 2) {
+        wb_show_error(wb, "Cannot open %s: it is a working file of the open database %s (open that instead)", path,
+                      wb->db_path);
+        return;
+    }
     MsError err = { 0 };
     int k = wb_file_kind(path, &err);
     if (k == WB_FILE_MODEL) wb_open_model(wb, path);
@@ -1249,37 +1276,6 @@ static void use_typed_cb(GtkButton *b, gpointer user) { act_use_typed(NULL, NULL
 
 /* ----------------------------------------------------------- file choosing */
 
-typedef struct {
-    Wb *wb;
-    WbPathFn fn;
-} Choose;
-
-static void choose_response(GtkNativeDialog *d, int response, gpointer user)
-{
-    Choose *c = user;
-    if (response == GTK_RESPONSE_ACCEPT) {
-        GFile *f = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(d));
-        char *path = f ? g_file_get_path(f) : NULL;
-        if (path && !c->wb->dead) c->fn(c->wb, path);
-        g_free(path);
-        if (f) g_object_unref(f);
-    }
-    gtk_native_dialog_destroy(d);
-    g_object_unref(d);
-    g_free(c);
-}
-
-void wb_choose_file(Wb *wb, const char *title, GtkFileChooserAction action, const char *accept, WbPathFn fn)
-{
-    GtkFileChooserNative *d = gtk_file_chooser_native_new(title, wb->win, action, accept, "_Cancel");
-    gtk_native_dialog_set_modal(GTK_NATIVE_DIALOG(d), TRUE);
-    Choose *c = g_new0(Choose, 1);
-    c->wb = wb;
-    c->fn = fn;
-    g_signal_connect(d, "response", G_CALLBACK(choose_response), c);
-    gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
-}
-
 static void open_any_path(Wb *wb, const char *p) { wb_open_any(wb, p); }
 static void open_model_path(Wb *wb, const char *p) { wb_open_model(wb, p); }
 static void open_prompts_path(Wb *wb, const char *p) { wb_open_prompts(wb, p); }
@@ -1456,6 +1452,7 @@ static void destroy_cb(GtkWidget *w, gpointer user)
     if (wb->poll_id) g_source_remove(wb->poll_id);
     wb->poll_id = 0;
     wb->dead = TRUE;
+    wb_chooser_window_gone(wb);
     wb_window_state_release(wb);
 }
 
