@@ -832,8 +832,15 @@ def main():
     tv.queryEditableText().setTextContents("The cat sat on the mat.\nDer Hund schläft im Garten.\n")
     app.find(role="text", name="Labels for the typed prompts (key=value, …)").queryEditableText().setTextContents("source=typed")
     app.click(app.find(role="push button", name="Use these prompts"))
-    m = app.wait_text("Prompt source", r"prompt set: typed prompts \(2\)", 10)
-    ok(m is not None, "typed prompts become the prompt set: %r" % app.label_text("Prompt source"))
+    m = app.wait_text("Prompt source", r"prompt set: typed prompts \(2, not this run's: Run traces them\)", 10)
+    ok(m is not None, "typed prompts become the prompt set, and the line says the run shown is not theirs: %r"
+       % app.label_text("Prompt source"))
+    # the list keeps showing the run's prompts (what the views and Apply use), not a mix of both
+    row0 = app.find(role="label", name=re.compile(r"^#0 · "), timeout=5)
+    ok(row0 is not None and "The cat sat" not in name_of(row0) and app.find(
+        role="label", name=re.compile(r"^#\d+ · .*The cat sat"), timeout=1, quiet=True) is None,
+       "the prompt list still shows the run's prompt #0 (%r), not a typed prompt in its place"
+       % (name_of(row0)[:60] if row0 is not None else None))
     app.shot("typed")
 
     # ------------------------------------- a sweep run from the window

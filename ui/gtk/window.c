@@ -337,6 +337,7 @@ typedef struct {
     WbFireIndex *fire;
     gboolean new_fire;
     GArray *items;   /* PItem */
+    gboolean set_differs;   /* the prompt set is not the run's: its prompts are not listed */
 } ReloadJob;
 
 static void pitem_clear(gpointer p)
@@ -396,7 +397,20 @@ static int reload_run(WbJob *j, gpointer d, MsError *err)
         }
         ms_trace_close(db);
     }
-    for (size_t i = 0; x->set && i < x->set->n; i++) {
+    /* The list shows the run's prompts, and the open set's not yet traced
+     * ones only when the set is the run's (same text at every traced index:
+     * a trace going on or resumed).  Another set (typed prompts, say) would
+     * otherwise hide behind the run's prompts of the same index. */
+    for (guint k = 0; x->set && k < x->items->len; k++) {
+        const PItem *it = &g_array_index(x->items, PItem, k);
+        if (it->index < 0 || (size_t)it->index >= x->set->n) continue;
+        const MsPrompt *p = &x->set->p[it->index];
+        if (p->len != it->len || memcmp(p->text, it->text, p->len)) {
+            x->set_differs = TRUE;
+            break;
+        }
+    }
+    for (size_t i = 0; x->set && !x->set_differs && i < x->set->n; i++) {
         if (g_hash_table_contains(have, GINT_TO_POINTER((int)i + 1))) continue;
         const MsPrompt *p = &x->set->p[i];
         PItem it = { .index = (int)i, .n_tokens = -1, .text = g_memdup2(p->text, p->len + 1), .len = p->len,
@@ -446,7 +460,10 @@ static void reload_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d
         select_prompt_index(wb, wb->cur_prompt);
         char b[600];
         const char *src = wb->prompts ? wb->prompts->name : NULL;
-        if (wb->run > 0 && src)
+        if (wb->run > 0 && src && x->set_differs)
+            snprintf(b, sizeof b, "%d traced in run %lld; prompt set: %s (%zu, not this run's: Run traces them)", traced,
+                     (long long)wb->run, src, wb->prompts->n);
+        else if (wb->run > 0 && src)
             snprintf(b, sizeof b, "%d traced in run %lld; prompt set: %s (%zu)", traced, (long long)wb->run, src,
                      wb->prompts->n);
         else if (wb->run > 0)
