@@ -483,6 +483,9 @@ static void test_files(void)
     MT_CHECK(wb_file_kind(tpath("m.gguf"), &err) == WB_FILE_MODEL, "files: GGUF by its magic");
     MT_CHECK(wb_file_kind(tpath("k.db"), &err) == WB_FILE_DB, "files: a trace database by SQLite's header");
     MT_CHECK(wb_file_kind(tpath("p.jsonl"), &err) == WB_FILE_TEXT, "files: UTF-8 text");
+    write_file(tpath("notes.GGUF"), "just text\n", 10);
+    MT_CHECK(wb_file_kind(tpath("notes.GGUF"), &err) == WB_FILE_MODEL,
+             "files: a text file named .gguf goes to the model loader (which says it is not GGUF), not to prompts");
     MT_CHECK(wb_file_kind(tpath("bin"), &err) == WB_FILE_UNKNOWN && strstr(err.msg, "not a GGUF model"),
              "files: binary data is unknown, with a message: %s", err.msg);
     write_file(tpath("set.iv"), "# a plan\n\nsilence 1:3\n", 22);

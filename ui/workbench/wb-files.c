@@ -69,6 +69,10 @@ int wb_file_kind(const char *path, MsError *err)
     struct stat st;
     if (stat(path, &st) != 0) return ms_error_set(err, MS_EIO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return ms_error_set(err, MS_EIO, "%s: is a directory, not a file", path);
+    /* the name says model: the loader then names what is wrong with it,
+     * instead of a text file so named opening as a prompt set */
+    size_t pl = strlen(path);
+    if (pl >= 5 && !strcasecmp(path + pl - 5, ".gguf")) return WB_FILE_MODEL;
     FILE *f = fopen(path, "rb");
     if (!f) return ms_error_set(err, MS_EIO, "%s: cannot read: %s", path, strerror(errno));
     unsigned char b[4096];

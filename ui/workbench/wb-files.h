@@ -18,6 +18,8 @@ typedef enum {
 
 /* Sniff a file: MS_EIO (unreadable, a directory) with a message, or a kind;
  * WB_FILE_UNKNOWN for binary data that is none of them (with a message).
+ * A name ending in .gguf is a model whatever it holds (the loader says
+ * what is wrong with it).
  * A PostgreSQL connection URI (postgresql://... or postgres://...) is a
  * trace database without looking further (nothing is connected to). */
 int wb_file_kind(const char *path, MsError *err);
