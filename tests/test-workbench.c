@@ -603,6 +603,9 @@ static void test_text(void)
              "text: baseline side marks the lost word, escapes markup: %s", m0 ? m0 : "(null)");
     char *m1 = wb_diff_markup("the cat sat <here>", "the dog sat <here>", 1, &marked);
     MT_CHECK(m1 && strstr(m1, ">dog </span>") && !strstr(m1, "cat") && marked == 1, "text: intervened side marks the new word");
+    /* the comparison view's key: blue only the baseline's, red only the intervened model's */
+    MT_CHECK(m0 && m1 && strstr(m0, "#bdd4f2") && strstr(m1, "#fac7bd"),
+             "text: the marks' tints are the comparison view's (blue baseline, red intervened)");
     free(m0);
     free(m1);
     m0 = wb_diff_markup("same", "same", 0, &marked);

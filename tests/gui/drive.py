@@ -645,7 +645,7 @@ def main():
         app.xclick(first)
     ok(app.wait_text("Apply prompt", r"^Prompt #0: ", 5) is not None, "prompt #0 is the one Apply runs")
     ok(app.click(app.find(role="push button", name="Apply")), "Apply is pressed")
-    m = app.wait_text("Apply result", r"Prompt #0 with “silence %d:%d”, (\d+) tokens, in ([\d.]+) s: KL mean ([\d.e+-]+) nats" % sel, 30)
+    m = app.wait_text("Apply result", r"Prompt #0 with “silence %d:%d”, (\d+) tokens generated, in ([\d.]+) s: KL mean ([\d.e+-]+) nats" % sel, 30)
     ok(m is not None, "Apply shows the comparison: %s" % (m.group(0) if m else app.label_text("Apply result")))
     if m:
         diag("Apply latency on the default model: %s s for %s tokens" % (m.group(2), m.group(1)))

@@ -411,8 +411,8 @@ static void apply_done(Wb *wb, WbJob *j, int rc, const MsError *err, gpointer d)
     char s[700], sum[600];
     wb_apply_summary(p->fig, sum, sizeof sum);
     char *iv = ms_intervention_to_string(x->rq.iv);
-    snprintf(s, sizeof s, "Prompt #%d with “%s”, %d tokens, in %.2f s: %s", x->rq.prompt, iv && *iv ? iv : "no intervention",
-             x->rq.opts.n_gen, x->dt, sum);
+    snprintf(s, sizeof s, "Prompt #%d with “%s”, %d tokens generated, in %.2f s: %s", x->rq.prompt,
+             iv && *iv ? iv : "no intervention", x->rq.opts.n_gen, x->dt, sum);
     free(iv);
     wb_label_set(p->summary, s);
     char *mb = wb_diff_markup(x->text_base, x->text_run, 0, NULL), *mr = wb_diff_markup(x->text_base, x->text_run, 1, NULL);

@@ -420,6 +420,7 @@ static const char *layer_label(void *user, int64_t i, char *buf, size_t size)
     return buf;
 }
 
+/* the workbench's Apply marks words with the same tints (ui/workbench/wb-text.c) */
 static const MsRgb TINT_B = { 0.74, 0.83, 0.95 }, TINT_R = { 0.98, 0.78, 0.74 };
 static const MsRgb BAR_CHANGED = { 0.80, 0.28, 0.22 }, BAR_JACCARD = { 0.27, 0.47, 0.75 };
 

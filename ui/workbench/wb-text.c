@@ -335,9 +335,11 @@ char *wb_diff_markup(const char *a, const char *b, int side, int *n_marked)
             return NULL;
         }
         if (p[i].op == mine) {
-            /* strike the baseline's lost words, underline the new ones */
-            o += (size_t)snprintf(r + o, cap - o, side ? "<span background=\"#c8f0c8\" underline=\"single\">%s</span>"
-                                                       : "<span background=\"#f8d0d0\" strikethrough=\"true\">%s</span>",
+            /* strike the baseline's lost words, underline the new ones; the
+             * tints are the comparison view's (blue: only the baseline's,
+             * red: only the intervened model's), so a colour means one thing */
+            o += (size_t)snprintf(r + o, cap - o, side ? "<span background=\"#fac7bd\" underline=\"single\">%s</span>"
+                                                       : "<span background=\"#bdd4f2\" strikethrough=\"true\">%s</span>",
                                   e);
             if (n_marked) *n_marked += count_words(p[i].text, p[i].len);
         } else {
