@@ -104,9 +104,12 @@ int ms_cmd_plot(int argc, char **argv)
     }
     if (!rc && (!dbpath || !out)) rc = ms_cli_usage(cmd, "--db DB and -o FILE are required");
     if (!rc && layers) rc = parse_range(cmd, layers, &p.layer_lo, &p.layer_hi);
+    MsError cerr = { 0 };
     if (!rc && color && (int)(p.color_by = ms_view_color_from_name(color)) < 0)
         rc = ms_cli_usage(cmd, "--color-by must be expert, entropy, weight, hidden, lift or jaccard (got '%s')",
                           color);
+    else if (!rc && color && ms_view_color_check(v, p.color_by, &cerr) < 0)
+        rc = ms_cli_usage(cmd, "%s", cerr.msg);
     if (!rc && p.order && strcmp(p.order, "id") && strcmp(p.order, "load") && strcmp(p.order, "cluster"))
         rc = ms_cli_usage(cmd, "--order must be id, load or cluster (got '%s')", p.order);
     MsError err = { 0 };

@@ -122,8 +122,14 @@ bad "tokens at a block the model lacks" "block 9 of run 1 is not a shown MoE lay
     "$M" plot tokens --db "$T/plain.db" --layer 9 -o "$O/x.png"
 bad "load at a block the model lacks" "plain.db: block 9 of run 1 is not a MoE layer (the model has 4 blocks)" \
     "$M" plot load --db "$T/plain.db" --layer 9 -o "$O/x.png"
-bad "tokens --color-by weight is refused" "tokens: --color-by must be expert or entropy (got weight)" \
+bad "tokens --color-by weight is refused" "tokens colours by expert or entropy (got weight)" \
     "$M" plot tokens --db "$T/plain.db" --color-by weight -o "$O/x.png"
+# a colouring the view does not take is a usage error (exit 2), named before the trace is read
+bad "coactivation --color-by entropy is refused" "coactivation colours by lift or jaccard (got entropy) (try moescope plot --help)" \
+    "$M" plot coactivation --db "$T/plain.db" --color-by entropy -o "$O/x.png"
+[ "$rc" -eq 2 ] && ok "and exits 2, as usage errors do" || nok "coactivation --color-by entropy exits $rc, not 2"
+bad "a view without colourings says so" "load takes no --color-by (got lift)" \
+    "$M" plot load --db "$T/plain.db" --color-by lift -o "$O/x.png"
 bad "heatmap --color-by hidden without --stats names the option" "trace with --stats" \
     "$M" plot heatmap --db "$T/plain.db" --color-by hidden -o "$O/x.png"
 bad "unknown colouring" "--color-by must be" "$M" plot heatmap --db "$T/plain.db" --color-by nosuch -o "$O/x.png"

@@ -39,6 +39,12 @@ typedef enum {
 /* "expert" "entropy" "weight" "hidden" "lift" "jaccard" -> enum, MS_EINVAL otherwise. */
 int ms_view_color_from_name(const char *name);
 const char *ms_view_color_name(MsViewColorBy c);
+#define MS_VIEW_COLOR_BIT(c) (1u << (c))
+struct MsViewClass;
+/* 0 when view v takes colouring c (MS_VIEW_COLOR_DEFAULT always), else
+ * MS_EINVAL with "coactivation colours by lift or jaccard (got entropy)" or
+ * "load takes no --color-by": the command line checks before preparing. */
+int ms_view_color_check(const struct MsViewClass *v, MsViewColorBy c, MsError *err);
 
 /* What to prepare.  Fields a view does not use are ignored. */
 typedef struct {
@@ -108,6 +114,7 @@ typedef struct MsViewClass {
     const char *name;           /* as the command line takes it: "heatmap" */
     const char *title;          /* "Token × layer heat map" */
     const char *summary;        /* one line for `moescope plot --help` */
+    unsigned colors;            /* the --color-by values it takes, bits MS_VIEW_COLOR_BIT(c); 0: none */
     int (*prepare)(MsTraceDb *db, const MsViewParams *p, void **model, MsError *err);
     void (*free_model)(void *model);
     int (*draw)(cairo_t *cr, double width, double height, const void *model, const MsViewState *s, MsError *err);

@@ -184,6 +184,7 @@ const MsViewClass ms_view_affinity = {
     .name = "affinity",
     .title = "Inter-layer expert affinity",
     .summary = "experts at layer l x experts at the next MoE layer: where tokens go (Q)",
+    .colors = MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_LIFT),
     .prepare = prepare,
     .free_model = vb_matrix_free,
     .draw = vb_matrix_draw,

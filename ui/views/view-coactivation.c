@@ -166,6 +166,7 @@ const MsViewClass ms_view_coactivation = {
     .name = "coactivation",
     .title = "Expert co-activation",
     .summary = "one layer's experts x experts: how often two are selected together (lift)",
+    .colors = MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_LIFT) | MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_JACCARD),
     .prepare = prepare,
     .free_model = vb_matrix_free,
     .draw = vb_matrix_draw,

@@ -20,6 +20,22 @@ const char *ms_view_color_name(MsViewColorBy c)
     return c >= 0 && c < MS_VIEW_COLOR_COUNT ? color_names[c] : "?";
 }
 
+int ms_view_color_check(const MsViewClass *v, MsViewColorBy c, MsError *err)
+{
+    if (c == MS_VIEW_COLOR_DEFAULT || (v->colors & MS_VIEW_COLOR_BIT(c))) return 0;
+    if (!v->colors) return ms_error_set(err, MS_EINVAL, "%s takes no --color-by (got %s)", v->name, ms_view_color_name(c));
+    char list[160] = "";
+    int n = 0, k = 0;
+    for (int i = 1; i < MS_VIEW_COLOR_COUNT; i++) n += (v->colors & MS_VIEW_COLOR_BIT(i)) != 0;
+    for (int i = 1; i < MS_VIEW_COLOR_COUNT; i++) {
+        if (!(v->colors & MS_VIEW_COLOR_BIT(i))) continue;
+        size_t o = strlen(list);
+        snprintf(list + o, sizeof list - o, "%s%s", k == 0 ? "" : k == n - 1 ? " or " : ", ", color_names[i]);
+        k++;
+    }
+    return ms_error_set(err, MS_EINVAL, "%s colours by %s (got %s)", v->name, list, ms_view_color_name(c));
+}
+
 void ms_view_params_init(MsViewParams *p)
 {
     memset(p, 0, sizeof *p);

@@ -545,6 +545,8 @@ const MsViewClass ms_view_heatmap = {
     .name = "heatmap",
     .title = "Token \xC3\x97 layer heat map",
     .summary = "token x layer for one prompt: top-1 expert, entropy, top-1 weight or max |h|",
+    .colors = MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_EXPERT) | MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_ENTROPY) | MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_WEIGHT) |
+              MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_HIDDEN),
     .prepare = heat_prepare,
     .free_model = heat_free,
     .draw = heat_draw,

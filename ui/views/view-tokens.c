@@ -530,6 +530,7 @@ const MsViewClass ms_view_tokens = {
     .name = "tokens",
     .title = "Token strip",
     .summary = "a prompt's text as token pieces coloured by top-1 expert or entropy at one layer",
+    .colors = MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_EXPERT) | MS_VIEW_COLOR_BIT(MS_VIEW_COLOR_ENTROPY),
     .prepare = tok_prepare,
     .free_model = tok_free,
     .draw = tok_draw,
