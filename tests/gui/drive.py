@@ -940,8 +940,14 @@ def main():
     app.app_action("open-prompts", prompts_all)
     ok(app.wait_text("Prompt source", r"prompt set: .*all\.jsonl \(%d\)" % n_all, 20) is not None, "the long prompt set is open")
     exp = app.find(name="Run options", role="push button")
+    dd = app.find(role="combo box", name="Run", timeout=5)
+    w_closed = app.extents(dd)[2] if dd is not None else -1
     if exp is not None:
         app.click(exp)
+    time.sleep(0.5)
+    w_open = app.extents(dd)[2] if dd is not None else -2
+    ok(w_closed > 0 and w_open == w_closed,
+       "opening Run options keeps the side panel's width (the run list %d px, then %d px)" % (w_closed, w_open))
     gen = app.find(role="spin button", name="Tokens generated per prompt", timeout=5)
     gen.queryValue().currentValue = 96
     time.sleep(0.3)

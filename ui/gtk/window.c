@@ -1515,6 +1515,9 @@ static GtkWidget *option_row(const char *caption, GtkWidget *w)
     GtkWidget *b = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
     GtkWidget *l = gtk_label_new(caption);
     gtk_label_set_xalign(GTK_LABEL(l), 0);
+    /* wraps rather than widen the side panel when Run options opens */
+    gtk_label_set_wrap(GTK_LABEL(l), TRUE);
+    gtk_label_set_wrap_mode(GTK_LABEL(l), PANGO_WRAP_WORD_CHAR);
     gtk_widget_set_hexpand(l, TRUE);
     gtk_box_append(GTK_BOX(b), l);
     gtk_widget_set_valign(w, GTK_ALIGN_CENTER);
@@ -1554,8 +1557,10 @@ static GtkWidget *build_sidebar(Wb *wb)
     g_signal_connect(wb->run_dropdown, "notify::selected", G_CALLBACK(run_dd_cb), wb);
     gtk_box_append(GTK_BOX(box), wb->run_dropdown);
 
-    GtkWidget *rx = wb_labelled(gtk_expander_new("Run options"), "Run options");
-    gtk_widget_add_css_class(rx, "heading");
+    GtkWidget *rx = wb_labelled(gtk_expander_new(NULL), "Run options");
+    GtkWidget *rxl = gtk_label_new("Run options");
+    gtk_widget_add_css_class(rxl, "heading");   /* the title only: its options are in the body font */
+    gtk_expander_set_label_widget(GTK_EXPANDER(rx), rxl);
     GtkWidget *ro = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
     wb->gen_spin = gtk_spin_button_new_with_range(0, 4096, 1);
     gtk_box_append(GTK_BOX(ro), option_row("Tokens generated per prompt", wb->gen_spin));
