@@ -473,25 +473,28 @@ static int load_tensors(Loader *L, const int *ff)
     m->layers = calloc((size_t)I->n_layer, sizeof *m->layers);
     if (!m->layers) return ms_error_set(L->err, MS_ENOMEM, "%s: out of memory", L->path);
 
-    int n_ff_exp = 0, n_ff_shexp = 0, n_ff_dense = 0;
+    /* 64-bit until checked: a file's u32 (times the shared-expert count)
+     * must not overflow before check_pos can name it */
+    int64_t n_ff_exp = 0, n_ff_shexp = 0;
+    int n_ff_dense = 0;
     uint32_t u;
     if (I->arch == MS_ARCH_QWEN2MOE) {
         TRY(get_u32(L, "expert_feed_forward_length", false,
                     I->n_expert_used ? (uint32_t)(ff[0] / I->n_expert_used) : 0, &u));
-        n_ff_exp = (int)u;
+        n_ff_exp = u;
         TRY(get_u32(L, "expert_shared_feed_forward_length", false, (uint32_t)ff[0], &u));
-        n_ff_shexp = (int)u;
+        n_ff_shexp = u;
     } else if (I->arch == MS_ARCH_DEEPSEEK2) {
         TRY(get_u32(L, "expert_feed_forward_length", true, 0, &u));
-        n_ff_exp = (int)u;
+        n_ff_exp = u;
         n_ff_shexp = n_ff_exp * I->n_expert_shared;
     } else if (I->arch == MS_ARCH_GRANITEMOE) {
         n_ff_exp = ff[0];
         TRY(get_u32(L, "expert_shared_feed_forward_length", false, 0, &u));
-        n_ff_shexp = (int)u;
+        n_ff_shexp = u;
     } else if (I->arch == MS_ARCH_QWEN3MOE || I->arch == MS_ARCH_GPTOSS) {
         TRY(get_u32(L, "expert_feed_forward_length", I->arch == MS_ARCH_GPTOSS, (uint32_t)ff[0], &u));
-        n_ff_exp = (int)u;
+        n_ff_exp = u;
     } else {
         n_ff_exp = ff[0];
     }
@@ -617,10 +620,10 @@ static int load_tensors(Loader *L, const int *ff)
         }
         if (ly->gate_shexp.data && I->n_expert_shared == 0) I->n_expert_shared = 1;
     }
-    I->n_ff_exp = I->n_expert > 0 ? n_ff_exp : 0;
+    I->n_ff_exp = I->n_expert > 0 ? (int)n_ff_exp : 0;
     I->n_ff_shexp = 0;
     for (int il = 0; il < I->n_layer; il++)
-        if (m->layers[il].gate_shexp.data) I->n_ff_shexp = n_ff_shexp;
+        if (m->layers[il].gate_shexp.data) I->n_ff_shexp = (int)n_ff_shexp;
     if (I->n_ff_shexp == 0) I->n_expert_shared = 0;
     I->n_ff_dense = n_ff_dense;
     (void)rc;
@@ -734,22 +737,6 @@ void ms_model_free(MsModel *m)
     ms_tokenizer_free(m->tok);
     ms_gguf_free(m->gguf);
     free(m);
-}
-
-const MsModelInfo *ms_model_info(const MsModel *m) { return &m->info; }
-
-const char *ms_gating_name(MsGating g)
-{
-    return g == MS_GATING_SOFTMAX ? "softmax" : g == MS_GATING_SIGMOID ? "sigmoid"
-         : g == MS_GATING_SOFTMAX_TOPK ? "softmax_topk" : "unknown";
-}
-const MsTokenizer *ms_model_tokenizer(const MsModel *m) { return m->tok; }
-const MsGguf *ms_model_gguf(const MsModel *m) { return m->gguf; }
-
-bool ms_model_layer_is_moe(const MsModel *m, int layer)
-{
-    if (!m || layer < 0 || layer >= m->info.n_layer) return false;
-    return m->layers[layer].moe;
 }
 
 void ms_model_type_histogram(const MsModel *m, int64_t *counts)

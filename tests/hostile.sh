@@ -98,6 +98,14 @@ edit tshape tensor blk.1.ffn_down_exps.weight dim0 8
 hcase "model: an expert tensor of the wrong shape" "tshape.gguf" "$M" info "$T/tshape.gguf"
 edit vocab tensor token_embd.weight dim1 2147483647
 hcase "model: a vocabulary of 2^31-1 rows (token_embd)" "vocab.gguf" "$M" info "$T/vocab.gguf"
+# fuzz-gguf's finding: the expert FFN length times the shared-expert count
+# overflowed an int before the range check (UBSan: signed overflow)
+"$M" synth --arch deepseek2 --layers 2 --embd 32 --heads 2 --experts 4 --used 2 --ff 16 --vocab 300 --type F32 \
+    --seed 1 "$T/ds.gguf" >/dev/null 2>"$T/err" || echo "# synth deepseek2 failed: $(cat "$T/err")"
+"$PY" "$H/gguf-edit.py" "$T/ds.gguf" "$T/dsff.gguf" set-u32 deepseek2.expert_feed_forward_length 2113929224 \
+    set-u32 deepseek2.expert_shared_count 2 || echo "# gguf-edit dsff failed"
+hcase "model: deepseek2 expert FFN length 2113929224 with 2 shared experts" \
+    "dsff.gguf: expert feed_forward_length = 2113929224 out of range" "$M" info "$T/dsff.gguf"
 edit ntok arr-len tokenizer.ggml.tokens 1099511627776
 hcase "model: 2^40 tokens claimed" "ntok.gguf" "$M" info "$T/ntok.gguf"
 edit toktype arr-type tokenizer.ggml.tokens 4
