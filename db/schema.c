@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "db-internal.h"
 
@@ -355,7 +356,11 @@ MsTraceDb *ms_trace_open(const char *path, int mode, MsError *err)
         goto fail;
     }
     int flags = SQLITE_OPEN_NOMUTEX;
-    if (mode == MS_TRACE_READ) flags |= SQLITE_OPEN_READONLY;
+    /* A reader opens read-write when the file lets it, and query_only below
+     * keeps it from changing anything: a read-only connection that closes
+     * last cannot checkpoint, and leaves the -wal and -shm it made. */
+    if (mode == MS_TRACE_READ)
+        flags |= strncmp(path, "file:", 5) && access(path, W_OK) == 0 ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
     else flags |= SQLITE_OPEN_READWRITE;
     if (mode == MS_TRACE_CREATE) flags |= SQLITE_OPEN_CREATE;
     int rc;

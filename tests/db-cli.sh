@@ -54,6 +54,18 @@ run "$M" sql --db "$T/t.db" "DELETE FROM token"
 check "sql refuses writes (exit 1, one line)" test "$rc" -eq 1 -a "$(wc -l < "$T/err")" -eq 1
 run "$M" sql --db "$T/t.db" "SELECT count(*) FROM token"
 check "tokens still there" test "$(sed -n 3p "$T/out" | tr -d ' ')" -gt 0
+# a reader that closes last tidies up as a writer does: no -wal or -shm left
+# beside the file (a read-only connection cannot checkpoint, so it left both)
+check "sql leaves no -wal or -shm behind ($(cd "$T" && ls t.db* | tr '\n' ' '))" test ! -e "$T/t.db-wal" -a ! -e "$T/t.db-shm"
+run "$M" compare --db "$T/t.db" --baseline 1 --run 1
+check "nor does compare ($(cd "$T" && ls t.db* | tr '\n' ' '))" test ! -e "$T/t.db-wal" -a ! -e "$T/t.db-shm"
+if [ "$(id -u)" -ne 0 ]; then   # root writes through file modes
+    cp "$T/t.db" "$T/ro.db" && chmod 444 "$T/ro.db"
+    run "$M" sql --db "$T/ro.db" "SELECT count(*) FROM run" --csv
+    check "a database the user cannot write is still read (exit $rc)" test "$rc" -eq 0 -a "$(tail -1 "$T/out")" = 1
+else
+    skip "a read-only file: running as root, which writes through file modes"
+fi
 run "$M" sql --db "$T/nope.db" "SELECT 1"
 check "missing database: exit 1, names the file" test "$rc" -eq 1 -a -n "$(grep 'nope.db' "$T/err")"
 printf 'not a database at all, but long enough to look like a header of something.......................' > "$T/junk.db"
