@@ -503,13 +503,32 @@ int ms_trace_hidden_next(MsTraceCursor *c, MsTraceHidden *buf, int cap, MsError 
 
 /* ------------------------------------------------------------------ query */
 
+/* A query may read pragmas but not set them: `PRAGMA query_only=0` counts as
+ * read-only to SQLite, and the connection is kept read-only by query_only. */
+static int query_auth(void *user, int action, const char *a1, const char *a2, const char *db, const char *trig)
+{
+    (void)a1, (void)db, (void)trig;
+    if (action == SQLITE_PRAGMA && a2) {
+        *(int *)user = 1;
+        return SQLITE_DENY;
+    }
+    return SQLITE_OK;
+}
+
 int ms_trace_query(MsTraceDb *db, const char *sql, MsTraceRowFn row, void *user, MsError *err)
 {
     if (db->be) return db->be->query(db, sql, row, user, err);
     sqlite3_stmt *st;
     const char *tail = NULL;
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, &tail) != SQLITE_OK)
-        return ms_db_fail(db, err, MS_EINVAL, "query");
+    int pragma_set = 0;
+    sqlite3_set_authorizer(db->h, query_auth, &pragma_set);
+    int prc = sqlite3_prepare_v2(db->h, sql, -1, &st, &tail);
+    sqlite3_set_authorizer(db->h, NULL, NULL);
+    if (pragma_set) {
+        if (prc == SQLITE_OK) sqlite3_finalize(st);
+        return ms_error_set(err, MS_EINVAL, "%s: a query cannot set a PRAGMA (reading one is fine)", db->path);
+    }
+    if (prc != SQLITE_OK) return ms_db_fail(db, err, MS_EINVAL, "query");
     if (!st) return ms_error_set(err, MS_EINVAL, "%s: empty query", db->path);
     for (const char *t = tail; t && *t; t++)
         if (*t != ' ' && *t != '\t' && *t != '\n' && *t != '\r' && *t != ';') {

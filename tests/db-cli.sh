@@ -54,6 +54,10 @@ run "$M" sql --db "$T/t.db" "DELETE FROM token"
 check "sql refuses writes (exit 1, one line)" test "$rc" -eq 1 -a "$(wc -l < "$T/err")" -eq 1
 run "$M" sql --db "$T/t.db" "SELECT count(*) FROM token"
 check "tokens still there" test "$(sed -n 3p "$T/out" | tr -d ' ')" -gt 0
+run "$M" sql --db "$T/t.db" "PRAGMA query_only=0"
+check "sql refuses to set a PRAGMA (exit $rc): $err" test "$rc" -eq 1 -a -n "$(grep 'cannot set a PRAGMA' "$T/err")"
+run "$M" sql --db "$T/t.db" "PRAGMA user_version" --csv
+check "and reads one ($(tail -1 "$T/out"))" test "$rc" -eq 0 -a "$(tail -1 "$T/out")" -gt 0
 # a reader that closes last tidies up as a writer does: no -wal or -shm left
 # beside the file (a read-only connection cannot checkpoint, so it left both)
 check "sql leaves no -wal or -shm behind ($(cd "$T" && ls t.db* | tr '\n' ' '))" test ! -e "$T/t.db-wal" -a ! -e "$T/t.db-shm"
