@@ -952,6 +952,10 @@ def main():
     gen.queryValue().currentValue = 96
     time.sleep(0.3)
     ok(abs(gen.queryValue().currentValue - 96) < 0.5, "96 tokens per prompt make the run long")
+    # the window's own Cancel (a dialog met earlier may hold one too), found
+    # before the run: a walk of the window with its long prompt list can take
+    # longer than the run has left
+    cancel = app.find(role="push button", name="Cancel", root=app.frame())
     app.click(app.find(role="push button", name="Run"))
     counts = []
     t0 = time.time()
@@ -968,8 +972,6 @@ def main():
     ok(len(counts) > 0 and counts[-1] >= 3 and counts[-1] < n_all,
        "results appear while the run goes on (traced counts seen: %s)" % sorted(set(counts)))
     app.shot("long-run")
-    # the window's own Cancel (a dialog met earlier may still hold one)
-    cancel = app.find(role="push button", name="Cancel", root=app.frame())
     ok(cancel is not None and app.click(cancel), "Cancel is pressed")
     m = app.wait_text("Status", r"Cancelled: (\d+) of (\d+) prompts committed and kept in run (\d+) \(stopped ([\d.]+) s after Cancel\)", 30)
     ok(m is not None, "the run stops and says what it kept: %s" % (m.group(0) if m else app.label_text("Status")))
