@@ -202,6 +202,23 @@ static int push(MsPrompt **v, size_t *n, size_t *cap, MsPrompt p)
     return 0;
 }
 
+/* Whether a string anywhere inside j holds a NUL: labels are read back with
+ * jansson's default flags, which refuse "\u0000", so such a label would be
+ * lost later instead of refused now. */
+static bool json_holds_nul(const json_t *j)
+{
+    if (json_is_string(j)) return memchr(json_string_value(j), '\0', json_string_length(j)) != NULL;
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (json_holds_nul(json_array_get(j, i))) return true;
+    } else if (json_is_object(j)) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)j, k, v) if (json_holds_nul(v)) return true;
+    }
+    return false;
+}
+
 /* One JSONL line -> prompt.  Returns 0 or MS_EFORMAT with err = "problem". */
 static int parse_jsonl(const char *line, size_t len, MsPrompt *p, MsError *err)
 {
@@ -220,6 +237,8 @@ static int parse_jsonl(const char *line, size_t len, MsPrompt *p, MsError *err)
     } else if (memchr(json_string_value(t), '\0', json_string_length(t))) {
         rc = ms_error_set(err, MS_EFORMAT, "\"text\" holds a NUL character (\\u0000; text must be valid UTF-8 "
                           "without NUL)");
+    } else if (l && json_holds_nul(l)) {
+        rc = ms_error_set(err, MS_EFORMAT, "\"labels\" hold a NUL character (\\u0000)");
     } else {
         size_t n = json_string_length(t);
         p->text = malloc(n + 1);

@@ -29,7 +29,9 @@ if [ "$rc" -eq 0 ] && [ "$found" -eq 0 ] && [ -n "$execs" ]; then
     echo "ok 1 - $name: ${execs} executions, 0 findings"
 else
     echo "not ok 1 - $name: ${execs:-0} executions, $found findings (exit status $rc; artifacts in $art)"
-    grep -E 'ERROR|SUMMARY|runtime error|==[0-9]+==|Test unit written|fuzz-' "$work/log" | head -n 30 | sed 's/^/# /'
+    # on stderr too: meson shows a failed test's stderr, not its TAP lines
+    grep -E 'ERROR|SUMMARY|runtime error|==[0-9]+==|Test unit written|fuzz-' "$work/log" | head -n 30 | sed 's/^/# /' |
+        tee /dev/stderr
 fi
 echo "1..1"
 [ "$rc" -eq 0 ] && [ "$found" -eq 0 ]
