@@ -13,10 +13,10 @@
 # from the committed one), and the ledger tests/fuzz/ledger (in the
 # repository, so it outlives the machine: commit it) gets a line per
 # session and target: date, target, program, executions, findings,
-# seconds.  The program is named by the SHA-256 (first 16 digits) of the
-# fuzz executable without its debug information: the same sources, flags,
-# compiler and libraries give the same digest wherever the tree is built
-# (the programs compile in no path).  A session runs the executions still
+# seconds.  The program is named by tests/fuzz/program-id.sh: a digest of
+# the compiler's version, the target's build commands and every file they
+# read, so the same tree names the same program on any machine (the
+# executable itself differs between CPUs: -march=native).  A session runs the executions still
 # missing and the table gives the executions with no finding that the same
 # program has accumulated since its last finding; a changed program starts
 # from zero.
@@ -49,7 +49,8 @@ shift $((OPTIND - 1))
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(gguf tokenizer prompts import interventions db hf)
 if [ ! -f "$build/build.ninja" ]; then
-    CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined >/dev/null || exit 1
+    # the options of tools/run-tests.sh's fuzz build, so both name one program
+    CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
 fi
 # every target is built now, so a compile error stops the campaign before
 # it starts; each is built again when its turn comes (below), so it runs
@@ -59,12 +60,8 @@ export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrac
 # the programs read their directories from the environment (tests/fuzz/meson.build)
 export MS_SOURCE_DIR=$PWD MS_SHARED_DEFAULT=${MS_SHARED_DEFAULT:-$PWD/../shared} LC_ALL=C.UTF-8 OPENBLAS_NUM_THREADS=1
 ledger=tests/fuzz/ledger
-# the program's name in the ledger: its code and data, not where it was built
-program_id() {
-    local s
-    s=$(mktemp) && objcopy --strip-debug "$1" "$s" && sha256sum "$s" | cut -c1-16
-    rm -f "$s"
-}
+# the program's name in the ledger: what it is built from, not where
+program_id() { tests/fuzz/program-id.sh "$build" "$1"; }
 # 1 when the artifact $2 is a finding of program $1, else 0.  A slow unit or
 # timeout that replays alone within a second of the program's start-up time
 # (an empty input) was a starved process on a loaded machine, not a slow
@@ -108,7 +105,7 @@ for t in "${targets[@]}"; do
     if [ -n "$keep" ]; then
         mkdir -p "$keep/$t/corpus" || exit 1
         [ -n "$(ls -A "$keep/$t/corpus")" ] || cp tests/fuzz/corpus/"$t"/* "$keep/$t/corpus/" 2>/dev/null
-        sha=$(program_id "$exe") || exit 1
+        sha=$(program_id "$t") || exit 1
         # a session that was killed (the machine stopped) left its logs (one
         # per process): the last status line of each is a lower bound of the
         # executions that process made

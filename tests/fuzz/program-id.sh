@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# program-id.sh BUILD TARGET — the name of fuzz-TARGET's program in the
+# ledger (tests/fuzz/ledger): the first 16 hex digits of a SHA-256 over the
+# compiler's version line, every compile and link command of the target
+# (tree paths made relative) and the content of every file those commands
+# read (sources and headers, the project's and the system's, as ninja's
+# dependency log lists them).  Run from the source tree after the target is
+# built.
+#
+# Why not the executable's digest: the build uses -march=native, so two
+# machines of one kind whose CPUs report different features build
+# different code from one tree, and a campaign would restart on every new
+# machine.  The source digest changes whenever anything the program is
+# built from changes, and names the flags as written ("-march=native").
+set -euo pipefail
+build=$1 t=$2
+src=$PWD
+exe=tests/fuzz/fuzz-$t
+cmds=$(ninja -C "$build" -t commands "$exe")
+[ -n "$cmds" ] || { echo "$0: no commands for $exe in $build" >&2; exit 1; }
+objs=$(printf '%s\n' "$cmds" | grep -oE -- '-o [^ ]+\.o( |$)' | awk '{print $2}' | sort -u)
+[ -n "$objs" ] || { echo "$0: no objects for $exe" >&2; exit 1; }
+files=()
+for o in $objs; do
+    d=$(ninja -C "$build" -t deps "$o")
+    # a stale or missing record would hide a file: refuse, never guess
+    [[ ${d%%$'\n'*} == *'(VALID)' ]] || { echo "$0: no valid dependency record for $o (build $exe first)" >&2; exit 1; }
+    while read -r f; do files+=("$f"); done < <(printf '%s\n' "$d" | sed -n 's/^    //p')
+done
+sums=()
+for f in $(printf '%s\n' "${files[@]}" | sort -u); do
+    case $f in
+        /*) p=$f ;;
+        *) p=$build/$f ;;
+    esac
+    [ -f "$p" ] || { echo "$0: $exe depends on $f, which is missing" >&2; exit 1; }
+    n=$(realpath -m "$p")
+    sums+=("$(sha256sum <"$p" | cut -c1-64) ${n#"$src"/}")
+done
+{
+    clang --version | head -n 1
+    printf '%s\n' "$cmds" | sed "s#$src/#@SRC@/#g"
+    printf '%s\n' "${sums[@]}" | sort -k2
+} | sha256sum | cut -c1-16
