@@ -52,21 +52,21 @@ static void chooser_done(GObject *src, GAsyncResult *res, gpointer user)
     GError *e = NULL;
     gboolean fine = g_subprocess_communicate_finish(G_SUBPROCESS(src), res, &out, NULL, &e);
     Wb *wb = c->wb;
+    gboolean exited = fine && g_subprocess_get_if_exited(c->proc);
+    int code = !fine ? 0 : exited ? g_subprocess_get_exit_status(c->proc) : g_subprocess_get_term_sig(c->proc);
     if (wb) {
         wb->chooser = NULL;
         if (!fine) {
             wb_show_error(wb, "The file dialog failed: %s", e->message);
-        } else if (g_subprocess_get_if_exited(c->proc) && g_subprocess_get_exit_status(c->proc) == 0) {
+        } else if (exited && code == 0) {
             gsize n = 0;
             const char *p = out ? g_bytes_get_data(out, &n) : NULL;
             /* the path ends at its NUL: anything else is not an answer */
             if (p && n > 1 && memchr(p, '\0', n) == p + n - 1) c->fn(wb, p);
             else wb_show_error(wb, "The file dialog gave no file name");
-        } else if (!g_subprocess_get_if_exited(c->proc) || g_subprocess_get_exit_status(c->proc) != 1) {
+        } else if (!exited || code != 1) {   /* 1: cancelled */
             wb_show_error(wb, "The file dialog ended unexpectedly (%s %d; its messages are on the terminal)",
-                          g_subprocess_get_if_exited(c->proc) ? "exit status" : "signal",
-                          g_subprocess_get_if_exited(c->proc) ? g_subprocess_get_exit_status(c->proc)
-                                                              : g_subprocess_get_term_sig(c->proc));
+                          exited ? "exit status" : "signal", code);
         }
     }
     if (out) g_bytes_unref(out);
