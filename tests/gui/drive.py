@@ -835,6 +835,15 @@ def main():
     m = app.wait_text("Prompt source", r"prompt set: typed prompts \(2, not this run's: Run traces them\)", 10)
     ok(m is not None, "typed prompts become the prompt set, and the line says the run shown is not theirs: %r"
        % app.label_text("Prompt source"))
+    # that line is read on screen, not only by a screen reader: it wraps
+    # onto more lines rather than being cut at the panel's edge, and the
+    # panel keeps its width
+    src_l = app.find(name="Prompt source", timeout=5)
+    run_dd = app.find(role="combo box", name="Run", timeout=5)
+    lx, ly, lw, lh = app.extents(src_l) if src_l is not None else (0, 0, 0, 0)
+    dw = app.extents(run_dd)[2] if run_dd is not None else -1
+    ok(lh >= 2 * 14 and 0 < lw <= dw + 16,
+       "the prompt source line wraps within the side panel (%dx%d px; the run list is %d px wide)" % (lw, lh, dw))
     # the list keeps showing the run's prompts (what the views and Apply use), not a mix of both
     row0 = app.find(role="label", name=re.compile(r"^#0 · "), timeout=5)
     ok(row0 is not None and "The cat sat" not in name_of(row0) and app.find(

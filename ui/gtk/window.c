@@ -1574,6 +1574,11 @@ static GtkWidget *build_sidebar(Wb *wb)
     gtk_box_append(GTK_BOX(box), heading("Prompts"));
     wb->prompts_label = wb_labelled(gtk_label_new("No prompts: open a prompt set or a trace database, or type prompts"), "Prompt source");
     gtk_label_set_xalign(GTK_LABEL(wb->prompts_label), 0);
+    /* wraps (up to three lines) so its end, which says whose prompts the
+     * list shows, stays readable without widening the side panel */
+    gtk_label_set_wrap(GTK_LABEL(wb->prompts_label), TRUE);
+    gtk_label_set_wrap_mode(GTK_LABEL(wb->prompts_label), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_lines(GTK_LABEL(wb->prompts_label), 3);
     gtk_label_set_ellipsize(GTK_LABEL(wb->prompts_label), PANGO_ELLIPSIZE_END);
     gtk_widget_add_css_class(wb->prompts_label, "dim-label");
     gtk_box_append(GTK_BOX(box), wb->prompts_label);
