@@ -31,7 +31,9 @@ static const char usage_text[] =
     "  crosslingual: --lang-key K (language) --pair-key K (pair_id) --ref LANG (en) --tau T (0.3)\n"
     "                --middle A-B (block indices; default the middle half)  --out FILE\n"
     "                --operator soft|hard (soft: steer-std LAMBDA; hard: raise to the max)  --lambda L (0.5)\n"
-    "  pathways:     --tau T (0.7)  --granularity char|token  --pairs N (2000)  --seed S  --sparse-weights\n"
+    "  pathways:     --tau T (0.7)  --granularity char|token  --pairs N (2000)  --seed S\n"
+    "  crosslingual, pathways: --sparse-weights (the applied top-k weights instead of router\n"
+    "                probabilities, for runs traced without --probs)\n"
     "Results are written to tables an_<module>* of DB (see docs/analysis.md) once the\n"
     "computation has completed; Ctrl+C stops it and writes nothing (exit status 130).\n";
 
@@ -173,9 +175,16 @@ typedef struct {
     double tau;
 } AnArgs;
 
-static int finish_options(const AnArgs *a, MsAnOptions *o)
+static int finish_options(const char *name, const AnArgs *a, MsAnOptions *o)
 {
     if (!a->db) return ms_cli_usage(CMD, "--db DB is required");
+    if (!strcmp(name, "riskdiff") && (!o->label || !o->set1 || !o->set2))
+        return ms_cli_usage(CMD, "riskdiff needs --label NAME --set1 VALUE --set2 VALUE");
+    /* only these make a plan: elsewhere --out would silently write nothing */
+    if (o->plan_out && strcmp(name, "riskdiff") && strcmp(name, "crosslingual") &&
+        (strcmp(name, "npmi") || !o->plan_class))
+        return ms_cli_usage(CMD, "--out FILE writes a steering plan: give it with npmi --plan CLASS, riskdiff or "
+                            "crosslingual");
     if (strcmp(a->format, "table") && strcmp(a->format, "csv") && strcmp(a->format, "json"))
         return ms_cli_usage(CMD, "--format must be table, csv or json");
     if (a->segments && parse_list("--segments", a->segments, o->segments, MS_AN_MAX_LIST, &o->n_segments)) return 2;
@@ -324,7 +333,7 @@ int ms_cmd_analyze(int argc, char **argv)
         { 0 },
     };
     int rc = ms_cli_parse(CMD, argc - 1, argv + 1, opts, &c, usage_text);
-    if (!rc) rc = finish_options(&a, &o);
+    if (!rc) rc = finish_options(name, &a, &o);
     if (rc) return ms_cli_exit(rc);
     /* the co-occurrence GEMMs are small (E×E per chunk): extra BLAS threads
      * only spin, so the analyses run them on the calling thread */
@@ -348,7 +357,12 @@ int ms_cmd_analyze(int argc, char **argv)
     ms_cli_sigint_restore();
     ms_trace_close(db);
     if (rc == MS_ECANCELLED) return interrupted(a.db);
-    if (rc < 0) return ms_cli_fail_err(CMD, &err);
+    if (rc < 0) {
+        /* every failure names the database, as opening one does */
+        if (strncmp(err.msg, a.db, strlen(a.db)) && (!o.plan_out || strncmp(err.msg, o.plan_out, strlen(o.plan_out))))
+            ms_error_prefix(&err, "%s: ", a.db);
+        return ms_cli_fail_err(CMD, &err);
+    }
     if (all) {
         rc = print_all_modules(&everything, a.format);
         ms_an_all_clear(&everything);

@@ -61,6 +61,24 @@ run "$M" analyze npmi --db "$T/a.db" --by label:set --min-support 1 --plan a --t
 check "npmi --plan writes an intervention set file" test "$rc" -eq 0 -a -s "$T/plan.txt"
 run "$M" analyze riskdiff --db "$T/a.db" --label set --set1 a --set2 b
 check "riskdiff on identical routing: exit 0" test "$rc" -eq 0
+# a plan that would be empty, or --out where no plan is made: an error, no file
+run "$M" analyze npmi --db "$T/a.db" --by label:set --min-support 100000 --plan a --top 1 --out "$T/empty.plan"
+check "npmi --plan with no expert at --min-support 100000: exit 1, one line naming the database, no file ($(cat "$T/err"))" \
+    eval '[ "$rc" -eq 1 ] && [ ! -e "$T/empty.plan" ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
+          grep -qF "$T/a.db: --plan: no expert of class '"'a'"'" "$T/err"'
+run "$M" analyze riskdiff --db "$T/a.db" --label set --set1 a --set2 b --activate 0 --deactivate 0 --out "$T/rd0.plan"
+check "riskdiff choosing no expert with --out: exit 1, no file ($(cat "$T/err"))" \
+    eval '[ "$rc" -eq 1 ] && [ ! -e "$T/rd0.plan" ] && grep -qF ": $T/rd0.plan: not written" "$T/err"'
+for a in "all" "load" "npmi --by token"; do
+    run "$M" analyze $a --db "$T/a.db" --out "$T/x.plan"
+    check "analyze $a --out: a usage error (exit 2), no file" \
+        eval '[ "$rc" -eq 2 ] && [ ! -e "$T/x.plan" ] && grep -qF "writes a steering plan" "$T/err"'
+done
+run "$M" analyze riskdiff --db "$T/a.db" --label set
+check "riskdiff without --set1/--set2: a usage error (exit 2)" eval '[ "$rc" -eq 2 ] && grep -qF "(try moescope analyze --help)" "$T/err"'
+run "$M" analyze load --db "$T/a.db" --layer 9
+check "a layer that is not a MoE layer: exit 1, the line names the database ($(cat "$T/err"))" \
+    eval '[ "$rc" -eq 1 ] && grep -qF "$T/a.db: run " "$T/err"'
 
 run "$M" analyze all --db "$T/a.db" --format json
 check "analyze all: modules, skipped (superexperts: no stats) and timing" \
@@ -136,7 +154,7 @@ if [ -x "$GEN" ]; then
     }
     state >"$T/state0"
     for what in consistency all; do
-        "$M" analyze "$what" --db "$T/big.db" --out "$T/sig.plan" >"$T/out" 2>"$T/err" &
+        "$M" analyze "$what" --db "$T/big.db" >"$T/out" 2>"$T/err" &
         PID=$!
         sleep 1
         alive=no
@@ -155,8 +173,7 @@ if [ -x "$GEN" ]; then
         check "analyze $what: one line says nothing was written ($(cat "$T/err"))" \
             test "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F 'interrupted: nothing was written' "$T/err")"
         state >"$T/state1"
-        check "analyze $what: tables and registry unchanged, no plan file" \
-            eval 'cmp -s "$T/state0" "$T/state1" && [ ! -e "$T/sig.plan" ]'
+        check "analyze $what: tables and registry unchanged" cmp -s "$T/state0" "$T/state1"
     done
 else
     skip "bench-analysis-gen not built: Ctrl+C checks"

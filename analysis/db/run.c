@@ -801,11 +801,11 @@ out:
 
 static int write_plan_file(const char *path, const char *plan, MsError *err)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return ms_error_set(err, MS_EIO, "%s: cannot write the plan file", path);
-    fprintf(f, "%s\n", plan);
-    if (fclose(f) != 0) return ms_error_set(err, MS_EIO, "%s: write failed", path);
-    return 0;
+    MsOutFile f;
+    int rc = ms_outfile_open(&f, path, err);
+    if (rc < 0) return rc;
+    fprintf(f.f, "%s\n", plan);
+    return ms_outfile_commit(&f, err);
 }
 
 int ms_an_result_write(MsTraceDb *db, const MsAnResult *r, const MsAnOptions *o, MsError *err)
@@ -813,6 +813,10 @@ int ms_an_result_write(MsTraceDb *db, const MsAnResult *r, const MsAnOptions *o,
     const MsAnHead *h = ms_an_result_head(r);
     if (!h) return ms_error_set(err, MS_EINVAL, "no analysis result to write");
     const char *plan = ms_an_result_plan(r);
+    bool plans = r->module == MS_AN_NPMI || r->module == MS_AN_RISKDIFF || r->module == MS_AN_CROSSLINGUAL;
+    if (o->plan_out && plans && (!plan || !*plan))   /* say so, rather than leave no file or an empty one */
+        return ms_error_set(err, MS_ENOTFOUND, "%s: not written: the analysis chose no expert, so there is no plan",
+                            o->plan_out);
     if (plan && o->plan_out) {
         int rc = write_plan_file(o->plan_out, plan, err);
         if (rc < 0) return rc;
