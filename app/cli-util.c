@@ -430,6 +430,25 @@ int ms_cli_common_load(const char *cmd, const MsCliCommon *c, MsModel **m, MsInt
     if (!(*m = ms_cli_load_model(cmd, c->model, c->weights))) return MS_CLI_EXIT_FAIL;
     const MsModelInfo *in = ms_model_info(*m);
     int rc = ms_cli_iv_build(cmd, &c->ivs, in->n_layer, in->n_expert, iv);
+    MsError err = { 0 };
+    if (rc == 0 && *iv && ms_intervention_validate(*iv, in->n_layer, in->n_expert, in->n_expert_used, &err) < 0) {
+        /* against this model (its top-k): named by what was typed, a usage
+         * error for flags as for a malformed value, a failure for files */
+        char given[512] = "";
+        size_t len = 0;
+        bool file = false;
+        for (int k = 0; k < c->ivs.n && len < sizeof given; k++) {
+            bool f = !strcmp(c->ivs.kind[k], "file");
+            file |= f;
+            int w = snprintf(given + len, sizeof given - len, "%s--%s %s", k ? " " : "",
+                             f ? "interventions" : c->ivs.kind[k], c->ivs.spec[k]);
+            len += w > 0 ? (size_t)w : 0;
+        }
+        const char *msg = strncmp(err.msg, "intervention: ", 14) ? err.msg : err.msg + 14;
+        rc = file ? ms_cli_fail(cmd, "%s: %s", given, msg) : ms_cli_usage(cmd, "%s: %s", given, msg);
+        ms_intervention_free(*iv);
+        *iv = NULL;
+    }
     if (rc != 0) {
         ms_model_free(*m);
         *m = NULL;

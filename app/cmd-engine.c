@@ -170,7 +170,8 @@ static const char tokenize_help[] =
     "\n"
     "  --no-bos     tokenize without BOS/EOS (otherwise as the model's metadata says)\n"
     "  --pieces     print one token per line: id, a tab, and its text (control\n"
-    "               characters escaped as \\n \\t \\r \\xNN, backslash as \\\\)\n"
+    "               characters escaped as \\n \\t \\r \\xNN, backslash as \\\\; a control\n"
+    "               token such as BOS, whose text is empty, by its vocabulary entry)\n"
     "  --file F     read the text from F\n";
 
 static void print_escaped(const char *s, size_t n)
@@ -256,7 +257,11 @@ int ms_cmd_tokenize(int argc, char **argv)
             char pb[256];
             int pl = ms_tokenizer_piece(t, ids[i], pb, sizeof pb);
             printf("%d\t", ids[i]);
+            /* a control token (BOS, EOS) decodes to nothing: shown by its
+             * vocabulary entry, as llama.cpp's llama-tokenize shows it */
+            const char *v = pl == 0 ? ms_tokenizer_token_text(t, ids[i]) : NULL;
             if (pl > 0) print_escaped(pb, (size_t)MS_MIN(pl, (int)sizeof pb));
+            else if (v) print_escaped(v, strlen(v));
             putchar('\n');
         }
     } else {

@@ -93,6 +93,11 @@ int ms_cmd_experiment(int argc, char **argv)
         rc = ms_cli_fail(cmd, "%s: no prompts", c.prompts);
         goto done;
     }
+    /* allowed, as a null control (the pair must come out identical), but
+     * said: an empty plan or file is more often a mistake */
+    if (!iv || ms_intervention_is_empty(iv))
+        fprintf(stderr, "moescope %s: note: the interventions given change nothing, so the intervened run will "
+                "equal its baseline (a null control)\n", cmd);
     const MsModelInfo *in = ms_model_info(m);
     if (iv && ms_intervention_validate(iv, in->n_layer, in->n_expert, in->n_expert_used, &err) < 0) {
         rc = ms_cli_fail_err(cmd, &err);
@@ -199,8 +204,9 @@ static json_t *report_json(const MsCompareReport *r)
     json_t *prompts = json_array();
     for (int i = 0; i < w->n_prompts; i++) {
         const MsComparePrompt *p = &w->prompts[i];
-        json_t *o = json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "index", p->index, "n_tokens",
-                              p->n_tokens, "n_prompt_tokens", p->n_prompt_tokens, "kl_mean", jreal(p->kl_mean),
+        json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "index", p->index, "n_tokens",
+                              p->n_tokens, "n_prompt_tokens", p->n_prompt_tokens, "n_scored", p->n_scored,
+                              "kl_mean", jreal(p->kl_mean),
                               "kl_max", jreal(p->kl_max), "top1_agreement",
                               jreal(r->has_distributions && p->n_tokens ? (double)p->top1_agree / p->n_tokens : NAN),
                               "ppl_baseline", jreal(ppl_of(p->nll_baseline, p->n_scored)), "ppl_run",
@@ -298,6 +304,9 @@ static void report_table(const MsCompareReport *r, int show)
         print_diff(p->text_baseline, p->text_run);
         putchar('\n');
     }
+    if (show < w->n_prompts)
+        printf("(continuations of %d of %d prompts shown: --prompts N for more, --format json or csv for all)\n",
+               show, w->n_prompts);
 }
 
 /* a CSV field: unknown (not finite) is empty, as null is in JSON and "-" in the table */

@@ -34,6 +34,7 @@ q() { sqlite3 "$T/e.db" "$1"; }
 printf '# an empty set: nothing but comments\n\n' >"$T/empty.iv"
 run "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --interventions "$T/empty.iv" --gen 6 -t 2
 check "empty set: experiment runs ($(head -c 200 "$T/err"))" [ "$rc" -eq 0 ]
+check "and notes that the pair will be identical (a null control)" grep -qF "note: the interventions given change nothing" "$T/err"
 check "it prints both run ids" grep -q '^baseline run 1, intervened run 2: 5 prompts' "$T/out"
 check "KL exactly 0 at every position" [ "$(q 'SELECT count(*) FROM an_compare_pos WHERE run_id=2 AND kl != 0')" = 0 ]
 check "... of $(q 'SELECT count(*) FROM an_compare_pos WHERE run_id=2') positions" \
@@ -55,7 +56,11 @@ print(("ok" if o["top1_agreement"] == 1 and o["first_divergence_mean"] is None e
 print(("ok" if all(r["changed_share"] == 0 and r["jaccard_mean"] == 1 for r in o["routing_shift"]) and len(o["routing_shift"]) == 4 else "not ok") + " - routing shift 0 at 4 layers")
 print(("ok" if o["ppl_baseline"] == o["ppl_run"] else "not ok") + " - equal perplexity")
 print(("ok" if len(d["prompts"]) == 5 and all(p["diff"] == [] or all(x["op"] == "same" for x in p["diff"]) for p in d["prompts"]) else "not ok") + " - 5 prompts, no word differs")
+print(("ok" if all(p["n_scored"] == p["n_tokens"] - 1 for p in d["prompts"]) else "not ok") + " - every prompt has n_scored, one fewer than n_tokens, as the CSV")
 EOF
+run "$M" compare --db "$T/e.db" --baseline 1 --run 2 --prompts 2
+check "the table shows 2 prompts' continuations and says 3 were left out" \
+    eval '[ "$(grep -c "^prompt [0-9]*:" "$T/out")" -eq 2 ] && grep -qF "(continuations of 2 of 5 prompts shown" "$T/out"'
 run "$M" compare --db "$T/e.db" --baseline 1 --run 1 --format json
 pycheck "$T/out" <<'EOF'
 import json, sys
@@ -201,6 +206,9 @@ bad "intervention file error names the line" "bad.iv:3: " "$M" experiment "$T/m.
 bad "ser KMIN > k" "ser" "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --ser 3:0.5
 bad "ser T outside [0, 1]" "ser" "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --ser 1:1.5
 bad "no intervention given" "no intervention" "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db"
+bad "ser KMIN > k, named as typed" "--ser 3:0.5: layer 0: ser" \
+    "$M" experiment "$T/m.gguf" --prompts "$T/p.txt" --db "$T/e.db" --ser 3:0.5
+check "a flag's value the model cannot take is a usage error (exit 2)" test "$rc" -eq 2
 check "nothing written by the failed experiments" [ "$(q 'SELECT count(*) FROM run')" = "$before" ]
 bad "unknown run id" "no run 99" "$M" compare --db "$T/e.db" --baseline 1 --run 99
 "$M" trace "$T/other.gguf" --prompts "$T/p.txt" --db "$T/e.db" >/dev/null 2>&1

@@ -242,6 +242,9 @@ check "generate --steer/--scale change the output" test "$rc" -eq 0 -a "$out" !=
 run "$M" generate "$G" -p "The students" -n 4 --silence 9:0
 check "generate --silence with a layer out of range fails with one line (rc $rc)" \
     test "$rc" -ne 0 -a "$rc" -lt 128 -a "$(wc -l <"$T/err")" -eq 1
+run "$M" generate "$G" -p "The students" -n 4 --force 1:1,2,3,4,5
+check "--force of more experts than top-k: usage error (exit 2) naming the flag as typed ($err)" \
+    eval '[ "$rc" -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -qF -- "--force 1:1,2,3,4,5: layer 1: " "$T/err"'
 run "$M" generate "$G" -p "The students" -n 4 --routing
 check "generate --routing prints a table with both layers" \
     test "$rc" -eq 0 -a -n "$(grep -E '^ +0 +599 .*\| L0:.*\| L1:' "$T/out")"
@@ -276,6 +279,9 @@ check "perplexity --ctx beyond the context is refused in one line ($err)" \
     test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "chunks of 1000 tokens are longer than the model's context of 512" "$T/err")"
 run "$M" perplexity "$D" --file "$T/long.txt" -t 1
 check "perplexity's default chunk is the context's 512 tokens ($out)" test "$rc" -eq 0 -a -n "$(echo "$out" | grep ' ctx = 512 ')"
+run "$M" tokenize "$D" --pieces "Hello"
+check "tokenize --pieces shows BOS by its vocabulary entry, not as an empty text ($(head -1 "$T/out"))" \
+    test "$rc" -eq 0 -a "$(head -1 "$T/out")" = "$(printf '4095\t<|endoftext|>')"
 run "$M" generate "$D" -p "Hallo" -n 600 -t 1
 check "generate -n beyond the context is refused in one line ($err)" \
     test "$rc" -eq 1 -a "$(wc -l <"$T/err")" -eq 1 -a -n "$(grep -F "(+ 600 generated) is longer than the model's context of 512" "$T/err")"
