@@ -182,6 +182,8 @@ static void emit_row(Ex *x, const Val *v)
             break;
         case 'b':
             if (x->fmt == MS_EXPORT_PGSQL) fputs("\\\\x", f);
+            /* CSV: an empty blob is "" (an empty unquoted field is NULL) */
+            else if (v[c].n == 0) fputs("\"\"", f);
             put_hex(f, v[c].p, v[c].n);
             break;
         }

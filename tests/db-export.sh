@@ -104,6 +104,38 @@ done
 a=$(sqlite3 "$T/t.db" "SELECT group_concat(lower(hex(piece_bytes)), ',') FROM (SELECT piece_bytes FROM token ORDER BY prompt_id, pos)")
 b=$(sqlite3 :memory: ".import --csv '$T/csv/token.csv' x" "SELECT group_concat(piece_bytes, ',') FROM (SELECT piece_bytes FROM x ORDER BY CAST(prompt_id AS INT), CAST(pos AS INT))")
 check "csv piece_bytes exact (hex)" test "$a" = "$b"
+# NULL and empty differ in CSV only by quotes: an empty unquoted field is
+# NULL, "" is empty (here the empty piece_bytes of BOS tokens)
+nempty=$(sqlite3 "$T/t.db" "SELECT count(*) FROM token WHERE piece_bytes IS NOT NULL AND length(piece_bytes) = 0")
+qempty=$("$PY" - "$T/csv/token.csv" <<'EOF'
+import sys
+data = open(sys.argv[1], newline="").read()
+rows, row, field, quoted, i = [], [], "", False, 0
+while i < len(data):          # RFC 4180, keeping whether each field was quoted
+    ch = data[i]
+    if ch == '"' and not field and not quoted:
+        j = i + 1
+        while True:
+            k = data.index('"', j)
+            if data[k + 1:k + 2] == '"':
+                field += data[j:k] + '"'; j = k + 2
+            else:
+                field += data[j:k]; i = k + 1; break
+        quoted = True
+        continue
+    if ch in ",\n":
+        row.append((field, quoted)); field, quoted = "", False
+        if ch == "\n":
+            rows.append(row); row = []
+    else:
+        field += ch
+    i += 1
+col = [f for f, q in rows[0]].index("piece_bytes")
+print(sum(1 for r in rows[1:] if r[col] == ("", True)), sum(1 for r in rows[1:] if r[col] == ("", False)))
+EOF
+)
+check "csv: the $nempty empty piece_bytes are \"\", none is an empty unquoted (NULL) field (got: $qempty)" \
+    test "$nempty" -gt 0 -a "$qempty" = "$nempty 0"
 "$M" export --db "$T/t.db" --format csv --tables routing > "$T/r.csv" 2>"$T/err"
 check "csv of one table to stdout" test "$(head -1 "$T/r.csv")" = "run_id,prompt_id,pos,layer,rank,expert,weight"
 "$M" export --db "$T/t.db" --format csv --tables nosuch > /dev/null 2>"$T/err"
