@@ -230,10 +230,6 @@ int ms_npmi_result_build(const MsAnHead *h, const MsAnOptions *o, MsAnRole role,
                                                ms_npmi_acc_N(acc, s)};
         }
         if (c != plan_cls) continue;
-        if (nkeys == 0) {   /* an empty plan would run as an experiment that changes nothing */
-            rc = MS_ENOTFOUND;
-            break;
-        }
         /* the plan: the top best experts of the class */
         int top = o->top > 0 ? o->top : 2;
         MsIntervention *iv = ms_intervention_new(h->n_layer, E);
@@ -251,11 +247,6 @@ int ms_npmi_result_build(const MsAnHead *h, const MsAnOptions *o, MsAnRole role,
         ms_intervention_free(iv);
     }
     free(keys);
-    if (rc == MS_ENOTFOUND) {
-        ms_npmi_result_free(r);
-        return ms_error_set(err, rc, "--plan: no expert of class '%s' has %d or more co-occurrences (--min-support) "
-                            "in this scope: the plan would be empty", o->plan_class, o->min_support);
-    }
     if (rc < 0) {
         ms_npmi_result_free(r);
         return ms_error_set(err, rc, "out of memory");

@@ -259,7 +259,7 @@ static int print_module(MsAnResult *res, const char *format)
         int n = ms_an_result_tables(res, t);
         if (n > 0) print_rows(&t[n - 1], !strcmp(format, "csv"));
         const char *plan = ms_an_result_plan(res);
-        if (plan && strcmp(format, "csv")) printf("plan: %s\n", plan);
+        if (plan && strcmp(format, "csv")) printf("plan: %s\n", *plan ? plan : "(none: no expert qualified)");
     }
     return fflush(stdout) == 0 ? MS_CLI_EXIT_OK : MS_CLI_EXIT_FAIL;
 }
@@ -368,6 +368,18 @@ int ms_cmd_analyze(int argc, char **argv)
         ms_an_all_clear(&everything);
     } else {
         rc = print_module(&res, a.format);
+        /* a plan asked for and not made: no file, and said (the analysis
+         * itself is stored) */
+        const char *plan = ms_an_result_plan(&res);
+        if (rc == MS_CLI_EXIT_OK && o.plan_out && (!plan || !*plan)) {
+            if (!strcmp(name, "npmi"))
+                rc = ms_cli_fail(CMD, "%s: not written: no expert of class '%s' has %d or more co-occurrences "
+                                 "(--min-support) in this scope, so the plan would be empty", o.plan_out,
+                                 o.plan_class, o.min_support);
+            else
+                rc = ms_cli_fail(CMD, "%s: not written: the analysis chose no expert, so there is no plan",
+                                 o.plan_out);
+        }
         ms_an_result_clear(&res);
     }
     return rc;

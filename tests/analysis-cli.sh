@@ -63,9 +63,10 @@ run "$M" analyze riskdiff --db "$T/a.db" --label set --set1 a --set2 b
 check "riskdiff on identical routing: exit 0" test "$rc" -eq 0
 # a plan that would be empty, or --out where no plan is made: an error, no file
 run "$M" analyze npmi --db "$T/a.db" --by label:set --min-support 100000 --plan a --top 1 --out "$T/empty.plan"
-check "npmi --plan with no expert at --min-support 100000: exit 1, one line naming the database, no file ($(cat "$T/err"))" \
+check "npmi --plan with no expert at --min-support 100000: exit 1, one line naming the file, no file ($(cat "$T/err"))" \
     eval '[ "$rc" -eq 1 ] && [ ! -e "$T/empty.plan" ] && [ "$(wc -l <"$T/err")" -eq 1 ] &&
-          grep -qF "$T/a.db: --plan: no expert of class '"'a'"'" "$T/err"'
+          grep -qF "$T/empty.plan: not written: no expert of class '"'a'"'" "$T/err"'
+check "and the analysis says plan (none) where it printed 'plan: ' ($(tail -1 "$T/out"))" grep -q "^plan: (none: " "$T/out"
 run "$M" analyze riskdiff --db "$T/a.db" --label set --set1 a --set2 b --activate 0 --deactivate 0 --out "$T/rd0.plan"
 check "riskdiff choosing no expert with --out: exit 1, no file ($(cat "$T/err"))" \
     eval '[ "$rc" -eq 1 ] && [ ! -e "$T/rd0.plan" ] && grep -qF ": $T/rd0.plan: not written" "$T/err"'

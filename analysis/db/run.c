@@ -813,11 +813,9 @@ int ms_an_result_write(MsTraceDb *db, const MsAnResult *r, const MsAnOptions *o,
     const MsAnHead *h = ms_an_result_head(r);
     if (!h) return ms_error_set(err, MS_EINVAL, "no analysis result to write");
     const char *plan = ms_an_result_plan(r);
-    bool plans = r->module == MS_AN_NPMI || r->module == MS_AN_RISKDIFF || r->module == MS_AN_CROSSLINGUAL;
-    if (o->plan_out && plans && (!plan || !*plan))   /* say so, rather than leave no file or an empty one */
-        return ms_error_set(err, MS_ENOTFOUND, "%s: not written: the analysis chose no expert, so there is no plan",
-                            o->plan_out);
-    if (plan && o->plan_out) {
+    /* an empty plan is no file: the caller says so (a file of nothing
+     * would run as an experiment that changes nothing) */
+    if (plan && *plan && o->plan_out) {
         int rc = write_plan_file(o->plan_out, plan, err);
         if (rc < 0) return rc;
     }
