@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # program-id.sh BUILD TARGET — the name of fuzz-TARGET's program in the
 # ledger (tests/fuzz/ledger): the first 16 hex digits of a SHA-256 over the
-# compiler's version line, every compile and link command of the target
-# (tree paths made relative) and the content of every file those commands
-# read (sources and headers, the project's and the system's, as ninja's
-# dependency log lists them).  Run from the source tree after the target is
-# built.
+# compiler's version line, the compile commands of every object linked into
+# the executable and its link command (tree paths made relative), and the
+# content of every file those objects were compiled from (sources and
+# headers, the project's and the system's, as ninja's dependency log lists
+# them).  Run from the source tree after the target is built.
 #
 # Why not the executable's digest: the build uses -march=native, so two
 # machines of one kind whose CPUs report different features build
@@ -18,10 +18,21 @@ src=$PWD
 exe=tests/fuzz/fuzz-$t
 cmds=$(ninja -C "$build" -t commands "$exe")
 [ -n "$cmds" ] || { echo "$0: no commands for $exe in $build" >&2; exit 1; }
-objs=$(printf '%s\n' "$cmds" | grep -oE -- '-o [^ ]+\.o( |$)' | awk '{print $2}' | sort -u)
-[ -n "$objs" ] || { echo "$0: no objects for $exe" >&2; exit 1; }
+all=$(printf '%s\n' "$cmds" | grep -oE -- '-o [^ ]+\.o( |$)' | awk '{print $2}' | sort -u)
+[ -n "$all" ] || { echo "$0: no objects for $exe" >&2; exit 1; }
+[ -x "$build/$exe" ] || { echo "$0: $build/$exe is not built" >&2; exit 1; }
+# Only the objects the linker took from the static libraries are the
+# program: one whose first function is not in the executable was left in
+# its archive (so a change to export code, say, does not restart fuzz-db).
+# An object without a global function counts, to be safe.
+defined=$(nm --defined-only "$build/$exe" | awk 'NF == 3 { print $3 }' | sort -u)
+objs=()
+for o in $all; do
+    f=$(nm -g --defined-only "$build/$o" | awk 'NF == 3 && $2 == "T" { print $3; exit }')
+    if [ -z "$f" ] || grep -qxF -- "$f" <<<"$defined"; then objs+=("$o"); fi
+done
 files=()
-for o in $objs; do
+for o in "${objs[@]}"; do
     d=$(ninja -C "$build" -t deps "$o")
     # a stale or missing record would hide a file: refuse, never guess
     [[ ${d%%$'\n'*} == *'(VALID)' ]] || { echo "$0: no valid dependency record for $o (build $exe first)" >&2; exit 1; }
@@ -39,6 +50,11 @@ for f in $(printf '%s\n' "${files[@]}" | sort -u); do
 done
 {
     clang --version | head -n 1
-    printf '%s\n' "$cmds" | sed "s#$src/#@SRC@/#g"
+    # the linked objects' compile commands and the link command (not the
+    # archive commands, which list every object of a library)
+    printf '%s\n' "$cmds" | grep -v '^rm -f ' | while IFS= read -r c; do
+        o=$(grep -oE -- '-o [^ ]+\.o( |$)' <<<"$c" | awk '{print $2}' || true)   # none in the link command
+        if [ -z "$o" ] || [[ " ${objs[*]} " == *" $o "* ]]; then printf '%s\n' "$c"; fi
+    done | sed "s#$src/#@SRC@/#g"
     printf '%s\n' "${sums[@]}" | sort -k2
 } | sha256sum | cut -c1-16
