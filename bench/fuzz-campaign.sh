@@ -14,9 +14,9 @@
 # repository, so it outlives the machine: commit it) gets a line per
 # session and target: date, target, program, executions, findings,
 # seconds.  The program is named by tests/fuzz/program-id.sh: a digest of
-# the compiler's version, the target's build commands and every file they
-# read, so the same tree names the same program on any machine (the
-# executable itself differs between CPUs: -march=native).  A session runs the executions still
+# the compiler's version and of the build commands and sources of the
+# objects linked into it, so the same tree names the same program on any
+# machine (the executable itself may differ: -march=native).  A session runs the executions still
 # missing and the table gives the executions with no finding that the same
 # program has accumulated since its last finding; a changed program starts
 # from zero.

@@ -16,9 +16,11 @@ set -euo pipefail
 build=$1 t=$2
 src=$PWD
 exe=tests/fuzz/fuzz-$t
+# the objects a command line writes (-o X.o); none in link and archive lines
+objects_of() { grep -oE -- '-o [^ ]+\.o( |$)' | awk '{print $2}' || true; }
 cmds=$(ninja -C "$build" -t commands "$exe")
 [ -n "$cmds" ] || { echo "$0: no commands for $exe in $build" >&2; exit 1; }
-all=$(printf '%s\n' "$cmds" | grep -oE -- '-o [^ ]+\.o( |$)' | awk '{print $2}' | sort -u)
+all=$(printf '%s\n' "$cmds" | objects_of | sort -u)
 [ -n "$all" ] || { echo "$0: no objects for $exe" >&2; exit 1; }
 [ -x "$build/$exe" ] || { echo "$0: $build/$exe is not built" >&2; exit 1; }
 # Only the objects the linker took from the static libraries are the
@@ -53,7 +55,7 @@ done
     # the linked objects' compile commands and the link command (not the
     # archive commands, which list every object of a library)
     printf '%s\n' "$cmds" | grep -v '^rm -f ' | while IFS= read -r c; do
-        o=$(grep -oE -- '-o [^ ]+\.o( |$)' <<<"$c" | awk '{print $2}' || true)   # none in the link command
+        o=$(objects_of <<<"$c")
         if [ -z "$o" ] || [[ " ${objs[*]} " == *" $o "* ]]; then printf '%s\n' "$c"; fi
     done | sed "s#$src/#@SRC@/#g"
     printf '%s\n' "${sums[@]}" | sort -k2
