@@ -399,6 +399,64 @@ LATER_VIEWS = {"Baseline vs intervened": r"no parent run", "Sweep": r"no sweep s
 LATER_HINT = {"Sweep": r"press Run sweep"}
 
 
+# the items of the Analysis and Sweep candidates drop-downs, in order
+# (analysis/db/run.c ms_analyze_modules, ui/gtk/sweepbar.c mode_items)
+ANALYSES = ["load", "coactivation", "affinity", "consistency", "superexperts", "npmi", "riskdiff",
+            "crosslingual", "pathways"]
+SWEEP_MODES = ["each expert of layers", "each super expert", "strongest by risk difference",
+               "strongest by nPMI for a class"]
+
+
+def dismiss(app):
+    """Press the error bar's Dismiss and wait until it has slid away: the
+    page below moves up while it does, so a click aimed meanwhile misses."""
+    app.click(app.find(role="push button", name="Dismiss"))
+    t0 = time.time()
+    while time.time() - t0 < 3:
+        e = app.find(name="Error message", timeout=0.5, quiet=True)
+        if e is None or not showing(e) or app.extents(e)[3] <= 0:
+            break
+        time.sleep(0.1)
+    time.sleep(0.4)   # the revealer's slide (250 ms) ends
+
+
+def shown_item(combo, items):
+    """The item a drop-down shows as chosen: the first of its labels that
+    names an item (its button comes before its list; the button also holds
+    GTK's "(None)" label for when nothing is chosen, hidden)."""
+    for acc, _ in walk(combo):
+        if acc is not combo and roles_of(acc) == "label":
+            t = name_of(acc) or text_of(acc)
+            if t in items:
+                return t
+    return ""
+
+
+def choose(app, combo, items, want, tries=3):
+    """Open a drop-down with the mouse and step to an item with the arrow
+    keys, as a person does, then check that it shows that item; a missed
+    click (the page still moving, the list opening late) is tried again,
+    counting the steps from whatever it shows then."""
+    for _ in range(tries):
+        got = shown_item(combo, items)
+        if not got:
+            diag("the drop-down %r shows none of %s: %s" % (name_of(combo), items, [
+                name_of(a) or text_of(a) for a, _ in walk(combo) if roles_of(a) == "label"]))
+            return False
+        d = items.index(want) - items.index(got)
+        app.xclick(combo)
+        time.sleep(0.5)
+        xdo("key", *(["Down"] * d if d > 0 else ["Up"] * -d), "Return")
+        time.sleep(0.4)
+        if shown_item(combo, items) == want:
+            diag("the drop-down %r: %r, %d steps to %r" % (name_of(combo), got, d, want))
+            return True
+        diag("the drop-down %r shows %r, not %r: again" % (name_of(combo), shown_item(combo, items), want))
+        xdo("key", "Escape")
+        time.sleep(0.3)
+    return False
+
+
 def wait_view(app, title, timeout=60):
     """Wait until a view page has drawn its figure (or said why not)."""
     t0 = time.time()
@@ -727,12 +785,9 @@ def main():
     # only the chosen analysis's own fields show, and they fit in the window
     dd = app.find(role="combo box", name="Analysis")
     if dd is not None:
-        # its list opens on the chosen entry, "load"; "riskdiff" is six below
-        # (GTK 4.8 does not mark the list's rows as showing to AT-SPI)
-        app.xclick(dd)
-        time.sleep(0.5)
-        xdo("key", *(["Down"] * 6), "Return")
-        time.sleep(0.4)
+        # its list opens on the chosen entry (GTK 4.8 does not mark the
+        # list's rows as showing to AT-SPI: the keys move from it)
+        ok(choose(app, dd, ANALYSES, "riskdiff"), "the Analysis list is on riskdiff")
     # GTK 4.8 does not mark entries as showing to AT-SPI: where a field is
     # drawn is read from its extents (a hidden one is left out or has none)
     rd = app.find(name="Risk difference: set 2 value", timeout=5, quiet=True)
@@ -755,7 +810,7 @@ def main():
     ok(m is not None, "a bad file is a clear message in the window: %r" % (app.label_text("Error message") or "")[:150])
     ok(app.proc.poll() is None, "and the application is still running")
     app.shot("error")
-    app.click(app.find(role="push button", name="Dismiss"))
+    dismiss(app)
 
     # a locked database: another process holds the write lock while Run starts
     if db_path:
@@ -772,7 +827,7 @@ def main():
         lock.execute("ROLLBACK")
         lock.close()
         app.shot("locked")
-        app.click(app.find(role="push button", name="Dismiss"))
+        dismiss(app)
 
     # ------------------------ the file chooser beside another program on the database
     # A chooser reads the files it lists; in the window's process, closing them
@@ -820,7 +875,7 @@ def main():
         app.app_action("open", db_path + "-wal")
         m = app.wait_text("Error message", r"Cannot open .*-wal: it is a working file of the open database", 10)
         ok(m is not None, "opening the open database's -wal is refused: %r" % (app.label_text("Error message") or "")[:150])
-        app.click(app.find(role="push button", name="Dismiss"))
+        dismiss(app)
         con = sqlite3.connect(db_path)
         con.execute("select count(*) from run").fetchone()
         con.close()
@@ -891,7 +946,7 @@ def main():
         app.click(app.find(role="push button", name="Run sweep"))
         m = app.wait_text("Error message", r"Run sweep: layers: layer out of range 0\.\.3 in '9'", 10)
         ok(m is not None, "a layer out of range is said at once: %r" % (app.label_text("Error message") or "")[:120])
-        app.click(app.find(role="push button", name="Dismiss"))
+        dismiss(app)
         layers.queryEditableText().setTextContents("*")
 
     # ------------------------------ a sweep of the strongest experts by nPMI
@@ -900,19 +955,13 @@ def main():
     # class one by one, then all together (--from-analysis npmi:CLASS --top 3)
     mode = app.find(role="combo box", name="Sweep candidates", timeout=5)
     if mode is not None:
-        app.xclick(mode)   # the list opens on "each expert of layers"; nPMI is 3 below
-        time.sleep(0.5)
-        xdo("key", "Down", "Down", "Down", "Return")
-        time.sleep(0.5)
+        ok(choose(app, mode, SWEEP_MODES, "strongest by nPMI for a class"), "the sweep candidates are on nPMI")
     m = app.wait_text("Status", r"No nPMI analysis is stored yet", 5)
     ok(m is not None, "choosing nPMI before any nPMI analysis says how to get one: %r" % app.label_text("Status"))
     app.page("Analyses")
     dd = app.find(role="combo box", name="Analysis")
     if dd is not None:
-        app.xclick(dd)   # it is on riskdiff (above); npmi is one up
-        time.sleep(0.5)
-        xdo("key", "Up", "Return")
-        time.sleep(0.4)
+        ok(choose(app, dd, ANALYSES, "npmi"), "the Analysis list is on npmi")
     by = app.find(name="nPMI classes (--by)", timeout=5)
     if by is not None:
         by.queryEditableText().setTextContents("label:language")
