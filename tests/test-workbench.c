@@ -137,6 +137,15 @@ static void test_grid(void)
              "grid: a set that silences a whole layer is refused: %s", err.msg);
     MT_CHECK(wb_grid_load_text(g2, "force 1:0-2", &err) < 0, "grid: more forced than the model's k is refused: %s",
              err.msg);
+    /* a plan: an empty one (no expert qualified) leaves the set as it was */
+    MT_CHECK(wb_grid_load_plan(g2, "# npmi plan: no expert qualified\n", &err) == 0 &&
+                 ms_intervention_equal(before, wb_grid_intervention(g2)),
+             "grid: an empty plan loads nothing and leaves the set alone");
+    MT_CHECK(wb_grid_load_plan(g2, "silence 1:2\nsilence 3:4,5", &err) == 3 && wb_grid_count(g2) == 3 &&
+                 wb_grid_mode(g2, 3, 5) == WB_CELL_SILENCE,
+             "grid: a plan of three operators loads three (%d)", wb_grid_count(g2));
+    MT_CHECK(wb_grid_load_plan(g2, "silence 9:1", &err) < 0 && wb_grid_count(g2) == 3,
+             "grid: a plan that does not fit is refused and changes nothing: %s", err.msg);
     ms_intervention_free(before);
 
     /* geometry: a click lands on the cell that was drawn there */

@@ -298,11 +298,17 @@ static void load_plan_text(IvPage *p, const char *module, const char *text, cons
         wb_show_error(p->wb, "Open a model first: a plan is loaded into the grid of a model");
         return;
     }
-    if (wb_grid_load_text(p->wb->grid, text, &err) < 0) {
+    int n = wb_grid_load_plan(p->wb->grid, text, &err);
+    if (n < 0) {
         wb_show_error(p->wb, "The %s plan does not fit this model: %s", module, err.msg);
         return;
     }
-    wb_status(p->wb, "Loaded the %s plan (%s): %d operators", module, from, wb_grid_count(p->wb->grid));
+    if (n == 0) {
+        wb_status(p->wb, "The %s plan (%s) is empty: no expert qualified for it in this run; the grid is "
+                  "unchanged", module, from);
+        return;
+    }
+    wb_status(p->wb, "Loaded the %s plan (%s): %d operator%s", module, from, n, n == 1 ? "" : "s");
     wb_iv_page_refresh(p);
 }
 

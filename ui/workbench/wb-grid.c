@@ -237,6 +237,19 @@ int wb_grid_load_text(WbGrid *g, const char *text, MsError *err)
     return commit(g, c, err);
 }
 
+int wb_grid_load_plan(WbGrid *g, const char *text, MsError *err)
+{
+    MsIntervention *c = ms_intervention_new(g->n_layer, g->n_expert);
+    if (!c) return ms_error_set(err, MS_ENOMEM, "out of memory");
+    int rc = ms_intervention_parse_text(c, text, err);
+    if (rc < 0 || ms_intervention_is_empty(c)) {
+        ms_intervention_free(c);
+        return rc < 0 ? rc : 0;
+    }
+    rc = commit(g, c, err);
+    return rc < 0 ? rc : wb_grid_count(g);
+}
+
 int wb_grid_load_file(WbGrid *g, const char *path, MsError *err)
 {
     MsIntervention *c = ms_intervention_new(g->n_layer, g->n_expert);

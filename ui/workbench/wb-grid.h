@@ -71,6 +71,10 @@ void wb_grid_clear(WbGrid *g);
 int wb_grid_set_intervention(WbGrid *g, const MsIntervention *iv, MsError *err);
 /* The text form (a saved set, a plan): replaces the set, all or nothing. */
 int wb_grid_load_text(WbGrid *g, const char *text, MsError *err);
+/* A plan (the text an analysis writes): as wb_grid_load_text, but a plan
+ * with no operator (no expert qualified) leaves the set unchanged rather
+ * than clearing it.  Returns the number of operators loaded (0: empty). */
+int wb_grid_load_plan(WbGrid *g, const char *text, MsError *err);
 /* The same from a file ("PATH:LINE: problem"). */
 int wb_grid_load_file(WbGrid *g, const char *path, MsError *err);
 /* Write the text form to path (temporary file + rename), with a comment line. */
