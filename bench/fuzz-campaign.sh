@@ -56,7 +56,13 @@ fi
 # it starts; each is built again when its turn comes (below), so it runs
 # the program the tree builds then, not the one it built hours before
 for t in "${targets[@]}"; do ninja -C "$build" -j2 "tests/fuzz/fuzz-$t" >/dev/null || exit 1; done
-export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# ASan keeps freed memory poisoned in a quarantine (256 MB by default) to
+# catch a use after free; fuzz-db frees a lot per execution, and recycling
+# that much memory was most of its time (page faults, fills: perf on 3,000
+# executions), so the quarantine is 64 MB: fuzz-db ran 1.4-1.75x faster
+# (600-750 executions/s against 375-428, side by side).  A use of memory
+# freed less than 64 MB of frees earlier is still caught.
+export ASAN_OPTIONS=detect_leaks=1:quarantine_size_mb=64 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # the programs read their directories from the environment (tests/fuzz/meson.build)
 export MS_SOURCE_DIR=$PWD MS_SHARED_DEFAULT=${MS_SHARED_DEFAULT:-$PWD/../shared} LC_ALL=C.UTF-8 OPENBLAS_NUM_THREADS=1
 ledger=tests/fuzz/ledger
