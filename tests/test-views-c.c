@@ -751,6 +751,42 @@ static void test_sweep(const char *db)
         free(words);
         view_close(&r);
     }
+    /* a set of four experts (as --from-analysis ... --top 4 ends with) is
+     * named whole in a figure as wide as the workbench's view area */
+    char lg[600];
+    snprintf(lg, sizeof lg, "%s/lg.db", T);
+    if (have_python &&
+        sh("python3 -c \"import shutil, sqlite3, sys; shutil.copy(sys.argv[1], sys.argv[2]); c = sqlite3.connect(sys.argv[2]); "
+           "c.execute(\\\"UPDATE sweep_candidate SET label = 'silence 1:5 2:11 2:10 0:13' WHERE rank = 1\\\"); c.commit()\" "
+           "'%s' '%s'", db, lg) &&
+        view_open(&r, "sweep", lg, &p)) {
+        cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, 690, 520);
+        cairo_t *cr = cairo_create(s);
+        MsPlotTextLog log = {0};
+        MsError e2 = {0};
+        ms_plot_text_log_attach(cr, &log);
+        int rc = r.v->draw(cr, 690, 520, r.model, &r.st, &e2);
+        ms_plot_text_log_attach(cr, NULL);
+        /* the log has each text whole, with the width drawn: an
+         * ellipsized label is narrower than the text itself */
+        MsPlotText *pt = ms_plot_text_new(&r.st.style);
+        double drawn = -1, natural = 0;
+        for (size_t i = 0; i < log.n; i++)
+            if (!strcmp(log.items[i].text, "silence 1:5 2:11 2:10 0:13")) {
+                MsPlotTextSize sz;
+                ms_plot_text_measure(pt, log.items[i].role, log.items[i].text, 0, &sz);
+                drawn = log.items[i].width;
+                natural = sz.width;
+            }
+        ms_plot_text_free(pt);
+        MT_CHECK(rc == 0 && drawn >= natural - 0.5 && natural > 0,
+                 "sweep 690x520: a set of four experts is named whole (%.1f of its %.1f px drawn) (%s)", drawn,
+                 natural, rc ? e2.msg : "drawn");
+        ms_plot_text_log_clear(&log);
+        cairo_destroy(cr);
+        cairo_surface_destroy(s);
+        view_close(&r);
+    }
     p.top = 3;
     if (view_open(&r, "sweep", db, &p)) {
         MsViewHit hh;

@@ -108,7 +108,15 @@ typedef struct {
     MsPlotText *t;
     double pad, tick_len, tick_h, label_h, tick_size;
     double cat_label_max;   /* width cap of a category tick label */
+    double width;
 } Ctx;
+
+/* The width cap of axis a's category labels: its own share of the frame's
+ * width where it asks for one (a figure whose labels are its content) */
+static double cat_max(const Ctx *c, const MsPlotAxis *a)
+{
+    return a->label_share > 0 ? fmax(c->tick_size * 4, c->width * a->label_share) : c->cat_label_max;
+}
 
 /* Category ticks over [lo, hi) at every `step`-th item; labels measured. */
 static int cat_ticks(Ctx *c, const MsPlotAxis *a, double lo, double hi, int64_t step, MsPlotTick *ticks,
@@ -126,7 +134,7 @@ static int cat_ticks(Ctx *c, const MsPlotAxis *a, double lo, double hi, int64_t 
         tk->value = (double)i;
         set_label(tk->label, item_label(a, i, buf, sizeof buf));
         MsPlotTextSize sz;
-        ms_plot_text_measure(c->t, MS_PLOT_ROLE_TICK, tk->label, c->cat_label_max, &sz);
+        ms_plot_text_measure(c->t, MS_PLOT_ROLE_TICK, tk->label, cat_max(c, a), &sz);
         if (sz.width > *max_w) *max_w = sz.width;
     }
     return n;
@@ -227,6 +235,7 @@ static void ctx_init(Ctx *c, MsPlotText *t, double width)
     ms_plot_text_measure(t, MS_PLOT_ROLE_LABEL, "0Ag", 0, &sz);
     c->label_h = sz.height;
     c->cat_label_max = fmin(c->tick_size * 14, fmax(c->tick_size * 4, width * 0.22));
+    c->width = width;
 }
 
 /* Colour-bar range as displayed (diverging maps symmetric around 0). */
@@ -373,7 +382,7 @@ static int layout(Ctx *c, const MsPlotFrame *f, double W, double H, MsPlotGeom *
         for (int i = 0; i < g->n_xticks; i++) {
             double v = g->xticks[i].value + (ax->kind == MS_PLOT_AXIS_CATEGORY ? 0.5 : 0);
             double p = ms_plot_x_to_px(g, v);
-            ms_plot_text_measure(c->t, MS_PLOT_ROLE_TICK, g->xticks[i].label, c->cat_label_max, &sz);
+            ms_plot_text_measure(c->t, MS_PLOT_ROLE_TICK, g->xticks[i].label, cat_max(c, ax), &sz);
             need_l = fmax(need_l, pad - (p - sz.width / 2));
             need_r = fmax(need_r, p + sz.width / 2 - (W - pad));
         }
@@ -620,10 +629,10 @@ void ms_plot_draw_axes(cairo_t *cr, const MsPlotFrame *f, const MsPlotGeom *g)
     cairo_stroke(cr);
     set_rgb(cr, ink);
     for (int i = 0; i < g->n_xticks; i++)
-        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TICK, g->xticks[i].label, c.cat_label_max, g->xticks[i].pos,
+        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TICK, g->xticks[i].label, cat_max(&c, &f->x), g->xticks[i].pos,
                           yb + c.tick_len + c.pad * 0.3, 0.5, 0, 0);
     for (int i = 0; i < g->n_yticks; i++)
-        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TICK, g->yticks[i].label, c.cat_label_max,
+        ms_plot_text_draw(t, cr, MS_PLOT_ROLE_TICK, g->yticks[i].label, cat_max(&c, &f->y),
                           p->x - c.tick_len - c.pad * 0.3, g->yticks[i].pos, 1, 0.5, 0);
     axis_title(&f->x, buf, sizeof buf);
     if (*buf) {

@@ -62,6 +62,8 @@ typedef struct MsPlotAxis {
     bool flip;             /* x: lo at the right.  y: LINEAR lo at the top (default bottom),
                             * CATEGORY item lo at the bottom (default top, like table rows) */
     bool grid;             /* light grid lines at the ticks */
+    double label_share;    /* CATEGORY: a tick label may take this share of the frame's width
+                            * before it is shortened with "…"; 0 = 22 %, at most 14 text sizes */
 } MsPlotAxis;
 
 typedef struct MsPlotColorbar {

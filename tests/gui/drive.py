@@ -577,6 +577,10 @@ def main():
             spin = app.find(name="Token strip: layer (auto = the view's default)", timeout=5)
             ok(spin is not None and text_of(spin) == "auto",
                "its Layer field reads auto (%r)" % (text_of(spin) if spin is not None else None))
+        if t == "Expert co-activation":
+            spin = app.find(name="Expert co-activation: top N (auto = the view's default)", timeout=5)
+            ok(spin is not None and text_of(spin) == "auto",
+               "its Top field reads auto, not 0 (%r)" % (text_of(spin) if spin is not None else None))
         png = app.shot("view-" + re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-"))
         if area is not None:
             x, y, w, h = app.extents(area)

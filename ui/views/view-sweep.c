@@ -257,7 +257,8 @@ static int sw_layout(const SwModel *m, const MsViewState *s, double w, double h,
         L->f[j] = (MsPlotFrame){
             .x = { .kind = MS_PLOT_AXIS_LINEAR, .title = xt[j], .lo = m->lo[j], .hi = m->hi[j], .grid = true },
             .y = j == 0 ? (MsPlotAxis){ .kind = MS_PLOT_AXIS_CATEGORY, .title = "Candidate set (rank order)", .lo = y0,
-                                        .hi = y1, .count = m->n_cand, .label = cand_label, .label_user = (void *)m }
+                                        .hi = y1, .count = m->n_cand, .label = cand_label, .label_user = (void *)m,
+                                        .label_share = 0.4 }   /* the sets are what the figure is about */
                         : (MsPlotAxis){ .kind = MS_PLOT_AXIS_NONE, .lo = y0, .hi = y1, .flip = true },
             .style = &s->style,
         };
