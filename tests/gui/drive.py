@@ -699,6 +699,9 @@ def main():
             app.shot("grid-click")
     steer = app.find(role="slider", name="Steer the selected expert (router-logit bias)")
     ok(steer is not None, "the steer slider is there")
+    topk = app.find(role="spin button", name="Top-k of the selected layer (auto = the model's)", timeout=5)
+    ok(topk is not None and text_of(topk) == "auto",
+       "the layer's top-k reads auto while it is the model's (%r)" % (text_of(topk) if topk is not None else None))
     app.shot("interventions")
 
     # ------------------------------------------------------------ Apply

@@ -60,7 +60,7 @@ void wb_iv_page_refresh(IvPage *p)
         snprintf(b, sizeof b, "%+.2f", wb_grid_steer(g, l, e));
         wb_label_set(p->steer_label, b);
         gtk_spin_button_set_value(GTK_SPIN_BUTTON(p->topk_spin), wb_grid_top_k(g, l));
-        snprintf(b, sizeof b, "Layer %d top-k (0 = model's %d)", l, wb_grid_k_default(g));
+        snprintf(b, sizeof b, "Layer %d top-k (auto = the model's %d)", l, wb_grid_k_default(g));
         wb_label_set(p->topk_label, b);
     } else {
         wb_label_set(p->cell_label, "Click a cell of the grid (or select an expert in a view)");
@@ -752,7 +752,8 @@ IvPage *wb_iv_page_new(Wb *wb)
     gtk_widget_add_css_class(p->topk_label, "dim-label");
     gtk_box_append(GTK_BOX(ed), p->topk_label);
     p->topk_spin = gtk_spin_button_new_with_range(0, 1, 1);
-    wb_labelled(p->topk_spin, "Top-k of the selected layer (0 = the model's)");
+    wb_spin_auto(p->topk_spin);   /* 0: the model's own k */
+    wb_labelled(p->topk_spin, "Top-k of the selected layer (auto = the model's)");
     g_signal_connect(p->topk_spin, "value-changed", G_CALLBACK(topk_cb), p);
     gtk_box_append(GTK_BOX(ed), p->topk_spin);
     gtk_box_append(GTK_BOX(v), ed);

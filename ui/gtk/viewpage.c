@@ -434,38 +434,6 @@ static void spin_cb(GtkSpinButton *s, gpointer user) { opts_changed(user); }
 static void dd_cb(GObject *o, GParamSpec *ps, gpointer user) { opts_changed(user); }
 static void entry_cb(GtkEntry *e, gpointer user) { opts_changed(user); }
 
-/* A spin button whose lowest value means "the view's default" reads "auto"
- * there, and "auto" may be typed (the layer's −1, top N's 0): the lowest
- * value is the adjustment's lower bound. */
-static gboolean auto_output_cb(GtkSpinButton *sb, gpointer user)
-{
-    (void)user;
-    if (gtk_spin_button_get_value(sb) > gtk_adjustment_get_lower(gtk_spin_button_get_adjustment(sb))) return FALSE;
-    gtk_editable_set_text(GTK_EDITABLE(sb), "auto");
-    return TRUE;
-}
-
-static gint auto_input_cb(GtkSpinButton *sb, gdouble *value, gpointer user)
-{
-    (void)user;
-    g_autofree char *t = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(sb))));
-    if (g_ascii_strcasecmp(t, "auto")) return FALSE;
-    *value = gtk_adjustment_get_lower(gtk_spin_button_get_adjustment(sb));
-    return TRUE;
-}
-
-static void spin_auto(GtkWidget *sb)
-{
-    /* a numeric spin button would refuse the letters */
-    gtk_spin_button_set_numeric(GTK_SPIN_BUTTON(sb), FALSE);
-    gtk_editable_set_width_chars(GTK_EDITABLE(sb), 4);
-    g_signal_connect(sb, "output", G_CALLBACK(auto_output_cb), NULL);
-    g_signal_connect(sb, "input", G_CALLBACK(auto_input_cb), NULL);
-    double lo = gtk_adjustment_get_lower(gtk_spin_button_get_adjustment(GTK_SPIN_BUTTON(sb)));
-    gtk_spin_button_set_value(GTK_SPIN_BUTTON(sb), lo + 1);   /* a change, so "output" runs */
-    gtk_spin_button_set_value(GTK_SPIN_BUTTON(sb), lo);
-}
-
 static GtkWidget *icon_button(const char *icon, const char *name)
 {
     GtkWidget *b = gtk_button_new_from_icon_name(icon);
@@ -496,7 +464,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     if (p->opts & WB_OPT_LAYER) {
         gtk_box_append(GTK_BOX(bar), wb_caption("Layer"));
         p->layer_spin = gtk_spin_button_new_with_range(-1, MS_TRACE_MAX_LAYER - 1, 1);
-        spin_auto(p->layer_spin);   /* −1: the view's default layer */
+        wb_spin_auto(p->layer_spin);   /* −1: the view's default layer */
         snprintf(name, sizeof name, "%s: layer (auto = the view's default)", v->title);
         gtk_widget_set_tooltip_text(p->layer_spin, "Block index; auto (−1) = the view's default");
         gtk_box_append(GTK_BOX(bar), wb_labelled(p->layer_spin, name));
@@ -521,7 +489,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     if (p->opts & WB_OPT_TOP) {
         gtk_box_append(GTK_BOX(bar), wb_caption("Top"));
         p->top_spin = gtk_spin_button_new_with_range(0, 1000, 1);
-        spin_auto(p->top_spin);   /* 0: the view's default */
+        wb_spin_auto(p->top_spin);   /* 0: the view's default */
         gtk_widget_set_tooltip_text(p->top_spin, "How many of the strongest items; auto = the view's default");
         snprintf(name, sizeof name, "%s: top N (auto = the view's default)", v->title);
         gtk_box_append(GTK_BOX(bar), wb_labelled(p->top_spin, name));
