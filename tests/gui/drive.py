@@ -789,6 +789,9 @@ def main():
     ok(tight is not None and tight[1] >= 7 * len(tight[0]),
        "every number in the table has room for all its digits (narrowest %r)" % (tight,))
     app.shot("analyses")
+    lay = app.find(role="spin button", name="Layer (all = every MoE layer)", timeout=5)
+    ok(lay is not None and text_of(lay) == "all",
+       "the Analyses page's Layer field reads all, not -1 (%r)" % (text_of(lay) if lay is not None else None))
     # only the chosen analysis's own fields show, and they fit in the window
     dd = app.find(role="combo box", name="Analysis")
     if dd is not None:

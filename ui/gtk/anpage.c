@@ -522,14 +522,16 @@ AnPage *wb_an_page_new(Wb *wb)
     const char *const *mods = ms_analyze_modules();
     p->module_dd = wb_labelled(gtk_drop_down_new_from_strings(mods), "Analysis");
     grid_row(g, 0, 0, "Analysis", p->module_dd);
-    p->layer_spin = wb_labelled(gtk_spin_button_new_with_range(-1, MS_TRACE_MAX_LAYER - 1, 1), "Layer (−1 = every MoE layer)");
-    gtk_spin_button_set_value(GTK_SPIN_BUTTON(p->layer_spin), -1);
-    grid_row(g, 0, 1, "Layer (−1 = all)", p->layer_spin);
+    p->layer_spin = wb_labelled(gtk_spin_button_new_with_range(-1, MS_TRACE_MAX_LAYER - 1, 1),
+                                "Layer (all = every MoE layer)");
+    wb_spin_word(p->layer_spin, "all");   /* −1 */
+    grid_row(g, 0, 1, "Layer", p->layer_spin);
     const char *roles[] = { "module default", "all tokens", "prompt tokens", "generated tokens", NULL };
     p->role_dd = wb_labelled(gtk_drop_down_new_from_strings(roles), "Token scope");
     grid_row(g, 0, 2, "Tokens", p->role_dd);
-    p->top_spin = wb_labelled(gtk_spin_button_new_with_range(0, 1000, 1), "Top N (0 = default)");
-    grid_row(g, 0, 3, "Top (0 = default)", p->top_spin);
+    p->top_spin = wb_labelled(gtk_spin_button_new_with_range(0, 1000, 1), "Top N (auto = the module's default)");
+    wb_spin_word(p->top_spin, "auto");   /* 0 */
+    grid_row(g, 0, 3, "Top", p->top_spin);
     p->npmi_grid = form_grid();
     p->by_entry = entry("text", "nPMI classes (--by)", NULL);
     grid_row(p->npmi_grid, 0, 0, "nPMI classes", p->by_entry);

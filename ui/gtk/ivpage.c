@@ -752,7 +752,7 @@ IvPage *wb_iv_page_new(Wb *wb)
     gtk_widget_add_css_class(p->topk_label, "dim-label");
     gtk_box_append(GTK_BOX(ed), p->topk_label);
     p->topk_spin = gtk_spin_button_new_with_range(0, 1, 1);
-    wb_spin_auto(p->topk_spin);   /* 0: the model's own k */
+    wb_spin_word(p->topk_spin, "auto");   /* 0: the model's own k */
     wb_labelled(p->topk_spin, "Top-k of the selected layer (auto = the model's)");
     g_signal_connect(p->topk_spin, "value-changed", G_CALLBACK(topk_cb), p);
     gtk_box_append(GTK_BOX(ed), p->topk_spin);

@@ -464,7 +464,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     if (p->opts & WB_OPT_LAYER) {
         gtk_box_append(GTK_BOX(bar), wb_caption("Layer"));
         p->layer_spin = gtk_spin_button_new_with_range(-1, MS_TRACE_MAX_LAYER - 1, 1);
-        wb_spin_auto(p->layer_spin);   /* −1: the view's default layer */
+        wb_spin_word(p->layer_spin, "auto");   /* −1: the view's default layer */
         snprintf(name, sizeof name, "%s: layer (auto = the view's default)", v->title);
         gtk_widget_set_tooltip_text(p->layer_spin, "Block index; auto (−1) = the view's default");
         gtk_box_append(GTK_BOX(bar), wb_labelled(p->layer_spin, name));
@@ -489,7 +489,7 @@ ViewPage *wb_view_page_new(Wb *wb, const MsViewClass *v)
     if (p->opts & WB_OPT_TOP) {
         gtk_box_append(GTK_BOX(bar), wb_caption("Top"));
         p->top_spin = gtk_spin_button_new_with_range(0, 1000, 1);
-        wb_spin_auto(p->top_spin);   /* 0: the view's default */
+        wb_spin_word(p->top_spin, "auto");   /* 0: the view's default */
         gtk_widget_set_tooltip_text(p->top_spin, "How many of the strongest items; auto = the view's default");
         snprintf(name, sizeof name, "%s: top N (auto = the view's default)", v->title);
         gtk_box_append(GTK_BOX(bar), wb_labelled(p->top_spin, name));

@@ -179,9 +179,10 @@ void wb_progress_show(Wb *wb, const char *what, const char *unit, const MsProgre
 void wb_remember_file(Wb *wb, const char *kind, const char *path);
 GtkWidget *wb_labelled(GtkWidget *w, const char *name);   /* sets the accessible label, returns w */
 GtkWidget *wb_caption(const char *text);                  /* a dimmed label before a field */
-/* A spin button whose lowest value means "the default" reads "auto" there,
- * and "auto" may be typed; call before connecting "value-changed". */
-void wb_spin_auto(GtkWidget *sb);
+/* A spin button whose lowest value means a choice ("the default", "every
+ * layer") reads word there, and word may be typed; word is a string
+ * literal.  Call before connecting "value-changed". */
+void wb_spin_word(GtkWidget *sb, const char *word);
 /* A model, a non-empty prompt set and a database open for writing, or an
  * error in the window naming action (and `what` it stores): FALSE. */
 gboolean wb_ready_to_store(Wb *wb, const char *action, const char *what);

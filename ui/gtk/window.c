@@ -39,34 +39,32 @@ gboolean wb_ready_to_store(Wb *wb, const char *action, const char *what)
     return TRUE;
 }
 
-/* A spin button whose lowest value means "the default" reads "auto" there,
- * and "auto" may be typed (a view's layer −1 and top N 0, a layer's
- * top-k 0): the lowest
- * value is the adjustment's lower bound (a later set_range keeps it so). */
-static gboolean auto_output_cb(GtkSpinButton *sb, gpointer user)
+/* A spin button whose lowest value is not a number but a choice (a view's
+ * default layer −1 or top N 0, a layer's own top-k 0, every layer −1) reads
+ * a word there ("auto", "all"), and the word may be typed: the lowest value
+ * is the adjustment's lower bound (a later set_range keeps it so). */
+static gboolean word_output_cb(GtkSpinButton *sb, gpointer user)
 {
-    (void)user;
     if (gtk_spin_button_get_value(sb) > gtk_adjustment_get_lower(gtk_spin_button_get_adjustment(sb))) return FALSE;
-    gtk_editable_set_text(GTK_EDITABLE(sb), "auto");
+    gtk_editable_set_text(GTK_EDITABLE(sb), user);
     return TRUE;
 }
 
-static gint auto_input_cb(GtkSpinButton *sb, gdouble *value, gpointer user)
+static gint word_input_cb(GtkSpinButton *sb, gdouble *value, gpointer user)
 {
-    (void)user;
     g_autofree char *t = g_strstrip(g_strdup(gtk_editable_get_text(GTK_EDITABLE(sb))));
-    if (g_ascii_strcasecmp(t, "auto")) return FALSE;
+    if (g_ascii_strcasecmp(t, user)) return FALSE;
     *value = gtk_adjustment_get_lower(gtk_spin_button_get_adjustment(sb));
     return TRUE;
 }
 
-void wb_spin_auto(GtkWidget *sb)
+void wb_spin_word(GtkWidget *sb, const char *word)
 {
     /* a numeric spin button would refuse the letters */
     gtk_spin_button_set_numeric(GTK_SPIN_BUTTON(sb), FALSE);
     gtk_editable_set_width_chars(GTK_EDITABLE(sb), 4);
-    g_signal_connect(sb, "output", G_CALLBACK(auto_output_cb), NULL);
-    g_signal_connect(sb, "input", G_CALLBACK(auto_input_cb), NULL);
+    g_signal_connect(sb, "output", G_CALLBACK(word_output_cb), (gpointer)word);
+    g_signal_connect(sb, "input", G_CALLBACK(word_input_cb), (gpointer)word);
     double lo = gtk_adjustment_get_lower(gtk_spin_button_get_adjustment(GTK_SPIN_BUTTON(sb)));
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(sb), lo + 1);   /* a change, so "output" runs */
     gtk_spin_button_set_value(GTK_SPIN_BUTTON(sb), lo);
