@@ -225,29 +225,31 @@ int wb_grid_set_intervention(WbGrid *g, const MsIntervention *iv, MsError *err)
     return commit(g, c, err);
 }
 
-int wb_grid_load_text(WbGrid *g, const char *text, MsError *err)
+/* Parse text for this grid; an empty set replaces the grid's only when
+ * keep_empty.  1: committed, 0: empty and left alone, < 0: error. */
+static int load_text(WbGrid *g, const char *text, bool keep_empty, MsError *err)
 {
     MsIntervention *c = ms_intervention_new(g->n_layer, g->n_expert);
     if (!c) return ms_error_set(err, MS_ENOMEM, "out of memory");
     int rc = ms_intervention_parse_text(c, text, err);
-    if (rc < 0) {
-        ms_intervention_free(c);
-        return rc;
-    }
-    return commit(g, c, err);
-}
-
-int wb_grid_load_plan(WbGrid *g, const char *text, MsError *err)
-{
-    MsIntervention *c = ms_intervention_new(g->n_layer, g->n_expert);
-    if (!c) return ms_error_set(err, MS_ENOMEM, "out of memory");
-    int rc = ms_intervention_parse_text(c, text, err);
-    if (rc < 0 || ms_intervention_is_empty(c)) {
+    if (rc < 0 || (!keep_empty && ms_intervention_is_empty(c))) {
         ms_intervention_free(c);
         return rc < 0 ? rc : 0;
     }
     rc = commit(g, c, err);
-    return rc < 0 ? rc : wb_grid_count(g);
+    return rc < 0 ? rc : 1;
+}
+
+int wb_grid_load_text(WbGrid *g, const char *text, MsError *err)
+{
+    int rc = load_text(g, text, true, err);
+    return rc < 0 ? rc : 0;
+}
+
+int wb_grid_load_plan(WbGrid *g, const char *text, MsError *err)
+{
+    int rc = load_text(g, text, false, err);
+    return rc <= 0 ? rc : wb_grid_count(g);
 }
 
 int wb_grid_load_file(WbGrid *g, const char *path, MsError *err)
