@@ -408,8 +408,9 @@ SWEEP_MODES = ["each expert of layers", "each super expert", "strongest by risk 
 
 
 def dismiss(app):
-    """Press the error bar's Dismiss and wait until it has slid away: the
-    page below moves up while it does, so a click aimed meanwhile misses."""
+    """Press the error bar's Dismiss and wait until it has gone: the page
+    below moves up at the next layout, so a click aimed at a place read
+    before it lands on whatever was below."""
     app.click(app.find(role="push button", name="Dismiss"))
     t0 = time.time()
     while time.time() - t0 < 3:
@@ -417,7 +418,7 @@ def dismiss(app):
         if e is None or not showing(e) or app.extents(e)[3] <= 0:
             break
         time.sleep(0.1)
-    time.sleep(0.4)   # the revealer's slide (250 ms) ends
+    time.sleep(0.4)   # the layout after it (the revealer's slide when animations are on)
 
 
 def shown_item(combo, items):
