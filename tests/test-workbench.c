@@ -123,6 +123,7 @@ static void test_grid(void)
     free(t);
 
     /* a plan with operators the grid has no control for keeps them */
+    memset(&err, 0, sizeof err);
     MT_CHECK(wb_grid_load_text(g2, "steer-std 2:1:0.5\nraise 3:0:0.01 # a comment\nsilence 1:7", &err) == 0,
              "grid: a cross-lingual / SteerMoE style plan loads: %s", err.msg);
     MT_CHECK(wb_grid_has_other(g2, 2, 1) && wb_grid_has_other(g2, 3, 0) && !wb_grid_has_other(g2, 1, 7) &&
