@@ -1,7 +1,8 @@
 /* chooser.c — file dialogs in a process of their own.
  *
  * GTK 4.8 runs its file chooser inside the application unless a desktop
- * portal is requested (flatpak, GTK_USE_PORTAL=1), and the chooser opens and
+ * portal is used (in a flatpak or snap, or with GDK_DEBUG=portals; GTK 4 no
+ * longer reads GTK 3's GTK_USE_PORTAL), and the chooser opens and
  * closes the files of the folder it lists to guess their types.  POSIX
  * record locks belong to the process: closing any descriptor of a file drops
  * every lock the process holds on it, SQLite's on the trace database
