@@ -9,8 +9,11 @@ pkgs=(
   sqlite3 postgresql python3 xvfb xauth
   # the workbench's end-to-end test (tests/gui): a virtual X server, a session
   # bus with the accessibility bus, pyatspi to drive the window, xdotool for
-  # pointer and keys, ImageMagick for screenshots, gdbus for actions
-  dbus dbus-x11 at-spi2-core python3-pyatspi libglib2.0-bin xdotool imagemagick
+  # pointer and keys, ImageMagick for screenshots, gdbus for actions, xprop for
+  # a window's properties
+  dbus dbus-x11 at-spi2-core python3-pyatspi libglib2.0-bin xdotool imagemagick x11-utils
+  # and on Wayland (tests/gui/wayland.sh): a headless sway, grim for its screen
+  sway grim
   # figures (ui/): fonts for labels and for token text in every script, and
   # poppler's pdftoppm, with which the tests read PDF output back
   fonts-dejavu-core fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji

@@ -17,6 +17,7 @@ Prints TAP.  Usage: drive.py --exe moescope-gtk --source SRC --out DIR
 import argparse
 import os
 import re
+import shutil
 import sqlite3
 import struct
 import subprocess
@@ -314,6 +315,23 @@ def xdo(*args):
     return subprocess.run(["xdotool"] + list(args), check=False, capture_output=True, text=True)
 
 
+def transient_for(title_re):
+    """The title of the window the X window titled title_re is transient
+    for ("" when it has none), or None without xprop."""
+    if shutil.which("xprop") is None:
+        return None
+    wids = xdo("search", "--name", title_re).stdout.split()
+    if not wids:
+        return ""
+    r = subprocess.run(["xprop", "-id", wids[0], "WM_TRANSIENT_FOR"], capture_output=True, text=True)
+    m = re.search(r"window id # (0x[0-9a-f]+)", r.stdout)
+    if not m:
+        return ""
+    r = subprocess.run(["xprop", "-id", m.group(1), "WM_NAME"], capture_output=True, text=True)
+    m = re.search(r'= "(.*)"', r.stdout)
+    return m.group(1) if m else ""
+
+
 def gvariant_string(s):
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -524,6 +542,13 @@ def main():
     if dlg is not None:
         time.sleep(0.8)
         app.shot("file-chooser")
+        # the dialog (a process of its own) belongs to the window: a window
+        # manager keeps it above the window, as the window's dialog
+        parent = transient_for("^Open a model, a prompt set")
+        if parent is None:
+            diag("xprop is missing (Debian package x11-utils): the dialog's parent is not checked")
+        else:
+            ok(parent.startswith("moescope"), "the file dialog is transient for the workbench's window (%r)" % parent)
         # typing a path that starts with '/' opens the location entry; Return opens it
         xdo("type", "--delay", "15", prompts_small)
         time.sleep(0.5)

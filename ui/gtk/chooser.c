@@ -13,9 +13,12 @@
  *
  * So, as a portal does, the chooser runs in a child process:
  * `moescope-gtk --choose-file open|save|folder --title T --accept LABEL
- * [--transient-for XID]` shows the dialog and writes the chosen path and a
+ * [--transient-for PARENT]` shows the dialog and writes the chosen path and a
  * NUL to stdout (exit 0), or nothing (exit 1, cancelled).  The window stays
- * responsive meanwhile; on X11 the dialog is kept above it. */
+ * responsive meanwhile.  --transient-for names the window the dialog belongs
+ * to as a portal's parent_window does, "x11:XID" or "wayland:HANDLE" (a
+ * handle the window exported through xdg-foreign): the dialog is kept above
+ * it, and a tiling compositor floats it instead of tiling it beside it. */
 #include <string.h>
 #include <sys/prctl.h>
 #include <signal.h>
@@ -27,11 +30,17 @@
 #ifdef MS_HAVE_X11
 #include <gdk/x11/gdkx.h>
 #endif
+#ifdef MS_HAVE_WAYLAND
+#include <gdk/wayland/gdkwayland.h>
+#endif
 
 struct WbChooser {
     Wb *wb;            /* NULL once the window is gone */
     WbPathFn fn;
-    GSubprocess *proc;
+    GSubprocess *proc; /* NULL until started (on Wayland, once the handle is exported) */
+    GtkFileChooserAction action;
+    char *title, *accept;
+    gboolean exported; /* the window's surface is exported for it (Wayland) */
 };
 
 static const char *action_name(GtkFileChooserAction a)
@@ -42,7 +51,16 @@ static const char *action_name(GtkFileChooserAction a)
 static void chooser_free(WbChooser *c)
 {
     if (c->wb && c->wb->chooser == c) c->wb->chooser = NULL;
+#ifdef MS_HAVE_WAYLAND
+    /* the handle would let any client parent its windows to ours */
+    if (c->exported && c->wb) {
+        GdkSurface *s = gtk_native_get_surface(GTK_NATIVE(c->wb->win));
+        if (s && GDK_IS_WAYLAND_TOPLEVEL(s)) gdk_wayland_toplevel_unexport_handle(GDK_TOPLEVEL(s));
+    }
+#endif
     g_clear_object(&c->proc);
+    g_free(c->title);
+    g_free(c->accept);
     g_free(c);
 }
 
@@ -75,40 +93,81 @@ static void chooser_done(GObject *src, GAsyncResult *res, gpointer user)
     chooser_free(c);
 }
 
+/* Starts the dialog's process; parent is "x11:XID", "wayland:HANDLE" or NULL. */
+static void chooser_start(WbChooser *c, const char *parent)
+{
+    /* /proc/self/exe: this very program, wherever it was started from */
+    const char *argv[] = { "/proc/self/exe", "--choose-file", action_name(c->action), "--title", c->title,
+                           "--accept", c->accept, parent ? "--transient-for" : NULL, parent, NULL };
+    GError *e = NULL;
+    c->proc = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &e);
+    if (!c->proc) {
+        wb_show_error(c->wb, "Cannot show the file dialog: %s", e->message);
+        g_error_free(e);
+        chooser_free(c);
+        return;
+    }
+    g_subprocess_communicate_async(c->proc, NULL, NULL, chooser_done, c);
+}
+
+#ifdef MS_HAVE_WAYLAND
+static void exported_cb(GdkToplevel *toplevel, const char *handle, gpointer user)
+{
+    (void)toplevel;
+    WbChooser *c = user;
+    if (!c->wb) {   /* the window closed meanwhile */
+        chooser_free(c);
+        return;
+    }
+    char *parent = g_strconcat("wayland:", handle, NULL);
+    chooser_start(c, parent);
+    g_free(parent);
+}
+#endif
+
 void wb_choose_file(Wb *wb, const char *title, GtkFileChooserAction action, const char *accept, WbPathFn fn)
 {
     if (wb->chooser) {
         wb_status(wb, "A file dialog is open already: choose there, or cancel it");
         return;
     }
-    char xid[32] = "";
-#ifdef MS_HAVE_X11
-    GdkSurface *s = gtk_native_get_surface(GTK_NATIVE(wb->win));
-    if (s && GDK_IS_X11_SURFACE(s)) g_snprintf(xid, sizeof xid, "%lu", (unsigned long)gdk_x11_surface_get_xid(s));
-#endif
-    /* /proc/self/exe: this very program, wherever it was started from */
-    const char *argv[] = { "/proc/self/exe", "--choose-file", action_name(action), "--title", title, "--accept", accept,
-                           xid[0] ? "--transient-for" : NULL, xid, NULL };
-    GError *e = NULL;
-    GSubprocess *p = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &e);
-    if (!p) {
-        wb_show_error(wb, "Cannot show the file dialog: %s", e->message);
-        g_error_free(e);
-        return;
-    }
     WbChooser *c = g_new0(WbChooser, 1);
     c->wb = wb;
     c->fn = fn;
-    c->proc = p;
+    c->action = action;
+    c->title = g_strdup(title);
+    c->accept = g_strdup(accept);
     wb->chooser = c;
-    g_subprocess_communicate_async(p, NULL, NULL, chooser_done, c);
+    GdkSurface *s = gtk_native_get_surface(GTK_NATIVE(wb->win));
+    (void)s;
+#ifdef MS_HAVE_X11
+    if (s && GDK_IS_X11_SURFACE(s)) {
+        char xid[40];
+        g_snprintf(xid, sizeof xid, "x11:%lu", (unsigned long)gdk_x11_surface_get_xid(s));
+        chooser_start(c, xid);
+        return;
+    }
+#endif
+#ifdef MS_HAVE_WAYLAND
+    /* Fails (with GTK's warning) where the compositor has no xdg-foreign:
+     * the dialog then opens as a window of its own, as it did before. */
+    if (s && GDK_IS_WAYLAND_TOPLEVEL(s) && !wb->no_foreign) {
+        if (gdk_wayland_toplevel_export_handle(GDK_TOPLEVEL(s), exported_cb, c, NULL)) {
+            c->exported = TRUE;
+            return;
+        }
+        wb->no_foreign = TRUE;
+    }
+#endif
+    chooser_start(c, NULL);
 }
 
 void wb_chooser_window_gone(Wb *wb)
 {
     if (!wb->chooser) return;
     wb->chooser->wb = NULL;
-    g_subprocess_force_exit(wb->chooser->proc);
+    /* not started yet: exported_cb frees it */
+    if (wb->chooser->proc) g_subprocess_force_exit(wb->chooser->proc);
     wb->chooser = NULL;
 }
 
@@ -132,7 +191,7 @@ static void response_cb(GtkDialog *d, int response, gpointer user)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: moescope-gtk --choose-file open|save|folder --title TITLE --accept LABEL [--transient-for XID]\n"
+    fprintf(stderr, "usage: moescope-gtk --choose-file open|save|folder --title TITLE --accept LABEL [--transient-for x11:XID|wayland:HANDLE]\n"
                     "(the workbench runs this itself for its file dialogs)\n");
 }
 
@@ -177,17 +236,21 @@ int wb_chooser_main(int argc, char **argv)
     Answer a = { 0 };
     g_signal_connect(d, "response", G_CALLBACK(response_cb), &a);
     gtk_widget_realize(d);
-#ifdef MS_HAVE_X11
     GdkSurface *s = gtk_native_get_surface(GTK_NATIVE(d));
-    if (parent && s && GDK_IS_X11_SURFACE(s)) {
+    (void)s, (void)parent;   /* unused in a build with neither backend */
+#ifdef MS_HAVE_X11
+    if (parent && g_str_has_prefix(parent, "x11:") && s && GDK_IS_X11_SURFACE(s)) {
         char *end = NULL;
-        unsigned long w = strtoul(parent, &end, 10);
-        if (end && !*end && w)
+        unsigned long w = strtoul(parent + 4, &end, 10);
+        if (end && end != parent + 4 && !*end && w)
             XSetTransientForHint(gdk_x11_display_get_xdisplay(gdk_surface_get_display(s)),
                                  gdk_x11_surface_get_xid(s), (Window)w);
     }
-#else
-    (void)parent;
+#endif
+#ifdef MS_HAVE_WAYLAND
+    /* before the first present, so the dialog maps with its parent */
+    if (parent && g_str_has_prefix(parent, "wayland:") && parent[8] && s && GDK_IS_WAYLAND_TOPLEVEL(s))
+        gdk_wayland_toplevel_set_transient_for_exported(GDK_TOPLEVEL(s), parent + 8);
 #endif
     gtk_window_present(GTK_WINDOW(d));
     while (!a.done) g_main_context_iteration(NULL, TRUE);

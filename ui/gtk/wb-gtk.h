@@ -130,6 +130,7 @@ struct Wb {
     guint poll_id;
     double last_refresh;
     WbChooser *chooser;            /* the file dialog's process while it runs (chooser.c) */
+    gboolean no_foreign;           /* the compositor cannot parent the dialog to the window (chooser.c) */
 
     /* widgets */
     GtkWidget *title;
